@@ -1,0 +1,30 @@
+// bulkhead-agent's settings (SPEC §3): flags, and a YAML config file whose
+// keys mirror the flags without dashes (`log-group: 1771`). Flags win.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bulkhead/common/result.h"
+
+namespace bulkhead::agent {
+
+struct AgentConfig {
+  std::string configFile;
+  std::vector<std::string> listen;  // unix:///path or tcp://host:port
+  std::string tlsCert, tlsKey, tlsClientCa;
+  std::string stateDir = "/var/lib/bulkhead";
+  std::string table = "bulkhead";
+  uint16_t logGroup = 1771;
+  std::string syslog;  // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT
+  std::string flowFormat = "rfc5424";
+  std::string policiesDir;  // static policy, for hosts without a controller
+  uint32_t resyncSeconds = 30;  // periodic full check of the table
+};
+
+// Parses argv (without argv[0]), reading --config first when given. Errors
+// are kInvalidInput with the flag or file:line at fault.
+Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv);
+
+}  // namespace bulkhead::agent

@@ -1,0 +1,53 @@
+// The compiler: policy + workloads -> Ruleset. Pure: no kernel, no I/O. It
+// implements the evaluation order of SPEC §2 for traffic a workload sends
+// through the host (forward hook) and to the host itself (input hook).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bulkhead/common/result.h"
+#include "bulkhead/compiler/ruleset.h"
+#include "bulkhead/policy/model.h"
+
+namespace bulkhead::compiler {
+
+struct CompileOptions {
+  std::string table = "bulkhead";
+  uint16_t logGroup = 1771;
+  // Per rule (so per app and reason) in the kernel: a flood costs little.
+  uint32_t logRatePerSecond = 100;
+  uint32_t logBurst = 200;
+  // Accept DHCP / DHCPv6 from workloads to the host before policy: a VM that
+  // gets its address from the hypervisor would otherwise never get one.
+  bool allowDhcpToHost = true;
+};
+
+// Log prefixes: "bh:<action>:<reason>", action one of deny, audit, spoof,
+// quarantine, log; reason "default", "globalpolicy/<name>/<index>", or empty
+// for spoof and quarantine. The flow reader parses them back.
+inline constexpr const char* kLogPrefixTag = "bh:";
+std::string logPrefix(const std::string& action, const std::string& reason);
+
+// Names of the objects in the table (stable: scripts and the diff rely on them).
+std::string appChainName(const std::string& app);
+std::string appSetName(const std::string& app, Family family);
+std::string globalSetName(const std::string& policy, size_t ruleIndex, Family family);
+inline constexpr const char* kDispatchMap = "dispatch";
+inline constexpr const char* kQuarantineSet = "quarantine";
+inline constexpr const char* kSource4Set = "src4";
+inline constexpr const char* kSource6Set = "src6";
+inline constexpr const char* kPreChain = "workload_pre";
+inline constexpr const char* kRejectChain = "deny_reject";
+inline constexpr const char* kForwardChain = "forward";
+inline constexpr const char* kInputChain = "input";
+
+// Compiles a validated bundle plus the workloads registered through the API
+// (appended to the bundle's own). Fails only on inconsistencies validation
+// should have caught (e.g. two workloads claiming one interface).
+Result<Ruleset> compile(const policy::Bundle& bundle,
+                        const std::vector<policy::Workload>& extraWorkloads,
+                        const CompileOptions& options = {});
+
+}  // namespace bulkhead::compiler

@@ -1,0 +1,42 @@
+// Kernel access for the nft layer, behind an interface passed to the writer
+// (as katran's BaseBpfAdapter): the real one talks netlink through libmnl; tests
+// without root pass one that records the batch and decodes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bulkhead/common/result.h"
+
+namespace bulkhead::nft {
+
+// One nfnetlink batch: BATCH_BEGIN, the messages, BATCH_END, as bytes ready to
+// send, plus what each message does so a refusal can name the object.
+class Batch {
+ public:
+  std::vector<uint8_t> bytes;
+  uint32_t firstSeq = 0;                  // sequence number of BATCH_BEGIN
+  std::vector<std::string> descriptions;  // index: seq - firstSeq ("add set inet bulkhead a4_billing")
+
+  // The description of the message with sequence number `seq`, or "".
+  std::string describe(uint32_t seq) const;
+  size_t messageCount() const { return descriptions.size(); }
+};
+
+class NftKernel {
+ public:
+  virtual ~NftKernel() = default;
+
+  // Sends one batch as one transaction and checks every ACK. On a refusal the
+  // error carries the kernel's errno and names the object it refused.
+  virtual Status commit(const Batch& batch) = 0;
+
+  // Whether `table inet <name>` exists now.
+  virtual Result<bool> tableExists(const std::string& name) = 0;
+
+  // A sequence number for the next batch (monotonic per kernel object).
+  virtual uint32_t nextSeq(uint32_t count) = 0;
+};
+
+}  // namespace bulkhead::nft

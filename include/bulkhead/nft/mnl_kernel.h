@@ -1,0 +1,40 @@
+// The real NftKernel: an nfnetlink socket (libmnl) in the network namespace
+// of the thread that opens it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "bulkhead/common/result.h"
+#include "bulkhead/nft/kernel.h"
+
+struct mnl_socket;
+
+namespace bulkhead::nft {
+
+class MnlKernel : public NftKernel {
+ public:
+  // Opens NETLINK_NETFILTER in the calling thread's current network
+  // namespace. kUnavailable when that is impossible.
+  static Result<std::unique_ptr<MnlKernel>> open();
+
+  ~MnlKernel() override;
+  MnlKernel(const MnlKernel&) = delete;
+  MnlKernel& operator=(const MnlKernel&) = delete;
+
+  Status commit(const Batch& batch) override;
+  Result<bool> tableExists(const std::string& name) override;
+  uint32_t nextSeq(uint32_t count) override;
+
+ private:
+  MnlKernel(mnl_socket* socket, uint32_t seed);
+  Status growSendBuffer(size_t bytes);
+
+  mnl_socket* socket_;
+  uint32_t portId_;
+  uint32_t seq_;
+  size_t sendBuffer_ = 0;  // what SO_SNDBUF was last grown to
+};
+
+}  // namespace bulkhead::nft

@@ -1,0 +1,50 @@
+// YAML loading (SPEC §2) and validation of a bundle. Both report every error,
+// each as "file:line:column: message"; a bundle with any error is rejected
+// whole by the callers.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bulkhead/policy/model.h"
+
+namespace bulkhead::policy {
+
+struct LoadResult {
+  Bundle bundle;
+  std::vector<Diagnostic> errors;
+  std::vector<Diagnostic> warnings;  // e.g. a Workload whose App has no document
+
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses one file's text (multi-document YAML) into `into`, appending errors.
+// Does not run the cross-document checks of validateBundle().
+void parseText(std::string_view text, const std::string& fileName, Bundle& into,
+               std::vector<Diagnostic>& errors);
+
+// Files and directories (recursively *.yaml / *.yml, sorted by path), parsed
+// then validated as one bundle.
+LoadResult loadPaths(const std::vector<std::string>& paths);
+
+// One text, parsed then validated as one bundle.
+LoadResult loadText(std::string_view text, const std::string& fileName);
+
+// Cross-document checks of a bundle however it was built (YAML or API):
+// names, limits, duplicate names, dangling references, interfaces or
+// addresses claimed by two workloads.
+void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors,
+                    std::vector<Diagnostic>& warnings);
+
+// The checks of one workload on its own (name, interfaces, addresses, limits),
+// used for bundle documents and API registrations alike.
+void validateWorkload(const Workload& workload, std::vector<Diagnostic>& errors);
+
+// True for a valid object name: a DNS label, [a-z0-9]([-a-z0-9]*[a-z0-9])?, at
+// most limits::kMaxNameLength characters. Names become nftables identifiers.
+bool isValidName(std::string_view name);
+// True for a valid interface name: 1-15 of [A-Za-z0-9_.@:-], not "." or "..".
+bool isValidInterfaceName(std::string_view name);
+
+}  // namespace bulkhead::policy

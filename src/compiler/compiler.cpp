@@ -1,0 +1,452 @@
+// Policy + workloads -> Ruleset. The table's shape (SPEC §2 evaluation order):
+//
+//   input / forward (base chains, policy accept)
+//     [input only] accept ICMPv6 ND and DHCP/DHCPv6 before any policy
+//     iifname vmap @dispatch                  O(1): interface -> goto app_<app>
+//   app_<app>
+//     jump workload_pre                       established/related, invalid,
+//                                             quarantine, source check
+//     GlobalPolicy deny/log rules, by order   one interval set per rule
+//     allow: @a4_<app> / @a6_<app>, then GlobalPolicy allow sets
+//     default: log, then reject/drop (enforce) or accept (audit)
+//
+// Interfaces that are in no workload never match @dispatch, so the host's own
+// traffic and unregistered interfaces fall through to `policy accept`.
+#include "bulkhead/compiler/compiler.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "bulkhead/compiler/intervals.h"
+
+namespace bulkhead::compiler {
+
+namespace {
+
+using policy::App;
+using policy::Bundle;
+using policy::Cidr;
+using policy::GlobalPolicy;
+using policy::GlobalRule;
+using policy::IpAddr;
+using policy::PortSpec;
+using policy::Service;
+using policy::Workload;
+
+const PortSpec kAnyPort{};
+
+// Destination boxes of one rule, by family.
+struct Dests {
+  std::vector<DestBox> v4, v6;
+
+  void add(const AddrRange& range, const PortSpec& port) {
+    const Family family = range.lo.family;
+    if (!port.appliesTo(family)) return;
+    auto& out = family == Family::kIpv4 ? v4 : v6;
+    out.push_back(DestBox{range, port.protoLo, port.protoHi, port.portLo, port.portHi});
+  }
+  void addAll(const std::vector<AddrRange>& ranges, const std::vector<PortSpec>& ports) {
+    for (const auto& r : ranges) {
+      if (ports.empty()) add(r, kAnyPort);
+      for (const auto& p : ports) add(r, p);
+    }
+  }
+  void append(const Dests& o) {
+    v4.insert(v4.end(), o.v4.begin(), o.v4.end());
+    v6.insert(v6.end(), o.v6.begin(), o.v6.end());
+  }
+};
+
+// `ports` narrowed by `narrow` (when given): the intersection of each pair.
+std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
+                                  const std::vector<PortSpec>& narrow) {
+  if (narrow.empty()) return ports.empty() ? std::vector<PortSpec>{kAnyPort} : ports;
+  const std::vector<PortSpec> base = ports.empty() ? std::vector<PortSpec>{kAnyPort} : ports;
+  std::vector<PortSpec> out;
+  for (const auto& a : base)
+    for (const auto& b : narrow)
+      if (auto i = a.intersect(b)) out.push_back(*i);
+  return out;
+}
+
+class Compilation {
+ public:
+  Compilation(const Bundle& bundle, const std::vector<Workload>& extra,
+              const CompileOptions& options)
+      : bundle_(bundle), options_(options) {
+    workloads_.reserve(bundle.workloads.size() + extra.size());
+    for (const auto& w : bundle.workloads) workloads_.push_back(&w);
+    for (const auto& w : extra) workloads_.push_back(&w);
+  }
+
+  Result<Ruleset> run();
+
+ private:
+  Status indexWorkloads();
+  void indexApps();
+  Dests serviceDests(const Service& service, const std::vector<PortSpec>& narrow) const;
+  Dests appDests(const std::string& app, const std::vector<PortSpec>& narrow) const;
+  Dests namedDests(const std::string& name, const std::vector<PortSpec>& narrow) const;
+  Dests globalRuleDests(const GlobalRule& rule) const;
+  Dests appEgressDests(const App& app) const;
+
+  void addDestSets(const std::string& v4Name, const std::string& v6Name, const Dests& dests,
+                   const std::string& comment);
+  void addWorkloadSets();
+  Chain preChain() const;
+  Chain rejectChain() const;
+  Chain appChain(const App& app) const;
+  Chain baseChain(BaseHook::Hook hook) const;
+  std::vector<Rule> denyRules(const App& app, const std::string& action,
+                              const std::string& reason, const std::optional<Expr>& match,
+                              const std::string& comment) const;
+
+  const Bundle& bundle_;
+  const CompileOptions& options_;
+  std::vector<const Workload*> workloads_;
+  // Every app a chain is made for: documented Apps and, for workloads whose
+  // app has none, implicit ones (default deny, no egress).
+  std::map<std::string, App> apps_;
+  std::map<std::string, std::vector<IpAddr>> appAddresses_;
+  struct OrderedRule {
+    const GlobalPolicy* policy;
+    size_t index;
+  };
+  std::vector<OrderedRule> globalRules_;
+  Ruleset out_;
+};
+
+Status Compilation::indexWorkloads() {
+  std::map<std::string, std::string> ifaceOwner;
+  std::map<IpAddr, std::string> addrOwner;
+  std::set<std::string> names;
+  for (const auto* w : workloads_) {
+    if (!names.insert(w->name).second)
+      return makeError(ErrorCode::kInvalidInput, "workload \"" + w->name + "\" is defined twice");
+    for (const auto& i : w->interfaces) {
+      auto [it, fresh] = ifaceOwner.emplace(i, w->name);
+      if (!fresh)
+        return makeError(ErrorCode::kInvalidInput, "interface " + i + " is claimed by workloads \"" +
+                                                       it->second + "\" and \"" + w->name + "\"");
+    }
+    for (const auto& a : w->addresses) {
+      auto [it, fresh] = addrOwner.emplace(a, w->name);
+      if (!fresh)
+        return makeError(ErrorCode::kInvalidInput, "address " + a.toString() +
+                                                       " is claimed by workloads \"" + it->second +
+                                                       "\" and \"" + w->name + "\"");
+      appAddresses_[w->app].push_back(a);
+    }
+  }
+  for (auto& [app, addrs] : appAddresses_) std::sort(addrs.begin(), addrs.end());
+  return {};
+}
+
+void Compilation::indexApps() {
+  for (const auto& a : bundle_.apps) apps_.emplace(a.name, a);
+  for (const auto* w : workloads_) {
+    if (apps_.count(w->app)) continue;
+    App implicit;
+    implicit.name = w->app;
+    implicit.implicit = true;
+    apps_.emplace(w->app, std::move(implicit));
+  }
+  for (const auto& p : bundle_.globalPolicies)
+    for (size_t i = 0; i < p.rules.size(); ++i) globalRules_.push_back({&p, i});
+  // Lower order runs first; ties by name then rule index, so the result
+  // never depends on the order documents were read in.
+  std::stable_sort(globalRules_.begin(), globalRules_.end(),
+                   [](const OrderedRule& a, const OrderedRule& b) {
+                     if (a.policy->order != b.policy->order) return a.policy->order < b.policy->order;
+                     if (a.policy->name != b.policy->name) return a.policy->name < b.policy->name;
+                     return a.index < b.index;
+                   });
+}
+
+Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>& narrow) const {
+  Dests d;
+  auto it = appAddresses_.find(app);
+  if (it == appAddresses_.end()) return d;
+  std::vector<AddrRange> ranges;
+  for (const auto& a : it->second) ranges.push_back(AddrRange{a, a});
+  d.addAll(ranges, narrowPorts({}, narrow));
+  return d;
+}
+
+Dests Compilation::serviceDests(const Service& service,
+                                const std::vector<PortSpec>& narrow) const {
+  Dests d;
+  if (service.appSelector) {
+    for (const auto& [name, app] : apps_) {
+      if (!service.appSelector->matches(app.effectiveLabels())) continue;
+      d.append(appDests(name, narrowPorts(service.ports, narrow)));
+    }
+    return d;
+  }
+  for (const auto& ep : service.endpoints) {
+    std::vector<AddrRange> ranges;
+    for (const auto& c : ep.cidrs) ranges.push_back(toRange(c));
+    d.addAll(ranges, narrowPorts(ep.ports, narrow));
+  }
+  return d;
+}
+
+Dests Compilation::namedDests(const std::string& name, const std::vector<PortSpec>& narrow) const {
+  if (const auto* s = bundle_.findService(name)) return serviceDests(*s, narrow);
+  return appDests(name, narrow);  // an App by name: all of its workloads
+}
+
+Dests Compilation::appEgressDests(const App& app) const {
+  Dests d;
+  for (const auto& rule : app.egress) {
+    for (const auto& ref : rule.to) d.append(namedDests(ref.name, rule.ports));
+    std::vector<AddrRange> ranges;
+    for (const auto& c : rule.toCIDRs) ranges.push_back(toRange(c));
+    d.addAll(ranges, rule.ports);
+  }
+  return d;
+}
+
+Dests Compilation::globalRuleDests(const GlobalRule& rule) const {
+  Dests d;
+  for (const auto& ref : rule.to) d.append(namedDests(ref.name, rule.ports));
+  if (rule.toSelector) {
+    for (const auto& s : bundle_.services)
+      if (rule.toSelector->matches(s.labels)) d.append(serviceDests(s, rule.ports));
+    for (const auto& [name, app] : apps_)
+      if (rule.toSelector->matches(app.effectiveLabels())) d.append(appDests(name, rule.ports));
+  }
+  std::vector<AddrRange> ranges;
+  for (const auto& c : rule.toCIDRs) ranges.push_back(toRange(c));
+  d.addAll(ranges, rule.ports);
+  return d;
+}
+
+Set destSet(const std::string& name, KeyField addrField, const std::vector<DestBox>& boxes,
+            const std::string& comment) {
+  Set s;
+  s.name = name;
+  s.fields = {addrField, KeyField::kInetProto, KeyField::kInetService};
+  s.interval = true;
+  s.comment = comment;
+  for (const auto& b : disjointBoxes(boxes)) {
+    Element e;
+    e.key = KeyBuilder().addr(b.addrs.lo).proto(b.protoLo).port(b.portLo).build();
+    e.keyEnd = KeyBuilder().addr(b.addrs.hi).proto(b.protoHi).port(b.portHi).build();
+    s.elements.push_back(e);
+  }
+  std::sort(s.elements.begin(), s.elements.end());
+  return s;
+}
+
+void Compilation::addDestSets(const std::string& v4Name, const std::string& v6Name,
+                              const Dests& dests, const std::string& comment) {
+  out_.sets.push_back(destSet(v4Name, KeyField::kIpv4Addr, dests.v4, comment));
+  out_.sets.push_back(destSet(v6Name, KeyField::kIpv6Addr, dests.v6, comment));
+}
+
+void Compilation::addWorkloadSets() {
+  Set dispatch{kDispatchMap, {KeyField::kIfname}, false, true, "interface -> app chain", {}};
+  Set quarantine{kQuarantineSet, {KeyField::kIfname}, false, false, "quarantined interfaces", {}};
+  Set src4{kSource4Set, {KeyField::kIfname, KeyField::kIpv4Addr}, false, false,
+           "registered source addresses", {}};
+  Set src6{kSource6Set, {KeyField::kIfname, KeyField::kIpv6Addr}, false, false,
+           "registered source addresses", {}};
+  for (const auto* w : workloads_) {
+    for (const auto& i : w->interfaces) {
+      const Key key = KeyBuilder().ifname(i).build();
+      dispatch.elements.push_back(
+          Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w->app)}});
+      if (w->quarantined) quarantine.elements.push_back(Element{key, key, {}});
+      for (const auto& a : w->addresses) {
+        const Key k = KeyBuilder().ifname(i).addr(a).build();
+        (a.family == Family::kIpv4 ? src4 : src6).elements.push_back(Element{k, k, {}});
+      }
+    }
+  }
+  for (auto* s : {&dispatch, &quarantine, &src4, &src6}) {
+    std::sort(s->elements.begin(), s->elements.end());
+    out_.sets.push_back(std::move(*s));
+  }
+}
+
+Rule rule(std::vector<Expr> exprs, std::string comment = {}) {
+  return Rule{std::move(exprs), std::move(comment)};
+}
+
+Expr verdict(Verdict::Kind kind, std::string chain = {}) {
+  return expr::Verdict{Verdict{kind, std::move(chain)}};
+}
+
+Chain Compilation::preChain() const {
+  using expr::CtState;
+  const Expr limit = expr::Limit{options_.logRatePerSecond, options_.logBurst};
+  const Expr quarantined = expr::Lookup{{Selector::kIifname}, kQuarantineSet, false};
+  const Expr spoof4 = expr::Lookup{{Selector::kIifname, Selector::kIpSaddr}, kSource4Set, true};
+  const Expr spoof6 = expr::Lookup{{Selector::kIifname, Selector::kIp6Saddr}, kSource6Set, true};
+  const Expr logQ = expr::Log{logPrefix("quarantine", ""), options_.logGroup};
+  const Expr logS = expr::Log{logPrefix("spoof", ""), options_.logGroup};
+  const Expr drop = verdict(Verdict::Kind::kDrop);
+  Chain c{kPreChain, std::nullopt, {}};
+  c.rules = {
+      rule({CtState{CtState::kEstablished | CtState::kRelated}, verdict(Verdict::Kind::kAccept)}),
+      rule({CtState{CtState::kInvalid}, expr::Counter{}, drop}),
+      rule({quarantined, limit, logQ}),
+      rule({quarantined, expr::Counter{}, drop}),
+      rule({spoof4, limit, logS}),
+      rule({spoof4, expr::Counter{}, drop}),
+      rule({spoof6, limit, logS}),
+      rule({spoof6, expr::Counter{}, drop}),
+  };
+  return c;
+}
+
+Chain Compilation::rejectChain() const {
+  // TCP gets a reset, everything else ICMP(v6) administratively prohibited:
+  // either way the client fails at once instead of waiting for a timeout.
+  Chain c{kRejectChain, std::nullopt, {}};
+  c.rules = {
+      rule({expr::MetaL4proto{policy::kProtoTcp}, expr::Reject{expr::Reject::Kind::kTcpReset}}),
+      rule({expr::Reject{expr::Reject::Kind::kIcmpxAdminProhibited}}),
+  };
+  return c;
+}
+
+// The two rules of every deny point. `limit` is a match: over the rate the
+// log rule simply does not match, so logging never changes the verdict, which
+// the second rule gives (and counts) unconditionally.
+std::vector<Rule> Compilation::denyRules(const App& app, const std::string& action,
+                                         const std::string& reason,
+                                         const std::optional<Expr>& match,
+                                         const std::string& comment) const {
+  std::vector<Expr> logRule, verdictRule;
+  if (match) {
+    logRule.push_back(*match);
+    verdictRule.push_back(*match);
+  }
+  logRule.push_back(expr::Limit{options_.logRatePerSecond, options_.logBurst});
+  logRule.push_back(expr::Log{logPrefix(action, reason), options_.logGroup});
+  verdictRule.push_back(expr::Counter{});
+  if (action == "audit") {
+    verdictRule.push_back(verdict(Verdict::Kind::kAccept));
+  } else if (action == "log") {
+    verdictRule.clear();  // log rules log and go on
+  } else if (app.denyAction == policy::DenyAction::kDrop) {
+    verdictRule.push_back(verdict(Verdict::Kind::kDrop));
+  } else {
+    verdictRule.push_back(verdict(Verdict::Kind::kGoto, kRejectChain));
+  }
+  std::vector<Rule> out{rule(std::move(logRule), comment)};
+  if (!verdictRule.empty()) out.push_back(rule(std::move(verdictRule), comment));
+  return out;
+}
+
+Expr destLookup(Family family, const std::string& set) {
+  if (family == Family::kIpv4)
+    return expr::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false};
+  return expr::Lookup{{Selector::kIp6Daddr, Selector::kL4proto, Selector::kThDport}, set, false};
+}
+
+Chain Compilation::appChain(const App& app) const {
+  Chain c{appChainName(app.name), std::nullopt, {}};
+  c.rules.push_back(rule({verdict(Verdict::Kind::kJump, kPreChain)}));
+  const auto labels = app.effectiveLabels();
+  std::vector<Rule> allows;
+  for (const auto& [p, index] : globalRules_) {
+    const auto& g = p->rules[index];
+    if (!g.from.matches(labels)) continue;
+    const std::string reason = "globalpolicy/" + p->name + "/" + std::to_string(index);
+    for (Family f : {Family::kIpv4, Family::kIpv6}) {
+      const Expr match = destLookup(f, globalSetName(p->name, index, f));
+      if (g.action == policy::RuleAction::kAllow) {
+        allows.push_back(rule({match, verdict(Verdict::Kind::kAccept)}, reason));
+        continue;
+      }
+      // GlobalPolicy denies hold whatever the App's mode: an app owner must
+      // not be able to lift macro segmentation by switching to audit.
+      const char* action = g.action == policy::RuleAction::kDeny ? "deny" : "log";
+      for (auto& r : denyRules(app, action, reason, match, reason)) c.rules.push_back(std::move(r));
+    }
+  }
+  for (Family f : {Family::kIpv4, Family::kIpv6})
+    c.rules.push_back(
+        rule({destLookup(f, appSetName(app.name, f)), verdict(Verdict::Kind::kAccept)}));
+  for (auto& r : allows) c.rules.push_back(std::move(r));
+  const char* action = app.mode == policy::Mode::kAudit ? "audit" : "deny";
+  for (auto& r : denyRules(app, action, "default", std::nullopt, "default"))
+    c.rules.push_back(std::move(r));
+  return c;
+}
+
+Chain Compilation::baseChain(BaseHook::Hook hook) const {
+  const bool input = hook == BaseHook::Hook::kInput;
+  Chain c{input ? kInputChain : kForwardChain, BaseHook{hook, 0}, {}};
+  if (input) {
+    // Neighbour discovery (133-137) must reach the host before any policy,
+    // or IPv6 breaks for every workload; likewise DHCP for VMs it serves.
+    c.rules.push_back(rule({expr::IcmpV6TypeRange{133, 137}, verdict(Verdict::Kind::kAccept)},
+                           "ipv6 neighbour discovery"));
+    if (options_.allowDhcpToHost) {
+      c.rules.push_back(rule({expr::MetaNfproto{Family::kIpv4}, expr::UdpPorts{68, 67},
+                              verdict(Verdict::Kind::kAccept)},
+                             "dhcp"));
+      c.rules.push_back(rule({expr::MetaNfproto{Family::kIpv6}, expr::UdpPorts{546, 547},
+                              verdict(Verdict::Kind::kAccept)},
+                             "dhcpv6"));
+    }
+  }
+  c.rules.push_back(rule({expr::Vmap{{Selector::kIifname}, kDispatchMap}}));
+  return c;
+}
+
+Result<Ruleset> Compilation::run() {
+  if (auto st = indexWorkloads(); !st) return st.takeError();
+  indexApps();
+  out_.table = options_.table;
+
+  addWorkloadSets();
+  for (const auto& [name, app] : apps_)
+    addDestSets(appSetName(name, Family::kIpv4), appSetName(name, Family::kIpv6),
+                appEgressDests(app), "egress of app " + name);
+  for (const auto& [p, index] : globalRules_)
+    addDestSets(globalSetName(p->name, index, Family::kIpv4),
+                globalSetName(p->name, index, Family::kIpv6), globalRuleDests(p->rules[index]),
+                "globalpolicy/" + p->name + "/" + std::to_string(index));
+  std::sort(out_.sets.begin(), out_.sets.end(),
+            [](const Set& a, const Set& b) { return a.name < b.name; });
+
+  out_.chains.push_back(rejectChain());
+  out_.chains.push_back(preChain());
+  for (const auto& [name, app] : apps_) out_.chains.push_back(appChain(app));
+  std::sort(out_.chains.begin(), out_.chains.end(),
+            [](const Chain& a, const Chain& b) { return a.name < b.name; });
+  out_.chains.push_back(baseChain(BaseHook::Hook::kForward));
+  out_.chains.push_back(baseChain(BaseHook::Hook::kInput));
+  return std::move(out_);
+}
+
+}  // namespace
+
+std::string logPrefix(const std::string& action, const std::string& reason) {
+  std::string p = std::string(kLogPrefixTag) + action;
+  if (!reason.empty()) p += ":" + reason;
+  return p.size() > 127 ? p.substr(0, 127) : p;  // the kernel's limit on log prefixes
+}
+
+std::string appChainName(const std::string& app) { return "app_" + app; }
+
+std::string appSetName(const std::string& app, Family family) {
+  return (family == Family::kIpv4 ? "a4_" : "a6_") + app;
+}
+
+std::string globalSetName(const std::string& policy, size_t ruleIndex, Family family) {
+  return (family == Family::kIpv4 ? "g4_" : "g6_") + policy + "_" + std::to_string(ruleIndex);
+}
+
+Result<Ruleset> compile(const Bundle& bundle, const std::vector<Workload>& extraWorkloads,
+                        const CompileOptions& options) {
+  return Compilation(bundle, extraWorkloads, options).run();
+}
+
+}  // namespace bulkhead::compiler

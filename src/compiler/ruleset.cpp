@@ -1,0 +1,69 @@
+#include "bulkhead/compiler/ruleset.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace bulkhead::compiler {
+
+size_t fieldLength(KeyField field) {
+  switch (field) {
+    case KeyField::kIfname: return 16;
+    case KeyField::kIpv4Addr: return 4;
+    case KeyField::kIpv6Addr: return 16;
+    case KeyField::kInetProto: return 1;
+    case KeyField::kInetService: return 2;
+  }
+  return 0;
+}
+
+size_t fieldRegisterLength(KeyField field) { return (fieldLength(field) + 3) / 4 * 4; }
+
+const Set* Ruleset::findSet(const std::string& name) const {
+  auto it = std::lower_bound(sets.begin(), sets.end(), name,
+                             [](const Set& s, const std::string& n) { return s.name < n; });
+  return it != sets.end() && it->name == name ? &*it : nullptr;
+}
+
+const Chain* Ruleset::findChain(const std::string& name) const {
+  for (const auto& c : chains)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+size_t Ruleset::elementCount() const {
+  size_t n = 0;
+  for (const auto& s : sets) n += s.elements.size();
+  return n;
+}
+
+void KeyBuilder::append(const uint8_t* data, size_t len, size_t regLen) {
+  assert(key_.len + regLen <= kMaxKeyBytes);
+  std::memcpy(key_.bytes.data() + key_.len, data, len);
+  key_.len = uint8_t(key_.len + regLen);  // padding bytes stay zero
+}
+
+KeyBuilder& KeyBuilder::ifname(std::string_view name) {
+  uint8_t buf[16] = {};
+  std::memcpy(buf, name.data(), std::min<size_t>(name.size(), 15));
+  append(buf, 16, 16);
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::addr(const policy::IpAddr& addr) {
+  append(addr.bytes.data(), addr.size(), addr.size());
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::proto(uint8_t proto) {
+  append(&proto, 1, 4);
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::port(uint16_t port) {
+  const uint8_t be[2] = {uint8_t(port >> 8), uint8_t(port & 0xff)};
+  append(be, 2, 4);
+  return *this;
+}
+
+}  // namespace bulkhead::compiler

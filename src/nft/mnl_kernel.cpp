@@ -1,0 +1,257 @@
+#include "bulkhead/nft/mnl_kernel.h"
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <vector>
+
+namespace bulkhead::nft {
+
+namespace {
+
+// Replies are small (CAP_ACK keeps the request out of error messages), but a
+// kernel without CAP_ACK support echoes the request: room for one message.
+constexpr size_t kRecvBufferBytes = 128 * 1024;
+// Receive buffer for the replies of one batch: one ACK plus one error per
+// refused message. Refusals are rare; this holds thousands of them.
+constexpr int kRcvBufBytes = 4 * 1024 * 1024;
+// How long to wait for the first reply. The kernel processes a whole batch
+// inside sendmsg(), so the replies are normally queued when it returns.
+constexpr int kReplyTimeoutMs = 10'000;
+
+std::string errnoText(int err) {
+  return std::strerror(err);
+}
+
+Error unavailable(const std::string& what, int err) {
+  return makeError(ErrorCode::kUnavailable, what + ": " + errnoText(err), err);
+}
+
+// The kernel's extended-ACK message text, if it sent one.
+std::string extackMessage(const nlmsghdr* nlh) {
+  if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
+  const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+  size_t offset = MNL_NLMSG_HDRLEN + sizeof(nlmsgerr);
+  // Without NLM_F_CAPPED the refused request follows the header.
+  if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - MNL_NLMSG_HDRLEN;
+  if (offset >= nlh->nlmsg_len) return "";
+  const auto* attr = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(nlh) + offset);
+  int left = static_cast<int>(nlh->nlmsg_len - offset);
+  for (; mnl_attr_ok(attr, left); attr = mnl_attr_next(attr)) {
+    left -= MNL_ALIGN(attr->nla_len);
+    if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
+        mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0) {
+      return mnl_attr_get_str(attr);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MnlKernel>> MnlKernel::open() {
+  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
+  if (nl == nullptr) return unavailable("cannot open a netfilter netlink socket", errno);
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    const int err = errno;
+    mnl_socket_close(nl);
+    return unavailable("cannot bind the netfilter netlink socket", err);
+  }
+  int one = 1;
+  // Errors carry the kernel's reason text, but not a copy of the request.
+  mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof one);
+  mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof one);
+  const int fd = mnl_socket_get_fd(nl);
+  // FORCE ignores rmem_max but needs CAP_NET_ADMIN, which writing rules needs
+  // anyway; without it, take what rmem_max allows.
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBufBytes, sizeof kRcvBufBytes) < 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kRcvBufBytes, sizeof kRcvBufBytes);
+  }
+  return std::unique_ptr<MnlKernel>(new MnlKernel(nl, static_cast<uint32_t>(time(nullptr))));
+}
+
+MnlKernel::MnlKernel(mnl_socket* socket, uint32_t seed)
+    : socket_(socket), portId_(mnl_socket_get_portid(socket)), seq_(seed) {}
+
+MnlKernel::~MnlKernel() {
+  mnl_socket_close(socket_);
+}
+
+uint32_t MnlKernel::nextSeq(uint32_t count) {
+  const uint32_t first = seq_;
+  seq_ += count;
+  return first;
+}
+
+Status MnlKernel::growSendBuffer(size_t bytes) {
+  // netlink_sendmsg() refuses a datagram larger than sk_sndbuf - 32 bytes
+  // with EMSGSIZE; the whole batch must be one datagram to be one
+  // transaction. The kernel doubles the value it is given.
+  const size_t want = bytes + 64 * 1024;
+  if (want <= sendBuffer_) return {};
+  if (want > static_cast<size_t>(INT32_MAX) / 2) {
+    return makeError(ErrorCode::kTooLarge, "batch of " + std::to_string(bytes) + " bytes");
+  }
+  const int value = static_cast<int>(want);
+  const int fd = mnl_socket_get_fd(socket_);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &value, sizeof value) < 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, sizeof value) < 0) {
+    return makeError(ErrorCode::kKernel, "cannot grow the netlink send buffer", errno);
+  }
+  sendBuffer_ = want;
+  return {};
+}
+
+Status MnlKernel::commit(const Batch& batch) {
+  if (batch.bytes.empty() || batch.messageCount() < 2) {
+    return makeError(ErrorCode::kInternal, "empty batch");
+  }
+  if (Status s = growSendBuffer(batch.bytes.size()); !s) return s;
+  const int fd = mnl_socket_get_fd(socket_);
+
+  // Drop anything left over from an earlier, interrupted exchange.
+  std::vector<uint8_t> buf(kRecvBufferBytes);
+  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
+  }
+
+  ssize_t sent;
+  do {
+    sent = mnl_socket_sendto(socket_, batch.bytes.data(), batch.bytes.size());
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    return makeError(ErrorCode::kKernel,
+                     "cannot send a batch of " + std::to_string(batch.bytes.size()) + " bytes (" +
+                         std::to_string(batch.messageCount()) + " messages)",
+                     errno);
+  }
+
+  // Only the last nf_tables message asks for an ACK (see BatchBuilder::finish);
+  // any refused message answers with an error regardless.
+  const uint32_t firstSeq = batch.firstSeq;
+  const uint32_t lastSeq = firstSeq + static_cast<uint32_t>(batch.messageCount()) - 2;
+  const uint32_t endSeq = firstSeq + static_cast<uint32_t>(batch.messageCount());
+  bool acked = false;
+  std::optional<Error> firstError;
+  size_t moreErrors = 0;
+  bool lostReplies = false;
+
+  for (;;) {
+    // Once the outcome is known, only drain what is already queued.
+    const bool done = acked || firstError.has_value();
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = poll(&pfd, 1, done ? 0 : kReplyTimeoutMs);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    const ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (done) break;
+        continue;
+      }
+      // ENOBUFS: the receive buffer overflowed and some replies are lost.
+      if (errno == ENOBUFS) {
+        lostReplies = true;
+        continue;
+      }
+      return makeError(ErrorCode::kKernel, "cannot read the kernel's replies", errno);
+    }
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
+    int len = static_cast<int>(n);
+    for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+      if (nlh->nlmsg_seq < firstSeq || nlh->nlmsg_seq >= endSeq) continue;  // stale
+      if (nlh->nlmsg_type != NLMSG_ERROR) continue;
+      const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+      if (err->error == 0) {
+        if (nlh->nlmsg_seq == lastSeq) acked = true;
+        continue;
+      }
+      if (firstError) {
+        ++moreErrors;
+        continue;
+      }
+      const int code = -err->error;
+      std::string what = batch.describe(nlh->nlmsg_seq);
+      if (what.empty()) what = "message " + std::to_string(nlh->nlmsg_seq - firstSeq);
+      std::string msg = "kernel refused " + what + ": " + errnoText(code);
+      if (std::string ext = extackMessage(nlh); !ext.empty()) msg += " (" + ext + ")";
+      firstError = Error{ErrorCode::kKernel, code, std::move(msg)};
+    }
+  }
+
+  if (firstError) {
+    // The kernel aborts the whole transaction on any refusal.
+    if (moreErrors > 0) {
+      firstError->message += "; " + std::to_string(moreErrors) + " more message(s) refused";
+    }
+    return *std::move(firstError);
+  }
+  if (!acked) {
+    return makeError(ErrorCode::kKernel,
+                     lostReplies ? "kernel replies were lost (receive buffer overflow); "
+                                   "the transaction's outcome is unknown"
+                                 : "no acknowledgement for the transaction",
+                     lostReplies ? ENOBUFS : ETIMEDOUT);
+  }
+  return {};
+}
+
+Result<bool> MnlKernel::tableExists(const std::string& name) {
+  std::vector<uint8_t> buf(kRecvBufferBytes);
+  const int fd = mnl_socket_get_fd(socket_);
+  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
+  }
+  const uint32_t seq = nextSeq(1);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
+                                        NFPROTO_INET, NLM_F_ACK, seq);
+  nftnl_table* t = nftnl_table_alloc();
+  if (t == nullptr) return makeError(ErrorCode::kInternal, "cannot allocate nftnl table");
+  nftnl_table_set_str(t, NFTNL_TABLE_NAME, name.c_str());
+  nftnl_table_nlmsg_build_payload(nlh, t);
+  nftnl_table_free(t);
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) {
+    return makeError(ErrorCode::kKernel, "cannot ask for table inet " + name, errno);
+  }
+  bool found = false;
+  for (;;) {
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = poll(&pfd, 1, kReplyTimeoutMs);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      return makeError(ErrorCode::kKernel, "no reply for table inet " + name, ETIMEDOUT);
+    }
+    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return makeError(ErrorCode::kKernel, "cannot read the reply for table inet " + name, errno);
+    }
+    const auto* reply = reinterpret_cast<const nlmsghdr*>(buf.data());
+    int len = static_cast<int>(n);
+    for (; mnl_nlmsg_ok(reply, len); reply = mnl_nlmsg_next(reply, &len)) {
+      if (reply->nlmsg_seq != seq) continue;
+      if (reply->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply));
+        if (err->error == 0) return found;
+        if (err->error == -ENOENT) return false;
+        return makeError(ErrorCode::kKernel,
+                         "kernel refused get table inet " + name + ": " + errnoText(-err->error),
+                         -err->error);
+      }
+      if ((reply->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE) found = true;
+    }
+  }
+}
+
+}  // namespace bulkhead::nft

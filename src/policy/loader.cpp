@@ -1,0 +1,136 @@
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include "bulkhead/policy/limits.h"
+#include "bulkhead/policy/loader.h"
+#include "loader_internal.h"
+
+namespace bulkhead::policy {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool isPolicyFile(const fs::path& p) {
+  const std::string ext = p.extension().string();
+  return ext == ".yaml" || ext == ".yml";
+}
+
+Diagnostic fileError(const std::string& path, std::string message) {
+  return Diagnostic{SourceLoc{path, 0, 0}, std::move(message)};
+}
+
+// Expands `paths` into the files to load, in load order. False (after an
+// error) when the walk had to stop.
+bool collectFiles(const std::vector<std::string>& paths, std::vector<std::string>& files,
+                  std::vector<Diagnostic>& errors) {
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(path, ec);
+    if (ec || !fs::exists(st)) {
+      errors.push_back(fileError(path, "no such file or directory"));
+      continue;
+    }
+    if (fs::is_regular_file(st)) {
+      files.push_back(path);
+    } else if (fs::is_directory(st)) {
+      std::vector<std::string> found;
+      fs::recursive_directory_iterator it(path, fs::directory_options::none, ec), end;
+      for (; !ec && it != end; it.increment(ec)) {
+        if (!isPolicyFile(it->path())) continue;
+        std::error_code fec;
+        if (!it->is_regular_file(fec)) continue;
+        found.push_back(it->path().string());
+        if (files.size() + found.size() > limits::kMaxFiles) {
+          errors.push_back(
+              fileError(path, "more than " + std::to_string(limits::kMaxFiles) + " policy files"));
+          return false;
+        }
+      }
+      if (ec) errors.push_back(fileError(path, "cannot read directory: " + ec.message()));
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      errors.push_back(fileError(path, "not a regular file or directory"));
+    }
+    if (files.size() > limits::kMaxFiles) {
+      errors.push_back(
+          fileError(path, "more than " + std::to_string(limits::kMaxFiles) + " policy files"));
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string tooLarge(uintmax_t size) {
+  return "file too large: " + std::to_string(size) + " bytes (the limit is " +
+         std::to_string(limits::kMaxFileBytes) + ")";
+}
+
+// Reads a whole file, but never more than limits::kMaxFileBytes + 1 bytes,
+// even when the file grows while we read it.
+bool readFile(const std::string& path, std::string& out, std::vector<Diagnostic>& errors) {
+  out.clear();
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (!ec && size > limits::kMaxFileBytes) {
+    errors.push_back(fileError(path, tooLarge(size)));
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.push_back(fileError(path, "cannot open file"));
+    return false;
+  }
+  if (!ec) out.reserve(size_t(size));
+  char buf[1 << 16];
+  while (in && out.size() <= limits::kMaxFileBytes) {
+    in.read(buf, sizeof(buf));
+    out.append(buf, size_t(in.gcount()));
+  }
+  if (in.bad()) {
+    errors.push_back(fileError(path, "cannot read file"));
+    return false;
+  }
+  if (out.size() > limits::kMaxFileBytes) {
+    errors.push_back(fileError(path, tooLarge(out.size())));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+LoadResult loadPaths(const std::vector<std::string>& paths) {
+  LoadResult result;
+  internal::ParseNotes notes;
+  std::vector<std::string> files;
+  if (!collectFiles(paths, files, result.errors)) return result;
+  size_t total = 0;
+  std::string text;
+  for (const std::string& file : files) {
+    if (!readFile(file, text, result.errors)) continue;
+    total += text.size();
+    if (total > limits::kMaxBundleBytes) {
+      result.errors.push_back(fileError(file, "policy files too large: more than " +
+                                                  std::to_string(limits::kMaxBundleBytes) +
+                                                  " bytes in total"));
+      return result;
+    }
+    internal::parseText(text, file, result.bundle, result.errors, notes);
+  }
+  internal::validateBundle(result.bundle, result.errors, result.warnings, notes);
+  return result;
+}
+
+LoadResult loadText(std::string_view text, const std::string& fileName) {
+  LoadResult result;
+  internal::ParseNotes notes;
+  internal::parseText(text, fileName, result.bundle, result.errors, notes);
+  internal::validateBundle(result.bundle, result.errors, result.warnings, notes);
+  return result;
+}
+
+}  // namespace bulkhead::policy
