@@ -1,35 +1,81 @@
 #include "bulkhead/agent/enforcer.h"
 
+#include <optional>
+
 #include "bulkhead/nft/writer.h"
 
 namespace bulkhead::agent {
 
-Result<compiler::RulesetDiff> Enforcer::apply(const policy::Bundle& bundle,
-                                              const std::vector<policy::Workload>& workloads) {
-  auto next = compiler::compile(bundle, workloads, options_);
-  if (!next) return next.takeError();
-  auto exists = kernel_.tableExists(options_.table);
-  if (!exists) return exists.takeError();
-  compiler::RulesetDiff diff = applied_ && *exists ? compiler::diffRulesets(*applied_, *next)
-                                                   : compiler::fullRuleset(*next);
+Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   nft::Writer writer(kernel_);
-  if (!diff.empty()) {
-    // Without a record of what the table holds (first apply, or it vanished)
-    // the whole table is swapped in one transaction.
-    Status st = diff.createTable ? writer.replace(*next) : writer.apply(diff);
-    if (!st) return st.takeError();
+  const auto& table = compiler_.ruleset();
+  if (!committed_) {
+    // First commit, or after a failure left the kernel's state unknown: swap
+    // the whole table in one transaction, whatever it held.
+    if (auto st = writer.replace(table); !st) return st;
+    committed_ = true;
+    return {};
   }
-  applied_ = std::move(*next);
+  if (diff.empty()) return {};
+  auto st = writer.apply(diff, table);
+  if (st) return st;
+  // A diff only applies to the table we left. If someone changed it under
+  // us (a flushed chain, a deleted element), the kernel refuses the diff:
+  // replace the table whole instead, still one transaction.
+  if (st.error().code == ErrorCode::kKernel) {
+    if (writer.replace(table)) return {};
+    committed_ = false;  // what the table holds is unknown now: replace next time
+  }
+  return st;
+}
+
+Result<compiler::RulesetDiff> Enforcer::setPolicy(policy::Bundle bundle) {
+  policy::Bundle previous = compiler_.bundle();
+  auto diff = compiler_.reset(std::move(bundle), compiler_.workloads());
+  if (!diff) return diff;
+  if (auto st = commit(*diff); !st) {
+    (void)compiler_.reset(std::move(previous), compiler_.workloads());
+    return st.takeError();
+  }
+  return diff;
+}
+
+Result<compiler::RulesetDiff> Enforcer::upsertWorkload(const policy::Workload& workload) {
+  std::optional<policy::Workload> previous;
+  for (const auto& w : compiler_.workloads())
+    if (w.name == workload.name) previous = w;
+  auto diff = compiler_.upsertWorkload(workload);
+  if (!diff) return diff;
+  if (auto st = commit(*diff); !st) {
+    if (previous) {
+      (void)compiler_.upsertWorkload(*previous);
+    } else {
+      (void)compiler_.removeWorkload(workload.name);
+    }
+    return st.takeError();
+  }
+  return diff;
+}
+
+Result<compiler::RulesetDiff> Enforcer::removeWorkload(const std::string& name) {
+  std::optional<policy::Workload> previous;
+  for (const auto& w : compiler_.workloads())
+    if (w.name == name) previous = w;
+  auto diff = compiler_.removeWorkload(name);
+  if (!diff) return diff;
+  if (auto st = commit(*diff); !st) {
+    (void)compiler_.upsertWorkload(*previous);
+    return st.takeError();
+  }
   return diff;
 }
 
 Result<bool> Enforcer::repairIfMissing() {
-  if (!applied_) return false;
-  auto exists = kernel_.tableExists(options_.table);
+  if (!committed_) return false;
+  auto exists = kernel_.tableExists(compiler_.ruleset().table);
   if (!exists) return exists.takeError();
   if (*exists) return false;
-  nft::Writer writer(kernel_);
-  if (Status st = writer.replace(*applied_); !st) return st.takeError();
+  if (Status st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) return st.takeError();
   return true;
 }
 

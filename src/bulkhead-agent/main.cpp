@@ -32,13 +32,13 @@ bool loadAndApply(agent::Enforcer& enforcer, const std::string& dir, bool* inval
     *invalid = true;
     return false;
   }
-  auto diff = enforcer.apply(loaded.bundle, {});
+  auto diff = enforcer.setPolicy(std::move(loaded.bundle));
   if (!diff) {
     spdlog::error("applying policy from {} failed: {}", dir, diff.error().describe());
     *invalid = diff.error().code == ErrorCode::kInvalidInput;
     return false;
   }
-  const auto& rs = *enforcer.applied();
+  const auto& rs = enforcer.ruleset();
   spdlog::info("policy from {} in force in table inet {}: {} sets, {} elements, {} chains ({})",
                dir, rs.table, rs.sets.size(), rs.elementCount(), rs.chains.size(),
                diff->summary());

@@ -18,15 +18,12 @@
 #include <map>
 #include <set>
 
-#include "bulkhead/compiler/intervals.h"
+#include "compilation.h"
 
 namespace bulkhead::compiler {
 
-namespace {
-
 using policy::App;
 using policy::Bundle;
-using policy::Cidr;
 using policy::GlobalPolicy;
 using policy::GlobalRule;
 using policy::IpAddr;
@@ -34,29 +31,9 @@ using policy::PortSpec;
 using policy::Service;
 using policy::Workload;
 
+namespace {
+
 const PortSpec kAnyPort{};
-
-// Destination boxes of one rule, by family.
-struct Dests {
-  std::vector<DestBox> v4, v6;
-
-  void add(const AddrRange& range, const PortSpec& port) {
-    const Family family = range.lo.family;
-    if (!port.appliesTo(family)) return;
-    auto& out = family == Family::kIpv4 ? v4 : v6;
-    out.push_back(DestBox{range, port.protoLo, port.protoHi, port.portLo, port.portHi});
-  }
-  void addAll(const std::vector<AddrRange>& ranges, const std::vector<PortSpec>& ports) {
-    for (const auto& r : ranges) {
-      if (ports.empty()) add(r, kAnyPort);
-      for (const auto& p : ports) add(r, p);
-    }
-  }
-  void append(const Dests& o) {
-    v4.insert(v4.end(), o.v4.begin(), o.v4.end());
-    v6.insert(v6.end(), o.v6.begin(), o.v6.end());
-  }
-};
 
 // `ports` narrowed by `narrow` (when given): the intersection of each pair.
 std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
@@ -70,87 +47,96 @@ std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
   return out;
 }
 
-class Compilation {
- public:
-  Compilation(const Bundle& bundle, const std::vector<Workload>& extra,
-              const CompileOptions& options)
-      : bundle_(bundle), options_(options) {
-    workloads_.reserve(bundle.workloads.size() + extra.size());
-    for (const auto& w : bundle.workloads) workloads_.push_back(&w);
-    for (const auto& w : extra) workloads_.push_back(&w);
+Rule rule(std::vector<Expr> exprs, std::string comment = {}) {
+  return Rule{std::move(exprs), std::move(comment)};
+}
+
+Expr verdict(Verdict::Kind kind, std::string chain = {}) {
+  return expr::Verdict{Verdict{kind, std::move(chain)}};
+}
+
+Expr destLookup(Family family, const std::string& set) {
+  if (family == Family::kIpv4)
+    return expr::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false};
+  return expr::Lookup{{Selector::kIp6Daddr, Selector::kL4proto, Selector::kThDport}, set, false};
+}
+
+}  // namespace
+
+void Dests::add(const AddrRange& range, const PortSpec& port) {
+  const Family family = range.lo.family;
+  if (!port.appliesTo(family)) return;
+  auto& out = family == Family::kIpv4 ? v4 : v6;
+  out.push_back(DestBox{range, port.protoLo, port.protoHi, port.portLo, port.portHi});
+}
+
+void Dests::addAll(const std::vector<AddrRange>& ranges, const std::vector<PortSpec>& ports) {
+  for (const auto& r : ranges) {
+    if (ports.empty()) add(r, kAnyPort);
+    for (const auto& p : ports) add(r, p);
   }
+}
 
-  Result<Ruleset> run();
+void Dests::append(const Dests& o) {
+  v4.insert(v4.end(), o.v4.begin(), o.v4.end());
+  v6.insert(v6.end(), o.v6.begin(), o.v6.end());
+}
 
- private:
-  Status indexWorkloads();
-  void indexApps();
-  Dests serviceDests(const Service& service, const std::vector<PortSpec>& narrow) const;
-  Dests appDests(const std::string& app, const std::vector<PortSpec>& narrow) const;
-  Dests namedDests(const std::string& name, const std::vector<PortSpec>& narrow) const;
-  Dests globalRuleDests(const GlobalRule& rule) const;
-  Dests appEgressDests(const App& app) const;
+Compilation::Compilation(Bundle bundle, std::vector<Workload> apiWorkloads, CompileOptions options)
+    : bundle_(std::move(bundle)),
+      apiWorkloads_(std::move(apiWorkloads)),
+      options_(std::move(options)) {}
 
-  void addDestSets(const std::string& v4Name, const std::string& v6Name, const Dests& dests,
-                   const std::string& comment);
-  void addWorkloadSets();
-  Chain preChain() const;
-  Chain rejectChain() const;
-  Chain appChain(const App& app) const;
-  Chain baseChain(BaseHook::Hook hook) const;
-  std::vector<Rule> denyRules(const App& app, const std::string& action,
-                              const std::string& reason, const std::optional<Expr>& match,
-                              const std::string& comment) const;
-
-  const Bundle& bundle_;
-  const CompileOptions& options_;
-  std::vector<const Workload*> workloads_;
-  // Every app a chain is made for: documented Apps and, for workloads whose
-  // app has none, implicit ones (default deny, no egress).
-  std::map<std::string, App> apps_;
-  std::map<std::string, std::vector<IpAddr>> appAddresses_;
-  struct OrderedRule {
-    const GlobalPolicy* policy;
-    size_t index;
-  };
-  std::vector<OrderedRule> globalRules_;
-  Ruleset out_;
-};
+// Whether `w` may claim its interfaces and addresses (`exceptName`: the
+// workload it replaces, whose claims do not count).
+Status Compilation::claim(const Workload& w, const std::string* exceptName) const {
+  for (const auto& i : w.interfaces) {
+    auto it = ifaceOwner_.find(i);
+    if (it != ifaceOwner_.end() && (!exceptName || it->second != *exceptName))
+      return makeError(ErrorCode::kInvalidInput, "interface " + i + " is claimed by workloads \"" +
+                                                     it->second + "\" and \"" + w.name + "\"");
+  }
+  for (const auto& a : w.addresses) {
+    auto it = addrOwner_.find(a);
+    if (it != addrOwner_.end() && (!exceptName || it->second != *exceptName))
+      return makeError(ErrorCode::kInvalidInput, "address " + a.toString() +
+                                                     " is claimed by workloads \"" + it->second +
+                                                     "\" and \"" + w.name + "\"");
+  }
+  return {};
+}
 
 Status Compilation::indexWorkloads() {
-  std::map<std::string, std::string> ifaceOwner;
-  std::map<IpAddr, std::string> addrOwner;
   std::set<std::string> names;
-  for (const auto* w : workloads_) {
-    if (!names.insert(w->name).second)
-      return makeError(ErrorCode::kInvalidInput, "workload \"" + w->name + "\" is defined twice");
-    for (const auto& i : w->interfaces) {
-      auto [it, fresh] = ifaceOwner.emplace(i, w->name);
-      if (!fresh)
-        return makeError(ErrorCode::kInvalidInput, "interface " + i + " is claimed by workloads \"" +
-                                                       it->second + "\" and \"" + w->name + "\"");
+  auto index = [&](const Workload& w) -> Status {
+    if (!names.insert(w.name).second)
+      return makeError(ErrorCode::kInvalidInput, "workload \"" + w.name + "\" is defined twice");
+    if (auto st = claim(w, nullptr); !st) return st;
+    for (const auto& i : w.interfaces) ifaceOwner_.emplace(i, w.name);
+    for (const auto& a : w.addresses) {
+      addrOwner_.emplace(a, w.name);
+      appAddresses_[w.app].push_back(a);
     }
-    for (const auto& a : w->addresses) {
-      auto [it, fresh] = addrOwner.emplace(a, w->name);
-      if (!fresh)
-        return makeError(ErrorCode::kInvalidInput, "address " + a.toString() +
-                                                       " is claimed by workloads \"" + it->second +
-                                                       "\" and \"" + w->name + "\"");
-      appAddresses_[w->app].push_back(a);
-    }
-  }
+    ++workloadCount_[w.app];
+    return {};
+  };
+  for (const auto& w : bundle_.workloads)
+    if (auto st = index(w); !st) return st;
+  for (const auto& w : apiWorkloads_)
+    if (auto st = index(w); !st) return st;
   for (auto& [app, addrs] : appAddresses_) std::sort(addrs.begin(), addrs.end());
   return {};
 }
 
 void Compilation::indexApps() {
+  for (const auto& s : bundle_.services) services_.emplace(s.name, &s);
   for (const auto& a : bundle_.apps) apps_.emplace(a.name, a);
-  for (const auto* w : workloads_) {
-    if (apps_.count(w->app)) continue;
+  for (const auto& [app, count] : workloadCount_) {
+    if (apps_.count(app)) continue;
     App implicit;
-    implicit.name = w->app;
+    implicit.name = app;
     implicit.implicit = true;
-    apps_.emplace(w->app, std::move(implicit));
+    apps_.emplace(app, std::move(implicit));
   }
   for (const auto& p : bundle_.globalPolicies)
     for (size_t i = 0; i < p.rules.size(); ++i) globalRules_.push_back({&p, i});
@@ -166,6 +152,7 @@ void Compilation::indexApps() {
 
 Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>& narrow) const {
   Dests d;
+  if (usedApps_) usedApps_->insert(app);
   auto it = appAddresses_.find(app);
   if (it == appAddresses_.end()) return d;
   std::vector<AddrRange> ranges;
@@ -193,7 +180,7 @@ Dests Compilation::serviceDests(const Service& service,
 }
 
 Dests Compilation::namedDests(const std::string& name, const std::vector<PortSpec>& narrow) const {
-  if (const auto* s = bundle_.findService(name)) return serviceDests(*s, narrow);
+  if (auto it = services_.find(name); it != services_.end()) return serviceDests(*it->second, narrow);
   return appDests(name, narrow);  // an App by name: all of its workloads
 }
 
@@ -240,10 +227,51 @@ Set destSet(const std::string& name, KeyField addrField, const std::vector<DestB
   return s;
 }
 
-void Compilation::addDestSets(const std::string& v4Name, const std::string& v6Name,
-                              const Dests& dests, const std::string& comment) {
-  out_.sets.push_back(destSet(v4Name, KeyField::kIpv4Addr, dests.v4, comment));
-  out_.sets.push_back(destSet(v6Name, KeyField::kIpv6Addr, dests.v6, comment));
+std::vector<Set> Compilation::appDestSets(const std::string& app) const {
+  const Dests d = appEgressDests(apps_.at(app));
+  const std::string comment = "egress of app " + app;
+  return {destSet(appSetName(app, Family::kIpv4), KeyField::kIpv4Addr, d.v4, comment),
+          destSet(appSetName(app, Family::kIpv6), KeyField::kIpv6Addr, d.v6, comment)};
+}
+
+std::vector<Set> Compilation::ruleDestSets(size_t rule) const {
+  const auto& [p, index] = globalRules_[rule];
+  const Dests d = globalRuleDests(p->rules[index]);
+  const std::string comment = "globalpolicy/" + p->name + "/" + std::to_string(index);
+  return {destSet(globalSetName(p->name, index, Family::kIpv4), KeyField::kIpv4Addr, d.v4, comment),
+          destSet(globalSetName(p->name, index, Family::kIpv6), KeyField::kIpv6Addr, d.v6, comment)};
+}
+
+// Which destination sets hold which app's addresses: computed by recording
+// the apps each owner's destinations draw on.
+void Compilation::recordDependents() {
+  std::set<std::string> used;
+  usedApps_ = &used;
+  for (const auto& [name, app] : apps_) {
+    used.clear();
+    appEgressDests(app);
+    for (const auto& u : used) dependents_[u].apps.insert(name);
+  }
+  for (size_t i = 0; i < globalRules_.size(); ++i) {
+    used.clear();
+    globalRuleDests(globalRules_[i].policy->rules[globalRules_[i].index]);
+    for (const auto& u : used) dependents_[u].rules.insert(i);
+  }
+  usedApps_ = nullptr;
+}
+
+std::map<std::string, std::vector<Element>> workloadElements(const Workload& w) {
+  std::map<std::string, std::vector<Element>> out;
+  for (const auto& i : w.interfaces) {
+    const Key key = KeyBuilder().ifname(i).build();
+    out[kDispatchMap].push_back(Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w.app)}});
+    if (w.quarantined) out[kQuarantineSet].push_back(Element{key, key, {}});
+    for (const auto& a : w.addresses) {
+      const Key k = KeyBuilder().ifname(i).addr(a).build();
+      out[a.family == Family::kIpv4 ? kSource4Set : kSource6Set].push_back(Element{k, k, {}});
+    }
+  }
+  return out;
 }
 
 void Compilation::addWorkloadSets() {
@@ -253,30 +281,22 @@ void Compilation::addWorkloadSets() {
            "registered source addresses", {}};
   Set src6{kSource6Set, {KeyField::kIfname, KeyField::kIpv6Addr}, false, false,
            "registered source addresses", {}};
-  for (const auto* w : workloads_) {
-    for (const auto& i : w->interfaces) {
-      const Key key = KeyBuilder().ifname(i).build();
-      dispatch.elements.push_back(
-          Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w->app)}});
-      if (w->quarantined) quarantine.elements.push_back(Element{key, key, {}});
-      for (const auto& a : w->addresses) {
-        const Key k = KeyBuilder().ifname(i).addr(a).build();
-        (a.family == Family::kIpv4 ? src4 : src6).elements.push_back(Element{k, k, {}});
-      }
+  std::map<std::string, Set*> byName{{dispatch.name, &dispatch},
+                                     {quarantine.name, &quarantine},
+                                     {src4.name, &src4},
+                                     {src6.name, &src6}};
+  auto add = [&](const Workload& w) {
+    for (auto& [set, elements] : workloadElements(w)) {
+      auto& into = byName.at(set)->elements;
+      into.insert(into.end(), elements.begin(), elements.end());
     }
-  }
+  };
+  for (const auto& w : bundle_.workloads) add(w);
+  for (const auto& w : apiWorkloads_) add(w);
   for (auto* s : {&dispatch, &quarantine, &src4, &src6}) {
     std::sort(s->elements.begin(), s->elements.end());
     out_.sets.push_back(std::move(*s));
   }
-}
-
-Rule rule(std::vector<Expr> exprs, std::string comment = {}) {
-  return Rule{std::move(exprs), std::move(comment)};
-}
-
-Expr verdict(Verdict::Kind kind, std::string chain = {}) {
-  return expr::Verdict{Verdict{kind, std::move(chain)}};
 }
 
 Chain Compilation::preChain() const {
@@ -342,12 +362,6 @@ std::vector<Rule> Compilation::denyRules(const App& app, const std::string& acti
   return out;
 }
 
-Expr destLookup(Family family, const std::string& set) {
-  if (family == Family::kIpv4)
-    return expr::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false};
-  return expr::Lookup{{Selector::kIp6Daddr, Selector::kL4proto, Selector::kThDport}, set, false};
-}
-
 Chain Compilation::appChain(const App& app) const {
   Chain c{appChainName(app.name), std::nullopt, {}};
   c.rules.push_back(rule({verdict(Verdict::Kind::kJump, kPreChain)}));
@@ -400,19 +414,17 @@ Chain Compilation::baseChain(BaseHook::Hook hook) const {
   return c;
 }
 
-Result<Ruleset> Compilation::run() {
-  if (auto st = indexWorkloads(); !st) return st.takeError();
+Status Compilation::run() {
+  if (auto st = indexWorkloads(); !st) return st;
   indexApps();
+  recordDependents();
   out_.table = options_.table;
 
   addWorkloadSets();
   for (const auto& [name, app] : apps_)
-    addDestSets(appSetName(name, Family::kIpv4), appSetName(name, Family::kIpv6),
-                appEgressDests(app), "egress of app " + name);
-  for (const auto& [p, index] : globalRules_)
-    addDestSets(globalSetName(p->name, index, Family::kIpv4),
-                globalSetName(p->name, index, Family::kIpv6), globalRuleDests(p->rules[index]),
-                "globalpolicy/" + p->name + "/" + std::to_string(index));
+    for (auto& s : appDestSets(name)) out_.sets.push_back(std::move(s));
+  for (size_t i = 0; i < globalRules_.size(); ++i)
+    for (auto& s : ruleDestSets(i)) out_.sets.push_back(std::move(s));
   std::sort(out_.sets.begin(), out_.sets.end(),
             [](const Set& a, const Set& b) { return a.name < b.name; });
 
@@ -423,10 +435,14 @@ Result<Ruleset> Compilation::run() {
             [](const Chain& a, const Chain& b) { return a.name < b.name; });
   out_.chains.push_back(baseChain(BaseHook::Hook::kForward));
   out_.chains.push_back(baseChain(BaseHook::Hook::kInput));
-  return std::move(out_);
+  return {};
 }
 
-}  // namespace
+Set* Compilation::mutableSet(const std::string& name) {
+  auto it = std::lower_bound(out_.sets.begin(), out_.sets.end(), name,
+                             [](const Set& s, const std::string& n) { return s.name < n; });
+  return it != out_.sets.end() && it->name == name ? &*it : nullptr;
+}
 
 std::string logPrefix(const std::string& action, const std::string& reason) {
   std::string p = std::string(kLogPrefixTag) + action;
@@ -446,7 +462,9 @@ std::string globalSetName(const std::string& policy, size_t ruleIndex, Family fa
 
 Result<Ruleset> compile(const Bundle& bundle, const std::vector<Workload>& extraWorkloads,
                         const CompileOptions& options) {
-  return Compilation(bundle, extraWorkloads, options).run();
+  Compilation c(bundle, extraWorkloads, options);
+  if (auto st = c.run(); !st) return st.takeError();
+  return c.takeRuleset();
 }
 
 }  // namespace bulkhead::compiler

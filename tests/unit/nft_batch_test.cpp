@@ -97,6 +97,7 @@ int parseElems(const nlmsghdr* nlh, nftnl_set* s, std::vector<uint8_t>& copy) {
   return nftnl_set_elems_nlmsg_parse(msg, s);
 }
 
+// Msg::nlh points into `batch`: keep it alive while using the result.
 std::vector<Msg> decode(const Batch& batch) {
   std::vector<Msg> out;
   const auto* nlh = reinterpret_cast<const nlmsghdr*>(batch.bytes.data());
@@ -414,7 +415,8 @@ TEST(NftBatch, SetDeclarations) {
   Set vmap{"dispatch", {KeyField::kIfname}, false, true, "", {}};
   Set src6{"src6", {KeyField::kIfname, KeyField::kIpv6Addr}, false, false, "", {}};
   d.addSets = {a4, vmap, src6};
-  const auto msgs = decode(mustBuild(d));
+  const Batch batch = mustBuild(d);
+  const auto msgs = decode(batch);
   std::vector<SetPtr> sets;
   for (const Msg& m : msgs) {
     if (m.type != NFT_MSG_NEWSET) continue;
@@ -468,7 +470,8 @@ TEST(NftBatch, ElementKeysAndVerdicts) {
                                     "",
                                     {ifname("veth-a", Verdict{Verdict::Kind::kJump, "app_a"}),
                                      ifname("veth-b", Verdict{Verdict::Kind::kDrop, ""})}}};
-  const auto msgs = decode(mustBuild(d));
+  const Batch batch = mustBuild(d);
+  const auto msgs = decode(batch);
   std::vector<std::vector<Element>> lists;
   for (const Msg& m : msgs) {
     if (m.type == NFT_MSG_NEWSETELEM) lists.push_back(parseElements(m));

@@ -1,14 +1,15 @@
-// The agent's enforcement core: compiles what it is given and brings the
-// kernel's table to it, remembering what it committed so each later change
-// is a diff (element-level when only workloads change).
+// The agent's enforcement core: the incremental compiler plus the writer.
+// Every change is compiled, then committed as one transaction; when the
+// kernel refuses it, the compiler is rolled back so that what it holds is
+// always what the kernel holds.
 #pragma once
 
-#include <optional>
+#include <string>
 #include <vector>
 
 #include "bulkhead/common/result.h"
-#include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/diff.h"
+#include "bulkhead/compiler/incremental.h"
 #include "bulkhead/nft/kernel.h"
 #include "bulkhead/policy/model.h"
 
@@ -17,23 +18,29 @@ namespace bulkhead::agent {
 class Enforcer {
  public:
   Enforcer(nft::NftKernel& kernel, compiler::CompileOptions options)
-      : kernel_(kernel), options_(std::move(options)) {}
+      : kernel_(kernel), compiler_(std::move(options)) {}
 
-  // Compiles `bundle` + `workloads` and commits the change as one
-  // transaction. On any failure the kernel keeps what it had.
-  Result<compiler::RulesetDiff> apply(const policy::Bundle& bundle,
-                                      const std::vector<policy::Workload>& workloads);
+  // Replaces the policy bundle; API workloads are kept.
+  Result<compiler::RulesetDiff> setPolicy(policy::Bundle bundle);
+  // Adds or replaces an API workload: element changes only, unless its app
+  // has no App document and no other workload (then its chain appears).
+  Result<compiler::RulesetDiff> upsertWorkload(const policy::Workload& workload);
+  Result<compiler::RulesetDiff> removeWorkload(const std::string& name);
 
-  // Puts the last applied ruleset back if the table is gone; true if it had to.
+  // Puts the ruleset back if the table is gone; true if it had to.
   Result<bool> repairIfMissing();
 
-  const std::optional<compiler::Ruleset>& applied() const { return applied_; }
-  const compiler::CompileOptions& options() const { return options_; }
+  bool committed() const { return committed_; }
+  const compiler::Ruleset& ruleset() const { return compiler_.ruleset(); }
+  const compiler::IncrementalCompiler& compiler() const { return compiler_; }
 
  private:
+  // Commits `diff` (a full replace when nothing is known of the table).
+  Status commit(const compiler::RulesetDiff& diff);
+
   nft::NftKernel& kernel_;
-  compiler::CompileOptions options_;
-  std::optional<compiler::Ruleset> applied_;
+  compiler::IncrementalCompiler compiler_;
+  bool committed_ = false;  // the kernel holds compiler_.ruleset()
 };
 
 }  // namespace bulkhead::agent

@@ -1,0 +1,51 @@
+// The compiler kept alive between changes. A full compile indexes policy and
+// workloads; a workload added, changed or removed afterwards recomputes only
+// the sets that depend on it (the workload sets and the destination sets
+// that contain its app's addresses), so the cost grows with the change, not
+// with the table. The Ruleset it holds is always what a full compile of the
+// same inputs would give (tests compare the two).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bulkhead/common/result.h"
+#include "bulkhead/compiler/compiler.h"
+#include "bulkhead/compiler/diff.h"
+#include "bulkhead/compiler/ruleset.h"
+#include "bulkhead/policy/model.h"
+
+namespace bulkhead::compiler {
+
+class Compilation;
+
+class IncrementalCompiler {
+ public:
+  explicit IncrementalCompiler(CompileOptions options = {});
+  ~IncrementalCompiler();
+  IncrementalCompiler(const IncrementalCompiler&) = delete;
+  IncrementalCompiler& operator=(const IncrementalCompiler&) = delete;
+
+  // Full compile of a bundle plus API workloads; returns the diff from the
+  // previous ruleset (a full one the first time). On error nothing changes.
+  Result<RulesetDiff> reset(policy::Bundle bundle, std::vector<policy::Workload> workloads);
+
+  // Adds or replaces an API workload (by name). On error nothing changes.
+  Result<RulesetDiff> upsertWorkload(const policy::Workload& workload);
+  // Removes an API workload; kNotFound if there is none by that name.
+  Result<RulesetDiff> removeWorkload(const std::string& name);
+
+  const Ruleset& ruleset() const;
+  const policy::Bundle& bundle() const;
+  // API workloads (the bundle's own are in bundle().workloads).
+  const std::vector<policy::Workload>& workloads() const;
+  const CompileOptions& options() const { return options_; }
+
+ private:
+  CompileOptions options_;
+  std::unique_ptr<Compilation> state_;
+};
+
+}  // namespace bulkhead::compiler

@@ -1,0 +1,113 @@
+// Internal to the compiler: the state of one compilation, kept alive by
+// IncrementalCompiler so that workload changes recompute only what depends
+// on them. Not installed; only src/compiler includes it.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bulkhead/compiler/compiler.h"
+#include "bulkhead/compiler/diff.h"
+#include "bulkhead/compiler/intervals.h"
+#include "bulkhead/compiler/ruleset.h"
+#include "bulkhead/policy/model.h"
+
+namespace bulkhead::compiler {
+
+// Destination boxes of one rule or app, by family.
+struct Dests {
+  std::vector<DestBox> v4, v6;
+
+  void add(const AddrRange& range, const policy::PortSpec& port);
+  void addAll(const std::vector<AddrRange>& ranges, const std::vector<policy::PortSpec>& ports);
+  void append(const Dests& o);
+};
+
+class Compilation {
+ public:
+  Compilation(policy::Bundle bundle, std::vector<policy::Workload> apiWorkloads,
+              CompileOptions options);
+
+  // Indexes everything and builds the whole ruleset.
+  Status run();
+
+  const Ruleset& ruleset() const { return out_; }
+  Ruleset takeRuleset() { return std::move(out_); }
+  const policy::Bundle& bundle() const { return bundle_; }
+  const std::vector<policy::Workload>& apiWorkloads() const { return apiWorkloads_; }
+  const CompileOptions& options() const { return options_; }
+
+  // Incremental changes (incremental.cpp). Each checks everything before it
+  // changes anything: on error the state is as before.
+  const policy::Workload* findApiWorkload(const std::string& name) const;
+  // True when the change needs a full compile: it adds or empties an app that
+  // has no App document (a chain appears or goes).
+  bool changesAppSet(const policy::Workload* before, const policy::Workload* after) const;
+  Result<RulesetDiff> replaceWorkload(const policy::Workload* before,
+                                      const policy::Workload* after);
+
+ private:
+  struct OrderedRule {
+    const policy::GlobalPolicy* policy;
+    size_t index;
+  };
+  // Who must be recomputed when an app's addresses change.
+  struct Dependents {
+    std::set<std::string> apps;  // apps whose allow sets hold the addresses
+    std::set<size_t> rules;      // indexes into globalRules_
+  };
+
+  Status indexWorkloads();
+  void indexApps();
+  Status claim(const policy::Workload& w, const std::string* exceptName) const;
+
+  Dests serviceDests(const policy::Service& service,
+                     const std::vector<policy::PortSpec>& narrow) const;
+  Dests appDests(const std::string& app, const std::vector<policy::PortSpec>& narrow) const;
+  Dests namedDests(const std::string& name, const std::vector<policy::PortSpec>& narrow) const;
+  Dests globalRuleDests(const policy::GlobalRule& rule) const;
+  Dests appEgressDests(const policy::App& app) const;
+  void recordDependents();
+
+  std::vector<Set> appDestSets(const std::string& app) const;
+  std::vector<Set> ruleDestSets(size_t rule) const;
+  void addWorkloadSets();
+  Chain preChain() const;
+  Chain rejectChain() const;
+  Chain appChain(const policy::App& app) const;
+  Chain baseChain(BaseHook::Hook hook) const;
+  std::vector<Rule> denyRules(const policy::App& app, const std::string& action,
+                              const std::string& reason, const std::optional<Expr>& match,
+                              const std::string& comment) const;
+  Set* mutableSet(const std::string& name);
+
+  policy::Bundle bundle_;
+  std::vector<policy::Workload> apiWorkloads_;
+  CompileOptions options_;
+
+  std::map<std::string, const policy::Service*> services_;
+  // Every app a chain is made for: documented Apps and, for workloads whose
+  // app has none, implicit ones (default deny, no egress).
+  std::map<std::string, policy::App> apps_;
+  std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;  // sorted
+  std::map<std::string, std::string> ifaceOwner_;                   // -> workload
+  std::map<policy::IpAddr, std::string> addrOwner_;                 // -> workload
+  std::map<std::string, size_t> workloadCount_;                     // per app
+  std::vector<OrderedRule> globalRules_;
+  std::map<std::string, Dependents> dependents_;  // by app whose addresses are used
+  // While computing one owner's destinations: the apps whose addresses it used.
+  mutable std::set<std::string>* usedApps_ = nullptr;
+  Ruleset out_;
+};
+
+// The elements a workload puts in the workload sets, by set name.
+std::map<std::string, std::vector<Element>> workloadElements(const policy::Workload& w);
+
+// An interval set of destinations from boxes (made disjoint).
+Set destSet(const std::string& name, KeyField addrField, const std::vector<DestBox>& boxes,
+            const std::string& comment);
+
+}  // namespace bulkhead::compiler

@@ -1,0 +1,196 @@
+#include "bulkhead/compiler/incremental.h"
+
+#include <algorithm>
+#include <iterator>
+
+#include "bulkhead/policy/loader.h"
+#include "compilation.h"
+
+namespace bulkhead::compiler {
+
+using policy::Workload;
+
+namespace {
+
+// Sorted-vector edits: `remove` and `add` are sorted.
+void applyChanges(std::vector<Element>& elements, const std::vector<Element>& remove,
+                  const std::vector<Element>& add) {
+  std::vector<Element> out;
+  out.reserve(elements.size() + add.size());
+  std::vector<Element> kept;
+  std::set_difference(elements.begin(), elements.end(), remove.begin(), remove.end(),
+                      std::back_inserter(kept));
+  std::merge(kept.begin(), kept.end(), add.begin(), add.end(), std::back_inserter(out));
+  elements.swap(out);
+}
+
+Status checkWorkload(const Workload& w) {
+  std::vector<policy::Diagnostic> errors;
+  policy::validateWorkload(w, errors);
+  if (errors.empty()) return {};
+  std::string msg;
+  for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e.message;
+  return makeError(ErrorCode::kInvalidInput, msg);
+}
+
+}  // namespace
+
+const Workload* Compilation::findApiWorkload(const std::string& name) const {
+  for (const auto& w : apiWorkloads_)
+    if (w.name == name) return &w;
+  return nullptr;
+}
+
+bool Compilation::changesAppSet(const Workload* before, const Workload* after) const {
+  if (after && !apps_.count(after->app)) return true;  // a new implicit app
+  if (before && (!after || after->app != before->app)) {
+    const auto& app = apps_.at(before->app);
+    if (app.implicit && workloadCount_.at(before->app) == 1) return true;  // it goes away
+  }
+  return false;
+}
+
+// Replaces `before` (nullptr: none) with `after` (nullptr: removal). The
+// caller has checked that no implicit app appears or disappears.
+Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const Workload* after) {
+  const std::string name = after ? after->name : before->name;
+  if (after) {
+    if (auto st = claim(*after, before ? &before->name : nullptr); !st) return st.takeError();
+  }
+
+  // 1. Workload sets: the elements of the old version out, the new in.
+  std::map<std::string, std::vector<Element>> oldElems, newElems;
+  if (before) oldElems = workloadElements(*before);
+  if (after) newElems = workloadElements(*after);
+  std::map<std::string, ElementChanges> changes;
+  for (const char* set : {kDispatchMap, kQuarantineSet, kSource4Set, kSource6Set}) {
+    auto& o = oldElems[set];
+    auto& n = newElems[set];
+    std::sort(o.begin(), o.end());
+    std::sort(n.begin(), n.end());
+    ElementChanges c{set, {}, {}};
+    std::set_difference(o.begin(), o.end(), n.begin(), n.end(), std::back_inserter(c.remove));
+    std::set_difference(n.begin(), n.end(), o.begin(), o.end(), std::back_inserter(c.add));
+    if (c.add.empty() && c.remove.empty()) continue;
+    applyChanges(mutableSet(set)->elements, c.remove, c.add);
+    changes.emplace(set, std::move(c));
+  }
+
+  // 2. The index.
+  std::set<std::string> touchedApps;
+  if (before) {
+    touchedApps.insert(before->app);
+    for (const auto& i : before->interfaces) ifaceOwner_.erase(i);
+    auto& addrs = appAddresses_[before->app];
+    for (const auto& a : before->addresses) {
+      addrOwner_.erase(a);
+      addrs.erase(std::lower_bound(addrs.begin(), addrs.end(), a));
+    }
+    --workloadCount_[before->app];
+  }
+  if (after) {
+    touchedApps.insert(after->app);
+    for (const auto& i : after->interfaces) ifaceOwner_[i] = after->name;
+    auto& addrs = appAddresses_[after->app];
+    for (const auto& a : after->addresses) {
+      addrOwner_[a] = after->name;
+      addrs.insert(std::upper_bound(addrs.begin(), addrs.end(), a), a);
+    }
+    ++workloadCount_[after->app];
+  }
+  auto it = std::find_if(apiWorkloads_.begin(), apiWorkloads_.end(),
+                         [&](const Workload& w) { return w.name == name; });
+  if (after) {
+    Workload copy = *after;  // `after` may point into apiWorkloads_ itself
+    if (it != apiWorkloads_.end()) *it = std::move(copy);
+    else apiWorkloads_.push_back(std::move(copy));
+  } else if (it != apiWorkloads_.end()) {
+    apiWorkloads_.erase(it);
+  }
+
+  // 3. Destination sets holding the touched apps' addresses, recomputed
+  // whole (each is one app's or one rule's: small next to the table).
+  std::set<std::string> apps;
+  std::set<size_t> rules;
+  for (const auto& a : touchedApps) {
+    auto d = dependents_.find(a);
+    if (d == dependents_.end()) continue;
+    apps.insert(d->second.apps.begin(), d->second.apps.end());
+    rules.insert(d->second.rules.begin(), d->second.rules.end());
+  }
+  std::vector<Set> fresh;
+  for (const auto& a : apps)
+    for (auto& s : appDestSets(a)) fresh.push_back(std::move(s));
+  for (size_t r : rules)
+    for (auto& s : ruleDestSets(r)) fresh.push_back(std::move(s));
+  for (auto& s : fresh) {
+    Set* current = mutableSet(s.name);
+    ElementChanges c{s.name, {}, {}};
+    std::set_difference(current->elements.begin(), current->elements.end(), s.elements.begin(),
+                        s.elements.end(), std::back_inserter(c.remove));
+    std::set_difference(s.elements.begin(), s.elements.end(), current->elements.begin(),
+                        current->elements.end(), std::back_inserter(c.add));
+    if (c.add.empty() && c.remove.empty()) continue;
+    current->elements = std::move(s.elements);
+    changes.emplace(s.name, std::move(c));
+  }
+
+  RulesetDiff diff;
+  diff.table = out_.table;
+  for (auto& [set, c] : changes) diff.elements.push_back(std::move(c));
+  return diff;
+}
+
+IncrementalCompiler::IncrementalCompiler(CompileOptions options) : options_(std::move(options)) {
+  state_ = std::make_unique<Compilation>(policy::Bundle{}, std::vector<Workload>{}, options_);
+  (void)state_->run();  // an empty policy cannot fail
+}
+
+IncrementalCompiler::~IncrementalCompiler() = default;
+
+Result<RulesetDiff> IncrementalCompiler::reset(policy::Bundle bundle,
+                                               std::vector<Workload> workloads) {
+  auto next = std::make_unique<Compilation>(std::move(bundle), std::move(workloads), options_);
+  if (auto st = next->run(); !st) return st.takeError();
+  RulesetDiff diff = diffRulesets(state_->ruleset(), next->ruleset());
+  state_ = std::move(next);
+  return diff;
+}
+
+Result<RulesetDiff> IncrementalCompiler::upsertWorkload(const Workload& workload) {
+  if (auto st = checkWorkload(workload); !st) return st.takeError();
+  for (const auto& w : state_->bundle().workloads)
+    if (w.name == workload.name)
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload \"" + workload.name + "\" is defined by the policy bundle");
+  const Workload* before = state_->findApiWorkload(workload.name);
+  if (state_->changesAppSet(before, &workload)) {
+    std::vector<Workload> next = state_->apiWorkloads();
+    auto it = std::find_if(next.begin(), next.end(),
+                           [&](const Workload& w) { return w.name == workload.name; });
+    if (it != next.end()) *it = workload;
+    else next.push_back(workload);
+    return reset(state_->bundle(), std::move(next));
+  }
+  return state_->replaceWorkload(before, &workload);
+}
+
+Result<RulesetDiff> IncrementalCompiler::removeWorkload(const std::string& name) {
+  const Workload* before = state_->findApiWorkload(name);
+  if (!before) return makeError(ErrorCode::kNotFound, "no workload \"" + name + "\"");
+  if (state_->changesAppSet(before, nullptr)) {
+    std::vector<Workload> next = state_->apiWorkloads();
+    std::erase_if(next, [&](const Workload& w) { return w.name == name; });
+    return reset(state_->bundle(), std::move(next));
+  }
+  const Workload copy = *before;  // replaceWorkload erases the original
+  return state_->replaceWorkload(&copy, nullptr);
+}
+
+const Ruleset& IncrementalCompiler::ruleset() const { return state_->ruleset(); }
+const policy::Bundle& IncrementalCompiler::bundle() const { return state_->bundle(); }
+const std::vector<Workload>& IncrementalCompiler::workloads() const {
+  return state_->apiWorkloads();
+}
+
+}  // namespace bulkhead::compiler

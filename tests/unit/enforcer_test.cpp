@@ -1,0 +1,123 @@
+// Enforcer against a kernel that can refuse: what the compiler holds must
+// always be what the kernel holds.
+#include "bulkhead/agent/enforcer.h"
+
+#include <gtest/gtest.h>
+
+#include "bulkhead/compiler/render.h"
+
+namespace bulkhead::agent {
+namespace {
+
+using namespace policy;
+
+// Counts transactions and refuses the ones it is told to, like a kernel
+// answering EPERM/ENOENT. Tracks whether the table "exists".
+class ScriptedKernel : public nft::NftKernel {
+ public:
+  Status commit(const nft::Batch& batch) override {
+    ++commits;
+    lastMessages = batch.messageCount();
+    if (refuse > 0) {
+      --refuse;
+      return makeError(ErrorCode::kKernel, "kernel refused add element", ENOENT);
+    }
+    tableThere = true;
+    return {};
+  }
+  Result<bool> tableExists(const std::string&) override { return tableThere; }
+  uint32_t nextSeq(uint32_t count) override {
+    const uint32_t s = seq;
+    seq += count;
+    return s;
+  }
+
+  int commits = 0;
+  int refuse = 0;
+  size_t lastMessages = 0;
+  bool tableThere = false;
+  uint32_t seq = 1;
+};
+
+Bundle bundle() {
+  Bundle b;
+  App a;
+  a.name = "web";
+  b.apps.push_back(a);
+  return b;
+}
+
+Workload workload(const std::string& name, const std::string& addr) {
+  Workload w;
+  w.name = name;
+  w.app = "web";
+  w.interfaces = {"v" + name};
+  w.addresses = {*IpAddr::parse(addr)};
+  return w;
+}
+
+TEST(Enforcer, FirstCommitReplacesThenDiffs) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  EXPECT_EQ(k.commits, 1);
+  EXPECT_TRUE(e.committed());
+  auto d = e.upsertWorkload(workload("a", "192.0.2.1"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(k.commits, 2);
+  EXPECT_TRUE(d->addChains.empty());
+  // Pushing the same thing again is no transaction at all.
+  ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
+  EXPECT_EQ(k.commits, 2);
+}
+
+TEST(Enforcer, RefusedCommitRollsTheCompilerBack) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
+  const std::string before = compiler::renderRuleset(e.ruleset());
+
+  k.refuse = 2;  // the diff, and the full replace it falls back to
+  auto r = e.upsertWorkload(workload("b", "192.0.2.2"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().sysErrno, ENOENT);
+  EXPECT_EQ(compiler::renderRuleset(e.ruleset()), before);
+  EXPECT_TRUE(e.compiler().workloads().size() == 1);
+
+  k.refuse = 2;
+  ASSERT_FALSE(e.removeWorkload("a").ok());
+  EXPECT_EQ(compiler::renderRuleset(e.ruleset()), before);
+
+  k.refuse = 2;
+  Bundle other = bundle();
+  other.apps[0].mode = Mode::kAudit;
+  ASSERT_FALSE(e.setPolicy(other).ok());
+  EXPECT_EQ(compiler::renderRuleset(e.ruleset()), before);
+}
+
+TEST(Enforcer, RefusedDiffFallsBackToAWholeReplace) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  k.refuse = 1;  // the diff only: e.g. someone flushed a set under us
+  ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
+  EXPECT_EQ(k.commits, 3);
+}
+
+TEST(Enforcer, RepairsAMissingTable) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  auto none = e.repairIfMissing();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(*none);  // nothing committed yet: nothing to repair
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  k.tableThere = false;
+  auto repaired = e.repairIfMissing();
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_TRUE(*repaired);
+  EXPECT_EQ(k.commits, 2);
+}
+
+}  // namespace
+}  // namespace bulkhead::agent
