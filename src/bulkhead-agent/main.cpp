@@ -3,6 +3,7 @@
 // it, a timer re-checks that the table is still in the kernel, and SIGTERM
 // exits leaving the table in place (fail-closed).
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <ctime>
@@ -48,6 +49,9 @@ bool loadAndApply(agent::Enforcer& enforcer, const std::string& dir, bool* inval
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Diagnostics go to stderr (journald under systemd); the denied-flow feed
+  // has its own path.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
   auto config = agent::parseAgentArgs({argv + 1, argv + argc});
   if (!config) {

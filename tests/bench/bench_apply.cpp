@@ -1,0 +1,833 @@
+// bench_apply: what a full apply and a one-workload change cost, ours against
+// `nft`, measured in the same run on the same machine. A benchmark, not a
+// test: it prints figures and never judges a timing by failing. It exits 1
+// only when something fails functionally (a transaction refused, a listing
+// that differs, a namespace that cannot be made).
+//
+// Needs root. Everything happens in throwaway network namespaces
+// (tests/support Netns, removed by RAII, also on error); the root namespace's
+// ruleset is never touched. No packet is ever sent: the addresses below are
+// set data only.
+//
+//   sudo build/tests/bench/bench_apply [--runs=N] [--adds=N] [--nft-adds=N] [--no-verify]
+//
+// docs/benchmarks.md explains each figure.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bulkhead/compiler/compiler.h"
+#include "bulkhead/compiler/diff.h"
+#include "bulkhead/compiler/incremental.h"
+#include "bulkhead/compiler/render.h"
+#include "bulkhead/compiler/ruleset.h"
+#include "bulkhead/nft/kernel.h"
+#include "bulkhead/nft/mnl_kernel.h"
+#include "bulkhead/nft/writer.h"
+#include "bulkhead/policy/loader.h"
+#include "bulkhead/policy/model.h"
+#include "support/netns.h"
+
+extern char** environ;
+
+namespace bulkhead::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using compiler::Ruleset;
+using compiler::RulesetDiff;
+using testing::Netns;
+
+// A functional failure: the run is void, exit 1.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::atomic<bool> gInterrupted{false};
+
+void onSignal(int) { gInterrupted = true; }
+
+// Called between steps: a Ctrl-C unwinds through RAII, so the namespaces go.
+void checkInterrupted() {
+  if (gInterrupted) throw Failure("interrupted");
+}
+
+void check(const Status& s, const std::string& what) {
+  if (!s) throw Failure(what + ": " + s.error().describe());
+}
+
+template <class T>
+T take(Result<T> r, const std::string& what) {
+  if (!r) throw Failure(what + ": " + r.error().describe());
+  return std::move(*r);
+}
+
+double secondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double toSeconds(const timeval& tv) { return double(tv.tv_sec) + double(tv.tv_usec) / 1e6; }
+
+// --- statistics and formatting ---------------------------------------------------
+
+struct Stats {
+  std::vector<double> samples;
+
+  void add(double v) { samples.push_back(v); }
+  bool empty() const { return samples.empty(); }
+  double median() const {
+    if (samples.empty()) return 0;
+    std::vector<double> s = samples;
+    std::sort(s.begin(), s.end());
+    const size_t n = s.size();
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  }
+  double min() const { return samples.empty() ? 0 : *std::min_element(samples.begin(), samples.end()); }
+  double max() const { return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end()); }
+};
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+// Seconds as a duration a reader takes in at a glance: "412 ms", "3.21 ms", "85 us".
+std::string dur(double s) {
+  if (s >= 10) return fmt("%.1f s", s);
+  if (s >= 0.1) return fmt("%.0f ms", s * 1e3);
+  if (s >= 0.01) return fmt("%.1f ms", s * 1e3);
+  if (s >= 0.001) return fmt("%.2f ms", s * 1e3);
+  return fmt("%.0f us", s * 1e6);
+}
+
+std::string count(size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string pad(std::string s, size_t width, bool right = false) {
+  if (s.size() >= width) return s;
+  return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
+}
+
+// "412 ms (min 398 ms)" for a Stats.
+std::string medMin(const Stats& s) {
+  if (s.empty()) return "-";
+  return dur(s.median()) + " (min " + dur(s.min()) + ")";
+}
+
+// --- the generated policy ------------------------------------------------------
+
+policy::IpAddr v4(uint32_t n) {
+  policy::IpAddr a;
+  a.bytes[0] = uint8_t(n >> 24);
+  a.bytes[1] = uint8_t(n >> 16);
+  a.bytes[2] = uint8_t(n >> 8);
+  a.bytes[3] = uint8_t(n);
+  return a;
+}
+
+// 2001:db8:<g2>:<g3>::<low as the last 32 bits>
+policy::IpAddr v6(uint16_t g2, uint16_t g3, uint32_t low) {
+  policy::IpAddr a;
+  a.family = policy::Family::kIpv6;
+  const uint8_t head[] = {0x20, 0x01, 0x0d, 0xb8, uint8_t(g2 >> 8), uint8_t(g2),
+                          uint8_t(g3 >> 8), uint8_t(g3)};
+  std::copy(std::begin(head), std::end(head), a.bytes.begin());
+  a.bytes[12] = uint8_t(low >> 24);
+  a.bytes[13] = uint8_t(low >> 16);
+  a.bytes[14] = uint8_t(low >> 8);
+  a.bytes[15] = uint8_t(low);
+  return a;
+}
+
+policy::Cidr cidr(const policy::IpAddr& a, uint8_t len) { return policy::Cidr{a, len}; }
+
+policy::PortSpec port(uint8_t proto, uint16_t p) { return policy::PortSpec{proto, proto, p, p}; }
+
+// Synthetic address plan (no packet is ever sent; these are set data):
+//   services        100.64.0.0/14    one /24 each: a /28 and a /27 in it; 2001:db8:5:<s>::/64
+//   workloads       100.96.0.0/16    every 4th address; 2001:db8:1::<4w>
+//   added by bench  100.112.0.0/16 (ours), 100.116.0.0/16 (nft -f); 2001:db8:2::, 2001:db8:3::
+// Spacing addresses by 4 keeps adjacent addresses from merging into ranges,
+// so every workload address stays its own set element.
+constexpr uint32_t kServiceBase = 0x64400000u;   // 100.64.0.0
+constexpr uint32_t kWorkloadBase = 0x64600000u;  // 100.96.0.0
+constexpr uint32_t kOursAddBase = 0x64700000u;   // 100.112.0.0
+constexpr uint32_t kNftAddBase = 0x64740000u;    // 100.116.0.0
+
+std::string appName(int i) { return "app" + std::to_string(i); }
+
+// A scaled policy: `workloads` workloads over workloads/10 apps and twice as
+// many services (half of them CIDR services, half backed by an app's
+// workloads). Each app reaches 10 CIDR services and one app-backed service;
+// two GlobalPolicies select by label. At 10,000 workloads this gives about
+// 120,000 set elements:
+//   dispatch, src4, src6                 3 x 10,000
+//   a4_/a6_ per app: 10 services x ~7    ~70 per app (2 v4 CIDRs x 2-3 ports + 1 v6 CIDR x 2-3)
+//                    + the next app's 10 workloads x (v4 + v6) on tcp/8443: 20 per app
+//   GlobalPolicy sets                    ~1,000
+policy::Bundle generateBundle(int workloads) {
+  using namespace policy;
+  const int apps = std::max(1, workloads / 10);
+  Bundle b;
+  for (int s = 0; s < apps; ++s) {
+    Service svc;
+    svc.name = "svc" + std::to_string(s);
+    if (s % 10 == 0) svc.labels["zone"] = "pci";
+    if (s % 20 == 5) svc.labels["shared"] = "true";
+    Endpoint ep;
+    const uint32_t base = kServiceBase + uint32_t(s) * 256;
+    ep.cidrs = {cidr(v4(base), 28), cidr(v4(base + 128), 27), cidr(v6(5, uint16_t(s), 0), 64)};
+    ep.ports = {port(kProtoTcp, 443), port(kProtoTcp, uint16_t(10000 + s))};
+    if (s % 3 == 0) ep.ports.push_back(port(kProtoUdp, uint16_t(20000 + s)));
+    svc.endpoints.push_back(std::move(ep));
+    b.services.push_back(std::move(svc));
+  }
+  for (int a = 0; a < apps; ++a) {
+    Service api;
+    api.name = "api" + std::to_string(a);
+    api.appSelector = policy::Selector{{{"app", appName(a)}}};
+    api.ports = {port(kProtoTcp, 8443)};
+    b.services.push_back(std::move(api));
+  }
+  const int stride = apps / 10 + 1;  // 10 distinct services per app
+  for (int i = 0; i < apps; ++i) {
+    App app;
+    app.name = appName(i);
+    app.labels = {{"env", i % 2 ? "prod" : "dev"}, {"team", "t" + std::to_string(i % 50)}};
+    if (i % 10 == 9) app.mode = Mode::kAudit;
+    if (i % 7 == 3) app.denyAction = DenyAction::kDrop;
+    EgressRule r;
+    for (int k = 0; k < std::min(10, apps); ++k)
+      r.to.push_back(NameRef{"svc" + std::to_string((i * 7 + k * stride) % apps), {}});
+    r.to.push_back(NameRef{"api" + std::to_string((i + 1) % apps), {}});
+    app.egress.push_back(std::move(r));
+    b.apps.push_back(std::move(app));
+  }
+
+  GlobalPolicy pci;
+  pci.name = "pci-isolation";
+  pci.order = 100;
+  GlobalRule deny;
+  deny.action = RuleAction::kDeny;
+  deny.from = policy::Selector{{{"env", "dev"}}};
+  deny.toSelector = policy::Selector{{{"zone", "pci"}}};
+  pci.rules.push_back(std::move(deny));
+  b.globalPolicies.push_back(std::move(pci));
+
+  GlobalPolicy shared;
+  shared.name = "shared-infra";
+  shared.order = 200;
+  GlobalRule toShared;
+  toShared.action = RuleAction::kAllow;
+  toShared.toSelector = policy::Selector{{{"shared", "true"}}};
+  GlobalRule dns;
+  dns.action = RuleAction::kAllow;
+  dns.toCIDRs = {cidr(v4(0x64646435u), 32), cidr(v6(0x53, 0, 0x53), 128)};  // 100.100.100.53
+  dns.ports = {port(kProtoUdp, 53), port(kProtoTcp, 53)};
+  GlobalRule audit;
+  audit.action = RuleAction::kLog;
+  audit.from = policy::Selector{{{"team", "t7"}}};
+  audit.toCIDRs = {cidr(v4(0xC6336400u), 24)};  // 198.51.100.0/24
+  shared.rules = {std::move(toShared), std::move(dns), std::move(audit)};
+  b.globalPolicies.push_back(std::move(shared));
+
+  for (int w = 0; w < workloads; ++w) {
+    Workload wl;
+    wl.name = "w" + std::to_string(w);
+    wl.app = appName(w % apps);
+    wl.interfaces = {"v" + std::to_string(w)};
+    wl.addresses = {v4(kWorkloadBase + uint32_t(w) * 4), v6(1, 0, uint32_t(w) * 4)};
+    b.workloads.push_back(std::move(wl));
+  }
+
+  std::vector<Diagnostic> errors, warnings;
+  validateBundle(b, errors, warnings);
+  if (!errors.empty())
+    throw Failure("generated bundle is invalid: " + errors.front().toString() + " (and " +
+                  std::to_string(errors.size() - 1) + " more)");
+  return b;
+}
+
+// A workload the bench adds at run time (the k-th of a series).
+policy::Workload newWorkload(const std::string& prefix, int k, int apps, uint32_t v4Base,
+                             uint16_t v6Group) {
+  policy::Workload w;
+  w.name = prefix + std::to_string(k);
+  w.app = appName((k * 37 + 11) % apps);
+  w.interfaces = {prefix + std::to_string(k)};
+  w.addresses = {v4(v4Base + uint32_t(k) * 4), v6(v6Group, 0, uint32_t(k) * 4)};
+  std::vector<policy::Diagnostic> errors;
+  policy::validateWorkload(w, errors);
+  if (!errors.empty()) throw Failure("generated workload invalid: " + errors.front().toString());
+  return w;
+}
+
+struct Shape {
+  size_t sets = 0, chains = 0, rules = 0, elements = 0;
+  size_t workloadElements = 0, appElements = 0, globalElements = 0;
+};
+
+Shape shapeOf(const Ruleset& rs) {
+  Shape s;
+  s.sets = rs.sets.size();
+  s.chains = rs.chains.size();
+  for (const auto& c : rs.chains) s.rules += c.rules.size();
+  for (const auto& set : rs.sets) {
+    const size_t n = set.elements.size();
+    s.elements += n;
+    if (set.name.rfind("a4_", 0) == 0 || set.name.rfind("a6_", 0) == 0) {
+      s.appElements += n;
+    } else if (set.name.rfind("g4_", 0) == 0 || set.name.rfind("g6_", 0) == 0) {
+      s.globalElements += n;
+    } else {
+      s.workloadElements += n;
+    }
+  }
+  return s;
+}
+
+// --- kernel and process helpers ---------------------------------------------------
+
+// The real kernel, with the time of each commit (sendmsg + ACK wait) taken:
+// the kernel's share of a transaction, which no userspace can go below.
+class TimedKernel : public nft::NftKernel {
+ public:
+  explicit TimedKernel(nft::NftKernel& inner) : inner_(inner) {}
+
+  Status commit(const nft::Batch& batch) override {
+    const auto t0 = Clock::now();
+    Status s = inner_.commit(batch);
+    lastCommit = secondsSince(t0);
+    lastBytes = batch.bytes.size();
+    lastMessages = batch.messageCount();
+    return s;
+  }
+  Result<bool> tableExists(const std::string& name) override { return inner_.tableExists(name); }
+  uint32_t nextSeq(uint32_t n) override { return inner_.nextSeq(n); }
+
+  double lastCommit = 0;
+  size_t lastBytes = 0, lastMessages = 0;
+
+ private:
+  nft::NftKernel& inner_;
+};
+
+// A scratch directory for nft input files and output, removed on exit.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/bench_apply.XXXXXX";
+    if (!mkdtemp(tmpl)) throw Failure(std::string("mkdtemp: ") + std::strerror(errno));
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw Failure("cannot write " + file(name));
+  }
+
+ private:
+  std::string path_;
+};
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct SpawnResult {
+  double wall = 0;              // spawn to reaped
+  double user = 0, sys = 0;     // the child's CPU time
+  long maxRssKb = 0;
+};
+
+// Runs `nft args...` as a child of the calling thread, so in the network
+// namespace that thread has entered (call it inside Netns::run). The wall
+// time includes the process spawn, as an operator or script pays it.
+// stdout and stderr go to `outPath`; a non-zero exit is a Failure.
+SpawnResult runNft(const std::vector<std::string>& args, const std::string& outPath) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>("nft"));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+
+  SpawnResult r;
+  pid_t pid = -1;
+  const auto t0 = Clock::now();
+  const int err = posix_spawnp(&pid, "nft", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) throw Failure(std::string("cannot run nft: ") + std::strerror(err));
+  int status = 0;
+  rusage ru{};
+  while (wait4(pid, &status, 0, &ru) < 0) {
+    if (errno != EINTR) throw Failure(std::string("wait4 nft: ") + std::strerror(errno));
+  }
+  r.wall = secondsSince(t0);
+  r.user = toSeconds(ru.ru_utime);
+  r.sys = toSeconds(ru.ru_stime);
+  r.maxRssKb = ru.ru_maxrss;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd = "nft";
+    for (const auto& a : args) cmd += " " + (a.size() > 80 ? a.substr(0, 80) + "..." : a);
+    std::string out = readFile(outPath);
+    if (out.size() > 2000) out = out.substr(0, 2000) + "...";
+    throw Failure("`" + cmd + "` failed (status " + std::to_string(status) + "): " + out);
+  }
+  return r;
+}
+
+// Writes the element changes of a diff as nft commands (one `nft -f` file, so
+// one transaction): what a tool that shells out to nft would send for the
+// same change.
+std::string renderElementChanges(const RulesetDiff& diff, const Ruleset& target) {
+  if (diff.createTable || !diff.addSets.empty() || !diff.deleteSets.empty() ||
+      !diff.addChains.empty() || !diff.replaceChains.empty() || !diff.deleteChains.empty())
+    throw Failure("adding a workload changed more than set elements: " + diff.summary());
+  std::string out;
+  auto list = [&](const char* verb, const compiler::Set& set,
+                   const std::vector<compiler::Element>& els) {
+    if (els.empty()) return;
+    out += std::string(verb) + " element inet " + diff.table + " " + set.name + " { ";
+    for (size_t i = 0; i < els.size(); ++i)
+      out += (i ? ", " : "") + compiler::renderElement(set, els[i]);
+    out += " }\n";
+  };
+  for (const auto& ch : diff.elements) {
+    const compiler::Set* set = target.findSet(ch.set);
+    if (!set) throw Failure("diff names unknown set " + ch.set);
+    list("delete", *set, ch.remove);
+    list("add", *set, ch.add);
+  }
+  return out;
+}
+
+// Elements of the dispatch map in a namespace, as nft lists them.
+size_t dispatchEntries(const Netns& ns) {
+  const auto r = ns.exec("nft list map inet bulkhead dispatch");
+  if (!r.ok()) throw Failure("nft list map in " + ns.name() + ": " + r.out);
+  size_t n = 0;
+  for (size_t pos = r.out.find(": goto "); pos != std::string::npos;
+       pos = r.out.find(": goto ", pos + 1))
+    ++n;
+  return n;
+}
+
+// --- the measurements ----------------------------------------------------------------
+
+struct Options {
+  int runs = 5;       // full applies, each of ours and nft's
+  int adds = 50;      // incremental adds, ours
+  int nftAdds = 20;   // incremental adds, nft
+  bool verify = true; // compare `nft list table` of ours and nft's full apply
+};
+
+struct FullApply {
+  Stats compile, render, buildBatch;
+  Stats oursTotal, oursCommit, oursUser, oursSys;
+  Stats nftWall, nftUser, nftSys;
+  long nftMaxRssKb = 0;
+  size_t batchBytes = 0, batchMessages = 0, textBytes = 0;
+  std::string verify = "skipped";
+};
+
+FullApply measureFullApply(const policy::Bundle& bundle, const Ruleset& rs, const Options& opt,
+                           const ScratchDir& scratch,
+                           std::vector<std::unique_ptr<Netns>>& keep) {
+  FullApply f;
+  for (int i = 0; i < 3; ++i) {
+    checkInterrupted();
+    const auto t0 = Clock::now();
+    auto again = take(compiler::compile(bundle, {}), "compile");
+    f.compile.add(secondsSince(t0));
+  }
+  std::string text;
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = Clock::now();
+    text = compiler::renderRuleset(rs);
+    f.render.add(secondsSince(t0));
+  }
+  f.textBytes = text.size();
+  scratch.write("full.nft", text);
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = Clock::now();
+    auto batch = take(nft::buildBatch(compiler::fullRuleset(rs), 1, true, &rs), "buildBatch");
+    f.buildBatch.add(secondsSince(t0));
+    f.batchBytes = batch.bytes.size();
+    f.batchMessages = batch.messageCount();
+  }
+
+  Netns* lastOurs = nullptr;
+  Netns* lastNft = nullptr;
+  // Interleaved, a fresh namespace for every run: noise from the machine's
+  // other tenants hits both sides alike. Namespaces are kept until the end,
+  // so the kernel's (asynchronous) teardown of a loaded one never runs
+  // during a later measurement.
+  for (int i = 0; i < opt.runs; ++i) {
+    checkInterrupted();
+    keep.push_back(std::make_unique<Netns>());
+    lastOurs = keep.back().get();
+    lastOurs->run([&] {
+      auto kernel = take(nft::MnlKernel::open(), "open netlink socket");
+      TimedKernel timed(*kernel);
+      nft::Writer writer(timed);
+      rusage r0{}, r1{};
+      getrusage(RUSAGE_THREAD, &r0);
+      const auto t0 = Clock::now();
+      check(writer.replace(rs), "Writer::replace");
+      f.oursTotal.add(secondsSince(t0));
+      getrusage(RUSAGE_THREAD, &r1);
+      f.oursCommit.add(timed.lastCommit);
+      f.oursUser.add(toSeconds(r1.ru_utime) - toSeconds(r0.ru_utime));
+      f.oursSys.add(toSeconds(r1.ru_stime) - toSeconds(r0.ru_stime));
+    });
+
+    checkInterrupted();
+    keep.push_back(std::make_unique<Netns>());
+    lastNft = keep.back().get();
+    lastNft->run([&] {
+      const SpawnResult r = runNft({"-f", scratch.file("full.nft")}, scratch.file("nft.out"));
+      f.nftWall.add(r.wall);
+      f.nftUser.add(r.user);
+      f.nftSys.add(r.sys);
+      f.nftMaxRssKb = std::max(f.nftMaxRssKb, r.maxRssKb);
+    });
+  }
+
+  if (opt.verify && lastOurs && lastNft) {
+    checkInterrupted();
+    const auto t0 = Clock::now();
+    const auto a = lastOurs->exec("nft list table inet bulkhead");
+    const auto b = lastNft->exec("nft list table inet bulkhead");
+    if (!a.ok() || !b.ok()) throw Failure("nft list table: " + a.out.substr(0, 500) + b.out.substr(0, 500));
+    if (a.out != b.out) {
+      scratch.write("ours.list", a.out);
+      scratch.write("nft.list", b.out);
+      const std::string keepOurs = "/tmp/bench_apply.ours.list", keepNft = "/tmp/bench_apply.nft.list";
+      std::filesystem::copy_file(scratch.file("ours.list"), keepOurs,
+                                 std::filesystem::copy_options::overwrite_existing);
+      std::filesystem::copy_file(scratch.file("nft.list"), keepNft,
+                                 std::filesystem::copy_options::overwrite_existing);
+      throw Failure("the table our writer loaded lists differently from nft -f of the same "
+                    "ruleset: diff " + keepOurs + " " + keepNft);
+    }
+    size_t lines = std::count(a.out.begin(), a.out.end(), '\n');
+    f.verify = "identical `nft list table` (" + count(lines) + " lines, listed in " +
+               dur(secondsSince(t0)) + ")";
+  }
+  return f;
+}
+
+struct Incremental {
+  int workloads = 0;
+  Shape shape;
+  double reset = 0, initialLoad = 0;
+  Stats upsert, apply, commit, total;
+  Stats nftAdd, nftAddUser, nftAddSys;
+  Stats nftDelta;
+  size_t deltaElements = 0;  // element changes per add (the last one)
+  size_t dispatchBefore = 0, dispatchAfter = 0;
+};
+
+Incremental measureIncremental(const policy::Bundle& bundle, int workloads, const Options& opt,
+                               const ScratchDir& scratch,
+                               std::vector<std::unique_ptr<Netns>>& keep) {
+  Incremental m;
+  m.workloads = workloads;
+  const int apps = int(bundle.apps.size());
+  compiler::IncrementalCompiler inc;
+  {
+    const auto t0 = Clock::now();
+    auto full = take(inc.reset(bundle, {}), "IncrementalCompiler::reset");
+    m.reset = secondsSince(t0);
+  }
+  m.shape = shapeOf(inc.ruleset());
+  keep.push_back(std::make_unique<Netns>());
+  Netns& ns = *keep.back();
+
+  ns.run([&] {
+    auto kernel = take(nft::MnlKernel::open(), "open netlink socket");
+    TimedKernel timed(*kernel);
+    nft::Writer writer(timed);
+    {
+      const auto t0 = Clock::now();
+      check(writer.replace(inc.ruleset()), "initial Writer::replace");
+      m.initialLoad = secondsSince(t0);
+    }
+
+    // nft, the bar: one dispatch entry per command, spawn included.
+    for (int k = 0; k < opt.nftAdds; ++k) {
+      checkInterrupted();
+      const std::string elem = "{ \"x" + std::to_string(k) + "\" : goto " +
+                               compiler::appChainName(appName((k * 37 + 5) % apps)) + " }";
+      const SpawnResult r =
+          runNft({"add", "element", "inet", "bulkhead", "dispatch", elem}, scratch.file("nft.out"));
+      m.nftAdd.add(r.wall);
+      m.nftAddUser.add(r.user);
+      m.nftAddSys.add(r.sys);
+    }
+
+    // nft -f of exactly the change we make (every set it touches), for a
+    // like-for-like figure. The compile is not timed here.
+    for (int k = 0; k < opt.nftAdds; ++k) {
+      checkInterrupted();
+      const auto w = newWorkload("m", k, apps, kNftAddBase, 3);
+      const auto diff = take(inc.upsertWorkload(w), "upsertWorkload " + w.name);
+      scratch.write("delta.nft", renderElementChanges(diff, inc.ruleset()));
+      m.nftDelta.add(runNft({"-f", scratch.file("delta.nft")}, scratch.file("nft.out")).wall);
+    }
+
+    // Ours: compile the delta, apply it as one transaction.
+    for (int k = 0; k < opt.adds; ++k) {
+      checkInterrupted();
+      const auto w = newWorkload("n", k, apps, kOursAddBase, 2);
+      const auto t0 = Clock::now();
+      auto diff = take(inc.upsertWorkload(w), "upsertWorkload " + w.name);
+      const double upsert = secondsSince(t0);
+      const auto t1 = Clock::now();
+      check(writer.apply(diff, inc.ruleset()), "Writer::apply (workload " + w.name + ")");
+      const double apply = secondsSince(t1);
+      m.upsert.add(upsert);
+      m.apply.add(apply);
+      m.commit.add(timed.lastCommit);
+      m.total.add(upsert + apply);
+      m.deltaElements = diff.elementChangeCount();
+    }
+  });
+
+  // Functional check: every add is in the kernel.
+  const size_t expected = size_t(workloads) + size_t(opt.nftAdds) * 2 + size_t(opt.adds);
+  m.dispatchAfter = dispatchEntries(ns);
+  if (m.dispatchAfter != expected)
+    throw Failure("dispatch map of the " + std::to_string(workloads) + "-workload table holds " +
+                  std::to_string(m.dispatchAfter) + " entries, expected " +
+                  std::to_string(expected));
+  return m;
+}
+
+// --- the report ------------------------------------------------------------------------
+
+std::string goalLine(bool pass, const std::string& text) {
+  return std::string(pass ? "PASS  " : "MISS  ") + text;
+}
+
+std::string machineLine() {
+  utsname u{};
+  uname(&u);
+  const auto nftVersion = testing::sh("nft --version");
+  std::string v = nftVersion.out;
+  while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
+  return std::string("kernel ") + u.release + ", " + v + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) +
+         " CPUs";
+}
+
+Options parseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto num = [&](const char* prefix) -> std::optional<int> {
+      if (a.rfind(prefix, 0) != 0) return std::nullopt;
+      const int v = std::atoi(a.c_str() + std::strlen(prefix));
+      if (v <= 0) throw Failure("bad value in " + a);
+      return v;
+    };
+    if (auto v = num("--runs=")) {
+      o.runs = *v;
+    } else if (auto v2 = num("--adds=")) {
+      o.adds = *v2;
+    } else if (auto v3 = num("--nft-adds=")) {
+      o.nftAdds = *v3;
+    } else if (a == "--no-verify") {
+      o.verify = false;
+    } else {
+      throw Failure("usage: bench_apply [--runs=N] [--adds=N] [--nft-adds=N] [--no-verify]");
+    }
+  }
+  return o;
+}
+
+int run(int argc, char** argv) {
+  const Options opt = parseOptions(argc, argv);
+  if (!testing::havePrivileges())
+    throw Failure("must run as root with `ip` and `nft` installed: sudo build/tests/bench/bench_apply");
+  testing::sweepStaleNamespaces();
+  const auto started = Clock::now();
+
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
+  std::printf("bench_apply  %s  (%s)\n", date, machineLine().c_str());
+#ifndef __OPTIMIZE__
+  std::printf("WARNING: built without optimisation; figures are not representative\n");
+#endif
+
+  ScratchDir scratch;
+  // Declared after `scratch` and the rulesets' owners, so they go first.
+  std::vector<std::unique_ptr<Netns>> keep;
+
+  // 1. Scale.
+  constexpr int kWorkloads = 10000;
+  const policy::Bundle big = generateBundle(kWorkloads);
+  const Ruleset rs = take(compiler::compile(big, {}), "compile");
+  const Shape shape = shapeOf(rs);
+  std::printf("\nPolicy: %zu apps, %zu services, %d workloads, %zu GlobalPolicies\n",
+              big.apps.size(), big.services.size(), kWorkloads, big.globalPolicies.size());
+  std::printf("Ruleset: %s set elements in %zu sets (workload sets %s, app egress sets %s, "
+              "GlobalPolicy sets %s); %zu chains, %s rules\n",
+              count(shape.elements).c_str(), shape.sets, count(shape.workloadElements).c_str(),
+              count(shape.appElements).c_str(), count(shape.globalElements).c_str(), shape.chains,
+              count(shape.rules).c_str());
+
+  // 2. Full apply.
+  const FullApply f = measureFullApply(big, rs, opt, scratch, keep);
+  const double ours = f.oursTotal.median(), theirs = f.nftWall.median();
+  const double commit = f.oursCommit.median();
+  std::printf("\nFull apply of the whole table, fresh namespace per run (median of %d, min)\n",
+              opt.runs);
+  const int w1 = 46;
+  auto row = [&](const std::string& label, const std::string& value) {
+    std::printf("  %s %s\n", pad(label, w1).c_str(), value.c_str());
+  };
+  row("compile (policy -> Ruleset), not in totals", medMin(f.compile));
+  row("render as nft text (nft path's input)", medMin(f.render) + ", " + count(f.textBytes) + " bytes");
+  row("ours: Writer::replace, one transaction", medMin(f.oursTotal));
+  row("  buildBatch (run alone)", medMin(f.buildBatch) + ", " + count(f.batchMessages) +
+                                      " messages, " + count(f.batchBytes) + " bytes");
+  row("  kernel commit (sendmsg + ACK)", medMin(f.oursCommit));
+  row("  userspace (replace - commit)", dur(ours - commit));
+  row("  thread CPU user / sys", dur(f.oursUser.median()) + " / " + dur(f.oursSys.median()));
+  row("nft -f (same ruleset as text)", medMin(f.nftWall));
+  row("  nft CPU user / sys (getrusage)", dur(f.nftUser.median()) + " / " + dur(f.nftSys.median()) +
+                                              ", max RSS " + count(size_t(f.nftMaxRssKb / 1024)) + " MB");
+  row("ratio ours / nft", fmt("%.2f", ours / theirs) + "  (compile + replace vs nft -f: " +
+                              fmt("%.2f", (ours + f.compile.median()) / theirs) + ")");
+  row("ours / kernel commit (1.00 = the floor)", fmt("%.2f", ours / commit));
+  row("verify", f.verify);
+
+  // 3. Incremental.
+  std::vector<Incremental> inc;
+  for (int n : {1000, kWorkloads}) {
+    const policy::Bundle b = n == kWorkloads ? big : generateBundle(n);
+    inc.push_back(measureIncremental(b, n, opt, scratch, keep));
+  }
+  std::printf("\nIncremental: add one workload to a loaded table (median, min)\n");
+  const int w2 = 42, wc = 26;
+  auto row2 = [&](const std::string& label, const std::string& a, const std::string& b) {
+    std::printf("  %s %s %s\n", pad(label, w2).c_str(), pad(a, wc).c_str(), b.c_str());
+  };
+  auto each = [&](const std::function<std::string(const Incremental&)>& f2) {
+    return std::make_pair(f2(inc[0]), f2(inc[1]));
+  };
+  auto row3 = [&](const std::string& label,
+                  const std::function<std::string(const Incremental&)>& f2) {
+    auto [a, b] = each(f2);
+    row2(label, a, b);
+  };
+  row3("table", [](const Incremental& m) {
+    return count(size_t(m.workloads)) + " workloads, " + count(m.shape.elements) + " el.";
+  });
+  row3("  (full compile / initial load)", [](const Incremental& m) {
+    return dur(m.reset) + " / " + dur(m.initialLoad);
+  });
+  row3("ours: upsertWorkload (delta compile)", [](const Incremental& m) { return medMin(m.upsert); });
+  row3("ours: Writer::apply (one transaction)", [](const Incremental& m) { return medMin(m.apply); });
+  row3("  of which kernel commit", [](const Incremental& m) { return medMin(m.commit); });
+  row3("ours: total", [](const Incremental& m) { return medMin(m.total); });
+  row3("  element changes per add", [](const Incremental& m) { return count(m.deltaElements); });
+  row3("nft add element (1 dispatch entry, spawn)", [](const Incremental& m) { return medMin(m.nftAdd); });
+  row3("  nft CPU user / sys", [](const Incremental& m) {
+    return dur(m.nftAddUser.median()) + " / " + dur(m.nftAddSys.median());
+  });
+  row3("nft -f of our exact delta", [](const Incremental& m) { return medMin(m.nftDelta); });
+  row3("ratio ours / nft add element", [](const Incremental& m) {
+    return fmt("%.3f", m.total.median() / m.nftAdd.median());
+  });
+  row3("runs (ours / nft)", [&](const Incremental&) {
+    return std::to_string(opt.adds) + " / " + std::to_string(opt.nftAdds);
+  });
+
+  const double growth = inc[1].total.median() / inc[0].total.median();
+  std::printf("\nGoals (informational; timings never fail the run)\n");
+  std::printf("  %s\n", goalLine(ours / theirs <= 0.6, "full apply: ours/nft = " +
+                                                             fmt("%.2f", ours / theirs) + " (goal <= 0.6)")
+                            .c_str());
+  for (const auto& m : inc) {
+    const double r = m.total.median() / m.nftAdd.median();
+    std::printf("  %s\n", goalLine(r <= 1.0, "incremental at " + count(size_t(m.workloads)) +
+                                                 " workloads: ours/nft add = " + fmt("%.3f", r) +
+                                                 " (goal <= 1)")
+                              .c_str());
+  }
+  std::printf("  %s\n",
+              goalLine(growth <= 2.0, "incremental cost flat in table size: 10k/1k = " +
+                                          fmt("%.2f", growth) + " for a 10x table (goal <= 2)")
+                  .c_str());
+  std::printf("  info  full apply: ours is %.2fx the kernel commit floor\n", ours / commit);
+  std::printf("\nBench wall time %s; removing %zu namespaces\n", dur(secondsSince(started)).c_str(),
+              keep.size());
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+}  // namespace bulkhead::bench
+
+int main(int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = bulkhead::bench::onSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  try {
+    return bulkhead::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "bench_apply: FAILED: %s\n", e.what());
+    return 1;
+  }
+}
