@@ -1,5 +1,5 @@
-// Golden tests: policy YAML in tests/golden/NAME.yaml, the nft text `plan`
-// prints for it in tests/golden/NAME.nft. Regenerate after an intended
+// Golden tests: the nft text `plan` prints in tests/golden/NAME.nft, for the
+// policy in tests/golden/NAME.yaml or, when there is none, policies/NAME/. Regenerate after an intended
 // change with BULKHEAD_UPDATE_GOLDEN=1 and review the diff.
 #include <gtest/gtest.h>
 
@@ -27,7 +27,7 @@ std::string readFile(const fs::path& p) {
 std::vector<std::string> goldenCases() {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(BULKHEAD_GOLDEN_DIR))
-    if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+    if (e.path().extension() == ".nft") names.push_back(e.path().stem().string());
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -36,7 +36,8 @@ class GoldenTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenTest, PlanMatchesGolden) {
   const fs::path dir = BULKHEAD_GOLDEN_DIR;
-  const auto yaml = dir / (GetParam() + ".yaml");
+  auto yaml = dir / (GetParam() + ".yaml");
+  if (!fs::exists(yaml)) yaml = fs::path(BULKHEAD_SOURCE_DIR) / "policies" / GetParam();
   const auto golden = dir / (GetParam() + ".nft");
   auto loaded = policy::loadPaths({yaml.string()});
   for (const auto& e : loaded.errors) ADD_FAILURE() << e.toString();
