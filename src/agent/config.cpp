@@ -12,7 +12,9 @@ namespace bulkhead::agent {
 
 namespace {
 
-Error bad(const std::string& message) { return makeError(ErrorCode::kInvalidInput, message); }
+Error bad(const std::string& message) {
+  return makeError(ErrorCode::kInvalidInput, message);
+}
 
 Status parseUint(const std::string& flag, const std::string& v, uint32_t max, uint32_t* out) {
   uint32_t n = 0;
@@ -35,11 +37,26 @@ const std::map<std::string, Setter>& setters() {
          c.listen.push_back(v);
          return {};
        }},
-      {"tls-cert", [](AgentConfig& c, const std::string& v) -> Status { c.tlsCert = v; return {}; }},
-      {"tls-key", [](AgentConfig& c, const std::string& v) -> Status { c.tlsKey = v; return {}; }},
+      {"tls-cert",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.tlsCert = v;
+         return {};
+       }},
+      {"tls-key",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.tlsKey = v;
+         return {};
+       }},
       {"tls-client-ca",
-       [](AgentConfig& c, const std::string& v) -> Status { c.tlsClientCa = v; return {}; }},
-      {"state-dir", [](AgentConfig& c, const std::string& v) -> Status { c.stateDir = v; return {}; }},
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.tlsClientCa = v;
+         return {};
+       }},
+      {"state-dir",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.stateDir = v;
+         return {};
+       }},
       {"table",
        [](AgentConfig& c, const std::string& v) -> Status {
          if (!policy::isValidName(v)) return bad("--table: not a valid table name: \"" + v + "\"");
@@ -67,7 +84,11 @@ const std::map<std::string, Setter>& setters() {
          c.flowFormat = v;
          return {};
        }},
-      {"policies", [](AgentConfig& c, const std::string& v) -> Status { c.policiesDir = v; return {}; }},
+      {"policies",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.policiesDir = v;
+         return {};
+       }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
@@ -88,13 +109,14 @@ Status loadConfigFile(const std::string& path, AgentConfig& c) {
   if (!root.IsMap()) return bad(path + ": expected a map of settings");
   for (const auto& kv : root) {
     const auto key = kv.first.as<std::string>();
-    const auto pos = std::to_string(kv.first.Mark().line + 1) + ":" +
-                     std::to_string(kv.first.Mark().column + 1);
+    const auto pos =
+        std::to_string(kv.first.Mark().line + 1) + ":" + std::to_string(kv.first.Mark().column + 1);
     auto it = setters().find(key);
     if (it == setters().end()) return bad(path + ":" + pos + ": unknown setting \"" + key + "\"");
     std::vector<std::string> values;
     if (kv.second.IsSequence()) {
-      for (const auto& v : kv.second) values.push_back(v.as<std::string>());
+      for (const auto& v : kv.second)
+        values.push_back(v.as<std::string>());
     } else if (kv.second.IsScalar()) {
       values.push_back(kv.second.as<std::string>());
     } else {

@@ -26,9 +26,11 @@ constexpr int kExitBadInput = 2;
 // or the kernel refused it, in which case the previous policy stays.
 bool loadAndApply(agent::Enforcer& enforcer, const std::string& dir, bool* invalid) {
   auto loaded = policy::loadPaths({dir});
-  for (const auto& w : loaded.warnings) spdlog::warn("{}", w.toString());
+  for (const auto& w : loaded.warnings)
+    spdlog::warn("{}", w.toString());
   if (!loaded.ok()) {
-    for (const auto& e : loaded.errors) spdlog::error("{}", e.toString());
+    for (const auto& e : loaded.errors)
+      spdlog::error("{}", e.toString());
     spdlog::error("policy in {} rejected ({} errors); nothing applied", dir, loaded.errors.size());
     *invalid = true;
     return false;
@@ -41,8 +43,7 @@ bool loadAndApply(agent::Enforcer& enforcer, const std::string& dir, bool* inval
   }
   const auto& rs = enforcer.ruleset();
   spdlog::info("policy from {} in force in table inet {}: {} sets, {} elements, {} chains ({})",
-               dir, rs.table, rs.sets.size(), rs.elementCount(), rs.chains.size(),
-               diff->summary());
+               dir, rs.table, rs.sets.size(), rs.elementCount(), rs.chains.size(), diff->summary());
   return true;
 }
 
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
   // Signals are taken synchronously in the main loop, not in handlers.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP})
+    sigaddset(&signals, s);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
 
   auto kernel = nft::MnlKernel::open();

@@ -14,8 +14,8 @@ namespace {
 
 // Flags and whether they take a value.
 const std::map<std::string, bool> kFlags = {
-    {"--agent", true},   {"--workloads", true}, {"--table", true}, {"--log-group", true},
-    {"--json", false},   {"--help", false},     {"--version", false},
+    {"--agent", true}, {"--workloads", true}, {"--table", true},    {"--log-group", true},
+    {"--json", false}, {"--help", false},     {"--version", false},
 };
 
 constexpr const char* kUsage = R"(usage: bulkhead COMMAND [ARGS] [FLAGS]
@@ -29,8 +29,10 @@ flags are accepted before or after the command.
 )";
 
 void printDiagnostics(const policy::LoadResult& r, std::ostream& err) {
-  for (const auto& d : r.errors) err << d.toString() << "\n";
-  for (const auto& d : r.warnings) err << "warning: " << d.toString() << "\n";
+  for (const auto& d : r.errors)
+    err << d.toString() << "\n";
+  for (const auto& d : r.warnings)
+    err << "warning: " << d.toString() << "\n";
 }
 
 int validate(const Args& args, std::ostream& out, std::ostream& err) {
@@ -44,9 +46,9 @@ int validate(const Args& args, std::ostream& out, std::ostream& err) {
     err << "bulkhead validate: " << r.errors.size() << " error(s); nothing is valid\n";
     return kExitBadInput;
   }
-  out << "valid: " << r.bundle.services.size() << " services, " << r.bundle.apps.size()
-      << " apps, " << r.bundle.globalPolicies.size() << " global policies, "
-      << r.bundle.workloads.size() << " workloads\n";
+  out << "valid: " << r.bundle.services.size() << " services, " << r.bundle.apps.size() << " apps, "
+      << r.bundle.globalPolicies.size() << " global policies, " << r.bundle.workloads.size()
+      << " workloads\n";
   return kExitOk;
 }
 
@@ -59,11 +61,13 @@ int plan(const Args& args, std::ostream& out, std::ostream& err) {
   std::vector<policy::Workload> extra;
   if (args.has("--workloads")) {
     auto w = policy::loadPaths(args.flags.at("--workloads"));
-    for (const auto& d : w.errors) r.errors.push_back(d);
-    const bool other = !w.bundle.services.empty() || !w.bundle.apps.empty() ||
-                       !w.bundle.globalPolicies.empty();
+    for (const auto& d : w.errors)
+      r.errors.push_back(d);
+    const bool other =
+        !w.bundle.services.empty() || !w.bundle.apps.empty() || !w.bundle.globalPolicies.empty();
     if (other)
-      r.errors.push_back({{args.get("--workloads"), 0, 0}, "--workloads takes Workload documents only"});
+      r.errors.push_back(
+          {{args.get("--workloads"), 0, 0}, "--workloads takes Workload documents only"});
     extra = std::move(w.bundle.workloads);
   }
   printDiagnostics(r, err);

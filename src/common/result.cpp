@@ -6,13 +6,20 @@ namespace bulkhead {
 
 const char* errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidInput: return "invalid input";
-    case ErrorCode::kTooLarge: return "too large";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kKernel: return "kernel error";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kIo: return "i/o error";
-    case ErrorCode::kInternal: return "internal error";
+    case ErrorCode::kInvalidInput:
+      return "invalid input";
+    case ErrorCode::kTooLarge:
+      return "too large";
+    case ErrorCode::kNotFound:
+      return "not found";
+    case ErrorCode::kKernel:
+      return "kernel error";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kIo:
+      return "i/o error";
+    case ErrorCode::kInternal:
+      return "internal error";
   }
   return "unknown error";
 }

@@ -93,9 +93,9 @@ class Compilation {
   // app has none, implicit ones (default deny, no egress).
   std::map<std::string, policy::App> apps_;
   std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;  // sorted
-  std::map<std::string, std::string> ifaceOwner_;                   // -> workload
-  std::map<policy::IpAddr, std::string> addrOwner_;                 // -> workload
-  std::map<std::string, size_t> workloadCount_;                     // per app
+  std::map<std::string, std::string> ifaceOwner_;                    // -> workload
+  std::map<policy::IpAddr, std::string> addrOwner_;                  // -> workload
+  std::map<std::string, size_t> workloadCount_;                      // per app
   std::vector<OrderedRule> globalRules_;
   std::map<std::string, Dependents> dependents_;  // by app whose addresses are used
   // While computing one owner's destinations: the apps whose addresses it used.

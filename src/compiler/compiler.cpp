@@ -73,7 +73,8 @@ void Dests::add(const AddrRange& range, const PortSpec& port) {
 void Dests::addAll(const std::vector<AddrRange>& ranges, const std::vector<PortSpec>& ports) {
   for (const auto& r : ranges) {
     if (ports.empty()) add(r, kAnyPort);
-    for (const auto& p : ports) add(r, p);
+    for (const auto& p : ports)
+      add(r, p);
   }
 }
 
@@ -112,7 +113,8 @@ Status Compilation::indexWorkloads() {
     if (!names.insert(w.name).second)
       return makeError(ErrorCode::kInvalidInput, "workload \"" + w.name + "\" is defined twice");
     if (auto st = claim(w, nullptr); !st) return st;
-    for (const auto& i : w.interfaces) ifaceOwner_.emplace(i, w.name);
+    for (const auto& i : w.interfaces)
+      ifaceOwner_.emplace(i, w.name);
     for (const auto& a : w.addresses) {
       addrOwner_.emplace(a, w.name);
       appAddresses_[w.app].push_back(a);
@@ -124,13 +126,16 @@ Status Compilation::indexWorkloads() {
     if (auto st = index(w); !st) return st;
   for (const auto& w : apiWorkloads_)
     if (auto st = index(w); !st) return st;
-  for (auto& [app, addrs] : appAddresses_) std::sort(addrs.begin(), addrs.end());
+  for (auto& [app, addrs] : appAddresses_)
+    std::sort(addrs.begin(), addrs.end());
   return {};
 }
 
 void Compilation::indexApps() {
-  for (const auto& s : bundle_.services) services_.emplace(s.name, &s);
-  for (const auto& a : bundle_.apps) apps_.emplace(a.name, a);
+  for (const auto& s : bundle_.services)
+    services_.emplace(s.name, &s);
+  for (const auto& a : bundle_.apps)
+    apps_.emplace(a.name, a);
   for (const auto& [app, count] : workloadCount_) {
     if (apps_.count(app)) continue;
     App implicit;
@@ -139,12 +144,14 @@ void Compilation::indexApps() {
     apps_.emplace(app, std::move(implicit));
   }
   for (const auto& p : bundle_.globalPolicies)
-    for (size_t i = 0; i < p.rules.size(); ++i) globalRules_.push_back({&p, i});
+    for (size_t i = 0; i < p.rules.size(); ++i)
+      globalRules_.push_back({&p, i});
   // Lower order runs first; ties by name then rule index, so the result
   // never depends on the order documents were read in.
   std::stable_sort(globalRules_.begin(), globalRules_.end(),
                    [](const OrderedRule& a, const OrderedRule& b) {
-                     if (a.policy->order != b.policy->order) return a.policy->order < b.policy->order;
+                     if (a.policy->order != b.policy->order)
+                       return a.policy->order < b.policy->order;
                      if (a.policy->name != b.policy->name) return a.policy->name < b.policy->name;
                      return a.index < b.index;
                    });
@@ -156,13 +163,13 @@ Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>&
   auto it = appAddresses_.find(app);
   if (it == appAddresses_.end()) return d;
   std::vector<AddrRange> ranges;
-  for (const auto& a : it->second) ranges.push_back(AddrRange{a, a});
+  for (const auto& a : it->second)
+    ranges.push_back(AddrRange{a, a});
   d.addAll(ranges, narrowPorts({}, narrow));
   return d;
 }
 
-Dests Compilation::serviceDests(const Service& service,
-                                const std::vector<PortSpec>& narrow) const {
+Dests Compilation::serviceDests(const Service& service, const std::vector<PortSpec>& narrow) const {
   Dests d;
   if (service.appSelector) {
     for (const auto& [name, app] : apps_) {
@@ -173,23 +180,27 @@ Dests Compilation::serviceDests(const Service& service,
   }
   for (const auto& ep : service.endpoints) {
     std::vector<AddrRange> ranges;
-    for (const auto& c : ep.cidrs) ranges.push_back(toRange(c));
+    for (const auto& c : ep.cidrs)
+      ranges.push_back(toRange(c));
     d.addAll(ranges, narrowPorts(ep.ports, narrow));
   }
   return d;
 }
 
 Dests Compilation::namedDests(const std::string& name, const std::vector<PortSpec>& narrow) const {
-  if (auto it = services_.find(name); it != services_.end()) return serviceDests(*it->second, narrow);
+  if (auto it = services_.find(name); it != services_.end())
+    return serviceDests(*it->second, narrow);
   return appDests(name, narrow);  // an App by name: all of its workloads
 }
 
 Dests Compilation::appEgressDests(const App& app) const {
   Dests d;
   for (const auto& rule : app.egress) {
-    for (const auto& ref : rule.to) d.append(namedDests(ref.name, rule.ports));
+    for (const auto& ref : rule.to)
+      d.append(namedDests(ref.name, rule.ports));
     std::vector<AddrRange> ranges;
-    for (const auto& c : rule.toCIDRs) ranges.push_back(toRange(c));
+    for (const auto& c : rule.toCIDRs)
+      ranges.push_back(toRange(c));
     d.addAll(ranges, rule.ports);
   }
   return d;
@@ -197,7 +208,8 @@ Dests Compilation::appEgressDests(const App& app) const {
 
 Dests Compilation::globalRuleDests(const GlobalRule& rule) const {
   Dests d;
-  for (const auto& ref : rule.to) d.append(namedDests(ref.name, rule.ports));
+  for (const auto& ref : rule.to)
+    d.append(namedDests(ref.name, rule.ports));
   if (rule.toSelector) {
     for (const auto& s : bundle_.services)
       if (rule.toSelector->matches(s.labels)) d.append(serviceDests(s, rule.ports));
@@ -205,7 +217,8 @@ Dests Compilation::globalRuleDests(const GlobalRule& rule) const {
       if (rule.toSelector->matches(app.effectiveLabels())) d.append(appDests(name, rule.ports));
   }
   std::vector<AddrRange> ranges;
-  for (const auto& c : rule.toCIDRs) ranges.push_back(toRange(c));
+  for (const auto& c : rule.toCIDRs)
+    ranges.push_back(toRange(c));
   d.addAll(ranges, rule.ports);
   return d;
 }
@@ -238,8 +251,9 @@ std::vector<Set> Compilation::ruleDestSets(size_t rule) const {
   const auto& [p, index] = globalRules_[rule];
   const Dests d = globalRuleDests(p->rules[index]);
   const std::string comment = "globalpolicy/" + p->name + "/" + std::to_string(index);
-  return {destSet(globalSetName(p->name, index, Family::kIpv4), KeyField::kIpv4Addr, d.v4, comment),
-          destSet(globalSetName(p->name, index, Family::kIpv6), KeyField::kIpv6Addr, d.v6, comment)};
+  return {
+      destSet(globalSetName(p->name, index, Family::kIpv4), KeyField::kIpv4Addr, d.v4, comment),
+      destSet(globalSetName(p->name, index, Family::kIpv6), KeyField::kIpv6Addr, d.v6, comment)};
 }
 
 // Which destination sets hold which app's addresses: computed by recording
@@ -250,12 +264,14 @@ void Compilation::recordDependents() {
   for (const auto& [name, app] : apps_) {
     used.clear();
     appEgressDests(app);
-    for (const auto& u : used) dependents_[u].apps.insert(name);
+    for (const auto& u : used)
+      dependents_[u].apps.insert(name);
   }
   for (size_t i = 0; i < globalRules_.size(); ++i) {
     used.clear();
     globalRuleDests(globalRules_[i].policy->rules[globalRules_[i].index]);
-    for (const auto& u : used) dependents_[u].rules.insert(i);
+    for (const auto& u : used)
+      dependents_[u].rules.insert(i);
   }
   usedApps_ = nullptr;
 }
@@ -264,7 +280,8 @@ std::map<std::string, std::vector<Element>> workloadElements(const Workload& w) 
   std::map<std::string, std::vector<Element>> out;
   for (const auto& i : w.interfaces) {
     const Key key = KeyBuilder().ifname(i).build();
-    out[kDispatchMap].push_back(Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w.app)}});
+    out[kDispatchMap].push_back(
+        Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w.app)}});
     if (w.quarantined) out[kQuarantineSet].push_back(Element{key, key, {}});
     for (const auto& a : w.addresses) {
       const Key k = KeyBuilder().ifname(i).addr(a).build();
@@ -277,10 +294,18 @@ std::map<std::string, std::vector<Element>> workloadElements(const Workload& w) 
 void Compilation::addWorkloadSets() {
   Set dispatch{kDispatchMap, {KeyField::kIfname}, false, true, "interface -> app chain", {}};
   Set quarantine{kQuarantineSet, {KeyField::kIfname}, false, false, "quarantined interfaces", {}};
-  Set src4{kSource4Set, {KeyField::kIfname, KeyField::kIpv4Addr}, false, false,
-           "registered source addresses", {}};
-  Set src6{kSource6Set, {KeyField::kIfname, KeyField::kIpv6Addr}, false, false,
-           "registered source addresses", {}};
+  Set src4{kSource4Set,
+           {KeyField::kIfname, KeyField::kIpv4Addr},
+           false,
+           false,
+           "registered source addresses",
+           {}};
+  Set src6{kSource6Set,
+           {KeyField::kIfname, KeyField::kIpv6Addr},
+           false,
+           false,
+           "registered source addresses",
+           {}};
   std::map<std::string, Set*> byName{{dispatch.name, &dispatch},
                                      {quarantine.name, &quarantine},
                                      {src4.name, &src4},
@@ -291,8 +316,10 @@ void Compilation::addWorkloadSets() {
       into.insert(into.end(), elements.begin(), elements.end());
     }
   };
-  for (const auto& w : bundle_.workloads) add(w);
-  for (const auto& w : apiWorkloads_) add(w);
+  for (const auto& w : bundle_.workloads)
+    add(w);
+  for (const auto& w : apiWorkloads_)
+    add(w);
   for (auto* s : {&dispatch, &quarantine, &src4, &src6}) {
     std::sort(s->elements.begin(), s->elements.end());
     out_.sets.push_back(std::move(*s));
@@ -380,13 +407,15 @@ Chain Compilation::appChain(const App& app) const {
       // GlobalPolicy denies hold whatever the App's mode: an app owner must
       // not be able to lift macro segmentation by switching to audit.
       const char* action = g.action == policy::RuleAction::kDeny ? "deny" : "log";
-      for (auto& r : denyRules(app, action, reason, match, reason)) c.rules.push_back(std::move(r));
+      for (auto& r : denyRules(app, action, reason, match, reason))
+        c.rules.push_back(std::move(r));
     }
   }
   for (Family f : {Family::kIpv4, Family::kIpv6})
     c.rules.push_back(
         rule({destLookup(f, appSetName(app.name, f)), verdict(Verdict::Kind::kAccept)}));
-  for (auto& r : allows) c.rules.push_back(std::move(r));
+  for (auto& r : allows)
+    c.rules.push_back(std::move(r));
   const char* action = app.mode == policy::Mode::kAudit ? "audit" : "deny";
   for (auto& r : denyRules(app, action, "default", std::nullopt, "default"))
     c.rules.push_back(std::move(r));
@@ -422,15 +451,18 @@ Status Compilation::run() {
 
   addWorkloadSets();
   for (const auto& [name, app] : apps_)
-    for (auto& s : appDestSets(name)) out_.sets.push_back(std::move(s));
+    for (auto& s : appDestSets(name))
+      out_.sets.push_back(std::move(s));
   for (size_t i = 0; i < globalRules_.size(); ++i)
-    for (auto& s : ruleDestSets(i)) out_.sets.push_back(std::move(s));
+    for (auto& s : ruleDestSets(i))
+      out_.sets.push_back(std::move(s));
   std::sort(out_.sets.begin(), out_.sets.end(),
             [](const Set& a, const Set& b) { return a.name < b.name; });
 
   out_.chains.push_back(rejectChain());
   out_.chains.push_back(preChain());
-  for (const auto& [name, app] : apps_) out_.chains.push_back(appChain(app));
+  for (const auto& [name, app] : apps_)
+    out_.chains.push_back(appChain(app));
   std::sort(out_.chains.begin(), out_.chains.end(),
             [](const Chain& a, const Chain& b) { return a.name < b.name; });
   out_.chains.push_back(baseChain(BaseHook::Hook::kForward));
@@ -450,7 +482,9 @@ std::string logPrefix(const std::string& action, const std::string& reason) {
   return p.size() > 127 ? p.substr(0, 127) : p;  // the kernel's limit on log prefixes
 }
 
-std::string appChainName(const std::string& app) { return "app_" + app; }
+std::string appChainName(const std::string& app) {
+  return "app_" + app;
+}
 
 std::string appSetName(const std::string& app, Family family) {
   return (family == Family::kIpv4 ? "a4_" : "a6_") + app;

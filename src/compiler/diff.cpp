@@ -29,8 +29,10 @@ bool RulesetDiff::empty() const {
 
 size_t RulesetDiff::elementChangeCount() const {
   size_t n = 0;
-  for (const auto& c : elements) n += c.add.size() + c.remove.size();
-  for (const auto& s : addSets) n += s.elements.size();
+  for (const auto& c : elements)
+    n += c.add.size() + c.remove.size();
+  for (const auto& s : addSets)
+    n += s.elements.size();
   return n;
 }
 
@@ -41,7 +43,8 @@ std::string RulesetDiff::summary() const {
     adds += c.add.size();
     removes += c.remove.size();
   }
-  for (const auto& s : addSets) adds += s.elements.size();
+  for (const auto& s : addSets)
+    adds += s.elements.size();
   std::string out = createTable ? "create table; " : "";
   out += std::to_string(adds) + " element adds, " + std::to_string(removes) + " element removes";
   auto part = [&](size_t n, const char* what) {
@@ -61,7 +64,8 @@ RulesetDiff diffRulesets(const Ruleset& from, const Ruleset& to) {
 
   std::set<std::string> redeclared;  // sets deleted and re-added under one name
   std::map<std::string, const Set*> old;
-  for (const auto& s : from.sets) old.emplace(s.name, &s);
+  for (const auto& s : from.sets)
+    old.emplace(s.name, &s);
   for (const auto& s : to.sets) {
     auto it = old.find(s.name);
     if (it == old.end()) {
@@ -84,10 +88,12 @@ RulesetDiff diffRulesets(const Ruleset& from, const Ruleset& to) {
                         prev.elements.end(), std::back_inserter(c.add));
     if (!c.add.empty() || !c.remove.empty()) d.elements.push_back(std::move(c));
   }
-  for (const auto& [name, set] : old) d.deleteSets.push_back(name);
+  for (const auto& [name, set] : old)
+    d.deleteSets.push_back(name);
 
   std::map<std::string, const Chain*> oldChains;
-  for (const auto& c : from.chains) oldChains.emplace(c.name, &c);
+  for (const auto& c : from.chains)
+    oldChains.emplace(c.name, &c);
   for (const auto& c : to.chains) {
     auto it = oldChains.find(c.name);
     if (it == oldChains.end()) {
@@ -102,10 +108,12 @@ RulesetDiff diffRulesets(const Ruleset& from, const Ruleset& to) {
       continue;
     }
     bool usesRedeclared = false;
-    for (const auto& s : referencedSets(c)) usesRedeclared |= redeclared.count(s) > 0;
+    for (const auto& s : referencedSets(c))
+      usesRedeclared |= redeclared.count(s) > 0;
     if (prev.rules != c.rules || usesRedeclared) d.replaceChains.push_back(c);
   }
-  for (const auto& [name, chain] : oldChains) d.deleteChains.push_back(name);
+  for (const auto& [name, chain] : oldChains)
+    d.deleteChains.push_back(name);
   return d;
 }
 

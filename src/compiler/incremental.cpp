@@ -29,7 +29,8 @@ Status checkWorkload(const Workload& w) {
   policy::validateWorkload(w, errors);
   if (errors.empty()) return {};
   std::string msg;
-  for (const auto& e : errors) msg += (msg.empty() ? "" : "; ") + e.message;
+  for (const auto& e : errors)
+    msg += (msg.empty() ? "" : "; ") + e.message;
   return makeError(ErrorCode::kInvalidInput, msg);
 }
 
@@ -80,7 +81,8 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   std::set<std::string> touchedApps;
   if (before) {
     touchedApps.insert(before->app);
-    for (const auto& i : before->interfaces) ifaceOwner_.erase(i);
+    for (const auto& i : before->interfaces)
+      ifaceOwner_.erase(i);
     auto& addrs = appAddresses_[before->app];
     for (const auto& a : before->addresses) {
       addrOwner_.erase(a);
@@ -90,7 +92,8 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   }
   if (after) {
     touchedApps.insert(after->app);
-    for (const auto& i : after->interfaces) ifaceOwner_[i] = after->name;
+    for (const auto& i : after->interfaces)
+      ifaceOwner_[i] = after->name;
     auto& addrs = appAddresses_[after->app];
     for (const auto& a : after->addresses) {
       addrOwner_[a] = after->name;
@@ -102,8 +105,10 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
                          [&](const Workload& w) { return w.name == name; });
   if (after) {
     Workload copy = *after;  // `after` may point into apiWorkloads_ itself
-    if (it != apiWorkloads_.end()) *it = std::move(copy);
-    else apiWorkloads_.push_back(std::move(copy));
+    if (it != apiWorkloads_.end())
+      *it = std::move(copy);
+    else
+      apiWorkloads_.push_back(std::move(copy));
   } else if (it != apiWorkloads_.end()) {
     apiWorkloads_.erase(it);
   }
@@ -120,9 +125,11 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   }
   std::vector<Set> fresh;
   for (const auto& a : apps)
-    for (auto& s : appDestSets(a)) fresh.push_back(std::move(s));
+    for (auto& s : appDestSets(a))
+      fresh.push_back(std::move(s));
   for (size_t r : rules)
-    for (auto& s : ruleDestSets(r)) fresh.push_back(std::move(s));
+    for (auto& s : ruleDestSets(r))
+      fresh.push_back(std::move(s));
   for (auto& s : fresh) {
     Set* current = mutableSet(s.name);
     ElementChanges c{s.name, {}, {}};
@@ -137,7 +144,8 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
 
   RulesetDiff diff;
   diff.table = out_.table;
-  for (auto& [set, c] : changes) diff.elements.push_back(std::move(c));
+  for (auto& [set, c] : changes)
+    diff.elements.push_back(std::move(c));
   return diff;
 }
 
@@ -168,8 +176,10 @@ Result<RulesetDiff> IncrementalCompiler::upsertWorkload(const Workload& workload
     std::vector<Workload> next = state_->apiWorkloads();
     auto it = std::find_if(next.begin(), next.end(),
                            [&](const Workload& w) { return w.name == workload.name; });
-    if (it != next.end()) *it = workload;
-    else next.push_back(workload);
+    if (it != next.end())
+      *it = workload;
+    else
+      next.push_back(workload);
     return reset(state_->bundle(), std::move(next));
   }
   return state_->replaceWorkload(before, &workload);
@@ -187,8 +197,12 @@ Result<RulesetDiff> IncrementalCompiler::removeWorkload(const std::string& name)
   return state_->replaceWorkload(&copy, nullptr);
 }
 
-const Ruleset& IncrementalCompiler::ruleset() const { return state_->ruleset(); }
-const policy::Bundle& IncrementalCompiler::bundle() const { return state_->bundle(); }
+const Ruleset& IncrementalCompiler::ruleset() const {
+  return state_->ruleset();
+}
+const policy::Bundle& IncrementalCompiler::bundle() const {
+  return state_->bundle();
+}
 const std::vector<Workload>& IncrementalCompiler::workloads() const {
   return state_->apiWorkloads();
 }

@@ -49,12 +49,14 @@ std::vector<PortSlice> slicePorts(std::vector<const DestBox*> boxes) {
   size_t next = 0;
   for (size_t i = 0; i + 1 < bounds.size(); ++i) {
     const uint32_t lo = bounds[i], hi = bounds[i + 1] - 1;
-    while (next < boxes.size() && boxes[next]->portLo <= lo) active.push_back(boxes[next++]);
+    while (next < boxes.size() && boxes[next]->portLo <= lo)
+      active.push_back(boxes[next++]);
     std::erase_if(active, [&](const DestBox* b) { return b->portHi < lo; });
     if (active.empty()) continue;
     std::vector<AddrRange> ranges;
     ranges.reserve(active.size());
-    for (const auto* b : active) ranges.push_back(b->addrs);
+    for (const auto* b : active)
+      ranges.push_back(b->addrs);
     ranges = mergeRanges(std::move(ranges));
     if (!out.empty() && out.back().hi + 1 == lo && out.back().addrs == ranges) {
       out.back().hi = hi;
@@ -75,7 +77,9 @@ bool sameSlices(const std::vector<PortSlice>& a, const std::vector<PortSlice>& b
 
 }  // namespace
 
-AddrRange toRange(const policy::Cidr& cidr) { return AddrRange{cidr.addr, cidr.last()}; }
+AddrRange toRange(const policy::Cidr& cidr) {
+  return AddrRange{cidr.addr, cidr.last()};
+}
 
 std::vector<AddrRange> mergeRanges(std::vector<AddrRange> ranges) {
   std::sort(ranges.begin(), ranges.end());
@@ -141,7 +145,8 @@ void sliceCluster(const std::vector<DestBox>& boxes, std::vector<DestBox>& out) 
 std::vector<DestBox> disjointBoxes(const std::vector<DestBox>& boxes) {
   // 1. Boxes with the same protocols and ports: merge their addresses.
   std::map<std::tuple<uint8_t, uint8_t, uint16_t, uint16_t>, std::vector<AddrRange>> byPorts;
-  for (const auto& b : boxes) byPorts[{b.protoLo, b.protoHi, b.portLo, b.portHi}].push_back(b.addrs);
+  for (const auto& b : boxes)
+    byPorts[{b.protoLo, b.protoHi, b.portLo, b.portHi}].push_back(b.addrs);
   std::vector<DestBox> merged;
   for (auto& [k, ranges] : byPorts)
     for (const auto& r : mergeRanges(std::move(ranges)))

@@ -17,58 +17,81 @@ std::string quote(const std::string& s) {
 
 const char* typeName(KeyField f) {
   switch (f) {
-    case KeyField::kIfname: return "ifname";
-    case KeyField::kIpv4Addr: return "ipv4_addr";
-    case KeyField::kIpv6Addr: return "ipv6_addr";
-    case KeyField::kInetProto: return "inet_proto";
-    case KeyField::kInetService: return "inet_service";
+    case KeyField::kIfname:
+      return "ifname";
+    case KeyField::kIpv4Addr:
+      return "ipv4_addr";
+    case KeyField::kIpv6Addr:
+      return "ipv6_addr";
+    case KeyField::kInetProto:
+      return "inet_proto";
+    case KeyField::kInetService:
+      return "inet_service";
   }
   return "?";
 }
 
 const char* selectorName(Selector s) {
   switch (s) {
-    case Selector::kIifname: return "iifname";
-    case Selector::kIpSaddr: return "ip saddr";
-    case Selector::kIpDaddr: return "ip daddr";
-    case Selector::kIp6Saddr: return "ip6 saddr";
-    case Selector::kIp6Daddr: return "ip6 daddr";
-    case Selector::kL4proto: return "meta l4proto";
-    case Selector::kThDport: return "th dport";
+    case Selector::kIifname:
+      return "iifname";
+    case Selector::kIpSaddr:
+      return "ip saddr";
+    case Selector::kIpDaddr:
+      return "ip daddr";
+    case Selector::kIp6Saddr:
+      return "ip6 saddr";
+    case Selector::kIp6Daddr:
+      return "ip6 daddr";
+    case Selector::kL4proto:
+      return "meta l4proto";
+    case Selector::kThDport:
+      return "th dport";
   }
   return "?";
 }
 
 std::string joinSelectors(const std::vector<Selector>& sels) {
   std::string out;
-  for (size_t i = 0; i < sels.size(); ++i) out += (i ? " . " : "") + std::string(selectorName(sels[i]));
+  for (size_t i = 0; i < sels.size(); ++i)
+    out += (i ? " . " : "") + std::string(selectorName(sels[i]));
   return out;
 }
 
 std::string protoName(uint8_t p) {
   switch (p) {
-    case policy::kProtoTcp: return "tcp";
-    case policy::kProtoUdp: return "udp";
-    case policy::kProtoIcmp: return "icmp";
-    case policy::kProtoIcmpv6: return "ipv6-icmp";
+    case policy::kProtoTcp:
+      return "tcp";
+    case policy::kProtoUdp:
+      return "udp";
+    case policy::kProtoIcmp:
+      return "icmp";
+    case policy::kProtoIcmpv6:
+      return "ipv6-icmp";
   }
   return std::to_string(p);
 }
 
 std::string verdictText(const Verdict& v) {
   switch (v.kind) {
-    case Verdict::Kind::kAccept: return "accept";
-    case Verdict::Kind::kDrop: return "drop";
-    case Verdict::Kind::kReturn: return "return";
-    case Verdict::Kind::kJump: return "jump " + v.chain;
-    case Verdict::Kind::kGoto: return "goto " + v.chain;
+    case Verdict::Kind::kAccept:
+      return "accept";
+    case Verdict::Kind::kDrop:
+      return "drop";
+    case Verdict::Kind::kReturn:
+      return "return";
+    case Verdict::Kind::kJump:
+      return "jump " + v.chain;
+    case Verdict::Kind::kGoto:
+      return "goto " + v.chain;
   }
   return "?";
 }
 
 uint32_t readBe(const uint8_t* p, size_t n) {
   uint32_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = (v << 8) | p[i];
+  for (size_t i = 0; i < n; ++i)
+    v = (v << 8) | p[i];
   return v;
 }
 
@@ -95,7 +118,8 @@ std::string renderField(KeyField f, const uint8_t* lo, const uint8_t* hi) {
     }
     case KeyField::kInetProto:
       return lo[0] == hi[0] ? protoName(lo[0]) : numberRange(lo[0], hi[0]);
-    case KeyField::kInetService: return numberRange(readBe(lo, 2), readBe(hi, 2));
+    case KeyField::kInetService:
+      return numberRange(readBe(lo, 2), readBe(hi, 2));
   }
   return "?";
 }
@@ -160,7 +184,8 @@ std::string renderExpr(const Expr& e) {
 
 std::string renderRule(const Rule& rule) {
   std::string out;
-  for (const auto& e : rule.exprs) out += (out.empty() ? "" : " ") + renderExpr(e);
+  for (const auto& e : rule.exprs)
+    out += (out.empty() ? "" : " ") + renderExpr(e);
   if (!rule.comment.empty()) out += " comment " + quote(rule.comment);
   return out;
 }
@@ -170,7 +195,8 @@ std::string renderRuleset(const Ruleset& rs) {
   o << "table inet " << rs.table << " {\n";
   for (const auto& s : rs.sets) {
     o << "\t" << (s.verdictMap ? "map " : "set ") << s.name << " {\n\t\ttype ";
-    for (size_t i = 0; i < s.fields.size(); ++i) o << (i ? " . " : "") << typeName(s.fields[i]);
+    for (size_t i = 0; i < s.fields.size(); ++i)
+      o << (i ? " . " : "") << typeName(s.fields[i]);
     if (s.verdictMap) o << " : verdict";
     o << "\n";
     if (s.interval) o << "\t\tflags interval\n";
@@ -187,12 +213,13 @@ std::string renderRuleset(const Ruleset& rs) {
     const auto& c = rs.chains[ci];
     o << "\tchain " << c.name << " {\n";
     if (c.base) {
-      o << "\t\ttype filter hook "
-        << (c.base->hook == BaseHook::Hook::kInput ? "input" : "forward") << " priority "
+      o << "\t\ttype filter hook " << (c.base->hook == BaseHook::Hook::kInput ? "input" : "forward")
+        << " priority "
         << (c.base->priority == 0 ? std::string("filter") : std::to_string(c.base->priority))
         << "; policy accept;\n";
     }
-    for (const auto& r : c.rules) o << "\t\t" << renderRule(r) << "\n";
+    for (const auto& r : c.rules)
+      o << "\t\t" << renderRule(r) << "\n";
     o << "\t}\n" << (ci + 1 < rs.chains.size() ? "\n" : "");
   }
   o << "}\n";

@@ -8,16 +8,23 @@ namespace bulkhead::compiler {
 
 size_t fieldLength(KeyField field) {
   switch (field) {
-    case KeyField::kIfname: return 16;
-    case KeyField::kIpv4Addr: return 4;
-    case KeyField::kIpv6Addr: return 16;
-    case KeyField::kInetProto: return 1;
-    case KeyField::kInetService: return 2;
+    case KeyField::kIfname:
+      return 16;
+    case KeyField::kIpv4Addr:
+      return 4;
+    case KeyField::kIpv6Addr:
+      return 16;
+    case KeyField::kInetProto:
+      return 1;
+    case KeyField::kInetService:
+      return 2;
   }
   return 0;
 }
 
-size_t fieldRegisterLength(KeyField field) { return (fieldLength(field) + 3) / 4 * 4; }
+size_t fieldRegisterLength(KeyField field) {
+  return (fieldLength(field) + 3) / 4 * 4;
+}
 
 const Set* Ruleset::findSet(const std::string& name) const {
   auto it = std::lower_bound(sets.begin(), sets.end(), name,
@@ -33,7 +40,8 @@ const Chain* Ruleset::findChain(const std::string& name) const {
 
 size_t Ruleset::elementCount() const {
   size_t n = 0;
-  for (const auto& s : sets) n += s.elements.size();
+  for (const auto& s : sets)
+    n += s.elements.size();
   return n;
 }
 

@@ -43,7 +43,8 @@ std::string IpAddr::toString() const {
 IpAddr Cidr::last() const {
   IpAddr out = addr;
   const unsigned bits = addr.size() * 8;
-  for (unsigned i = prefixLen; i < bits; ++i) out.bytes[i / 8] |= uint8_t(0x80u >> (i % 8));
+  for (unsigned i = prefixLen; i < bits; ++i)
+    out.bytes[i / 8] |= uint8_t(0x80u >> (i % 8));
   return out;
 }
 
@@ -68,7 +69,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
     c.prefixLen = uint8_t(len);
   }
   for (unsigned i = c.prefixLen; i < ip->size() * 8; ++i) {
-    if (c.addr.bytes[i / 8] & (0x80u >> (i % 8))) return fail("host bits set below the prefix length");
+    if (c.addr.bytes[i / 8] & (0x80u >> (i % 8)))
+      return fail("host bits set below the prefix length");
   }
   return c;
 }
@@ -83,11 +85,18 @@ std::string PortSpec::toString() const {
   if (any()) return "any";
   std::string proto;
   switch (protoLo) {
-    case kProtoTcp: proto = "tcp"; break;
-    case kProtoUdp: proto = "udp"; break;
-    case kProtoIcmp: return "icmp";
-    case kProtoIcmpv6: return "icmpv6";
-    default: proto = "proto" + std::to_string(protoLo);
+    case kProtoTcp:
+      proto = "tcp";
+      break;
+    case kProtoUdp:
+      proto = "udp";
+      break;
+    case kProtoIcmp:
+      return "icmp";
+    case kProtoIcmpv6:
+      return "icmpv6";
+    default:
+      proto = "proto" + std::to_string(protoLo);
   }
   if (portLo == 0 && portHi == 65535) return proto;
   if (portLo == portHi) return proto + "/" + std::to_string(portLo);

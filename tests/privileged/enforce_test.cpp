@@ -114,8 +114,8 @@ class EnforceTest : public ::testing::Test {
       processes_->push_back(std::make_unique<Process>(*server.ns, tcpListenCmd(port, true)));
     }
     processes_->push_back(std::make_unique<Process>(
-        *server.ns, "exec socat -u TCP-LISTEN:7000,reuseaddr,fork OPEN:" + *streamFile_ +
-                        ",creat,append"));
+        *server.ns,
+        "exec socat -u TCP-LISTEN:7000,reuseaddr,fork OPEN:" + *streamFile_ + ",creat,append"));
     for (int port : {53, 5353}) {
       processes_->push_back(
           std::make_unique<Process>(*server.ns, udpListenCmd(port, false, "198.51.100.53")));
@@ -171,6 +171,10 @@ struct Addrs {
   const char* host;
   const char* spoofed;
 };
+void PrintTo(const Addrs& a, std::ostream* os) {
+  *os << a.postgres;
+}
+
 const Addrs kV4{"198.51.100.10", "198.51.100.53", Topology::kHostV4, "192.0.2.77"};
 const Addrs kV6{"2001:db8:10::10", "2001:db8:10::53", Topology::kHostV6, "2001:db8:2::77"};
 
@@ -231,10 +235,12 @@ TEST_P(EnforceFamilyTest, SpoofedSourceIsDropped) {
   auto list = topo_->hv().exec("nft list chain inet bulkhead workload_pre");
   EXPECT_NE(list.out.find("counter packets 0"), std::string::npos);
   const bool v6 = std::string(GetParam().spoofed).find(':') != std::string::npos;
-  const std::string rule = v6 ? "ip6 saddr != @src6 counter packets " : "ip saddr != @src4 counter packets ";
+  const std::string rule =
+      v6 ? "ip6 saddr != @src6 counter packets " : "ip saddr != @src4 counter packets ";
   const auto pos = list.out.find(rule);
   ASSERT_NE(pos, std::string::npos) << list.out;
-  EXPECT_NE(list.out[pos + rule.size()], '0') << "the spoof drop rule counted nothing:\n" << list.out;
+  EXPECT_NE(list.out[pos + rule.size()], '0') << "the spoof drop rule counted nothing:\n"
+                                              << list.out;
   // The registered address still works.
   const std::string registered = v6 ? "2001:db8:2::10" : "192.0.2.10";
   EXPECT_TRUE(tcpProbe(ns("vbill1"), GetParam().postgres, 5432, 2.0, registered).ok);
@@ -306,17 +312,17 @@ std::string withoutCounters(std::string text) {
 }
 
 TEST_F(EnforceTest, AnotherTableOnTheSameHookIsLeftIntact) {
-  ASSERT_TRUE(topo_->hv()
-                  .exec("nft add table inet other && nft add chain inet other filter_fwd "
-                        "'{ type filter hook forward priority 10; policy accept; }' && "
-                        "nft add rule inet other filter_fwd counter && "
-                        "nft add set inet other keep '{ type ipv4_addr; elements = { 192.0.2.1 } }'")
-                  .ok());
+  ASSERT_TRUE(
+      topo_->hv()
+          .exec("nft add table inet other && nft add chain inet other filter_fwd "
+                "'{ type filter hook forward priority 10; policy accept; }' && "
+                "nft add rule inet other filter_fwd counter && "
+                "nft add set inet other keep '{ type ipv4_addr; elements = { 192.0.2.1 } }'")
+          .ok());
   const auto before = topo_->hv().exec("nft list table inet other").out;
   // A full replace and a diff of ours.
   ASSERT_TRUE(applier_->replace(compileYaml(kPolicy)).ok());
-  ASSERT_TRUE(
-      applier_->apply(compileYaml(replaced(kPolicy, "mode: enforce", "mode: audit"))).ok());
+  ASSERT_TRUE(applier_->apply(compileYaml(replaced(kPolicy, "mode: enforce", "mode: audit"))).ok());
   auto p = tcpProbe(ns("vbill1"), "198.51.100.10", 5432);
   EXPECT_TRUE(p.ok) << p.out;
   const auto after = topo_->hv().exec("nft list table inet other").out;

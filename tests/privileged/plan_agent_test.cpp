@@ -34,13 +34,14 @@ class PrivilegedTest : public ::testing::Test {
 TEST_F(PrivilegedTest, PlanOutputIsAcceptedByNft) {
   Netns ns;
   for (const auto& input : {kSrc + "/policies/demo", kSrc + "/tests/golden/spec-example.yaml"}) {
-    const auto plan =
-        sh("(" + kBin + "/bulkhead plan " + input + " 2>/dev/null > " + (dir_ / "plan.nft").string() + ")");
+    const auto plan = sh("(" + kBin + "/bulkhead plan " + input + " 2>/dev/null > " +
+                         (dir_ / "plan.nft").string() + ")");
     ASSERT_TRUE(plan.ok()) << plan.out;
     auto check = ns.exec("nft -c -f " + (dir_ / "plan.nft").string());
     EXPECT_TRUE(check.ok()) << input << ": " << check.out;
-    auto load = ns.exec("nft -f " + (dir_ / "plan.nft").string() +
-                        " && nft list table inet bulkhead >/dev/null && nft delete table inet bulkhead");
+    auto load =
+        ns.exec("nft -f " + (dir_ / "plan.nft").string() +
+                " && nft list table inet bulkhead >/dev/null && nft delete table inet bulkhead");
     EXPECT_TRUE(load.ok()) << input << ": " << load.out;
   }
 }

@@ -12,7 +12,8 @@ compiler::Ruleset compileYaml(const std::string& yaml, const compiler::CompileOp
   auto loaded = policy::loadText(yaml, "test.yaml");
   if (!loaded.ok()) {
     std::string all;
-    for (const auto& e : loaded.errors) all += e.toString() + "\n";
+    for (const auto& e : loaded.errors)
+      all += e.toString() + "\n";
     throw std::runtime_error("test policy is invalid:\n" + all);
   }
   auto rs = compiler::compile(loaded.bundle, {}, options);

@@ -20,7 +20,8 @@ std::atomic<int> counter{0};
 
 std::string shellQuote(const std::string& s) {
   std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : s)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
 
@@ -36,7 +37,8 @@ CmdResult sh(const std::string& cmd) {
   if (!p) return r;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+    r.out.append(buf, n);
   const int st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
@@ -135,8 +137,11 @@ int Process::wait(int ms) {
 Topology::Topology() {
   must(hv_.exec("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 "
                 "net.ipv6.conf.default.accept_dad=0 && "
-                "ip addr add " + std::string(kHostV4) + "/32 dev lo && "
-                "ip -6 addr add " + kHostV6 + "/128 dev lo nodad"),
+                "ip addr add " +
+                std::string(kHostV4) +
+                "/32 dev lo && "
+                "ip -6 addr add " +
+                kHostV6 + "/128 dev lo nodad"),
        "hv setup");
 }
 
@@ -152,15 +157,18 @@ Topology::Host& Topology::addHost(const std::string& hvIface, const std::string&
   // gateway each host routes through.
   must(hv_.exec("ip link add " + hvIface + " type veth peer name eth0 netns " + ns +
                 " && ip link set " + hvIface + " up && ip addr add 192.0.2.1/32 dev " + hvIface +
-                " && ip -6 addr add fe80::1/64 dev " + hvIface + " nodad" +
-                " && ip route add " + v4 + "/32 dev " + hvIface +
+                " && ip -6 addr add fe80::1/64 dev " + hvIface + " nodad" + " && ip route add " +
+                v4 + "/32 dev " + hvIface +
                 (v6.empty() ? "" : " && ip -6 route add " + v6 + "/128 dev " + hvIface)),
        "hv link " + hvIface);
   must(h->ns->exec("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"
                    " net.ipv6.conf.eth0.accept_dad=0 && ip link set eth0 up && ip addr add " +
-                   v4 + "/32 dev eth0 && ip route add 192.0.2.1 dev eth0 && "
+                   v4 +
+                   "/32 dev eth0 && ip route add 192.0.2.1 dev eth0 && "
                    "ip route add default via 192.0.2.1 dev eth0" +
-                   (v6.empty() ? "" : " && ip -6 addr add " + v6 + "/128 dev eth0 nodad && "
+                   (v6.empty() ? ""
+                               : " && ip -6 addr add " + v6 +
+                                     "/128 dev eth0 nodad && "
                                      "ip -6 route add default via fe80::1 dev eth0")),
        "host link " + hvIface);
   hosts_.push_back(std::move(h));
@@ -186,8 +194,7 @@ void Topology::addAddress(Host& host, const std::string& addr, bool route) {
                      (v6 ? "/128 dev eth0 nodad" : "/32 dev eth0")),
        "add address");
   if (route)
-    must(hv_.exec(std::string(v6 ? "ip -6" : "ip") + " route add " + addr + " dev " +
-                  host.hvIface),
+    must(hv_.exec(std::string(v6 ? "ip -6" : "ip") + " route add " + addr + " dev " + host.hvIface),
          "add route");
 }
 
@@ -213,11 +220,10 @@ Probe probe(const Netns& from, const std::string& target, double timeoutSec, boo
   const auto start = std::chrono::steady_clock::now();
   char t[32];
   std::snprintf(t, sizeof(t), "%.1f", timeoutSec);
-  const std::string cmd =
-      udp ? "echo hi | timeout " + std::to_string(int(timeoutSec) + 2) + " socat -T" + t +
-                " - " + target
-          : "timeout " + std::to_string(int(timeoutSec) + 2) + " socat -T" + t + " - " + target +
-                ",connect-timeout=" + t + " </dev/null";
+  const std::string cmd = udp ? "echo hi | timeout " + std::to_string(int(timeoutSec) + 2) +
+                                    " socat -T" + t + " - " + target
+                              : "timeout " + std::to_string(int(timeoutSec) + 2) + " socat -T" + t +
+                                    " - " + target + ",connect-timeout=" + t + " </dev/null";
   const auto r = from.exec(cmd);
   p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   p.out = r.out;
@@ -242,15 +248,15 @@ Probe tcpProbe(const Netns& from, const std::string& addr, int port, double time
 
 Probe udpProbe(const Netns& from, const std::string& addr, int port, double timeoutSec) {
   const bool v6 = addr.find(':') != std::string::npos;
-  return probe(from, std::string(v6 ? "UDP6:" : "UDP4:") + bracket(addr) + ":" +
-                         std::to_string(port),
+  return probe(from,
+               std::string(v6 ? "UDP6:" : "UDP4:") + bracket(addr) + ":" + std::to_string(port),
                timeoutSec, true);
 }
 
 bool waitListening(const Netns& ns, int port, bool udp) {
   for (int i = 0; i < 60; ++i) {
-    if (ns.exec(std::string("ss -Hln") + (udp ? "u" : "t") + " | grep -q ':" +
-                std::to_string(port) + " '")
+    if (ns.exec(std::string("ss -Hln") + (udp ? "u" : "t") +
+                " | grep -q ':" + std::to_string(port) + " '")
             .ok())
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -3,10 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 namespace bulkhead::cli {
 namespace {
@@ -27,8 +27,9 @@ Run run(std::vector<std::string> args) {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("bh-cli-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("bh-cli-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -69,7 +70,8 @@ spec:
   EXPECT_EQ(r.code, kExitBadInput);
   EXPECT_NE(r.err.find(f + ":6:15: bad CIDR"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(f + ":7:15: bad port"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(f + ":14:12: unknown service or app \"nowhere\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(f + ":14:12: unknown service or app \"nowhere\""), std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find(f + ":15:3: unknown field \"colour\""), std::string::npos) << r.err;
 }
 

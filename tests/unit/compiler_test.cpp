@@ -16,8 +16,10 @@ Service cidrService(const std::string& name, std::vector<std::string> cidrs,
   s.name = name;
   s.labels = std::move(labels);
   Endpoint ep;
-  for (const auto& c : cidrs) ep.cidrs.push_back(*Cidr::parse(c));
-  for (const auto& p : ports) ep.ports.push_back(*PortSpec::parse(p));
+  for (const auto& c : cidrs)
+    ep.cidrs.push_back(*Cidr::parse(c));
+  for (const auto& p : ports)
+    ep.ports.push_back(*PortSpec::parse(p));
   s.endpoints.push_back(ep);
   return s;
 }
@@ -27,7 +29,8 @@ App app(const std::string& name, std::vector<std::string> to, Labels labels = {}
   a.name = name;
   a.labels = std::move(labels);
   EgressRule r;
-  for (const auto& t : to) r.to.push_back(NameRef{t, {}});
+  for (const auto& t : to)
+    r.to.push_back(NameRef{t, {}});
   if (!to.empty()) a.egress.push_back(r);
   return a;
 }
@@ -38,7 +41,8 @@ Workload workload(const std::string& name, const std::string& app, std::string i
   w.name = name;
   w.app = app;
   w.interfaces = {std::move(iface)};
-  for (const auto& a : addrs) w.addresses.push_back(*IpAddr::parse(a));
+  for (const auto& a : addrs)
+    w.addresses.push_back(*IpAddr::parse(a));
   return w;
 }
 
@@ -77,13 +81,15 @@ std::vector<std::string> renderedElements(const Ruleset& rs, const std::string& 
   std::vector<std::string> out;
   const Set* s = rs.findSet(set);
   if (!s) return {"<no set " + set + ">"};
-  for (const auto& e : s->elements) out.push_back(renderElement(*s, e));
+  for (const auto& e : s->elements)
+    out.push_back(renderElement(*s, e));
   return out;
 }
 
 std::vector<std::string> renderedRules(const Ruleset& rs, const std::string& chain) {
   std::vector<std::string> out;
-  for (const auto& r : rs.findChain(chain)->rules) out.push_back(renderRule(r));
+  for (const auto& r : rs.findChain(chain)->rules)
+    out.push_back(renderRule(r));
   return out;
 }
 
@@ -106,8 +112,7 @@ TEST(Compiler, WorkloadSetsDispatchAndSourceAddresses) {
   EXPECT_EQ(renderedElements(*rs, "src4"),
             (std::vector<std::string>{"\"vb1\" . 192.0.2.10", "\"vd1\" . 192.0.2.30",
                                       "\"vp1\" . 192.0.2.20"}));
-  EXPECT_EQ(renderedElements(*rs, "src6"),
-            (std::vector<std::string>{"\"vb1\" . 2001:db8:2::10"}));
+  EXPECT_EQ(renderedElements(*rs, "src6"), (std::vector<std::string>{"\"vb1\" . 2001:db8:2::10"}));
   EXPECT_TRUE(rs->findSet("quarantine")->elements.empty());
 }
 
@@ -129,8 +134,10 @@ TEST(Compiler, EvaluationOrderInAppChain) {
       "\"globalpolicy/baseline/0\"",
       "ip daddr . meta l4proto . th dport @a4_devtool accept",
       "ip6 daddr . meta l4proto . th dport @a6_devtool accept",
-      "ip daddr . meta l4proto . th dport @g4_baseline_1 accept comment \"globalpolicy/baseline/1\"",
-      "ip6 daddr . meta l4proto . th dport @g6_baseline_1 accept comment \"globalpolicy/baseline/1\"",
+      "ip daddr . meta l4proto . th dport @g4_baseline_1 accept comment "
+      "\"globalpolicy/baseline/1\"",
+      "ip6 daddr . meta l4proto . th dport @g6_baseline_1 accept comment "
+      "\"globalpolicy/baseline/1\"",
       "limit rate 100/second burst 200 packets log prefix \"bh:deny:default\" group 1771 comment "
       "\"default\"",
       "counter goto deny_reject comment \"default\"",
@@ -146,9 +153,10 @@ TEST(Compiler, GlobalDenySetCoversProdServicesAndApps) {
   ASSERT_TRUE(rs.ok());
   // postgres-prod (service, env=prod) and the workloads of billing and
   // payments (apps, env=prod), every protocol.
-  EXPECT_EQ(renderedElements(*rs, "g4_baseline_0"),
-            (std::vector<std::string>{"192.0.2.10 . 0-255 . 0-65535", "192.0.2.20 . 0-255 . 0-65535",
-                                      "198.51.100.10 . tcp . 5432"}));
+  EXPECT_EQ(
+      renderedElements(*rs, "g4_baseline_0"),
+      (std::vector<std::string>{"192.0.2.10 . 0-255 . 0-65535", "192.0.2.20 . 0-255 . 0-65535",
+                                "198.51.100.10 . tcp . 5432"}));
 }
 
 TEST(Compiler, AuditModeAcceptsAndDropActionDrops) {
@@ -187,8 +195,8 @@ TEST(Compiler, QuarantinedWorkloadIsInQuarantineSet) {
 
 TEST(Compiler, IcmpGoesOnlyToItsFamily) {
   Bundle b;
-  b.services.push_back(cidrService("mixed", {"198.51.100.0/24", "2001:db8::/48"},
-                                   {"icmp", "icmpv6", "udp/123"}));
+  b.services.push_back(
+      cidrService("mixed", {"198.51.100.0/24", "2001:db8::/48"}, {"icmp", "icmpv6", "udp/123"}));
   b.apps.push_back(app("a", {"mixed"}));
   auto rs = compile(b, {});
   ASSERT_TRUE(rs.ok());
@@ -212,8 +220,9 @@ TEST(Compiler, EgressPortsNarrowNamedServices) {
   b.apps.push_back(a);
   auto rs = compile(b, {});
   ASSERT_TRUE(rs.ok());
-  EXPECT_EQ(renderedElements(*rs, "a4_a"),
-            (std::vector<std::string>{"198.51.100.80 . tcp . 85-90", "203.0.113.0/24 . tcp . 443"}));
+  EXPECT_EQ(
+      renderedElements(*rs, "a4_a"),
+      (std::vector<std::string>{"198.51.100.80 . tcp . 85-90", "203.0.113.0/24 . tcp . 443"}));
 }
 
 TEST(Compiler, RejectsInterfaceClaimedTwice) {

@@ -85,7 +85,8 @@ TEST(Diff, AddingOneWorkloadToTenThousandChangesOnlyElements) {
   ASSERT_EQ(d.elements.size(), 3u);
   EXPECT_EQ(d.elementChangeCount(), 3u);
   std::vector<std::string> sets;
-  for (const auto& c : d.elements) sets.push_back(c.set);
+  for (const auto& c : d.elements)
+    sets.push_back(c.set);
   EXPECT_EQ(sets, (std::vector<std::string>{"a4_app6", "dispatch", "src4"}));
 }
 

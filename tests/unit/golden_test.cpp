@@ -1,6 +1,6 @@
 // Golden tests: the nft text `plan` prints in tests/golden/NAME.nft, for the
-// policy in tests/golden/NAME.yaml or, when there is none, policies/NAME/. Regenerate after an intended
-// change with BULKHEAD_UPDATE_GOLDEN=1 and review the diff.
+// policy in tests/golden/NAME.yaml or, when there is none, policies/NAME/. Regenerate after an
+// intended change with BULKHEAD_UPDATE_GOLDEN=1 and review the diff.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -40,7 +40,8 @@ TEST_P(GoldenTest, PlanMatchesGolden) {
   if (!fs::exists(yaml)) yaml = fs::path(BULKHEAD_SOURCE_DIR) / "policies" / GetParam();
   const auto golden = dir / (GetParam() + ".nft");
   auto loaded = policy::loadPaths({yaml.string()});
-  for (const auto& e : loaded.errors) ADD_FAILURE() << e.toString();
+  for (const auto& e : loaded.errors)
+    ADD_FAILURE() << e.toString();
   ASSERT_TRUE(loaded.ok());
   auto rs = compile(loaded.bundle, {});
   ASSERT_TRUE(rs.ok()) << rs.error().describe();

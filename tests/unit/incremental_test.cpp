@@ -26,7 +26,8 @@ Bundle policyBundle() {
     a.name = app;
     a.labels = {{"env", i % 2 ? "prod" : "dev"}};
     EgressRule r;
-    r.to = {NameRef{"api" + std::to_string((i + 1) % 4), {}}, NameRef{"app" + std::to_string((i + 2) % 4), {}}};
+    r.to = {NameRef{"api" + std::to_string((i + 1) % 4), {}},
+            NameRef{"app" + std::to_string((i + 2) % 4), {}}};
     a.egress.push_back(r);
     b.apps.push_back(a);
   }
@@ -60,7 +61,8 @@ Workload randomWorkload(std::mt19937& rng, int id) {
 // Applies an element-level or structural diff to a ruleset, as the kernel would.
 Ruleset applied(Ruleset rs, const RulesetDiff& d) {
   for (const auto& c : d.elements) {
-    auto it = std::find_if(rs.sets.begin(), rs.sets.end(), [&](const Set& s) { return s.name == c.set; });
+    auto it =
+        std::find_if(rs.sets.begin(), rs.sets.end(), [&](const Set& s) { return s.name == c.set; });
     EXPECT_NE(it, rs.sets.end()) << c.set;
     if (it == rs.sets.end()) continue;
     for (const auto& e : c.remove) {
@@ -77,14 +79,17 @@ Ruleset applied(Ruleset rs, const RulesetDiff& d) {
   }
   for (const auto& name : d.deleteSets)
     std::erase_if(rs.sets, [&](const Set& s) { return s.name == name; });
-  for (const auto& s : d.addSets) rs.sets.push_back(s);
-  std::sort(rs.sets.begin(), rs.sets.end(), [](const Set& a, const Set& b) { return a.name < b.name; });
+  for (const auto& s : d.addSets)
+    rs.sets.push_back(s);
+  std::sort(rs.sets.begin(), rs.sets.end(),
+            [](const Set& a, const Set& b) { return a.name < b.name; });
   for (const auto& name : d.deleteChains)
     std::erase_if(rs.chains, [&](const Chain& c) { return c.name == name; });
   for (const auto& c : d.replaceChains)
     for (auto& mine : rs.chains)
       if (mine.name == c.name) mine = c;
-  for (const auto& c : d.addChains) rs.chains.push_back(c);
+  for (const auto& c : d.addChains)
+    rs.chains.push_back(c);
   return rs;
 }
 
@@ -143,9 +148,11 @@ TEST(IncrementalCompiler, AddingAWorkloadOfAKnownAppChangesOnlyElements) {
   ASSERT_TRUE(d.ok());
   EXPECT_TRUE(d->addChains.empty() && d->replaceChains.empty() && d->addSets.empty());
   std::vector<std::string> sets;
-  for (const auto& c : d->elements) sets.push_back(c.set);
+  for (const auto& c : d->elements)
+    sets.push_back(c.set);
   // app0 reaches api1 (app1's workloads); app3 names app1; dev->prod rule.
-  EXPECT_EQ(sets, (std::vector<std::string>{"a4_app0", "a4_app3", "dispatch", "g4_segment_0", "src4"}));
+  EXPECT_EQ(sets,
+            (std::vector<std::string>{"a4_app0", "a4_app3", "dispatch", "g4_segment_0", "src4"}));
 }
 
 TEST(IncrementalCompiler, ConflictsAndBadInputChangeNothing) {

@@ -10,8 +10,12 @@ namespace {
 using policy::Cidr;
 using policy::IpAddr;
 
-AddrRange range(const std::string& cidr) { return toRange(*Cidr::parse(cidr)); }
-IpAddr ip(const std::string& s) { return *IpAddr::parse(s); }
+AddrRange range(const std::string& cidr) {
+  return toRange(*Cidr::parse(cidr));
+}
+IpAddr ip(const std::string& s) {
+  return *IpAddr::parse(s);
+}
 
 TEST(MergeRanges, MergesOverlappingAndAdjacent) {
   auto out = mergeRanges({range("192.0.2.0/25"), range("192.0.2.128/25"), range("192.0.2.5/32"),
@@ -47,20 +51,23 @@ DestBox box(const std::string& cidr, uint8_t plo, uint8_t phi, uint16_t lo, uint
 }
 
 TEST(DisjointBoxes, MergesSamePortsAcrossAddresses) {
-  auto out = disjointBoxes({box("192.0.2.0/25", 6, 6, 443, 443), box("192.0.2.128/25", 6, 6, 443, 443)});
+  auto out =
+      disjointBoxes({box("192.0.2.0/25", 6, 6, 443, 443), box("192.0.2.128/25", 6, 6, 443, 443)});
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], box("192.0.2.0/24", 6, 6, 443, 443));
 }
 
 TEST(DisjointBoxes, MergesOverlappingPortRanges) {
-  auto out = disjointBoxes({box("192.0.2.0/24", 6, 6, 8000, 8100), box("192.0.2.0/24", 6, 6, 8050, 8200),
-                            box("192.0.2.0/24", 6, 6, 8201, 8201)});
+  auto out =
+      disjointBoxes({box("192.0.2.0/24", 6, 6, 8000, 8100), box("192.0.2.0/24", 6, 6, 8050, 8200),
+                     box("192.0.2.0/24", 6, 6, 8201, 8201)});
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], box("192.0.2.0/24", 6, 6, 8000, 8201));
 }
 
 TEST(DisjointBoxes, AnyProtocolSwallowsSpecificOnes) {
-  auto out = disjointBoxes({box("192.0.2.0/24", 0, 255, 0, 65535), box("192.0.2.5/32", 6, 6, 22, 22)});
+  auto out =
+      disjointBoxes({box("192.0.2.0/24", 0, 255, 0, 65535), box("192.0.2.5/32", 6, 6, 22, 22)});
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], box("192.0.2.0/24", 0, 255, 0, 65535));
 }
@@ -88,10 +95,12 @@ TEST(DisjointBoxes, RandomBoxesStayExactAndDisjoint) {
       for (int p = 0; p < 8; ++p)
         for (int s = 0; s < 20; ++s) {
           int inCount = 0, outCount = 0;
-          for (const auto& d : in) inCount += covers(d, a, p, s);
-          for (const auto& d : out) outCount += covers(d, a, p, s);
-          ASSERT_EQ(outCount, inCount > 0 ? 1 : 0) << "round " << round << " point " << a << "/"
-                                                   << p << "/" << s;
+          for (const auto& d : in)
+            inCount += covers(d, a, p, s);
+          for (const auto& d : out)
+            outCount += covers(d, a, p, s);
+          ASSERT_EQ(outCount, inCount > 0 ? 1 : 0)
+              << "round " << round << " point " << a << "/" << p << "/" << s;
         }
   }
 }

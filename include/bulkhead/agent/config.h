@@ -19,7 +19,7 @@ struct AgentConfig {
   uint16_t logGroup = 1771;
   std::string syslog;  // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT
   std::string flowFormat = "rfc5424";
-  std::string policiesDir;  // static policy, for hosts without a controller
+  std::string policiesDir;      // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;  // periodic full check of the table
 };
 

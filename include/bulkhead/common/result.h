@@ -11,13 +11,13 @@
 namespace bulkhead {
 
 enum class ErrorCode {
-  kInvalidInput,      // bad policy, flag or request: exit 2 / INVALID_ARGUMENT
-  kTooLarge,          // over a configured limit: RESOURCE_EXHAUSTED
-  kNotFound,          // named thing does not exist
-  kKernel,            // the kernel refused (errno set)
-  kUnavailable,       // cannot reach the kernel / a peer at all
-  kIo,                // file system errors (errno set)
-  kInternal,          // a bug: an invariant did not hold
+  kInvalidInput,  // bad policy, flag or request: exit 2 / INVALID_ARGUMENT
+  kTooLarge,      // over a configured limit: RESOURCE_EXHAUSTED
+  kNotFound,      // named thing does not exist
+  kKernel,        // the kernel refused (errno set)
+  kUnavailable,   // cannot reach the kernel / a peer at all
+  kIo,            // file system errors (errno set)
+  kInternal,      // a bug: an invariant did not hold
 };
 
 const char* errorCodeName(ErrorCode code);
@@ -38,22 +38,37 @@ inline Error makeError(ErrorCode code, std::string message, int sysErrno = 0) {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
-  Error&& takeError() { assert(!ok()); return std::get<1>(std::move(v_)); }
+  const Error& error() const {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
+  Error&& takeError() {
+    assert(!ok());
+    return std::get<1>(std::move(v_));
+  }
 
  private:
   std::variant<T, Error> v_;
@@ -67,8 +82,14 @@ class [[nodiscard]] Result<void> {
 
   bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }
-  const Error& error() const { assert(!ok_); return error_; }
-  Error&& takeError() { assert(!ok_); return std::move(error_); }
+  const Error& error() const {
+    assert(!ok_);
+    return error_;
+  }
+  Error&& takeError() {
+    assert(!ok_);
+    return std::move(error_);
+  }
 
  private:
   Error error_;

@@ -23,12 +23,12 @@ struct ElementChanges {
 // add chains; add elements; add rules of added and replaced chains.
 struct RulesetDiff {
   std::string table;
-  bool createTable = false;             // the table is created (full apply)
-  std::vector<ElementChanges> elements; // for sets present in both old and new
-  std::vector<Set> addSets;             // declared with their elements
+  bool createTable = false;              // the table is created (full apply)
+  std::vector<ElementChanges> elements;  // for sets present in both old and new
+  std::vector<Set> addSets;              // declared with their elements
   std::vector<std::string> deleteSets;
-  std::vector<Chain> addChains;         // with their rules
-  std::vector<Chain> replaceChains;     // flushed, then their new rules added
+  std::vector<Chain> addChains;      // with their rules
+  std::vector<Chain> replaceChains;  // flushed, then their new rules added
   std::vector<std::string> deleteChains;
 
   bool empty() const;

@@ -83,13 +83,13 @@ struct Set {
 
 // A value a rule can load into a register for a lookup.
 enum class Selector : uint8_t {
-  kIifname,      // meta iifname
-  kIpSaddr,      // ip saddr       (implies meta nfproto ipv4)
-  kIpDaddr,      // ip daddr
-  kIp6Saddr,     // ip6 saddr      (implies meta nfproto ipv6)
-  kIp6Daddr,     // ip6 daddr
-  kL4proto,      // meta l4proto
-  kThDport,      // th dport
+  kIifname,   // meta iifname
+  kIpSaddr,   // ip saddr       (implies meta nfproto ipv4)
+  kIpDaddr,   // ip daddr
+  kIp6Saddr,  // ip6 saddr      (implies meta nfproto ipv6)
+  kIp6Daddr,  // ip6 daddr
+  kL4proto,   // meta l4proto
+  kThDport,   // th dport
 };
 
 namespace expr {
@@ -102,7 +102,7 @@ struct MetaL4proto {  // meta l4proto <n>
   uint8_t proto;
   auto operator<=>(const MetaL4proto&) const = default;
 };
-struct CtState {      // ct state <bits>   (bits as NF_CT_STATE_BIT / NFCT_STATE_* of nftables)
+struct CtState {  // ct state <bits>   (bits as NF_CT_STATE_BIT / NFCT_STATE_* of nftables)
   static constexpr uint32_t kInvalid = 1, kEstablished = 2, kRelated = 4, kNew = 8;
   uint32_t mask;
   auto operator<=>(const CtState&) const = default;

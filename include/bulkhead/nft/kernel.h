@@ -16,8 +16,9 @@ namespace bulkhead::nft {
 class Batch {
  public:
   std::vector<uint8_t> bytes;
-  uint32_t firstSeq = 0;                  // sequence number of BATCH_BEGIN
-  std::vector<std::string> descriptions;  // index: seq - firstSeq ("add set inet bulkhead a4_billing")
+  uint32_t firstSeq = 0;  // sequence number of BATCH_BEGIN
+  std::vector<std::string>
+      descriptions;  // index: seq - firstSeq ("add set inet bulkhead a4_billing")
 
   // The description of the message with sequence number `seq`, or "".
   std::string describe(uint32_t seq) const;

@@ -65,7 +65,7 @@ enum class DenyAction : uint8_t { kReject, kDrop };
 
 struct EgressRule {
   SourceLoc loc;
-  std::vector<NameRef> to;   // Services (or Apps: all of their workloads' addresses)
+  std::vector<NameRef> to;  // Services (or Apps: all of their workloads' addresses)
   std::vector<Cidr> toCIDRs;
   // For toCIDRs: the allowed ports (empty: any). For `to`: when given, narrows
   // each named service's own ports to the intersection.
@@ -91,11 +91,11 @@ enum class RuleAction : uint8_t { kDeny, kAllow, kLog };
 struct GlobalRule {
   SourceLoc loc;
   RuleAction action = RuleAction::kDeny;
-  Selector from;                      // over Apps
-  std::vector<NameRef> to;            // Services or Apps by name
-  std::optional<Selector> toSelector; // over Services and Apps
+  Selector from;                       // over Apps
+  std::vector<NameRef> to;             // Services or Apps by name
+  std::optional<Selector> toSelector;  // over Services and Apps
   std::vector<Cidr> toCIDRs;
-  std::vector<PortSpec> ports;        // narrows the destination; empty: as the destination says
+  std::vector<PortSpec> ports;  // narrows the destination; empty: as the destination says
 };
 
 struct GlobalPolicy {
