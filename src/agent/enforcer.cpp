@@ -1,5 +1,6 @@
 #include "bulkhead/agent/enforcer.h"
 
+#include <cerrno>
 #include <optional>
 
 #include "bulkhead/nft/writer.h"
@@ -19,6 +20,21 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   if (diff.empty()) return {};
   auto st = writer.apply(diff, table);
   if (st) return st;
+  if (st.error().sysErrno == EBUSY && !diff.deleteChains.empty()) {
+    // Kernels before 6.2 notice late that a chain lost its last reference
+    // (a dispatch element) in the same transaction, and refuse to delete it.
+    // As kube-proxy does: empty the chains now, delete them in a second
+    // transaction once nothing refers to them.
+    compiler::RulesetDiff first = diff;
+    first.deleteChains.clear();
+    for (const auto& name : diff.deleteChains)
+      first.replaceChains.push_back(compiler::Chain{name, std::nullopt, {}});
+    if (auto again = writer.apply(first, table); !again) return again;
+    compiler::RulesetDiff second;
+    second.table = diff.table;
+    second.deleteChains = diff.deleteChains;
+    return writer.apply(second, table);
+  }
   // A diff only applies to the table we left. If someone changed it under
   // us (a flushed chain, a deleted element), the kernel refuses the diff:
   // replace the table whole instead, still one transaction.

@@ -18,6 +18,17 @@ class ScriptedKernel : public nft::NftKernel {
   Status commit(const nft::Batch& batch) override {
     ++commits;
     lastMessages = batch.messageCount();
+    bool deletesChain = false, dropsReference = false;
+    for (const auto& d : batch.descriptions) {
+      deletesChain |= d.rfind("delete chain", 0) == 0;
+      dropsReference |= d.rfind("delete elements", 0) == 0;
+    }
+    // Late notice: a chain deleted in the batch that removes the dispatch
+    // element pointing at it still looks referenced.
+    if (deletesChain && dropsReference && busyOnChainDelete) {
+      return makeError(ErrorCode::kKernel, "kernel refused delete chain", EBUSY);
+    }
+    if (deletesChain) ++chainDeletes;
     if (refuse > 0) {
       --refuse;
       return makeError(ErrorCode::kKernel, "kernel refused add element", ENOENT);
@@ -33,6 +44,8 @@ class ScriptedKernel : public nft::NftKernel {
   }
 
   int commits = 0;
+  int chainDeletes = 0;
+  bool busyOnChainDelete = false;
   int refuse = 0;
   size_t lastMessages = 0;
   bool tableThere = false;
@@ -103,6 +116,29 @@ TEST(Enforcer, RefusedDiffFallsBackToAWholeReplace) {
   k.refuse = 1;  // the diff only: e.g. someone flushed a set under us
   ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
   EXPECT_EQ(k.commits, 3);
+}
+
+// Kernels before 6.2: deleting a chain in the transaction that drops its last
+// reference fails with EBUSY; the enforcer empties it, then deletes it alone.
+TEST(Enforcer, ChainDeletionRefusedAsBusyIsRetriedInASecondTransaction) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  Bundle b = bundle();
+  App gone;
+  gone.name = "gone";
+  b.apps.push_back(gone);
+  Workload w = workload("g", "192.0.2.9");
+  w.app = "gone";
+  b.workloads.push_back(w);
+  ASSERT_TRUE(e.setPolicy(b).ok());
+  k.busyOnChainDelete = true;
+  const int before = k.commits;
+  auto d = e.setPolicy(bundle());
+  ASSERT_TRUE(d.ok()) << d.error().describe();
+  EXPECT_EQ(d->deleteChains, (std::vector<std::string>{"app_gone"}));
+  // Refused, then the flush (and set deletions), then the chain alone.
+  EXPECT_EQ(k.commits - before, 3);
+  EXPECT_EQ(k.chainDeletes, 1);
 }
 
 TEST(Enforcer, RepairsAMissingTable) {
