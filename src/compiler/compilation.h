@@ -43,6 +43,7 @@ class Compilation {
   // Incremental changes (incremental.cpp). Each checks everything before it
   // changes anything: on error the state is as before.
   const policy::Workload* findApiWorkload(const std::string& name) const;
+  bool isBundleWorkload(const std::string& name) const { return bundleWorkloads_.count(name) > 0; }
   // True when the change needs a full compile: it adds or empties an app that
   // has no App document (a chain appears or goes).
   bool changesAppSet(const policy::Workload* before, const policy::Workload* after) const;
@@ -70,6 +71,7 @@ class Compilation {
   Dests namedDests(const std::string& name, const std::vector<policy::PortSpec>& narrow) const;
   Dests globalRuleDests(const policy::GlobalRule& rule) const;
   Dests appEgressDests(const policy::App& app) const;
+  const std::vector<std::string>& selectedApps(const policy::Selector& selector) const;
   void recordDependents();
 
   std::vector<Set> appDestSets(const std::string& app) const;
@@ -92,6 +94,11 @@ class Compilation {
   // Every app a chain is made for: documented Apps and, for workloads whose
   // app has none, implicit ones (default deny, no egress).
   std::map<std::string, policy::App> apps_;
+  std::map<std::string, policy::Labels> appLabels_;  // effective labels
+  // Apps an appSelector or toSelector matches; apps only change with a full
+  // compile, so this is filled on first use and kept.
+  mutable std::map<const policy::Selector*, std::vector<std::string>> selected_;
+  std::set<std::string> bundleWorkloads_;                            // names
   std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;  // sorted
   std::map<std::string, std::string> ifaceOwner_;                    // -> workload
   std::map<policy::IpAddr, std::string> addrOwner_;                  // -> workload

@@ -122,8 +122,10 @@ Status Compilation::indexWorkloads() {
     ++workloadCount_[w.app];
     return {};
   };
-  for (const auto& w : bundle_.workloads)
+  for (const auto& w : bundle_.workloads) {
     if (auto st = index(w); !st) return st;
+    bundleWorkloads_.insert(w.name);
+  }
   for (const auto& w : apiWorkloads_)
     if (auto st = index(w); !st) return st;
   for (auto& [app, addrs] : appAddresses_)
@@ -143,6 +145,8 @@ void Compilation::indexApps() {
     implicit.implicit = true;
     apps_.emplace(app, std::move(implicit));
   }
+  for (const auto& [name, app] : apps_)
+    appLabels_.emplace(name, app.effectiveLabels());
   for (const auto& p : bundle_.globalPolicies)
     for (size_t i = 0; i < p.rules.size(); ++i)
       globalRules_.push_back({&p, i});
@@ -172,10 +176,8 @@ Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>&
 Dests Compilation::serviceDests(const Service& service, const std::vector<PortSpec>& narrow) const {
   Dests d;
   if (service.appSelector) {
-    for (const auto& [name, app] : apps_) {
-      if (!service.appSelector->matches(app.effectiveLabels())) continue;
+    for (const auto& name : selectedApps(*service.appSelector))
       d.append(appDests(name, narrowPorts(service.ports, narrow)));
-    }
     return d;
   }
   for (const auto& ep : service.endpoints) {
@@ -191,6 +193,14 @@ Dests Compilation::namedDests(const std::string& name, const std::vector<PortSpe
   if (auto it = services_.find(name); it != services_.end())
     return serviceDests(*it->second, narrow);
   return appDests(name, narrow);  // an App by name: all of its workloads
+}
+
+const std::vector<std::string>& Compilation::selectedApps(const policy::Selector& selector) const {
+  auto [it, fresh] = selected_.try_emplace(&selector);
+  if (fresh)
+    for (const auto& [name, labels] : appLabels_)
+      if (selector.matches(labels)) it->second.push_back(name);
+  return it->second;
 }
 
 Dests Compilation::appEgressDests(const App& app) const {
@@ -213,8 +223,8 @@ Dests Compilation::globalRuleDests(const GlobalRule& rule) const {
   if (rule.toSelector) {
     for (const auto& s : bundle_.services)
       if (rule.toSelector->matches(s.labels)) d.append(serviceDests(s, rule.ports));
-    for (const auto& [name, app] : apps_)
-      if (rule.toSelector->matches(app.effectiveLabels())) d.append(appDests(name, rule.ports));
+    for (const auto& name : selectedApps(*rule.toSelector))
+      d.append(appDests(name, rule.ports));
   }
   std::vector<AddrRange> ranges;
   for (const auto& c : rule.toCIDRs)
@@ -392,7 +402,7 @@ std::vector<Rule> Compilation::denyRules(const App& app, const std::string& acti
 Chain Compilation::appChain(const App& app) const {
   Chain c{appChainName(app.name), std::nullopt, {}};
   c.rules.push_back(rule({verdict(Verdict::Kind::kJump, kPreChain)}));
-  const auto labels = app.effectiveLabels();
+  const auto& labels = appLabels_.at(app.name);
   std::vector<Rule> allows;
   for (const auto& [p, index] : globalRules_) {
     const auto& g = p->rules[index];

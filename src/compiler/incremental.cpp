@@ -12,16 +12,16 @@ using policy::Workload;
 
 namespace {
 
-// Sorted-vector edits: `remove` and `add` are sorted.
+// Sorted-vector edits in place: a workload brings a handful of elements, so
+// each is found by binary search rather than the vector rebuilt.
 void applyChanges(std::vector<Element>& elements, const std::vector<Element>& remove,
                   const std::vector<Element>& add) {
-  std::vector<Element> out;
-  out.reserve(elements.size() + add.size());
-  std::vector<Element> kept;
-  std::set_difference(elements.begin(), elements.end(), remove.begin(), remove.end(),
-                      std::back_inserter(kept));
-  std::merge(kept.begin(), kept.end(), add.begin(), add.end(), std::back_inserter(out));
-  elements.swap(out);
+  for (const auto& e : remove) {
+    auto it = std::lower_bound(elements.begin(), elements.end(), e);
+    if (it != elements.end() && *it == e) elements.erase(it);
+  }
+  for (const auto& e : add)
+    elements.insert(std::lower_bound(elements.begin(), elements.end(), e), e);
 }
 
 Status checkWorkload(const Workload& w) {
@@ -167,10 +167,9 @@ Result<RulesetDiff> IncrementalCompiler::reset(policy::Bundle bundle,
 
 Result<RulesetDiff> IncrementalCompiler::upsertWorkload(const Workload& workload) {
   if (auto st = checkWorkload(workload); !st) return st.takeError();
-  for (const auto& w : state_->bundle().workloads)
-    if (w.name == workload.name)
-      return makeError(ErrorCode::kInvalidInput,
-                       "workload \"" + workload.name + "\" is defined by the policy bundle");
+  if (state_->isBundleWorkload(workload.name))
+    return makeError(ErrorCode::kInvalidInput,
+                     "workload \"" + workload.name + "\" is defined by the policy bundle");
   const Workload* before = state_->findApiWorkload(workload.name);
   if (state_->changesAppSet(before, &workload)) {
     std::vector<Workload> next = state_->apiWorkloads();
