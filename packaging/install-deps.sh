@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang-format
   libnftnl-dev libmnl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nftables iproute2 socat rsyslog iputils-ping openssl procps
 )
 

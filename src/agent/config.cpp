@@ -89,6 +89,14 @@ const std::map<std::string, Setter>& setters() {
          c.policiesDir = v;
          return {};
        }},
+      {"max-bundle-bytes",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         uint32_t bytes = 0;
+         // Given in bytes; kept within what one gRPC message can carry.
+         auto st = parseUint("--max-bundle-bytes", v, 1u << 30, &bytes);
+         if (st) c.maxBundleBytes = bytes;
+         return st;
+       }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
@@ -162,6 +170,7 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
     }
     if (auto st = setters().at(name)(c, value); !st) return st.takeError();
   }
+  if (c.listen.empty()) c.listen.push_back(kDefaultListen);
   return c;
 }
 

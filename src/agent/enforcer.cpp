@@ -45,6 +45,19 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   return st;
 }
 
+Result<compiler::RulesetDiff> Enforcer::load(policy::Bundle bundle,
+                                             std::vector<policy::Workload> workloads) {
+  policy::Bundle previous = compiler_.bundle();
+  std::vector<policy::Workload> previousWorkloads = compiler_.workloads();
+  auto diff = compiler_.reset(std::move(bundle), std::move(workloads));
+  if (!diff) return diff;
+  if (auto st = commit(*diff); !st) {
+    (void)compiler_.reset(std::move(previous), std::move(previousWorkloads));
+    return st.takeError();
+  }
+  return diff;
+}
+
 Result<compiler::RulesetDiff> Enforcer::setPolicy(policy::Bundle bundle) {
   policy::Bundle previous = compiler_.bundle();
   auto diff = compiler_.reset(std::move(bundle), compiler_.workloads());
@@ -84,6 +97,15 @@ Result<compiler::RulesetDiff> Enforcer::removeWorkload(const std::string& name) 
     return st.takeError();
   }
   return diff;
+}
+
+Status Enforcer::replaceAll() {
+  if (auto st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) {
+    committed_ = false;
+    return st;
+  }
+  committed_ = true;
+  return {};
 }
 
 Result<bool> Enforcer::repairIfMissing() {

@@ -1,19 +1,26 @@
-// bulkhead-agent: compiles policy into the host's nftables table and keeps it
-// there. This version serves static policy (--policies DIR); SIGHUP reloads
-// it, a timer re-checks that the table is still in the kernel, and SIGTERM
-// exits leaving the table in place (fail-closed).
+// bulkhead-agent: puts the host's policy in its nftables table and keeps it
+// there. Startup: load the saved state and put that table back, then (with
+// --policies) apply the static policy, then serve the gRPC API. A watcher
+// thread repairs drift (foreign changes to the table, seen as nftables
+// netlink events, and a periodic check). SIGHUP reloads --policies; SIGTERM
+// stops serving and leaves the table in the kernel (fail-closed).
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include <ctime>
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bulkhead/agent/config.h"
-#include "bulkhead/agent/enforcer.h"
+#include "bulkhead/agent/core.h"
+#include "bulkhead/agent/service.h"
 #include "bulkhead/nft/mnl_kernel.h"
-#include "bulkhead/policy/loader.h"
+#include "bulkhead/nft/monitor.h"
 
 namespace {
 
@@ -22,29 +29,76 @@ using namespace bulkhead;
 constexpr int kExitRuntime = 1;
 constexpr int kExitBadInput = 2;
 
-// Loads and applies the policy directory; false (logged) when it is invalid
-// or the kernel refused it, in which case the previous policy stays.
-bool loadAndApply(agent::Enforcer& enforcer, const std::string& dir, bool* invalid) {
-  auto loaded = policy::loadPaths({dir});
-  for (const auto& w : loaded.warnings)
-    spdlog::warn("{}", w.toString());
-  if (!loaded.ok()) {
-    for (const auto& e : loaded.errors)
-      spdlog::error("{}", e.toString());
-    spdlog::error("policy in {} rejected ({} errors); nothing applied", dir, loaded.errors.size());
-    *invalid = true;
+// Applies --policies DIR; false (logged) when it is invalid or was refused.
+bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, bool* invalid) {
+  auto refused = [&](const Error& e) {
+    *invalid = e.code == ErrorCode::kInvalidInput || e.code == ErrorCode::kTooLarge;
+    spdlog::error("policy in {} {}:\n{}", config.policiesDir,
+                  *invalid ? "rejected, nothing applied" : "not applied", e.describe());
     return false;
-  }
-  auto diff = enforcer.setPolicy(std::move(loaded.bundle));
-  if (!diff) {
-    spdlog::error("applying policy from {} failed: {}", dir, diff.error().describe());
-    *invalid = diff.error().code == ErrorCode::kInvalidInput;
-    return false;
-  }
-  const auto& rs = enforcer.ruleset();
-  spdlog::info("policy from {} in force in table inet {}: {} sets, {} elements, {} chains ({})",
-               dir, rs.table, rs.sets.size(), rs.elementCount(), rs.chains.size(), diff->summary());
+  };
+  auto files = agent::AgentCore::readPolicyFiles(config.policiesDir, config.maxBundleBytes);
+  if (!files) return refused(files.error());
+  v1::ApplyPolicyRequest req;
+  for (auto& f : *files) *req.add_files() = std::move(f);
+  auto r = core.applyPolicy(req);
+  if (!r) return refused(r.error());
+  for (const auto& w : r->warnings()) spdlog::warn("{}", w);
+  const auto st = core.status();
+  spdlog::info("policy from {} in force in table inet {}: version {}, {} elements, {} chains ({})",
+               config.policiesDir, st.table(), r->version(), st.set_elements(), st.chains(),
+               r->changed() ? r->change().summary() : "unchanged");
   return true;
+}
+
+// Repairs drift until `stop`: foreign changes to the table put it back whole
+// (within about a second), and every resyncSeconds a check that it exists.
+void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32_t ownPortId,
+                const std::atomic<bool>& stop) {
+  auto monitor = nft::TableMonitor::open(config.table);
+  if (!monitor) {
+    spdlog::error("cannot watch nftables events ({}); drift is checked every {} s only",
+                  monitor.error().describe(), config.resyncSeconds);
+  } else {
+    (*monitor)->ignorePortId(ownPortId);
+  }
+  auto nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
+  while (!stop) {
+    std::string why;
+    if (monitor) {
+      auto events = (*monitor)->wait(200);
+      if (events && !events->empty()) {
+        why = events->front().what;
+        // One repair for a burst (a flush is many notifications).
+        while (true) {
+          auto more = (*monitor)->wait(30);
+          if (!more || more->empty()) break;
+        }
+      } else if (!events) {
+        spdlog::error("watching nftables events: {}", events.error().describe());
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (!why.empty()) {
+      auto r = core.repair(true, why);
+      if (r && *r) spdlog::warn("drift: {}; table inet {} restored", why, config.table);
+      if (!r) spdlog::error("drift: {}; restoring failed: {}", why, r.error().describe());
+    }
+    if (std::chrono::steady_clock::now() >= nextCheck) {
+      nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
+      auto r = core.repair(false, "periodic check");
+      if (r && *r) spdlog::warn("table inet {} was missing; restored", config.table);
+      if (!r) spdlog::error("periodic check of table inet {}: {}", config.table, r.error().describe());
+    }
+  }
+}
+
+std::string hostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
 }
 
 }  // namespace
@@ -59,51 +113,77 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-agent: {}", config.error().message);
     return kExitBadInput;
   }
-  if (!config->listen.empty() || config->policiesDir.empty()) {
-    spdlog::error(
-        "bulkhead-agent: this version serves static policy only: give --policies DIR "
-        "(the gRPC listeners are not built yet)");
-    return kExitBadInput;
-  }
 
-  // Signals are taken synchronously in the main loop, not in handlers.
+  // Signals are taken synchronously in the main loop; blocked before any
+  // thread starts so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP})
-    sigaddset(&signals, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
 
   auto kernel = nft::MnlKernel::open();
   if (!kernel) {
     spdlog::error("bulkhead-agent: cannot reach nftables: {}", kernel.error().describe());
     return kExitRuntime;
   }
-  compiler::CompileOptions options;
-  options.table = config->table;
-  options.logGroup = config->logGroup;
-  agent::Enforcer enforcer(**kernel, options);
+  compiler::CompileOptions compile;
+  compile.table = config->table;
+  compile.logGroup = config->logGroup;
+  agent::CoreOptions options;
+  options.stateDir = config->stateDir;
+  options.maxBundleBytes = config->maxBundleBytes;
+  options.host = hostName();
+  agent::AgentCore core(**kernel, compile, options);
+
+  if (auto st = core.restore(); !st) {
+    spdlog::error("bulkhead-agent: cannot restore the saved state: {}", st.error().describe());
+    spdlog::error("bulkhead-agent: the table in the kernel is left as it is; fix or remove the "
+                  "state file, then start again");
+    return kExitRuntime;
+  }
+  const auto restored = core.status();
+  if (!restored.version().empty())
+    spdlog::info("restored version {} from {}: {} workloads, {} elements in table inet {}",
+                 restored.version(), config->stateDir, restored.workloads(),
+                 restored.set_elements(), restored.table());
 
   bool invalid = false;
-  if (!loadAndApply(enforcer, config->policiesDir, &invalid))
+  if (!config->policiesDir.empty() && !applyPolicies(core, *config, &invalid))
     return invalid ? kExitBadInput : kExitRuntime;
 
+  agent::AgentService service(core);
+  const mode_t oldMask = umask(0117);  // the unix socket is born 0660
+  auto server = agent::startServer(service, *config, config->maxBundleBytes + (1u << 20));
+  umask(oldMask);
+  if (!server) {
+    spdlog::error("bulkhead-agent: {}", server.error().describe());
+    return server.error().code == ErrorCode::kInvalidInput ? kExitBadInput : kExitRuntime;
+  }
+  for (const auto& l : config->listen) spdlog::info("serving on {}", l);
+
+  std::atomic<bool> stop{false};
+  std::thread watcher(watchDrift, std::ref(core), std::cref(*config), (*kernel)->portId(),
+                      std::cref(stop));
+
   for (;;) {
-    timespec timeout{static_cast<time_t>(config->resyncSeconds), 0};
-    const int sig = sigtimedwait(&signals, nullptr, &timeout);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("stopping; table inet {} stays in the kernel", config->table);
-      return 0;
-    }
+    const int sig = sigwaitinfo(&signals, nullptr);
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: reloading {}", config->policiesDir);
-      loadAndApply(enforcer, config->policiesDir, &invalid);
+      if (config->policiesDir.empty()) {
+        spdlog::info("SIGHUP: no --policies to reload");
+      } else {
+        spdlog::info("SIGHUP: reloading {}", config->policiesDir);
+        applyPolicies(core, *config, &invalid);
+      }
       continue;
     }
-    auto repaired = enforcer.repairIfMissing();
-    if (!repaired) {
-      spdlog::error("re-checking table inet {}: {}", config->table, repaired.error().describe());
-    } else if (*repaired) {
-      spdlog::warn("table inet {} was missing; restored it", config->table);
-    }
+    if (sig == SIGTERM || sig == SIGINT) break;
   }
+  spdlog::info("stopping; table inet {} stays in the kernel", config->table);
+  service.shutdown();
+  core.flows().closeAll();
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  stop = true;
+  watcher.join();
+  return 0;
 }

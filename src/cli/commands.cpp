@@ -1,9 +1,11 @@
 #include "bulkhead/cli/commands.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <ostream>
 #include <set>
 
+#include "bulkhead/cli/client.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
@@ -12,10 +14,32 @@ namespace bulkhead::cli {
 
 namespace {
 
-// Flags and whether they take a value.
-const std::map<std::string, bool> kFlags = {
-    {"--agent", true}, {"--workloads", true}, {"--table", true},    {"--log-group", true},
-    {"--json", false}, {"--help", false},     {"--version", false},
+enum class FlagValue { kNone, kRequired, kOptional };
+
+// Flags and whether they take a value. "--version" alone prints the program's
+// version; "push --version V" names the bundle's version, so its value is
+// optional: the next argument, unless that is a flag.
+const std::map<std::string, FlagValue> kFlags = {
+    {"--agent", FlagValue::kRequired},
+    {"--workloads", FlagValue::kRequired},
+    {"--table", FlagValue::kRequired},
+    {"--log-group", FlagValue::kRequired},
+    {"--json", FlagValue::kNone},
+    {"--help", FlagValue::kNone},
+    {"--version", FlagValue::kOptional},
+    {"--dry-run", FlagValue::kNone},
+    {"--follow", FlagValue::kNone},
+    {"--release", FlagValue::kNone},
+    {"--app", FlagValue::kRequired},
+    {"--workload", FlagValue::kRequired},
+    {"--iface", FlagValue::kRequired},
+    {"--addr", FlagValue::kRequired},
+    {"--label", FlagValue::kRequired},
+    {"--tls-ca", FlagValue::kRequired},
+    {"--tls-cert", FlagValue::kRequired},
+    {"--tls-key", FlagValue::kRequired},
+    {"--tls-server-name", FlagValue::kRequired},
+    {"--timeout", FlagValue::kRequired},
 };
 
 constexpr const char* kUsage = R"(usage: bulkhead COMMAND [ARGS] [FLAGS]
@@ -24,8 +48,27 @@ commands:
   validate PATH...                    check policy files; exit 2 with file:line:col errors
   plan PATH... [--workloads FILE]     print the nftables ruleset it would apply (no root needed)
              [--table NAME] [--log-group N]
+  push PATH... [--agent ADDR]...      validate, then send the bundle to each agent
+             [--version V] [--dry-run] [--json]
+  workload add NAME --app APP --iface IF [--iface IF]... --addr IP [--addr IP]...
+             [--label KEY=VALUE]...   register (or replace) a workload
+  workload rm NAME                    remove a workload registered through the API
+  workload ls [--json]                list every workload
+  status [--json]                     the agent's policy version, table, counters, latencies
+  quarantine NAME [--release]         log and drop every new flow of a workload (or release it)
+  flows [--follow] [--json]           denied flows as the agent exports them
+             [--app APP] [--workload NAME]
+
+agent flags (every command that talks to an agent):
+  --agent ADDR          unix:///path or tcp://host:port; default $BULKHEAD_AGENT,
+                        else unix:///run/bulkhead/agent.sock
+  --tls-ca F            CA that signed the agent's certificate (required for tcp://)
+  --tls-cert F --tls-key F   client certificate and key (mutual TLS)
+  --tls-server-name N   name to expect in the agent's certificate (default: host of ADDR)
+  --timeout SECONDS     deadline of each call (default 30)
 
 flags are accepted before or after the command.
+exit codes: 0 success, 1 runtime failure (agent unreachable, kernel refused), 2 bad input.
 )";
 
 void printDiagnostics(const policy::LoadResult& r, std::ostream& err) {
@@ -119,7 +162,13 @@ bool parseArgs(const std::vector<std::string>& argv, Args* out, std::string* err
       *error = "unknown flag " + name;
       return false;
     }
-    if (!it->second) {
+    if (it->second == FlagValue::kOptional && eq == std::string::npos) {
+      auto& values = out->flags[name];
+      if (i + 1 < argv.size() && !argv[i + 1].empty() && argv[i + 1][0] != '-')
+        values.push_back(argv[++i]);
+      continue;
+    }
+    if (it->second == FlagValue::kNone) {
       if (eq != std::string::npos) {
         *error = name + " takes no value";
         return false;
@@ -146,7 +195,8 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
     err << "bulkhead: " << error << "\n" << kUsage;
     return kExitBadInput;
   }
-  if (args.has("--version")) {
+  // "push --version V" names the bundle; anywhere else "--version" asks for ours.
+  if (args.has("--version") && (args.words.empty() || args.words[0] != "push")) {
     out << "bulkhead 0.1.0\n";
     return kExitOk;
   }
@@ -157,6 +207,10 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
   const std::string& cmd = args.words[0];
   if (cmd == "validate") return validate(args, out, err);
   if (cmd == "plan") return plan(args, out, err);
+  if (isClientCommand(cmd)) {
+    const char* env = std::getenv("BULKHEAD_AGENT");
+    return runClientCommand(args, env ? env : "", out, err);
+  }
   err << "bulkhead: unknown command \"" << cmd << "\"\n" << kUsage;
   return kExitBadInput;
 }

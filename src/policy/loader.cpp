@@ -103,26 +103,70 @@ bool readFile(const std::string& path, std::string& out, std::vector<Diagnostic>
 
 }  // namespace
 
-LoadResult loadPaths(const std::vector<std::string>& paths) {
-  LoadResult result;
-  internal::ParseNotes notes;
+std::vector<SourceFile> readSourceFiles(const std::vector<std::string>& paths,
+                                        std::vector<Diagnostic>& errors) {
+  std::vector<SourceFile> out;
   std::vector<std::string> files;
-  if (!collectFiles(paths, files, result.errors)) return result;
+  if (!collectFiles(paths, files, errors)) return out;
   size_t total = 0;
   std::string text;
   for (const std::string& file : files) {
-    if (!readFile(file, text, result.errors)) continue;
+    if (!readFile(file, text, errors)) continue;
     total += text.size();
     if (total > limits::kMaxBundleBytes) {
-      result.errors.push_back(fileError(file, "policy files too large: more than " +
-                                                  std::to_string(limits::kMaxBundleBytes) +
-                                                  " bytes in total"));
-      return result;
+      errors.push_back(fileError(file, "policy files too large: more than " +
+                                           std::to_string(limits::kMaxBundleBytes) +
+                                           " bytes in total"));
+      return out;
     }
-    internal::parseText(text, file, result.bundle, result.errors, notes);
+    out.push_back(SourceFile{file, text});
+  }
+  return out;
+}
+
+LoadResult loadFiles(const std::vector<SourceFile>& files) {
+  LoadResult result;
+  internal::ParseNotes notes;
+  size_t total = 0;
+  for (const auto& f : files) total += f.name.size() + f.content.size();
+  if (files.size() > limits::kMaxFiles) {
+    result.errors.push_back(fileError("", "more than " + std::to_string(limits::kMaxFiles) +
+                                              " policy files"));
+    return result;
+  }
+  if (total > limits::kMaxBundleBytes) {
+    result.errors.push_back(fileError("", "policy files too large: more than " +
+                                              std::to_string(limits::kMaxBundleBytes) +
+                                              " bytes in total"));
+    return result;
+  }
+  for (const auto& f : files) {
+    if (f.content.size() > limits::kMaxFileBytes) {
+      result.errors.push_back(fileError(f.name, "file too large: " + std::to_string(f.content.size()) +
+                                                    " bytes (the limit is " +
+                                                    std::to_string(limits::kMaxFileBytes) + ")"));
+      continue;
+    }
+    internal::parseText(f.content, f.name, result.bundle, result.errors, notes);
   }
   internal::validateBundle(result.bundle, result.errors, result.warnings, notes);
   return result;
+}
+
+LoadResult loadPaths(const std::vector<std::string>& paths) {
+  std::vector<Diagnostic> errors;
+  auto files = readSourceFiles(paths, errors);
+  if (!errors.empty()) {
+    LoadResult result;
+    result.errors = std::move(errors);
+    // Still parse what could be read, so one run reports every error.
+    auto rest = loadFiles(files);
+    for (auto& e : rest.errors) result.errors.push_back(std::move(e));
+    result.warnings = std::move(rest.warnings);
+    result.bundle = std::move(rest.bundle);
+    return result;
+  }
+  return loadFiles(files);
 }
 
 LoadResult loadText(std::string_view text, const std::string& fileName) {

@@ -5,52 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "bulkhead/compiler/render.h"
+#include "fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
 
 using namespace policy;
-
-// Counts transactions and refuses the ones it is told to, like a kernel
-// answering EPERM/ENOENT. Tracks whether the table "exists".
-class ScriptedKernel : public nft::NftKernel {
- public:
-  Status commit(const nft::Batch& batch) override {
-    ++commits;
-    lastMessages = batch.messageCount();
-    bool deletesChain = false, dropsReference = false;
-    for (const auto& d : batch.descriptions) {
-      deletesChain |= d.rfind("delete chain", 0) == 0;
-      dropsReference |= d.rfind("delete elements", 0) == 0;
-    }
-    // Late notice: a chain deleted in the batch that removes the dispatch
-    // element pointing at it still looks referenced.
-    if (deletesChain && dropsReference && busyOnChainDelete) {
-      return makeError(ErrorCode::kKernel, "kernel refused delete chain", EBUSY);
-    }
-    if (deletesChain) ++chainDeletes;
-    if (refuse > 0) {
-      --refuse;
-      return makeError(ErrorCode::kKernel, "kernel refused add element", ENOENT);
-    }
-    tableThere = true;
-    return {};
-  }
-  Result<bool> tableExists(const std::string&) override { return tableThere; }
-  uint32_t nextSeq(uint32_t count) override {
-    const uint32_t s = seq;
-    seq += count;
-    return s;
-  }
-
-  int commits = 0;
-  int chainDeletes = 0;
-  bool busyOnChainDelete = false;
-  int refuse = 0;
-  size_t lastMessages = 0;
-  bool tableThere = false;
-  uint32_t seq = 1;
-};
 
 Bundle bundle() {
   Bundle b;

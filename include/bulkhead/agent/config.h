@@ -21,10 +21,14 @@ struct AgentConfig {
   std::string flowFormat = "rfc5424";
   std::string policiesDir;      // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;  // periodic full check of the table
+  uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
 };
 
+inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";
+
 // Parses argv (without argv[0]), reading --config first when given. Errors
-// are kInvalidInput with the flag or file:line at fault.
+// are kInvalidInput with the flag or file:line at fault. Without any
+// --listen, the agent listens on kDefaultListen.
 Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv);
 
 }  // namespace bulkhead::agent

@@ -20,6 +20,8 @@ class Enforcer {
   Enforcer(nft::NftKernel& kernel, compiler::CompileOptions options)
       : kernel_(kernel), compiler_(std::move(options)) {}
 
+  // Replaces bundle and API workloads at once (restoring saved state).
+  Result<compiler::RulesetDiff> load(policy::Bundle bundle, std::vector<policy::Workload> workloads);
   // Replaces the policy bundle; API workloads are kept.
   Result<compiler::RulesetDiff> setPolicy(policy::Bundle bundle);
   // Adds or replaces an API workload: element changes only, unless its app
@@ -29,6 +31,8 @@ class Enforcer {
 
   // Puts the ruleset back if the table is gone; true if it had to.
   Result<bool> repairIfMissing();
+  // Puts the whole ruleset back, whatever the table holds (drift).
+  Status replaceAll();
 
   bool committed() const { return committed_; }
   const compiler::Ruleset& ruleset() const { return compiler_.ruleset(); }

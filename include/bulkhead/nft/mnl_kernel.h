@@ -27,6 +27,10 @@ class MnlKernel : public NftKernel {
   Result<bool> tableExists(const std::string& name) override;
   uint32_t nextSeq(uint32_t count) override;
 
+  // The netlink port id of this socket: the kernel stamps it on the
+  // nf_tables notifications of our commits (see TableMonitor).
+  uint32_t portId() const { return portId_; }
+
  private:
   MnlKernel(mnl_socket* socket, uint32_t seed);
   Status growSendBuffer(size_t bytes);

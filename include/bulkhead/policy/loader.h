@@ -24,8 +24,22 @@ struct LoadResult {
 void parseText(std::string_view text, const std::string& fileName, Bundle& into,
                std::vector<Diagnostic>& errors);
 
-// Files and directories (recursively *.yaml / *.yml, sorted by path), parsed
-// then validated as one bundle.
+// One policy file as read from disk or received in a push.
+struct SourceFile {
+  std::string name;
+  std::string content;
+};
+
+// The files of `paths`: files as given, directories recursively (*.yaml /
+// *.yml, sorted by path), within the size limits. Errors name the path.
+std::vector<SourceFile> readSourceFiles(const std::vector<std::string>& paths,
+                                        std::vector<Diagnostic>& errors);
+
+// In-memory files parsed then validated as one bundle: what the agent does
+// with a push, so its errors are the ones `bulkhead validate` prints.
+LoadResult loadFiles(const std::vector<SourceFile>& files);
+
+// readSourceFiles + loadFiles.
 LoadResult loadPaths(const std::vector<std::string>& paths);
 
 // One text, parsed then validated as one bundle.

@@ -1,0 +1,99 @@
+// The agent's state machine behind the gRPC API: policy pushes, workload
+// registrations and quarantines, each serialized and committed as one
+// kernel transaction, then saved to the state directory; status and
+// latencies; drift repair. Transport-free so tests drive it directly; the
+// gRPC service (service.h) only translates.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bulkhead/agent/enforcer.h"
+#include "bulkhead/agent/flow_hub.h"
+#include "bulkhead/agent/state_store.h"
+#include "bulkhead/common/result.h"
+#include "bulkhead/v1/agent.pb.h"
+
+namespace bulkhead::agent {
+
+struct CoreOptions {
+  std::string stateDir;                    // "": nothing is saved (tests)
+  size_t maxBundleBytes = 64u << 20;       // names + contents of one push
+  std::string host;                        // reported in status and flow events
+};
+
+// Rolling latency figures over the last samples.
+class LatencyWindow {
+ public:
+  void add(double ms);
+  v1::Latency summary() const;
+
+ private:
+  static constexpr size_t kSamples = 1024;
+  std::deque<double> samples_;
+  uint64_t count_ = 0;
+};
+
+class AgentCore {
+ public:
+  AgentCore(nft::NftKernel& kernel, compiler::CompileOptions compile, CoreOptions options);
+
+  // Loads the saved state and puts its ruleset in the kernel (one
+  // transaction). No state yet: nothing happens. A state file that cannot
+  // be read or parsed is an error and the kernel is not touched.
+  Status restore();
+
+  // Errors: kInvalidInput (every "file:line:column: message", one a line),
+  // kTooLarge, kKernel / kUnavailable (nothing applied), kIo (applied, not saved).
+  Result<v1::ApplyPolicyResponse> applyPolicy(const v1::ApplyPolicyRequest& request);
+  Result<v1::UpsertWorkloadResponse> upsertWorkload(const v1::Workload& workload);
+  Result<v1::DeleteWorkloadResponse> deleteWorkload(const std::string& name);
+  v1::ListWorkloadsResponse listWorkloads() const;
+  Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release);
+  v1::AgentStatus status() const;
+
+  // Drift: the table vanished, or `force` (someone changed it): put the whole
+  // ruleset back. True when it did. Counted in status.
+  Result<bool> repair(bool force, const std::string& why);
+
+  FlowHub& flows() { return flows_; }
+  // Reads a directory of policy files as a push would send them.
+  static Result<std::vector<v1::PolicyFile>> readPolicyFiles(const std::string& path,
+                                                             size_t maxBytes);
+
+ private:
+  Status save();
+  void noteError(const Error& e);
+  Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
+                                    std::vector<std::string>* warnings) const;
+  void markQuarantined(policy::Bundle& bundle) const;
+
+  mutable std::mutex mu_;
+  Enforcer enforcer_;
+  CoreOptions options_;
+  std::optional<StateStore> store_;
+  FlowHub flows_;
+
+  std::string version_;
+  std::string contentHash_;
+  google::protobuf::RepeatedPtrField<v1::PolicyFile> files_;
+  std::set<std::string> quarantined_;
+
+  std::string lastError_, lastErrorTime_, lastAppliedTime_;
+  LatencyWindow applyLatency_, workloadLatency_;
+  uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0;
+};
+
+// Conversions between the API's and the policy model's workloads.
+Result<policy::Workload> fromApi(const v1::Workload& w);
+v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source);
+v1::RulesetChange toApi(const compiler::RulesetDiff& diff);
+std::string nowRfc3339();
+
+}  // namespace bulkhead::agent

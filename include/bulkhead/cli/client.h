@@ -1,0 +1,43 @@
+// The commands of `bulkhead` that talk gRPC to agents (SPEC §4): push,
+// workload add|rm|ls, status, quarantine, flows. gRPC stays out of this
+// header; src/cli/client.cpp holds the channel, the calls and the output.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+
+#include "bulkhead/cli/commands.h"
+
+namespace bulkhead::cli {
+
+// The agent address used when neither --agent nor $BULKHEAD_AGENT names one.
+inline constexpr const char* kDefaultAgent = "unix:///run/bulkhead/agent.sock";
+
+// How long `flows` without --follow listens before it exits.
+inline constexpr int kFlowsWindowMs = 1000;
+
+// True for the commands runClientCommand() serves.
+bool isClientCommand(std::string_view command);
+
+// Runs one of them. `envAgent` is $BULKHEAD_AGENT ("" when unset); --agent
+// flags override it. Returns an exit code (kExitOk, kExitRuntime,
+// kExitBadInput).
+int runClientCommand(const Args& args, const std::string& envAgent, std::ostream& out,
+                     std::ostream& err);
+
+// An agent address as the user writes it, turned into a gRPC target.
+struct AgentAddress {
+  std::string target;  // "unix:/path" or "host:port"
+  bool tcp = false;    // tcp:// needs TLS
+  std::string host;    // tcp only: the host part, for the TLS name check
+};
+
+// Accepts unix:///abs/path, unix:/abs/path and tcp://host:port (host may be a
+// bracketed IPv6 address). On failure returns false with a message in *error.
+bool parseAgentAddress(const std::string& address, AgentAddress* out, std::string* error);
+
+// `text` as a JSON string literal, quotes included.
+std::string jsonQuote(std::string_view text);
+
+}  // namespace bulkhead::cli

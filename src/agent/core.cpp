@@ -1,0 +1,456 @@
+#include "bulkhead/agent/core.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include "bulkhead/compiler/render.h"
+#include "bulkhead/policy/loader.h"
+
+namespace bulkhead::agent {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::string sha256Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+// Identifies a bundle's content: the same files give the same hash.
+std::string contentHash(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files) {
+  std::string all;
+  for (const auto& f : files) {
+    all += std::to_string(f.name().size()) + ":" + f.name();
+    all += std::to_string(f.content().size()) + ":" + f.content();
+  }
+  return "sha256:" + sha256Hex(all);
+}
+
+std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
+  std::string out;
+  for (const auto& d : diags) out += (out.empty() ? "" : "\n") + d.toString();
+  return out;
+}
+
+}  // namespace
+
+std::string nowRfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  const time_t secs = time_t(us / 1000000);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<long long>(us % 1000000));
+  return buf;
+}
+
+void LatencyWindow::add(double ms) {
+  ++count_;
+  samples_.push_back(ms);
+  if (samples_.size() > kSamples) samples_.pop_front();
+}
+
+v1::Latency LatencyWindow::summary() const {
+  v1::Latency l;
+  l.set_count(count_);
+  if (samples_.empty()) return l;
+  std::vector<double> sorted(samples_.begin(), samples_.end());
+  std::sort(sorted.begin(), sorted.end());
+  auto at = [&](double q) { return sorted[std::min(sorted.size() - 1, size_t(q * sorted.size()))]; };
+  l.set_p50_ms(at(0.50));
+  l.set_p99_ms(at(0.99));
+  l.set_max_ms(sorted.back());
+  return l;
+}
+
+Result<policy::Workload> fromApi(const v1::Workload& w) {
+  policy::Workload out;
+  out.name = w.name();
+  out.app = w.app();
+  out.interfaces.assign(w.interfaces().begin(), w.interfaces().end());
+  for (const auto& [k, v] : w.labels()) out.labels[k] = v;
+  for (int i = 0; i < w.addresses_size(); ++i) {
+    std::string a = w.addresses(i);
+    // A host prefix is accepted as the address it names.
+    const auto slash = a.find('/');
+    if (slash != std::string::npos) {
+      const std::string len = a.substr(slash + 1);
+      const bool v6 = a.find(':') != std::string::npos;
+      if (len != (v6 ? "128" : "32"))
+        return makeError(ErrorCode::kInvalidInput,
+                         "workload.addresses[" + std::to_string(i) + "]: \"" + w.addresses(i) +
+                             "\" is not a host address (no prefix, /32 or /128)");
+      a = a.substr(0, slash);
+    }
+    auto ip = policy::IpAddr::parse(a);
+    if (!ip)
+      return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
+                                                     "]: bad address \"" + w.addresses(i) + "\"");
+    out.addresses.push_back(*ip);
+  }
+  std::vector<policy::Diagnostic> errors;
+  policy::validateWorkload(out, errors);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors) msg += (msg.empty() ? "workload: " : "; ") + e.message;
+    return makeError(ErrorCode::kInvalidInput, msg);
+  }
+  return out;
+}
+
+v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source) {
+  v1::Workload out;
+  out.set_name(w.name);
+  out.set_app(w.app);
+  for (const auto& i : w.interfaces) out.add_interfaces(i);
+  for (const auto& a : w.addresses) out.add_addresses(a.toString());
+  for (const auto& [k, v] : w.labels) (*out.mutable_labels())[k] = v;
+  out.set_quarantined(w.quarantined);
+  out.set_source(source);
+  return out;
+}
+
+v1::RulesetChange toApi(const compiler::RulesetDiff& diff) {
+  v1::RulesetChange c;
+  uint64_t adds = 0, removes = 0;
+  for (const auto& e : diff.elements) {
+    adds += e.add.size();
+    removes += e.remove.size();
+  }
+  for (const auto& s : diff.addSets) adds += s.elements.size();
+  c.set_element_adds(adds);
+  c.set_element_removes(removes);
+  c.set_sets_added(uint32_t(diff.addSets.size()));
+  c.set_sets_deleted(uint32_t(diff.deleteSets.size()));
+  c.set_chains_added(uint32_t(diff.addChains.size()));
+  c.set_chains_rewritten(uint32_t(diff.replaceChains.size()));
+  c.set_chains_deleted(uint32_t(diff.deleteChains.size()));
+  c.set_summary(diff.summary());
+  return c;
+}
+
+AgentCore::AgentCore(nft::NftKernel& kernel, compiler::CompileOptions compile, CoreOptions options)
+    : enforcer_(kernel, std::move(compile)), options_(std::move(options)) {
+  if (!options_.stateDir.empty()) store_.emplace(options_.stateDir);
+}
+
+Result<policy::Bundle> AgentCore::parseFiles(
+    const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
+    std::vector<std::string>* warnings) const {
+  std::vector<policy::SourceFile> sources;
+  sources.reserve(files.size());
+  for (const auto& f : files) {
+    if (f.name().empty() || f.name().size() > 4096)
+      return makeError(ErrorCode::kInvalidInput, "files: every file needs a name (1-4096 bytes)");
+    sources.push_back({f.name(), f.content()});
+  }
+  auto loaded = policy::loadFiles(sources);
+  if (warnings)
+    for (const auto& w : loaded.warnings) warnings->push_back(w.toString());
+  if (!loaded.ok()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(loaded.errors));
+  return std::move(loaded.bundle);
+}
+
+void AgentCore::markQuarantined(policy::Bundle& bundle) const {
+  for (auto& w : bundle.workloads) w.quarantined = quarantined_.count(w.name) > 0;
+}
+
+void AgentCore::noteError(const Error& e) {
+  lastError_ = e.describe();
+  lastErrorTime_ = nowRfc3339();
+}
+
+Status AgentCore::save() {
+  if (!store_) return {};
+  v1::AgentState state;
+  state.set_format(1);
+  state.set_version(version_);
+  *state.mutable_files() = files_;
+  for (const auto& w : enforcer_.compiler().workloads())
+    *state.add_workloads() = toApi(w, v1::Workload::SOURCE_API);
+  for (const auto& q : quarantined_) state.add_quarantined(q);
+  state.set_written_time(nowRfc3339());
+  if (auto st = store_->save(state); !st) {
+    Error e = st.takeError();
+    e.message = "the change is in force but could not be saved: " + e.message;
+    noteError(e);
+    return e;
+  }
+  return {};
+}
+
+Status AgentCore::restore() {
+  std::lock_guard lock(mu_);
+  if (!store_) return {};
+  auto loaded = store_->load();
+  if (!loaded) return loaded.takeError();
+  if (!*loaded) return {};
+  const v1::AgentState& state = **loaded;
+  auto bundle = parseFiles(state.files(), nullptr);
+  if (!bundle)
+    return makeError(ErrorCode::kInvalidInput, "state file " + store_->path() +
+                                                   " holds a bundle that no longer validates:\n" +
+                                                   bundle.error().message);
+  quarantined_ = {state.quarantined().begin(), state.quarantined().end()};
+  std::vector<policy::Workload> workloads;
+  for (const auto& w : state.workloads()) {
+    auto pw = fromApi(w);
+    if (!pw)
+      return makeError(ErrorCode::kInvalidInput,
+                       "state file " + store_->path() + ": " + pw.error().message);
+    pw->quarantined = quarantined_.count(pw->name) > 0;
+    workloads.push_back(std::move(*pw));
+  }
+  markQuarantined(*bundle);
+  auto diff = enforcer_.load(std::move(*bundle), std::move(workloads));
+  if (!diff) return diff.takeError();
+  version_ = state.version();
+  files_ = state.files();
+  contentHash_ = contentHash(files_);
+  lastAppliedTime_ = nowRfc3339();
+  return {};
+}
+
+Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequest& request) {
+  const auto start = Clock::now();
+  std::lock_guard lock(mu_);
+  size_t bytes = 0;
+  for (const auto& f : request.files()) bytes += f.name().size() + f.content().size();
+  if (bytes > options_.maxBundleBytes)
+    return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
+                                               " bytes is over the agent's limit of " +
+                                               std::to_string(options_.maxBundleBytes));
+  v1::ApplyPolicyResponse response;
+  std::vector<std::string> warnings;
+  auto bundle = parseFiles(request.files(), &warnings);
+  if (!bundle) return bundle.takeError();
+  for (auto& w : warnings) response.add_warnings(std::move(w));
+  const std::string hash = contentHash(request.files());
+  const std::string version = request.version().empty() ? hash : request.version();
+  if (version.size() > 256) return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes");
+  response.set_version(version);
+  markQuarantined(*bundle);
+
+  if (request.dry_run()) {
+    auto next = compiler::compile(*bundle, enforcer_.compiler().workloads(),
+                                  enforcer_.compiler().options());
+    if (!next) return next.takeError();
+    const auto diff = compiler::diffRulesets(enforcer_.ruleset(), *next);
+    response.set_changed(!diff.empty());
+    *response.mutable_change() = toApi(diff);
+    response.set_plan(compiler::renderRuleset(*next));
+    return response;
+  }
+
+  if (hash == contentHash_ && enforcer_.committed()) {
+    response.set_changed(false);
+    if (version != version_) {
+      version_ = version;
+      if (auto st = save(); !st) return st.takeError();
+    }
+    return response;
+  }
+  auto diff = enforcer_.setPolicy(std::move(*bundle));
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kInvalidInput) noteError(e);
+    return e;
+  }
+  files_ = request.files();
+  contentHash_ = hash;
+  version_ = version;
+  lastAppliedTime_ = nowRfc3339();
+  ++pushes_;
+  response.set_changed(true);
+  *response.mutable_change() = toApi(*diff);
+  applyLatency_.add(msSince(start));
+  if (auto st = save(); !st) return st.takeError();
+  return response;
+}
+
+Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload& workload) {
+  const auto start = Clock::now();
+  auto w = fromApi(workload);
+  if (!w) return w.takeError();
+  std::lock_guard lock(mu_);
+  w->quarantined = quarantined_.count(w->name) > 0;
+  auto diff = enforcer_.upsertWorkload(*w);
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kInvalidInput) noteError(e);
+    return e;
+  }
+  v1::UpsertWorkloadResponse response;
+  *response.mutable_change() = toApi(*diff);
+  if (!enforcer_.compiler().bundle().findApp(w->app))
+    response.add_warnings("workload " + w->name + ": app " + w->app +
+                          " has no App document; it gets default deny");
+  ++workloadChanges_;
+  workloadLatency_.add(msSince(start));
+  if (auto st = save(); !st) return st.takeError();
+  return response;
+}
+
+Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& name) {
+  const auto start = Clock::now();
+  std::lock_guard lock(mu_);
+  for (const auto& w : enforcer_.compiler().bundle().workloads)
+    if (w.name == name)
+      return makeError(ErrorCode::kInvalidInput, "workload \"" + name +
+                                                     "\" is defined by the policy bundle; "
+                                                     "push a bundle without it");
+  auto diff = enforcer_.removeWorkload(name);
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kInvalidInput && e.code != ErrorCode::kNotFound) noteError(e);
+    return e;
+  }
+  v1::DeleteWorkloadResponse response;
+  *response.mutable_change() = toApi(*diff);
+  ++workloadChanges_;
+  workloadLatency_.add(msSince(start));
+  if (auto st = save(); !st) return st.takeError();
+  return response;
+}
+
+v1::ListWorkloadsResponse AgentCore::listWorkloads() const {
+  std::lock_guard lock(mu_);
+  v1::ListWorkloadsResponse out;
+  std::vector<v1::Workload> all;
+  for (const auto& w : enforcer_.compiler().bundle().workloads)
+    all.push_back(toApi(w, v1::Workload::SOURCE_BUNDLE));
+  for (const auto& w : enforcer_.compiler().workloads())
+    all.push_back(toApi(w, v1::Workload::SOURCE_API));
+  std::sort(all.begin(), all.end(),
+            [](const v1::Workload& a, const v1::Workload& b) { return a.name() < b.name(); });
+  for (auto& w : all) *out.add_workloads() = std::move(w);
+  return out;
+}
+
+Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bool release) {
+  std::lock_guard lock(mu_);
+  const auto& compiler = enforcer_.compiler();
+  Result<compiler::RulesetDiff> diff = makeError(ErrorCode::kNotFound, "no workload \"" + name + "\"");
+  std::set<std::string> next = quarantined_;
+  if (release) {
+    next.erase(name);
+  } else {
+    next.insert(name);
+  }
+  for (const auto& w : compiler.workloads()) {
+    if (w.name != name) continue;
+    policy::Workload copy = w;  // the upsert changes the list we walk
+    copy.quarantined = !release;
+    diff = enforcer_.upsertWorkload(copy);
+    break;
+  }
+  for (const auto& w : compiler.bundle().workloads) {
+    if (w.name != name) continue;
+    policy::Bundle bundle = compiler.bundle();
+    for (auto& bw : bundle.workloads)
+      if (bw.name == name) bw.quarantined = !release;
+    diff = enforcer_.setPolicy(std::move(bundle));
+    break;
+  }
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kNotFound) noteError(e);
+    return e;
+  }
+  quarantined_ = std::move(next);
+  v1::QuarantineResponse response;
+  *response.mutable_change() = toApi(*diff);
+  ++workloadChanges_;
+  if (auto st = save(); !st) return st.takeError();
+  return response;
+}
+
+v1::AgentStatus AgentCore::status() const {
+  std::lock_guard lock(mu_);
+  const auto& c = enforcer_.compiler();
+  const auto& rs = enforcer_.ruleset();
+  v1::AgentStatus s;
+  s.set_version(version_);
+  s.set_table(rs.table);
+  s.set_apps(uint32_t(c.bundle().apps.size()));
+  s.set_services(uint32_t(c.bundle().services.size()));
+  s.set_global_policies(uint32_t(c.bundle().globalPolicies.size()));
+  s.set_workloads(uint32_t(c.bundle().workloads.size() + c.workloads().size()));
+  s.set_set_elements(rs.elementCount());
+  s.set_chains(uint32_t(rs.chains.size()));
+  s.set_last_error(lastError_);
+  s.set_last_error_time(lastErrorTime_);
+  *s.mutable_apply_latency() = applyLatency_.summary();
+  *s.mutable_workload_latency() = workloadLatency_.summary();
+  s.set_drift_repairs(driftRepairs_);
+  s.set_last_applied_time(lastAppliedTime_);
+  s.set_pushes(pushes_);
+  s.set_workload_changes(workloadChanges_);
+  s.set_host(options_.host);
+  s.mutable_flows();  // filled by the flow reader
+  return s;
+}
+
+Result<bool> AgentCore::repair(bool force, const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (!enforcer_.committed() && !force) return false;
+  if (force) {
+    if (auto st = enforcer_.replaceAll(); !st) {
+      noteError(st.error());
+      return st.takeError();
+    }
+    ++driftRepairs_;
+    return true;
+  }
+  auto repaired = enforcer_.repairIfMissing();
+  if (!repaired) {
+    noteError(repaired.error());
+    return repaired;
+  }
+  if (*repaired) ++driftRepairs_;
+  (void)why;
+  return repaired;
+}
+
+Result<std::vector<v1::PolicyFile>> AgentCore::readPolicyFiles(const std::string& path,
+                                                               size_t maxBytes) {
+  std::vector<policy::Diagnostic> errors;
+  auto files = policy::readSourceFiles({path}, errors);
+  if (!errors.empty()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(errors));
+  std::vector<v1::PolicyFile> out;
+  size_t total = 0;
+  for (auto& f : files) {
+    total += f.name.size() + f.content.size();
+    v1::PolicyFile p;
+    p.set_name(std::move(f.name));
+    p.set_content(std::move(f.content));
+    out.push_back(std::move(p));
+  }
+  if (total > maxBytes)
+    return makeError(ErrorCode::kTooLarge, path + ": " + std::to_string(total) +
+                                               " bytes of policy is over the limit of " +
+                                               std::to_string(maxBytes));
+  return out;
+}
+
+}  // namespace bulkhead::agent

@@ -1,0 +1,103 @@
+#include "bulkhead/agent/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+namespace bulkhead::agent {
+
+namespace {
+
+grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) {
+  grpc::Status st = toGrpcStatus(e);
+  if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+      st.error_code() == grpc::StatusCode::NOT_FOUND) {
+    spdlog::info("{} from {} refused: {}", call, ctx->peer(), e.describe());
+  } else {
+    spdlog::error("{} from {} failed: {}", call, ctx->peer(), e.describe());
+  }
+  return st;
+}
+
+}  // namespace
+
+grpc::Status toGrpcStatus(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kInvalidInput: return {grpc::StatusCode::INVALID_ARGUMENT, e.message};
+    case ErrorCode::kTooLarge: return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.message};
+    case ErrorCode::kNotFound: return {grpc::StatusCode::NOT_FOUND, e.message};
+    case ErrorCode::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, "cannot reach the kernel: " + e.describe()};
+    case ErrorCode::kKernel:
+      return {grpc::StatusCode::UNAVAILABLE, "the kernel refused the change, nothing was applied: " +
+                                                 e.describe()};
+    case ErrorCode::kIo: return {grpc::StatusCode::INTERNAL, e.describe()};
+    case ErrorCode::kInternal: return {grpc::StatusCode::INTERNAL, e.describe()};
+  }
+  return {grpc::StatusCode::UNKNOWN, e.describe()};
+}
+
+grpc::Status AgentService::ApplyPolicy(grpc::ServerContext* ctx, const v1::ApplyPolicyRequest* req,
+                                       v1::ApplyPolicyResponse* resp) {
+  auto r = core_.applyPolicy(*req);
+  if (!r) return logged(ctx, "ApplyPolicy", r.error());
+  if (r->changed())
+    spdlog::info("policy {} applied ({})", r->version(), r->change().summary());
+  *resp = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::UpsertWorkload(grpc::ServerContext* ctx,
+                                          const v1::UpsertWorkloadRequest* req,
+                                          v1::UpsertWorkloadResponse* resp) {
+  auto r = core_.upsertWorkload(req->workload());
+  if (!r) return logged(ctx, "UpsertWorkload", r.error());
+  *resp = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::DeleteWorkload(grpc::ServerContext* ctx,
+                                          const v1::DeleteWorkloadRequest* req,
+                                          v1::DeleteWorkloadResponse* resp) {
+  auto r = core_.deleteWorkload(req->name());
+  if (!r) return logged(ctx, "DeleteWorkload", r.error());
+  *resp = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListWorkloads(grpc::ServerContext*, const v1::ListWorkloadsRequest*,
+                                         v1::ListWorkloadsResponse* resp) {
+  *resp = core_.listWorkloads();
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Quarantine(grpc::ServerContext* ctx, const v1::QuarantineRequest* req,
+                                      v1::QuarantineResponse* resp) {
+  auto r = core_.quarantine(req->name(), req->release());
+  if (!r) return logged(ctx, "Quarantine", r.error());
+  spdlog::warn("workload {} {}", req->name(), req->release() ? "released" : "quarantined");
+  *resp = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
+                                     v1::AgentStatus* resp) {
+  *resp = core_.status();
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
+                                      grpc::ServerWriter<v1::FlowEvent>* writer) {
+  auto sub = core_.flows().subscribe(req->app(), req->workload());
+  if (!sub)
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED, "too many flow watchers on this agent"};
+  v1::FlowEvent e;
+  while (!ctx->IsCancelled() && !stopping_) {
+    if (!sub->next(&e, 250)) continue;
+    if (!writer->Write(e)) break;
+  }
+  core_.flows().unsubscribe(sub);
+  return grpc::Status::OK;
+}
+
+}  // namespace bulkhead::agent

@@ -1,0 +1,292 @@
+// The real binaries end to end: bulkhead-agent in a hypervisor namespace,
+// driven by the bulkhead CLI over its unix socket (and TCP with mTLS), real
+// traffic between namespaces, kill -9, restarts, drift, concurrency.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "support/netns.h"
+
+namespace bulkhead::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kBin = BULKHEAD_BINARY_DIR;
+
+constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
+kind: Service
+metadata: {name: postgres-prod, labels: {env: prod}}
+spec:
+  endpoints:
+    - cidrs: [198.51.100.10/32]
+      ports: [tcp/5432]
+---
+apiVersion: bulkhead/v1
+kind: App
+metadata: {name: billing, labels: {env: prod}}
+spec:
+  egress:
+    - to: [postgres-prod]
+)";
+
+bool waitFor(const std::function<bool()>& cond, int ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+uint64_t jsonInt(const std::string& json, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*\"?([0-9]+)")))
+    return uint64_t(-1);
+  return std::stoull(m[1]);
+}
+
+std::string jsonString(const std::string& json, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*\"([^\"]*)\"")))
+    return "<none>";
+  return m[1];
+}
+
+class AgentE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+    sweepStaleNamespaces();
+    dir_ = fs::temp_directory_path() /
+           ("bht-e2e-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "policy.yaml") << kPolicy;
+    topo_ = std::make_unique<Topology>();
+    topo_->addHost("vbill1", "192.0.2.10", "");
+    auto& server = topo_->addHost("vsrv1", "198.51.100.10", "");
+    for (int port : {5432, 22})
+      servers_.push_back(std::make_unique<Process>(*server.ns, tcpListenCmd(port, false)));
+    waitListening(*server.ns, 5432, false);
+    socket_ = "unix://" + (dir_ / "agent.sock").string();
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    servers_.clear();
+    topo_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void startAgent(const std::string& extra = "") {
+    agent_ = std::make_unique<Process>(
+        topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ + " --state-dir " +
+                         (dir_ / "state").string() + " " + extra + " 2>>" +
+                         (dir_ / "agent.log").string());
+    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
+  }
+
+  // The CLI runs in the root namespace: the unix socket is a file.
+  CmdResult cli(const std::string& args) const {
+    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
+  }
+
+  std::string log() const {
+    std::ifstream in(dir_ / "agent.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  void pushAndRegister() {
+    auto push = cli("push " + (dir_ / "policy.yaml").string());
+    ASSERT_TRUE(push.ok()) << push.out << log();
+    auto add = cli("workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10");
+    ASSERT_TRUE(add.ok()) << add.out << log();
+  }
+
+  void expectEnforced() {
+    const Netns& billing = *topo_->host("vbill1").ns;
+    auto allowed = tcpProbe(billing, "198.51.100.10", 5432);
+    EXPECT_TRUE(allowed.ok) << allowed.out;
+    auto denied = tcpProbe(billing, "198.51.100.10", 22, 3.0);
+    EXPECT_FALSE(denied.ok) << denied.out;
+  }
+
+  std::string table() const { return topo_->hv().exec("nft list table inet bulkhead").out; }
+
+  fs::path dir_;
+  std::string socket_;
+  std::unique_ptr<Topology> topo_;
+  std::vector<std::unique_ptr<Process>> servers_;
+  std::unique_ptr<Process> agent_;
+};
+
+TEST_F(AgentE2eTest, PushAndWorkloadAddEnforceAndSocketIsPrivate) {
+  startAgent();
+  pushAndRegister();
+  expectEnforced();
+  EXPECT_EQ(fs::status(dir_ / "agent.sock").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                fs::perms::group_write);
+  auto status = cli("status --json");
+  ASSERT_TRUE(status.ok()) << status.out;
+  EXPECT_EQ(jsonInt(status.out, "workloads"), 1u) << status.out;
+  EXPECT_EQ(jsonString(status.out, "version").rfind("sha256:", 0), 0u) << status.out;
+  // The same bundle again changes nothing.
+  auto again = cli("push " + (dir_ / "policy.yaml").string());
+  EXPECT_TRUE(again.ok());
+  EXPECT_NE(again.out.find("unchanged"), std::string::npos) << again.out;
+}
+
+TEST_F(AgentE2eTest, KillNineKeepsEnforcingAndRestartRestoresWithoutAPush) {
+  startAgent();
+  pushAndRegister();
+  const std::string version = jsonString(cli("status --json").out, "version");
+  agent_->kill(SIGKILL);
+  agent_->wait(2000);
+  expectEnforced();  // fail-closed: the table outlives the agent
+
+  startAgent();
+  auto ls = cli("workload ls");
+  ASSERT_TRUE(ls.ok()) << ls.out;
+  EXPECT_NE(ls.out.find("billing-1"), std::string::npos) << ls.out;
+  const auto status = cli("status --json").out;
+  EXPECT_EQ(jsonString(status, "version"), version) << status;
+  EXPECT_EQ(jsonInt(status, "pushes"), 0u) << "nothing was re-pushed: " << status;
+  expectEnforced();
+}
+
+TEST_F(AgentE2eTest, ThirdPartyDeleteAndFlushAreRepairedWithinASecond) {
+  startAgent();
+  pushAndRegister();
+  const std::string before = table();
+  ASSERT_TRUE(topo_->hv().exec("nft delete table inet bulkhead").ok());
+  EXPECT_TRUE(waitFor([&] { return table().find("vbill1") != std::string::npos; }, 1000))
+      << log();
+  ASSERT_TRUE(topo_->hv().exec("nft flush table inet bulkhead").ok());
+  EXPECT_TRUE(waitFor([&] { return table().find("\"vbill1\" : goto") != std::string::npos; }, 1000))
+      << log();
+  ASSERT_TRUE(
+      topo_->hv().exec("nft delete element inet bulkhead dispatch '{ \"vbill1\" }'").ok());
+  EXPECT_TRUE(waitFor([&] { return table().find("\"vbill1\" : goto") != std::string::npos; }, 1000))
+      << log();
+  expectEnforced();
+  EXPECT_GE(jsonInt(cli("status --json").out, "drift_repairs"), 3u);
+}
+
+TEST_F(AgentE2eTest, CorruptStateIsALoudErrorAndLeavesTheKernelTable) {
+  startAgent();
+  pushAndRegister();
+  agent_->kill(SIGTERM);
+  EXPECT_EQ(agent_->wait(5000), 0);
+  const std::string before = table();
+  std::ofstream(dir_ / "state" / "state.pb", std::ios::trunc) << "garbage, not a state file";
+  Process broken(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ +
+                                  " --state-dir " + (dir_ / "state").string() + " 2>>" +
+                                  (dir_ / "agent.log").string());
+  EXPECT_EQ(broken.wait(5000), 1);
+  EXPECT_NE(log().find("corrupt"), std::string::npos) << log();
+  EXPECT_EQ(table(), before);
+  expectEnforced();
+}
+
+TEST_F(AgentE2eTest, BadRequestsGetPreciseErrors) {
+  startAgent("--max-bundle-bytes 4000");
+  std::ofstream(dir_ / "bad.yaml") << "apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: x}\n"
+                                      "spec:\n  egress:\n    - to: [nowhere]\n";
+  auto bad = cli("push " + (dir_ / "bad.yaml").string());
+  EXPECT_EQ(bad.status, 2) << bad.out;
+  EXPECT_NE(bad.out.find("bad.yaml:6:12"), std::string::npos) << bad.out;
+  std::ofstream(dir_ / "big.yaml") << kPolicy << "\n#" << std::string(5000, 'x') << "\n";
+  auto big = cli("push " + (dir_ / "big.yaml").string());
+  EXPECT_EQ(big.status, 2) << big.out;
+  EXPECT_NE(big.out.find("limit"), std::string::npos) << big.out;
+  auto badAddr = cli("workload add w --app billing --iface v1 --addr 192.0.2.300");
+  EXPECT_EQ(badAddr.status, 2) << badAddr.out;
+  EXPECT_NE(badAddr.out.find("addresses"), std::string::npos) << badAddr.out;
+  auto missing = cli("workload rm nobody");
+  EXPECT_EQ(missing.status, 2) << missing.out;
+  EXPECT_FALSE(topo_->hv().exec("nft list table inet bulkhead").ok())
+      << "nothing invalid may be applied";
+}
+
+TEST_F(AgentE2eTest, WithoutNetAdminTheAgentAnswersUnavailable) {
+  // The same binary without CAP_NET_ADMIN: it serves, but the kernel refuses
+  // every transaction.
+  agent_ = std::make_unique<Process>(
+      topo_->hv(), "exec setpriv --inh-caps=-net_admin --bounding-set=-net_admin " + kBin +
+                       "/bulkhead-agent --listen " + socket_ + " --state-dir " +
+                       (dir_ / "state").string() + " 2>>" + (dir_ / "agent.log").string());
+  ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
+  auto push = cli("push " + (dir_ / "policy.yaml").string());
+  EXPECT_EQ(push.status, 1) << push.out;
+  EXPECT_NE(push.out.find("nothing was applied"), std::string::npos) << push.out;
+}
+
+TEST_F(AgentE2eTest, ConcurrentPushesEndConsistent) {
+  startAgent();
+  pushAndRegister();
+  constexpr int kClients = 4, kRounds = 4;
+  for (int c = 0; c < kClients; ++c) {
+    std::ofstream(dir_ / ("p" + std::to_string(c) + ".yaml"))
+        << kPolicy << "---\napiVersion: bulkhead/v1\nkind: Service\nmetadata: {name: extra" << c
+        << "}\nspec:\n  endpoints:\n    - cidrs: [203.0.113." << c + 1
+        << "/32]\n      ports: [tcp/" << 1000 + c << "]\n";
+  }
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      for (int r = 0; r < kRounds; ++r) {
+        cli("push " + (dir_ / ("p" + std::to_string(c) + ".yaml")).string() + " --version c" +
+            std::to_string(c));
+        cli("workload add w" + std::to_string(c) + "-" + std::to_string(r) +
+            " --app billing --iface vc" + std::to_string(c) + "r" + std::to_string(r) +
+            " --addr 192.0.2." + std::to_string(100 + c * 10 + r));
+      }
+    });
+  for (auto& t : clients) t.join();
+  const auto status = cli("status --json").out;
+  const std::string version = jsonString(status, "version");
+  ASSERT_EQ(version.size(), 2u) << status;
+  EXPECT_EQ(jsonInt(status, "workloads"), 1u + kClients * kRounds) << status;
+  // The kernel holds exactly the plan of the bundle in force plus the
+  // registered workloads.
+  std::ofstream wl(dir_ / "workloads.yaml");
+  wl << "apiVersion: bulkhead/v1\nkind: Workload\nmetadata: {name: billing-1}\n"
+        "spec: {app: billing, interfaces: [vbill1], addresses: [192.0.2.10]}\n";
+  for (int c = 0; c < kClients; ++c)
+    for (int r = 0; r < kRounds; ++r)
+      wl << "---\napiVersion: bulkhead/v1\nkind: Workload\nmetadata: {name: w" << c << "-" << r
+         << "}\nspec: {app: billing, interfaces: [vc" << c << "r" << r << "], addresses: [192.0.2."
+         << 100 + c * 10 + r << "]}\n";
+  wl.close();
+  const auto plan = sh(kBin + "/bulkhead plan " + (dir_ / ("p" + version.substr(1) + ".yaml")).string() +
+                       " --workloads " + (dir_ / "workloads.yaml").string() + " 2>/dev/null");
+  ASSERT_TRUE(plan.ok()) << plan.out;
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(std::regex_replace(text, std::regex("counter packets [0-9]+ bytes [0-9]+"),
+                                             "counter"));
+    for (std::string line; std::getline(in, line);) {
+      line.erase(0, line.find_first_not_of(" \t"));
+      line = std::regex_replace(line, std::regex("^elements = \\{ "), "");
+      if (line.size() >= 2 && line.compare(line.size() - 2, 2, " }") == 0 &&
+          line.find('{') == std::string::npos)
+        line.erase(line.size() - 2);
+      if (!line.empty() && line.back() == ',') line.pop_back();
+      if (!line.empty()) out.push_back(line);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(lines(plan.out), lines(table()));
+}
+
+}  // namespace
+}  // namespace bulkhead::testing

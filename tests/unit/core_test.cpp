@@ -1,0 +1,237 @@
+// AgentCore: versions, no-op pushes, dry runs, workloads, quarantine, saved
+// state, and errors — against a kernel that can refuse (fake_kernel.h).
+#include "bulkhead/agent/core.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "bulkhead/agent/service.h"
+#include "bulkhead/compiler/render.h"
+#include "fake_kernel.h"
+
+namespace bulkhead::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
+kind: Service
+metadata: {name: db, labels: {env: prod}}
+spec:
+  endpoints:
+    - cidrs: [198.51.100.10/32]
+      ports: [tcp/5432]
+---
+apiVersion: bulkhead/v1
+kind: App
+metadata: {name: web}
+spec:
+  egress:
+    - to: [db]
+---
+apiVersion: bulkhead/v1
+kind: Workload
+metadata: {name: web-static}
+spec: {app: web, interfaces: [vstatic], addresses: [192.0.2.5]}
+)";
+
+v1::ApplyPolicyRequest push(const std::string& text, const std::string& version = "") {
+  v1::ApplyPolicyRequest r;
+  auto* f = r.add_files();
+  f->set_name("policy.yaml");
+  f->set_content(text);
+  r.set_version(version);
+  return r;
+}
+
+v1::Workload apiWorkload(const std::string& name, const std::string& addr) {
+  v1::Workload w;
+  w.set_name(name);
+  w.set_app("web");
+  w.add_interfaces("v" + name);
+  w.add_addresses(addr);
+  return w;
+}
+
+class CoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bh-core-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  CoreOptions options() const {
+    CoreOptions o;
+    o.stateDir = dir_.string();
+    o.maxBundleBytes = 4096;
+    o.host = "hv01";
+    return o;
+  }
+  fs::path dir_;
+  ScriptedKernel kernel_;
+};
+
+TEST_F(CoreTest, PushVersionsAndSamePushIsANoOp) {
+  AgentCore core(kernel_, {}, options());
+  auto r = core.applyPolicy(push(kPolicy));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_TRUE(r->changed());
+  EXPECT_EQ(r->version().rfind("sha256:", 0), 0u);
+  EXPECT_EQ(kernel_.commits, 1);
+  auto again = core.applyPolicy(push(kPolicy));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->changed());
+  EXPECT_EQ(again->version(), r->version());
+  EXPECT_EQ(kernel_.commits, 1) << "the same bundle again must not touch the kernel";
+  auto named = core.applyPolicy(push(kPolicy, "v42"));
+  ASSERT_TRUE(named.ok());
+  EXPECT_FALSE(named->changed());
+  EXPECT_EQ(core.status().version(), "v42");
+}
+
+TEST_F(CoreTest, InvalidPushNamesFileLineColumnAndChangesNothing) {
+  AgentCore core(kernel_, {}, options());
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  auto r = core.applyPolicy(push("apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: x}\n"
+                                 "spec:\n  egress:\n    - to: [nowhere]\n"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(r.error().message.find("policy.yaml:6:12: unknown service or app \"nowhere\""),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(kernel_.commits, 1);
+  EXPECT_EQ(core.status().apps(), 1u);
+}
+
+TEST_F(CoreTest, OversizedPushIsResourceExhausted) {
+  AgentCore core(kernel_, {}, options());
+  auto r = core.applyPolicy(push(std::string(5000, '#')));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(kernel_.commits, 0);
+}
+
+TEST_F(CoreTest, DryRunReturnsPlanAndAppliesNothing) {
+  AgentCore core(kernel_, {}, options());
+  auto req = push(kPolicy);
+  req.set_dry_run(true);
+  auto r = core.applyPolicy(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->changed());
+  EXPECT_NE(r->plan().find("table inet bulkhead"), std::string::npos);
+  EXPECT_GT(r->change().element_adds(), 0u);
+  EXPECT_EQ(kernel_.commits, 0);
+  EXPECT_EQ(core.status().version(), "");
+}
+
+TEST_F(CoreTest, WorkloadsAreElementChangesAndValidated) {
+  AgentCore core(kernel_, {}, options());
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  auto r = core.upsertWorkload(apiWorkload("web-1", "192.0.2.10"));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->change().chains_added() + r->change().chains_rewritten(), 0u);
+  EXPECT_EQ(r->change().element_adds(), 2u);  // dispatch, src4
+
+  auto bad = core.upsertWorkload(apiWorkload("web-2", "192.0.2.300"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(toGrpcStatus(bad.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error().message.find("workload.addresses[0]"), std::string::npos);
+  auto clash = core.upsertWorkload(apiWorkload("web-3", "192.0.2.10"));
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(toGrpcStatus(clash.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto ls = core.listWorkloads();
+  ASSERT_EQ(ls.workloads_size(), 2);
+  EXPECT_EQ(ls.workloads(0).name(), "web-1");
+  EXPECT_EQ(ls.workloads(0).source(), v1::Workload::SOURCE_API);
+  EXPECT_EQ(ls.workloads(1).source(), v1::Workload::SOURCE_BUNDLE);
+
+  EXPECT_EQ(core.deleteWorkload("nope").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(core.deleteWorkload("web-static").error().code, ErrorCode::kInvalidInput);
+  ASSERT_TRUE(core.deleteWorkload("web-1").ok());
+  EXPECT_EQ(core.status().workloads(), 1u);
+}
+
+TEST_F(CoreTest, WorkloadsSurvivePushes) {
+  AgentCore core(kernel_, {}, options());
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+  ASSERT_TRUE(core.applyPolicy(push(std::string(kPolicy) + "\n# v2\n")).ok());
+  EXPECT_EQ(core.listWorkloads().workloads_size(), 2);
+}
+
+TEST_F(CoreTest, QuarantineApiAndBundleWorkloads) {
+  AgentCore core(kernel_, {}, options());
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+  ASSERT_TRUE(core.quarantine("web-1", false).ok());
+  ASSERT_TRUE(core.quarantine("web-static", false).ok());
+  EXPECT_EQ(core.quarantine("nope", false).error().code, ErrorCode::kNotFound);
+  const auto quarantined = core.listWorkloads();
+  for (const auto& w : quarantined.workloads()) EXPECT_TRUE(w.quarantined()) << w.name();
+  // Quarantine holds across a push and a re-registration.
+  ASSERT_TRUE(core.applyPolicy(push(std::string(kPolicy) + "\n# v2\n")).ok());
+  ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+  const auto still = core.listWorkloads();
+  for (const auto& w : still.workloads()) EXPECT_TRUE(w.quarantined()) << w.name();
+  ASSERT_TRUE(core.quarantine("web-1", true).ok());
+  const auto released = core.listWorkloads();
+  for (const auto& w : released.workloads())
+    EXPECT_EQ(w.quarantined(), w.name() == "web-static") << w.name();
+}
+
+TEST_F(CoreTest, StateIsSavedAndRestored) {
+  std::string version, plan;
+  {
+    AgentCore core(kernel_, {}, options());
+    ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+    ASSERT_TRUE(core.quarantine("web-1", false).ok());
+    version = core.status().version();
+  }
+  ScriptedKernel fresh;
+  AgentCore restored(fresh, {}, options());
+  ASSERT_TRUE(restored.restore().ok());
+  EXPECT_EQ(fresh.commits, 1) << "one transaction puts the saved table back";
+  EXPECT_EQ(restored.status().version(), version);
+  auto ls = restored.listWorkloads();
+  ASSERT_EQ(ls.workloads_size(), 2);
+  EXPECT_TRUE(ls.workloads(0).quarantined());
+  // The same bundle pushed again is a no-op after a restart too.
+  auto again = restored.applyPolicy(push(kPolicy));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->changed());
+}
+
+TEST_F(CoreTest, CorruptStateIsAnErrorAndTouchesNothing) {
+  fs::create_directories(dir_);
+  std::ofstream(dir_ / "state.pb") << "this is not a protobuf";
+  AgentCore core(kernel_, {}, options());
+  auto st = core.restore();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("corrupt"), std::string::npos) << st.error().message;
+  EXPECT_EQ(kernel_.commits, 0);
+}
+
+TEST_F(CoreTest, KernelRefusalIsUnavailableAndNotSaved) {
+  AgentCore core(kernel_, {}, options());
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  const auto saved = fs::last_write_time(dir_ / "state.pb");
+  kernel_.refuse = 2;
+  std::string changed = kPolicy;
+  changed.replace(changed.find("tcp/5432"), 8, "tcp/5433");
+  auto r = core.applyPolicy(push(changed));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(fs::last_write_time(dir_ / "state.pb"), saved);
+  EXPECT_NE(core.status().last_error().find("kernel refused"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bulkhead::agent
