@@ -44,7 +44,8 @@ std::string contentHash(const google::protobuf::RepeatedPtrField<v1::PolicyFile>
 
 std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
   std::string out;
-  for (const auto& d : diags) out += (out.empty() ? "" : "\n") + d.toString();
+  for (const auto& d : diags)
+    out += (out.empty() ? "" : "\n") + d.toString();
   return out;
 }
 
@@ -76,7 +77,9 @@ v1::Latency LatencyWindow::summary() const {
   if (samples_.empty()) return l;
   std::vector<double> sorted(samples_.begin(), samples_.end());
   std::sort(sorted.begin(), sorted.end());
-  auto at = [&](double q) { return sorted[std::min(sorted.size() - 1, size_t(q * sorted.size()))]; };
+  auto at = [&](double q) {
+    return sorted[std::min(sorted.size() - 1, size_t(q * sorted.size()))];
+  };
   l.set_p50_ms(at(0.50));
   l.set_p99_ms(at(0.99));
   l.set_max_ms(sorted.back());
@@ -88,7 +91,8 @@ Result<policy::Workload> fromApi(const v1::Workload& w) {
   out.name = w.name();
   out.app = w.app();
   out.interfaces.assign(w.interfaces().begin(), w.interfaces().end());
-  for (const auto& [k, v] : w.labels()) out.labels[k] = v;
+  for (const auto& [k, v] : w.labels())
+    out.labels[k] = v;
   for (int i = 0; i < w.addresses_size(); ++i) {
     std::string a = w.addresses(i);
     // A host prefix is accepted as the address it names.
@@ -112,7 +116,8 @@ Result<policy::Workload> fromApi(const v1::Workload& w) {
   policy::validateWorkload(out, errors);
   if (!errors.empty()) {
     std::string msg;
-    for (const auto& e : errors) msg += (msg.empty() ? "workload: " : "; ") + e.message;
+    for (const auto& e : errors)
+      msg += (msg.empty() ? "workload: " : "; ") + e.message;
     return makeError(ErrorCode::kInvalidInput, msg);
   }
   return out;
@@ -122,9 +127,12 @@ v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source) {
   v1::Workload out;
   out.set_name(w.name);
   out.set_app(w.app);
-  for (const auto& i : w.interfaces) out.add_interfaces(i);
-  for (const auto& a : w.addresses) out.add_addresses(a.toString());
-  for (const auto& [k, v] : w.labels) (*out.mutable_labels())[k] = v;
+  for (const auto& i : w.interfaces)
+    out.add_interfaces(i);
+  for (const auto& a : w.addresses)
+    out.add_addresses(a.toString());
+  for (const auto& [k, v] : w.labels)
+    (*out.mutable_labels())[k] = v;
   out.set_quarantined(w.quarantined);
   out.set_source(source);
   return out;
@@ -137,7 +145,8 @@ v1::RulesetChange toApi(const compiler::RulesetDiff& diff) {
     adds += e.add.size();
     removes += e.remove.size();
   }
-  for (const auto& s : diff.addSets) adds += s.elements.size();
+  for (const auto& s : diff.addSets)
+    adds += s.elements.size();
   c.set_element_adds(adds);
   c.set_element_removes(removes);
   c.set_sets_added(uint32_t(diff.addSets.size()));
@@ -166,13 +175,15 @@ Result<policy::Bundle> AgentCore::parseFiles(
   }
   auto loaded = policy::loadFiles(sources);
   if (warnings)
-    for (const auto& w : loaded.warnings) warnings->push_back(w.toString());
+    for (const auto& w : loaded.warnings)
+      warnings->push_back(w.toString());
   if (!loaded.ok()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(loaded.errors));
   return std::move(loaded.bundle);
 }
 
 void AgentCore::markQuarantined(policy::Bundle& bundle) const {
-  for (auto& w : bundle.workloads) w.quarantined = quarantined_.count(w.name) > 0;
+  for (auto& w : bundle.workloads)
+    w.quarantined = quarantined_.count(w.name) > 0;
 }
 
 void AgentCore::noteError(const Error& e) {
@@ -188,7 +199,8 @@ Status AgentCore::save() {
   *state.mutable_files() = files_;
   for (const auto& w : enforcer_.compiler().workloads())
     *state.add_workloads() = toApi(w, v1::Workload::SOURCE_API);
-  for (const auto& q : quarantined_) state.add_quarantined(q);
+  for (const auto& q : quarantined_)
+    state.add_quarantined(q);
   state.set_written_time(nowRfc3339());
   if (auto st = store_->save(state); !st) {
     Error e = st.takeError();
@@ -235,7 +247,8 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
   const auto start = Clock::now();
   std::lock_guard lock(mu_);
   size_t bytes = 0;
-  for (const auto& f : request.files()) bytes += f.name().size() + f.content().size();
+  for (const auto& f : request.files())
+    bytes += f.name().size() + f.content().size();
   if (bytes > options_.maxBundleBytes)
     return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
                                                " bytes is over the agent's limit of " +
@@ -244,10 +257,12 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
   std::vector<std::string> warnings;
   auto bundle = parseFiles(request.files(), &warnings);
   if (!bundle) return bundle.takeError();
-  for (auto& w : warnings) response.add_warnings(std::move(w));
+  for (auto& w : warnings)
+    response.add_warnings(std::move(w));
   const std::string hash = contentHash(request.files());
   const std::string version = request.version().empty() ? hash : request.version();
-  if (version.size() > 256) return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes");
+  if (version.size() > 256)
+    return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes");
   response.set_version(version);
   markQuarantined(*bundle);
 
@@ -343,14 +358,16 @@ v1::ListWorkloadsResponse AgentCore::listWorkloads() const {
     all.push_back(toApi(w, v1::Workload::SOURCE_API));
   std::sort(all.begin(), all.end(),
             [](const v1::Workload& a, const v1::Workload& b) { return a.name() < b.name(); });
-  for (auto& w : all) *out.add_workloads() = std::move(w);
+  for (auto& w : all)
+    *out.add_workloads() = std::move(w);
   return out;
 }
 
 Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bool release) {
   std::lock_guard lock(mu_);
   const auto& compiler = enforcer_.compiler();
-  Result<compiler::RulesetDiff> diff = makeError(ErrorCode::kNotFound, "no workload \"" + name + "\"");
+  Result<compiler::RulesetDiff> diff =
+      makeError(ErrorCode::kNotFound, "no workload \"" + name + "\"");
   std::set<std::string> next = quarantined_;
   if (release) {
     next.erase(name);

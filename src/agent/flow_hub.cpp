@@ -67,7 +67,8 @@ void FlowHub::publish(const v1::FlowEvent& e) {
 
 void FlowHub::closeAll() {
   std::lock_guard lock(mu_);
-  for (auto& s : subs_) s->close();
+  for (auto& s : subs_)
+    s->close();
 }
 
 }  // namespace bulkhead::agent

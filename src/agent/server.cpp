@@ -54,8 +54,7 @@ Status prepareUnixSocket(const std::string& path) {
   if (rc == 0)
     return makeError(ErrorCode::kUnavailable,
                      "--listen: another process is serving on " + path + " (another agent?)");
-  if (err != ECONNREFUSED)
-    return makeError(ErrorCode::kIo, "--listen: probing " + path, err);
+  if (err != ECONNREFUSED) return makeError(ErrorCode::kIo, "--listen: probing " + path, err);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
     return makeError(ErrorCode::kIo, "--listen: removing stale " + path, errno);
   return {};
@@ -74,7 +73,8 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
     if (l.rfind("unix://", 0) == 0) {
       const std::string path = l.substr(7);
       if (path.empty() || path[0] != '/')
-        return makeError(ErrorCode::kInvalidInput, "--listen: unix:// needs an absolute path: " + l);
+        return makeError(ErrorCode::kInvalidInput,
+                         "--listen: unix:// needs an absolute path: " + l);
       if (auto st = prepareUnixSocket(path); !st) return st.takeError();
       builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
       unixPaths.push_back(path);
@@ -82,16 +82,17 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
     }
     // tcp://HOST:PORT: TLS with client-certificate verification, always.
     if (config.tlsCert.empty() || config.tlsKey.empty() || config.tlsClientCa.empty())
-      return makeError(ErrorCode::kInvalidInput,
-                       "--listen " + l +
-                           ": TCP listeners need --tls-cert, --tls-key and --tls-client-ca");
+      return makeError(
+          ErrorCode::kInvalidInput,
+          "--listen " + l + ": TCP listeners need --tls-cert, --tls-key and --tls-client-ca");
     auto cert = readPem(config.tlsCert, "--tls-cert");
     if (!cert) return cert.takeError();
     auto key = readPem(config.tlsKey, "--tls-key");
     if (!key) return key.takeError();
     auto ca = readPem(config.tlsClientCa, "--tls-client-ca");
     if (!ca) return ca.takeError();
-    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
     ssl.pem_root_certs = *ca;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
     builder.AddListeningPort(l.substr(6), grpc::SslServerCredentials(ssl));

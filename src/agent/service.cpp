@@ -23,16 +23,21 @@ grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) 
 
 grpc::Status toGrpcStatus(const Error& e) {
   switch (e.code) {
-    case ErrorCode::kInvalidInput: return {grpc::StatusCode::INVALID_ARGUMENT, e.message};
-    case ErrorCode::kTooLarge: return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.message};
-    case ErrorCode::kNotFound: return {grpc::StatusCode::NOT_FOUND, e.message};
+    case ErrorCode::kInvalidInput:
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.message};
+    case ErrorCode::kTooLarge:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.message};
+    case ErrorCode::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, e.message};
     case ErrorCode::kUnavailable:
       return {grpc::StatusCode::UNAVAILABLE, "cannot reach the kernel: " + e.describe()};
     case ErrorCode::kKernel:
-      return {grpc::StatusCode::UNAVAILABLE, "the kernel refused the change, nothing was applied: " +
-                                                 e.describe()};
-    case ErrorCode::kIo: return {grpc::StatusCode::INTERNAL, e.describe()};
-    case ErrorCode::kInternal: return {grpc::StatusCode::INTERNAL, e.describe()};
+      return {grpc::StatusCode::UNAVAILABLE,
+              "the kernel refused the change, nothing was applied: " + e.describe()};
+    case ErrorCode::kIo:
+      return {grpc::StatusCode::INTERNAL, e.describe()};
+    case ErrorCode::kInternal:
+      return {grpc::StatusCode::INTERNAL, e.describe()};
   }
   return {grpc::StatusCode::UNKNOWN, e.describe()};
 }
@@ -41,8 +46,7 @@ grpc::Status AgentService::ApplyPolicy(grpc::ServerContext* ctx, const v1::Apply
                                        v1::ApplyPolicyResponse* resp) {
   auto r = core_.applyPolicy(*req);
   if (!r) return logged(ctx, "ApplyPolicy", r.error());
-  if (r->changed())
-    spdlog::info("policy {} applied ({})", r->version(), r->change().summary());
+  if (r->changed()) spdlog::info("policy {} applied ({})", r->version(), r->change().summary());
   *resp = std::move(*r);
   return grpc::Status::OK;
 }
@@ -89,8 +93,7 @@ grpc::Status AgentService::GetStatus(grpc::ServerContext*, const v1::GetStatusRe
 grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
                                       grpc::ServerWriter<v1::FlowEvent>* writer) {
   auto sub = core_.flows().subscribe(req->app(), req->workload());
-  if (!sub)
-    return {grpc::StatusCode::RESOURCE_EXHAUSTED, "too many flow watchers on this agent"};
+  if (!sub) return {grpc::StatusCode::RESOURCE_EXHAUSTED, "too many flow watchers on this agent"};
   v1::FlowEvent e;
   while (!ctx->IsCancelled() && !stopping_) {
     if (!sub->next(&e, 250)) continue;

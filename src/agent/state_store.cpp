@@ -13,7 +13,9 @@ namespace {
 
 constexpr size_t kMaxStateBytes = 1u << 30;  // far above any bundle the agent accepts
 
-Error ioError(const std::string& what, int err) { return makeError(ErrorCode::kIo, what, err); }
+Error ioError(const std::string& what, int err) {
+  return makeError(ErrorCode::kIo, what, err);
+}
 
 Status writeAll(int fd, const std::string& data, const std::string& path) {
   size_t off = 0;

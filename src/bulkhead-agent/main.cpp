@@ -40,10 +40,12 @@ bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, boo
   auto files = agent::AgentCore::readPolicyFiles(config.policiesDir, config.maxBundleBytes);
   if (!files) return refused(files.error());
   v1::ApplyPolicyRequest req;
-  for (auto& f : *files) *req.add_files() = std::move(f);
+  for (auto& f : *files)
+    *req.add_files() = std::move(f);
   auto r = core.applyPolicy(req);
   if (!r) return refused(r.error());
-  for (const auto& w : r->warnings()) spdlog::warn("{}", w);
+  for (const auto& w : r->warnings())
+    spdlog::warn("{}", w);
   const auto st = core.status();
   spdlog::info("policy from {} in force in table inet {}: version {}, {} elements, {} chains ({})",
                config.policiesDir, st.table(), r->version(), st.set_elements(), st.chains(),
@@ -90,7 +92,8 @@ void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32
       nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
       auto r = core.repair(false, "periodic check");
       if (r && *r) spdlog::warn("table inet {} was missing; restored", config.table);
-      if (!r) spdlog::error("periodic check of table inet {}: {}", config.table, r.error().describe());
+      if (!r)
+        spdlog::error("periodic check of table inet {}: {}", config.table, r.error().describe());
     }
   }
 }
@@ -118,7 +121,8 @@ int main(int argc, char** argv) {
   // thread starts so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP})
+    sigaddset(&signals, s);
   sigprocmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -138,8 +142,9 @@ int main(int argc, char** argv) {
 
   if (auto st = core.restore(); !st) {
     spdlog::error("bulkhead-agent: cannot restore the saved state: {}", st.error().describe());
-    spdlog::error("bulkhead-agent: the table in the kernel is left as it is; fix or remove the "
-                  "state file, then start again");
+    spdlog::error(
+        "bulkhead-agent: the table in the kernel is left as it is; fix or remove the "
+        "state file, then start again");
     return kExitRuntime;
   }
   const auto restored = core.status();
@@ -160,7 +165,8 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-agent: {}", server.error().describe());
     return server.error().code == ErrorCode::kInvalidInput ? kExitBadInput : kExitRuntime;
   }
-  for (const auto& l : config->listen) spdlog::info("serving on {}", l);
+  for (const auto& l : config->listen)
+    spdlog::info("serving on {}", l);
 
   std::atomic<bool> stop{false};
   std::thread watcher(watchDrift, std::ref(core), std::cref(*config), (*kernel)->portId(),

@@ -128,10 +128,11 @@ LoadResult loadFiles(const std::vector<SourceFile>& files) {
   LoadResult result;
   internal::ParseNotes notes;
   size_t total = 0;
-  for (const auto& f : files) total += f.name.size() + f.content.size();
+  for (const auto& f : files)
+    total += f.name.size() + f.content.size();
   if (files.size() > limits::kMaxFiles) {
-    result.errors.push_back(fileError("", "more than " + std::to_string(limits::kMaxFiles) +
-                                              " policy files"));
+    result.errors.push_back(
+        fileError("", "more than " + std::to_string(limits::kMaxFiles) + " policy files"));
     return result;
   }
   if (total > limits::kMaxBundleBytes) {
@@ -142,9 +143,9 @@ LoadResult loadFiles(const std::vector<SourceFile>& files) {
   }
   for (const auto& f : files) {
     if (f.content.size() > limits::kMaxFileBytes) {
-      result.errors.push_back(fileError(f.name, "file too large: " + std::to_string(f.content.size()) +
-                                                    " bytes (the limit is " +
-                                                    std::to_string(limits::kMaxFileBytes) + ")"));
+      result.errors.push_back(fileError(
+          f.name, "file too large: " + std::to_string(f.content.size()) + " bytes (the limit is " +
+                      std::to_string(limits::kMaxFileBytes) + ")"));
       continue;
     }
     internal::parseText(f.content, f.name, result.bundle, result.errors, notes);
@@ -161,7 +162,8 @@ LoadResult loadPaths(const std::vector<std::string>& paths) {
     result.errors = std::move(errors);
     // Still parse what could be read, so one run reports every error.
     auto rest = loadFiles(files);
-    for (auto& e : rest.errors) result.errors.push_back(std::move(e));
+    for (auto& e : rest.errors)
+      result.errors.push_back(std::move(e));
     result.warnings = std::move(rest.warnings);
     result.bundle = std::move(rest.bundle);
     return result;

@@ -30,22 +30,34 @@ class AgentTlsTest : public ::testing::Test {
     // rogue client certificate signed by nobody we trust.
     const std::string d = dir_.string();
     const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    auto made = sh("cd " + d + " && set -e && "
-                   "openssl req -x509 " + key + " -keyout ca.key -out ca.crt -days 1 -subj /CN=bulkhead-test-ca && "
-                   "openssl req " + key + " -keyout agent.key -out agent.csr -subj /CN=localhost && "
-                   "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > agent.ext && "
-                   "openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile agent.ext -out agent.crt && "
-                   "openssl req " + key + " -keyout client.key -out client.csr -subj /CN=controller && "
-                   "printf 'extendedKeyUsage=clientAuth\\n' > client.ext && "
-                   "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile client.ext -out client.crt && "
-                   "openssl req -x509 " + key + " -keyout rogue.key -out rogue.crt -days 1 -subj /CN=controller");
+    auto made =
+        sh("cd " + d +
+           " && set -e && "
+           "openssl req -x509 " +
+           key +
+           " -keyout ca.key -out ca.crt -days 1 -subj /CN=bulkhead-test-ca && "
+           "openssl req " +
+           key +
+           " -keyout agent.key -out agent.csr -subj /CN=localhost && "
+           "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > "
+           "agent.ext && "
+           "openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 "
+           "-extfile agent.ext -out agent.crt && "
+           "openssl req " +
+           key +
+           " -keyout client.key -out client.csr -subj /CN=controller && "
+           "printf 'extendedKeyUsage=clientAuth\\n' > client.ext && "
+           "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 "
+           "-extfile client.ext -out client.crt && "
+           "openssl req -x509 " +
+           key + " -keyout rogue.key -out rogue.crt -days 1 -subj /CN=controller");
     ASSERT_TRUE(made.ok()) << made.out;
     port_ = 20000 + getpid() % 20000;
     agent_ = std::make_unique<Process>(
-        hv_, "exec " + kBin + "/bulkhead-agent --listen unix://" + d + "/agent.sock --listen tcp://127.0.0.1:" +
-                 std::to_string(port_) + " --tls-cert " + d + "/agent.crt --tls-key " + d +
-                 "/agent.key --tls-client-ca " + d + "/ca.crt --state-dir " + d + "/state 2>>" + d +
-                 "/agent.log");
+        hv_, "exec " + kBin + "/bulkhead-agent --listen unix://" + d +
+                 "/agent.sock --listen tcp://127.0.0.1:" + std::to_string(port_) + " --tls-cert " +
+                 d + "/agent.crt --tls-key " + d + "/agent.key --tls-client-ca " + d +
+                 "/ca.crt --state-dir " + d + "/state 2>>" + d + "/agent.log");
     for (int i = 0; i < 250 && !fs::exists(dir_ / "agent.sock"); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     ASSERT_TRUE(fs::exists(dir_ / "agent.sock")) << log();
@@ -89,9 +101,9 @@ TEST_F(AgentTlsTest, CaSignedClientIsServedOthersAreRefused) {
 
 TEST_F(AgentTlsTest, TcpListenerWithoutTlsRefusesToStart) {
   Netns ns;
-  Process agent(ns, "exec " + kBin + "/bulkhead-agent --listen tcp://127.0.0.1:" +
-                        std::to_string(port_ + 1) + " --state-dir " + dir_.string() +
-                        "/state2 2>>" + dir_.string() + "/agent2.log");
+  Process agent(
+      ns, "exec " + kBin + "/bulkhead-agent --listen tcp://127.0.0.1:" + std::to_string(port_ + 1) +
+              " --state-dir " + dir_.string() + "/state2 2>>" + dir_.string() + "/agent2.log");
   EXPECT_EQ(agent.wait(5000), 2);
   std::ifstream in(dir_ / "agent2.log");
   const std::string log2(std::istreambuf_iterator<char>(in), {});

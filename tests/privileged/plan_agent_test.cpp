@@ -65,8 +65,8 @@ class AgentTest : public PrivilegedTest {
   std::string startCmd(int resync = 1) const {
     return "exec " + kBin + "/bulkhead-agent --policies " + policies_.string() +
            " --table bh --resync-seconds " + std::to_string(resync) + " --listen unix://" +
-           (dir_ / "agent.sock").string() + " --state-dir " + (dir_ / "state").string() +
-           " 2>>" + (dir_ / "agent.log").string();
+           (dir_ / "agent.sock").string() + " --state-dir " + (dir_ / "state").string() + " 2>>" +
+           (dir_ / "agent.log").string();
   }
   std::string listTable() const { return hv_.exec("nft list table inet bh").out; }
   std::string log() const {

@@ -97,8 +97,9 @@ TEST_F(CoreTest, PushVersionsAndSamePushIsANoOp) {
 TEST_F(CoreTest, InvalidPushNamesFileLineColumnAndChangesNothing) {
   AgentCore core(kernel_, {}, options());
   ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
-  auto r = core.applyPolicy(push("apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: x}\n"
-                                 "spec:\n  egress:\n    - to: [nowhere]\n"));
+  auto r =
+      core.applyPolicy(push("apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: x}\n"
+                            "spec:\n  egress:\n    - to: [nowhere]\n"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput);
   EXPECT_NE(r.error().message.find("policy.yaml:6:12: unknown service or app \"nowhere\""),
@@ -174,12 +175,14 @@ TEST_F(CoreTest, QuarantineApiAndBundleWorkloads) {
   ASSERT_TRUE(core.quarantine("web-static", false).ok());
   EXPECT_EQ(core.quarantine("nope", false).error().code, ErrorCode::kNotFound);
   const auto quarantined = core.listWorkloads();
-  for (const auto& w : quarantined.workloads()) EXPECT_TRUE(w.quarantined()) << w.name();
+  for (const auto& w : quarantined.workloads())
+    EXPECT_TRUE(w.quarantined()) << w.name();
   // Quarantine holds across a push and a re-registration.
   ASSERT_TRUE(core.applyPolicy(push(std::string(kPolicy) + "\n# v2\n")).ok());
   ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
   const auto still = core.listWorkloads();
-  for (const auto& w : still.workloads()) EXPECT_TRUE(w.quarantined()) << w.name();
+  for (const auto& w : still.workloads())
+    EXPECT_TRUE(w.quarantined()) << w.name();
   ASSERT_TRUE(core.quarantine("web-1", true).ok());
   const auto released = core.listWorkloads();
   for (const auto& w : released.workloads())

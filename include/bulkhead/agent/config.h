@@ -19,8 +19,8 @@ struct AgentConfig {
   uint16_t logGroup = 1771;
   std::string syslog;  // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT
   std::string flowFormat = "rfc5424";
-  std::string policiesDir;      // static policy, for hosts without a controller
-  uint32_t resyncSeconds = 30;  // periodic full check of the table
+  std::string policiesDir;              // static policy, for hosts without a controller
+  uint32_t resyncSeconds = 30;          // periodic full check of the table
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
 };
 

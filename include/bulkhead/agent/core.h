@@ -23,9 +23,9 @@
 namespace bulkhead::agent {
 
 struct CoreOptions {
-  std::string stateDir;                    // "": nothing is saved (tests)
-  size_t maxBundleBytes = 64u << 20;       // names + contents of one push
-  std::string host;                        // reported in status and flow events
+  std::string stateDir;               // "": nothing is saved (tests)
+  size_t maxBundleBytes = 64u << 20;  // names + contents of one push
+  std::string host;                   // reported in status and flow events
 };
 
 // Rolling latency figures over the last samples.

@@ -21,7 +21,8 @@ class Enforcer {
       : kernel_(kernel), compiler_(std::move(options)) {}
 
   // Replaces bundle and API workloads at once (restoring saved state).
-  Result<compiler::RulesetDiff> load(policy::Bundle bundle, std::vector<policy::Workload> workloads);
+  Result<compiler::RulesetDiff> load(policy::Bundle bundle,
+                                     std::vector<policy::Workload> workloads);
   // Replaces the policy bundle; API workloads are kept.
   Result<compiler::RulesetDiff> setPolicy(policy::Bundle bundle);
   // Adds or replaces an API workload: element changes only, unless its app

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bulkhead/common/result.h"
@@ -31,13 +32,13 @@ struct TableEvent {
     kLostEvents,     // the socket overflowed: check the table in full
   };
   Kind kind = Kind::kForeignChange;
-  // "delete chain inet bulkhead app_x by pid 1234 (nft)", with
-  // " (+N more changes)" when one commit made several.
+  // "delete chain inet bulkhead app_x by pid 1234 (nft)": the widest (up to
+  // three) changes of one commit, then " (+N more)" for the rest.
   std::string what;
-  uint32_t portId = 0;    // netlink port id of the committer (0: the kernel)
-  uint32_t pid = 0;       // committing thread (kernel-global id), 0 if unknown
-  std::string process;    // its comm, "" if unknown
-  size_t changes = 0;     // notifications for the table in that commit
+  uint32_t portId = 0;  // netlink port id of the committer (0: the kernel)
+  uint32_t pid = 0;     // committing thread (kernel-global id), 0 if unknown
+  std::string process;  // its comm, "" if unknown
+  size_t changes = 0;   // notifications for the table in that commit
 };
 
 // One nf_tables notification, decoded. Pure: exposed for unit tests.
@@ -93,13 +94,13 @@ class TableMonitor {
   struct Pending {  // foreign changes of a commit whose NEWGEN is still due
     bool active = false;
     uint32_t portId = 0;
-    std::string what;
-    int rank = -1;
+    std::vector<std::pair<int, std::string>> top;  // (rank, what), widest first
     size_t changes = 0;
   };
 
   bool ignored(uint32_t portId);
-  // Reads what is queued now, without blocking. False on a socket error.
+  // Reads what is queued now, without blocking; an error only when the
+  // socket itself fails.
   Status drain(std::vector<TableEvent>& out);
   void handle(const Notification& n, std::vector<TableEvent>& out);
   void flushPending(std::vector<TableEvent>& out, uint32_t pid, const std::string& process);
