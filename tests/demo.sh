@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The bulkhead demo: installs what is missing, builds, then runs the agent on
-# policies/demo in throwaway network namespaces — a hypervisor, two
-# workloads (billing-1: prod, devtool-1: dev) and a server — and prints which
-# flows were allowed and which denied. Needs root (network namespaces).
+# The bulkhead demo: installs what is missing, builds, then runs the agent in
+# throwaway network namespaces — a hypervisor, two workloads (billing-1:
+# prod, devtool-1: dev) and a server — pushes policies/demo to it with the
+# CLI, and prints which flows were allowed and which denied. Needs root (network namespaces).
 # Touches nothing outside the namespaces it makes, and removes them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,15 +68,20 @@ listen $srv TCP4-LISTEN:22,fork,reuseaddr
 listen $srv UDP4-RECVFROM:53,bind=198.51.100.53,fork,reuseaddr
 listen $hv TCP4-LISTEN:22,fork,reuseaddr
 
-# --- the agent, in the hypervisor namespace, on the demo policy ------------
-nsx $hv "$root/build/bulkhead-agent" --policies "$root/policies/demo" 2>"$work/agent.log" &
+# --- the agent, in the hypervisor namespace; policy pushed over its API ----
+sock="unix://$work/agent.sock"
+nsx $hv "$root/build/bulkhead-agent" --listen "$sock" --state-dir "$work/state" 2>"$work/agent.log" &
 pids+=($!)
-for _ in $(seq 100); do nsx $hv nft list table inet bulkhead >/dev/null 2>&1 && break; sleep 0.05; done
-if ! nsx $hv nft list table inet bulkhead >/dev/null 2>&1; then
-  echo "demo: the agent did not apply the policy:" >&2; cat "$work/agent.log" >&2; exit 1
-fi
-sleep 0.3
-echo "== bulkhead-agent in the hypervisor namespace:"
+bh() { "$root/build/bulkhead" --agent "$sock" "$@"; }
+for _ in $(seq 100); do bh status >/dev/null 2>&1 && break; sleep 0.05; done
+echo "== bulkhead push policies/demo:"
+bh push "$root/policies/demo" | sed 's/^/   /'
+echo
+echo "== bulkhead workload ls:"
+bh workload ls | sed 's/^/   /'
+echo
+sleep 0.2
+echo "== bulkhead-agent's log:"
 sed 's/^/   /' "$work/agent.log"
 echo
 
@@ -106,6 +111,9 @@ flow $bill "billing-1 -> hypervisor 203.0.113.1:22" DENIED "workload to host is 
 flow $dev "devtool-1 -> postgres-prod 198.51.100.10:5432" DENIED "GlobalPolicy dev->prod deny beats its allow (drop: times out)" TCP4:198.51.100.10:5432
 flow $dev "devtool-1 -> dns 198.51.100.53:53/udp" ALLOWED "GlobalPolicy baseline allow" UDP4:198.51.100.53:53
 flow $hv "hypervisor itself -> 198.51.100.10:22" ALLOWED "the host's own traffic is never touched" TCP4:198.51.100.10:22
+echo
+echo "== bulkhead status:"
+bh status | sed 's/^/   /'
 echo
 echo "== denied attempts counted by the kernel (nft list table inet bulkhead):"
 nsx $hv nft list table inet bulkhead | grep -E 'counter packets [1-9]' | sed -E 's/^\s+/   /'

@@ -162,6 +162,21 @@ TEST_F(AgentE2eTest, KillNineKeepsEnforcingAndRestartRestoresWithoutAPush) {
   expectEnforced();
 }
 
+TEST_F(AgentE2eTest, StaleSocketIsReplacedLiveOneIsNot) {
+  startAgent();
+  // A second agent on the same socket would fight over the table: refused.
+  Process second(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ +
+                                  " --state-dir " + (dir_ / "state").string() + " 2>>" +
+                                  (dir_ / "agent.log").string());
+  EXPECT_EQ(second.wait(5000), 1);
+  EXPECT_NE(log().find("another process is serving"), std::string::npos) << log();
+  // kill -9 leaves the socket file behind; the next agent replaces it.
+  agent_->kill(SIGKILL);
+  agent_->wait(2000);
+  ASSERT_TRUE(fs::exists(dir_ / "agent.sock"));
+  startAgent();
+}
+
 TEST_F(AgentE2eTest, ThirdPartyDeleteAndFlushAreRepairedWithinASecond) {
   startAgent();
   pushAndRegister();

@@ -1,0 +1,792 @@
+// bench_agent: the real bulkhead-agent at scale, driven through its gRPC API
+// as a controller would: push a 1,000-app / 2,000-service policy as YAML,
+// register 10,000 workloads, then measure one-workload changes and the
+// agent's memory. A benchmark, not a test: it prints figures and never judges
+// a timing by failing. It exits 1 only when something fails functionally (the
+// agent does not start, a call is refused, the kernel table is not what the
+// agent says).
+//
+// Needs root. The agent runs in a throwaway network namespace (tests/support
+// Netns + Process), listening on a unix socket in a temporary directory with
+// its --state-dir next to it; all of it is removed on exit, also on an error
+// or Ctrl-C. The root namespace's ruleset is never touched and no packet is
+// sent: the addresses are set data only (100.64.0.0/10, 2001:db8::/32).
+//
+//   sudo build/tests/bench/bench_agent [--workloads=N] [--changes=N] [--nft-adds=N]
+//
+// docs/benchmarks.md explains each figure.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bulkhead/compiler/compiler.h"
+#include "bulkhead/policy/loader.h"
+#include "bulkhead/v1/agent.grpc.pb.h"
+#include "support/netns.h"
+
+extern char** environ;
+
+namespace bulkhead::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testing::Netns;
+using testing::Process;
+
+const std::string kAgentBinary = BULKHEAD_BINARY_DIR "/bulkhead-agent";
+constexpr int kMaxMessageBytes = 256 << 20;
+
+// A functional failure: the run is void, exit 1.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::atomic<bool> gInterrupted{false};
+
+void onSignal(int) {
+  gInterrupted = true;
+}
+
+// Called between steps: a Ctrl-C unwinds through RAII, so the agent, its
+// namespace and the temporary directory go.
+void checkInterrupted() {
+  if (gInterrupted) throw Failure("interrupted");
+}
+
+double secondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// --- statistics and formatting ---------------------------------------------------
+
+struct Stats {
+  std::vector<double> samples;
+
+  void add(double v) { samples.push_back(v); }
+  bool empty() const { return samples.empty(); }
+  double sum() const {
+    double s = 0;
+    for (double v : samples)
+      s += v;
+    return s;
+  }
+  // Nearest rank, as the agent computes its own percentiles.
+  double quantile(double q) const {
+    if (samples.empty()) return 0;
+    std::vector<double> s = samples;
+    std::sort(s.begin(), s.end());
+    return s[std::min(s.size() - 1, size_t(q * double(s.size())))];
+  }
+  double median() const { return quantile(0.5); }
+  double max() const {
+    return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end());
+  }
+};
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+// Seconds as a duration a reader takes in at a glance: "412 ms", "3.21 ms", "85 us".
+std::string dur(double s) {
+  if (s >= 10) return fmt("%.1f s", s);
+  if (s >= 0.1) return fmt("%.0f ms", s * 1e3);
+  if (s >= 0.01) return fmt("%.1f ms", s * 1e3);
+  if (s >= 0.001) return fmt("%.2f ms", s * 1e3);
+  return fmt("%.0f us", s * 1e6);
+}
+
+std::string count(size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string mib(size_t kb) {
+  return fmt("%.1f MiB", double(kb) / 1024.0);
+}
+
+std::string pad(std::string s, size_t width) {
+  if (s.size() >= width) return s;
+  return s + std::string(width - s.size(), ' ');
+}
+
+// "3.21 ms / 4.50 ms / 7.00 ms" (p50 / p99 / max) of a Stats.
+std::string pct(const Stats& s) {
+  if (s.empty()) return "-";
+  return dur(s.median()) + " / " + dur(s.quantile(0.99)) + " / " + dur(s.max());
+}
+
+std::string pct(const v1::Latency& l) {
+  return dur(l.p50_ms() / 1e3) + " / " + dur(l.p99_ms() / 1e3) + " / " + dur(l.max_ms() / 1e3);
+}
+
+void row(const std::string& label, const std::string& value) {
+  std::printf("  %s %s\n", pad(label, 50).c_str(), value.c_str());
+}
+
+std::string goalLine(bool pass, const std::string& text) {
+  return std::string(pass ? "PASS  " : "MISS  ") + text;
+}
+
+// --- the generated policy, as YAML ------------------------------------------------
+//
+// The same shape as bench_apply's generateBundle (docs/benchmarks.md, "The
+// generated policy"), written as the YAML a controller would push, with the
+// workloads registered through the API instead of as documents. Address plan
+// (set data only, never routed):
+//   services              100.64.0.0/14   one /24 each: a /28 and a /27; 2001:db8:5:<s>::/64
+//   registered workloads  100.96.0.0/16   every 4th address; 2001:db8:1::<4w>
+//   churn workloads       100.112.0.0/16  every 4th address; 2001:db8:2::<4k>
+// Spacing by 4 keeps adjacent addresses from merging into ranges.
+constexpr uint32_t kServiceBase = 0x64400000u;   // 100.64.0.0
+constexpr uint32_t kWorkloadBase = 0x64600000u;  // 100.96.0.0
+constexpr uint32_t kChurnBase = 0x64700000u;     // 100.112.0.0
+
+std::string v4(uint32_t n) {
+  return std::to_string(n >> 24) + "." + std::to_string((n >> 16) & 255) + "." +
+         std::to_string((n >> 8) & 255) + "." + std::to_string(n & 255);
+}
+
+std::string hex(uint32_t n) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%x", n);
+  return buf;
+}
+
+// 2001:db8:<group>::<low 32 bits>
+std::string v6(uint16_t group, uint32_t low) {
+  return "2001:db8:" + hex(group) + "::" + hex(low >> 16) + ":" + hex(low & 0xffff);
+}
+
+std::string appName(int i) {
+  return "app" + std::to_string(i);
+}
+
+struct Generated {
+  std::vector<v1::PolicyFile> files;
+  size_t bytes = 0;
+  int apps = 0, services = 0;
+};
+
+Generated generatePolicy(int workloads) {
+  Generated g;
+  const int apps = std::max(1, workloads / 10);
+  g.apps = apps;
+  g.services = 2 * apps;
+  std::string services, appsText, globals;
+  auto doc = [](std::string& out, const std::string& kind, const std::string& metadata) {
+    if (!out.empty()) out += "---\n";
+    out += "apiVersion: bulkhead/v1\nkind: " + kind + "\nmetadata: " + metadata + "\nspec:\n";
+  };
+
+  // CIDR services: a /28 and a /27 (IPv4) and a /64 (IPv6) each, tcp/443 and
+  // a tcp port of their own, every third a udp port too.
+  for (int s = 0; s < apps; ++s) {
+    std::string labels;
+    if (s % 10 == 0) labels = ", labels: {zone: pci}";
+    if (s % 20 == 5) labels = ", labels: {shared: \"true\"}";
+    doc(services, "Service", "{name: svc" + std::to_string(s) + labels + "}");
+    const uint32_t base = kServiceBase + uint32_t(s) * 256;
+    services += "  endpoints:\n    - cidrs: [" + v4(base) + "/28, " + v4(base + 128) +
+                "/27, \"2001:db8:5:" + hex(uint32_t(s)) + "::/64\"]\n";
+    services += "      ports: [tcp/443, tcp/" + std::to_string(10000 + s) +
+                (s % 3 == 0 ? ", udp/" + std::to_string(20000 + s) : "") + "]\n";
+  }
+  // App-backed services: api<a> selects the workloads of app<a>.
+  for (int a = 0; a < apps; ++a) {
+    doc(services, "Service", "{name: api" + std::to_string(a) + "}");
+    services += "  appSelector: {app: " + appName(a) + "}\n  ports: [tcp/8443]\n";
+  }
+  // Apps: 10 CIDR services and the next app's api each.
+  const int stride = apps / 10 + 1;
+  for (int i = 0; i < apps; ++i) {
+    doc(appsText, "App",
+        "{name: " + appName(i) + ", labels: {env: " + (i % 2 ? "prod" : "dev") + ", team: t" +
+            std::to_string(i % 50) + "}}");
+    if (i % 10 == 9) appsText += "  mode: audit\n";
+    if (i % 7 == 3) appsText += "  denyAction: drop\n";
+    appsText += "  egress:\n    - to: [";
+    for (int k = 0; k < std::min(10, apps); ++k)
+      appsText += "svc" + std::to_string((i * 7 + k * stride) % apps) + ", ";
+    appsText += "api" + std::to_string((i + 1) % apps) + "]\n";
+  }
+  doc(globals, "GlobalPolicy", "{name: pci-isolation}");
+  globals +=
+      "  order: 100\n"
+      "  rules:\n"
+      "    - action: deny\n"
+      "      from: {env: dev}\n"
+      "      toSelector: {zone: pci}\n";
+  doc(globals, "GlobalPolicy", "{name: shared-infra}");
+  globals +=
+      "  order: 200\n"
+      "  rules:\n"
+      "    - action: allow\n"
+      "      from: {}\n"
+      "      toSelector: {shared: \"true\"}\n"
+      "    - action: allow\n"
+      "      from: {}\n"
+      "      toCIDRs: [100.100.100.53/32, \"2001:db8:53::53/128\"]\n"
+      "      ports: [udp/53, tcp/53]\n"
+      "    - action: log\n"
+      "      from: {team: t7}\n"
+      "      toCIDRs: [198.51.100.0/24]\n";
+
+  for (auto [name, text] : {std::pair{"bench/services.yaml", &services},
+                            std::pair{"bench/apps.yaml", &appsText},
+                            std::pair{"bench/global.yaml", &globals}}) {
+    v1::PolicyFile f;
+    f.set_name(name);
+    f.set_content(*text);
+    g.bytes += f.name().size() + f.content().size();
+    g.files.push_back(std::move(f));
+  }
+  return g;
+}
+
+v1::Workload workload(const std::string& prefix, int k, const std::string& app, uint32_t v4Base,
+                      uint16_t v6Group) {
+  v1::Workload w;
+  w.set_name(prefix + std::to_string(k));
+  w.set_app(app);
+  w.add_interfaces(prefix + std::to_string(k));
+  w.add_addresses(v4(v4Base + uint32_t(k) * 4));
+  w.add_addresses(v6(v6Group, uint32_t(k) * 4));
+  return w;
+}
+
+v1::Workload registered(int w, int apps) {
+  return workload("w", w, appName(w % apps), kWorkloadBase, 1);
+}
+
+v1::Workload churn(int k, int apps) {
+  return workload("c", k, appName((k * 37 + 11) % apps), kChurnBase, 2);
+}
+
+// What the agent should report: the same files and workloads, loaded and
+// compiled in this process. Also checks the YAML before the agent sees it.
+size_t expectedElements(const Generated& g, int workloads) {
+  std::vector<policy::SourceFile> sources;
+  for (const auto& f : g.files)
+    sources.push_back({f.name(), f.content()});
+  auto loaded = policy::loadFiles(sources);
+  if (!loaded.ok())
+    throw Failure("generated policy is invalid: " + loaded.errors.front().toString() + " (and " +
+                  std::to_string(loaded.errors.size() - 1) + " more)");
+  std::vector<policy::Workload> extra;
+  for (int w = 0; w < workloads; ++w) {
+    const v1::Workload api = registered(w, g.apps);
+    policy::Workload pw;
+    pw.name = api.name();
+    pw.app = api.app();
+    pw.interfaces = {api.interfaces(0)};
+    for (const auto& a : api.addresses())
+      pw.addresses.push_back(*policy::IpAddr::parse(a));
+    extra.push_back(std::move(pw));
+  }
+  auto rs = compiler::compile(loaded.bundle, extra);
+  if (!rs) throw Failure("compiling the generated policy: " + rs.error().describe());
+  return rs->elementCount();
+}
+
+// --- the agent process ----------------------------------------------------------
+
+// A temporary directory for the socket, the state and the agent's log,
+// removed on exit.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/bench_agent.XXXXXX";
+    if (!mkdtemp(tmpl)) throw Failure(std::string("mkdtemp: ") + std::strerror(errno));
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+std::string comm(pid_t pid) {
+  return trimmed(readFile("/proc/" + std::to_string(pid) + "/comm"));
+}
+
+// The agent's pid. Process runs `ip netns exec NS sh -c 'exec bulkhead-agent
+// ...'`; both ip and sh exec, so the pid becomes the agent's. Checked by
+// name; should ip ever fork instead, the agent is found among descendants.
+std::optional<pid_t> findAgent(pid_t root) {
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty()) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    if (comm(p) == "bulkhead-agent") return p;
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(p) + "/task", ec)) {
+      std::istringstream children(readFile(task.path().string() + "/children"));
+      pid_t c;
+      while (children >> c)
+        todo.push_back(c);
+    }
+  }
+  return std::nullopt;
+}
+
+struct Memory {
+  size_t rssKb = 0, hwmKb = 0, anonKb = 0, fileKb = 0;
+  int threads = 0;
+};
+
+Memory memoryOf(pid_t pid) {
+  std::istringstream in(readFile("/proc/" + std::to_string(pid) + "/status"));
+  Memory m;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto field = [&](const char* name, size_t* out) {
+      if (line.rfind(name, 0) == 0) *out = std::strtoull(line.c_str() + std::strlen(name), 0, 10);
+    };
+    field("VmRSS:", &m.rssKb);
+    field("VmHWM:", &m.hwmKb);
+    field("RssAnon:", &m.anonKb);
+    field("RssFile:", &m.fileKb);
+    if (line.rfind("Threads:", 0) == 0) m.threads = std::atoi(line.c_str() + 8);
+  }
+  if (m.rssKb == 0) throw Failure("cannot read /proc/" + std::to_string(pid) + "/status");
+  return m;
+}
+
+std::string describe(const Memory& m) {
+  return "RSS " + mib(m.rssKb) + " (anon " + mib(m.anonKb) + ", file " + mib(m.fileKb) +
+         "), HWM " + mib(m.hwmKb) + ", " + std::to_string(m.threads) + " threads";
+}
+
+class Agent {
+ public:
+  Agent(const Netns& ns, const ScratchDir& dir) : log_(dir.file("agent.log")) {
+    socket_ = dir.file("agent.sock");
+    process_ = std::make_unique<Process>(
+        ns, "exec " + kAgentBinary + " --listen unix://" + socket_ + " --state-dir " +
+                dir.file("state") + " 2>>" + log_);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (true) {
+      checkInterrupted();
+      if (!process_->running()) throw Failure("bulkhead-agent exited at start" + logTail());
+      if (auto p = findAgent(process_->pid())) {
+        pid_ = *p;
+        break;
+      }
+      if (Clock::now() > deadline) throw Failure("no bulkhead-agent process" + logTail());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  pid_t pid() const { return pid_; }
+  bool pidIsProcess() const { return pid_ == process_->pid(); }
+  const std::string& socket() const { return socket_; }
+  bool running() { return process_->running(); }
+
+  // SIGTERM: the agent stops serving and leaves its table in the kernel.
+  int stop() {
+    process_->kill(SIGTERM);
+    return process_->wait(10000);
+  }
+
+  std::string logTail() const {
+    std::string log = readFile(log_);
+    if (log.size() > 3000) log = "..." + log.substr(log.size() - 3000);
+    return log.empty() ? "" : "; agent log:\n" + log;
+  }
+
+ private:
+  std::string log_, socket_;
+  std::unique_ptr<Process> process_;
+  pid_t pid_ = -1;
+};
+
+// --- gRPC --------------------------------------------------------------------------
+
+template <class Call>
+double timedCall(const char* what, Agent& agent, int timeoutSeconds, Call call) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeoutSeconds));
+  const auto t0 = Clock::now();
+  const grpc::Status st = call(&ctx);
+  const double s = secondsSince(t0);
+  if (!st.ok())
+    throw Failure(std::string(what) + ": " + std::to_string(int(st.error_code())) + " " +
+                  st.error_message().substr(0, 2000) + agent.logTail());
+  return s;
+}
+
+v1::AgentStatus status(v1::Agent::Stub& stub, Agent& agent) {
+  v1::AgentStatus s;
+  timedCall("GetStatus", agent, 30,
+            [&](grpc::ClientContext* c) { return stub.GetStatus(c, {}, &s); });
+  return s;
+}
+
+// --- the nft baseline --------------------------------------------------------------
+
+// Runs argv until it exits; wall time, spawn included. A non-zero exit is a
+// Failure. Output goes to outPath.
+double spawn(const std::vector<std::string>& args, const std::string& outPath) {
+  std::vector<char*> argv;
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid = -1;
+  const auto t0 = Clock::now();
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) throw Failure("cannot run " + args[0] + ": " + std::strerror(err));
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) throw Failure(std::string("waitpid: ") + std::strerror(errno));
+  const double wall = secondsSince(t0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    std::string cmd;
+    for (const auto& a : args)
+      cmd += (cmd.empty() ? "" : " ") + a;
+    throw Failure("`" + cmd + "` failed: " + readFile(outPath).substr(0, 2000));
+  }
+  return wall;
+}
+
+size_t dispatchEntries(const Netns& ns) {
+  const auto r = ns.exec("nft list map inet bulkhead dispatch");
+  if (!r.ok()) throw Failure("nft list map in " + ns.name() + ": " + r.out.substr(0, 1000));
+  size_t n = 0;
+  for (size_t pos = r.out.find(": goto "); pos != std::string::npos;
+       pos = r.out.find(": goto ", pos + 1))
+    ++n;
+  return n;
+}
+
+// --- the run ----------------------------------------------------------------------------
+
+struct Options {
+  int workloads = 10000;  // registered through UpsertWorkload
+  int changes = 200;      // one-workload changes: upsert and delete, alternately
+  int nftAdds = 20;       // nft add element baseline
+};
+
+Options parseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto num = [&](const char* prefix) -> std::optional<int> {
+      if (a.rfind(prefix, 0) != 0) return std::nullopt;
+      const int v = std::atoi(a.c_str() + std::strlen(prefix));
+      if (v <= 0) throw Failure("bad value in " + a);
+      return v;
+    };
+    if (auto v = num("--workloads=")) {
+      o.workloads = std::max(*v, 10);
+    } else if (auto v2 = num("--changes=")) {
+      o.changes = *v2;
+    } else if (auto v3 = num("--nft-adds=")) {
+      o.nftAdds = *v3;
+    } else {
+      throw Failure("usage: bench_agent [--workloads=N] [--changes=N] [--nft-adds=N]");
+    }
+  }
+  return o;
+}
+
+std::string machineLine() {
+  utsname u{};
+  uname(&u);
+  return std::string("kernel ") + u.release + ", " + trimmed(testing::sh("nft --version").out) +
+         ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
+}
+
+int run(int argc, char** argv) {
+  const Options opt = parseOptions(argc, argv);
+  if (!testing::havePrivileges())
+    throw Failure(
+        "must run as root with `ip` and `nft` installed: sudo build/tests/bench/bench_agent");
+  if (access(kAgentBinary.c_str(), X_OK) != 0)
+    throw Failure(kAgentBinary + " not found: cmake --build build -j2 --target bulkhead-agent");
+  testing::sweepStaleNamespaces();
+  const auto started = Clock::now();
+
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
+  std::printf("bench_agent  %s  (%s)\n", date, machineLine().c_str());
+#ifndef __OPTIMIZE__
+  std::printf("WARNING: built without optimisation; figures are not representative\n");
+#endif
+  std::fflush(stdout);
+
+  const Generated policy = generatePolicy(opt.workloads);
+  const size_t expected = expectedElements(policy, opt.workloads);
+  const int apps = policy.apps;
+
+  ScratchDir dir;
+  Netns ns;
+  // Started before any gRPC object exists: Process forks.
+  Agent agent(ns, dir);
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  auto channel = grpc::CreateCustomChannel("unix:" + agent.socket(),
+                                           grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::Agent::NewStub(channel);
+
+  // 1. Start: wait until the agent answers.
+  double startup = 0;
+  {
+    const auto t0 = Clock::now();
+    while (true) {
+      checkInterrupted();
+      if (!agent.running()) throw Failure("bulkhead-agent exited" + agent.logTail());
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+      v1::AgentStatus s;
+      if (stub->GetStatus(&ctx, {}, &s).ok()) break;
+      if (secondsSince(t0) > 15) throw Failure("the agent does not answer" + agent.logTail());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    startup = secondsSince(t0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let it settle
+  const Memory empty = memoryOf(agent.pid());
+
+  // 2. Push the policy.
+  checkInterrupted();
+  v1::ApplyPolicyRequest push;
+  for (const auto& f : policy.files)
+    *push.add_files() = f;
+  v1::ApplyPolicyResponse pushed;
+  const double pushTime = timedCall("ApplyPolicy", agent, 120, [&](grpc::ClientContext* c) {
+    return stub->ApplyPolicy(c, push, &pushed);
+  });
+  if (!pushed.changed()) throw Failure("ApplyPolicy changed nothing");
+  const v1::AgentStatus afterPush = status(*stub, agent);
+  const Memory policyOnly = memoryOf(agent.pid());
+
+  // 3. Register the workloads, one call each, as a controller would.
+  Stats registration;
+  const auto regStart = Clock::now();
+  for (int w = 0; w < opt.workloads; ++w) {
+    checkInterrupted();
+    v1::UpsertWorkloadRequest req;
+    *req.mutable_workload() = registered(w, apps);
+    v1::UpsertWorkloadResponse resp;
+    registration.add(timedCall("UpsertWorkload " + req.workload().name(), agent, 30,
+                               [&](grpc::ClientContext* c) {
+                                 return stub->UpsertWorkload(c, req, &resp);
+                               }));
+  }
+  const double regTotal = secondsSince(regStart);
+  const v1::AgentStatus loaded = status(*stub, agent);
+  const Memory full = memoryOf(agent.pid());
+  if (loaded.workloads() != uint32_t(opt.workloads))
+    throw Failure("the agent reports " + std::to_string(loaded.workloads()) + " workloads, " +
+                  std::to_string(opt.workloads) + " registered");
+  if (loaded.set_elements() != expected)
+    throw Failure("the agent reports " + std::to_string(loaded.set_elements()) +
+                  " set elements; the same input compiled here gives " + std::to_string(expected));
+  struct stat stateFile {};
+  stat(dir.file("state/state.pb").c_str(), &stateFile);
+
+  // 4. One-workload changes at that size: a new workload, then its removal.
+  Stats upserts, deletes, changes;
+  size_t deltaElements = 0;
+  for (int k = 0; k < opt.changes; ++k) {
+    checkInterrupted();
+    const int n = k / 2;
+    if (k % 2 == 0) {
+      v1::UpsertWorkloadRequest req;
+      *req.mutable_workload() = churn(n, apps);
+      v1::UpsertWorkloadResponse resp;
+      const double s = timedCall("UpsertWorkload c" + std::to_string(n), agent, 30,
+                                 [&](grpc::ClientContext* c) {
+                                   return stub->UpsertWorkload(c, req, &resp);
+                                 });
+      upserts.add(s);
+      changes.add(s);
+      deltaElements = resp.change().element_adds() + resp.change().element_removes();
+    } else {
+      v1::DeleteWorkloadRequest req;
+      req.set_name("c" + std::to_string(n));
+      v1::DeleteWorkloadResponse resp;
+      const double s =
+          timedCall("DeleteWorkload " + req.name(), agent, 30, [&](grpc::ClientContext* c) {
+            return stub->DeleteWorkload(c, req, &resp);
+          });
+      deletes.add(s);
+      changes.add(s);
+    }
+  }
+  const v1::AgentStatus after = status(*stub, agent);
+  const Memory afterChanges = memoryOf(agent.pid());
+  const uint64_t windowed = std::min<uint64_t>(after.workload_latency().count(), 1024);
+  const uint64_t windowChurn = std::min<uint64_t>(windowed, uint64_t(opt.changes));
+
+  // 5. Stop the agent (its table stays in the kernel), check the table, then
+  // the nft baseline on that same table, with no agent to repair the drift.
+  const int stopped = agent.stop();
+  if (stopped != 0) throw Failure("the agent exited with " + std::to_string(stopped) + " on SIGTERM" + agent.logTail());
+  const size_t dispatch = dispatchEntries(ns);
+  const size_t expectedDispatch = size_t(opt.workloads) + size_t(opt.changes % 2);
+  if (dispatch != expectedDispatch)
+    throw Failure("the kernel's dispatch map holds " + std::to_string(dispatch) +
+                  " entries, expected " + std::to_string(expectedDispatch));
+  Stats nftViaIp, nftInNs;
+  for (int k = 0; k < opt.nftAdds; ++k) {
+    checkInterrupted();
+    auto elem = [&](int i) {
+      return "{ \"x" + std::to_string(i) + "\" : goto " +
+             compiler::appChainName(appName((i * 37 + 5) % apps)) + " }";
+    };
+    // As an operator types it: ip netns exec, then nft.
+    nftViaIp.add(spawn({"ip", "netns", "exec", ns.name(), "nft", "add", "element", "inet",
+                        "bulkhead", "dispatch", elem(2 * k)},
+                       dir.file("nft.out")));
+    // nft alone, spawned from a thread inside the namespace (as bench_apply does).
+    ns.run([&] {
+      nftInNs.add(spawn({"nft", "add", "element", "inet", "bulkhead", "dispatch", elem(2 * k + 1)},
+                        dir.file("nft.out")));
+    });
+  }
+
+  // --- the report -----------------------------------------------------------------------
+  std::printf("\nPolicy: %d apps, %d services, 2 GlobalPolicies as YAML (%zu files, %s bytes); "
+              "%s workloads registered through the API\n",
+              apps, policy.services, policy.files.size(), count(policy.bytes).c_str(),
+              count(size_t(opt.workloads)).c_str());
+  std::printf("Agent: pid %d (%s), namespace %s\n", int(agent.pid()),
+              agent.pidIsProcess() ? "the Process pid, exec'd through ip and sh"
+                                   : "a descendant of the Process pid",
+              ns.name().c_str());
+
+  std::printf("\nLoading\n");
+  row("agent start to first GetStatus answer", dur(startup));
+  row("ApplyPolicy (client round trip)", dur(pushTime));
+  row("  in the agent: compile to kernel ACK", dur(afterPush.apply_latency().max_ms() / 1e3));
+  row("  change", pushed.change().summary());
+  row("  set elements after the push", count(afterPush.set_elements()));
+  row("UpsertWorkload x " + count(size_t(opt.workloads)) + " (sequential)",
+      dur(regTotal) + " total, " + fmt("%.0f", double(opt.workloads) / regTotal) + "/s");
+  row("  client round trip p50 / p99 / max", pct(registration));
+  row("set elements (GetStatus)", count(loaded.set_elements()) + " (in-process compile: " +
+                                      count(expected) + "), " + std::to_string(loaded.chains()) +
+                                      " chains");
+  row("state file (rewritten on every change)", count(size_t(stateFile.st_size)) + " bytes");
+
+  std::printf("\nMemory of the agent (/proc/%d/status)\n", int(agent.pid()));
+  row("started, empty", describe(empty));
+  row("after the push (no workloads)", describe(policyOnly));
+  row("after " + count(size_t(opt.workloads)) + " workloads", describe(full));
+  row("after the changes", describe(afterChanges));
+
+  std::printf("\nOne-workload changes at %s workloads (p50 / p99 / max)\n",
+              count(size_t(opt.workloads)).c_str());
+  row("client round trip, all " + std::to_string(changes.samples.size()), pct(changes));
+  row("  UpsertWorkload (new workload)", pct(upserts));
+  row("  DeleteWorkload (that workload)", pct(deletes));
+  row("  element changes per upsert", count(deltaElements));
+  row("in the agent: compile to kernel ACK", pct(after.workload_latency()));
+  row("  window (last " + count(windowed) + " changes)",
+      count(windowChurn) + " of these changes, " + count(windowed - windowChurn) +
+          " of the last registrations");
+  row("ip netns exec NS nft add element (1 entry)", pct(nftViaIp));
+  row("nft add element, spawned in the namespace", pct(nftInNs));
+  row("ratio client round trip / ip netns exec nft", fmt("%.3f", changes.median() / nftViaIp.median()) +
+                                                        " (p50)");
+  row("ratio in the agent / ip netns exec nft",
+      fmt("%.3f", after.workload_latency().p50_ms() / 1e3 / nftViaIp.median()) + " (p50)");
+  row("drift repairs / last error", std::to_string(after.drift_repairs()) + " / " +
+                                        (after.last_error().empty() ? "none" : after.last_error()));
+
+  std::printf("\nGoals (informational; timings never fail the run)\n");
+  std::printf("  %s\n", goalLine(full.rssKb <= 64 * 1024, "agent RSS loaded: " + mib(full.rssKb) +
+                                                            " (goal <= 64 MiB)")
+                            .c_str());
+  std::printf("  %s\n", goalLine(after.workload_latency().p99_ms() <= 5.0,
+                                 "one-workload change in the agent p99: " +
+                                     fmt("%.2f ms", after.workload_latency().p99_ms()) +
+                                     " (goal <= 5 ms)")
+                            .c_str());
+  std::printf("  info  set elements: %s (goal context: ~120,000)\n",
+              count(loaded.set_elements()).c_str());
+  std::printf("\nBench wall time %s\n", dur(secondsSince(started)).c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+}  // namespace bulkhead::bench
+
+int main(int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = bulkhead::bench::onSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  try {
+    return bulkhead::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "bench_agent: FAILED: %s\n", e.what());
+    return 1;
+  }
+}
