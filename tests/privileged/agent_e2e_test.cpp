@@ -162,6 +162,22 @@ TEST_F(AgentE2eTest, KillNineKeepsEnforcingAndRestartRestoresWithoutAPush) {
   expectEnforced();
 }
 
+TEST_F(AgentE2eTest, QuarantineDropsNewFlowsAndReleaseRestoresThem) {
+  startAgent();
+  pushAndRegister();
+  const Netns& billing = *topo_->host("vbill1").ns;
+  ASSERT_TRUE(tcpProbe(billing, "198.51.100.10", 5432).ok);
+  auto q = cli("quarantine billing-1");
+  ASSERT_TRUE(q.ok()) << q.out;
+  auto blocked = tcpProbe(billing, "198.51.100.10", 5432, 1.5);
+  EXPECT_FALSE(blocked.ok) << blocked.out;
+  EXPECT_GE(blocked.seconds, 1.4) << "quarantine drops";
+  EXPECT_NE(cli("workload ls").out.find("yes"), std::string::npos);
+  ASSERT_TRUE(cli("quarantine billing-1 --release").ok());
+  EXPECT_TRUE(tcpProbe(billing, "198.51.100.10", 5432).ok);
+  EXPECT_EQ(cli("quarantine nobody").status, 2);
+}
+
 TEST_F(AgentE2eTest, StaleSocketIsReplacedLiveOneIsNot) {
   startAgent();
   // A second agent on the same socket would fight over the table: refused.
@@ -291,23 +307,7 @@ TEST_F(AgentE2eTest, ConcurrentPushesEndConsistent) {
       sh(kBin + "/bulkhead plan " + (dir_ / ("p" + version.substr(1) + ".yaml")).string() +
          " --workloads " + (dir_ / "workloads.yaml").string() + " 2>/dev/null");
   ASSERT_TRUE(plan.ok()) << plan.out;
-  auto lines = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(
-        std::regex_replace(text, std::regex("counter packets [0-9]+ bytes [0-9]+"), "counter"));
-    for (std::string line; std::getline(in, line);) {
-      line.erase(0, line.find_first_not_of(" \t"));
-      line = std::regex_replace(line, std::regex("^elements = \\{ "), "");
-      if (line.size() >= 2 && line.compare(line.size() - 2, 2, " }") == 0 &&
-          line.find('{') == std::string::npos)
-        line.erase(line.size() - 2);
-      if (!line.empty() && line.back() == ',') line.pop_back();
-      if (!line.empty()) out.push_back(line);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  };
-  EXPECT_EQ(lines(plan.out), lines(table()));
+  EXPECT_EQ(normalizedNftLines(plan.out), normalizedNftLines(table()));
 }
 
 }  // namespace

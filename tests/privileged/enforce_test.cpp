@@ -330,33 +330,13 @@ TEST_F(EnforceTest, AnotherTableOnTheSameHookIsLeftIntact) {
   EXPECT_EQ(after.find("counter packets 0 "), std::string::npos) << "other table saw no traffic";
 }
 
-// Lines of nft text, counters' values dropped and element lists split into
-// one element a line, sorted: the kernel lists hash sets in its own order.
-std::vector<std::string> normalizedLines(const std::string& text) {
-  static const std::regex counters("counter packets [0-9]+ bytes [0-9]+");
-  static const std::regex elementsOpen("^elements = \\{ ");
-  std::vector<std::string> out;
-  std::istringstream in(std::regex_replace(text, counters, "counter"));
-  for (std::string line; std::getline(in, line);) {
-    line.erase(0, line.find_first_not_of(" \t"));
-    line = std::regex_replace(line, elementsOpen, "");
-    if (line.size() >= 2 && line.compare(line.size() - 2, 2, " }") == 0 &&
-        line.find('{') == std::string::npos)
-      line.erase(line.size() - 2);
-    if (!line.empty() && line.back() == ',') line.pop_back();
-    if (!line.empty()) out.push_back(line);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 TEST_F(EnforceTest, KernelHoldsExactlyWhatPlanRenders) {
   // What the writer committed over netlink reads back as the text `plan`
   // prints: the same sets, elements, chains, rules and comments.
   const auto listed = topo_->hv().exec("nft list table inet bulkhead");
   ASSERT_TRUE(listed.ok()) << listed.out;
-  EXPECT_EQ(normalizedLines(compiler::renderRuleset(compileYaml(kPolicy))),
-            normalizedLines(listed.out));
+  EXPECT_EQ(normalizedNftLines(compiler::renderRuleset(compileYaml(kPolicy))),
+            normalizedNftLines(listed.out));
 }
 
 }  // namespace

@@ -6,9 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -251,6 +254,24 @@ Probe udpProbe(const Netns& from, const std::string& addr, int port, double time
   return probe(from,
                std::string(v6 ? "UDP6:" : "UDP4:") + bracket(addr) + ":" + std::to_string(port),
                timeoutSec, true);
+}
+
+std::vector<std::string> normalizedNftLines(const std::string& text) {
+  static const std::regex counters("counter packets [0-9]+ bytes [0-9]+");
+  static const std::regex elementsOpen("^elements = \\{ ");
+  std::vector<std::string> out;
+  std::istringstream in(std::regex_replace(text, counters, "counter"));
+  for (std::string line; std::getline(in, line);) {
+    line.erase(0, line.find_first_not_of(" \t"));
+    line = std::regex_replace(line, elementsOpen, "");
+    if (line.size() >= 2 && line.compare(line.size() - 2, 2, " }") == 0 &&
+        line.find('{') == std::string::npos)
+      line.erase(line.size() - 2);
+    if (!line.empty() && line.back() == ',') line.pop_back();
+    if (!line.empty()) out.push_back(line);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 bool waitListening(const Netns& ns, int port, bool udp) {

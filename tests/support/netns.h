@@ -110,6 +110,12 @@ struct Probe {
 Probe tcpProbe(const Netns& from, const std::string& addr, int port, double timeoutSec = 2.0,
                const std::string& bindAddr = "");
 Probe udpProbe(const Netns& from, const std::string& addr, int port, double timeoutSec = 1.5);
+// Lines of nft text with counters' values dropped and element lists split
+// one element a line, sorted: `nft list` output and `plan` output compare
+// equal when they describe the same table (the kernel lists hash sets in its
+// own order).
+std::vector<std::string> normalizedNftLines(const std::string& text);
+
 // Waits until something listens on port in ns (tcp or udp), up to ~3 s.
 bool waitListening(const Netns& ns, int port, bool udp);
 
