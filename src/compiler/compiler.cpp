@@ -349,12 +349,12 @@ Chain Compilation::preChain() const {
   c.rules = {
       rule({CtState{CtState::kEstablished | CtState::kRelated}, verdict(Verdict::Kind::kAccept)}),
       rule({CtState{CtState::kInvalid}, expr::Counter{}, drop}),
-      rule({quarantined, limit, logQ}),
-      rule({quarantined, expr::Counter{}, drop}),
-      rule({spoof4, limit, logS}),
-      rule({spoof4, expr::Counter{}, drop}),
-      rule({spoof6, limit, logS}),
-      rule({spoof6, expr::Counter{}, drop}),
+      rule({quarantined, limit, logQ}, "quarantine"),
+      rule({quarantined, expr::Counter{}, drop}, "quarantine"),
+      rule({spoof4, limit, logS}, "spoof"),
+      rule({spoof4, expr::Counter{}, drop}, "spoof"),
+      rule({spoof6, limit, logS}, "spoof"),
+      rule({spoof6, expr::Counter{}, drop}, "spoof"),
   };
   return c;
 }
@@ -388,7 +388,8 @@ std::vector<Rule> Compilation::denyRules(const App& app, const std::string& acti
   if (action == "audit") {
     verdictRule.push_back(verdict(Verdict::Kind::kAccept));
   } else if (action == "log") {
-    verdictRule.clear();  // log rules log and go on
+    // Log rules log and go on; the counter still counts every attempt, as
+    // for the other deny points, so the flow feed can account for each.
   } else if (app.denyAction == policy::DenyAction::kDrop) {
     verdictRule.push_back(verdict(Verdict::Kind::kDrop));
   } else {

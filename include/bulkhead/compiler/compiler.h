@@ -27,6 +27,11 @@ struct CompileOptions {
 // Log prefixes: "bh:<action>:<reason>", action one of deny, audit, spoof,
 // quarantine, log; reason "default", "globalpolicy/<name>/<index>", or empty
 // for spoof and quarantine. The flow reader parses them back.
+//
+// Every logging point is a pair of rules with the same comment (the reason,
+// or "spoof"/"quarantine"): `<match> limit ... log ...` then `<match> counter
+// [verdict]`. The counters of the rules that carry both a comment and a
+// counter count every attempt the feed reports on ("seen" in status).
 inline constexpr const char* kLogPrefixTag = "bh:";
 std::string logPrefix(const std::string& action, const std::string& reason);
 

@@ -1,0 +1,39 @@
+// The NFLOG reader: a libmnl nfnetlink_log socket bound to one group in the
+// current network namespace.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "bulkhead/common/result.h"
+#include "bulkhead/flows/event.h"
+
+namespace bulkhead::flows {
+
+struct NflogStats {
+  uint64_t packets = 0;      // LoggedPackets returned
+  uint64_t lostKernel = 0;   // gaps in NFULA_SEQ: events the kernel could not queue
+  uint64_t lostOverrun = 0;  // ENOBUFS: our socket buffer overflowed (count unknown: +1 each)
+  uint64_t malformed = 0;    // messages we could not parse
+};
+
+class NflogReader {
+ public:
+  struct Options {
+    uint16_t group = 1771;
+    uint32_t copyRange = 256;  // bytes of packet: headers only
+    uint32_t queueThreshold = 1;  // NFULA_CFG_QTHRESH: deliver at once
+    uint32_t timeoutCentis = 1;   // NFULA_CFG_TIMEOUT in 1/100 s
+    int rcvBufBytes = 8 << 20;
+  };
+  // Binds the group (EBUSY: another program owns it -> clear kUnavailable error).
+  static Result<std::unique_ptr<NflogReader>> open(const Options& options);
+  virtual ~NflogReader() = default;
+  // Waits up to timeoutMs; returns what arrived (possibly nothing).
+  virtual Result<std::vector<LoggedPacket>> read(int timeoutMs) = 0;
+  virtual NflogStats stats() const = 0;
+  virtual int fd() const = 0;
+};
+
+}  // namespace bulkhead::flows

@@ -1,0 +1,101 @@
+// From logged packets to exported events: attribution (interface ->
+// workload -> app; prefix -> action and reason), folding of identical
+// attempts, the per-workload rate limit, fan-out to exporters and watchers,
+// and the accounting that makes every attempt either exported or counted as
+// suppressed, with its cause.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bulkhead/flows/event.h"
+#include "bulkhead/flows/exporter.h"
+
+namespace bulkhead::flows {
+
+struct Attribution {
+  std::string workload;
+  std::string app;
+};
+
+struct PipelineOptions {
+  std::string host;
+  // Identical attempts (workload, dst, dport, proto, action, reason) within
+  // this window after the first are folded into one follow-up event.
+  std::chrono::milliseconds foldWindow{1000};
+  // Per workload, in the agent: events per second and burst.
+  double workloadRate = 200;
+  double workloadBurst = 400;
+  size_t maxFoldKeys = 65536;  // bounded memory under a scan of many destinations
+};
+
+// Causes of suppression, as reported in status.
+inline constexpr const char* kCauseKernel = "kernel";              // rate limit in the kernel, NFLOG losses
+inline constexpr const char* kCauseWorkloadRate = "workload_rate_limit";
+inline constexpr const char* kCauseQueueFull = "queue_full";
+inline constexpr const char* kCauseTargetDown = "target_down";
+inline constexpr const char* kCauseNoTarget = "no_target";
+inline constexpr const char* kCauseMalformed = "malformed";   // packets that could not be decoded
+
+struct FlowAccounting {
+  uint64_t seen = 0;        // from the kernel's counters (set by the caller)
+  uint64_t received = 0;    // attempts that reached the agent through NFLOG
+  uint64_t exported = 0;    // attempts delivered by the primary exporter (sum of count)
+  uint64_t suppressed = 0;  // seen - exported, once idle
+  std::map<std::string, uint64_t> suppressedByCause;
+};
+
+class Pipeline {
+ public:
+  using Resolver = std::function<Attribution(uint32_t ifindex)>;
+  using Watcher = std::function<void(const FlowEvent&)>;
+
+  Pipeline(PipelineOptions options, Resolver resolver, Watcher watcher,
+           std::vector<std::unique_ptr<Exporter>> exporters);
+
+  // One logged packet (the NFLOG reader's thread).
+  void onPacket(const LoggedPacket& p, Clock::time_point now);
+  // Emits folded follow-ups whose window closed; call often (e.g. every 50 ms).
+  void tick(Clock::time_point now);
+
+  // The accounting given the kernel's current `seen` (attempts counted by the
+  // deny/audit/spoof/quarantine rules).
+  FlowAccounting accounting(uint64_t seen) const;
+  const std::vector<std::unique_ptr<Exporter>>& exporters() const { return exporters_; }
+
+ private:
+  using FoldKey = std::tuple<std::string, policy::IpAddr, uint16_t, std::string, std::string,
+                             std::string>;
+  struct Fold {
+    FlowEvent pending;  // count 0: nothing folded yet
+    Clock::time_point windowEnd;
+  };
+  struct Bucket {
+    double tokens;
+    Clock::time_point last;
+  };
+
+  void emit(const FlowEvent& e, Clock::time_point now);
+
+  PipelineOptions options_;
+  Resolver resolver_;
+  Watcher watcher_;
+  std::vector<std::unique_ptr<Exporter>> exporters_;
+
+  mutable std::mutex mu_;
+  std::map<FoldKey, Fold> folds_;
+  std::map<std::string, Bucket> buckets_;
+  uint64_t received_ = 0;
+  uint64_t rateLimited_ = 0;  // attempts
+  uint64_t noTarget_ = 0;     // attempts emitted while no exporter is configured
+  uint64_t malformed_ = 0;    // attempts whose packet could not be decoded
+};
+
+}  // namespace bulkhead::flows
