@@ -72,9 +72,26 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"syslog",
        [](AgentConfig& c, const std::string& v) -> Status {
-         if (v.rfind("unix://", 0) != 0 && v.rfind("udp://", 0) != 0 && v.rfind("tcp://", 0) != 0)
-           return bad("--syslog: expected unix://, udp:// or tcp://, got \"" + v + "\"");
-         c.syslog = v;
+         if (v.rfind("unix://", 0) != 0 && v.rfind("udp://", 0) != 0 && v.rfind("tcp://", 0) != 0 &&
+             v.rfind("tls://", 0) != 0 && v != "journald")
+           return bad("--syslog: expected unix://, udp://, tcp://, tls:// or journald, got \"" + v +
+                      "\"");
+         c.syslog.push_back(v);
+         return {};
+       }},
+      {"syslog-tls-ca",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.syslogTlsCa = v;
+         return {};
+       }},
+      {"syslog-tls-cert",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.syslogTlsCert = v;
+         return {};
+       }},
+      {"syslog-tls-key",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.syslogTlsKey = v;
          return {};
        }},
       {"flow-format",
@@ -161,12 +178,16 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
     if (name == "config") c.configFile = value;
   if (!c.configFile.empty())
     if (auto st = loadConfigFile(c.configFile, c); !st) return st.takeError();
-  bool listenFromFlags = false;
+  bool listenFromFlags = false, syslogFromFlags = false;
   for (const auto& [name, value] : flags) {
     if (name == "config") continue;
     if (name == "listen" && !listenFromFlags) {
       c.listen.clear();  // flags replace the file's list
       listenFromFlags = true;
+    }
+    if (name == "syslog" && !syslogFromFlags) {
+      c.syslog.clear();
+      syslogFromFlags = true;
     }
     if (auto st = setters().at(name)(c, value); !st) return st.takeError();
   }

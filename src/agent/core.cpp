@@ -186,6 +186,37 @@ void AgentCore::markQuarantined(policy::Bundle& bundle) const {
     w.quarantined = quarantined_.count(w.name) > 0;
 }
 
+void AgentCore::setFlowFeed(FlowFeed* feed) {
+  std::lock_guard lock(mu_);
+  feed_ = feed;
+}
+
+void AgentCore::beforeRewrite() {
+  if (feed_) feed_->sampleCounters();
+}
+
+void AgentCore::publishAllInterfaces() {
+  std::unordered_map<std::string, flows::Attribution> all;
+  auto add = [&](const policy::Workload& w) {
+    for (const auto& i : w.interfaces)
+      all[i] = flows::Attribution{w.name, w.app};
+  };
+  for (const auto& w : enforcer_.compiler().bundle().workloads)
+    add(w);
+  for (const auto& w : enforcer_.compiler().workloads())
+    add(w);
+  interfaces_.replaceAll(std::move(all));
+}
+
+void AgentCore::publishInterfaces(const policy::Workload* before, const policy::Workload* after) {
+  if (before)
+    for (const auto& i : before->interfaces)
+      interfaces_.erase(i);
+  if (after)
+    for (const auto& i : after->interfaces)
+      interfaces_.set(i, {after->name, after->app});
+}
+
 void AgentCore::noteError(const Error& e) {
   lastError_ = e.describe();
   lastErrorTime_ = nowRfc3339();
@@ -234,8 +265,10 @@ Status AgentCore::restore() {
     workloads.push_back(std::move(*pw));
   }
   markQuarantined(*bundle);
+  beforeRewrite();
   auto diff = enforcer_.load(std::move(*bundle), std::move(workloads));
   if (!diff) return diff.takeError();
+  publishAllInterfaces();
   version_ = state.version();
   files_ = state.files();
   contentHash_ = contentHash(files_);
@@ -285,12 +318,14 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
     }
     return response;
   }
+  beforeRewrite();
   auto diff = enforcer_.setPolicy(std::move(*bundle));
   if (!diff) {
     Error e = diff.takeError();
     if (e.code != ErrorCode::kInvalidInput) noteError(e);
     return e;
   }
+  publishAllInterfaces();
   files_ = request.files();
   contentHash_ = hash;
   version_ = version;
@@ -309,12 +344,16 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   if (!w) return w.takeError();
   std::lock_guard lock(mu_);
   w->quarantined = quarantined_.count(w->name) > 0;
+  std::optional<policy::Workload> previous;
+  for (const auto& x : enforcer_.compiler().workloads())
+    if (x.name == w->name) previous = x;
   auto diff = enforcer_.upsertWorkload(*w);
   if (!diff) {
     Error e = diff.takeError();
     if (e.code != ErrorCode::kInvalidInput) noteError(e);
     return e;
   }
+  publishInterfaces(previous ? &*previous : nullptr, &*w);
   v1::UpsertWorkloadResponse response;
   *response.mutable_change() = toApi(*diff);
   if (!enforcer_.compiler().bundle().findApp(w->app))
@@ -334,12 +373,16 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
       return makeError(ErrorCode::kInvalidInput, "workload \"" + name +
                                                      "\" is defined by the policy bundle; "
                                                      "push a bundle without it");
+  std::optional<policy::Workload> previous;
+  for (const auto& x : enforcer_.compiler().workloads())
+    if (x.name == name) previous = x;
   auto diff = enforcer_.removeWorkload(name);
   if (!diff) {
     Error e = diff.takeError();
     if (e.code != ErrorCode::kInvalidInput && e.code != ErrorCode::kNotFound) noteError(e);
     return e;
   }
+  publishInterfaces(previous ? &*previous : nullptr, nullptr);
   v1::DeleteWorkloadResponse response;
   *response.mutable_change() = toApi(*diff);
   ++workloadChanges_;
@@ -424,7 +467,11 @@ v1::AgentStatus AgentCore::status() const {
   s.set_pushes(pushes_);
   s.set_workload_changes(workloadChanges_);
   s.set_host(options_.host);
-  s.mutable_flows();  // filled by the flow reader
+  if (feed_) {
+    *s.mutable_flows() = feed_->counters();
+  } else {
+    s.mutable_flows();
+  }
   return s;
 }
 
@@ -432,6 +479,7 @@ Result<bool> AgentCore::repair(bool force, const std::string& why) {
   std::lock_guard lock(mu_);
   if (!enforcer_.committed() && !force) return false;
   if (force) {
+    beforeRewrite();
     if (auto st = enforcer_.replaceAll(); !st) {
       noteError(st.error());
       return st.takeError();

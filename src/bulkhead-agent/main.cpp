@@ -153,6 +153,16 @@ int main(int argc, char** argv) {
                  restored.version(), config->stateDir, restored.workloads(),
                  restored.set_elements(), restored.table());
 
+  // The denied-flow feed: NFLOG in this namespace, exporters, accounting.
+  // Enforcement does not depend on it: if it cannot start, the agent says so
+  // and goes on enforcing.
+  agent::FlowFeed feed(*config, options.host, core.flows(), core.interfaces());
+  if (auto st = feed.start(); !st) {
+    spdlog::error("denied-flow feed not started: {}", st.error().describe());
+  } else {
+    core.setFlowFeed(&feed);
+  }
+
   bool invalid = false;
   if (!config->policiesDir.empty() && !applyPolicies(core, *config, &invalid))
     return invalid ? kExitBadInput : kExitRuntime;
@@ -191,5 +201,7 @@ int main(int argc, char** argv) {
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   stop = true;
   watcher.join();
+  core.setFlowFeed(nullptr);
+  feed.stop();
   return 0;
 }

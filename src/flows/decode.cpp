@@ -35,6 +35,21 @@ uint16_t be16At(std::span<const uint8_t> b, size_t at) {
   return static_cast<uint16_t>(b[at] << 8 | b[at + 1]);
 }
 
+bool isExtensionHeader(uint8_t proto) {
+  switch (proto) {
+    case kProtoHopByHop:
+    case kProtoRouting:
+    case kProtoFragment:
+    case kProtoAh:
+    case kProtoDestOpts:
+    case kProtoMobility:
+    case kProtoHip:
+    case kProtoShim6:
+      return true;
+  }
+  return false;
+}
+
 bool hasPortFields(uint8_t proto) {
   return proto == kProtoTcp || proto == kProtoUdp || proto == kProtoUdpLite ||
          proto == kProtoSctp || proto == kProtoDccp;
@@ -104,7 +119,12 @@ std::optional<DecodedPacket> decodeIpv6(std::span<const uint8_t> b) {
   std::memcpy(out.dst.bytes.data(), &b[24], 16);
   uint8_t next = b[6];
   size_t at = 40;
-  for (int i = 0; i <= kMaxExtensionHeaders; ++i) {
+  for (int seen = 0;; ++seen) {
+    if (isExtensionHeader(next) && seen == kMaxExtensionHeaders) {
+      // Too many: report where the walk stopped.
+      out.proto = next;
+      return out;
+    }
     size_t len;
     switch (next) {
       case kProtoHopByHop:
@@ -165,9 +185,6 @@ std::optional<DecodedPacket> decodeIpv6(std::span<const uint8_t> b) {
     next = b[at];
     at += len;
   }
-  // Too many extension headers: report where the walk stopped.
-  out.proto = next;
-  return out;
 }
 
 }  // namespace
@@ -175,8 +192,10 @@ std::optional<DecodedPacket> decodeIpv6(std::span<const uint8_t> b) {
 std::optional<DecodedPacket> decodePacket(std::span<const uint8_t> packet) {
   if (packet.empty()) return std::nullopt;
   switch (packet[0] >> 4) {
-    case 4: return decodeIpv4(packet);
-    case 6: return decodeIpv6(packet);
+    case 4:
+      return decodeIpv4(packet);
+    case 6:
+      return decodeIpv6(packet);
   }
   return std::nullopt;
 }

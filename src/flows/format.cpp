@@ -60,7 +60,8 @@ std::string msgIdFor(const std::string& action) {
   if (action == "quarantine") return "QUARANTINE";
   if (action == "log") return "LOG";
   std::string out;
-  for (char c : action) out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c);
+  for (char c : action)
+    out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c);
   return out;
 }
 
@@ -73,12 +74,11 @@ std::string verbFor(const std::string& action) {
   return action;
 }
 
-
 // "198.51.100.10:22/tcp", "[2001:db8::1]:443/tcp", "198.51.100.10/icmp"
 // (no port for protocols without one: both ports are 0).
 std::string destination(const FlowEvent& e) {
-  std::string out = e.dst.family == policy::Family::kIpv6 ? "[" + e.dst.toString() + "]"
-                                                          : e.dst.toString();
+  std::string out =
+      e.dst.family == policy::Family::kIpv6 ? "[" + e.dst.toString() + "]" : e.dst.toString();
   if (e.dport != 0 || e.sport != 0) out += ":" + std::to_string(e.dport);
   out += "/" + (e.proto.empty() ? std::string("-") : e.proto);
   return out;
@@ -191,13 +191,27 @@ std::string escapeJson(const std::string& v) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -233,11 +247,20 @@ std::string escapeCefExtension(const std::string& v) {
   out.reserve(v.size() + 4);
   for (char c : v) {
     switch (c) {
-      case '=': out += "\\="; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out.push_back(c);
+      case '=':
+        out += "\\=";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -367,9 +390,12 @@ std::string formatCef(const FlowEvent& e, const FormatOptions& o) {
 
 std::string formatEvent(const FlowEvent& e, Format f, const FormatOptions& o) {
   switch (f) {
-    case Format::kRfc5424: return formatRfc5424(e, o);
-    case Format::kJson: return formatJson(e);
-    case Format::kCef: return formatCef(e, o);
+    case Format::kRfc5424:
+      return formatRfc5424(e, o);
+    case Format::kJson:
+      return formatJson(e);
+    case Format::kCef:
+      return formatCef(e, o);
   }
   return formatRfc5424(e, o);
 }

@@ -111,9 +111,17 @@ std::optional<LoggedPacket> parseNflogMessage(const nlmsghdr* nlh) {
   // inet table (the kernel logs with the packet's own family), also
   // NFPROTO_BRIDGE or NFPROTO_ARP for those tables.
   state.packet.family = nfg->nfgen_family;
-  // mnl_attr_parse checks each attribute's length against the message and
-  // stops quietly at trailing bytes too short for an attribute header.
-  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), attrCallback, &state) < 0) return std::nullopt;
+  // Walk the attributes ourselves rather than with mnl_attr_parse(), which
+  // stops quietly at an attribute overrunning the message: here that makes
+  // the message malformed.
+  const size_t offset = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg));
+  const auto* attr = reinterpret_cast<const nlattr*>(reinterpret_cast<const char*>(nlh) + offset);
+  int left = static_cast<int>(nlh->nlmsg_len - offset);
+  for (; mnl_attr_ok(attr, left); attr = mnl_attr_next(attr)) {
+    left -= MNL_ALIGN(attr->nla_len);
+    if (attrCallback(attr, &state) != MNL_CB_OK) return std::nullopt;
+  }
+  if (left > 0) return std::nullopt;
   if (!state.haveHeader) return std::nullopt;
   return std::move(state.packet);
 }
@@ -180,8 +188,8 @@ class MnlNflogReader final : public NflogReader {
       // another socket's port id owns it (the kernel checks ownership before
       // looking at the command), so a second reader sees EPERM.
       if (err == EBUSY || (err == EPERM && haveNetAdmin())) {
-        return makeError(ErrorCode::kUnavailable,
-                         group + " is owned by another program (ulogd?)", err);
+        return makeError(ErrorCode::kUnavailable, group + " is owned by another program (ulogd?)",
+                         err);
       }
       if (err == EPERM) {
         return makeError(ErrorCode::kUnavailable, "cannot bind " + group + ": needs CAP_NET_ADMIN",
@@ -207,26 +215,23 @@ class MnlNflogReader final : public NflogReader {
     // QTHRESH and TIMEOUT are be32 although the uapi comment says __u32. A
     // rule's own `queue-threshold` overrides the group's threshold.
     const uint32_t qthresh = std::max<uint32_t>(options_.queueThreshold, 1);
-    if (s = configStep("set queue threshold",
-                       [qthresh](nlmsghdr* nlh) {
-                         mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(qthresh));
-                       });
+    if (s = configStep(
+            "set queue threshold",
+            [qthresh](nlmsghdr* nlh) { mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(qthresh)); });
         !s)
       return s;
     const uint32_t timeout = options_.timeoutCentis;
-    if (s = configStep("set flush timeout",
-                       [timeout](nlmsghdr* nlh) {
-                         mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(timeout));
-                       });
+    if (s = configStep(
+            "set flush timeout",
+            [timeout](nlmsghdr* nlh) { mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(timeout)); });
         !s)
       return s;
     // FLAGS is be16. F_SEQ numbers this group's events from 0; the counter
     // only advances while the flag is set, so events logged between BIND and
     // now carry no NFULA_SEQ and the first numbered one is 0.
-    if (s = configStep("enable sequence numbers",
-                       [](nlmsghdr* nlh) {
-                         mnl_attr_put_u16(nlh, NFULA_CFG_FLAGS, htons(NFULNL_CFG_F_SEQ));
-                       });
+    if (s = configStep(
+            "enable sequence numbers",
+            [](nlmsghdr* nlh) { mnl_attr_put_u16(nlh, NFULA_CFG_FLAGS, htons(NFULNL_CFG_F_SEQ)); });
         !s)
       return s;
     return {};
@@ -421,9 +426,8 @@ class MnlNflogReader final : public NflogReader {
       // module (request_module) while handling the message: send it again.
       if (ack.error == EAGAIN && attempt < 3) continue;
       if (ack.error != 0) {
-        return makeError(ErrorCode::kKernel, "kernel refused " + where + ": " +
-                                                 std::strerror(ack.error),
-                         ack.error);
+        return makeError(ErrorCode::kKernel,
+                         "kernel refused " + where + ": " + std::strerror(ack.error), ack.error);
       }
       return {};
     }

@@ -17,7 +17,11 @@ struct AgentConfig {
   std::string stateDir = "/var/lib/bulkhead";
   std::string table = "bulkhead";
   uint16_t logGroup = 1771;
-  std::string syslog;  // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT
+  // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT | tls://HOST:PORT |
+  // journald; repeatable: every target gets every event. The first is the
+  // primary: status's `exported` counts what it delivered.
+  std::vector<std::string> syslog;
+  std::string syslogTlsCa, syslogTlsCert, syslogTlsKey;
   std::string flowFormat = "rfc5424";
   std::string policiesDir;              // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;          // periodic full check of the table

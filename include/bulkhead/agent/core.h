@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bulkhead/agent/enforcer.h"
+#include "bulkhead/agent/flow_feed.h"
 #include "bulkhead/agent/flow_hub.h"
 #include "bulkhead/agent/state_store.h"
 #include "bulkhead/common/result.h"
@@ -63,6 +64,10 @@ class AgentCore {
   Result<bool> repair(bool force, const std::string& why);
 
   FlowHub& flows() { return flows_; }
+  const InterfaceDirectory& interfaces() const { return interfaces_; }
+  // The flow feed, once started: sampled before changes that reset the
+  // kernel's counters, and asked for its counters in status().
+  void setFlowFeed(FlowFeed* feed);
   // Reads a directory of policy files as a push would send them.
   static Result<std::vector<v1::PolicyFile>> readPolicyFiles(const std::string& path,
                                                              size_t maxBytes);
@@ -73,12 +78,18 @@ class AgentCore {
   Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
                                     std::vector<std::string>* warnings) const;
   void markQuarantined(policy::Bundle& bundle) const;
+  // Before a change that may rewrite chains (and so reset their counters).
+  void beforeRewrite();
+  void publishAllInterfaces();
+  void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
 
   mutable std::mutex mu_;
   Enforcer enforcer_;
   CoreOptions options_;
   std::optional<StateStore> store_;
   FlowHub flows_;
+  InterfaceDirectory interfaces_;
+  FlowFeed* feed_ = nullptr;
 
   std::string version_;
   std::string contentHash_;

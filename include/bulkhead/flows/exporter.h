@@ -15,7 +15,7 @@
 namespace bulkhead::flows {
 
 struct ExporterStats {
-  uint64_t delivered = 0;        // events written to the target
+  uint64_t delivered = 0;          // events written to the target
   uint64_t deliveredAttempts = 0;  // sum of their `count`
   uint64_t droppedQueueFull = 0;   // attempts (sum of count) refused because the queue was full
   uint64_t droppedTargetDown = 0;  // attempts lost because the target failed
@@ -23,7 +23,7 @@ struct ExporterStats {
   uint64_t sendErrors = 0;         // failed writes/connects (each may drop or requeue)
   size_t queued = 0;               // events waiting in the queue now
   bool connected = false;
-  std::string lastError;           // the last failure, for `status` ("" if none yet)
+  std::string lastError;  // the last failure, for `status` ("" if none yet)
 };
 
 class Exporter {

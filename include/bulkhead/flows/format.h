@@ -39,9 +39,9 @@ std::string rfc3339Micros(Clock::time_point t);
 std::string octetFrame(const std::string& message);
 
 // Escaping rules, exposed for tests.
-std::string escapeSdValue(const std::string& v);    // RFC 5424 PARAM-VALUE: " \ ]
+std::string escapeSdValue(const std::string& v);  // RFC 5424 PARAM-VALUE: " \ ]
 std::string escapeJson(const std::string& v);
-std::string escapeCefHeader(const std::string& v);  // | and backslash
+std::string escapeCefHeader(const std::string& v);     // | and backslash
 std::string escapeCefExtension(const std::string& v);  // = and backslash, newlines
 
 }  // namespace bulkhead::flows

@@ -12,9 +12,13 @@
 namespace bulkhead::flows {
 
 struct NflogStats {
-  uint64_t packets = 0;      // LoggedPackets returned
-  uint64_t lostKernel = 0;   // gaps in NFULA_SEQ: events the kernel could not queue
-  uint64_t lostOverrun = 0;  // ENOBUFS: our socket buffer overflowed (count unknown: +1 each)
+  uint64_t packets = 0;  // LoggedPackets returned
+  // Gaps in NFULA_SEQ: every event the kernel numbered but we never got,
+  // including those dropped by an overrun (exact; a trailing gap shows only
+  // when the next event arrives).
+  uint64_t lostKernel = 0;
+  uint64_t lostOverrun = 0;  // ENOBUFS reports: our socket buffer overflowed (+1 each, not
+                             // per event: the events are in lostKernel)
   uint64_t malformed = 0;    // messages we could not parse
 };
 
@@ -22,12 +26,15 @@ class NflogReader {
  public:
   struct Options {
     uint16_t group = 1771;
-    uint32_t copyRange = 256;  // bytes of packet: headers only
+    uint32_t copyRange = 256;     // bytes of packet: headers only
     uint32_t queueThreshold = 1;  // NFULA_CFG_QTHRESH: deliver at once
     uint32_t timeoutCentis = 1;   // NFULA_CFG_TIMEOUT in 1/100 s
     int rcvBufBytes = 8 << 20;
   };
-  // Binds the group (EBUSY: another program owns it -> clear kUnavailable error).
+  // Binds the group in the calling thread's network namespace (the socket
+  // stays there; read() may then run on any thread). Another socket owning
+  // the group (the kernel answers EPERM; EBUSY if bound twice) -> kUnavailable
+  // "NFLOG group N is owned by another program (ulogd?)".
   static Result<std::unique_ptr<NflogReader>> open(const Options& options);
   virtual ~NflogReader() = default;
   // Waits up to timeoutMs; returns what arrived (possibly nothing).

@@ -1,0 +1,79 @@
+// The agent's denied-flow feed: reads NFLOG in the agent's namespace,
+// attributes each packet to its workload and app, folds, rate-limits and
+// exports it (flows::Pipeline), publishes it to WatchFlows streams, samples
+// the kernel's counters for the accounting, and sends a summary event when
+// attempts were suppressed. Runs on its own thread; never blocks
+// enforcement (the core's lock is never held while reading or exporting).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "bulkhead/agent/config.h"
+#include "bulkhead/agent/flow_hub.h"
+#include "bulkhead/common/result.h"
+#include "bulkhead/flows/nflog.h"
+#include "bulkhead/flows/pipeline.h"
+#include "bulkhead/nft/counters.h"
+#include "bulkhead/v1/agent.pb.h"
+
+namespace bulkhead::agent {
+
+// Interface name -> who is behind it. Written by the core as workloads
+// change (a few entries at a time), read by the flow thread per packet.
+class InterfaceDirectory {
+ public:
+  void set(const std::string& iface, flows::Attribution who);
+  void erase(const std::string& iface);
+  void replaceAll(std::unordered_map<std::string, flows::Attribution> all);
+  flows::Attribution find(const std::string& iface) const;
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, flows::Attribution> map_;
+};
+
+class FlowFeed {
+ public:
+  FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
+           const InterfaceDirectory& interfaces);
+  ~FlowFeed();
+
+  // Binds the NFLOG group and builds the exporters; starts the thread.
+  Status start();
+  void stop();
+
+  // Takes the kernel's counters now (before a change rewrites chains and
+  // resets them).
+  void sampleCounters();
+  v1::FlowCounters counters() const;
+
+ private:
+  void run();
+  flows::Attribution resolve(uint32_t ifindex) const;
+  void maybeSummarize(flows::Clock::time_point now);
+
+  AgentConfig config_;
+  std::string host_;
+  FlowHub& hub_;
+  std::unique_ptr<flows::NflogReader> reader_;
+  std::unique_ptr<flows::Pipeline> pipeline_;
+
+  const InterfaceDirectory& interfaces_;
+
+  mutable std::mutex countMu_;
+  nft::SeenCounter seen_;
+  flows::NflogStats nflogStats_;
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  uint64_t lastSummarized_ = 0;
+  flows::Clock::time_point nextSummary_;
+};
+
+}  // namespace bulkhead::agent

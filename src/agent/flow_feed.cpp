@@ -1,0 +1,201 @@
+#include "bulkhead/agent/flow_feed.h"
+
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+namespace bulkhead::agent {
+
+namespace {
+
+constexpr auto kCounterInterval = std::chrono::seconds(1);
+constexpr auto kSummaryInterval = std::chrono::seconds(60);
+constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
+
+bool socketExists(const char* path) {
+  struct stat st {};
+  return ::stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+flows::Format formatOf(const std::string& name) {
+  if (name == "json") return flows::Format::kJson;
+  if (name == "cef") return flows::Format::kCef;
+  return flows::Format::kRfc5424;
+}
+
+}  // namespace
+
+void InterfaceDirectory::set(const std::string& iface, flows::Attribution who) {
+  std::unique_lock lock(mu_);
+  map_[iface] = std::move(who);
+}
+
+void InterfaceDirectory::erase(const std::string& iface) {
+  std::unique_lock lock(mu_);
+  map_.erase(iface);
+}
+
+void InterfaceDirectory::replaceAll(std::unordered_map<std::string, flows::Attribution> all) {
+  std::unique_lock lock(mu_);
+  map_.swap(all);
+}
+
+flows::Attribution InterfaceDirectory::find(const std::string& iface) const {
+  std::shared_lock lock(mu_);
+  auto it = map_.find(iface);
+  return it == map_.end() ? flows::Attribution{} : it->second;
+}
+
+FlowFeed::FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
+                   const InterfaceDirectory& interfaces)
+    : config_(config), host_(std::move(host)), hub_(hub), interfaces_(interfaces) {}
+
+FlowFeed::~FlowFeed() {
+  stop();
+}
+
+Status FlowFeed::start() {
+  flows::NflogReader::Options nflog;
+  nflog.group = config_.logGroup;
+  auto reader = flows::NflogReader::open(nflog);
+  if (!reader) return reader.takeError();
+  reader_ = std::move(*reader);
+
+  // Targets: every --syslog; without one, journald when it runs, else the
+  // local syslog socket when there is one.
+  std::vector<std::string> targets = config_.syslog;
+  if (targets.empty()) {
+    if (socketExists(kJournalSocket)) {
+      targets.push_back("journald");
+    } else if (socketExists("/dev/log")) {
+      targets.push_back("unix:///dev/log");
+    }
+  }
+  std::vector<std::unique_ptr<flows::Exporter>> exporters;
+  flows::ExporterOptions options;
+  options.format = formatOf(config_.flowFormat);
+  options.formatOptions.procId = int(getpid());
+  options.tlsCa = config_.syslogTlsCa;
+  options.tlsCert = config_.syslogTlsCert;
+  options.tlsKey = config_.syslogTlsKey;
+  for (const auto& t : targets) {
+    auto e = flows::makeExporter(t, options);
+    if (!e) return e.takeError();
+    exporters.push_back(std::move(*e));
+  }
+  if (exporters.empty())
+    spdlog::warn(
+        "no syslog target (no --syslog, no journald, no /dev/log): denied flows are "
+        "counted and streamed to watchers only");
+  flows::PipelineOptions popts;
+  popts.host = host_;
+  pipeline_ = std::make_unique<flows::Pipeline>(
+      popts, [this](uint32_t ifindex) { return resolve(ifindex); },
+      [this](const flows::FlowEvent& e) {
+        v1::FlowEvent out;
+        out.set_time(flows::rfc3339Micros(e.time));
+        out.set_host(e.host);
+        out.set_action(e.action);
+        out.set_app(e.app);
+        out.set_workload(e.workload);
+        out.set_src(e.src.toString());
+        out.set_sport(e.sport);
+        out.set_dst(e.dst.toString());
+        out.set_dport(e.dport);
+        out.set_proto(e.proto);
+        out.set_reason(e.reason);
+        out.set_count(e.count);
+        hub_.publish(out);
+      },
+      std::move(exporters));
+  nextSummary_ = flows::Clock::now() + kSummaryInterval;
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void FlowFeed::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (pipeline_)
+    for (auto& e : pipeline_->exporters())
+      e->flush(500);
+}
+
+flows::Attribution FlowFeed::resolve(uint32_t ifindex) const {
+  char name[IF_NAMESIZE] = {};
+  if (ifindex == 0 || !if_indextoname(ifindex, name)) return {};
+  return interfaces_.find(name);
+}
+
+void FlowFeed::sampleCounters() {
+  auto counters = nft::readRuleCounters(config_.table);
+  if (!counters) {
+    spdlog::error("reading the counters of table inet {}: {}", config_.table,
+                  counters.error().describe());
+    return;
+  }
+  std::lock_guard lock(countMu_);
+  seen_.sample(*counters);
+}
+
+v1::FlowCounters FlowFeed::counters() const {
+  v1::FlowCounters out;
+  if (!pipeline_) return out;
+  uint64_t seen;
+  {
+    std::lock_guard lock(countMu_);
+    seen = seen_.total();
+  }
+  const auto a = pipeline_->accounting(seen);
+  out.set_seen(a.seen);
+  out.set_exported(a.exported);
+  out.set_suppressed(a.suppressed);
+  for (const auto& [cause, n] : a.suppressedByCause)
+    (*out.mutable_suppressed_by_cause())[cause] = n;
+  return out;
+}
+
+void FlowFeed::maybeSummarize(flows::Clock::time_point now) {
+  if (now < nextSummary_) return;
+  nextSummary_ = now + kSummaryInterval;
+  const auto c = counters();
+  if (c.suppressed() <= lastSummarized_) return;
+  const uint64_t fresh = c.suppressed() - lastSummarized_;
+  lastSummarized_ = c.suppressed();
+  std::string why;
+  for (const auto& [cause, n] : c.suppressed_by_cause())
+    if (n) why += (why.empty() ? "" : ",") + cause + "=" + std::to_string(n);
+  flows::FlowEvent e;
+  e.time = now;
+  e.host = host_;
+  e.action = "summary";
+  e.reason = "suppressed " + why;
+  e.count = fresh;
+  e.proto = "-";
+  spdlog::warn("denied-flow feed: {} attempts not delivered in the last period ({})", fresh, why);
+  for (auto& x : pipeline_->exporters())
+    x->offer(e);
+}
+
+void FlowFeed::run() {
+  auto nextCounters = flows::Clock::now();
+  while (!stop_) {
+    auto packets = reader_->read(50);
+    const auto now = flows::Clock::now();
+    if (packets) {
+      for (const auto& p : *packets)
+        pipeline_->onPacket(p, now);
+    } else {
+      spdlog::error("reading NFLOG group {}: {}", config_.logGroup, packets.error().describe());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    pipeline_->tick(now);
+    if (now >= nextCounters) {
+      nextCounters = now + kCounterInterval;
+      sampleCounters();
+      maybeSummarize(now);
+    }
+  }
+}
+
+}  // namespace bulkhead::agent
