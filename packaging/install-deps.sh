@@ -9,6 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nftables iproute2 socat rsyslog iputils-ping openssl procps
+  ulogd2 ulogd2-json
 )
 
 missing=()

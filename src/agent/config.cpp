@@ -70,6 +70,19 @@ const std::map<std::string, Setter>& setters() {
          c.logGroup = uint16_t(n);
          return {};
        }},
+      {"log-rate",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         auto st = parseUint("--log-rate", v, 1000000, &c.logRate);
+         if (st && c.logRate == 0) return bad("--log-rate: must be a number from 1 to 1000000");
+         return st;
+       }},
+      {"flow-workload-rate",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         auto st = parseUint("--flow-workload-rate", v, 1000000, &c.flowWorkloadRate);
+         if (st && c.flowWorkloadRate == 0)
+           return bad("--flow-workload-rate: must be a number from 1 to 1000000");
+         return st;
+       }},
       {"syslog",
        [](AgentConfig& c, const std::string& v) -> Status {
          if (v.rfind("unix://", 0) != 0 && v.rfind("udp://", 0) != 0 && v.rfind("tcp://", 0) != 0 &&

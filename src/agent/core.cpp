@@ -1,5 +1,6 @@
 #include "bulkhead/agent/core.h"
 
+#include <malloc.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -217,6 +218,21 @@ void AgentCore::publishInterfaces(const policy::Workload* before, const policy::
       interfaces_.set(i, {after->name, after->app});
 }
 
+Status AgentCore::saveChange(const v1::StateJournalEntry& entry) {
+  if (!store_) return {};
+  // Snapshot again once the journal would take longer to replay than the
+  // snapshot to write.
+  constexpr size_t kCompactAfter = 4096;
+  if (store_->journalEntries() >= kCompactAfter) return save();
+  if (auto st = store_->append(entry); !st) {
+    Error e = st.takeError();
+    e.message = "the change is in force but could not be saved: " + e.message;
+    noteError(e);
+    return e;
+  }
+  return {};
+}
+
 void AgentCore::noteError(const Error& e) {
   lastError_ = e.describe();
   lastErrorTime_ = nowRfc3339();
@@ -273,6 +289,7 @@ Status AgentCore::restore() {
   files_ = state.files();
   contentHash_ = contentHash(files_);
   lastAppliedTime_ = nowRfc3339();
+  malloc_trim(0);
   return {};
 }
 
@@ -335,6 +352,9 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
   *response.mutable_change() = toApi(*diff);
   applyLatency_.add(msSince(start));
   if (auto st = save(); !st) return st.takeError();
+  // A push builds and drops a whole ruleset's worth of temporaries: hand
+  // the freed memory back to the system instead of keeping it mapped.
+  malloc_trim(0);
   return response;
 }
 
@@ -361,7 +381,9 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
                           " has no App document; it gets default deny");
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
-  if (auto st = save(); !st) return st.takeError();
+  v1::StateJournalEntry entry;
+  *entry.mutable_upsert() = toApi(*w, v1::Workload::SOURCE_API);
+  if (auto st = saveChange(entry); !st) return st.takeError();
   return response;
 }
 
@@ -387,7 +409,9 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   *response.mutable_change() = toApi(*diff);
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
-  if (auto st = save(); !st) return st.takeError();
+  v1::StateJournalEntry entry;
+  entry.set_deleted(name);
+  if (auto st = saveChange(entry); !st) return st.takeError();
   return response;
 }
 
@@ -441,7 +465,10 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
   v1::QuarantineResponse response;
   *response.mutable_change() = toApi(*diff);
   ++workloadChanges_;
-  if (auto st = save(); !st) return st.takeError();
+  v1::StateJournalEntry entry;
+  entry.set_quarantined_set(true);
+  for (const auto& q : quarantined_) entry.add_quarantined(q);
+  if (auto st = saveChange(entry); !st) return st.takeError();
   return response;
 }
 

@@ -89,6 +89,8 @@ Status FlowFeed::start() {
         "counted and streamed to watchers only");
   flows::PipelineOptions popts;
   popts.host = host_;
+  popts.workloadRate = config_.flowWorkloadRate;
+  popts.workloadBurst = 2.0 * config_.flowWorkloadRate;
   pipeline_ = std::make_unique<flows::Pipeline>(
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
       [this](const flows::FlowEvent& e) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <string>
 
 namespace bulkhead::agent {
@@ -41,14 +42,16 @@ Status mkdirs(const std::string& dir) {
   return {};
 }
 
-}  // namespace
 
-Result<std::optional<v1::AgentState>> StateStore::load() const {
-  const std::string p = path();
+Result<std::string> readFile(const std::string& p, bool* missing) {
+  *missing = false;
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return std::optional<v1::AgentState>{};
-    return ioError("cannot read state file " + p, errno);
+    if (errno == ENOENT) {
+      *missing = true;
+      return std::string();
+    }
+    return ioError("cannot read " + p, errno);
   }
   std::string data;
   char buf[65536];
@@ -58,24 +61,90 @@ Result<std::optional<v1::AgentState>> StateStore::load() const {
     if (n < 0) {
       const int err = errno;
       ::close(fd);
-      return ioError("cannot read state file " + p, err);
+      return ioError("cannot read " + p, err);
     }
     if (n == 0) break;
     data.append(buf, size_t(n));
     if (data.size() > kMaxStateBytes) {
       ::close(fd);
-      return makeError(ErrorCode::kInvalidInput, "state file " + p + " is larger than 1 GiB");
+      return makeError(ErrorCode::kInvalidInput, p + " is larger than 1 GiB");
     }
   }
   ::close(fd);
+  return data;
+}
+
+void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
+  auto* ws = state.mutable_workloads();
+  auto named = [&](const std::string& name) {
+    return std::find_if(ws->begin(), ws->end(), [&](const v1::Workload& w) { return w.name() == name; });
+  };
+  if (e.has_upsert()) {
+    auto it = named(e.upsert().name());
+    if (it != ws->end()) {
+      *it = e.upsert();
+    } else {
+      *ws->Add() = e.upsert();
+    }
+  }
+  if (!e.deleted().empty()) {
+    auto it = named(e.deleted());
+    if (it != ws->end()) ws->erase(it);
+  }
+  if (e.quarantined_set()) *state.mutable_quarantined() = e.quarantined();
+}
+
+}  // namespace
+
+Result<std::optional<v1::AgentState>> StateStore::load() {
+  bool missing = false;
+  auto data = readFile(path(), &missing);
+  if (!data) return data.takeError();
+  if (missing) return std::optional<v1::AgentState>{};
   v1::AgentState state;
-  if (!state.ParseFromString(data) || state.format() != 1)
+  if (!state.ParseFromString(*data) || state.format() != 1)
     return makeError(ErrorCode::kInvalidInput,
-                     "state file " + p + " is corrupt (not a bulkhead state, format 1)");
+                     "state file " + path() + " is corrupt (not a bulkhead state, format 1)");
+  auto journal = readFile(journalPath(), &missing);
+  if (!journal) return journal.takeError();
+  journalEntries_ = 0;
+  size_t off = 0;
+  const std::string& j = *journal;
+  while (off + 4 <= j.size()) {
+    const uint32_t len = uint32_t(uint8_t(j[off])) | uint32_t(uint8_t(j[off + 1])) << 8 |
+                         uint32_t(uint8_t(j[off + 2])) << 16 | uint32_t(uint8_t(j[off + 3])) << 24;
+    if (off + 4 + len > j.size()) break;  // torn last record: the change never completed
+    v1::StateJournalEntry e;
+    if (!e.ParseFromArray(j.data() + off + 4, int(len)))
+      return makeError(ErrorCode::kInvalidInput,
+                       "state journal " + journalPath() + " is corrupt at byte " + std::to_string(off));
+    replay(state, e);
+    ++journalEntries_;
+    off += 4 + len;
+  }
   return std::optional<v1::AgentState>(std::move(state));
 }
 
-Status StateStore::save(const v1::AgentState& state) const {
+Status StateStore::append(const v1::StateJournalEntry& entry) {
+  if (auto st = mkdirs(dir_); !st) return st;
+  std::string record;
+  if (!entry.SerializeToString(&record))
+    return makeError(ErrorCode::kInternal, "cannot serialize a state journal entry");
+  const uint32_t len = uint32_t(record.size());
+  const char prefix[4] = {char(len & 0xff), char((len >> 8) & 0xff), char((len >> 16) & 0xff),
+                          char((len >> 24) & 0xff)};
+  record.insert(0, prefix, 4);
+  const std::string p = journalPath();
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return ioError("opening " + p, errno);
+  Status st = writeAll(fd, record, p);
+  if (st && ::fdatasync(fd) != 0) st = ioError("fdatasync " + p, errno);
+  ::close(fd);
+  if (st) ++journalEntries_;
+  return st;
+}
+
+Status StateStore::save(const v1::AgentState& state) {
   if (auto st = mkdirs(dir_); !st) return st;
   std::string data;
   if (!state.SerializeToString(&data))
@@ -103,6 +172,14 @@ Status StateStore::save(const v1::AgentState& state) const {
   const int err = errno;
   ::close(dfd);
   if (rc != 0) return ioError("fsync " + dir_, err);
+  // The snapshot holds every journalled change now; a crash before this
+  // truncation only replays changes the snapshot already has.
+  const int jfd = ::open(journalPath().c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (jfd >= 0) {
+    ::fdatasync(jfd);
+    ::close(jfd);
+  }
+  journalEntries_ = 0;
   return {};
 }
 

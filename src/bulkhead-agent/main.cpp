@@ -4,6 +4,7 @@
 // thread repairs drift (foreign changes to the table, seen as nftables
 // netlink events, and a periodic check). SIGHUP reloads --policies; SIGTERM
 // stops serving and leaves the table in the kernel (fail-closed).
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -107,6 +108,10 @@ std::string hostName() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives every thread that allocates its own arena and keeps what it
+  // freed there; gRPC's worker threads would each hold tens of MiB of a
+  // past push. Two arenas are plenty for one lock-serialized agent.
+  mallopt(M_ARENA_MAX, 2);
   // Diagnostics go to stderr (journald under systemd); the denied-flow feed
   // has its own path.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));
@@ -134,6 +139,8 @@ int main(int argc, char** argv) {
   compiler::CompileOptions compile;
   compile.table = config->table;
   compile.logGroup = config->logGroup;
+  compile.logRatePerSecond = config->logRate;
+  compile.logBurst = 2 * config->logRate;
   agent::CoreOptions options;
   options.stateDir = config->stateDir;
   options.maxBundleBytes = config->maxBundleBytes;

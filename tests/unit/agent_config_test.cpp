@@ -47,6 +47,22 @@ TEST_F(AgentConfigTest, FileKeysMirrorFlagsAndFlagsWin) {
   EXPECT_EQ(overridden->stateDir, "/tmp/state");
 }
 
+TEST_F(AgentConfigTest, LogRateAndFlowWorkloadRate) {
+  auto defaults = parseAgentArgs({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->logRate, 100u);
+  EXPECT_EQ(defaults->flowWorkloadRate, 200u);
+  std::ofstream(file_) << "log-rate: 5000\nflow-workload-rate: 7000\n";
+  auto fromFile = parseAgentArgs({"--config", file_.string(), "--log-rate", "1000000"});
+  ASSERT_TRUE(fromFile.ok()) << fromFile.error().message;
+  EXPECT_EQ(fromFile->logRate, 1000000u);
+  EXPECT_EQ(fromFile->flowWorkloadRate, 7000u);
+  EXPECT_FALSE(parseAgentArgs({"--log-rate", "0"}).ok());
+  EXPECT_FALSE(parseAgentArgs({"--log-rate", "1000001"}).ok());
+  EXPECT_FALSE(parseAgentArgs({"--flow-workload-rate", "0"}).ok());
+  EXPECT_FALSE(parseAgentArgs({"--flow-workload-rate", "x"}).ok());
+}
+
 TEST_F(AgentConfigTest, ShippedSampleConfigParses) {
   auto c = parseAgentArgs({"--config", std::string(BULKHEAD_SOURCE_DIR) + "/packaging/agent.yaml"});
   ASSERT_TRUE(c.ok()) << c.error().message;

@@ -212,6 +212,32 @@ TEST_F(CoreTest, StateIsSavedAndRestored) {
   EXPECT_FALSE(again->changed());
 }
 
+TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
+  {
+    AgentCore core(kernel_, {}, options());
+    ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+    const auto snapshot = fs::file_size(dir_ / "state.pb");
+    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-2", "192.0.2.11")).ok());
+    ASSERT_TRUE(core.deleteWorkload("web-1").ok());
+    EXPECT_EQ(fs::file_size(dir_ / "state.pb"), snapshot) << "a workload change is a journal record";
+    EXPECT_GT(fs::file_size(dir_ / "journal.pb"), 0u);
+  }
+  // A crash mid-append leaves a partial record: it is ignored.
+  std::ofstream(dir_ / "journal.pb", std::ios::app) << std::string("\x40\x00\x00\x00abc", 7);
+  ScriptedKernel fresh;
+  AgentCore restored(fresh, {}, options());
+  ASSERT_TRUE(restored.restore().ok());
+  auto ls = restored.listWorkloads();
+  ASSERT_EQ(ls.workloads_size(), 2);
+  EXPECT_EQ(ls.workloads(0).name(), "web-2");
+  // A push writes a new snapshot and empties the journal.
+  std::string changed = kPolicy;
+  changed.replace(changed.find("tcp/5432"), 8, "tcp/5433");
+  ASSERT_TRUE(restored.applyPolicy(push(changed)).ok());
+  EXPECT_EQ(fs::file_size(dir_ / "journal.pb"), 0u);
+}
+
 TEST_F(CoreTest, CorruptStateIsAnErrorAndTouchesNothing) {
   fs::create_directories(dir_);
   std::ofstream(dir_ / "state.pb") << "this is not a protobuf";

@@ -17,6 +17,10 @@ struct AgentConfig {
   std::string stateDir = "/var/lib/bulkhead";
   std::string table = "bulkhead";
   uint16_t logGroup = 1771;
+  // Kernel log limit per logging rule (events/s; burst twice that).
+  uint32_t logRate = 100;
+  // Agent-side limit per workload on exported events (events/s; burst twice that).
+  uint32_t flowWorkloadRate = 200;
   // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT | tls://HOST:PORT |
   // journald; repeatable: every target gets every event. The first is the
   // primary: status's `exported` counts what it delivered.

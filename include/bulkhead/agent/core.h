@@ -74,6 +74,8 @@ class AgentCore {
 
  private:
   Status save();
+  // Journals one workload change (a full save every so often).
+  Status saveChange(const v1::StateJournalEntry& entry);
   void noteError(const Error& e);
   Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
                                     std::vector<std::string>* warnings) const;

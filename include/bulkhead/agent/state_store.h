@@ -1,8 +1,11 @@
 // The agent's state on disk (--state-dir): the last applied bundle and the
 // API workloads, so a restarted agent puts the same table back before it
-// serves. Written atomically: a temporary file is written and fsynced, renamed
-// over the old one, and the directory fsynced, so a crash leaves the old
-// state or the new one, never a torn file.
+// serves. A snapshot (state.pb) is written atomically: a temporary file is
+// written and fsynced, renamed over the old one, and the directory fsynced,
+// so a crash leaves the old snapshot or the new one, never a torn file.
+// Workload changes between snapshots go to a journal (journal.pb) of
+// length-prefixed records, each fdatasynced; a torn last record (a crash
+// mid-append) is ignored on load.
 #pragma once
 
 #include <optional>
@@ -20,13 +23,18 @@ class StateStore {
   // The saved state; nullopt when there is none yet. A file that exists but
   // cannot be read or parsed is an error (kIo / kInvalidInput): the caller
   // must not guess.
-  Result<std::optional<v1::AgentState>> load() const;
-  Status save(const v1::AgentState& state) const;
+  Result<std::optional<v1::AgentState>> load();
+  // A new snapshot; empties the journal.
+  Status save(const v1::AgentState& state);
+  Status append(const v1::StateJournalEntry& entry);
+  size_t journalEntries() const { return journalEntries_; }
 
   std::string path() const { return dir_ + "/state.pb"; }
+  std::string journalPath() const { return dir_ + "/journal.pb"; }
 
  private:
   std::string dir_;
+  size_t journalEntries_ = 0;
 };
 
 }  // namespace bulkhead::agent
