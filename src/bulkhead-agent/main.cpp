@@ -66,6 +66,7 @@ void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32
     (*monitor)->ignorePortId(ownPortId);
   }
   auto nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
+  auto nextTrim = std::chrono::steady_clock::now();
   while (!stop) {
     std::string why;
     if (monitor) {
@@ -88,6 +89,12 @@ void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32
       auto r = core.repair(true, why);
       if (r && *r) spdlog::warn("drift: {}; table inet {} restored", why, config.table);
       if (!r) spdlog::error("drift: {}; restoring failed: {}", why, r.error().describe());
+    }
+    if (std::chrono::steady_clock::now() >= nextTrim) {
+      // Workload changes free small blocks all over the heap; give back
+      // what is free now and then, off the request path.
+      nextTrim = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      malloc_trim(0);
     }
     if (std::chrono::steady_clock::now() >= nextCheck) {
       nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
@@ -112,6 +119,10 @@ int main(int argc, char** argv) {
   // freed there; gRPC's worker threads would each hold tens of MiB of a
   // past push. Two arenas are plenty for one lock-serialized agent.
   mallopt(M_ARENA_MAX, 2);
+  // Fixed thresholds: glibc otherwise raises them (up to 32 MiB) each time a
+  // large block is freed, and then keeps that much freed memory mapped.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_TRIM_THRESHOLD, 1 << 20);
   // Diagnostics go to stderr (journald under systemd); the denied-flow feed
   // has its own path.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));
