@@ -123,10 +123,19 @@ void FlowFeed::stop() {
       e->flush(500);
 }
 
-flows::Attribution FlowFeed::resolve(uint32_t ifindex) const {
-  char name[IF_NAMESIZE] = {};
-  if (ifindex == 0 || !if_indextoname(ifindex, name)) return {};
-  return interfaces_.find(name);
+flows::Attribution FlowFeed::resolve(uint32_t ifindex) {
+  if (ifindex == 0) return {};
+  constexpr auto kIfnameTtl = std::chrono::seconds(2);
+  const auto now = std::chrono::steady_clock::now();
+  auto it = ifnames_.find(ifindex);
+  if (it == ifnames_.end() || now - it->second.fetched > kIfnameTtl) {
+    char name[IF_NAMESIZE] = {};
+    if (!if_indextoname(ifindex, name)) name[0] = '\0';
+    if (ifnames_.size() > 65536) ifnames_.clear();  // bounded under churn
+    it = ifnames_.insert_or_assign(ifindex, CachedName{name, now}).first;
+  }
+  if (it->second.name.empty()) return {};
+  return interfaces_.find(it->second.name);
 }
 
 void FlowFeed::sampleCounters() {
@@ -181,6 +190,7 @@ void FlowFeed::maybeSummarize(flows::Clock::time_point now) {
 
 void FlowFeed::run() {
   auto nextCounters = flows::Clock::now();
+  auto nextTick = flows::Clock::now();
   while (!stop_) {
     auto packets = reader_->read(50);
     const auto now = flows::Clock::now();
@@ -191,7 +201,12 @@ void FlowFeed::run() {
       spdlog::error("reading NFLOG group {}: {}", config_.logGroup, packets.error().describe());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    pipeline_->tick(now);
+    if (now >= nextTick) {
+      // Closing fold windows walks every open one: a few times a second is
+      // plenty (windows are a second long), not after every read.
+      nextTick = now + std::chrono::milliseconds(20);
+      pipeline_->tick(now);
+    }
     if (now >= nextCounters) {
       nextCounters = now + kCounterInterval;
       sampleCounters();

@@ -272,6 +272,39 @@ class QueuedExporter : public Exporter {
     ++taken_;
     return e;
   }
+  // Up to `max` events at once: one lock and one wake-up per batch, not per
+  // event, when a flood keeps the queue full.
+  std::vector<FlowEvent> takeBatch(int ms, size_t max) {
+    std::vector<FlowEvent> out;
+    std::unique_lock lock(mu_);
+    if (queue_.empty()) {
+      if (stopping_)
+        cv_.wait_for(lock, milliseconds(ms), [&] { return !queue_.empty(); });
+      else
+        cv_.wait_for(lock, milliseconds(ms), [&] { return !queue_.empty() || stopping_; });
+    }
+    while (!queue_.empty() && out.size() < max) {
+      out.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    taken_ += out.size();
+    return out;
+  }
+  void resolvedBatch(const std::vector<FlowEvent>& events, const std::vector<bool>& delivered) {
+    {
+      std::lock_guard lock(mu_);
+      taken_ -= events.size();
+      for (size_t i = 0; i < events.size(); ++i) {
+        if (delivered[i]) {
+          ++stats_.delivered;
+          stats_.deliveredAttempts += events[i].count;
+        } else {
+          stats_.droppedTargetDown += events[i].count;
+        }
+      }
+    }
+    idleCv_.notify_all();
+  }
   void resolved(const FlowEvent& e, bool delivered) {
     {
       std::lock_guard lock(mu_);
@@ -364,17 +397,45 @@ class DatagramExporter final : public QueuedExporter {
 
  private:
   void run() override {
+    constexpr size_t kBatch = 64;
+    std::vector<std::string> payloads;
+    std::vector<bool> sent;
     for (;;) {
       if (stopping() && (queueEmpty() || pastStopDeadline())) break;
-      auto e = take(100);
-      if (!e) continue;
-      const std::string payload =
-          target_.kind == Target::Kind::kJournald
-              ? journalPayload(*e, options_.formatOptions)
-              : truncateUtf8(formatEvent(*e, options_.format, options_.formatOptions),
-                             kMaxDatagram);
-      resolved(*e, sendOne(payload));
+      auto batch = takeBatch(100, kBatch);
+      if (batch.empty()) continue;
+      payloads.clear();
+      for (const auto& e : batch)
+        payloads.push_back(target_.kind == Target::Kind::kJournald
+                               ? journalPayload(e, options_.formatOptions)
+                               : truncateUtf8(formatEvent(e, options_.format, options_.formatOptions),
+                                              kMaxDatagram));
+      sent.assign(batch.size(), false);
+      sendMany(payloads, sent);
+      resolvedBatch(batch, sent);
     }
+  }
+
+  // One sendmmsg for the batch while the socket takes it; whatever it did
+  // not take goes one by one through sendOne (which waits and reconnects).
+  void sendMany(const std::vector<std::string>& payloads, std::vector<bool>& sent) {
+    size_t done = 0;
+    if (fd_ >= 0 || open()) {
+      std::vector<mmsghdr> msgs(payloads.size());
+      std::vector<iovec> iov(payloads.size());
+      for (size_t i = 0; i < payloads.size(); ++i) {
+        iov[i] = iovec{const_cast<char*>(payloads[i].data()), payloads[i].size()};
+        msgs[i] = mmsghdr{};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int n = ::sendmmsg(fd_, msgs.data(), unsigned(msgs.size()), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        done = size_t(n);
+        for (size_t i = 0; i < done; ++i) sent[i] = true;
+      }
+    }
+    for (size_t i = done; i < payloads.size(); ++i) sent[i] = sendOne(payloads[i]);
   }
 
   bool open() {

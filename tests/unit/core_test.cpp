@@ -224,7 +224,7 @@ TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
     EXPECT_GT(fs::file_size(dir_ / "journal.pb"), 0u);
   }
   // A crash mid-append leaves a partial record: it is ignored.
-  std::ofstream(dir_ / "journal.pb", std::ios::app) << std::string("\x40\x00\x00\x00abc", 7);
+  std::ofstream(dir_ / "journal.pb", std::ios::app) << std::string("\x40\x00\x00\x00" "abc", 7);
   ScriptedKernel fresh;
   AgentCore restored(fresh, {}, options());
   ASSERT_TRUE(restored.restore().ok());

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -55,7 +56,7 @@ class FlowFeed {
 
  private:
   void run();
-  flows::Attribution resolve(uint32_t ifindex) const;
+  flows::Attribution resolve(uint32_t ifindex);
   void maybeSummarize(flows::Clock::time_point now);
 
   AgentConfig config_;
@@ -65,6 +66,13 @@ class FlowFeed {
   std::unique_ptr<flows::Pipeline> pipeline_;
 
   const InterfaceDirectory& interfaces_;
+  // ifindex -> name, refreshed after kIfnameTtl: if_indextoname() costs a
+  // socket, an ioctl and a close per call, too much per packet in a flood.
+  struct CachedName {
+    std::string name;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  std::unordered_map<uint32_t, CachedName> ifnames_;  // flow thread only
 
   mutable std::mutex countMu_;
   nft::SeenCounter seen_;
