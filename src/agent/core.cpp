@@ -467,7 +467,8 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
   ++workloadChanges_;
   v1::StateJournalEntry entry;
   entry.set_quarantined_set(true);
-  for (const auto& q : quarantined_) entry.add_quarantined(q);
+  for (const auto& q : quarantined_)
+    entry.add_quarantined(q);
   if (auto st = saveChange(entry); !st) return st.takeError();
   return response;
 }

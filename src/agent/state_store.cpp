@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <string>
 
 namespace bulkhead::agent {
@@ -42,7 +42,6 @@ Status mkdirs(const std::string& dir) {
   return {};
 }
 
-
 Result<std::string> readFile(const std::string& p, bool* missing) {
   *missing = false;
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
@@ -77,7 +76,8 @@ Result<std::string> readFile(const std::string& p, bool* missing) {
 void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
   auto* ws = state.mutable_workloads();
   auto named = [&](const std::string& name) {
-    return std::find_if(ws->begin(), ws->end(), [&](const v1::Workload& w) { return w.name() == name; });
+    return std::find_if(ws->begin(), ws->end(),
+                        [&](const v1::Workload& w) { return w.name() == name; });
   };
   if (e.has_upsert()) {
     auto it = named(e.upsert().name());
@@ -116,8 +116,8 @@ Result<std::optional<v1::AgentState>> StateStore::load() {
     if (off + 4 + len > j.size()) break;  // torn last record: the change never completed
     v1::StateJournalEntry e;
     if (!e.ParseFromArray(j.data() + off + 4, int(len)))
-      return makeError(ErrorCode::kInvalidInput,
-                       "state journal " + journalPath() + " is corrupt at byte " + std::to_string(off));
+      return makeError(ErrorCode::kInvalidInput, "state journal " + journalPath() +
+                                                     " is corrupt at byte " + std::to_string(off));
     replay(state, e);
     ++journalEntries_;
     off += 4 + len;

@@ -406,10 +406,11 @@ class DatagramExporter final : public QueuedExporter {
       if (batch.empty()) continue;
       payloads.clear();
       for (const auto& e : batch)
-        payloads.push_back(target_.kind == Target::Kind::kJournald
-                               ? journalPayload(e, options_.formatOptions)
-                               : truncateUtf8(formatEvent(e, options_.format, options_.formatOptions),
-                                              kMaxDatagram));
+        payloads.push_back(
+            target_.kind == Target::Kind::kJournald
+                ? journalPayload(e, options_.formatOptions)
+                : truncateUtf8(formatEvent(e, options_.format, options_.formatOptions),
+                               kMaxDatagram));
       sent.assign(batch.size(), false);
       sendMany(payloads, sent);
       resolvedBatch(batch, sent);
@@ -429,13 +430,16 @@ class DatagramExporter final : public QueuedExporter {
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
       }
-      const int n = ::sendmmsg(fd_, msgs.data(), unsigned(msgs.size()), MSG_DONTWAIT | MSG_NOSIGNAL);
+      const int n =
+          ::sendmmsg(fd_, msgs.data(), unsigned(msgs.size()), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) {
         done = size_t(n);
-        for (size_t i = 0; i < done; ++i) sent[i] = true;
+        for (size_t i = 0; i < done; ++i)
+          sent[i] = true;
       }
     }
-    for (size_t i = done; i < payloads.size(); ++i) sent[i] = sendOne(payloads[i]);
+    for (size_t i = done; i < payloads.size(); ++i)
+      sent[i] = sendOne(payloads[i]);
   }
 
   bool open() {

@@ -16,8 +16,8 @@ void Pipeline::onPacket(const LoggedPacket& p, Clock::time_point now) {
   if (!prefix) return;  // not one of our rules' events
   std::lock_guard lock(mu_);
   ++received_;
-  auto decoded = decodePacket(
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.payload.data()), p.payload.size()));
+  auto decoded = decodePacket(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(p.payload.data()), p.payload.size()));
   if (!decoded) {
     ++malformed_;
     return;
@@ -82,7 +82,8 @@ void Pipeline::emit(const FlowEvent& e, Clock::time_point now) {
   auto [it, fresh] = buckets_.try_emplace(e.workload, Bucket{options_.workloadBurst, now});
   Bucket& b = it->second;
   const double elapsed = std::chrono::duration<double>(now - b.last).count();
-  b.tokens = std::min(options_.workloadBurst, b.tokens + std::max(0.0, elapsed) * options_.workloadRate);
+  b.tokens =
+      std::min(options_.workloadBurst, b.tokens + std::max(0.0, elapsed) * options_.workloadRate);
   b.last = now;
   if (b.tokens < 1) {
     rateLimited_ += e.count;
@@ -94,7 +95,8 @@ void Pipeline::emit(const FlowEvent& e, Clock::time_point now) {
     noTarget_ += e.count;
     return;
   }
-  for (auto& x : exporters_) x->offer(e);
+  for (auto& x : exporters_)
+    x->offer(e);
 }
 
 FlowAccounting Pipeline::accounting(uint64_t seen) const {
@@ -114,7 +116,8 @@ FlowAccounting Pipeline::accounting(uint64_t seen) const {
     by[kCauseQueueFull] = s.droppedQueueFull;
     by[kCauseTargetDown] = s.droppedTargetDown;
   }
-  for (const auto& [cause, n] : by) a.suppressed += n;
+  for (const auto& [cause, n] : by)
+    a.suppressed += n;
   return a;
 }
 

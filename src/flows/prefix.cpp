@@ -24,13 +24,20 @@ std::optional<PrefixInfo> parsePrefix(std::string_view prefix) {
 
 std::string protoName(uint8_t proto) {
   switch (proto) {
-    case 1: return "icmp";
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 33: return "dccp";
-    case 58: return "icmpv6";
-    case 132: return "sctp";
-    case 136: return "udplite";
+    case 1:
+      return "icmp";
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 33:
+      return "dccp";
+    case 58:
+      return "icmpv6";
+    case 132:
+      return "sctp";
+    case 136:
+      return "udplite";
   }
   return std::to_string(proto);
 }

@@ -88,8 +88,7 @@ Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> readRuleCounters(
     return makeError(ErrorCode::kUnavailable, "cannot bind a netfilter socket", errno);
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   const uint32_t seq = 1;
-  nlmsghdr* nlh =
-      nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
   std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
   nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
   nftnl_rule_nlmsg_build_payload(nlh, filter.get());

@@ -220,11 +220,15 @@ TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
     ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
     ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-2", "192.0.2.11")).ok());
     ASSERT_TRUE(core.deleteWorkload("web-1").ok());
-    EXPECT_EQ(fs::file_size(dir_ / "state.pb"), snapshot) << "a workload change is a journal record";
+    EXPECT_EQ(fs::file_size(dir_ / "state.pb"), snapshot)
+        << "a workload change is a journal record";
     EXPECT_GT(fs::file_size(dir_ / "journal.pb"), 0u);
   }
   // A crash mid-append leaves a partial record: it is ignored.
-  std::ofstream(dir_ / "journal.pb", std::ios::app) << std::string("\x40\x00\x00\x00" "abc", 7);
+  std::ofstream(dir_ / "journal.pb", std::ios::app) << std::string(
+      "\x40\x00\x00\x00"
+      "abc",
+      7);
   ScriptedKernel fresh;
   AgentCore restored(fresh, {}, options());
   ASSERT_TRUE(restored.restore().ok());

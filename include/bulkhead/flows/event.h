@@ -16,23 +16,23 @@ using Clock = std::chrono::system_clock;
 
 // One packet as NFLOG delivered it (nfnetlink_log attributes we use).
 struct LoggedPacket {
-  std::string prefix;         // NFULA_PREFIX: "bh:<action>[:<reason>]"
-  uint32_t inIfindex = 0;     // NFULA_IFINDEX_INDEV: the workload's host-side interface
-  uint16_t hwProtocol = 0;    // NFULA_PACKET_HDR hw_protocol (ethertype, host order)
-  uint8_t family = 0;         // nfgenmsg family: NFPROTO_IPV4 / NFPROTO_IPV6 (inet tables)
+  std::string prefix;       // NFULA_PREFIX: "bh:<action>[:<reason>]"
+  uint32_t inIfindex = 0;   // NFULA_IFINDEX_INDEV: the workload's host-side interface
+  uint16_t hwProtocol = 0;  // NFULA_PACKET_HDR hw_protocol (ethertype, host order)
+  uint8_t family = 0;       // nfgenmsg family: NFPROTO_IPV4 / NFPROTO_IPV6 (inet tables)
   std::optional<Clock::time_point> timestamp;  // NFULA_TIMESTAMP when present
   std::optional<uint32_t> seq;                 // NFULA_SEQ (per group) when enabled
-  std::string payload;        // NFULA_PAYLOAD: the network header onward (copy range bytes)
+  std::string payload;  // NFULA_PAYLOAD: the network header onward (copy range bytes)
 };
 
 // The parts of a packet's headers a flow event needs.
 struct DecodedPacket {
   policy::IpAddr src, dst;
-  uint8_t proto = 0;          // IP protocol (after IPv6 extension headers)
+  uint8_t proto = 0;              // IP protocol (after IPv6 extension headers)
   uint16_t sport = 0, dport = 0;  // ports where the protocol has them, else 0
   uint8_t icmpType = 0, icmpCode = 0;
-  bool hasPorts = false;      // TCP, UDP, UDP-Lite, SCTP, DCCP with their port fields present
-  bool truncated = false;     // headers shorter than they claim; what could be read is filled
+  bool hasPorts = false;   // TCP, UDP, UDP-Lite, SCTP, DCCP with their port fields present
+  bool truncated = false;  // headers shorter than they claim; what could be read is filled
 };
 
 // Decodes an IPv4 or IPv6 packet; nullopt when not even the addresses can be
@@ -52,15 +52,15 @@ std::optional<PrefixInfo> parsePrefix(std::string_view prefix);
 
 // One event of SPEC §5, after folding identical attempts.
 struct FlowEvent {
-  Clock::time_point time;     // first attempt folded into it
+  Clock::time_point time;  // first attempt folded into it
   std::string host;
   std::string action;         // deny, audit, spoof, quarantine, log
   std::string app, workload;  // "" when the interface belongs to no workload any more
   policy::IpAddr src, dst;
   uint16_t sport = 0, dport = 0;
-  std::string proto;          // protoName()
-  std::string reason;         // default, globalpolicy/<name>/<index>, or "" (spoof, quarantine)
-  uint64_t count = 1;         // attempts folded into this event
+  std::string proto;   // protoName()
+  std::string reason;  // default, globalpolicy/<name>/<index>, or "" (spoof, quarantine)
+  uint64_t count = 1;  // attempts folded into this event
 };
 
 }  // namespace bulkhead::flows

@@ -26,7 +26,7 @@ class NflogReader {
  public:
   struct Options {
     uint16_t group = 1771;
-    uint32_t copyRange = 256;     // bytes of packet: headers only
+    uint32_t copyRange = 256;  // bytes of packet: headers only
     // NFULA_CFG_QTHRESH: events per netlink message. One per message makes
     // every event take a whole socket-buffer entry and a burst overruns the
     // buffer; 64 with a 10 ms timeout keeps latency low and bursts whole.

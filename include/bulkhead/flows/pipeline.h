@@ -37,12 +37,12 @@ struct PipelineOptions {
 };
 
 // Causes of suppression, as reported in status.
-inline constexpr const char* kCauseKernel = "kernel";              // rate limit in the kernel, NFLOG losses
+inline constexpr const char* kCauseKernel = "kernel";  // rate limit in the kernel, NFLOG losses
 inline constexpr const char* kCauseWorkloadRate = "workload_rate_limit";
 inline constexpr const char* kCauseQueueFull = "queue_full";
 inline constexpr const char* kCauseTargetDown = "target_down";
 inline constexpr const char* kCauseNoTarget = "no_target";
-inline constexpr const char* kCauseMalformed = "malformed";   // packets that could not be decoded
+inline constexpr const char* kCauseMalformed = "malformed";  // packets that could not be decoded
 
 struct FlowAccounting {
   uint64_t seen = 0;        // from the kernel's counters (set by the caller)
@@ -71,8 +71,8 @@ class Pipeline {
   const std::vector<std::unique_ptr<Exporter>>& exporters() const { return exporters_; }
 
  private:
-  using FoldKey = std::tuple<std::string, policy::IpAddr, uint16_t, std::string, std::string,
-                             std::string>;
+  using FoldKey =
+      std::tuple<std::string, policy::IpAddr, uint16_t, std::string, std::string, std::string>;
   struct Fold {
     FlowEvent pending;  // count 0: nothing folded yet
     Clock::time_point windowEnd;
