@@ -94,6 +94,7 @@ Status FlowFeed::start() {
   pipeline_ = std::make_unique<flows::Pipeline>(
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
       [this](const flows::FlowEvent& e) {
+        if (!hub_.watched()) return;
         v1::FlowEvent out;
         out.set_time(flows::rfc3339Micros(e.time));
         out.set_host(e.host);

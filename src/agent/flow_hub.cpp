@@ -50,6 +50,7 @@ std::shared_ptr<FlowSubscription> FlowHub::subscribe(const std::string& app,
   std::lock_guard lock(mu_);
   if (subs_.size() >= kMaxSubscribers) return nullptr;
   subs_.push_back(std::make_shared<FlowSubscription>(app, workload, kQueueCapacity));
+  count_ = subs_.size();
   return subs_.back();
 }
 
@@ -57,6 +58,7 @@ void FlowHub::unsubscribe(const std::shared_ptr<FlowSubscription>& s) {
   s->close();
   std::lock_guard lock(mu_);
   subs_.remove(s);
+  count_ = subs_.size();
 }
 
 void FlowHub::publish(const v1::FlowEvent& e) {

@@ -3,6 +3,7 @@
 // blocks the publisher.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -48,12 +49,15 @@ class FlowHub {
   std::shared_ptr<FlowSubscription> subscribe(const std::string& app, const std::string& workload);
   void unsubscribe(const std::shared_ptr<FlowSubscription>& s);
   void publish(const v1::FlowEvent& e);
+  // Cheap check before building an event nobody watches.
+  bool watched() const { return count_.load(std::memory_order_relaxed) > 0; }
   // Ends every stream (agent shutdown).
   void closeAll();
 
  private:
   std::mutex mu_;
   std::list<std::shared_ptr<FlowSubscription>> subs_;
+  std::atomic<size_t> count_{0};
 };
 
 }  // namespace bulkhead::agent
