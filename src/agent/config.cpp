@@ -127,6 +127,13 @@ const std::map<std::string, Setter>& setters() {
          if (st) c.maxBundleBytes = bytes;
          return st;
        }},
+      {"flow-summary-seconds",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         auto st = parseUint("--flow-summary-seconds", v, 86400, &c.flowSummarySeconds);
+         if (st && c.flowSummarySeconds == 0)
+           return bad("--flow-summary-seconds: must be a number from 1 to 86400");
+         return st;
+       }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);

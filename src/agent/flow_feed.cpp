@@ -9,7 +9,6 @@ namespace bulkhead::agent {
 namespace {
 
 constexpr auto kCounterInterval = std::chrono::seconds(1);
-constexpr auto kSummaryInterval = std::chrono::seconds(60);
 constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 
 bool socketExists(const char* path) {
@@ -111,7 +110,7 @@ Status FlowFeed::start() {
         hub_.publish(out);
       },
       std::move(exporters));
-  nextSummary_ = flows::Clock::now() + kSummaryInterval;
+  nextSummary_ = flows::Clock::now() + std::chrono::seconds(config_.flowSummarySeconds);
   thread_ = std::thread([this] { run(); });
   return {};
 }
@@ -169,7 +168,7 @@ v1::FlowCounters FlowFeed::counters() const {
 
 void FlowFeed::maybeSummarize(flows::Clock::time_point now) {
   if (now < nextSummary_) return;
-  nextSummary_ = now + kSummaryInterval;
+  nextSummary_ = now + std::chrono::seconds(config_.flowSummarySeconds);
   const auto c = counters();
   if (c.suppressed() <= lastSummarized_) return;
   const uint64_t fresh = c.suppressed() - lastSummarized_;

@@ -41,6 +41,16 @@
 namespace bulkhead::flows {
 namespace {
 
+// Attempts an event stands for in the accounting. A summary event reports
+// attempts that were not delivered; delivering it delivers none of them.
+uint64_t attempts(const FlowEvent& e) {
+  return e.action == "summary" ? 0 : e.count;
+}
+
+}  // namespace
+
+namespace {
+
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -204,7 +214,7 @@ class QueuedExporter : public Exporter {
     {
       std::lock_guard lock(mu_);
       if (stopping_ || queue_.size() >= capacity_) {
-        stats_.droppedQueueFull += e.count;
+        stats_.droppedQueueFull += attempts(e);
         return false;
       }
       queue_.push_back(std::move(copy));
@@ -250,7 +260,7 @@ class QueuedExporter : public Exporter {
     if (thread_.joinable()) thread_.join();
     std::lock_guard lock(mu_);
     for (const auto& e : queue_)
-      stats_.droppedTargetDown += e.count;
+      stats_.droppedTargetDown += attempts(e);
     queue_.clear();
   }
 
@@ -297,9 +307,9 @@ class QueuedExporter : public Exporter {
       for (size_t i = 0; i < events.size(); ++i) {
         if (delivered[i]) {
           ++stats_.delivered;
-          stats_.deliveredAttempts += events[i].count;
+          stats_.deliveredAttempts += attempts(events[i]);
         } else {
-          stats_.droppedTargetDown += events[i].count;
+          stats_.droppedTargetDown += attempts(events[i]);
         }
       }
     }
@@ -311,9 +321,9 @@ class QueuedExporter : public Exporter {
       --taken_;
       if (delivered) {
         ++stats_.delivered;
-        stats_.deliveredAttempts += e.count;
+        stats_.deliveredAttempts += attempts(e);
       } else {
-        stats_.droppedTargetDown += e.count;
+        stats_.droppedTargetDown += attempts(e);
       }
     }
     idleCv_.notify_all();
@@ -328,7 +338,7 @@ class QueuedExporter : public Exporter {
         if (queue_.size() < capacity_)
           queue_.push_front(std::move(*it));
         else
-          stats_.droppedTargetDown += it->count;
+          stats_.droppedTargetDown += attempts(*it);
       }
     }
     idleCv_.notify_all();

@@ -21,6 +21,8 @@ struct AgentConfig {
   uint32_t logRate = 100;
   // Agent-side limit per workload on exported events (events/s; burst twice that).
   uint32_t flowWorkloadRate = 200;
+  // How often a summary event tells the SIEM what was not delivered.
+  uint32_t flowSummarySeconds = 60;
   // unix:///dev/log | udp://HOST:PORT | tcp://HOST:PORT | tls://HOST:PORT |
   // journald; repeatable: every target gets every event. The first is the
   // primary: status's `exported` counts what it delivered.
