@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/policy/loader.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
@@ -61,76 +62,7 @@ using testing::Process;
 const std::string kAgentBinary = BULKHEAD_BINARY_DIR "/bulkhead-agent";
 constexpr int kMaxMessageBytes = 256 << 20;
 
-// A functional failure: the run is void, exit 1.
-struct Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::atomic<bool> gInterrupted{false};
-
-void onSignal(int) {
-  gInterrupted = true;
-}
-
-// Called between steps: a Ctrl-C unwinds through RAII, so the agent, its
-// namespace and the temporary directory go.
-void checkInterrupted() {
-  if (gInterrupted) throw Failure("interrupted");
-}
-
-double secondsSince(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // --- statistics and formatting ---------------------------------------------------
-
-struct Stats {
-  std::vector<double> samples;
-
-  void add(double v) { samples.push_back(v); }
-  bool empty() const { return samples.empty(); }
-  double sum() const {
-    double s = 0;
-    for (double v : samples)
-      s += v;
-    return s;
-  }
-  // Nearest rank, as the agent computes its own percentiles.
-  double quantile(double q) const {
-    if (samples.empty()) return 0;
-    std::vector<double> s = samples;
-    std::sort(s.begin(), s.end());
-    return s[std::min(s.size() - 1, size_t(q * double(s.size())))];
-  }
-  double median() const { return quantile(0.5); }
-  double max() const {
-    return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end());
-  }
-};
-
-std::string fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-// Seconds as a duration a reader takes in at a glance: "412 ms", "3.21 ms", "85 us".
-std::string dur(double s) {
-  if (s >= 10) return fmt("%.1f s", s);
-  if (s >= 0.1) return fmt("%.0f ms", s * 1e3);
-  if (s >= 0.01) return fmt("%.1f ms", s * 1e3);
-  if (s >= 0.001) return fmt("%.2f ms", s * 1e3);
-  return fmt("%.0f us", s * 1e6);
-}
-
-std::string count(size_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 std::string mib(size_t kb) {
   return fmt("%.1f MiB", double(kb) / 1024.0);
@@ -855,18 +787,5 @@ int run(int argc, char** argv) {
 }  // namespace bulkhead::bench
 
 int main(int argc, char** argv) {
-  struct sigaction sa {};
-  sa.sa_handler = bulkhead::bench::onSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  try {
-    return bulkhead::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "bench_agent: FAILED: %s\n", e.what());
-    return 1;
-  }
+  return bulkhead::bench::benchMain("bench_agent", bulkhead::bench::run, argc, argv);
 }

@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/diff.h"
 #include "bulkhead/compiler/incremental.h"
@@ -59,22 +60,6 @@ using compiler::Ruleset;
 using compiler::RulesetDiff;
 using testing::Netns;
 
-// A functional failure: the run is void, exit 1.
-struct Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::atomic<bool> gInterrupted{false};
-
-void onSignal(int) {
-  gInterrupted = true;
-}
-
-// Called between steps: a Ctrl-C unwinds through RAII, so the namespaces go.
-void checkInterrupted() {
-  if (gInterrupted) throw Failure("interrupted");
-}
-
 void check(const Status& s, const std::string& what) {
   if (!s) throw Failure(what + ": " + s.error().describe());
 }
@@ -85,59 +70,11 @@ T take(Result<T> r, const std::string& what) {
   return std::move(*r);
 }
 
-double secondsSince(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 double toSeconds(const timeval& tv) {
   return double(tv.tv_sec) + double(tv.tv_usec) / 1e6;
 }
 
 // --- statistics and formatting ---------------------------------------------------
-
-struct Stats {
-  std::vector<double> samples;
-
-  void add(double v) { samples.push_back(v); }
-  bool empty() const { return samples.empty(); }
-  double median() const {
-    if (samples.empty()) return 0;
-    std::vector<double> s = samples;
-    std::sort(s.begin(), s.end());
-    const size_t n = s.size();
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  }
-  double min() const {
-    return samples.empty() ? 0 : *std::min_element(samples.begin(), samples.end());
-  }
-  double max() const {
-    return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end());
-  }
-};
-
-std::string fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-// Seconds as a duration a reader takes in at a glance: "412 ms", "3.21 ms", "85 us".
-std::string dur(double s) {
-  if (s >= 10) return fmt("%.1f s", s);
-  if (s >= 0.1) return fmt("%.0f ms", s * 1e3);
-  if (s >= 0.01) return fmt("%.1f ms", s * 1e3);
-  if (s >= 0.001) return fmt("%.2f ms", s * 1e3);
-  return fmt("%.0f us", s * 1e6);
-}
-
-std::string count(size_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 std::string pad(std::string s, size_t width, bool right = false) {
   if (s.size() >= width) return s;
@@ -850,18 +787,5 @@ int run(int argc, char** argv) {
 }  // namespace bulkhead::bench
 
 int main(int argc, char** argv) {
-  struct sigaction sa {};
-  sa.sa_handler = bulkhead::bench::onSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  try {
-    return bulkhead::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "bench_apply: FAILED: %s\n", e.what());
-    return 1;
-  }
+  return bulkhead::bench::benchMain("bench_apply", bulkhead::bench::run, argc, argv);
 }

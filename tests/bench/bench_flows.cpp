@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "support/netns.h"
 
 namespace bulkhead::bench {
@@ -69,25 +70,6 @@ constexpr int kPortBase = 1024;
 constexpr int kLogRate = 1000000;
 constexpr int kReceiverPort = 10514;
 
-// A functional failure: the run is void, exit 1.
-struct Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::atomic<bool> gInterrupted{false};
-
-void onSignal(int) {
-  gInterrupted = true;
-}
-
-void checkInterrupted() {
-  if (gInterrupted) throw Failure("interrupted");
-}
-
-double secondsSince(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 double seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
@@ -97,29 +79,6 @@ void sleepMs(int ms) {
 }
 
 // --- formatting ------------------------------------------------------------------
-
-std::string fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-std::string dur(double s) {
-  if (s >= 10) return fmt("%.1f s", s);
-  if (s >= 0.1) return fmt("%.0f ms", s * 1e3);
-  if (s >= 0.01) return fmt("%.1f ms", s * 1e3);
-  if (s >= 0.001) return fmt("%.2f ms", s * 1e3);
-  return fmt("%.0f us", s * 1e6);
-}
-
-std::string count(uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 std::string pad(std::string s, size_t width) {
   if (s.size() >= width) return s;
@@ -153,20 +112,6 @@ std::string tail(const std::string& path, const std::string& what) {
   if (log.size() > 2000) log = "..." + log.substr(log.size() - 2000);
   return log.empty() ? "" : "; " + what + ":\n" + log;
 }
-
-struct Stats {
-  std::vector<double> samples;
-  bool empty() const { return samples.empty(); }
-  double quantile(double q) const {
-    if (samples.empty()) return 0;
-    std::vector<double> s = samples;
-    std::sort(s.begin(), s.end());
-    return s[std::min(s.size() - 1, size_t(q * double(s.size())))];
-  }
-  double max() const {
-    return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end());
-  }
-};
 
 std::string pct(const Stats& s) {
   if (s.empty()) return "-";
@@ -961,18 +906,5 @@ int run(int argc, char** argv) {
 }  // namespace bulkhead::bench
 
 int main(int argc, char** argv) {
-  struct sigaction sa {};
-  sa.sa_handler = bulkhead::bench::onSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
-  try {
-    return bulkhead::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "bench_flows: FAILED: %s\n", e.what());
-    return 1;
-  }
+  return bulkhead::bench::benchMain("bench_flows", bulkhead::bench::run, argc, argv);
 }

@@ -1,0 +1,117 @@
+// What the benchmarks share: a functional failure (exit 1), Ctrl-C that
+// unwinds through RAII so namespaces and processes go, and the figures'
+// statistics and formatting.
+#pragma once
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bulkhead::bench {
+
+// A functional failure: the run is void, exit 1.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline std::atomic<bool> gInterrupted{false};
+
+inline void onSignal(int) {
+  gInterrupted = true;
+}
+
+// Called between steps: a Ctrl-C unwinds through RAII, so what the bench
+// made (namespaces, processes, temporary directories) goes.
+inline void checkInterrupted() {
+  if (gInterrupted) throw Failure("interrupted");
+}
+
+inline double secondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Stats {
+  std::vector<double> samples;
+
+  void add(double v) { samples.push_back(v); }
+  bool empty() const { return samples.empty(); }
+  double sum() const {
+    double s = 0;
+    for (double v : samples)
+      s += v;
+    return s;
+  }
+  // Nearest rank, as the agent computes its own percentiles.
+  double quantile(double q) const {
+    if (samples.empty()) return 0;
+    std::vector<double> s = samples;
+    std::sort(s.begin(), s.end());
+    return s[std::min(s.size() - 1, size_t(q * double(s.size())))];
+  }
+  double median() const {
+    if (samples.empty()) return 0;
+    std::vector<double> s = samples;
+    std::sort(s.begin(), s.end());
+    const size_t n = s.size();
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  }
+  double min() const {
+    return samples.empty() ? 0 : *std::min_element(samples.begin(), samples.end());
+  }
+  double max() const {
+    return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end());
+  }
+};
+
+inline std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+// Seconds as a duration a reader takes in at a glance: "412 ms", "3.21 ms", "85 us".
+inline std::string dur(double s) {
+  if (s >= 10) return fmt("%.1f s", s);
+  if (s >= 0.1) return fmt("%.0f ms", s * 1e3);
+  if (s >= 0.01) return fmt("%.1f ms", s * 1e3);
+  if (s >= 0.001) return fmt("%.2f ms", s * 1e3);
+  return fmt("%.0f us", s * 1e6);
+}
+
+// 121075 -> "121,075".
+inline std::string count(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// main() of a benchmark: signals set to unwind, `run` called, a Failure (or
+// any exception) reported as "NAME: FAILED: why" with exit status 1.
+inline int benchMain(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: FAILED: %s\n", name, e.what());
+    return 1;
+  }
+}
+
+}  // namespace bulkhead::bench
