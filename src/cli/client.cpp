@@ -1,6 +1,7 @@
 // The `bulkhead` commands that talk gRPC to agents (SPEC §4). One translation
 // unit on purpose: gRPC's headers are slow to compile.
 #include "bulkhead/cli/client.h"
+#include "bulkhead/flows/format.h"
 
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
@@ -935,36 +936,8 @@ int flows(const Args& args, const AgentOptions& o, std::ostream& out, std::ostre
 }  // namespace
 
 std::string jsonQuote(std::string_view text) {
-  std::string out = "\"";
-  for (const char ch : text) {
-    const auto u = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", u);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
+  // The flow feed's JSON escaping: one implementation for every JSON we print.
+  return "\"" + flows::escapeJson(std::string(text)) + "\"";
 }
 
 bool parseAgentAddress(const std::string& address, AgentAddress* out, std::string* error) {

@@ -35,29 +35,6 @@ spec:
     - to: [postgres-prod]
 )";
 
-bool waitFor(const std::function<bool()>& cond, int ms) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
-uint64_t jsonInt(const std::string& json, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*\"?([0-9]+)")))
-    return uint64_t(-1);
-  return std::stoull(m[1]);
-}
-
-std::string jsonString(const std::string& json, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*\"([^\"]*)\"")))
-    return "<none>";
-  return m[1];
-}
-
 class AgentE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -98,10 +75,7 @@ class AgentE2eTest : public ::testing::Test {
     return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
   }
 
-  std::string log() const {
-    std::ifstream in(dir_ / "agent.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string log() const { return readAll(dir_ / "agent.log"); }
 
   void pushAndRegister() {
     auto push = cli("push " + (dir_ / "policy.yaml").string());

@@ -62,27 +62,6 @@ metadata: {name: devtool-1}
 spec: {app: devtool, interfaces: [vdev1], addresses: [192.0.2.20]}
 )";
 
-bool waitFor(const std::function<bool()>& cond, int ms) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return cond();
-}
-
-std::string readAll(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-uint64_t jsonInt(const std::string& json, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*([0-9]+)")))
-    return uint64_t(-1);
-  return std::stoull(m[1]);
-}
-
 class FlowsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {

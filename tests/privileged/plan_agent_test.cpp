@@ -46,14 +46,6 @@ TEST_F(PrivilegedTest, PlanOutputIsAcceptedByNft) {
   }
 }
 
-bool waitFor(const std::function<bool()>& cond, int ms) {
-  for (int i = 0; i < ms / 20; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
 class AgentTest : public PrivilegedTest {
  protected:
   void SetUp() override {
@@ -69,10 +61,7 @@ class AgentTest : public PrivilegedTest {
            (dir_ / "agent.log").string();
   }
   std::string listTable() const { return hv_.exec("nft list table inet bh").out; }
-  std::string log() const {
-    std::ifstream in(dir_ / "agent.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string log() const { return readAll(dir_ / "agent.log"); }
   Netns hv_;
   fs::path policies_;
 };

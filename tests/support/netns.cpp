@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -272,6 +273,34 @@ std::vector<std::string> normalizedNftLines(const std::string& text) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+bool waitFor(const std::function<bool()>& cond, int ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+uint64_t jsonInt(const std::string& json, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*\"?([0-9]+)")))
+    return uint64_t(-1);
+  return std::stoull(m[1]);
+}
+
+std::string jsonString(const std::string& json, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + field + "\"\\s*:\\s*\"([^\"]*)\"")))
+    return "<none>";
+  return m[1];
 }
 
 bool waitListening(const Netns& ns, int port, bool udp) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -115,6 +116,16 @@ Probe udpProbe(const Netns& from, const std::string& addr, int port, double time
 // equal when they describe the same table (the kernel lists hash sets in its
 // own order).
 std::vector<std::string> normalizedNftLines(const std::string& text);
+
+// Polls `cond` every 20 ms for up to `ms`; its last answer.
+bool waitFor(const std::function<bool()>& cond, int ms);
+// A file's whole content ("" when it cannot be read).
+std::string readAll(const std::string& path);
+// The first integer (or quoted integer) value of "field" in JSON text, or
+// uint64_t(-1); the first string value, or "<none>". Enough for the CLI's
+// `--json` output in tests.
+uint64_t jsonInt(const std::string& json, const std::string& field);
+std::string jsonString(const std::string& json, const std::string& field);
 
 // Waits until something listens on port in ns (tcp or udp), up to ~3 s.
 bool waitListening(const Netns& ns, int port, bool udp);
