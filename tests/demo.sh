@@ -70,7 +70,11 @@ listen $hv TCP4-LISTEN:22,fork,reuseaddr
 
 # --- the agent, in the hypervisor namespace; policy pushed over its API ----
 sock="unix://$work/agent.sock"
-nsx $hv "$root/build/bulkhead-agent" --listen "$sock" --state-dir "$work/state" 2>"$work/agent.log" &
+# A stand-in SIEM: a UDP syslog receiver on the hypervisor's loopback.
+nsx $hv socat -u UDP4-RECV:5514,bind=127.0.0.1 OPEN:"$work/siem.log",creat,append >/dev/null 2>&1 &
+pids+=($!)
+nsx $hv "$root/build/bulkhead-agent" --listen "$sock" --state-dir "$work/state" \
+  --syslog udp://127.0.0.1:5514 2>"$work/agent.log" &
 pids+=($!)
 bh() { "$root/build/bulkhead" --agent "$sock" "$@"; }
 for _ in $(seq 100); do bh status >/dev/null 2>&1 && break; sleep 0.05; done
@@ -111,6 +115,11 @@ flow $bill "billing-1 -> hypervisor 203.0.113.1:22" DENIED "workload to host is 
 flow $dev "devtool-1 -> postgres-prod 198.51.100.10:5432" DENIED "GlobalPolicy dev->prod deny beats its allow (drop: times out)" TCP4:198.51.100.10:5432
 flow $dev "devtool-1 -> dns 198.51.100.53:53/udp" ALLOWED "GlobalPolicy baseline allow" UDP4:198.51.100.53:53
 flow $hv "hypervisor itself -> 198.51.100.10:22" ALLOWED "the host's own traffic is never touched" TCP4:198.51.100.10:22
+echo
+sleep 0.5
+echo "== denied flows as the SIEM received them (RFC 5424 over UDP):"
+# One datagram per event, no newline between them: split for reading.
+sed 's/<1[0-9][0-9]>1 /\n&/g' "$work/siem.log" | sed '/^$/d; s/^/   /'
 echo
 echo "== bulkhead status:"
 bh status | sed 's/^/   /'
