@@ -87,10 +87,6 @@ void row(const std::string& label, const std::string& value) {
   std::printf("  %s %s\n", pad(label, 50).c_str(), value.c_str());
 }
 
-std::string goalLine(bool pass, const std::string& text) {
-  return std::string(pass ? "PASS  " : "MISS  ") + text;
-}
-
 // --- the generated policy, as YAML ------------------------------------------------
 //
 // The same shape as bench_apply's generateBundle (docs/benchmarks.md, "The
@@ -253,19 +249,6 @@ size_t expectedElements(const Generated& g, int workloads) {
 }
 
 // --- the agent process ----------------------------------------------------------
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-    s.pop_back();
-  return s;
-}
 
 // A temporary directory for the socket, the state and the agent's log,
 // removed on exit.
@@ -461,16 +444,6 @@ double spawn(const std::vector<std::string>& args, const std::string& outPath) {
   return wall;
 }
 
-size_t dispatchEntries(const Netns& ns) {
-  const auto r = ns.exec("nft list map inet bulkhead dispatch");
-  if (!r.ok()) throw Failure("nft list map in " + ns.name() + ": " + r.out.substr(0, 1000));
-  size_t n = 0;
-  for (size_t pos = r.out.find(": goto "); pos != std::string::npos;
-       pos = r.out.find(": goto ", pos + 1))
-    ++n;
-  return n;
-}
-
 // --- the run ----------------------------------------------------------------------------
 
 struct Options {
@@ -512,13 +485,6 @@ Options parseOptions(int argc, char** argv) {
     }
   }
   return o;
-}
-
-std::string machineLine() {
-  utsname u{};
-  uname(&u);
-  return std::string("kernel ") + u.release + ", " + trimmed(testing::sh("nft --version").out) +
-         ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
 }
 
 // A started agent and a client connected to it.

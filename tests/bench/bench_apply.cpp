@@ -324,13 +324,6 @@ class ScratchDir {
   std::string path_;
 };
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 struct SpawnResult {
   double wall = 0;           // spawn to reaped
   double user = 0, sys = 0;  // the child's CPU time
@@ -403,17 +396,6 @@ std::string renderElementChanges(const RulesetDiff& diff, const Ruleset& target)
     list("add", *set, ch.add);
   }
   return out;
-}
-
-// Elements of the dispatch map in a namespace, as nft lists them.
-size_t dispatchEntries(const Netns& ns) {
-  const auto r = ns.exec("nft list map inet bulkhead dispatch");
-  if (!r.ok()) throw Failure("nft list map in " + ns.name() + ": " + r.out);
-  size_t n = 0;
-  for (size_t pos = r.out.find(": goto "); pos != std::string::npos;
-       pos = r.out.find(": goto ", pos + 1))
-    ++n;
-  return n;
 }
 
 // --- the measurements ----------------------------------------------------------------
@@ -615,21 +597,6 @@ Incremental measureIncremental(const policy::Bundle& bundle, int workloads, cons
 }
 
 // --- the report ------------------------------------------------------------------------
-
-std::string goalLine(bool pass, const std::string& text) {
-  return std::string(pass ? "PASS  " : "MISS  ") + text;
-}
-
-std::string machineLine() {
-  utsname u{};
-  uname(&u);
-  const auto nftVersion = testing::sh("nft --version");
-  std::string v = nftVersion.out;
-  while (!v.empty() && (v.back() == '\n' || v.back() == ' '))
-    v.pop_back();
-  return std::string("kernel ") + u.release + ", " + v + ", " +
-         std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
-}
 
 Options parseOptions(int argc, char** argv) {
   Options o;

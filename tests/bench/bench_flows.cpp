@@ -90,23 +90,6 @@ void row(const std::string& label, const std::string& a, const std::string& b = 
               b.c_str());
 }
 
-std::string goalLine(bool pass, const std::string& text) {
-  return std::string(pass ? "PASS  " : "MISS  ") + text;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-    s.pop_back();
-  return s;
-}
-
 std::string tail(const std::string& path, const std::string& what) {
   std::string log = readFile(path);
   if (log.size() > 2000) log = "..." + log.substr(log.size() - 2000);
@@ -690,13 +673,6 @@ class ScratchDir {
  private:
   std::string path_;
 };
-
-std::string machineLine() {
-  utsname u{};
-  uname(&u);
-  return std::string("kernel ") + u.release + ", " + trimmed(testing::sh("nft --version").out) +
-         ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
-}
 
 std::string causes(const FlowCounters& after, const FlowCounters& before) {
   std::string out;

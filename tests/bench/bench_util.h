@@ -4,15 +4,21 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "support/netns.h"
 
 namespace bulkhead::bench {
 
@@ -93,6 +99,42 @@ inline std::string count(uint64_t n) {
     out += digits[i];
   }
   return out;
+}
+
+inline std::string goalLine(bool pass, const std::string& text) {
+  return std::string(pass ? "PASS  " : "MISS  ") + text;
+}
+
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+// "kernel 6.18.44, nftables v1.0.6 (...), 2 CPUs": what the figures were measured on.
+inline std::string machineLine() {
+  utsname u{};
+  uname(&u);
+  return std::string("kernel ") + u.release + ", " + trimmed(testing::sh("nft --version").out) +
+         ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
+}
+
+// Elements of bulkhead's dispatch map in a namespace, as nft lists them.
+inline size_t dispatchEntries(const testing::Netns& ns) {
+  const auto r = ns.exec("nft list map inet bulkhead dispatch");
+  if (!r.ok()) throw Failure("nft list map in " + ns.name() + ": " + r.out.substr(0, 1000));
+  size_t n = 0;
+  for (size_t pos = r.out.find(": goto "); pos != std::string::npos;
+       pos = r.out.find(": goto ", pos + 1))
+    ++n;
+  return n;
 }
 
 // main() of a benchmark: signals set to unwind, `run` called, a Failure (or
