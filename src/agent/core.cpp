@@ -285,6 +285,7 @@ Status AgentCore::restore() {
   auto diff = enforcer_.load(std::move(*bundle), std::move(workloads));
   if (!diff) return diff.takeError();
   publishAllInterfaces();
+  trackStaged();
   version_ = state.version();
   files_ = state.files();
   contentHash_ = contentHash(files_);
@@ -343,6 +344,7 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
     return e;
   }
   publishAllInterfaces();
+  trackStaged();
   files_ = request.files();
   contentHash_ = hash;
   version_ = version;
@@ -381,6 +383,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
                           " has no App document; it gets default deny");
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
+  trackStaged();
   v1::StateJournalEntry entry;
   *entry.mutable_upsert() = toApi(*w, v1::Workload::SOURCE_API);
   if (auto st = saveChange(entry); !st) return st.takeError();
@@ -409,6 +412,7 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   *response.mutable_change() = toApi(*diff);
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
+  trackStaged();
   v1::StateJournalEntry entry;
   entry.set_deleted(name);
   if (auto st = saveChange(entry); !st) return st.takeError();
@@ -462,6 +466,7 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
     return e;
   }
   quarantined_ = std::move(next);
+  trackStaged();
   v1::QuarantineResponse response;
   *response.mutable_change() = toApi(*diff);
   ++workloadChanges_;
@@ -495,12 +500,54 @@ v1::AgentStatus AgentCore::status() const {
   s.set_pushes(pushes_);
   s.set_workload_changes(workloadChanges_);
   s.set_host(options_.host);
+  s.set_staged_interfaces(uint32_t(enforcer_.stagedCount()));
+  s.set_promotions(promotions_);
+  *s.mutable_promotion_latency() = promotionLatency_.summary();
   if (feed_) {
     *s.mutable_flows() = feed_->counters();
   } else {
     s.mutable_flows();
   }
   return s;
+}
+
+Clock::duration AgentCore::quietFor() const {
+  std::lock_guard lock(mu_);
+  return Clock::now() - lastChange_;
+}
+
+void AgentCore::trackStaged() {
+  lastChange_ = Clock::now();
+  if (enforcer_.stagedCount() == 0) {
+    stagedSince_.reset();
+  } else if (!stagedSince_) {
+    stagedSince_ = lastChange_;
+  }
+}
+
+Result<size_t> AgentCore::promoteStaged(bool force) {
+  const auto start = Clock::now();
+  std::lock_guard lock(mu_);
+  const size_t staged = enforcer_.stagedCount();
+  if (staged == 0) {
+    stagedSince_.reset();
+    return size_t{0};
+  }
+  // Waiting for a quiet moment batches a burst of registrations into one
+  // promotion; the age bound keeps a steady trickle from deferring it forever.
+  const bool idle = start - lastChange_ >= options_.promoteIdle;
+  const bool aged = stagedSince_ && start - *stagedSince_ >= options_.promoteMaxAge;
+  if (!force && !idle && !aged) return size_t{0};
+  auto diff = enforcer_.promoteStaged(options_.promoteBatch);
+  const size_t left = enforcer_.stagedCount();
+  if (left == 0) stagedSince_.reset();
+  if (!diff) {
+    noteError(diff.error());
+    return diff.takeError();
+  }
+  ++promotions_;
+  promotionLatency_.add(msSince(start));
+  return staged - left;
 }
 
 Result<bool> AgentCore::repair(bool force, const std::string& why) {
@@ -523,6 +570,18 @@ Result<bool> AgentCore::repair(bool force, const std::string& why) {
   if (*repaired) ++driftRepairs_;
   (void)why;
   return repaired;
+}
+
+Result<bool> AgentCore::repairAfterLostEvents(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    // Our own big transactions (a push, a whole replace) overflow the
+    // notification socket too; repairing after each would make another.
+    // When nobody has committed since our last commit, nothing drifted.
+    auto untouched = enforcer_.untouchedSinceLastCommit();
+    if (untouched && *untouched) return false;
+  }
+  return repair(true, why);
 }
 
 Result<std::vector<v1::PolicyFile>> AgentCore::readPolicyFiles(const std::string& path,

@@ -8,6 +8,36 @@
 namespace bulkhead::agent {
 
 Status Enforcer::commit(const compiler::RulesetDiff& diff) {
+  Status st = commitOnce(diff);
+  if (st) {
+    noteGeneration();
+    return st;
+  }
+  // Whatever failed (a refusal, a lost ACK), what the kernel holds is not
+  // known for sure: the next commit replaces the whole table. This also makes
+  // the callers' rollbacks safe when they restore the inputs but not every
+  // element's place (a dispatched interface may come back staged).
+  committed_ = false;
+  generation_.reset();
+  return st;
+}
+
+void Enforcer::noteGeneration() {
+  // A foreign commit between our ACK and this question would be taken for
+  // ours; the window is one netlink round trip, and notifications (when not
+  // lost) still report such a commit.
+  auto g = kernel_.generation();
+  generation_ = g ? std::optional<uint32_t>(*g) : std::nullopt;
+}
+
+Result<bool> Enforcer::untouchedSinceLastCommit() {
+  if (!committed_ || !generation_) return false;
+  auto g = kernel_.generation();
+  if (!g) return g.takeError();
+  return *g == *generation_;
+}
+
+Status Enforcer::commitOnce(const compiler::RulesetDiff& diff) {
   nft::Writer writer(kernel_);
   const auto& table = compiler_.ruleset();
   if (!committed_) {
@@ -38,10 +68,7 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   // A diff only applies to the table we left. If someone changed it under
   // us (a flushed chain, a deleted element), the kernel refuses the diff:
   // replace the table whole instead, still one transaction.
-  if (st.error().code == ErrorCode::kKernel) {
-    if (writer.replace(table)) return {};
-    committed_ = false;  // what the table holds is unknown now: replace next time
-  }
+  if (st.error().code == ErrorCode::kKernel && writer.replace(table)) return {};
   return st;
 }
 
@@ -99,12 +126,23 @@ Result<compiler::RulesetDiff> Enforcer::removeWorkload(const std::string& name) 
   return diff;
 }
 
+Result<compiler::RulesetDiff> Enforcer::promoteStaged(size_t limit) {
+  auto diff = compiler_.promoteStaged(limit);
+  if (diff.empty()) return diff;
+  // Staged and promoted interfaces are enforced alike: nothing to roll back
+  // (commit() makes the next change replace the table).
+  if (auto st = commit(diff); !st) return st.takeError();
+  return diff;
+}
+
 Status Enforcer::replaceAll() {
   if (auto st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) {
     committed_ = false;
+    generation_.reset();
     return st;
   }
   committed_ = true;
+  noteGeneration();
   return {};
 }
 
@@ -114,6 +152,7 @@ Result<bool> Enforcer::repairIfMissing() {
   if (!exists) return exists.takeError();
   if (*exists) return false;
   if (Status st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) return st.takeError();
+  noteGeneration();
   return true;
 }
 

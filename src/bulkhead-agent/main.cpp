@@ -2,7 +2,8 @@
 // there. Startup: load the saved state and put that table back, then (with
 // --policies) apply the static policy, then serve the gRPC API. A watcher
 // thread repairs drift (foreign changes to the table, seen as nftables
-// netlink events, and a periodic check). SIGHUP reloads --policies; SIGTERM
+// netlink events, and a periodic check) and moves staged interfaces into
+// the dispatch map. SIGHUP reloads --policies; SIGTERM
 // stops serving and leaves the table in the kernel (fail-closed).
 #include <malloc.h>
 #include <signal.h>
@@ -67,34 +68,58 @@ void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32
   }
   auto nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
   auto nextTrim = std::chrono::steady_clock::now();
+  auto lastTrim = nextTrim;
+  bool trimWanted = false;
+  constexpr auto kTrimAtLeast = std::chrono::seconds(30);
   while (!stop) {
     std::string why;
+    bool onlyLost = true;  // every event says "notifications lost"
     if (monitor) {
-      auto events = (*monitor)->wait(200);
+      auto events = (*monitor)->wait(100);
       if (events && !events->empty()) {
         why = events->front().what;
+        for (const auto& e : *events)
+          onlyLost &= e.kind == nft::TableEvent::Kind::kLostEvents;
         // One repair for a burst (a flush is many notifications).
         while (true) {
           auto more = (*monitor)->wait(30);
           if (!more || more->empty()) break;
+          for (const auto& e : *more)
+            onlyLost &= e.kind == nft::TableEvent::Kind::kLostEvents;
         }
       } else if (!events) {
         spdlog::error("watching nftables events: {}", events.error().describe());
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (!why.empty()) {
-      auto r = core.repair(true, why);
+      auto r = onlyLost ? core.repairAfterLostEvents(why) : core.repair(true, why);
       if (r && *r) spdlog::warn("drift: {}; table inet {} restored", why, config.table);
       if (!r) spdlog::error("drift: {}; restoring failed: {}", why, r.error().describe());
     }
-    if (std::chrono::steady_clock::now() >= nextTrim) {
-      // Workload changes free small blocks all over the heap; give back
-      // what is free now and then, off the request path.
-      nextTrim = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    // New interfaces are enforced through staged sets; move them into the
+    // dispatch map here, in batches, off the request path.
+    if (auto promoted = core.promoteStaged(); !promoted) {
+      spdlog::error("moving staged interfaces into the dispatch map: {}",
+                    promoted.error().describe());
+    } else if (*promoted > 0) {
+      spdlog::debug("{} staged interfaces moved into the dispatch map", *promoted);
+      trimWanted = true;  // a batch's diff was freed
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= nextTrim) trimWanted = true;
+    // Workload changes free small blocks all over the heap; give them back
+    // off the request path. malloc_trim locks the arenas while it walks
+    // them (tens of ms on a loaded heap) and would stall requests that
+    // allocate meanwhile: wait for a quiet second, or 30 s at most.
+    if (trimWanted &&
+        (core.quietFor() >= std::chrono::seconds(1) || now >= lastTrim + kTrimAtLeast)) {
       malloc_trim(0);
+      trimWanted = false;
+      lastTrim = now;
+      nextTrim = now + std::chrono::seconds(5);
     }
     if (std::chrono::steady_clock::now() >= nextCheck) {
       nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);

@@ -731,6 +731,9 @@ std::string statusJson(const v1::AgentStatus& st) {
       .num("pushes", st.pushes())
       .num("workload_changes", st.workload_changes())
       .str("host", st.host())
+      .num("staged_interfaces", st.staged_interfaces())
+      .num("promotions", st.promotions())
+      .raw("promotion_latency", latencyJson(st.promotion_latency()))
       .text();
 }
 
@@ -760,6 +763,9 @@ void printStatus(const std::string& address, const v1::AgentStatus& st, std::ost
   rows.push_back({"pushes:", describeLatency(st.pushes(), st.apply_latency())});
   rows.push_back(
       {"workload changes:", describeLatency(st.workload_changes(), st.workload_latency())});
+  rows.push_back(
+      {"staged interfaces:", std::to_string(st.staged_interfaces()) + " (promotions " +
+                                 describeLatency(st.promotions(), st.promotion_latency()) + ")"});
   rows.push_back({"drift repairs:", std::to_string(st.drift_repairs())});
   std::string flows = "seen " + std::to_string(f.seen()) + ", exported " +
                       std::to_string(f.exported()) + ", suppressed " +

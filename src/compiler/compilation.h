@@ -49,6 +49,9 @@ class Compilation {
   bool changesAppSet(const policy::Workload* before, const policy::Workload* after) const;
   Result<RulesetDiff> replaceWorkload(const policy::Workload* before,
                                       const policy::Workload* after);
+  // Moves up to `limit` staged interfaces into the dispatch map (one diff).
+  RulesetDiff promoteStaged(size_t limit);
+  size_t stagedCount() const { return staged_.size(); }
 
  private:
   struct OrderedRule {
@@ -79,6 +82,7 @@ class Compilation {
   void addWorkloadSets();
   Chain preChain() const;
   Chain rejectChain() const;
+  Chain stagedChain() const;
   Chain appChain(const policy::App& app) const;
   Chain baseChain(BaseHook::Hook hook) const;
   std::vector<Rule> denyRules(const policy::App& app, const std::string& action,
@@ -103,6 +107,7 @@ class Compilation {
   std::map<std::string, std::string> ifaceOwner_;                    // -> workload
   std::map<policy::IpAddr, std::string> addrOwner_;                  // -> workload
   std::map<std::string, size_t> workloadCount_;                      // per app
+  std::map<std::string, std::string> staged_;  // interface -> app, not yet in dispatch
   std::vector<OrderedRule> globalRules_;
   std::map<std::string, Dependents> dependents_;  // by app whose addresses are used
   // While computing one owner's destinations: the apps whose addresses it used.
@@ -112,6 +117,9 @@ class Compilation {
 
 // The elements a workload puts in the workload sets, by set name.
 std::map<std::string, std::vector<Element>> workloadElements(const policy::Workload& w);
+
+// The empty st_<app> set of staged interfaces.
+Set stagedSet(const std::string& app);
 
 // An interval set of destinations from boxes (made disjoint).
 Set destSet(const std::string& name, KeyField addrField, const std::vector<DestBox>& boxes,

@@ -64,7 +64,7 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   if (before) oldElems = workloadElements(*before);
   if (after) newElems = workloadElements(*after);
   std::map<std::string, ElementChanges> changes;
-  for (const char* set : {kDispatchMap, kQuarantineSet, kSource4Set, kSource6Set}) {
+  for (const char* set : {kQuarantineSet, kSource4Set, kSource6Set}) {
     auto& o = oldElems[set];
     auto& n = newElems[set];
     std::sort(o.begin(), o.end());
@@ -75,6 +75,71 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
     if (c.add.empty() && c.remove.empty()) continue;
     applyChanges(mutableSet(set)->elements, c.remove, c.add);
     changes.emplace(set, std::move(c));
+  }
+  // Dispatch: an interface that leaves (or changes app) goes from wherever it
+  // is, dispatch map or staged sets; one that arrives is staged, which costs
+  // the kernel no table validation (see compiler.cpp).
+  std::map<std::string, std::string> oldApp, newApp;  // interface -> app
+  if (before)
+    for (const auto& i : before->interfaces)
+      oldApp[i] = before->app;
+  if (after)
+    for (const auto& i : after->interfaces)
+      newApp[i] = after->app;
+  auto change = [&](const std::string& set) -> ElementChanges& {
+    return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
+  };
+  for (const auto& [i, app] : oldApp) {
+    auto n = newApp.find(i);
+    if (n != newApp.end() && n->second == app) continue;
+    const Key key = KeyBuilder().ifname(i).build();
+    auto s = staged_.find(i);
+    if (s != staged_.end()) {
+      change(kStagedSet).remove.push_back(Element{key, key, {}});
+      change(stagedSetName(s->second)).remove.push_back(Element{key, key, {}});
+      staged_.erase(s);
+    } else {
+      change(kDispatchMap)
+          .remove.push_back(Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(app)}});
+    }
+  }
+  for (const auto& [i, app] : newApp) {
+    auto o = oldApp.find(i);
+    if (o != oldApp.end() && o->second == app) continue;
+    const Key key = KeyBuilder().ifname(i).build();
+    change(kStagedSet).add.push_back(Element{key, key, {}});
+    change(stagedSetName(app)).add.push_back(Element{key, key, {}});
+    staged_[i] = app;
+  }
+  for (const char* set : {kDispatchMap, kStagedSet}) {
+    auto it = changes.find(set);
+    if (it == changes.end()) continue;
+    auto& c = it->second;
+    // An interface that moves between apps leaves @staged and comes back.
+    std::sort(c.remove.begin(), c.remove.end());
+    std::sort(c.add.begin(), c.add.end());
+    std::vector<Element> both;
+    std::set_intersection(c.remove.begin(), c.remove.end(), c.add.begin(), c.add.end(),
+                          std::back_inserter(both));
+    for (const auto& e : both) {
+      std::erase(c.remove, e);
+      std::erase(c.add, e);
+    }
+  }
+  for (auto it = changes.begin(); it != changes.end();) {
+    auto& c = it->second;
+    if (c.set == kQuarantineSet || c.set == kSource4Set || c.set == kSource6Set) {
+      ++it;  // applied above
+      continue;
+    }
+    if (c.add.empty() && c.remove.empty()) {
+      it = changes.erase(it);
+      continue;
+    }
+    std::sort(c.remove.begin(), c.remove.end());
+    std::sort(c.add.begin(), c.add.end());
+    applyChanges(mutableSet(c.set)->elements, c.remove, c.add);
+    ++it;
   }
 
   // 2. The index.
@@ -149,6 +214,33 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   return diff;
 }
 
+RulesetDiff Compilation::promoteStaged(size_t limit) {
+  RulesetDiff diff;
+  diff.table = out_.table;
+  if (staged_.empty() || limit == 0) return diff;
+  std::map<std::string, ElementChanges> changes;
+  auto change = [&](const std::string& set) -> ElementChanges& {
+    return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
+  };
+  auto it = staged_.begin();
+  for (size_t n = 0; it != staged_.end() && n < limit; ++it, ++n) {
+    const auto& [i, app] = *it;
+    const Key key = KeyBuilder().ifname(i).build();
+    change(kDispatchMap)
+        .add.push_back(Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(app)}});
+    change(kStagedSet).remove.push_back(Element{key, key, {}});
+    change(stagedSetName(app)).remove.push_back(Element{key, key, {}});
+  }
+  staged_.erase(staged_.begin(), it);
+  for (auto& [set, c] : changes) {
+    std::sort(c.remove.begin(), c.remove.end());
+    std::sort(c.add.begin(), c.add.end());
+    applyChanges(mutableSet(set)->elements, c.remove, c.add);
+    diff.elements.push_back(std::move(c));
+  }
+  return diff;
+}
+
 IncrementalCompiler::IncrementalCompiler(CompileOptions options) : options_(std::move(options)) {
   state_ = std::make_unique<Compilation>(policy::Bundle{}, std::vector<Workload>{}, options_);
   (void)state_->run();  // an empty policy cannot fail
@@ -194,6 +286,14 @@ Result<RulesetDiff> IncrementalCompiler::removeWorkload(const std::string& name)
   }
   const Workload copy = *before;  // replaceWorkload erases the original
   return state_->replaceWorkload(&copy, nullptr);
+}
+
+RulesetDiff IncrementalCompiler::promoteStaged(size_t limit) {
+  return state_->promoteStaged(limit);
+}
+
+size_t IncrementalCompiler::stagedCount() const {
+  return state_->stagedCount();
 }
 
 const Ruleset& IncrementalCompiler::ruleset() const {

@@ -8,12 +8,14 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 
+#include <endian.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -208,50 +210,86 @@ Status MnlKernel::commit(const Batch& batch) {
   return {};
 }
 
-Result<bool> MnlKernel::tableExists(const std::string& name) {
+// Sends one request and reads its replies until the ACK; each reply with our
+// sequence number goes to `onReply`. The ACK's errno is returned (0: success)
+// so that callers decide what a refusal means.
+Result<int> MnlKernel::query(nlmsghdr* request, const std::string& what,
+                             const std::function<void(const nlmsghdr*)>& onReply) {
   std::vector<uint8_t> buf(kRecvBufferBytes);
   const int fd = mnl_socket_get_fd(socket_);
+  // Leftovers of an earlier exchange that timed out must not be taken for
+  // this one's replies.
   while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
   }
-  const uint32_t seq = nextSeq(1);
-  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
-                                        NFPROTO_INET, NLM_F_ACK, seq);
-  nftnl_table* t = nftnl_table_alloc();
-  if (t == nullptr) return makeError(ErrorCode::kInternal, "cannot allocate nftnl table");
-  nftnl_table_set_str(t, NFTNL_TABLE_NAME, name.c_str());
-  nftnl_table_nlmsg_build_payload(nlh, t);
-  nftnl_table_free(t);
-  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) {
-    return makeError(ErrorCode::kKernel, "cannot ask for table inet " + name, errno);
+  const uint32_t seq = request->nlmsg_seq;
+  if (mnl_socket_sendto(socket_, request, request->nlmsg_len) < 0) {
+    return makeError(ErrorCode::kKernel, "cannot ask for " + what, errno);
   }
-  bool found = false;
   for (;;) {
     pollfd pfd{fd, POLLIN, 0};
     const int ready = poll(&pfd, 1, kReplyTimeoutMs);
     if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) {
-      return makeError(ErrorCode::kKernel, "no reply for table inet " + name, ETIMEDOUT);
-    }
+    if (ready == 0) return makeError(ErrorCode::kKernel, "no reply for " + what, ETIMEDOUT);
     const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return makeError(ErrorCode::kKernel, "cannot read the reply for table inet " + name, errno);
+      return makeError(ErrorCode::kKernel, "cannot read the reply for " + what, errno);
     }
     const auto* reply = reinterpret_cast<const nlmsghdr*>(buf.data());
     int len = static_cast<int>(n);
     for (; mnl_nlmsg_ok(reply, len); reply = mnl_nlmsg_next(reply, &len)) {
       if (reply->nlmsg_seq != seq) continue;
       if (reply->nlmsg_type == NLMSG_ERROR) {
-        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply));
-        if (err->error == 0) return found;
-        if (err->error == -ENOENT) return false;
-        return makeError(ErrorCode::kKernel,
-                         "kernel refused get table inet " + name + ": " + errnoText(-err->error),
-                         -err->error);
+        return -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply))->error;
       }
-      if ((reply->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE) found = true;
+      onReply(reply);
     }
   }
+}
+
+Result<bool> MnlKernel::tableExists(const std::string& name) {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
+                                        NFPROTO_INET, NLM_F_ACK, nextSeq(1));
+  nftnl_table* t = nftnl_table_alloc();
+  if (t == nullptr) return makeError(ErrorCode::kInternal, "cannot allocate nftnl table");
+  nftnl_table_set_str(t, NFTNL_TABLE_NAME, name.c_str());
+  nftnl_table_nlmsg_build_payload(nlh, t);
+  nftnl_table_free(t);
+  bool found = false;
+  auto err = query(nlh, "table inet " + name, [&](const nlmsghdr* reply) {
+    if ((reply->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE) found = true;
+  });
+  if (!err) return err.takeError();
+  if (*err == 0) return found;
+  if (*err == ENOENT) return false;
+  return makeError(ErrorCode::kKernel,
+                   "kernel refused get table inet " + name + ": " + errnoText(*err), *err);
+}
+
+Result<uint32_t> MnlKernel::generation() {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETGEN,
+                                        AF_UNSPEC, NLM_F_ACK, nextSeq(1));
+  std::optional<uint32_t> id;
+  auto err = query(nlh, "the ruleset generation", [&](const nlmsghdr* reply) {
+    if ((reply->nlmsg_type & 0xff) != NFT_MSG_NEWGEN) return;
+    mnl_attr_parse(
+        reply, sizeof(nfgenmsg),
+        [](const nlattr* attr, void* data) {
+          if (mnl_attr_get_type(attr) == NFTA_GEN_ID &&
+              mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) {
+            *static_cast<std::optional<uint32_t>*>(data) = be32toh(mnl_attr_get_u32(attr));
+          }
+          return MNL_CB_OK;
+        },
+        &id);
+  });
+  if (!err) return err.takeError();
+  if (*err != 0)
+    return makeError(ErrorCode::kKernel, "kernel refused get generation: " + errnoText(*err), *err);
+  if (!id) return makeError(ErrorCode::kKernel, "no generation in the kernel's reply", EPROTO);
+  return *id;
 }
 
 }  // namespace bulkhead::nft

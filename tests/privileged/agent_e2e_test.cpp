@@ -82,6 +82,20 @@ class AgentE2eTest : public ::testing::Test {
     ASSERT_TRUE(push.ok()) << push.out << log();
     auto add = cli("workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10");
     ASSERT_TRUE(add.ok()) << add.out << log();
+    // Enforced already (staged); wait for the promotion so that the table
+    // lists as a full compile of the same inputs would.
+    waitPromoted();
+  }
+
+  // Until the agent has moved every staged interface into @dispatch.
+  void waitPromoted() {
+    const bool done = waitFor(
+        [&] {
+          const auto st = cli("status --json");
+          return st.ok() && jsonInt(st.out, "staged_interfaces") == 0;
+        },
+        5000);
+    ASSERT_TRUE(done) << cli("status").out << log();
   }
 
   void expectEnforced() {
@@ -267,7 +281,8 @@ TEST_F(AgentE2eTest, ConcurrentPushesEndConsistent) {
   ASSERT_EQ(version.size(), 2u) << status;
   EXPECT_EQ(jsonInt(status, "workloads"), 1u + kClients * kRounds) << status;
   // The kernel holds exactly the plan of the bundle in force plus the
-  // registered workloads.
+  // registered workloads (once the new interfaces are promoted).
+  waitPromoted();
   std::ofstream wl(dir_ / "workloads.yaml");
   wl << "apiVersion: bulkhead/v1\nkind: Workload\nmetadata: {name: billing-1}\n"
         "spec: {app: billing, interfaces: [vbill1], addresses: [192.0.2.10]}\n";

@@ -11,7 +11,9 @@
 #include <thread>
 
 #include "bulkhead/compiler/diff.h"
+#include "bulkhead/compiler/incremental.h"
 #include "bulkhead/compiler/render.h"
+#include "bulkhead/policy/loader.h"
 #include "support/apply.h"
 #include "support/netns.h"
 
@@ -299,6 +301,54 @@ TEST_F(EnforceTest, DiffChangesEnforcementWithoutDroppingEstablishedConnections)
   auto fresh = tcpProbe(ns("vbill1"), "198.51.100.10", 7000, 3.0);
   EXPECT_FALSE(fresh.ok);
   EXPECT_LT(fresh.seconds, 1.5);
+}
+
+// A workload registered after the policy is enforced through the staged sets
+// from its first transaction (no goto element enters the dispatch map), and
+// the same after its promotion into the dispatch map.
+TEST_F(EnforceTest, StagedWorkloadIsEnforcedBeforeAndAfterPromotion) {
+  auto loaded = policy::loadText(kPolicy, "test.yaml");
+  ASSERT_TRUE(loaded.ok());
+  policy::Bundle bundle = loaded.bundle;
+  policy::Workload billing;
+  for (const auto& w : bundle.workloads)
+    if (w.name == "billing-1") billing = w;
+  std::erase_if(bundle.workloads, [](const policy::Workload& w) { return w.name == "billing-1"; });
+  compiler::IncrementalCompiler inc;
+  ASSERT_TRUE(inc.reset(bundle, {}).ok());
+  ASSERT_TRUE(applier_->replace(inc.ruleset()).ok());
+  // Not registered yet: untouched.
+  EXPECT_TRUE(tcpProbe(ns("vbill1"), "198.51.100.10", 22).ok);
+
+  auto staged = inc.upsertWorkload(billing);
+  ASSERT_TRUE(staged.ok()) << staged.error().describe();
+  for (const auto& c : staged->elements)
+    EXPECT_NE(c.set, compiler::kDispatchMap) << "a new interface went into the dispatch map";
+  ASSERT_TRUE(applier_->apply(inc.ruleset()).ok());
+  auto setText = [&](const std::string& what) {
+    return topo_->hv()
+        .exec("nft list " + what + " inet bulkhead " + (what == "map" ? "dispatch" : "staged"))
+        .out;
+  };
+  EXPECT_NE(setText("set").find("\"vbill1\""), std::string::npos);
+  EXPECT_EQ(setText("map").find("\"vbill1\""), std::string::npos);
+  auto check = [&](const char* when) {
+    auto allowed = tcpProbe(ns("vbill1"), "198.51.100.10", 5432);
+    EXPECT_TRUE(allowed.ok) << when << ": " << allowed.out;
+    auto allowed6 = tcpProbe(ns("vbill1"), "2001:db8:10::10", 5432);
+    EXPECT_TRUE(allowed6.ok) << when << ": " << allowed6.out;
+    auto denied = tcpProbe(ns("vbill1"), "198.51.100.10", 22, 3.0);
+    EXPECT_FALSE(denied.ok) << when;
+    EXPECT_LT(denied.seconds, 1.5) << when << ": billing rejects, it does not drop";
+  };
+  check("staged");
+
+  const auto promoted = inc.promoteStaged();
+  EXPECT_EQ(promoted.elementChangeCount(), 3u) << promoted.summary();
+  ASSERT_TRUE(applier_->apply(inc.ruleset()).ok());
+  EXPECT_EQ(setText("set").find("\"vbill1\""), std::string::npos);
+  EXPECT_NE(setText("map").find("\"vbill1\" : goto app_billing"), std::string::npos);
+  check("promoted");
 }
 
 std::string withoutCounters(std::string text) {

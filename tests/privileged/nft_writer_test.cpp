@@ -325,6 +325,33 @@ TEST_F(NftWriterTest, SyncRecreatesDeletedTable) {
   EXPECT_EQ(list(kTable), before);
 }
 
+// The ruleset generation: bumped by every commit in the namespace, ours or
+// anyone's, to any table; reading it (or listing) does not bump it.
+TEST_F(NftWriterTest, GenerationCountsEveryCommitInTheNamespace) {
+  const Ruleset rs = sample();
+  uint32_t afterOurs = 0;
+  withKernel([&](MnlKernel& k) {
+    auto g0 = k.generation();
+    ASSERT_TRUE(g0.ok()) << g0.error().describe();
+    ASSERT_TRUE(Writer(k).replace(rs).ok());
+    auto g1 = k.generation();
+    ASSERT_TRUE(g1.ok());
+    EXPECT_NE(*g1, *g0);
+    auto again = k.generation();
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, *g1);
+    afterOurs = *g1;
+  });
+  (void)list(kTable);
+  ASSERT_TRUE(
+      ns_->exec("nft add table inet bh_gen_other && nft delete table inet bh_gen_other").ok());
+  withKernel([&](MnlKernel& k) {
+    auto g = k.generation();
+    ASSERT_TRUE(g.ok());
+    EXPECT_NE(*g, afterOurs) << "another table's commits bump it too";
+  });
+}
+
 TEST_F(NftWriterTest, LargeSetsAreSplitAndLoaded) {
   Ruleset rs = sample();
   auto& a6 = rs.sets[1].elements;  // ipv6_addr . inet_proto . inet_service

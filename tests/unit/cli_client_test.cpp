@@ -452,9 +452,10 @@ TEST_F(CliClientTest, StatusJsonHasIntegerCountersAndTheEnvironmentNamesTheAgent
   EXPECT_TRUE(contains(r.out, "\"set_elements\": 1234567890123")) << r.out;
   EXPECT_EQ(f.at("version").string_value(), "v7");
   EXPECT_EQ(f.at("apply_latency").struct_value().fields().at("p99_ms").number_value(), 9.25);
-  for (const char* key : {"table", "apps", "services", "global_policies", "workloads", "chains",
-                          "last_error", "last_error_time", "workload_latency", "drift_repairs",
-                          "last_applied_time", "pushes", "workload_changes", "host"})
+  for (const char* key :
+       {"table", "apps", "services", "global_policies", "workloads", "chains", "last_error",
+        "last_error_time", "workload_latency", "drift_repairs", "last_applied_time", "pushes",
+        "workload_changes", "host", "staged_interfaces", "promotions", "promotion_latency"})
     EXPECT_TRUE(f.count(key)) << key;
 
   // --agent beats the environment.

@@ -237,8 +237,38 @@ TEST(Compiler, InputChainAcceptsNeighbourDiscoveryFirst) {
   ASSERT_TRUE(rs.ok());
   auto rules = renderedRules(*rs, "input");
   EXPECT_EQ(rules.front(), "icmpv6 type 133-137 accept comment \"ipv6 neighbour discovery\"");
-  EXPECT_EQ(rules.back(), "iifname vmap @dispatch");
-  EXPECT_EQ(renderedRules(*rs, "forward"), (std::vector<std::string>{"iifname vmap @dispatch"}));
+  EXPECT_EQ(rules[rules.size() - 2], "iifname vmap @dispatch");
+  EXPECT_EQ(rules.back(), "iifname @staged goto staged_dispatch");
+  EXPECT_EQ(
+      renderedRules(*rs, "forward"),
+      (std::vector<std::string>{"iifname vmap @dispatch", "iifname @staged goto staged_dispatch"}));
+}
+
+TEST(Compiler, StagedDispatchHasOneRulePerAppThenDrop) {
+  auto b = sample();
+  b.workloads.push_back(workload("ghost-1", "ghost", "vg1", {"192.0.2.99"}));  // implicit app
+  auto rs = compile(b, {});
+  ASSERT_TRUE(rs.ok());
+  EXPECT_EQ(renderedRules(*rs, "staged_dispatch"),
+            (std::vector<std::string>{
+                "iifname @st_billing goto app_billing", "iifname @st_devtool goto app_devtool",
+                "iifname @st_ghost goto app_ghost", "iifname @st_payments goto app_payments",
+                "drop comment \"staged interface without app\""}));
+  // Both base chains end with the dispatch map, then the staged path.
+  for (const char* base : {"forward", "input"}) {
+    const auto rules = renderedRules(*rs, base);
+    ASSERT_GE(rules.size(), 2u) << base;
+    EXPECT_EQ(rules[rules.size() - 2], "iifname vmap @dispatch") << base;
+    EXPECT_EQ(rules.back(), "iifname @staged goto staged_dispatch") << base;
+  }
+  // A full compile stages nothing: every interface is in @dispatch.
+  EXPECT_EQ(renderedElements(*rs, "dispatch"),
+            (std::vector<std::string>{"\"vb1\" : goto app_billing", "\"vd1\" : goto app_devtool",
+                                      "\"vg1\" : goto app_ghost", "\"vp1\" : goto app_payments"}));
+  for (const char* set : {"staged", "st_billing", "st_devtool", "st_ghost", "st_payments"}) {
+    ASSERT_NE(rs->findSet(set), nullptr) << set;
+    EXPECT_TRUE(rs->findSet(set)->elements.empty()) << set;
+  }
 }
 
 TEST(Compiler, OutputIsStable) {

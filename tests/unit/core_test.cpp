@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "bulkhead/agent/service.h"
 #include "bulkhead/compiler/render.h"
@@ -137,7 +138,8 @@ TEST_F(CoreTest, WorkloadsAreElementChangesAndValidated) {
   auto r = core.upsertWorkload(apiWorkload("web-1", "192.0.2.10"));
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->change().chains_added() + r->change().chains_rewritten(), 0u);
-  EXPECT_EQ(r->change().element_adds(), 2u);  // dispatch, src4
+  EXPECT_EQ(r->change().element_adds(), 3u);  // staged, st_web, src4
+  EXPECT_EQ(core.status().staged_interfaces(), 1u);
 
   auto bad = core.upsertWorkload(apiWorkload("web-2", "192.0.2.300"));
   ASSERT_FALSE(bad.ok());
@@ -264,6 +266,88 @@ TEST_F(CoreTest, KernelRefusalIsUnavailableAndNotSaved) {
   EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(fs::last_write_time(dir_ / "state.pb"), saved);
   EXPECT_NE(core.status().last_error().find("kernel refused"), std::string::npos);
+}
+
+// Promotion is due once no workload changed for promoteIdle, or the oldest
+// staged interface waited promoteMaxAge; the clocks are set so that the
+// outcome never depends on how fast this machine is.
+TEST_F(CoreTest, StagedInterfacesArePromotedWhenQuietOrOld) {
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  for (auto [idle, age, due] : {std::tuple{milliseconds(hours(1)), milliseconds(hours(1)), false},
+                                std::tuple{milliseconds(0), milliseconds(hours(1)), true},
+                                std::tuple{milliseconds(hours(1)), milliseconds(0), true}}) {
+    CoreOptions o = options();
+    o.stateDir.clear();
+    o.promoteIdle = idle;
+    o.promoteMaxAge = age;
+    AgentCore core(kernel_, {}, o);
+    ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+    auto none = core.promoteStaged(true);
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(*none, 0u);  // nothing staged: nothing to do, even forced
+    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+    const int commits = kernel_.commits;
+    auto p = core.promoteStaged();
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(*p, due ? 1u : 0u);
+    EXPECT_EQ(kernel_.commits, commits + (due ? 1 : 0));
+    if (!due) {
+      auto forced = core.promoteStaged(true);
+      ASSERT_TRUE(forced.ok());
+      EXPECT_EQ(*forced, 1u);
+    }
+    const auto st = core.status();
+    EXPECT_EQ(st.staged_interfaces(), 0u);
+    EXPECT_EQ(st.promotions(), 1u);
+    EXPECT_EQ(st.promotion_latency().count(), 1u);
+  }
+}
+
+TEST_F(CoreTest, PromotionGoesInBatchesAndTheRestStaysDue) {
+  CoreOptions o = options();
+  o.stateDir.clear();
+  o.promoteIdle = std::chrono::hours(1);
+  o.promoteMaxAge = std::chrono::milliseconds(0);
+  o.promoteBatch = 2;
+  AgentCore core(kernel_, {}, o);
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-" + std::to_string(i),
+                                                "192.0.2." + std::to_string(10 + i)))
+                    .ok());
+  EXPECT_EQ(core.status().staged_interfaces(), 5u);
+  for (size_t expected : {2u, 2u, 1u, 0u}) {
+    auto p = core.promoteStaged();
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(*p, expected);
+  }
+  EXPECT_EQ(core.status().staged_interfaces(), 0u);
+  EXPECT_EQ(core.status().promotions(), 3u);
+}
+
+// Lost notifications repair the table only when someone else committed since
+// our last commit: our own big transactions overflow the socket as well.
+TEST_F(CoreTest, LostEventsRepairOnlyAfterAForeignCommit) {
+  AgentCore core(kernel_, {}, options());
+  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  const int commits = kernel_.commits;
+  auto r = core.repairAfterLostEvents("notifications lost");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(kernel_.commits, commits);
+  EXPECT_EQ(core.status().drift_repairs(), 0u);
+
+  ++kernel_.gen;  // another program committed (to any table)
+  r = core.repairAfterLostEvents("notifications lost");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(kernel_.commits, commits + 1);
+  EXPECT_EQ(core.status().drift_repairs(), 1u);
+  // The repair was ours: lost notifications now need no second one.
+  r = core.repairAfterLostEvents("notifications lost");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
 }
 
 }  // namespace

@@ -144,7 +144,10 @@ TEST(Diff, RemovedAppDeletesChainAndSets) {
   ASSERT_TRUE(before.ok() && after.ok());
   auto d = diffRulesets(*before, *after);
   EXPECT_EQ(d.deleteChains, (std::vector<std::string>{"app_app1"}));
-  EXPECT_EQ(d.deleteSets, (std::vector<std::string>{"a4_app1", "a6_app1"}));
+  EXPECT_EQ(d.deleteSets, (std::vector<std::string>{"a4_app1", "a6_app1", "st_app1"}));
+  // staged_dispatch loses its rule for app1.
+  ASSERT_EQ(d.replaceChains.size(), 1u);
+  EXPECT_EQ(d.replaceChains[0].name, "staged_dispatch");
 }
 
 TEST(Diff, FullRulesetCreatesEverything) {

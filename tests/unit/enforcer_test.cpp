@@ -49,24 +49,69 @@ TEST(Enforcer, RefusedCommitRollsTheCompilerBack) {
   Enforcer e(k, {});
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
   ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
+  ASSERT_TRUE(e.promoteStaged().ok());
   const std::string before = compiler::renderRuleset(e.ruleset());
+  // A rollback restores the inputs; an interface it brings back may come back
+  // staged rather than dispatched, which the next commit (a whole replace,
+  // since the kernel's state is unknown after a failure) makes up for.
+  auto settled = [&] {
+    EXPECT_FALSE(e.committed());
+    EXPECT_TRUE(e.promoteStaged().ok());
+    return compiler::renderRuleset(e.ruleset());
+  };
 
   k.refuse = 2;  // the diff, and the full replace it falls back to
   auto r = e.upsertWorkload(workload("b", "192.0.2.2"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().sysErrno, ENOENT);
-  EXPECT_EQ(compiler::renderRuleset(e.ruleset()), before);
   EXPECT_TRUE(e.compiler().workloads().size() == 1);
+  EXPECT_EQ(e.compiler().stagedCount(), 0u);
+  EXPECT_EQ(settled(), before);
+  ASSERT_TRUE(e.replaceAll().ok());
 
   k.refuse = 2;
   ASSERT_FALSE(e.removeWorkload("a").ok());
-  EXPECT_EQ(compiler::renderRuleset(e.ruleset()), before);
+  EXPECT_EQ(e.compiler().workloads().size(), 1u);
+  EXPECT_EQ(e.compiler().stagedCount(), 1u);  // "va" came back staged
+  const int commits = k.commits;
+  EXPECT_EQ(settled(), before);
+  EXPECT_EQ(k.commits, commits + 1);  // one whole replace, no diff
+  EXPECT_TRUE(e.committed());
 
   k.refuse = 2;
   Bundle other = bundle();
   other.apps[0].mode = Mode::kAudit;
   ASSERT_FALSE(e.setPolicy(other).ok());
   EXPECT_EQ(compiler::renderRuleset(e.ruleset()), before);
+}
+
+TEST(Enforcer, PromotionIsOneTransactionAndIdempotent) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
+  ASSERT_TRUE(e.upsertWorkload(workload("b", "192.0.2.2")).ok());
+  EXPECT_EQ(e.stagedCount(), 2u);
+  const int commits = k.commits;
+  auto d = e.promoteStaged();
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(k.commits, commits + 1);
+  EXPECT_EQ(e.stagedCount(), 0u);
+  EXPECT_EQ(d->elementChangeCount(), 6u);  // 2 dispatch adds, 2 staged and 2 st_web removes
+  auto again = e.promoteStaged();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->empty());
+  EXPECT_EQ(k.commits, commits + 1);
+
+  // A refused promotion leaves the interfaces enforced (the compiler keeps
+  // them dispatched) and makes the next commit a whole replace.
+  ASSERT_TRUE(e.upsertWorkload(workload("c", "192.0.2.3")).ok());
+  k.refuse = 2;
+  ASSERT_FALSE(e.promoteStaged().ok());
+  EXPECT_FALSE(e.committed());
+  EXPECT_EQ(e.stagedCount(), 0u);
+  ASSERT_TRUE(e.upsertWorkload(workload("d", "192.0.2.4")).ok());
+  EXPECT_TRUE(e.committed());
 }
 
 TEST(Enforcer, RefusedDiffFallsBackToAWholeReplace) {

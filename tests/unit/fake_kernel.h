@@ -33,9 +33,12 @@ class ScriptedKernel : public nft::NftKernel {
       return makeError(ErrorCode::kKernel, "kernel refused add element", ENOENT);
     }
     tableThere = true;
+    ++gen;
     return {};
   }
   Result<bool> tableExists(const std::string&) override { return tableThere; }
+  // Bumped by every accepted commit; tests bump it to play a foreign commit.
+  Result<uint32_t> generation() override { return gen; }
   uint32_t nextSeq(uint32_t count) override {
     const uint32_t s = seq;
     seq += count;
@@ -48,6 +51,7 @@ class ScriptedKernel : public nft::NftKernel {
   int refuse = 0;
   size_t lastMessages = 0;
   bool tableThere = false;
+  uint32_t gen = 1;
   uint32_t seq = 1;
 };
 

@@ -47,6 +47,7 @@ class RecordingKernel : public NftKernel {
     return failWith ? Status(*failWith) : Status();
   }
   Result<bool> tableExists(const std::string&) override { return exists; }
+  Result<uint32_t> generation() override { return uint32_t(batches.size()); }
   uint32_t nextSeq(uint32_t count) override {
     const uint32_t first = seq_;
     seq_ += count;

@@ -27,6 +27,13 @@ struct CoreOptions {
   std::string stateDir;               // "": nothing is saved (tests)
   size_t maxBundleBytes = 64u << 20;  // names + contents of one push
   std::string host;                   // reported in status and flow events
+  // Staged interfaces (enforced at once) move into the dispatch map once no
+  // workload has changed for promoteIdle, or the oldest waited promoteMaxAge.
+  std::chrono::milliseconds promoteIdle{100};
+  std::chrono::milliseconds promoteMaxAge{1000};
+  // At most this many per transaction: a request that arrives meanwhile
+  // waits for one batch (~15 ms at 10,000 workloads), not for a whole burst.
+  size_t promoteBatch = 256;
 };
 
 // Rolling latency figures over the last samples.
@@ -59,9 +66,21 @@ class AgentCore {
   Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release);
   v1::AgentStatus status() const;
 
+  // Moves staged interfaces into the dispatch map when due (see CoreOptions)
+  // or `force`d, one batch; returns how many moved (0: none staged, or not
+  // due yet). What is left of a burst stays due.
+  // Called from the agent's housekeeping loop, off the request path.
+  Result<size_t> promoteStaged(bool force = false);
+
+  // Time since the last policy or workload change.
+  std::chrono::steady_clock::duration quietFor() const;
+
   // Drift: the table vanished, or `force` (someone changed it): put the whole
   // ruleset back. True when it did. Counted in status.
   Result<bool> repair(bool force, const std::string& why);
+  // Notifications were lost: repairs as `force` unless no one has committed
+  // anything in the namespace since our last commit (ruleset generation).
+  Result<bool> repairAfterLostEvents(const std::string& why);
 
   FlowHub& flows() { return flows_; }
   const InterfaceDirectory& interfaces() const { return interfaces_; }
@@ -84,6 +103,8 @@ class AgentCore {
   void beforeRewrite();
   void publishAllInterfaces();
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
+  // After every change: when the first interface was staged, for promotion.
+  void trackStaged();
 
   mutable std::mutex mu_;
   Enforcer enforcer_;
@@ -99,8 +120,10 @@ class AgentCore {
   std::set<std::string> quarantined_;
 
   std::string lastError_, lastErrorTime_, lastAppliedTime_;
-  LatencyWindow applyLatency_, workloadLatency_;
-  uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0;
+  LatencyWindow applyLatency_, workloadLatency_, promotionLatency_;
+  uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0, promotions_ = 0;
+  std::chrono::steady_clock::time_point lastChange_{};
+  std::optional<std::chrono::steady_clock::time_point> stagedSince_;
 };
 
 // Conversions between the API's and the policy model's workloads.

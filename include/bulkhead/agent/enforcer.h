@@ -4,6 +4,8 @@
 // always what the kernel holds.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,11 @@ class Enforcer {
   // has no App document and no other workload (then its chain appears).
   Result<compiler::RulesetDiff> upsertWorkload(const policy::Workload& workload);
   Result<compiler::RulesetDiff> removeWorkload(const std::string& name);
+  // Moves the staged interfaces into the dispatch map, one transaction (the
+  // kernel validates the table once for all of them). On failure the
+  // compiler keeps the promotion and the next commit replaces the table.
+  Result<compiler::RulesetDiff> promoteStaged(size_t limit = SIZE_MAX);
+  size_t stagedCount() const { return compiler_.stagedCount(); }
 
   // Puts the ruleset back if the table is gone; true if it had to.
   Result<bool> repairIfMissing();
@@ -36,16 +43,24 @@ class Enforcer {
   Status replaceAll();
 
   bool committed() const { return committed_; }
+  // True when the kernel holds our last commit and nobody, in any table of
+  // the namespace, has committed since (the ruleset generation is unchanged).
+  Result<bool> untouchedSinceLastCommit();
   const compiler::Ruleset& ruleset() const { return compiler_.ruleset(); }
   const compiler::IncrementalCompiler& compiler() const { return compiler_; }
 
  private:
   // Commits `diff` (a full replace when nothing is known of the table).
   Status commit(const compiler::RulesetDiff& diff);
+  Status commitOnce(const compiler::RulesetDiff& diff);
 
   nft::NftKernel& kernel_;
   compiler::IncrementalCompiler compiler_;
+  // After a successful commit: the generation it left, or none if unknown.
+  void noteGeneration();
+
   bool committed_ = false;  // the kernel holds compiler_.ruleset()
+  std::optional<uint32_t> generation_;
 };
 
 }  // namespace bulkhead::agent

@@ -39,7 +39,12 @@ std::string logPrefix(const std::string& action, const std::string& reason);
 std::string appChainName(const std::string& app);
 std::string appSetName(const std::string& app, Family family);
 std::string globalSetName(const std::string& policy, size_t ruleIndex, Family family);
+std::string stagedSetName(const std::string& app);  // st_<app>
 inline constexpr const char* kDispatchMap = "dispatch";
+// Interfaces registered since the last promotion (see IncrementalCompiler)
+// reach their app chain through these instead of the dispatch map.
+inline constexpr const char* kStagedSet = "staged";
+inline constexpr const char* kStagedChain = "staged_dispatch";
 inline constexpr const char* kQuarantineSet = "quarantine";
 inline constexpr const char* kSource4Set = "src4";
 inline constexpr const char* kSource6Set = "src6";

@@ -2,10 +2,18 @@
 // workloads; a workload added, changed or removed afterwards recomputes only
 // the sets that depend on it (the workload sets and the destination sets
 // that contain its app's addresses), so the cost grows with the change, not
-// with the table. The Ruleset it holds is always what a full compile of the
-// same inputs would give (tests compare the two).
+// with the table.
+//
+// An interface a change brings is staged: it reaches its app chain through
+// @staged and @st_<app> rather than a new `goto` element in @dispatch, which
+// would make the kernel re-validate the whole table (compiler.cpp). Staged
+// interfaces are enforced exactly as dispatched ones; promoteStaged() moves
+// them all into @dispatch in one diff. After it, the Ruleset held is what a
+// full compile of the same inputs gives (tests compare the two); a full
+// compile (reset) stages nothing.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +44,10 @@ class IncrementalCompiler {
   Result<RulesetDiff> upsertWorkload(const policy::Workload& workload);
   // Removes an API workload; kNotFound if there is none by that name.
   Result<RulesetDiff> removeWorkload(const std::string& name);
+  // Moves staged interfaces (at most `limit`, in name order) into @dispatch;
+  // an empty diff if none is.
+  RulesetDiff promoteStaged(size_t limit = SIZE_MAX);
+  size_t stagedCount() const;
 
   const Ruleset& ruleset() const;
   const policy::Bundle& bundle() const;

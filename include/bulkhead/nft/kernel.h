@@ -35,6 +35,9 @@ class NftKernel {
 
   // Whether `table inet <name>` exists now.
   virtual Result<bool> tableExists(const std::string& name) = 0;
+  // The netns-wide ruleset generation: every commit, by anyone, to any
+  // table bumps it. Equal before and after means nobody committed between.
+  virtual Result<uint32_t> generation() = 0;
 
   // A sequence number for the next batch (monotonic per kernel object).
   virtual uint32_t nextSeq(uint32_t count) = 0;

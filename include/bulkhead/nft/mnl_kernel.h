@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "bulkhead/nft/kernel.h"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace bulkhead::nft {
 
@@ -25,6 +27,7 @@ class MnlKernel : public NftKernel {
 
   Status commit(const Batch& batch) override;
   Result<bool> tableExists(const std::string& name) override;
+  Result<uint32_t> generation() override;
   uint32_t nextSeq(uint32_t count) override;
 
   // The netlink port id of this socket: the kernel stamps it on the
@@ -34,6 +37,8 @@ class MnlKernel : public NftKernel {
  private:
   MnlKernel(mnl_socket* socket, uint32_t seed);
   Status growSendBuffer(size_t bytes);
+  Result<int> query(nlmsghdr* request, const std::string& what,
+                    const std::function<void(const nlmsghdr*)>& onReply);
 
   mnl_socket* socket_;
   uint32_t portId_;
