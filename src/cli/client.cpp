@@ -763,9 +763,8 @@ void printStatus(const std::string& address, const v1::AgentStatus& st, std::ost
   rows.push_back({"pushes:", describeLatency(st.pushes(), st.apply_latency())});
   rows.push_back(
       {"workload changes:", describeLatency(st.workload_changes(), st.workload_latency())});
-  rows.push_back(
-      {"staged interfaces:", std::to_string(st.staged_interfaces()) + " (promotions " +
-                                 describeLatency(st.promotions(), st.promotion_latency()) + ")"});
+  rows.push_back({"staged interfaces:", std::to_string(st.staged_interfaces())});
+  rows.push_back({"promotions:", describeLatency(st.promotions(), st.promotion_latency())});
   rows.push_back({"drift repairs:", std::to_string(st.drift_repairs())});
   std::string flows = "seen " + std::to_string(f.seen()) + ", exported " +
                       std::to_string(f.exported()) + ", suppressed " +

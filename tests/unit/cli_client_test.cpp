@@ -421,6 +421,25 @@ TEST_F(CliClientTest, QuarantineAndRelease) {
   EXPECT_TRUE(contains(r.out, "workload web-1 released")) << r.out;
 }
 
+TEST_F(CliClientTest, StatusShowsStagedInterfacesAndPromotions) {
+  auto& st = agent().agentStatus;
+  st.set_version("v7");
+  st.set_staged_interfaces(3);
+  st.set_promotions(12);
+  st.mutable_promotion_latency()->set_count(12);
+  st.mutable_promotion_latency()->set_p50_ms(1.25);
+  st.mutable_promotion_latency()->set_p99_ms(14.5);
+  st.mutable_promotion_latency()->set_max_ms(14.5);
+  auto r = run({"status", "--agent", addr()});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_TRUE(contains(r.out, "staged interfaces:  3\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "promotions:         12 (latency p50 1.25 ms, p99 14.50 ms")) << r.out;
+  auto j = run({"status", "--json", "--agent", addr()});
+  ASSERT_EQ(j.code, kExitOk) << j.err;
+  EXPECT_TRUE(contains(j.out, "\"staged_interfaces\": 3")) << j.out;
+  EXPECT_TRUE(contains(j.out, "\"promotions\": 12")) << j.out;
+}
+
 TEST_F(CliClientTest, StatusJsonHasIntegerCountersAndTheEnvironmentNamesTheAgent) {
   auto& st = agent().agentStatus;
   st.set_version("v7");
