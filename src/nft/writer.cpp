@@ -8,8 +8,11 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 
+#include <algorithm>
 #include <map>
 #include <span>
+#include <variant>
+#include <vector>
 
 #include "bulkhead/nft/batch.h"
 #include "bulkhead/nft/objects.h"
@@ -35,6 +38,7 @@ class Builder {
   Result<Batch> build(bool replaceTable);
 
  private:
+  std::vector<const compiler::Set*> setsByUse() const;
   std::string obj(const char* kind, const std::string& name) const {
     return std::string(kind) + " inet " + table_ + " " + name;
   }
@@ -153,6 +157,30 @@ Result<const compiler::Set*> Builder::shapeOf(const std::string& set, std::span<
   return inferred_.back().get();
 }
 
+// The kernel keeps a table's sets in a list in creation order and finds one
+// by name walking it from the head (nft_set_lookup), for every rule and
+// element message that names it. A set that every app chain references (a
+// GlobalPolicy rule's) created after 2,000 per-app sets cost 2,000 steps per
+// reference: sets go in by how many rules of the diff name them, most first.
+std::vector<const compiler::Set*> Builder::setsByUse() const {
+  std::map<std::string, size_t> uses;
+  for (const auto* chains : {&diff_.addChains, &diff_.replaceChains})
+    for (const compiler::Chain& c : *chains)
+      for (const compiler::Rule& r : c.rules)
+        for (const compiler::Expr& e : r.exprs) {
+          if (const auto* l = std::get_if<compiler::expr::Lookup>(&e)) ++uses[l->set];
+          if (const auto* v = std::get_if<compiler::expr::Vmap>(&e)) ++uses[v->map];
+        }
+  std::vector<const compiler::Set*> out;
+  for (const compiler::Set& s : diff_.addSets)
+    out.push_back(&s);
+  std::stable_sort(out.begin(), out.end(), [&](const compiler::Set* a, const compiler::Set* b) {
+    auto ua = uses.find(a->name), ub = uses.find(b->name);
+    return (ua == uses.end() ? 0 : ua->second) > (ub == uses.end() ? 0 : ub->second);
+  });
+  return out;
+}
+
 Result<Batch> Builder::build(bool replaceTable) {
   if (replaceTable && !diff_.createTable) {
     return makeError(ErrorCode::kInternal, "a table replace needs a full diff");
@@ -202,8 +230,9 @@ Result<Batch> Builder::build(bool replaceTable) {
     nlmsghdr* nlh = b_.begin(NFT_MSG_DELSET, NFPROTO_INET, 0, "delete" + obj(" set", s));
     nftnl_set_nlmsg_build_payload(nlh, set.get());
   }
-  // 6. Add sets, declarations only.
-  for (const compiler::Set& s : diff_.addSets) {
+  // 6. Add sets, declarations only, the most referenced first.
+  for (const compiler::Set* sp : setsByUse()) {
+    const compiler::Set& s = *sp;
     Result<SetPtr> set = makeSet(table_, s, setIds_[s.name]);
     if (!set) return set.takeError();
     nlmsghdr* nlh = b_.begin(NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,

@@ -369,6 +369,28 @@ TEST(NftBatch, MessageOrderFollowsDiff) {
   EXPECT_EQ(b.describe(99), "");
 }
 
+// The kernel finds a set by name walking the table's list from the head, so
+// the sets most rules name are created first; the rest keep the diff's order.
+TEST(NftBatch, SetsThatMostRulesNameAreCreatedFirst) {
+  RulesetDiff d;
+  d.table = "bh";
+  d.createTable = true;
+  for (const char* name : {"a_once", "b_never", "c_thrice", "d_once"})
+    d.addSets.push_back(set4(name, {}));
+  auto uses = [](const char* set) {
+    return Rule{
+        {ex::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false},
+         accept()},
+        ""};
+  };
+  d.addChains = {Chain{"c1", std::nullopt, {uses("c_thrice"), uses("a_once")}},
+                 Chain{"c2", std::nullopt, {uses("c_thrice"), uses("d_once"), uses("c_thrice")}}};
+  std::vector<std::string> created;
+  for (const Msg& m : decode(mustBuild(d, 1)))
+    if (m.type == NFT_MSG_NEWSET) created.push_back(m.name);
+  EXPECT_EQ(created, (std::vector<std::string>{"c_thrice", "a_once", "d_once", "b_never"}));
+}
+
 TEST(NftBatch, ReplaceAddsThenDeletesTheTable) {
   RecordingKernel k;
   Ruleset rs;
