@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+
 namespace bulkhead::agent {
 
 namespace {
@@ -141,8 +143,15 @@ flows::Attribution FlowFeed::resolve(uint32_t ifindex) {
 void FlowFeed::sampleCounters() {
   auto counters = nft::readRuleCounters(config_.table);
   if (!counters) {
-    spdlog::error("reading the counters of table inet {}: {}", config_.table,
-                  counters.error().describe());
+    // Still interrupted by commits after a few dumps (a burst of changes):
+    // the next sample catches up, as the counters only grow.
+    if (counters.error().sysErrno == EINTR) {
+      spdlog::warn("reading the counters of table inet {}: {}; next second", config_.table,
+                   counters.error().describe());
+    } else {
+      spdlog::error("reading the counters of table inet {}: {}", config_.table,
+                    counters.error().describe());
+    }
     return;
   }
   std::lock_guard lock(countMu_);

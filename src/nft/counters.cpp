@@ -78,10 +78,7 @@ int onRule(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-}  // namespace
-
-Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> readRuleCounters(
-    const std::string& table) {
+Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> dumpOnce(const std::string& table) {
   std::unique_ptr<mnl_socket, SocketCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
   if (!nl) return makeError(ErrorCode::kUnavailable, "cannot open a netfilter socket", errno);
   if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
@@ -118,6 +115,20 @@ Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> readRuleCounters(
     }
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> readRuleCounters(
+    const std::string& table) {
+  // A commit during the dump (ours or anyone's) makes the kernel flag it
+  // NLM_F_DUMP_INTR, which libmnl reports as EINTR: the rules read so far
+  // may mix two generations. Dump again; commits are short.
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    auto out = dumpOnce(table);
+    if (out || out.error().sysErrno != EINTR || attempt == kAttempts) return out;
+  }
 }
 
 void SeenCounter::sample(const std::map<std::pair<std::string, uint64_t>, uint64_t>& counters) {
