@@ -552,7 +552,6 @@ Result<size_t> AgentCore::promoteStaged(bool force) {
 
 Result<bool> AgentCore::repair(bool force, const std::string& why) {
   std::lock_guard lock(mu_);
-  if (!enforcer_.committed() && !force) return false;
   if (force) {
     beforeRewrite();
     if (auto st = enforcer_.replaceAll(); !st) {

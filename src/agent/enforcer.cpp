@@ -45,6 +45,7 @@ Status Enforcer::commitOnce(const compiler::RulesetDiff& diff) {
     // the whole table in one transaction, whatever it held.
     if (auto st = writer.replace(table); !st) return st;
     committed_ = true;
+    everCommitted_ = true;
     return {};
   }
   if (diff.empty()) return {};
@@ -142,12 +143,20 @@ Status Enforcer::replaceAll() {
     return st;
   }
   committed_ = true;
+  everCommitted_ = true;
   noteGeneration();
   return {};
 }
 
 Result<bool> Enforcer::repairIfMissing() {
-  if (!committed_) return false;
+  if (!committed_) {
+    // Nothing applied yet: nothing to repair. After a failed commit the
+    // kernel's state is unknown: put the whole ruleset back now rather than
+    // wait for the next change.
+    if (!everCommitted_) return false;
+    if (Status st = replaceAll(); !st) return st.takeError();
+    return true;
+  }
   auto exists = kernel_.tableExists(compiler_.ruleset().table);
   if (!exists) return exists.takeError();
   if (*exists) return false;

@@ -160,5 +160,25 @@ TEST(Enforcer, RepairsAMissingTable) {
   EXPECT_EQ(k.commits, 2);
 }
 
+// After a failed commit the kernel's state is unknown: the periodic check
+// puts the whole table back without waiting for the next change.
+TEST(Enforcer, PeriodicCheckReplacesAfterAFailedCommit) {
+  ScriptedKernel k;
+  Enforcer e(k, {});
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  k.refuse = 2;
+  ASSERT_FALSE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
+  EXPECT_FALSE(e.committed());
+  const int commits = k.commits;
+  auto repaired = e.repairIfMissing();
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_TRUE(*repaired);
+  EXPECT_TRUE(e.committed());
+  EXPECT_EQ(k.commits, commits + 1);
+  auto again = e.repairIfMissing();
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+}
+
 }  // namespace
 }  // namespace bulkhead::agent

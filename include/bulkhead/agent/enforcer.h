@@ -37,7 +37,8 @@ class Enforcer {
   Result<compiler::RulesetDiff> promoteStaged(size_t limit = SIZE_MAX);
   size_t stagedCount() const { return compiler_.stagedCount(); }
 
-  // Puts the ruleset back if the table is gone; true if it had to.
+  // Puts the ruleset back if the table is gone, or if the last commit failed
+  // (the kernel's state is then unknown); true if it had to.
   Result<bool> repairIfMissing();
   // Puts the whole ruleset back, whatever the table holds (drift).
   Status replaceAll();
@@ -60,6 +61,7 @@ class Enforcer {
   void noteGeneration();
 
   bool committed_ = false;  // the kernel holds compiler_.ruleset()
+  bool everCommitted_ = false;
   std::optional<uint32_t> generation_;
 };
 
