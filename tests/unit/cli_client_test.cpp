@@ -433,7 +433,8 @@ TEST_F(CliClientTest, StatusShowsStagedInterfacesAndPromotions) {
   auto r = run({"status", "--agent", addr()});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_TRUE(contains(r.out, "staged interfaces:  3\n")) << r.out;
-  EXPECT_TRUE(contains(r.out, "promotions:         12 (latency p50 1.25 ms, p99 14.50 ms")) << r.out;
+  EXPECT_TRUE(contains(r.out, "promotions:         12 (latency p50 1.25 ms, p99 14.50 ms"))
+      << r.out;
   auto j = run({"status", "--json", "--agent", addr()});
   ASSERT_EQ(j.code, kExitOk) << j.err;
   EXPECT_TRUE(contains(j.out, "\"staged_interfaces\": 3")) << j.out;
