@@ -1,14 +1,14 @@
 // Policy + workloads -> Ruleset. The table's shape (SPEC §2 evaluation order):
 //
 //   input / forward (base chains, policy accept)
+//     ct state established,related accept
 //     [input only] accept ICMPv6 ND and DHCP/DHCPv6 before any policy
 //     iifname vmap @dispatch                  O(1): interface -> goto app_<app>
 //     iifname @staged goto staged_dispatch    interfaces not yet in @dispatch
 //   staged_dispatch
 //     iifname @st_<app> goto app_<app>        one rule per app, then drop
 //   app_<app>
-//     jump workload_pre                       established/related, invalid,
-//                                             quarantine, source check
+//     jump workload_pre                       invalid, quarantine, source check
 //     GlobalPolicy deny/log rules, by order   one interval set per rule
 //     allow: @a4_<app> / @a6_<app>, then GlobalPolicy allow sets
 //     default: log, then reject/drop (enforce) or accept (audit)
@@ -360,7 +360,6 @@ Chain Compilation::preChain() const {
   const Expr drop = verdict(Verdict::Kind::kDrop);
   Chain c{kPreChain, std::nullopt, {}};
   c.rules = {
-      rule({CtState{CtState::kEstablished | CtState::kRelated}, verdict(Verdict::Kind::kAccept)}),
       rule({CtState{CtState::kInvalid}, expr::Counter{}, drop}),
       rule({quarantined, limit, logQ}, "quarantine"),
       rule({quarantined, expr::Counter{}, drop}, "quarantine"),
@@ -464,6 +463,12 @@ Set stagedSet(const std::string& app) {
 Chain Compilation::baseChain(BaseHook::Hook hook) const {
   const bool input = hook == BaseHook::Hook::kInput;
   Chain c{input ? kInputChain : kForwardChain, BaseHook{hook, 0}, {}};
+  // Established and related first, as SPEC orders it: most packets end here,
+  // before any lookup, and a staged interface's packets skip the per-app walk
+  // of staged_dispatch. Accepting in this table only ends this table's say;
+  // the host's own traffic is not policed either way.
+  c.rules.push_back(rule({expr::CtState{expr::CtState::kEstablished | expr::CtState::kRelated},
+                          verdict(Verdict::Kind::kAccept)}));
   if (input) {
     // Neighbour discovery (133-137) must reach the host before any policy,
     // or IPv6 breaks for every workload; likewise DHCP for VMs it serves.

@@ -236,12 +236,19 @@ TEST(Compiler, InputChainAcceptsNeighbourDiscoveryFirst) {
   auto rs = compile(sample(), {});
   ASSERT_TRUE(rs.ok());
   auto rules = renderedRules(*rs, "input");
-  EXPECT_EQ(rules.front(), "icmpv6 type 133-137 accept comment \"ipv6 neighbour discovery\"");
+  ASSERT_GE(rules.size(), 4u);
+  // Established flows first (SPEC order), then ND before any policy.
+  EXPECT_EQ(rules[0], "ct state established,related accept");
+  EXPECT_EQ(rules[1], "icmpv6 type 133-137 accept comment \"ipv6 neighbour discovery\"");
   EXPECT_EQ(rules[rules.size() - 2], "iifname vmap @dispatch");
   EXPECT_EQ(rules.back(), "iifname @staged goto staged_dispatch");
   EXPECT_EQ(
       renderedRules(*rs, "forward"),
-      (std::vector<std::string>{"iifname vmap @dispatch", "iifname @staged goto staged_dispatch"}));
+      (std::vector<std::string>{"ct state established,related accept", "iifname vmap @dispatch",
+                                "iifname @staged goto staged_dispatch"}));
+  // The pre-checks under each app chain no longer repeat it.
+  for (const auto& r : renderedRules(*rs, "workload_pre"))
+    EXPECT_EQ(r.find("established"), std::string::npos) << r;
 }
 
 TEST(Compiler, StagedDispatchHasOneRulePerAppThenDrop) {
