@@ -204,6 +204,46 @@ TEST_F(AgentE2eTest, ThirdPartyDeleteAndFlushAreRepairedWithinASecond) {
   expectEnforced();
 }
 
+// A large transaction of the agent's own overflows its nf_tables
+// notification socket (8 MiB). That is no
+// drift: the agent must not "repair" it, since each whole replace would
+// overflow the socket again (it looped so before). A foreign change made
+// afterwards is still repaired.
+TEST_F(AgentE2eTest, OwnLargeTransactionsOverflowingNotificationsAreNoDrift) {
+  startAgent();
+  std::ofstream big(dir_ / "big.yaml");
+  big << kPolicy;
+  // 2 x 60,000 addresses that do not touch, so none merge: 120,000 elements
+  // (the kernel packs several notifications per message; fewer do not fill
+  // the socket).
+  for (int svc = 0; svc < 2; ++svc) {
+    big << "---\napiVersion: bulkhead/v1\nkind: Service\nmetadata: {name: many" << svc
+        << "}\nspec:\n  endpoints:\n    - ports: [tcp/443]\n      cidrs:\n";
+    for (int i = 0; i < 60000; ++i)
+      big << "        - \"2001:db8:" << std::hex << 0x100 + svc << ":0:0:0:" << (i >> 14) << ":"
+          << 2 * (i & 0x3fff) << std::dec << "/128\"\n";
+  }
+  big << "---\napiVersion: bulkhead/v1\nkind: App\nmetadata: {name: wide}\n"
+      << "spec:\n  egress:\n    - to: [many0, many1]\n";
+  big.close();
+  auto push = cli("push " + (dir_ / "big.yaml").string());
+  ASSERT_TRUE(push.ok()) << push.out << log();
+  auto repairs = [&] { return jsonInt(cli("status --json").out, "drift_repairs"); };
+  // The overflow is read within the watcher's next wait (100 ms); give it
+  // ample time to (wrongly) act.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(repairs(), 0u) << log();
+  EXPECT_EQ(log().find("drift:"), std::string::npos) << log();
+
+  const std::string before = table();
+  ASSERT_TRUE(topo_->hv().exec("nft add rule inet bulkhead workload_pre accept").ok());
+  // A whole replace of this table takes a second or two on a busy machine.
+  EXPECT_TRUE(waitFor([&] { return repairs() == 1 && table() == before; }, 10000)) << log();
+  // That replace overflowed the socket in turn: still no second repair.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(repairs(), 1u) << log();
+}
+
 TEST_F(AgentE2eTest, CorruptStateIsALoudErrorAndLeavesTheKernelTable) {
   startAgent();
   pushAndRegister();
