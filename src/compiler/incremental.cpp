@@ -60,21 +60,22 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   }
 
   // 1. Workload sets: the elements of the old version out, the new in.
+  std::map<std::string, ElementChanges> changes;
+  auto change = [&](const std::string& set) -> ElementChanges& {
+    return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
+  };
   std::map<std::string, std::vector<Element>> oldElems, newElems;
   if (before) oldElems = workloadElements(*before);
   if (after) newElems = workloadElements(*after);
-  std::map<std::string, ElementChanges> changes;
   for (const char* set : {kQuarantineSet, kSource4Set, kSource6Set}) {
     auto& o = oldElems[set];
     auto& n = newElems[set];
     std::sort(o.begin(), o.end());
     std::sort(n.begin(), n.end());
-    ElementChanges c{set, {}, {}};
-    std::set_difference(o.begin(), o.end(), n.begin(), n.end(), std::back_inserter(c.remove));
-    std::set_difference(n.begin(), n.end(), o.begin(), o.end(), std::back_inserter(c.add));
-    if (c.add.empty() && c.remove.empty()) continue;
-    applyChanges(mutableSet(set)->elements, c.remove, c.add);
-    changes.emplace(set, std::move(c));
+    std::set_difference(o.begin(), o.end(), n.begin(), n.end(),
+                        std::back_inserter(change(set).remove));
+    std::set_difference(n.begin(), n.end(), o.begin(), o.end(),
+                        std::back_inserter(change(set).add));
   }
   // Dispatch: an interface that leaves (or changes app) goes from wherever it
   // is, dispatch map or staged sets; one that arrives is staged, which costs
@@ -86,52 +87,35 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   if (after)
     for (const auto& i : after->interfaces)
       newApp[i] = after->app;
-  auto change = [&](const std::string& set) -> ElementChanges& {
-    return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
-  };
-  for (const auto& [i, app] : oldApp) {
-    auto n = newApp.find(i);
-    if (n != newApp.end() && n->second == app) continue;
+  std::set<std::string> ifaces;
+  for (const auto* m : {&oldApp, &newApp})
+    for (const auto& [i, app] : *m)
+      ifaces.insert(i);
+  for (const auto& i : ifaces) {
+    const auto from = oldApp.find(i), to = newApp.find(i);
+    const bool had = from != oldApp.end(), has = to != newApp.end();
+    if (had && has && from->second == to->second) continue;
     const Key key = KeyBuilder().ifname(i).build();
-    auto s = staged_.find(i);
-    if (s != staged_.end()) {
-      change(kStagedSet).remove.push_back(Element{key, key, {}});
-      change(stagedSetName(s->second)).remove.push_back(Element{key, key, {}});
+    const Element plain{key, key, {}};
+    const auto s = had ? staged_.find(i) : staged_.end();
+    const bool wasStaged = s != staged_.end();
+    if (wasStaged) {
+      change(stagedSetName(s->second)).remove.push_back(plain);
+      if (!has) change(kStagedSet).remove.push_back(plain);
       staged_.erase(s);
-    } else {
+    } else if (had) {
       change(kDispatchMap)
-          .remove.push_back(Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(app)}});
+          .remove.push_back(
+              Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(from->second)}});
     }
-  }
-  for (const auto& [i, app] : newApp) {
-    auto o = oldApp.find(i);
-    if (o != oldApp.end() && o->second == app) continue;
-    const Key key = KeyBuilder().ifname(i).build();
-    change(kStagedSet).add.push_back(Element{key, key, {}});
-    change(stagedSetName(app)).add.push_back(Element{key, key, {}});
-    staged_[i] = app;
-  }
-  for (const char* set : {kDispatchMap, kStagedSet}) {
-    auto it = changes.find(set);
-    if (it == changes.end()) continue;
-    auto& c = it->second;
-    // An interface that moves between apps leaves @staged and comes back.
-    std::sort(c.remove.begin(), c.remove.end());
-    std::sort(c.add.begin(), c.add.end());
-    std::vector<Element> both;
-    std::set_intersection(c.remove.begin(), c.remove.end(), c.add.begin(), c.add.end(),
-                          std::back_inserter(both));
-    for (const auto& e : both) {
-      std::erase(c.remove, e);
-      std::erase(c.add, e);
+    if (has) {
+      if (!wasStaged) change(kStagedSet).add.push_back(plain);
+      change(stagedSetName(to->second)).add.push_back(plain);
+      staged_[i] = to->second;
     }
   }
   for (auto it = changes.begin(); it != changes.end();) {
     auto& c = it->second;
-    if (c.set == kQuarantineSet || c.set == kSource4Set || c.set == kSource6Set) {
-      ++it;  // applied above
-      continue;
-    }
     if (c.add.empty() && c.remove.empty()) {
       it = changes.erase(it);
       continue;
