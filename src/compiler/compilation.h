@@ -89,6 +89,8 @@ class Compilation {
                               const std::string& reason, const std::optional<Expr>& match,
                               const std::string& comment) const;
   Set* mutableSet(const std::string& name);
+  // Drops empty entries, sorts the rest and applies them to the sets.
+  void applyElementChanges(std::map<std::string, ElementChanges>& changes);
 
   policy::Bundle bundle_;
   std::vector<policy::Workload> apiWorkloads_;

@@ -24,6 +24,10 @@ void applyChanges(std::vector<Element>& elements, const std::vector<Element>& re
     elements.insert(std::lower_bound(elements.begin(), elements.end(), e), e);
 }
 
+ElementChanges& changesOf(std::map<std::string, ElementChanges>& changes, const std::string& set) {
+  return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
+}
+
 Status checkWorkload(const Workload& w) {
   std::vector<policy::Diagnostic> errors;
   policy::validateWorkload(w, errors);
@@ -35,6 +39,20 @@ Status checkWorkload(const Workload& w) {
 }
 
 }  // namespace
+
+void Compilation::applyElementChanges(std::map<std::string, ElementChanges>& changes) {
+  for (auto it = changes.begin(); it != changes.end();) {
+    auto& c = it->second;
+    if (c.add.empty() && c.remove.empty()) {
+      it = changes.erase(it);
+      continue;
+    }
+    std::sort(c.remove.begin(), c.remove.end());
+    std::sort(c.add.begin(), c.add.end());
+    applyChanges(mutableSet(c.set)->elements, c.remove, c.add);
+    ++it;
+  }
+}
 
 const Workload* Compilation::findApiWorkload(const std::string& name) const {
   for (const auto& w : apiWorkloads_)
@@ -61,9 +79,7 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
 
   // 1. Workload sets: the elements of the old version out, the new in.
   std::map<std::string, ElementChanges> changes;
-  auto change = [&](const std::string& set) -> ElementChanges& {
-    return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
-  };
+  auto change = [&](const std::string& set) -> ElementChanges& { return changesOf(changes, set); };
   std::map<std::string, std::vector<Element>> oldElems, newElems;
   if (before) oldElems = workloadElements(*before);
   if (after) newElems = workloadElements(*after);
@@ -114,17 +130,7 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
       staged_[i] = to->second;
     }
   }
-  for (auto it = changes.begin(); it != changes.end();) {
-    auto& c = it->second;
-    if (c.add.empty() && c.remove.empty()) {
-      it = changes.erase(it);
-      continue;
-    }
-    std::sort(c.remove.begin(), c.remove.end());
-    std::sort(c.add.begin(), c.add.end());
-    applyChanges(mutableSet(c.set)->elements, c.remove, c.add);
-    ++it;
-  }
+  applyElementChanges(changes);
 
   // 2. The index.
   std::set<std::string> touchedApps;
@@ -203,9 +209,7 @@ RulesetDiff Compilation::promoteStaged(size_t limit) {
   diff.table = out_.table;
   if (staged_.empty() || limit == 0) return diff;
   std::map<std::string, ElementChanges> changes;
-  auto change = [&](const std::string& set) -> ElementChanges& {
-    return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
-  };
+  auto change = [&](const std::string& set) -> ElementChanges& { return changesOf(changes, set); };
   auto it = staged_.begin();
   for (size_t n = 0; it != staged_.end() && n < limit; ++it, ++n) {
     const auto& [i, app] = *it;
@@ -216,12 +220,9 @@ RulesetDiff Compilation::promoteStaged(size_t limit) {
     change(stagedSetName(app)).remove.push_back(Element{key, key, {}});
   }
   staged_.erase(staged_.begin(), it);
-  for (auto& [set, c] : changes) {
-    std::sort(c.remove.begin(), c.remove.end());
-    std::sort(c.add.begin(), c.add.end());
-    applyChanges(mutableSet(set)->elements, c.remove, c.add);
+  applyElementChanges(changes);
+  for (auto& [set, c] : changes)
     diff.elements.push_back(std::move(c));
-  }
   return diff;
 }
 
