@@ -36,20 +36,25 @@ std::string headerField(const std::string& v, size_t limit) {
   return out;
 }
 
+// A control character as rsyslog writes it ("#ooo", octal), so that one
+// event stays one line; anything else as it is.
+void appendVisible(std::string& out, unsigned char c) {
+  if (c < 0x20 || c == 0x7f) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "#%03o", c);
+    out += buf;
+  } else {
+    out.push_back(static_cast<char>(c));
+  }
+}
+
 // Free text of the MSG part: control characters become "#ooo" (octal), as
 // rsyslog writes them, so one event stays one line.
 std::string msgText(const std::string& v) {
   std::string out;
   out.reserve(v.size());
-  for (unsigned char c : v) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "#%03o", c);
-      out += buf;
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
+  for (unsigned char c : v)
+    appendVisible(out, c);
   return out;
 }
 
@@ -158,18 +163,9 @@ std::string escapeSdValue(const std::string& v) {
   std::string out;
   out.reserve(v.size() + 4);
   for (unsigned char c : v) {
-    if (c == '"' || c == '\\' || c == ']') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c == 0x7f) {
-      // RFC 5424 has no escape for these; keep the line a line (rsyslog's
-      // "#ooo" convention).
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "#%03o", c);
-      out += buf;
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
+    // Control characters: RFC 5424 has no escape for them (appendVisible).
+    if (c == '"' || c == '\\' || c == ']') out.push_back('\\');
+    appendVisible(out, c);
   }
   return out;
 }
