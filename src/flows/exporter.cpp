@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -92,6 +93,26 @@ struct Target {
   std::string host;  // udp, tcp, tls (without brackets)
   std::string port;
 };
+
+struct AddrInfoFree {
+  void operator()(addrinfo* a) const { freeaddrinfo(a); }
+};
+using AddrInfoPtr = std::unique_ptr<addrinfo, AddrInfoFree>;
+
+// The addresses of a host:port target for one socket type; null, with
+// *error set, when the name does not resolve.
+AddrInfoPtr resolve(const Target& t, int socktype, std::string* error) {
+  addrinfo hints{};
+  hints.ai_socktype = socktype;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const int rc = getaddrinfo(t.host.c_str(), t.port.c_str(), &hints, &res);
+  if (rc != 0) {
+    *error = "resolve " + t.host + ": " + gai_strerror(rc);
+    return nullptr;
+  }
+  return AddrInfoPtr(res);
+}
 
 Result<Target> parseTarget(const std::string& target) {
   Target t;
@@ -454,17 +475,14 @@ class DatagramExporter final : public QueuedExporter {
 
   bool open() {
     if (target_.kind == Target::Kind::kUdp) {
-      addrinfo hints{};
-      hints.ai_socktype = SOCK_DGRAM;
-      hints.ai_flags = AI_NUMERICSERV;
-      addrinfo* res = nullptr;
-      const int rc = getaddrinfo(target_.host.c_str(), target_.port.c_str(), &hints, &res);
-      if (rc != 0) {
-        noteError("resolve " + target_.host + ": " + gai_strerror(rc));
+      std::string error;
+      const AddrInfoPtr res = resolve(target_, SOCK_DGRAM, &error);
+      if (!res) {
+        noteError(error);
         return false;
       }
       int lastErr = 0;
-      for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      for (addrinfo* ai = res.get(); ai != nullptr; ai = ai->ai_next) {
         const int fd = ::socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
           lastErr = errno;
@@ -477,7 +495,6 @@ class DatagramExporter final : public QueuedExporter {
         lastErr = errno;
         ::close(fd);
       }
-      freeaddrinfo(res);
       if (fd_ < 0) {
         noteError(errnoText("udp connect " + name_, lastErr));
         return false;
@@ -697,18 +714,15 @@ class StreamExporter final : public QueuedExporter {
   }
 
   bool connectNow() {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    const int rc = getaddrinfo(target_.host.c_str(), target_.port.c_str(), &hints, &res);
-    if (rc != 0) {
-      noteError("resolve " + target_.host + ": " + gai_strerror(rc));
+    std::string error;
+    const AddrInfoPtr res = resolve(target_, SOCK_STREAM, &error);
+    if (!res) {
+      noteError(error);
       return false;
     }
     const auto deadline = SteadyClock::now() + milliseconds(std::max(options_.connectTimeoutMs, 1));
-    std::string error = "connect " + name_ + ": no address";
-    for (addrinfo* ai = res; ai != nullptr && fd_ < 0; ai = ai->ai_next) {
+    error = "connect " + name_ + ": no address";
+    for (addrinfo* ai = res.get(); ai != nullptr && fd_ < 0; ai = ai->ai_next) {
       fd_ = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd_ < 0) {
         error = errnoText("socket", errno);
@@ -732,7 +746,6 @@ class StreamExporter final : public QueuedExporter {
         fd_ = -1;
       }
     }
-    freeaddrinfo(res);
     if (fd_ < 0) {
       noteError(error);
       return false;
