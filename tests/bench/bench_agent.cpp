@@ -486,12 +486,7 @@ Options parseOptions(int argc, char** argv) {
   o.tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto num = [&](const char* prefix) -> std::optional<int> {
-      if (a.rfind(prefix, 0) != 0) return std::nullopt;
-      const int v = std::atoi(a.c_str() + std::strlen(prefix));
-      if (v <= 0) throw Failure("bad value in " + a);
-      return v;
-    };
+    auto num = [&](const char* prefix) { return positiveFlag(a, prefix); };
     if (auto v = num("--workloads=")) {
       o.workloads = std::max(*v, 10);
     } else if (auto v2 = num("--changes=")) {
@@ -565,14 +560,7 @@ int run(int argc, char** argv) {
   testing::sweepStaleNamespaces();
   const auto started = Clock::now();
 
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
-  std::printf("bench_agent  %s  (%s)\n", date, machineLine().c_str());
-#ifndef __OPTIMIZE__
-  std::printf("WARNING: built without optimisation; figures are not representative\n");
-#endif
-  std::fflush(stdout);
+  printBanner("bench_agent");
 
   const Generated policy = generatePolicy(opt.workloads);
   const size_t expected = expectedElements(policy, opt.workloads);

@@ -640,12 +640,7 @@ Options parseOptions(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto num = [&](const char* prefix) -> std::optional<int> {
-      if (a.rfind(prefix, 0) != 0) return std::nullopt;
-      const int v = std::atoi(a.c_str() + std::strlen(prefix));
-      if (v <= 0) throw Failure("bad value in " + a);
-      return v;
-    };
+    auto num = [&](const char* prefix) { return positiveFlag(a, prefix); };
     if (auto v = num("--runs=")) {
       o.runs = *v;
     } else if (auto v2 = num("--adds=")) {
@@ -669,13 +664,7 @@ int run(int argc, char** argv) {
   testing::sweepStaleNamespaces();
   const auto started = Clock::now();
 
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
-  std::printf("bench_apply  %s  (%s)\n", date, machineLine().c_str());
-#ifndef __OPTIMIZE__
-  std::printf("WARNING: built without optimisation; figures are not representative\n");
-#endif
+  printBanner("bench_apply");
 
   ScratchDir scratch;
 

@@ -626,12 +626,7 @@ Options parseOptions(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto num = [&](const char* prefix) -> std::optional<int> {
-      if (a.rfind(prefix, 0) != 0) return std::nullopt;
-      const int v = std::atoi(a.c_str() + std::strlen(prefix));
-      if (v <= 0) throw Failure("bad value in " + a);
-      return v;
-    };
+    auto num = [&](const char* prefix) { return positiveFlag(a, prefix); };
     if (auto v = num("--flood=")) {
       o.flood = uint32_t(*v);
     } else if (auto v2 = num("--rounds=")) {
@@ -696,15 +691,7 @@ int run(int argc, char** argv) {
   testing::sweepStaleNamespaces();
   const auto started = Clock::now();
 
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
-  std::printf("bench_flows  %s  (%s%s)\n", date, machineLine().c_str(),
-              opt.ulogd ? (", " + ulogdVersion()).c_str() : "");
-#ifndef __OPTIMIZE__
-  std::printf("WARNING: built without optimisation; figures are not representative\n");
-#endif
-  std::fflush(stdout);
+  printBanner("bench_flows", opt.ulogd ? ", " + ulogdVersion() : "");
 
   ScratchDir dir;
   Topology topo;

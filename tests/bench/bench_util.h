@@ -12,7 +12,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -124,6 +128,28 @@ inline std::string machineLine() {
   uname(&u);
   return std::string("kernel ") + u.release + ", " + trimmed(testing::sh("nft --version").out) +
          ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " CPUs";
+}
+
+// The first line of every report: which bench, when, on what; and a warning
+// when the figures come from an unoptimised build.
+inline void printBanner(const char* name, const std::string& extra = "") {
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
+  std::printf("%s  %s  (%s%s)\n", name, date, machineLine().c_str(), extra.c_str());
+#ifndef __OPTIMIZE__
+  std::printf("WARNING: built without optimisation; figures are not representative\n");
+#endif
+  std::fflush(stdout);
+}
+
+// The value of a "--name=N" argument when `arg` starts with `prefix`; a value
+// that is not a positive number is a Failure.
+inline std::optional<int> positiveFlag(const std::string& arg, const char* prefix) {
+  if (arg.rfind(prefix, 0) != 0) return std::nullopt;
+  const int v = std::atoi(arg.c_str() + std::strlen(prefix));
+  if (v <= 0) throw Failure("bad value in " + arg);
+  return v;
 }
 
 // Elements of bulkhead's dispatch map in a namespace, as nft lists them.
