@@ -14,15 +14,14 @@
 #include <memory>
 #include <vector>
 
+#include "netlink_socket.h"
+
 namespace bulkhead::nft {
 
 namespace {
 
 constexpr int kTimeoutMs = 5000;
 
-struct SocketCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
 struct RuleFree {
   void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
 };
@@ -79,10 +78,9 @@ int onRule(const nlmsghdr* nlh, void* data) {
 }
 
 Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> dumpOnce(const std::string& table) {
-  std::unique_ptr<mnl_socket, SocketCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
-  if (!nl) return makeError(ErrorCode::kUnavailable, "cannot open a netfilter socket", errno);
-  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-    return makeError(ErrorCode::kUnavailable, "cannot bind a netfilter socket", errno);
+  auto opened = openNetfilterSocket();
+  if (!opened) return opened.takeError();
+  const MnlSocketPtr nl = std::move(*opened);
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
   const uint32_t seq = 1;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);

@@ -19,6 +19,8 @@
 #include <optional>
 #include <vector>
 
+#include "netlink_socket.h"
+
 namespace bulkhead::nft {
 
 namespace {
@@ -35,10 +37,6 @@ constexpr int kReplyTimeoutMs = 10'000;
 
 std::string errnoText(int err) {
   return std::strerror(err);
-}
-
-Error unavailable(const std::string& what, int err) {
-  return makeError(ErrorCode::kUnavailable, what + ": " + errnoText(err), err);
 }
 
 // The kernel's extended-ACK message text, if it sent one.
@@ -64,23 +62,14 @@ std::string extackMessage(const nlmsghdr* nlh) {
 }  // namespace
 
 Result<std::unique_ptr<MnlKernel>> MnlKernel::open() {
-  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
-  if (nl == nullptr) return unavailable("cannot open a netfilter netlink socket", errno);
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-    const int err = errno;
-    mnl_socket_close(nl);
-    return unavailable("cannot bind the netfilter netlink socket", err);
-  }
+  // The buffer holds the replies of one batch (kRcvBufBytes).
+  auto opened = openNetfilterSocket(kRcvBufBytes);
+  if (!opened) return opened.takeError();
+  mnl_socket* nl = opened->release();
   int one = 1;
   // Errors carry the kernel's reason text, but not a copy of the request.
   mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof one);
   mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof one);
-  const int fd = mnl_socket_get_fd(nl);
-  // FORCE ignores rmem_max but needs CAP_NET_ADMIN, which writing rules needs
-  // anyway; without it, take what rmem_max allows.
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBufBytes, sizeof kRcvBufBytes) < 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kRcvBufBytes, sizeof kRcvBufBytes);
-  }
   return std::unique_ptr<MnlKernel>(new MnlKernel(nl, static_cast<uint32_t>(time(nullptr))));
 }
 

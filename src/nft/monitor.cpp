@@ -23,6 +23,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "netlink_socket.h"
+
 namespace bulkhead::nft {
 
 namespace {
@@ -309,30 +311,17 @@ Notification parseNotification(const void* msg, size_t len, const std::string& t
 }
 
 Result<std::unique_ptr<TableMonitor>> TableMonitor::open(std::string table, int rcvBufBytes) {
-  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
-  if (nl == nullptr) return unavailable("cannot open a netfilter netlink socket", errno);
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-    const int err = errno;
-    mnl_socket_close(nl);
-    return unavailable("cannot bind the netfilter netlink socket", err);
-  }
-  const int fd = mnl_socket_get_fd(nl);
-  // Size the buffer before joining, so no notification meets the default.
-  // FORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN; without it, take
-  // what rmem_max allows.
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvBufBytes, sizeof rcvBufBytes) < 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvBufBytes, sizeof rcvBufBytes);
-  }
+  // Sized before joining, so no notification meets the default buffer.
+  auto nl = openNetfilterSocket(rcvBufBytes);
+  if (!nl) return nl.takeError();
+  const int fd = mnl_socket_get_fd(nl->get());
   // Quirk: the kernel builds nf_tables notifications only while the group
   // has a listener (nfnetlink_has_listeners), so changes made before this
   // point are never reported: callers check the table once after open().
   int group = NFNLGRP_NFTABLES;
-  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
-    const int err = errno;
-    mnl_socket_close(nl);
-    return unavailable("cannot join the nf_tables notification group", err);
-  }
-  return std::unique_ptr<TableMonitor>(new TableMonitor(nl, std::move(table)));
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+    return unavailable("cannot join the nf_tables notification group", errno);
+  return std::unique_ptr<TableMonitor>(new TableMonitor(nl->release(), std::move(table)));
 }
 
 TableMonitor::TableMonitor(mnl_socket* socket, std::string table)
