@@ -38,6 +38,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -47,6 +49,7 @@
 #include "bench_policy.h"
 #include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
+#include "iptables_equivalent.h"
 #include "support/apply.h"
 #include "support/netns.h"
 
@@ -62,6 +65,8 @@ constexpr const char* kServerV4 = "198.51.100.10";
 constexpr int kEchoPort = 5001;
 constexpr int kSinkPort = 5002;
 constexpr int kDeniedPort = 5003;
+// Served, but not allowed by the policy: proves a table enforces.
+constexpr int kServedDeniedPort = 5004;
 constexpr int kInFlight = 32;
 
 // A file descriptor closed on scope exit.
@@ -137,8 +142,8 @@ class Server {
 
   void loop(std::atomic<int>& ready) {
     Fd ep(::epoll_create1(EPOLL_CLOEXEC));
-    Fd echo = listenOn(kEchoPort), sink = listenOn(kSinkPort);
-    for (int l : {echo.get(), sink.get()}) {
+    Fd echo = listenOn(kEchoPort), sink = listenOn(kSinkPort), other = listenOn(kServedDeniedPort);
+    for (int l : {echo.get(), sink.get(), other.get()}) {
       epoll_event ev{EPOLLIN, {.fd = l}};
       epoll_ctl(ep.get(), EPOLL_CTL_ADD, l, &ev);
     }
@@ -150,7 +155,7 @@ class Server {
       const int n = epoll_wait(ep.get(), events, 256, 50);
       for (int i = 0; i < n; ++i) {
         const int fd = events[i].data.fd;
-        if (fd == echo.get() || fd == sink.get()) {
+        if (fd == echo.get() || fd == sink.get() || fd == other.get()) {
           for (;;) {
             const int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (c < 0) break;
@@ -328,13 +333,39 @@ constexpr const char* kConntrackOnly =
     "}\n";
 
 void clearTables(const Netns& hv) {
-  hv.exec("nft delete table inet bulkhead 2>/dev/null; nft delete table inet bhbench 2>/dev/null");
+  hv.exec(
+      "nft delete table inet bulkhead 2>/dev/null; nft delete table inet bhbench 2>/dev/null; "
+      "for t in raw filter; do iptables-legacy -t $t -F; iptables-legacy -t $t -X; done "
+      "2>/dev/null; ipset destroy 2>/dev/null; true");
+}
+
+// The iptables + ipset equivalent of `rs` (iptables_equivalent.h), loaded
+// the way those systems load it: ipset restore, then iptables-restore.
+void loadIptables(const Netns& hv, const compiler::Ruleset& rs, const std::string& dir) {
+  const auto r = iptables::translate(rs);
+  std::ofstream(dir + "/ipset") << r.ipset;
+  std::ofstream(dir + "/iptables") << r.iptables;
+  clearTables(hv);
+  const auto out = hv.exec("ipset restore < " + dir + "/ipset && iptables-legacy-restore < " + dir +
+                           "/iptables");
+  if (!out.ok()) throw Failure("loading the iptables baseline: " + out.out.substr(0, 2000));
 }
 
 struct Config {
   std::string name;
   std::function<void()> load;  // puts this configuration's table in hv
+  bool enforcing = true;       // a served port outside the policy is refused
 };
+
+// Whether one connection to the served but not allowed port is refused.
+bool servedPortRefused(const Netns& client) {
+  return inNetns<bool>(client, [] {
+    Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const sockaddr_in a = addrOf(kServerV4, kServedDeniedPort);
+    return ::connect(s.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 &&
+           errno == ECONNREFUSED;
+  });
+}
 
 struct Figures {
   Stats connRate, streamRate, deniedRate;
@@ -372,25 +403,38 @@ int run(int argc, char** argv) {
     if (auto st = applier.replace(rs); !st) throw Failure("apply: " + st.error().describe());
   };
   std::vector<Config> configs = {
-      {"no table", [&] { clearTables(hv); }},
+      {"no table", [&] { clearTables(hv); }, false},
       {"conntrack only",
        [&] {
          clearTables(hv);
          auto r = hv.exec("printf '%s' '" + std::string(kConntrackOnly) + "' | nft -f -");
          if (!r.ok()) throw Failure("nft -f: " + r.out);
-       }},
+       },
+       false},
   };
   for (int n : {100, 1000, 10000})
     configs.push_back(
         {"bulkhead " + count(n) + " workloads", [&, n] { loadRuleset(tables.at(n)); }});
   if (hasPre)
     configs.push_back({"bulkhead 10,000, no pre-conntrack chain", [&] { loadRuleset(before); }});
+  char dirTemplate[] = "/tmp/bench_datapath.XXXXXX";
+  if (!mkdtemp(dirTemplate)) throw Failure("mkdtemp");
+  const std::string dir = dirTemplate;
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() { std::filesystem::remove_all(dir); }
+  } removeDir{dir};
+  configs.push_back(
+      {"iptables + ipset 10,000 workloads", [&] { loadIptables(hv, tables.at(10000), dir); }});
 
   std::map<std::string, Figures> figures;
   for (int round = 0; round < rounds; ++round) {
     for (const auto& c : configs) {
       checkInterrupted();
       c.load();
+      if (servedPortRefused(*client.ns) != c.enforcing)
+        throw Failure(c.name + ": the port outside the policy is " +
+                      (c.enforcing ? "reachable" : "refused"));
       auto& f = figures[c.name];
       const Attempts conns =
           inNetns<Attempts>(*client.ns, [&] { return connectLoop(kEchoPort, seconds, true); });
