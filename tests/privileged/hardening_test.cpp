@@ -333,7 +333,8 @@ class HardeningTest : public ::testing::Test {
     // Where the test host's hard limit is lower (a container without
     // CAP_SYS_RESOURCE), the agent gets that: stricter than the unit.
     if (!one(s, "LimitNOFILE").empty())
-      sc << "ulimit -n " << one(s, "LimitNOFILE") << " 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"\n";
+      sc << "ulimit -n " << one(s, "LimitNOFILE")
+         << " 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"\n";
 
     // The seccomp side.
     std::ofstream(dir_ / "allow.txt") << [&] {
@@ -463,6 +464,29 @@ TEST_F(HardeningTest, AgentWorksEndToEndInsideTheUnitsSandbox) {
   EXPECT_EQ(procStatus(pid, "NoNewPrivs"), "1");
   EXPECT_EQ(procStatus(pid, "Seccomp"), "2");
   EXPECT_GE(std::stoi(procStatus(pid, "Seccomp_filters")), 5);
+
+  // Inside the unit's file system: read-only root, private /tmp and /dev,
+  // writable state (from outside, through the agent's own mount table).
+  std::map<std::string, std::pair<std::string, std::string>> mounts;  // point -> (options, type)
+  {
+    std::istringstream in(readAll("/proc/" + std::to_string(pid) + "/mountinfo"));
+    for (std::string line; std::getline(in, line);) {
+      const auto w = words(line);
+      const auto dash = std::find(w.begin(), w.end(), "-");
+      if (w.size() < 6 || dash == w.end() || dash + 1 == w.end()) continue;
+      mounts[w[4]] = {w[5], *(dash + 1)};
+    }
+  }
+  EXPECT_EQ(mounts["/"].first.substr(0, 2), "ro");
+  EXPECT_EQ(mounts["/tmp"].second, "tmpfs");
+  EXPECT_EQ(mounts["/dev"].second, "tmpfs");
+  EXPECT_EQ(mounts[stateDir_.string()].first.substr(0, 2), "rw");
+  EXPECT_EQ(mounts[runtimeDir_.string()].first.substr(0, 2), "rw");
+  // The filter resolved from systemd's groups, minus the removed ones.
+  const auto allowed = allowedSyscalls(parseService(unitText_));
+  EXPECT_TRUE(allowed.count("sendmsg") && allowed.count("epoll_wait") && allowed.count("execve"));
+  EXPECT_FALSE(allowed.count("chown") || allowed.count("setuid") || allowed.count("setrlimit") ||
+               allowed.count("mount") || allowed.count("bpf"));
 
   // Policy applied from --policies, state saved, socket served with the
   // unit's group.
