@@ -1,10 +1,12 @@
 // Listeners of the agent's gRPC server.
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -34,10 +36,14 @@ constexpr gid_t kNoGroup = gid_t(-1);
 Status prepareSocketDir(const std::string& dir, gid_t group) {
   if (::mkdir(dir.c_str(), group == kNoGroup ? 0755 : 0750) == 0) {
     if (group == kNoGroup) return {};
-    // mkdir's mode is masked by the umask; set it exactly.
-    if (::chown(dir.c_str(), uid_t(-1), group) != 0 || ::chmod(dir.c_str(), 0750) != 0)
-      return makeError(ErrorCode::kIo, "--socket-group: cannot give " + dir + " to the group",
-                       errno);
+    // mkdir's mode is masked by the umask; set it exactly, on the directory
+    // just made (never through a symlink swapped in meanwhile).
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const bool ok = fd >= 0 && ::fchown(fd, uid_t(-1), group) == 0 && ::fchmod(fd, 0750) == 0;
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (!ok)
+      return makeError(ErrorCode::kIo, "--socket-group: cannot give " + dir + " to the group", err);
     return {};
   }
   if (errno != EEXIST) return makeError(ErrorCode::kIo, "--listen: cannot create " + dir, errno);
@@ -50,6 +56,22 @@ Status prepareSocketDir(const std::string& dir, gid_t group) {
                      "--socket-group: the group cannot reach the socket: " + dir +
                          " is neither group-owned and group-searchable nor searchable by others");
   return {};
+}
+
+// Without root the agent can give its socket only to a group it is in.
+// Checked up front: under the unit, chown is outside the system-call
+// filter, and the socket is born with the unit's Group= anyway.
+Status checkCanUseGroup(const std::string& name, gid_t gid) {
+  if (::geteuid() == 0 || ::getegid() == gid) return {};
+  std::vector<gid_t> groups(size_t(std::max(::getgroups(0, nullptr), 0)));
+  const int n = ::getgroups(int(groups.size()), groups.data());
+  if (std::find(groups.begin(), groups.begin() + std::max(n, 0), gid) !=
+      groups.begin() + std::max(n, 0))
+    return {};
+  return makeError(ErrorCode::kInvalidInput,
+                   "--socket-group " + name + ": the agent runs as uid " +
+                       std::to_string(::geteuid()) +
+                       " outside that group (under systemd, make it the unit's Group=)");
 }
 
 // A socket file left by an agent that died is replaced; one a live process
@@ -101,6 +123,7 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
       return makeError(ErrorCode::kInvalidInput,
                        "--socket-group: no group named \"" + config.socketGroup + "\"");
     socketGid = g->gr_gid;
+    if (auto st = checkCanUseGroup(config.socketGroup, socketGid); !st) return st.takeError();
   }
   std::vector<std::string> unixPaths;
   for (const auto& l : config.listen) {

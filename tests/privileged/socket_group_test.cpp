@@ -124,5 +124,24 @@ TEST_F(SocketGroupTest, ExistingDirectoryTheGroupCannotTraverseIsRefused) {
   EXPECT_EQ(fs::status(dir_ / "run").permissions(), fs::perms::owner_all);
 }
 
+TEST_F(SocketGroupTest, WithoutRootAGroupTheAgentIsNotInIsRefusedClearly) {
+  // As the unit runs it: not root, CAP_NET_ADMIN only, but `users` is not
+  // its group: it cannot hand the socket over, and says so.
+  fs::create_directories(dir_ / "state");
+  fs::create_directories(dir_ / "run");
+  ASSERT_EQ(::chown((dir_ / "state").c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::chown((dir_ / "run").c_str(), 65534, 65534), 0);
+  fs::permissions(dir_ / "run", fs::perms::owner_all | fs::perms::others_exec);
+  Process agent(*ns_,
+                "exec setpriv --reuid nobody --regid nogroup --clear-groups "
+                "--inh-caps -all,+net_admin --ambient-caps -all,+net_admin " +
+                    kBin + "/bulkhead-agent --listen unix://" + (dir_ / "run/agent.sock").string() +
+                    " --state-dir " + (dir_ / "state").string() + " --socket-group " + kGroup +
+                    " 2>>" + (dir_ / "agent.log").string());
+  EXPECT_EQ(agent.wait(5000), 2) << readAll(dir_ / "agent.log");
+  EXPECT_NE(readAll(dir_ / "agent.log").find("outside that group"), std::string::npos)
+      << readAll(dir_ / "agent.log");
+}
+
 }  // namespace
 }  // namespace bulkhead::testing
