@@ -364,10 +364,15 @@ class HardeningTest : public ::testing::Test {
 
   void startAgent(const std::string& unitText) {
     const Settings s = parseService(unitText);
+    // The shipped config names the unit's group as the socket group; where
+    // that group exists (the package made it), do the same.
+    std::string group;
+    if (!one(s, "Group").empty() && getgrnam(one(s, "Group").c_str()))
+      group = " --socket-group " + one(s, "Group");
     const std::string script = launcher(
         s, "--listen unix://" + (dir_ / "run/bulkhead/agent.sock").string() + " --state-dir " +
                (dir_ / "state/bulkhead").string() + " --policies " + (dir_ / "policies").string() +
-               " --syslog udp://127.0.0.1:10514 --flow-format json");
+               " --syslog udp://127.0.0.1:10514 --flow-format json" + group);
     std::ofstream(dir_ / "launch.sh") << script;
     agent_ = std::make_unique<Process>(topo_->hv(), "exec unshare -m --propagation private sh " +
                                                         (dir_ / "launch.sh").string() + " 2>>" +
