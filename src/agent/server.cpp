@@ -64,10 +64,8 @@ Status prepareSocketDir(const std::string& dir, gid_t group) {
 Status checkCanUseGroup(const std::string& name, gid_t gid) {
   if (::geteuid() == 0 || ::getegid() == gid) return {};
   std::vector<gid_t> groups(size_t(std::max(::getgroups(0, nullptr), 0)));
-  const int n = ::getgroups(int(groups.size()), groups.data());
-  if (std::find(groups.begin(), groups.begin() + std::max(n, 0), gid) !=
-      groups.begin() + std::max(n, 0))
-    return {};
+  groups.resize(size_t(std::max(::getgroups(int(groups.size()), groups.data()), 0)));
+  if (std::find(groups.begin(), groups.end(), gid) != groups.end()) return {};
   return makeError(ErrorCode::kInvalidInput,
                    "--socket-group " + name + ": the agent runs as uid " +
                        std::to_string(::geteuid()) +
