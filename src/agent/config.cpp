@@ -1,5 +1,6 @@
 #include "bulkhead/agent/config.h"
 
+#include <grp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -133,6 +134,15 @@ const std::map<std::string, Setter>& setters() {
          if (st && c.flowSummarySeconds == 0)
            return bad("--flow-summary-seconds: must be a number from 1 to 86400");
          return st;
+       }},
+      {"socket-group",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         // Resolved here so that a typo stops the agent before it touches
+         // the kernel.
+         if (v.empty() || ::getgrnam(v.c_str()) == nullptr)
+           return bad("--socket-group: no group named \"" + v + "\"");
+         c.socketGroup = v;
+         return {};
        }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {

@@ -1,9 +1,12 @@
 // Listeners of the agent's gRPC server.
+#include <fcntl.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -24,17 +27,60 @@ Result<std::string> readPem(const std::string& path, const char* flag) {
   return ss.str();
 }
 
+constexpr gid_t kNoGroup = gid_t(-1);
+
+// The socket's directory must let the socket group reach the socket. One
+// the agent creates is made 0750 and given the group; an existing one (a
+// systemd RuntimeDirectory=, or a shared directory such as /run) is never
+// changed, only checked: a group that cannot traverse it is an error.
+Status prepareSocketDir(const std::string& dir, gid_t group) {
+  if (::mkdir(dir.c_str(), group == kNoGroup ? 0755 : 0750) == 0) {
+    if (group == kNoGroup) return {};
+    // mkdir's mode is masked by the umask; set it exactly, on the directory
+    // just made (never through a symlink swapped in meanwhile).
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const bool ok = fd >= 0 && ::fchown(fd, uid_t(-1), group) == 0 && ::fchmod(fd, 0750) == 0;
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (!ok)
+      return makeError(ErrorCode::kIo, "--socket-group: cannot give " + dir + " to the group", err);
+    return {};
+  }
+  if (errno != EEXIST) return makeError(ErrorCode::kIo, "--listen: cannot create " + dir, errno);
+  if (group == kNoGroup) return {};
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return makeError(ErrorCode::kIo, "--listen: " + dir, errno);
+  const bool traversable = (st.st_mode & S_IXOTH) || (st.st_gid == group && (st.st_mode & S_IXGRP));
+  if (!traversable)
+    return makeError(ErrorCode::kInvalidInput,
+                     "--socket-group: the group cannot reach the socket: " + dir +
+                         " is neither group-owned and group-searchable nor searchable by others");
+  return {};
+}
+
+// Without root the agent can give its socket only to a group it is in.
+// Checked up front: under the unit, chown is outside the system-call
+// filter, and the socket is born with the unit's Group= anyway.
+Status checkCanUseGroup(const std::string& name, gid_t gid) {
+  if (::geteuid() == 0 || ::getegid() == gid) return {};
+  std::vector<gid_t> groups(size_t(std::max(::getgroups(0, nullptr), 0)));
+  groups.resize(size_t(std::max(::getgroups(int(groups.size()), groups.data()), 0)));
+  if (std::find(groups.begin(), groups.end(), gid) != groups.end()) return {};
+  return makeError(ErrorCode::kInvalidInput,
+                   "--socket-group " + name + ": the agent runs as uid " +
+                       std::to_string(::geteuid()) +
+                       " outside that group (under systemd, make it the unit's Group=)");
+}
+
 // A socket file left by an agent that died is replaced; one a live process
 // still accepts on is not (two agents on one table would fight), and a path
 // that is not a socket is never deleted.
-Status prepareUnixSocket(const std::string& path) {
+Status prepareUnixSocket(const std::string& path, gid_t group) {
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return makeError(ErrorCode::kInvalidInput, "--listen: socket path too long: " + path);
   const auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
-    const std::string dir = path.substr(0, slash);
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-      return makeError(ErrorCode::kIo, "--listen: cannot create " + dir, errno);
+    if (auto st = prepareSocketDir(path.substr(0, slash), group); !st) return st;
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -68,6 +114,15 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(int(std::min<size_t>(maxMessageBytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(int(std::min<size_t>(maxMessageBytes, INT32_MAX)));
+  gid_t socketGid = kNoGroup;
+  if (!config.socketGroup.empty()) {
+    const ::group* g = ::getgrnam(config.socketGroup.c_str());
+    if (!g)
+      return makeError(ErrorCode::kInvalidInput,
+                       "--socket-group: no group named \"" + config.socketGroup + "\"");
+    socketGid = g->gr_gid;
+    if (auto st = checkCanUseGroup(config.socketGroup, socketGid); !st) return st.takeError();
+  }
   std::vector<std::string> unixPaths;
   for (const auto& l : config.listen) {
     if (l.rfind("unix://", 0) == 0) {
@@ -75,7 +130,7 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
       if (path.empty() || path[0] != '/')
         return makeError(ErrorCode::kInvalidInput,
                          "--listen: unix:// needs an absolute path: " + l);
-      if (auto st = prepareUnixSocket(path); !st) return st.takeError();
+      if (auto st = prepareUnixSocket(path, socketGid); !st) return st.takeError();
       builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
       unixPaths.push_back(path);
       continue;
@@ -102,7 +157,20 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
     return makeError(ErrorCode::kUnavailable,
                      "cannot start the gRPC server on the --listen addresses (in use?)");
   for (const auto& p : unixPaths) {
-    // Local orchestration (root or the socket's group) only.
+    // Local orchestration (root or the socket's group) only. Under the
+    // unit the socket is born with the right group (the service's group),
+    // and chown is not even in its system-call filter: call it only when
+    // the group differs.
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) {
+      server->Shutdown();
+      return makeError(ErrorCode::kIo, "--listen: " + p, errno);
+    }
+    if (socketGid != kNoGroup && st.st_gid != socketGid &&
+        ::lchown(p.c_str(), uid_t(-1), socketGid) != 0) {
+      server->Shutdown();
+      return makeError(ErrorCode::kIo, "--socket-group: chown " + p, errno);
+    }
     if (::chmod(p.c_str(), 0660) != 0) {
       server->Shutdown();
       return makeError(ErrorCode::kIo, "chmod 0660 " + p, errno);

@@ -3,7 +3,8 @@
 // --policies) apply the static policy, then serve the gRPC API. A watcher
 // thread repairs drift (foreign changes to the table, seen as nftables
 // netlink events, and a periodic check) and moves staged interfaces into
-// the dispatch map. SIGHUP reloads --policies; SIGTERM
+// the dispatch map, and keeps the service manager's watchdog fed. SIGHUP
+// re-reads the config and reloads --policies; SIGTERM
 // stops serving and leaves the table in the kernel (fail-closed).
 #include <malloc.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/notifier.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/nft/mnl_kernel.h"
 #include "bulkhead/nft/monitor.h"
@@ -58,7 +60,7 @@ bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, boo
 // Repairs drift until `stop`: foreign changes to the table put it back whole
 // (within about a second), and every resyncSeconds a check that it exists.
 void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32_t ownPortId,
-                const std::atomic<bool>& stop) {
+                const std::atomic<bool>& stop, agent::Notifier& notifier) {
   auto monitor = nft::TableMonitor::open(config.table);
   if (!monitor) {
     spdlog::error("cannot watch nftables events ({}); drift is checked every {} s only",
@@ -128,7 +130,24 @@ void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32
       if (!r)
         spdlog::error("periodic check of table inet {}: {}", config.table, r.error().describe());
     }
+    // Watchdog keep-alive and STATUS=, only after taking the core's lock.
+    notifier.housekeeping(core);
   }
+}
+
+// SIGHUP: the config file is read again; --policies (possibly a new
+// directory) takes effect now, other settings at the next start.
+void reloadConfig(const std::vector<std::string>& args, agent::AgentConfig& config) {
+  auto fresh = agent::parseAgentArgs(args);
+  if (!fresh) {
+    spdlog::error("SIGHUP: config not reloaded, the one in force stays: {}", fresh.error().message);
+    return;
+  }
+  auto same = *fresh;
+  same.policiesDir = config.policiesDir;
+  if (!(same == config))
+    spdlog::warn("SIGHUP: settings other than policies take effect when the agent restarts");
+  config.policiesDir = fresh->policiesDir;
 }
 
 std::string hostName() {
@@ -152,7 +171,8 @@ int main(int argc, char** argv) {
   // has its own path.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
-  auto config = agent::parseAgentArgs({argv + 1, argv + argc});
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto config = agent::parseAgentArgs(args);
   if (!config) {
     spdlog::error("bulkhead-agent: {}", config.error().message);
     return kExitBadInput;
@@ -221,23 +241,30 @@ int main(int argc, char** argv) {
   for (const auto& l : config->listen)
     spdlog::info("serving on {}", l);
 
+  // The table is in the kernel and the listeners accept: ready.
+  auto notifier = agent::Notifier::fromEnvironment();
+  notifier.ready(core.status());
   std::atomic<bool> stop{false};
   std::thread watcher(watchDrift, std::ref(core), std::cref(*config), (*kernel)->portId(),
-                      std::cref(stop));
+                      std::cref(stop), std::ref(notifier));
 
   for (;;) {
     const int sig = sigwaitinfo(&signals, nullptr);
     if (sig == SIGHUP) {
+      notifier.reloading("config and policies");
+      reloadConfig(args, *config);
       if (config->policiesDir.empty()) {
         spdlog::info("SIGHUP: no --policies to reload");
       } else {
         spdlog::info("SIGHUP: reloading {}", config->policiesDir);
         applyPolicies(core, *config, &invalid);
       }
+      notifier.ready(core.status());
       continue;
     }
     if (sig == SIGTERM || sig == SIGINT) break;
   }
+  notifier.stopping();
   spdlog::info("stopping; table inet {} stays in the kernel", config->table);
   service.shutdown();
   core.flows().closeAll();

@@ -32,6 +32,11 @@ struct AgentConfig {
   std::string policiesDir;              // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;          // periodic full check of the table
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
+  // unix:// sockets: owned by this group, mode 0660, in a directory the
+  // group can traverse; "": the agent's own group. Must name an existing group.
+  std::string socketGroup;
+
+  bool operator==(const AgentConfig&) const = default;
 };
 
 inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";

@@ -47,7 +47,8 @@ class AgentService final : public v1::Agent::Service {
 
 // Builds and starts the server on every --listen address. unix:// sockets:
 // a stale socket file is replaced (one another process still answers on is
-// an error), and the socket is made mode 0660. tcp:// needs --tls-cert,
+// an error), and the socket is made mode 0660 (with --socket-group, owned
+// by that group, in a directory the group can traverse). tcp:// needs --tls-cert,
 // --tls-key and --tls-client-ca: clients must present a certificate the CA
 // signed. `maxMessageBytes` bounds a request.
 Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const AgentConfig& config,
