@@ -101,8 +101,8 @@ void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
 // offset just past the last whole record (a shorter file than that length
 // prefix announces is a torn last record). A whole record that does not
 // parse is corruption, not a crash, and an error.
-Result<size_t> StateStore::scanJournal(const std::string& j,
-                                       const std::function<void(v1::StateJournalEntry&)>& onRecord) {
+Result<size_t> StateStore::scanJournal(
+    const std::string& j, const std::function<void(v1::StateJournalEntry&)>& onRecord) {
   size_t off = 0;
   while (off + 4 <= j.size()) {
     const uint32_t len = uint32_t(uint8_t(j[off])) | uint32_t(uint8_t(j[off + 1])) << 8 |
