@@ -1,4 +1,4 @@
-// Cross-document checks of a bundle (SPEC §2 "Validation"), for bundles from
+// Cross-document checks of a bundle (names, references, limits), for bundles from
 // YAML and from the API alike. The YAML parser reports type and syntax errors
 // of fields; everything the model itself can express is checked here, once.
 #include <map>

@@ -1,4 +1,4 @@
-// parseText(): SPEC §2 documents into the policy model. The YAML itself is
+// parseText(): policy documents (docs/policy.md) into the policy model. The YAML itself is
 // read by yaml_tree.cpp (limits while parsing); typed field access and
 // per-field errors live in yaml_walker.cpp.
 #include <algorithm>
