@@ -3,10 +3,12 @@
 #include <grp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
 
+#include "bulkhead/common/escape.h"
 #include "bulkhead/policy/loader.h"
 
 namespace bulkhead::agent {
@@ -34,7 +36,8 @@ const std::map<std::string, Setter>& setters() {
       {"listen",
        [](AgentConfig& c, const std::string& v) -> Status {
          if (v.rfind("unix://", 0) != 0 && v.rfind("tcp://", 0) != 0)
-           return bad("--listen: expected unix:///path or tcp://host:port, got \"" + v + "\"");
+           return bad("--listen: expected unix:///path or tcp://host:port, got \"" +
+                      escapeForLog(v) + "\"");
          c.listen.push_back(v);
          return {};
        }},
@@ -60,7 +63,8 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"table",
        [](AgentConfig& c, const std::string& v) -> Status {
-         if (!policy::isValidName(v)) return bad("--table: not a valid table name: \"" + v + "\"");
+         if (!policy::isValidName(v))
+           return bad("--table: not a valid table name: \"" + escapeForLog(v) + "\"");
          c.table = v;
          return {};
        }},
@@ -88,8 +92,8 @@ const std::map<std::string, Setter>& setters() {
        [](AgentConfig& c, const std::string& v) -> Status {
          if (v.rfind("unix://", 0) != 0 && v.rfind("udp://", 0) != 0 && v.rfind("tcp://", 0) != 0 &&
              v.rfind("tls://", 0) != 0 && v != "journald")
-           return bad("--syslog: expected unix://, udp://, tcp://, tls:// or journald, got \"" + v +
-                      "\"");
+           return bad("--syslog: expected unix://, udp://, tcp://, tls:// or journald, got \"" +
+                      escapeForLog(v) + "\"");
          c.syslog.push_back(v);
          return {};
        }},
@@ -144,6 +148,28 @@ const std::map<std::string, Setter>& setters() {
          c.socketGroup = v;
          return {};
        }},
+      {"tls-allowed-names",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         // NAME[,NAME...]; repeatable, and a list in the config file.
+         size_t start = 0;
+         while (start <= v.size()) {
+           size_t end = v.find(',', start);
+           if (end == std::string::npos) end = v.size();
+           std::string name = v.substr(start, end - start);
+           while (!name.empty() && name.front() == ' ')
+             name.erase(0, 1);
+           while (!name.empty() && name.back() == ' ')
+             name.pop_back();
+           const bool control = std::any_of(name.begin(), name.end(), [](char ch) {
+             return uint8_t(ch) < 0x20 || uint8_t(ch) == 0x7f;
+           });
+           if (name.empty() || name.size() > 1024 || control)
+             return bad("--tls-allowed-names: expected NAME[,NAME...] (DNS or URI names, or CNs)");
+           c.tlsAllowedNames.push_back(std::move(name));
+           start = end + 1;
+         }
+         return {};
+       }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
@@ -152,33 +178,76 @@ const std::map<std::string, Setter>& setters() {
   return kSetters;
 }
 
-Status loadConfigFile(const std::string& path, AgentConfig& c) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    return bad(path + ":" + std::to_string(e.mark.line + 1) + ":" +
-               std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
-  if (root.IsNull()) return {};
-  if (!root.IsMap()) return bad(path + ": expected a map of settings");
-  for (const auto& kv : root) {
-    const auto key = kv.first.as<std::string>();
-    const auto pos =
-        std::to_string(kv.first.Mark().line + 1) + ":" + std::to_string(kv.first.Mark().column + 1);
-    auto it = setters().find(key);
-    if (it == setters().end()) return bad(path + ":" + pos + ": unknown setting \"" + key + "\"");
-    std::vector<std::string> values;
-    if (kv.second.IsSequence()) {
-      for (const auto& v : kv.second)
-        values.push_back(v.as<std::string>());
-    } else if (kv.second.IsScalar()) {
-      values.push_back(kv.second.as<std::string>());
+// Config keys may also be spelled in camelCase (`logGroup`, `tlsClientCA`):
+// the one place that maps them to the flags' dashed names.
+std::string dashedKey(const std::string& key) {
+  std::string out;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const char ch = key[i];
+    if (ch >= 'A' && ch <= 'Z') {
+      const bool afterLower = i > 0 && ((key[i - 1] >= 'a' && key[i - 1] <= 'z') ||
+                                        (key[i - 1] >= '0' && key[i - 1] <= '9'));
+      // The last capital of an acronym starts the next word: "CAFile".
+      const bool endsAcronym = i > 0 && key[i - 1] >= 'A' && key[i - 1] <= 'Z' &&
+                               i + 1 < key.size() && key[i + 1] >= 'a' && key[i + 1] <= 'z';
+      if (afterLower || endsAcronym) out += '-';
+      out += char(ch - 'A' + 'a');
     } else {
-      return bad(path + ":" + pos + ": \"" + key + "\" must be a value or a list");
+      out += ch;
     }
-    for (const auto& v : values)
-      if (auto st = it->second(c, v); !st) return bad(path + ":" + pos + ": " + st.error().message);
+  }
+  return out;
+}
+
+std::string at(const std::string& path, const YAML::Mark& mark) {
+  if (mark.is_null()) return path + ":0:0";
+  return path + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+// Every node a setting may hold: a scalar, or a list of scalars. Anything
+// else (a map, a nested list, null, a non-scalar key) is refused with its
+// position, never thrown at the caller.
+Status applySetting(const std::string& path, const YAML::Node& key, const YAML::Node& value,
+                    AgentConfig& c) {
+  if (!key.IsScalar()) return bad(at(path, key.Mark()) + ": a setting's name must be a plain word");
+  const std::string name = key.Scalar();
+  auto it = setters().find(dashedKey(name));
+  if (it == setters().end() || (name.find('-') != std::string::npos && dashedKey(name) != name))
+    return bad(at(path, key.Mark()) + ": unknown setting \"" + escapeForLog(name) + "\"");
+  std::vector<std::pair<std::string, YAML::Mark>> values;
+  if (value.IsSequence()) {
+    for (const auto& v : value) {
+      if (!v.IsScalar())
+        return bad(at(path, v.Mark()) + ": \"" + name + "\" must be a value or a list of values");
+      values.emplace_back(v.Scalar(), v.Mark());
+    }
+  } else if (value.IsScalar()) {
+    values.emplace_back(value.Scalar(), value.Mark());
+  } else {
+    return bad(at(path, value.IsNull() ? key.Mark() : value.Mark()) + ": \"" + name +
+               "\" must be a value or a list of values");
+  }
+  for (const auto& [v, mark] : values) {
+    if (hasControlChars(v))
+      return bad(at(path, mark) + ": \"" + name + "\": control characters are not allowed");
+    if (auto st = it->second(c, v); !st) return bad(at(path, mark) + ": " + st.error().message);
+  }
+  return {};
+}
+
+Status loadConfigFile(const std::string& path, AgentConfig& c) {
+  try {
+    const YAML::Node root = YAML::LoadFile(path);
+    if (root.IsNull()) return {};
+    if (!root.IsMap()) return bad(at(path, root.Mark()) + ": expected a map of settings");
+    for (const auto& kv : root)
+      if (auto st = applySetting(path, kv.first, kv.second, c); !st) return st;
+  } catch (const YAML::BadFile&) {
+    return bad(path + ": cannot read the config file");
+  } catch (const YAML::Exception& e) {
+    return bad(at(path, e.mark) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    return bad(path + ":0:0: " + e.what());
   }
   return {};
 }
@@ -190,7 +259,7 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
   std::vector<std::pair<std::string, std::string>> flags;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
-    if (a.rfind("--", 0) != 0) return bad("unexpected argument \"" + a + "\"");
+    if (a.rfind("--", 0) != 0) return bad("unexpected argument \"" + escapeForLog(a) + "\"");
     const auto eq = a.find('=');
     std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     std::string value;
@@ -199,21 +268,26 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
     } else if (i + 1 < argv.size()) {
       value = argv[++i];
     } else {
-      return bad("--" + name + " needs a value");
+      return bad("--" + escapeForLog(name) + " needs a value");
     }
-    if (name != "config" && !setters().count(name)) return bad("unknown flag --" + name);
+    if (name != "config" && !setters().count(name))
+      return bad("unknown flag --" + escapeForLog(name));
     flags.emplace_back(name, value);
   }
   for (const auto& [name, value] : flags)
     if (name == "config") c.configFile = value;
   if (!c.configFile.empty())
     if (auto st = loadConfigFile(c.configFile, c); !st) return st.takeError();
-  bool listenFromFlags = false, syslogFromFlags = false;
+  bool listenFromFlags = false, syslogFromFlags = false, namesFromFlags = false;
   for (const auto& [name, value] : flags) {
     if (name == "config") continue;
     if (name == "listen" && !listenFromFlags) {
       c.listen.clear();  // flags replace the file's list
       listenFromFlags = true;
+    }
+    if (name == "tls-allowed-names" && !namesFromFlags) {
+      c.tlsAllowedNames.clear();
+      namesFromFlags = true;
     }
     if (name == "syslog" && !syslogFromFlags) {
       c.syslog.clear();

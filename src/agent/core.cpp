@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "bulkhead/agent/request_checks.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
 
@@ -295,6 +296,7 @@ Status AgentCore::restore() {
 }
 
 Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequest& request) {
+  if (auto st = checkApplyPolicy(request); !st) return st.takeError();
   const auto start = Clock::now();
   std::lock_guard lock(mu_);
   size_t bytes = 0;
@@ -361,6 +363,7 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
 }
 
 Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload& workload) {
+  if (auto st = checkWorkload(workload); !st) return st.takeError();
   const auto start = Clock::now();
   auto w = fromApi(workload);
   if (!w) return w.takeError();
@@ -391,6 +394,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
 }
 
 Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& name) {
+  if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   const auto start = Clock::now();
   std::lock_guard lock(mu_);
   for (const auto& w : enforcer_.compiler().bundle().workloads)
@@ -435,6 +439,7 @@ v1::ListWorkloadsResponse AgentCore::listWorkloads() const {
 }
 
 Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bool release) {
+  if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   std::lock_guard lock(mu_);
   const auto& compiler = enforcer_.compiler();
   Result<compiler::RulesetDiff> diff =

@@ -6,12 +6,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <grpcpp/security/auth_metadata_processor.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
 
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/escape.h"
 
 namespace bulkhead::agent {
 
@@ -106,6 +110,37 @@ Status prepareUnixSocket(const std::string& path, gid_t group) {
   return {};
 }
 
+// --tls-allowed-names: runs on every call of a TLS connection, after the
+// handshake has verified the certificate against --tls-client-ca. A trusted
+// CA may sign for many parties; only the listed ones may drive the agent.
+class AllowedNames : public grpc::AuthMetadataProcessor {
+ public:
+  explicit AllowedNames(std::vector<std::string> names) : names_(std::move(names)) {}
+  // Cheap and non-blocking: checked on gRPC's own thread.
+  bool IsBlocking() const override { return false; }
+
+  grpc::Status Process(const InputMetadata&, grpc::AuthContext* context, OutputMetadata*,
+                       OutputMetadata*) override {
+    std::string presented;
+    for (const char* property :
+         {GRPC_PEER_DNS_PROPERTY_NAME, GRPC_PEER_URI_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME}) {
+      for (const auto& value : context->FindPropertyValues(property)) {
+        const std::string name(value.data(), value.size());
+        if (std::find(names_.begin(), names_.end(), name) != names_.end()) return grpc::Status::OK;
+        presented += (presented.empty() ? "" : ", ") + escapeForLog(name, 128);
+      }
+    }
+    // The names come from the client's certificate: escaped before logging.
+    spdlog::warn("TLS client refused: certificate names [{}] not in --tls-allowed-names",
+                 presented);
+    return {grpc::StatusCode::PERMISSION_DENIED,
+            "this client's certificate is not allowed here (--tls-allowed-names)"};
+  }
+
+ private:
+  std::vector<std::string> names_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const AgentConfig& config,
@@ -150,7 +185,10 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
     ssl.pem_root_certs = *ca;
     ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    builder.AddListeningPort(l.substr(6), grpc::SslServerCredentials(ssl));
+    auto credentials = grpc::SslServerCredentials(ssl);
+    if (!config.tlsAllowedNames.empty())
+      credentials->SetAuthMetadataProcessor(std::make_shared<AllowedNames>(config.tlsAllowedNames));
+    builder.AddListeningPort(l.substr(6), credentials);
   }
   auto server = builder.BuildAndStart();
   if (!server)

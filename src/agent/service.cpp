@@ -4,17 +4,24 @@
 
 #include <cerrno>
 
+#include "bulkhead/agent/request_checks.h"
+#include "bulkhead/common/escape.h"
+
 namespace bulkhead::agent {
 
 namespace {
+
+// An error message may quote what a client sent, and holds one diagnostic a
+// line: escaped, it stays one log line whatever it holds.
+constexpr size_t kLogged = 16384;
 
 grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) {
   grpc::Status st = toGrpcStatus(e);
   if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
       st.error_code() == grpc::StatusCode::NOT_FOUND) {
-    spdlog::info("{} from {} refused: {}", call, ctx->peer(), e.describe());
+    spdlog::info("{} from {} refused: {}", call, ctx->peer(), escapeForLog(e.describe(), kLogged));
   } else {
-    spdlog::error("{} from {} failed: {}", call, ctx->peer(), e.describe());
+    spdlog::error("{} from {} failed: {}", call, ctx->peer(), escapeForLog(e.describe(), kLogged));
   }
   return st;
 }
@@ -46,7 +53,8 @@ grpc::Status AgentService::ApplyPolicy(grpc::ServerContext* ctx, const v1::Apply
                                        v1::ApplyPolicyResponse* resp) {
   auto r = core_.applyPolicy(*req);
   if (!r) return logged(ctx, "ApplyPolicy", r.error());
-  if (r->changed()) spdlog::info("policy {} applied ({})", r->version(), r->change().summary());
+  if (r->changed())
+    spdlog::info("policy {} applied ({})", escapeForLog(r->version()), r->change().summary());
   *resp = std::move(*r);
   return grpc::Status::OK;
 }
@@ -79,7 +87,8 @@ grpc::Status AgentService::Quarantine(grpc::ServerContext* ctx, const v1::Quaran
                                       v1::QuarantineResponse* resp) {
   auto r = core_.quarantine(req->name(), req->release());
   if (!r) return logged(ctx, "Quarantine", r.error());
-  spdlog::warn("workload {} {}", req->name(), req->release() ? "released" : "quarantined");
+  spdlog::warn("workload {} {}", escapeForLog(req->name()),
+               req->release() ? "released" : "quarantined");
   *resp = std::move(*r);
   return grpc::Status::OK;
 }
@@ -92,6 +101,7 @@ grpc::Status AgentService::GetStatus(grpc::ServerContext*, const v1::GetStatusRe
 
 grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
                                       grpc::ServerWriter<v1::FlowEvent>* writer) {
+  if (auto st = checkWatchFlows(*req); !st) return logged(ctx, "WatchFlows", st.error());
   auto sub = core_.flows().subscribe(req->app(), req->workload());
   if (!sub) return {grpc::StatusCode::RESOURCE_EXHAUSTED, "too many flow watchers on this agent"};
   v1::FlowEvent e;

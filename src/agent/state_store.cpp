@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <string>
 
 namespace bulkhead::agent {
@@ -96,32 +97,69 @@ void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
 
 }  // namespace
 
-Result<std::optional<v1::AgentState>> StateStore::load() {
-  bool missing = false;
-  auto data = readFile(path(), &missing);
-  if (!data) return data.takeError();
-  if (missing) return std::optional<v1::AgentState>{};
-  v1::AgentState state;
-  if (!state.ParseFromString(*data) || state.format() != 1)
-    return makeError(ErrorCode::kInvalidInput,
-                     "state file " + path() + " is corrupt (not a bulkhead state, format 1)");
-  auto journal = readFile(journalPath(), &missing);
-  if (!journal) return journal.takeError();
-  journalEntries_ = 0;
+// Walks the journal's records: `onRecord` for each whole one; returns the
+// offset just past the last whole record (a shorter file than that length
+// prefix announces is a torn last record). A whole record that does not
+// parse is corruption, not a crash, and an error.
+Result<size_t> StateStore::scanJournal(
+    const std::string& j, const std::function<void(v1::StateJournalEntry&)>& onRecord) {
   size_t off = 0;
-  const std::string& j = *journal;
   while (off + 4 <= j.size()) {
     const uint32_t len = uint32_t(uint8_t(j[off])) | uint32_t(uint8_t(j[off + 1])) << 8 |
                          uint32_t(uint8_t(j[off + 2])) << 16 | uint32_t(uint8_t(j[off + 3])) << 24;
-    if (off + 4 + len > j.size()) break;  // torn last record: the change never completed
+    if (off + 4 + uint64_t(len) > j.size()) break;  // torn last record: the change never completed
     v1::StateJournalEntry e;
     if (!e.ParseFromArray(j.data() + off + 4, int(len)))
       return makeError(ErrorCode::kInvalidInput, "state journal " + journalPath() +
                                                      " is corrupt at byte " + std::to_string(off));
-    replay(state, e);
-    ++journalEntries_;
+    if (onRecord) onRecord(e);
     off += 4 + len;
   }
+  return off;
+}
+
+// A torn tail is cut off (and the cut made durable) before anything is
+// appended: a record appended after the garbage would be read as part of
+// it, and every later change lost on the next load.
+Status StateStore::cutTornTail(size_t whole, size_t size) {
+  tailChecked_ = true;
+  if (whole == size) return {};
+  const std::string p = journalPath();
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return ioError("opening " + p, errno);
+  Status st;
+  if (::ftruncate(fd, off_t(whole)) != 0) {
+    st = ioError("truncating the torn tail of " + p, errno);
+  } else if (::fsync(fd) != 0) {
+    st = ioError("fsync " + p, errno);
+  }
+  ::close(fd);
+  return st;
+}
+
+Result<std::optional<v1::AgentState>> StateStore::load() {
+  bool missing = false;
+  auto data = readFile(path(), &missing);
+  if (!data) return data.takeError();
+  const bool noSnapshot = missing;
+  v1::AgentState state;
+  state.set_format(1);
+  if (!noSnapshot && (!state.ParseFromString(*data) || state.format() != 1))
+    return makeError(ErrorCode::kInvalidInput,
+                     "state file " + path() + " is corrupt (not a bulkhead state, format 1)");
+  // Without a snapshot the journal alone is the state: workloads registered
+  // before any push (or any snapshot) must survive a restart too.
+  auto journal = readFile(journalPath(), &missing);
+  if (!journal) return journal.takeError();
+  journalEntries_ = 0;
+  auto whole = scanJournal(*journal, [&](v1::StateJournalEntry& e) {
+    replay(state, e);
+    ++journalEntries_;
+  });
+  if (!whole) return whole.takeError();
+  if (!missing)
+    if (auto st = cutTornTail(*whole, journal->size()); !st) return st.takeError();
+  if (noSnapshot && journalEntries_ == 0) return std::optional<v1::AgentState>{};
   return std::optional<v1::AgentState>(std::move(state));
 }
 
@@ -135,12 +173,27 @@ Status StateStore::append(const v1::StateJournalEntry& entry) {
                           char((len >> 24) & 0xff)};
   record.insert(0, prefix, 4);
   const std::string p = journalPath();
+  if (!tailChecked_) {
+    // Appending without a load first: check the tail all the same.
+    bool missing = false;
+    auto journal = readFile(p, &missing);
+    if (!journal) return journal.takeError();
+    auto whole = scanJournal(*journal, nullptr);
+    if (!whole) return whole.takeError();
+    if (!missing)
+      if (auto st = cutTornTail(*whole, journal->size()); !st) return st;
+    tailChecked_ = true;
+  }
   const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return ioError("opening " + p, errno);
   Status st = writeAll(fd, record, p);
   if (st && ::fdatasync(fd) != 0) st = ioError("fdatasync " + p, errno);
   ::close(fd);
-  if (st) ++journalEntries_;
+  if (st) {
+    ++journalEntries_;
+  } else {
+    tailChecked_ = false;  // a failed write may have left part of the record
+  }
   return st;
 }
 
@@ -180,6 +233,7 @@ Status StateStore::save(const v1::AgentState& state) {
     ::close(jfd);
   }
   journalEntries_ = 0;
+  tailChecked_ = true;
   return {};
 }
 

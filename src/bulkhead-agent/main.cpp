@@ -23,6 +23,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/notifier.h"
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/escape.h"
 #include "bulkhead/nft/mnl_kernel.h"
 #include "bulkhead/nft/monitor.h"
 
@@ -211,9 +212,9 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
   const auto restored = core.status();
-  if (!restored.version().empty())
+  if (!restored.version().empty() || restored.workloads() > 0)
     spdlog::info("restored version {} from {}: {} workloads, {} elements in table inet {}",
-                 restored.version(), config->stateDir, restored.workloads(),
+                 escapeForLog(restored.version()), config->stateDir, restored.workloads(),
                  restored.set_elements(), restored.table());
 
   // The denied-flow feed: NFLOG in this namespace, exporters, accounting.

@@ -2,11 +2,13 @@
 // needs to avoid follow-on errors when both run in loadText()/loadPaths().
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "bulkhead/policy/limits.h"
 #include "bulkhead/policy/model.h"
 
 namespace bulkhead::policy::internal {
@@ -17,6 +19,8 @@ struct ParseNotes {
   // structure is not checked again: "needs endpoints" after "bad CIDR" in its
   // only endpoint would only repeat the news.
   std::set<size_t> brokenServices;
+  // What YAML aliases may still expand to in this bundle (every file).
+  uint64_t aliasNodesLeft = limits::kMaxAliasNodesPerBundle;
 };
 
 void parseText(std::string_view text, const std::string& fileName, Bundle& into,

@@ -1,4 +1,4 @@
-// Cross-document checks of a bundle (SPEC §2 "Validation"), for bundles from
+// Cross-document checks of a bundle (names, references, limits), for bundles from
 // YAML and from the API alike. The YAML parser reports type and syntax errors
 // of fields; everything the model itself can express is checked here, once.
 #include <map>
@@ -16,7 +16,7 @@ std::string quoted(std::string_view s) {
   std::string out = "\"";
   for (char c : s.substr(0, 80)) {
     if (c == '"' || c == '\\') out += '\\';
-    out += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   }
   if (s.size() > 80) out += "...";
   return out + "\"";

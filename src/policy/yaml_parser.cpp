@@ -1,4 +1,4 @@
-// parseText(): SPEC §2 documents into the policy model. The YAML itself is
+// parseText(): policy documents (docs/policy.md) into the policy model. The YAML itself is
 // read by yaml_tree.cpp (limits while parsing); typed field access and
 // per-field errors live in yaml_walker.cpp.
 #include <algorithm>
@@ -314,7 +314,8 @@ void internal::parseText(std::string_view text, const std::string& fileName, Bun
   const size_t first = errors.size();
   yamltree::parseDocuments(
       text, fileName, left,
-      [&](const Document& doc) { parseDocument(doc, fileName, into, errors, notes); }, errors);
+      [&](const Document& doc) { parseDocument(doc, fileName, into, errors, notes); }, errors,
+      &notes.aliasNodesLeft);
   // Report this file's errors top to bottom.
   std::stable_sort(errors.begin() + first, errors.end(), [](const auto& a, const auto& b) {
     return std::pair(a.loc.line, a.loc.column) < std::pair(b.loc.line, b.loc.column);

@@ -27,8 +27,8 @@ struct StopParsing {};
 
 class Builder : public YAML::EventHandler {
  public:
-  Builder(const std::string& fileName, std::vector<Diagnostic>& errors)
-      : fileName_(fileName), errors_(errors) {}
+  Builder(const std::string& fileName, std::vector<Diagnostic>& errors, uint64_t* aliasNodesLeft)
+      : fileName_(fileName), errors_(errors), aliasNodesLeft_(aliasNodesLeft) {}
 
   void reset(Document* doc) {
     doc_ = doc;
@@ -60,6 +60,17 @@ class Builder : public YAML::EventHandler {
     n.kind = NodeKind::kAlias;
     n.valueOffset = target;
     n.expanded = doc_->nodes[target].expanded;
+    // Per document, checkSize bounds the expansion; a bundle of many such
+    // documents is bounded here, whatever its number of documents or files.
+    if (aliasNodesLeft_) {
+      if (*aliasNodesLeft_ < n.expanded) {
+        *aliasNodesLeft_ = 0;
+        fail(mark, "YAML aliases expand to more than " +
+                       std::to_string(limits::kMaxAliasNodesPerBundle) +
+                       " nodes in this bundle (all documents of all files)");
+      }
+      *aliasNodesLeft_ -= n.expanded;
+    }
     add(mark, n, 0);
   }
 
@@ -161,6 +172,7 @@ class Builder : public YAML::EventHandler {
 
   const std::string& fileName_;
   std::vector<Diagnostic>& errors_;
+  uint64_t* aliasNodesLeft_;
   Document* doc_ = nullptr;
   std::vector<Frame> stack_;
   std::vector<uint32_t> anchors_;
@@ -170,9 +182,9 @@ class Builder : public YAML::EventHandler {
 
 bool parseDocuments(std::string_view text, const std::string& fileName, size_t maxDocuments,
                     const std::function<void(const Document&)>& onDocument,
-                    std::vector<Diagnostic>& errors) {
+                    std::vector<Diagnostic>& errors, uint64_t* aliasNodesLeft) {
   std::istringstream in{std::string(text)};
-  Builder builder(fileName, errors);
+  Builder builder(fileName, errors, aliasNodesLeft);
   size_t count = 0;
   try {
     YAML::Parser parser(in);

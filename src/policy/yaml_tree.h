@@ -54,9 +54,12 @@ struct Document {
 // Parses `text` document by document. For each complete document that built
 // without errors, calls `onDocument`; empty documents are skipped. Returns
 // false when parsing stopped early (malformed YAML, too many documents).
-// Errors carry `fileName` and 1-based positions.
+// Errors carry `fileName` and 1-based positions. `aliasNodesLeft`, when
+// given, is the bundle's budget of nodes that aliases may stand for: each
+// alias takes the size of its target from it, across calls; parsing stops
+// with an error once it is spent.
 bool parseDocuments(std::string_view text, const std::string& fileName, size_t maxDocuments,
                     const std::function<void(const Document&)>& onDocument,
-                    std::vector<Diagnostic>& errors);
+                    std::vector<Diagnostic>& errors, uint64_t* aliasNodesLeft = nullptr);
 
 }  // namespace bulkhead::policy::yamltree

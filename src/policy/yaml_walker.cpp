@@ -10,7 +10,7 @@ std::string quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s.substr(0, 80)) {
     if (c == '"' || c == '\\') out += '\\';
-    out += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
   }
   if (s.size() > 80) out += "...";
   return out + "\"";

@@ -1,5 +1,6 @@
-// bulkhead-agent's settings (SPEC §3): flags, and a YAML config file whose
-// keys mirror the flags without dashes (`log-group: 1771`). Flags win.
+// bulkhead-agent's settings: flags, and a YAML config file whose keys mirror
+// the flags without the leading dashes (`log-group: 1771`, or in camelCase
+// `logGroup: 1771`). Flags win.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,10 @@ struct AgentConfig {
   std::string configFile;
   std::vector<std::string> listen;  // unix:///path or tcp://host:port
   std::string tlsCert, tlsKey, tlsClientCa;
+  // When not empty, a TCP client's certificate must carry one of these names
+  // (a DNS or URI subjectAltName, or the subject CN); others get
+  // PERMISSION_DENIED.
+  std::vector<std::string> tlsAllowedNames;
   std::string stateDir = "/var/lib/bulkhead";
   std::string table = "bulkhead";
   uint16_t logGroup = 1771;

@@ -50,7 +50,9 @@ class AgentService final : public v1::Agent::Service {
 // an error), and the socket is made mode 0660 (with --socket-group, owned
 // by that group, in a directory the group can traverse). tcp:// needs --tls-cert,
 // --tls-key and --tls-client-ca: clients must present a certificate the CA
-// signed. `maxMessageBytes` bounds a request.
+// signed, and with --tls-allowed-names one that carries a listed name (DNS
+// or URI subjectAltName, or CN); other clients get PERMISSION_DENIED on
+// every call. `maxMessageBytes` bounds a request.
 Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const AgentConfig& config,
                                                   size_t maxMessageBytes);
 

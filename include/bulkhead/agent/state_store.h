@@ -4,10 +4,13 @@
 // written and fsynced, renamed over the old one, and the directory fsynced,
 // so a crash leaves the old snapshot or the new one, never a torn file.
 // Workload changes between snapshots go to a journal (journal.pb) of
-// length-prefixed records, each fdatasynced; a torn last record (a crash
-// mid-append) is ignored on load.
+// length-prefixed records, each fdatasynced. The journal alone (no snapshot
+// yet: workloads registered before any push) is a valid state. A torn last
+// record (a crash mid-append) is cut off, and the cut fsynced, before the
+// next record is appended; a whole record that does not parse is an error.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -20,7 +23,8 @@ class StateStore {
  public:
   explicit StateStore(std::string dir) : dir_(std::move(dir)) {}
 
-  // The saved state; nullopt when there is none yet. A file that exists but
+  // The saved state (snapshot, then journal replayed over it); nullopt when
+  // there is none yet. Cuts a torn journal tail off. A file that exists but
   // cannot be read or parsed is an error (kIo / kInvalidInput): the caller
   // must not guess.
   Result<std::optional<v1::AgentState>> load();
@@ -33,8 +37,13 @@ class StateStore {
   std::string journalPath() const { return dir_ + "/journal.pb"; }
 
  private:
+  Result<size_t> scanJournal(const std::string& journal,
+                             const std::function<void(v1::StateJournalEntry&)>& onRecord);
+  Status cutTornTail(size_t whole, size_t size);
+
   std::string dir_;
   size_t journalEntries_ = 0;
+  bool tailChecked_ = false;  // the journal ends with a whole record
 };
 
 }  // namespace bulkhead::agent

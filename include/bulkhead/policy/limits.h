@@ -25,5 +25,10 @@ inline constexpr size_t kMaxInterfaces = 16;           // per workload
 inline constexpr size_t kMaxAddresses = 64;            // per workload
 inline constexpr size_t kMaxInterfaceNameLength = 15;  // IFNAMSIZ - 1
 inline constexpr size_t kMaxYamlDepth = 32;            // nesting of a document
+// Nodes that YAML aliases stand for, summed over every alias of every
+// document of every file of one bundle (a push, a validate): bounds what a
+// bundle can expand to, however many documents it has (each document is
+// also bounded on its own, see yaml_tree.h).
+inline constexpr size_t kMaxAliasNodesPerBundle = 1u << 20;
 
 }  // namespace bulkhead::policy::limits

@@ -1,0 +1,196 @@
+// StateStore on a real directory: the journal alone is a state, a torn tail
+// is cut off before the next append, a corrupt record is an error; and
+// AgentCore puts journal-only workloads back in the kernel.
+#include "bulkhead/agent/state_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "bulkhead/agent/core.h"
+#include "fake_kernel.h"
+
+namespace bulkhead::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+v1::StateJournalEntry upsert(const std::string& name, const std::string& addr) {
+  v1::StateJournalEntry e;
+  auto* w = e.mutable_upsert();
+  w->set_name(name);
+  w->set_app("web");
+  w->add_interfaces("v" + name);
+  w->add_addresses(addr);
+  return e;
+}
+
+std::vector<std::string> names(const v1::AgentState& s) {
+  std::vector<std::string> out;
+  for (const auto& w : s.workloads())
+    out.push_back(w.name());
+  return out;
+}
+
+class StateStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bh-store-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path journal() const { return dir_ / "journal.pb"; }
+  fs::path dir_;
+};
+
+TEST_F(StateStoreTest, NothingSavedIsNoState) {
+  StateStore store(dir_.string());
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  EXPECT_FALSE(loaded->has_value());
+}
+
+TEST_F(StateStoreTest, JournalWithoutSnapshotIsTheState) {
+  {
+    StateStore store(dir_.string());
+    ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+    ASSERT_TRUE(store.append(upsert("web-2", "192.0.2.11")).ok());
+    v1::StateJournalEntry q;
+    q.set_quarantined_set(true);
+    q.add_quarantined("web-2");
+    ASSERT_TRUE(store.append(q).ok());
+  }
+  ASSERT_FALSE(fs::exists(dir_ / "state.pb"));
+  StateStore store(dir_.string());
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  ASSERT_TRUE(loaded->has_value()) << "a journal alone must not be taken for no state";
+  EXPECT_EQ((*loaded)->format(), 1u);
+  EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1", "web-2"}));
+  ASSERT_EQ((*loaded)->quarantined_size(), 1);
+  EXPECT_EQ((*loaded)->quarantined(0), "web-2");
+  EXPECT_EQ(store.journalEntries(), 3u);
+}
+
+TEST_F(StateStoreTest, TornTailIsCutBeforeTheNextAppend) {
+  {
+    StateStore store(dir_.string());
+    ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+  }
+  const auto whole = fs::file_size(journal());
+  // A crash mid-append: a length prefix announcing more than was written.
+  std::ofstream(journal(), std::ios::app) << std::string("\x40\x00\x00\x00xyz", 7);
+  {
+    StateStore store(dir_.string());
+    auto loaded = store.load();
+    ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+    EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1"}));
+    EXPECT_EQ(fs::file_size(journal()), whole) << "the torn tail is cut off on load";
+    ASSERT_TRUE(store.append(upsert("web-2", "192.0.2.11")).ok());
+  }
+  StateStore store(dir_.string());
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1", "web-2"}));
+}
+
+TEST_F(StateStoreTest, AppendWithoutLoadStillCutsATornTail) {
+  {
+    StateStore store(dir_.string());
+    ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+  }
+  std::ofstream(journal(), std::ios::app) << std::string("\x09\x01", 2);
+  {
+    StateStore store(dir_.string());
+    ASSERT_TRUE(store.append(upsert("web-2", "192.0.2.11")).ok());
+  }
+  StateStore store(dir_.string());
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1", "web-2"}));
+}
+
+TEST_F(StateStoreTest, SnapshotThenJournal) {
+  StateStore store(dir_.string());
+  v1::AgentState snap;
+  snap.set_format(1);
+  snap.set_version("v7");
+  *snap.add_workloads() = upsert("web-1", "192.0.2.10").upsert();
+  *snap.add_workloads() = upsert("web-2", "192.0.2.11").upsert();
+  ASSERT_TRUE(store.save(snap).ok());
+  EXPECT_TRUE(!fs::exists(journal()) || fs::file_size(journal()) == 0u)
+      << "a snapshot empties the journal";
+  v1::StateJournalEntry del;
+  del.set_deleted("web-1");
+  ASSERT_TRUE(store.append(del).ok());
+  auto changed = upsert("web-2", "192.0.2.12");
+  ASSERT_TRUE(store.append(changed).ok());
+  ASSERT_TRUE(store.append(upsert("web-3", "192.0.2.13")).ok());
+  StateStore again(dir_.string());
+  auto loaded = again.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  EXPECT_EQ((*loaded)->version(), "v7");
+  EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-2", "web-3"}));
+  EXPECT_EQ((*loaded)->workloads(0).addresses(0), "192.0.2.12");
+}
+
+TEST_F(StateStoreTest, CorruptWholeRecordIsAnError) {
+  {
+    StateStore store(dir_.string());
+    ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+  }
+  // Whole (the length fits) but not a journal entry: an unfinished varint.
+  std::ofstream(journal(), std::ios::app) << std::string("\x02\x00\x00\x00\xff\xff", 6);
+  const auto size = fs::file_size(journal());
+  StateStore store(dir_.string());
+  auto loaded = store.load();
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(loaded.error().message.find("corrupt at byte"), std::string::npos)
+      << loaded.error().message;
+  EXPECT_EQ(fs::file_size(journal()), size) << "corruption is never cut away silently";
+  EXPECT_FALSE(store.append(upsert("web-2", "192.0.2.11")).ok())
+      << "nothing is appended after a corrupt record";
+}
+
+TEST_F(StateStoreTest, CoreRestoresJournalOnlyWorkloadsIntoTheKernel) {
+  std::string before;
+  uint64_t elements = 0, chains = 0;
+  {
+    ScriptedKernel kernel;
+    CoreOptions o;
+    o.stateDir = dir_.string();
+    AgentCore core(kernel, {}, o);
+    ASSERT_TRUE(core.restore().ok());
+    v1::Workload a = upsert("web-1", "192.0.2.10").upsert();
+    v1::Workload b = upsert("web-2", "192.0.2.11").upsert();
+    ASSERT_TRUE(core.upsertWorkload(a).ok());
+    ASSERT_TRUE(core.upsertWorkload(b).ok());
+    ASSERT_TRUE(core.quarantine("web-2", false).ok());
+    ASSERT_TRUE(core.promoteStaged(true).ok());
+    before = core.listWorkloads().DebugString();
+    elements = core.status().set_elements();
+    chains = core.status().chains();
+  }
+  ASSERT_FALSE(fs::exists(dir_ / "state.pb")) << "no push: the journal holds everything";
+  ScriptedKernel fresh;
+  CoreOptions o;
+  o.stateDir = dir_.string();
+  AgentCore restored(fresh, {}, o);
+  ASSERT_TRUE(restored.restore().ok());
+  EXPECT_EQ(fresh.commits, 1) << "the journal's workloads are put back in one transaction";
+  EXPECT_EQ(restored.listWorkloads().DebugString(), before);
+  EXPECT_EQ(restored.status().set_elements(), elements);
+  EXPECT_EQ(restored.status().chains(), chains);
+  // The next registration keeps them.
+  ASSERT_TRUE(restored.upsertWorkload(upsert("web-3", "192.0.2.12").upsert()).ok());
+  EXPECT_EQ(restored.listWorkloads().workloads_size(), 3);
+  EXPECT_EQ(restored.status().workloads(), 3u);
+}
+
+}  // namespace
+}  // namespace bulkhead::agent
