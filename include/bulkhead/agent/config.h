@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bulkhead/common/result.h"
@@ -14,6 +15,7 @@ struct AgentConfig {
   std::string configFile;
   std::vector<std::string> listen;  // unix:///path or tcp://host:port
   std::string tlsCert, tlsKey, tlsClientCa;
+  std::string socketGroup;  // group owning the unix socket (empty: root's)
   std::string stateDir = "/var/lib/bulkhead";
   std::string table = "bulkhead";
   uint16_t logGroup = 1771;
@@ -40,5 +42,8 @@ inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";
 // are kInvalidInput with the flag or file:line at fault. Without any
 // --listen, the agent listens on kDefaultListen.
 Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv);
+
+// `bulkhead-agent --help`: every flag, as in bulkhead-agent(8).
+std::string_view agentUsage();
 
 }  // namespace bulkhead::agent
