@@ -10,6 +10,11 @@ packages=(
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nftables iproute2 socat rsyslog iputils-ping openssl procps
   ulogd2 ulogd2-json
+  # The Debian package and its tests: cpack's dependency scan (dpkg-shlibdeps,
+  # file), the maintainer scripts' tools, man page and completion checks,
+  # rsyslog's TLS driver for the SIEM snippet.
+  dpkg-dev file passwd init-system-helpers systemd groff-base bash-completion
+  rsyslog-openssl
 )
 
 missing=()
