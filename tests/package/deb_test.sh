@@ -94,10 +94,11 @@ expect=(
     /usr/share/doc/bulkhead/README.md /usr/share/doc/bulkhead/operations.md
     /usr/share/doc/bulkhead/examples/rsyslog/60-bulkhead-siem.conf
 )
-# The unit and drop-ins: every file under packaging/systemd/.
+# The unit and drop-ins: packaging/systemd/*.service and *.service.d/*.conf.
 while IFS= read -r f; do
     expect+=("/lib/systemd/system/${f#"$src"/packaging/systemd/}")
-done < <(find "$src/packaging/systemd" -type f)
+done < <(find "$src/packaging/systemd" -maxdepth 1 -type f -name '*.service'
+    find "$src/packaging/systemd" -mindepth 2 -maxdepth 2 -type f -path '*.service.d/*.conf')
 # Every doc page and every example policy file.
 for f in "$src"/docs/*.md; do expect+=("/usr/share/doc/bulkhead/$(basename "$f")"); done
 while IFS= read -r f; do
