@@ -9,7 +9,9 @@
 #     what the scripts do there: the `bulkhead` system group, the enable
 #     symlink and its state, the admin's disable kept, the conffile kept,
 #     nothing left after purge but the group.
-# A fake `systemctl`/`deb-systemd-invoke` first on PATH records any call: with
+# The test runs in a private mount namespace in which systemd appears to run
+# (/run/systemd/system exists, on a tmpfs over /run), whatever the host;
+# `systemctl` and `deb-systemd-invoke` first on PATH record any call: with
 # DPKG_ROOT set the scripts must never touch the running system.
 #
 # usage: deb_test.sh SOURCE_DIR BUILD_DIR
@@ -17,6 +19,12 @@ set -euo pipefail
 
 src=$(realpath "$1")
 build=$(realpath "$2")
+if [ "${BULKHEAD_IN_NS:-}" != 1 ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "FAIL: needs root (dpkg, mount namespace)" >&2; exit 1; }
+    BULKHEAD_IN_NS=1 exec unshare -m --propagation private bash "$0" "$@"
+fi
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/system
 tmp=$(mktemp -d /tmp/bulkhead-deb-test.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
