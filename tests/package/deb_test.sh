@@ -161,7 +161,11 @@ step "install into $root"
 dpkg_root -i "$deb"
 [ "$(status)" = "install ok installed" ] || fail "status after install: $(status)"
 for f in "${expect[@]}"; do [ -e "$root$f" ] || fail "$f not installed"; done
-[ "$("$root/usr/bin/bulkhead" --version)" = "bulkhead 0.1.0" ] || fail "installed bulkhead --version"
+version=$(dpkg-deb -f "$deb" Version)
+[ "$("$root/usr/bin/bulkhead" --version)" = "bulkhead ${version%-*}" ] ||
+    fail "installed bulkhead --version is not the package's version ${version%-*}"
+[ "$("$root/usr/bin/bulkhead-agent" --version)" = "bulkhead-agent ${version%-*}" ] ||
+    fail "installed bulkhead-agent --version"
 "$root/usr/bin/bulkhead-agent" --help | grep -q -- --socket-group || fail "installed agent --help"
 gline=$(grep '^bulkhead:' "$root/etc/group") || fail "no bulkhead group in the root's /etc/group"
 gid=$(cut -d: -f3 <<<"$gline")
