@@ -5,8 +5,10 @@
 // the bash completion against the help. The package itself is built and
 // installed by tests/package/deb_test.sh (privileged).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -326,6 +328,37 @@ TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
   EXPECT_EQ(top.code, 0);
   for (const auto& [command, _] : kCommandFlags)
     EXPECT_NE(top.out.find("  " + command + " "), std::string::npos) << command;
+}
+
+// The flags the parser lets each command take (every other one is refused
+// with "does not apply") are exactly those its --help names.
+TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
+  const auto all = manFlags(readFile(kSource / "packaging/man/bulkhead.8"));
+  const std::set<std::string> noValue = {"--json", "--dry-run", "--follow", "--release"};
+  const std::string demo = (kSource / "policies/demo").string();
+  const std::map<std::string, std::vector<std::vector<std::string>>> invocations = {
+      {"push", {{"push", demo}}},
+      {"workload", {{"workload", "add", "w"}, {"workload", "rm", "w"}, {"workload", "ls"}}},
+      {"status", {{"status"}}},
+      {"quarantine", {{"quarantine", "w"}}},
+      {"flows", {{"flows"}}},
+  };
+  for (const auto& [command, runs] : invocations) {
+    std::set<std::string> accepted;
+    for (const auto& words : runs)
+      for (const auto& flag : all) {
+        // --version is the program's version, except after push (the bundle's).
+        if (flag == "--help" || (flag == "--version" && command != "push")) continue;
+        auto argv = words;
+        argv.push_back(flag);
+        if (!noValue.count(flag)) argv.push_back("1");
+        for (const char* a : {"--agent", "unix:///nonexistent/bh-packaging-test", "--timeout", "1"})
+          argv.push_back(a);
+        if (cli(argv).err.find("does not apply") == std::string::npos) accepted.insert(flag);
+      }
+    auto named = plainFlags(cli::commandHelp(command));
+    EXPECT_EQ(accepted, named) << command;
+  }
 }
 
 TEST(ManPages, RenderWithoutGroffWarnings) {
