@@ -11,6 +11,11 @@ packages=(
   nftables iproute2 socat rsyslog iputils-ping openssl procps
   ulogd2 ulogd2-json
   libsystemd-dev systemd libseccomp-dev
+  # The Debian package and its tests: cpack's dependency scan (dpkg-shlibdeps,
+  # file), the maintainer scripts' tools, man page and completion checks,
+  # rsyslog's TLS driver for the SIEM snippet.
+  dpkg-dev file passwd init-system-helpers groff-base bash-completion
+  rsyslog-openssl
 )
 
 missing=()

@@ -56,6 +56,13 @@ const std::map<std::string, Setter>& setters() {
          c.tlsClientCa = v;
          return {};
        }},
+      {"socket-group",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         if (v.empty() || v.size() > 32 || v.find_first_of(":/ \t\n") != std::string::npos)
+           return bad("--socket-group: not a group name: \"" + v + "\"");
+         c.socketGroup = v;
+         return {};
+       }},
       {"state-dir",
        [](AgentConfig& c, const std::string& v) -> Status {
          c.stateDir = v;

@@ -15,7 +15,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -172,6 +174,14 @@ int main(int argc, char** argv) {
   // has its own path.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "--version") {
+      const auto text = arg == "--help" ? agent::agentUsage() : "bulkhead-agent 0.1.0\n";
+      fwrite(text.data(), 1, text.size(), stdout);
+      return 0;
+    }
+  }
   const std::vector<std::string> args(argv + 1, argv + argc);
   auto config = agent::parseAgentArgs(args);
   if (!config) {

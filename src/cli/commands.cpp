@@ -6,6 +6,7 @@
 #include <set>
 
 #include "bulkhead/cli/client.h"
+#include "bulkhead/cli/help.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
@@ -41,35 +42,6 @@ const std::map<std::string, FlagValue> kFlags = {
     {"--tls-server-name", FlagValue::kRequired},
     {"--timeout", FlagValue::kRequired},
 };
-
-constexpr const char* kUsage = R"(usage: bulkhead COMMAND [ARGS] [FLAGS]
-
-commands:
-  validate PATH...                    check policy files; exit 2 with file:line:col errors
-  plan PATH... [--workloads FILE]     print the nftables ruleset it would apply (no root needed)
-             [--table NAME] [--log-group N]
-  push PATH... [--agent ADDR]...      validate, then send the bundle to each agent
-             [--version V] [--dry-run] [--json]
-  workload add NAME --app APP --iface IF [--iface IF]... --addr IP [--addr IP]...
-             [--label KEY=VALUE]...   register (or replace) a workload
-  workload rm NAME                    remove a workload registered through the API
-  workload ls [--json]                list every workload
-  status [--json]                     the agent's policy version, table, counters, latencies
-  quarantine NAME [--release]         log and drop every new flow of a workload (or release it)
-  flows [--follow] [--json]           denied flows as the agent exports them
-             [--app APP] [--workload NAME]
-
-agent flags (every command that talks to an agent):
-  --agent ADDR          unix:///path or tcp://host:port; default $BULKHEAD_AGENT,
-                        else unix:///run/bulkhead/agent.sock
-  --tls-ca F            CA that signed the agent's certificate (required for tcp://)
-  --tls-cert F --tls-key F   client certificate and key (mutual TLS)
-  --tls-server-name N   name to expect in the agent's certificate (default: host of ADDR)
-  --timeout SECONDS     deadline of each call (default 30)
-
-flags are accepted before or after the command.
-exit codes: 0 success, 1 runtime failure (agent unreachable, kernel refused), 2 bad input.
-)";
 
 void printDiagnostics(const policy::LoadResult& r, std::ostream& err) {
   for (const auto& d : r.errors)
@@ -192,7 +164,7 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
   Args args;
   std::string error;
   if (!parseArgs(argv, &args, &error)) {
-    err << "bulkhead: " << error << "\n" << kUsage;
+    err << "bulkhead: " << error << "\n" << usage();
     return kExitBadInput;
   }
   // "push --version V" names the bundle; anywhere else "--version" asks for ours.
@@ -200,8 +172,12 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
     out << "bulkhead 0.1.0\n";
     return kExitOk;
   }
+  if (args.has("--help") && !args.words.empty() && !commandHelp(args.words[0]).empty()) {
+    out << commandHelp(args.words[0]);
+    return kExitOk;
+  }
   if (args.has("--help") || args.words.empty()) {
-    (args.words.empty() && !args.has("--help") ? err : out) << kUsage;
+    (args.words.empty() && !args.has("--help") ? err : out) << usage();
     return args.has("--help") ? kExitOk : kExitBadInput;
   }
   const std::string& cmd = args.words[0];
@@ -211,7 +187,7 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
     const char* env = std::getenv("BULKHEAD_AGENT");
     return runClientCommand(args, env ? env : "", out, err);
   }
-  err << "bulkhead: unknown command \"" << cmd << "\"\n" << kUsage;
+  err << "bulkhead: unknown command \"" << cmd << "\"\n" << usage();
   return kExitBadInput;
 }
 

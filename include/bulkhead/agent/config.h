@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bulkhead/common/result.h"
@@ -50,5 +51,8 @@ inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";
 // are kInvalidInput with the flag or file:line at fault. Without any
 // --listen, the agent listens on kDefaultListen.
 Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv);
+
+// `bulkhead-agent --help`: every flag, as in bulkhead-agent(8).
+std::string_view agentUsage();
 
 }  // namespace bulkhead::agent

@@ -1,0 +1,42 @@
+#include "bulkhead/agent/config.h"
+
+namespace bulkhead::agent {
+
+// Follows the man page, packaging/man/bulkhead-agent.8 (a unit test checks
+// that every flag is in both).
+std::string_view agentUsage() {
+  return R"(usage: bulkhead-agent [--config FILE] [FLAGS]
+
+Puts the host's policy into the nftables table inet <table> and keeps it
+there; serves the gRPC API; exports denied flows. Every flag is also a key of
+the config file (without dashes); flags win. See bulkhead-agent(8).
+
+  --config FILE                 YAML settings (the package ships /etc/bulkhead/agent.yaml)
+  --listen ADDR                 unix:///path or tcp://host:port, repeatable
+                                (default unix:///run/bulkhead/agent.sock)
+  --socket-group NAME           group of the unix socket (mode 0660)
+  --tls-cert FILE --tls-key FILE --tls-client-ca FILE
+                                TLS of tcp:// listeners (client certificates required)
+  --state-dir DIR               saved state, put back on start (default /var/lib/bulkhead)
+  --table NAME                  the table inet NAME (default bulkhead)
+  --log-group N                 NFLOG group of denied flows, 0-65535 (default 1771)
+  --log-rate N                  kernel log limit per rule, events/s (default 100)
+  --flow-workload-rate N        exported events per workload, events/s (default 200)
+  --syslog TARGET               unix:///dev/log, udp://H:P, tcp://H:P, tls://H:P or
+                                journald, repeatable (default: journald, else /dev/log)
+  --syslog-tls-ca FILE --syslog-tls-cert FILE --syslog-tls-key FILE
+                                TLS of tls:// targets
+  --flow-format FORMAT          rfc5424, json or cef (default rfc5424)
+  --flow-summary-seconds N      period of summary events, 1-86400 (default 60)
+  --policies DIR                static policy, applied at start and on SIGHUP
+  --resync-seconds N            period of the full table check, 0-86400 (default 30)
+  --max-bundle-bytes N          largest accepted bundle (default 67108864)
+  --help, --version
+
+Signals: SIGHUP re-reads --policies; SIGTERM and SIGINT stop the agent and
+leave its table in the kernel (fail-closed).
+exit codes: 0 stopped by a signal, 1 runtime failure, 2 bad flag, config or --policies.
+)";
+}
+
+}  // namespace bulkhead::agent
