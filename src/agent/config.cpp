@@ -56,13 +56,6 @@ const std::map<std::string, Setter>& setters() {
          c.tlsClientCa = v;
          return {};
        }},
-      {"socket-group",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         if (v.empty() || v.size() > 32 || v.find_first_of(":/ \t\n") != std::string::npos)
-           return bad("--socket-group: not a group name: \"" + v + "\"");
-         c.socketGroup = v;
-         return {};
-       }},
       {"state-dir",
        [](AgentConfig& c, const std::string& v) -> Status {
          c.stateDir = v;
@@ -148,10 +141,11 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"socket-group",
        [](AgentConfig& c, const std::string& v) -> Status {
-         // Resolved here so that a typo stops the agent before it touches
-         // the kernel.
-         if (v.empty() || ::getgrnam(v.c_str()) == nullptr)
-           return bad("--socket-group: no group named \"" + v + "\"");
+         // Only the form here: whether the host knows the group is
+         // checkHostNames()'s (a config written for hosts with the package's
+         // group must parse anywhere).
+         if (v.empty() || v.size() > 32 || v.find_first_of(":/ \t\n") != std::string::npos)
+           return bad("--socket-group: not a group name: \"" + v + "\"");
          c.socketGroup = v;
          return {};
        }},
@@ -304,6 +298,12 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
   }
   if (c.listen.empty()) c.listen.push_back(kDefaultListen);
   return c;
+}
+
+Status checkHostNames(const AgentConfig& config) {
+  if (!config.socketGroup.empty() && ::getgrnam(config.socketGroup.c_str()) == nullptr)
+    return bad("--socket-group: no group named \"" + config.socketGroup + "\" on this host");
+  return {};
 }
 
 }  // namespace bulkhead::agent

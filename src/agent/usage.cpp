@@ -17,6 +17,8 @@ the config file (without dashes); flags win. See bulkhead-agent(8).
   --socket-group NAME           group of the unix socket (mode 0660)
   --tls-cert FILE --tls-key FILE --tls-client-ca FILE
                                 TLS of tcp:// listeners (client certificates required)
+  --tls-allowed-names NAME,...  only clients whose certificate names one of these
+                                (DNS/URI subjectAltName or CN); others PERMISSION_DENIED
   --state-dir DIR               saved state, put back on start (default /var/lib/bulkhead)
   --table NAME                  the table inet NAME (default bulkhead)
   --log-group N                 NFLOG group of denied flows, 0-65535 (default 1771)

@@ -184,6 +184,9 @@ int main(int argc, char** argv) {
   }
   const std::vector<std::string> args(argv + 1, argv + argc);
   auto config = agent::parseAgentArgs(args);
+  if (config) {
+    if (auto st = agent::checkHostNames(*config); !st) config = st.takeError();
+  }
   if (!config) {
     spdlog::error("bulkhead-agent: {}", config.error().message);
     return kExitBadInput;

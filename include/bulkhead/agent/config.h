@@ -52,6 +52,10 @@ inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";
 // --listen, the agent listens on kDefaultListen.
 Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv);
 
+// Checks the names in `config` that this host must know (the socket group),
+// so that a typo stops the agent before it touches the kernel. kInvalidInput.
+Status checkHostNames(const AgentConfig& config);
+
 // `bulkhead-agent --help`: every flag, as in bulkhead-agent(8).
 std::string_view agentUsage();
 
