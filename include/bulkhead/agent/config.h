@@ -31,6 +31,9 @@ struct AgentConfig {
   std::string flowFormat = "rfc5424";
   std::string policiesDir;              // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;          // periodic full check of the table
+  // Diagnostic: false runs without the nftables event monitor, so drift is
+  // found by the periodic check alone (tests of that check use it).
+  bool driftEvents = true;
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
 };
 
