@@ -12,6 +12,7 @@
 
 #include <endian.h>
 
+#include <cctype>
 #include <cstring>
 
 #include "bulkhead/compiler/diff.h"
@@ -67,8 +68,10 @@ std::string setDeclaration(const nftnl_set* s) {
   std::string out;
   // NFTNL_SET_ID (batch only), handle and the kernel's use count are not
   // part of what the set is.
-  for (auto [name, attr] : {std::pair{"flags", NFTNL_SET_FLAGS},
-                            {"ktype", NFTNL_SET_KEY_TYPE},
+  // The kernel leaves out flags that are 0.
+  if (nftnl_set_is_set(s, NFTNL_SET_FLAGS) && nftnl_set_get_u32(s, NFTNL_SET_FLAGS) != 0)
+    putNumber(out, "flags", nftnl_set_get_u32(s, NFTNL_SET_FLAGS));
+  for (auto [name, attr] : {std::pair{"ktype", NFTNL_SET_KEY_TYPE},
                             {"klen", NFTNL_SET_KEY_LEN},
                             {"dtype", NFTNL_SET_DATA_TYPE},
                             {"dlen", NFTNL_SET_DATA_LEN},
@@ -156,21 +159,60 @@ std::string elementText(const nlattr* element) {
   return out;
 }
 
-// One expression as libnftnl prints it, state zeroed: what a counter or a
-// quota has seen is not part of the rule.
+// The kernel keeps registers as 32-bit slots and reports one that starts a
+// 128-bit register by the old name (NFT_REG32_00 = 8 as NFT_REG_1 = 1, 12 as
+// 2, ...; nft_dump_register()); the writer names 32-bit registers. Every
+// "reg N" / "reg_xxx N" of libnftnl's text is reported the kernel's way.
+std::string kernelRegisters(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t at = text.find("reg", i);
+    if (at == std::string::npos) break;
+    size_t j = at + 3;
+    while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_'))
+      ++j;
+    size_t k = j;
+    while (k < text.size() && text[k] == ' ')
+      ++k;
+    size_t end = k;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])))
+      ++end;
+    out.append(text, i, k - i);
+    i = k;
+    if (end == k || end - k > 3) continue;
+    const int reg = std::stoi(text.substr(k, end - k));
+    if (reg >= NFT_REG32_00 && (reg - NFT_REG32_00) % 4 == 0) {
+      out += std::to_string((reg - NFT_REG32_00) / 4 + NFT_REG_1);
+    } else {
+      out.append(text, k, end - k);
+    }
+    i = end;
+  }
+  out.append(text, i, std::string::npos);
+  return out;
+}
+
+// One expression as libnftnl prints it, state zeroed (what a counter or a
+// quota has seen is not part of the rule), attributes the kernel always
+// reports filled in with their defaults, registers named the kernel's way.
 std::string exprText(nftnl_expr* e) {
   const char* name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-  if (name != nullptr && std::strcmp(name, "counter") == 0) {
+  const std::string kind = name ? name : "?";
+  if (kind == "counter") {
     nftnl_expr_set_u64(e, NFTNL_EXPR_CTR_PACKETS, 0);
     nftnl_expr_set_u64(e, NFTNL_EXPR_CTR_BYTES, 0);
-  } else if (name != nullptr && std::strcmp(name, "quota") == 0) {
+  } else if (kind == "quota") {
     nftnl_expr_set_u64(e, NFTNL_EXPR_QUOTA_CONSUMED, 0);
+  } else if (kind == "lookup" && !nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_FLAGS)) {
+    nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, 0);
   }
   char buf[1024];
   const int n = nftnl_expr_snprintf(buf, sizeof buf, e, NFTNL_OUTPUT_DEFAULT, 0);
-  std::string out = std::string(name ? name : "?") + " ";
+  std::string out = kind + " ";
   if (n > 0) out.append(buf, std::min<size_t>(size_t(n), sizeof buf - 1));
-  return out;
+  return kernelRegisters(out);
 }
 
 std::string ruleText(nftnl_rule* r) {
