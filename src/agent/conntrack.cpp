@@ -32,12 +32,12 @@ bool listed(const std::vector<policy::IpAddr>& addresses, policy::Family family,
 bool matches(const nf_conntrack* ct, const std::vector<policy::IpAddr>& addresses) {
   const uint8_t l3 = nfct_get_attr_u8(ct, ATTR_L3PROTO);
   if (l3 == AF_INET) {
-    for (auto attr : {ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST, ATTR_REPL_IPV4_SRC,
-                      ATTR_REPL_IPV4_DST})
+    for (auto attr :
+         {ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV4_DST, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV4_DST})
       if (listed(addresses, policy::Family::kIpv4, nfct_get_attr(ct, attr))) return true;
   } else if (l3 == AF_INET6) {
-    for (auto attr : {ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST, ATTR_REPL_IPV6_SRC,
-                      ATTR_REPL_IPV6_DST})
+    for (auto attr :
+         {ATTR_ORIG_IPV6_SRC, ATTR_ORIG_IPV6_DST, ATTR_REPL_IPV6_SRC, ATTR_REPL_IPV6_DST})
       if (listed(addresses, policy::Family::kIpv6, nfct_get_attr(ct, attr))) return true;
   }
   return false;
@@ -54,8 +54,7 @@ int collect(enum nf_conntrack_msg_type, nf_conntrack* ct, void* data) {
 Result<std::unique_ptr<NetfilterConntrack>> NetfilterConntrack::open() {
   nfct_handle* h = nfct_open(CONNTRACK, 0);
   if (h == nullptr)
-    return makeError(ErrorCode::kUnavailable, "cannot open ctnetlink (connection tracking)",
-                     errno);
+    return makeError(ErrorCode::kUnavailable, "cannot open ctnetlink (connection tracking)", errno);
   return std::unique_ptr<NetfilterConntrack>(new NetfilterConntrack(h));
 }
 

@@ -102,8 +102,7 @@ void Housekeeping::periodicCheck(Clock::time_point now) {
   // From the end of this check: a slow check never runs back to back.
   nextCheck_ = Clock::now() + options_.resync;
   if (!drift) {
-    spdlog::error("periodic check of table inet {}: {}", options_.table,
-                  drift.error().describe());
+    spdlog::error("periodic check of table inet {}: {}", options_.table, drift.error().describe());
   } else if (*drift) {
     spdlog::warn("periodic check: table inet {} differed from what was applied ({}); restored",
                  options_.table, **drift);

@@ -62,9 +62,10 @@ bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, boo
 agent::TableEventWait openMonitor(const agent::AgentConfig& config, uint32_t ownPortId,
                                   std::unique_ptr<nft::TableMonitor>& holder) {
   if (!config.driftEvents) {
-    spdlog::warn("nftables event monitor off (--drift-events=false): drift is found by the "
-                 "check every {} s only",
-                 config.resyncSeconds);
+    spdlog::warn(
+        "nftables event monitor off (--drift-events=false): drift is found by the "
+        "check every {} s only",
+        config.resyncSeconds);
     return {};
   }
   auto monitor = nft::TableMonitor::open(config.table);

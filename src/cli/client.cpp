@@ -827,7 +827,11 @@ int quarantine(const Args& args, const AgentOptions& o, std::ostream& out, std::
   if (!s.ok()) return reportFailure(c, s, err);
   out << c.address << ": workload " << request.name()
       << (request.release() ? " released" : " quarantined") << " ("
-      << describeChange(response.change()) << ")\n";
+      << describeChange(response.change());
+  if (!request.release()) out << "; " << response.flushed_flows() << " tracked connections cut";
+  out << ")\n";
+  for (const auto& w : response.warnings())
+    err << "warning: " << w << "\n";
   return kExitOk;
 }
 

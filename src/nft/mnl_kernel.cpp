@@ -312,13 +312,15 @@ Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
       // The kernel flags a dump that a concurrent commit made inconsistent.
       interrupted |= (reply->nlmsg_flags & NLM_F_DUMP_INTR) != 0;
       if (reply->nlmsg_type == NLMSG_DONE) {
-        if (interrupted) return makeError(ErrorCode::kKernel, "dump of " + what + " interrupted", EINTR);
+        if (interrupted)
+          return makeError(ErrorCode::kKernel, "dump of " + what + " interrupted", EINTR);
         return {};
       }
       if (reply->nlmsg_type == NLMSG_ERROR) {
         const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply))->error;
         if (err == 0) return {};
-        return makeError(ErrorCode::kKernel, "kernel refused to dump " + what + ": " + errnoText(err), err);
+        return makeError(ErrorCode::kKernel,
+                         "kernel refused to dump " + what + ": " + errnoText(err), err);
       }
       if (Status st = onReply(reply); !st) return st;
     }
@@ -337,7 +339,8 @@ Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
   const std::string table = "table inet " + name;
   // Chains of every table come back (the kernel filters them by family
   // only); content.apply keeps ours.
-  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
+  nlmsghdr* nlh =
+      nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   if (Status st = dump(nlh, "the chains of " + table, apply); !st) return st.takeError();
   nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   SetPtr setFilter = makeSetRef(name, "");
@@ -356,6 +359,7 @@ Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
   nftnl_rule_set_str(ruleFilter.get(), NFTNL_RULE_TABLE, name.c_str());
   nftnl_rule_nlmsg_build_payload(nlh, ruleFilter.get());
   if (Status st = dump(nlh, "the rules of " + table, apply); !st) return st.takeError();
+  content.normalize();
   return content;
 }
 

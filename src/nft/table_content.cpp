@@ -12,6 +12,7 @@
 
 #include <endian.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -136,7 +137,8 @@ void putData(std::string& out, const char* name, const nlattr* nest) {
     Attrs vt = nestedAttrs(verdict, NFTA_VERDICT_MAX);
     if (vt[NFTA_VERDICT_CODE] && mnl_attr_get_payload_len(vt[NFTA_VERDICT_CODE]) == 4)
       out += "verdict " + std::to_string(int32_t(be32toh(mnl_attr_get_u32(vt[NFTA_VERDICT_CODE]))));
-    if (vt[NFTA_VERDICT_CHAIN] && mnl_attr_validate(vt[NFTA_VERDICT_CHAIN], MNL_TYPE_NUL_STRING) >= 0)
+    if (vt[NFTA_VERDICT_CHAIN] &&
+        mnl_attr_validate(vt[NFTA_VERDICT_CHAIN], MNL_TYPE_NUL_STRING) >= 0)
       out += std::string(" ") + mnl_attr_get_str(vt[NFTA_VERDICT_CHAIN]);
   }
   out += kSep;
@@ -234,8 +236,8 @@ bool isOurs(const char* table, uint32_t family, const std::string& want) {
 }
 
 Error parseError(const char* what) {
-  return makeError(ErrorCode::kKernel, std::string("cannot parse an nf_tables ") + what + " message",
-                   EPROTO);
+  return makeError(ErrorCode::kKernel,
+                   std::string("cannot parse an nf_tables ") + what + " message", EPROTO);
 }
 
 }  // namespace
@@ -276,9 +278,9 @@ Status TableContent::applySet(const nlmsghdr* nlh, bool add) {
 
 Status TableContent::applyElements(const nlmsghdr* nlh, bool add) {
   const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
-  const Attrs tb =
-      indexAttrs(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
-                 nlh->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)), NFTA_SET_ELEM_LIST_MAX);
+  const Attrs tb = indexAttrs(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
+                              nlh->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)),
+                              NFTA_SET_ELEM_LIST_MAX);
   const nlattr* table = tb[NFTA_SET_ELEM_LIST_TABLE];
   const nlattr* setName = tb[NFTA_SET_ELEM_LIST_SET];
   if (!table || !setName || mnl_attr_validate(table, MNL_TYPE_NUL_STRING) < 0 ||
@@ -290,18 +292,18 @@ Status TableContent::applyElements(const nlmsghdr* nlh, bool add) {
   SetContent& set = it->second;
   if (set.dynamic || !tb[NFTA_SET_ELEM_LIST_ELEMENTS]) return {};
   const nlattr* list = tb[NFTA_SET_ELEM_LIST_ELEMENTS];
-  forEachAttr(mnl_attr_get_payload(list), mnl_attr_get_payload_len(list),
-              [&](const nlattr* element) {
-                if (add) {
-                  set.elements.insert(elementText(element));
-                  return;
-                }
-                // A removal carries only the key (and key end): match on those.
-                const std::string key = elementText(element);
-                auto pos = set.elements.lower_bound(key);
-                while (pos != set.elements.end() && pos->compare(0, key.size(), key) == 0)
-                  pos = set.elements.erase(pos);
-              });
+  forEachAttr(
+      mnl_attr_get_payload(list), mnl_attr_get_payload_len(list), [&](const nlattr* element) {
+        if (add) {
+          set.elements.push_back(elementText(element));
+          return;
+        }
+        // A removal carries only the key (and key end): match on
+        // those. Only diffs remove elements (test kernels apply them).
+        const std::string key = elementText(element);
+        std::erase_if(set.elements,
+                      [&](const std::string& e) { return e.compare(0, key.size(), key) == 0; });
+      });
   return {};
 }
 
@@ -414,13 +416,18 @@ std::string setDiff(const SetContent& want, const SetContent& got) {
   if (want.dynamic || want.elements == got.elements) return "";
   size_t missing = 0, extra = 0;
   for (const auto& e : want.elements)
-    missing += got.elements.count(e) == 0;
+    missing += !std::binary_search(got.elements.begin(), got.elements.end(), e);
   for (const auto& e : got.elements)
-    extra += want.elements.count(e) == 0;
+    extra += !std::binary_search(want.elements.begin(), want.elements.end(), e);
   return std::to_string(missing) + " elements missing, " + std::to_string(extra) + " foreign";
 }
 
 }  // namespace
+
+void TableContent::normalize() {
+  for (auto& [name, set] : sets)
+    std::sort(set.elements.begin(), set.elements.end());
+}
 
 std::optional<std::string> TableContent::differences(const TableContent& actual) const {
   if (exists != actual.exists) return actual.exists ? "table present" : "table missing";
@@ -436,6 +443,7 @@ Result<TableContent> expectedContent(const compiler::Ruleset& ruleset) {
   if (!batch) return batch.takeError();
   TableContent content(ruleset.table);
   if (Status st = content.apply(*batch); !st) return st.takeError();
+  content.normalize();
   return content;
 }
 

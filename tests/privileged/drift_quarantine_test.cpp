@@ -69,8 +69,8 @@ class DriftQuarantineTest : public ::testing::Test {
     ASSERT_TRUE(cli("push " + (dir_ / "policy.yaml").string()).ok()) << log();
     auto add = cli("workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10");
     ASSERT_TRUE(add.ok()) << add.out << log();
-    ASSERT_TRUE(waitFor([&] { return jsonInt(cli("status --json").out, "staged_interfaces") == 0; },
-                        5000))
+    ASSERT_TRUE(
+        waitFor([&] { return jsonInt(cli("status --json").out, "staged_interfaces") == 0; }, 5000))
         << log();
   }
 
@@ -89,8 +89,8 @@ class DriftQuarantineTest : public ::testing::Test {
   }
   // Conntrack entries of the workload's address in the hypervisor.
   std::string entriesOf(const std::string& addr) const {
-    return topo_->hv().exec("conntrack -L -s " + addr + " 2>/dev/null; conntrack -L -d " + addr +
-                            " 2>/dev/null")
+    return topo_->hv()
+        .exec("conntrack -L -s " + addr + " 2>/dev/null; conntrack -L -d " + addr + " 2>/dev/null")
         .out;
   }
 
@@ -126,14 +126,12 @@ TEST_F(DriftQuarantineTest, DriftByContentIsRepairedWithTheMonitorDisabled) {
     ASSERT_NE(table(), before) << cmd << " changed nothing";
     ++expected;
     // --resync-seconds 1, plus one second.
-    const bool repaired =
-        waitFor([&] { return table() == before && repairs() >= expected; }, 2000);
+    const bool repaired = waitFor([&] { return table() == before && repairs() >= expected; }, 2000);
     const double took = std::chrono::duration<double>(Clock::now() - start).count();
     EXPECT_TRUE(repaired) << cmd << " not repaired after " << took << " s\n" << log();
     EXPECT_LE(took, 2.5) << cmd;
   }
-  EXPECT_NE(log().find("periodic check: table inet bulkhead differed"), std::string::npos)
-      << log();
+  EXPECT_NE(log().find("periodic check: table inet bulkhead differed"), std::string::npos) << log();
   // In sync now: further checks repair nothing.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   EXPECT_EQ(repairs(), expected) << log();
@@ -166,8 +164,8 @@ TEST_F(DriftQuarantineTest, QuarantineStopsALiveTcpStreamAndReleaseAllowsANewOne
   ASSERT_TRUE(cli("quarantine billing-1 --release").ok()) << log();
   auto fresh = workload.exec("echo fresh | socat -u - TCP:198.51.100.10:5432,connect-timeout=3");
   EXPECT_TRUE(fresh.ok()) << fresh.out;
-  EXPECT_TRUE(waitFor([&] { return readAll(dir_ / "received").find("fresh") != std::string::npos; },
-                      2000));
+  EXPECT_TRUE(
+      waitFor([&] { return readAll(dir_ / "received").find("fresh") != std::string::npos; }, 2000));
 }
 
 }  // namespace

@@ -25,7 +25,9 @@ class ContentKernel : public nft::NftKernel {
   Result<uint32_t> generation() override { return gen; }
   Result<nft::TableContent> readTable(const std::string&) override {
     ++reads;
-    return content;
+    nft::TableContent copy = content;
+    copy.normalize();
+    return copy;
   }
   uint32_t nextSeq(uint32_t count) override {
     const uint32_t s = seq;

@@ -29,8 +29,8 @@ struct AgentConfig {
   std::vector<std::string> syslog;
   std::string syslogTlsCa, syslogTlsCert, syslogTlsKey;
   std::string flowFormat = "rfc5424";
-  std::string policiesDir;              // static policy, for hosts without a controller
-  uint32_t resyncSeconds = 30;          // periodic full check of the table
+  std::string policiesDir;      // static policy, for hosts without a controller
+  uint32_t resyncSeconds = 30;  // periodic full check of the table
   // Diagnostic: false runs without the nftables event monitor, so drift is
   // found by the periodic check alone (tests of that check use it).
   bool driftEvents = true;

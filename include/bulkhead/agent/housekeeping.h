@@ -17,9 +17,9 @@
 namespace bulkhead::agent {
 
 struct HousekeepingOptions {
-  std::string table;                          // for messages
-  std::chrono::milliseconds resync{30'000};   // periodic drift check
-  std::chrono::milliseconds idle{100};        // a round's wait without events
+  std::string table;                         // for messages
+  std::chrono::milliseconds resync{30'000};  // periodic drift check
+  std::chrono::milliseconds idle{100};       // a round's wait without events
 };
 
 // Where foreign changes to the table are heard: nft::TableMonitor::wait in

@@ -15,7 +15,6 @@
 #include <cstddef>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -37,7 +36,9 @@ struct ChainContent {
 struct SetContent {
   std::string declaration;
   bool dynamic = false;  // filled by the datapath: elements not compared
-  std::set<std::string> elements;
+  // Sorted by normalize(); a sorted vector is several times cheaper to
+  // fill and compare than a tree at 100k elements.
+  std::vector<std::string> elements;
   bool operator==(const SetContent&) const = default;
 };
 
@@ -53,8 +54,12 @@ class TableContent {
   // Applies every nf_tables message of a batch, in order.
   Status apply(const Batch& batch);
 
+  // Sorts every set's elements (after the last apply, before comparing).
+  void normalize();
+
   // nullopt when `actual` holds the same as this; else a short account of
-  // the first differences ("chain x: 0 rules, expected 5; ...").
+  // the first differences ("chain x: 0 rules, expected 5; ..."). Both must
+  // be normalized.
   std::optional<std::string> differences(const TableContent& actual) const;
 
   const std::string& table() const { return table_; }
