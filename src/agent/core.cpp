@@ -588,9 +588,9 @@ Status AgentCore::repairLocked() {
   return {};
 }
 
-Result<std::optional<std::string>> AgentCore::checkDriftLocked(const std::string& why) {
+Result<std::optional<std::string>> AgentCore::repairDrift(
+    const std::string& why, Result<std::optional<std::string>> drift) {
   lastDriftCheckTime_ = nowRfc3339();
-  auto drift = enforcer_.drift();
   if (!drift) {
     lastDriftCheck_ = why + ": check failed: " + drift.error().describe();
     noteError(drift.error());
@@ -611,7 +611,7 @@ Result<std::optional<std::string>> AgentCore::checkDriftLocked(const std::string
 
 Result<std::optional<std::string>> AgentCore::checkDrift(const std::string& why) {
   std::lock_guard lock(mu_);
-  return checkDriftLocked(why);
+  return repairDrift(why, enforcer_.drift());
 }
 
 Result<bool> AgentCore::repair(bool force, const std::string& why) {
@@ -620,7 +620,7 @@ Result<bool> AgentCore::repair(bool force, const std::string& why) {
     if (Status st = repairLocked(); !st) return st.takeError();
     return true;
   }
-  auto drift = checkDriftLocked(why);
+  auto drift = repairDrift(why, enforcer_.drift());
   if (!drift) return drift.takeError();
   return drift->has_value();
 }
@@ -633,13 +633,14 @@ Result<bool> AgentCore::repairAfterLostEvents(const std::string& why) {
   auto untouched = enforcer_.untouchedSinceLastCommit();
   if (untouched && *untouched) return false;
   // Someone committed (maybe only to another table, maybe us between the
-  // ACK and the generation read): decide by content.
-  auto differs = enforcer_.compareWithKernel();
+  // ACK and the generation read): decide by content. A kernel that cannot
+  // read the table back: repair.
+  auto differs = enforcer_.drift(/*mustCompare=*/true);
   if (!differs && differs.error().code == ErrorCode::kUnavailable) {
     if (Status st = repairLocked(); !st) return st.takeError();
     return true;
   }
-  auto drift = checkDriftLocked(why);
+  auto drift = repairDrift(why, std::move(differs));
   if (!drift) return drift.takeError();
   return drift->has_value();
 }

@@ -177,11 +177,11 @@ Result<std::optional<std::string>> Enforcer::compareWithKernel() {
   return expected->differences(*actual);
 }
 
-Result<std::optional<std::string>> Enforcer::drift() {
+Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {
   using Why = std::optional<std::string>;
   if (!committed_) return everCommitted_ ? Why("the last commit's outcome is unknown") : Why();
   auto differs = compareWithKernel();
-  if (differs || differs.error().code != ErrorCode::kUnavailable) return differs;
+  if (differs || differs.error().code != ErrorCode::kUnavailable || mustCompare) return differs;
   auto exists = kernel_.tableExists(compiler_.ruleset().table);
   if (!exists) return exists.takeError();
   return *exists ? Why() : Why("table missing");

@@ -117,7 +117,9 @@ class AgentCore {
   void beforeRewrite();
   // Puts the whole ruleset back after drift; under mu_.
   Status repairLocked();
-  Result<std::optional<std::string>> checkDriftLocked(const std::string& why);
+  // Records a check's outcome in status and repairs what differs.
+  Result<std::optional<std::string>> repairDrift(const std::string& why,
+                                                 Result<std::optional<std::string>> drift);
   void publishAllInterfaces();
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.

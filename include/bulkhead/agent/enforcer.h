@@ -48,9 +48,10 @@ class Enforcer {
   // differs. kUnavailable when the kernel cannot read a table back.
   Result<std::optional<std::string>> compareWithKernel();
   // Why the kernel may not hold what was committed: the last commit failed
-  // (its outcome is unknown), or the content differs (on a kernel that
-  // cannot read a table back: the table is missing). nullopt: no drift.
-  Result<std::optional<std::string>> drift();
+  // (its outcome is unknown), or the content differs. On a kernel that
+  // cannot read a table back: whether the table is missing, or kUnavailable
+  // when `mustCompare`. nullopt: no drift.
+  Result<std::optional<std::string>> drift(bool mustCompare = false);
 
   bool committed() const { return committed_; }
   // True when the kernel holds our last commit and nobody, in any table of
