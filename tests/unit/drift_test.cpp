@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "bulkhead/agent/config.h"
 #include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/housekeeping.h"
@@ -324,6 +325,19 @@ TEST_F(DriftTest, UnknownWorkloadFlushesNothing) {
   core_.setConntrack(&conntrack);
   EXPECT_FALSE(core_.quarantine("nobody", false));
   EXPECT_TRUE(conntrack.calls.empty());
+}
+
+TEST(DriftConfigTest, DriftEventsFlagIsADiagnosticSwitch) {
+  auto defaults = parseAgentArgs({});
+  ASSERT_TRUE(defaults);
+  EXPECT_TRUE(defaults->driftEvents);
+  auto off = parseAgentArgs({"--drift-events=false", "--resync-seconds", "1"});
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->driftEvents);
+  EXPECT_EQ(off->resyncSeconds, 1u);
+  auto bad = parseAgentArgs({"--drift-events", "off"});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("--drift-events"), std::string::npos);
 }
 
 }  // namespace
