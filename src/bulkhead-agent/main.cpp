@@ -3,8 +3,9 @@
 // --policies) apply the static policy, then serve the gRPC API. A watcher
 // thread (agent::Housekeeping) repairs drift (foreign changes to the table,
 // seen as nftables netlink events, and a periodic check by content) and
-// moves staged interfaces into the dispatch map. SIGHUP reloads --policies; SIGTERM
-// stops serving and leaves the table in the kernel (fail-closed).
+// moves staged interfaces into the dispatch map. Quarantine cuts live flows
+// through ctnetlink (agent::NetfilterConntrack). SIGHUP reloads --policies;
+// SIGTERM stops serving and leaves the table in the kernel (fail-closed).
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
