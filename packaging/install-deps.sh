@@ -5,11 +5,11 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang-format
-  libnftnl-dev libmnl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nftables iproute2 socat rsyslog iputils-ping openssl procps
-  ulogd2 ulogd2-json
+  ulogd2 ulogd2-json conntrack
   libsystemd-dev systemd libseccomp-dev
   # The Debian package and its tests: cpack's dependency scan (dpkg-shlibdeps,
   # file), the maintainer scripts' tools, man page and completion checks,

@@ -175,6 +175,12 @@ const std::map<std::string, Setter>& setters() {
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
        }},
+      {"drift-events",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         if (v != "true" && v != "false") return bad("--drift-events: expected true or false");
+         c.driftEvents = v == "true";
+         return {};
+       }},
   };
   return kSetters;
 }

@@ -193,6 +193,28 @@ void AgentCore::setFlowFeed(FlowFeed* feed) {
   feed_ = feed;
 }
 
+void AgentCore::setConntrack(ConntrackTable* conntrack) {
+  std::lock_guard lock(mu_);
+  conntrack_ = conntrack;
+}
+
+void AgentCore::flushFlows(const policy::Workload& workload, v1::QuarantineResponse& response) {
+  if (!conntrack_) return;
+  // The table now drops the workload's new flows; its established ones
+  // still ride their conntrack entries until those are gone. Once deleted,
+  // the next packet of such a flow is new again and meets the quarantine.
+  auto flushed = conntrack_->flush(workload.addresses);
+  if (!flushed) {
+    Error e = flushed.takeError();
+    e.message = "quarantine of " + workload.name +
+                " is in force, but its live connections were not cut: " + e.message;
+    noteError(e);
+    response.add_warnings(e.describe());
+    return;
+  }
+  response.set_flushed_flows(*flushed);
+}
+
 void AgentCore::beforeRewrite() {
   if (feed_) feed_->sampleCounters();
 }
@@ -444,6 +466,7 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
   const auto& compiler = enforcer_.compiler();
   Result<compiler::RulesetDiff> diff =
       makeError(ErrorCode::kNotFound, "no workload \"" + name + "\"");
+  std::optional<policy::Workload> target;
   std::set<std::string> next = quarantined_;
   if (release) {
     next.erase(name);
@@ -454,11 +477,13 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
     if (w.name != name) continue;
     policy::Workload copy = w;  // the upsert changes the list we walk
     copy.quarantined = !release;
+    target = copy;
     diff = enforcer_.upsertWorkload(copy);
     break;
   }
   for (const auto& w : compiler.bundle().workloads) {
     if (w.name != name) continue;
+    target = w;
     policy::Bundle bundle = compiler.bundle();
     for (auto& bw : bundle.workloads)
       if (bw.name == name) bw.quarantined = !release;
@@ -474,6 +499,7 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
   trackStaged();
   v1::QuarantineResponse response;
   *response.mutable_change() = toApi(*diff);
+  if (!release && target) flushFlows(*target, response);
   ++workloadChanges_;
   v1::StateJournalEntry entry;
   entry.set_quarantined_set(true);
@@ -501,6 +527,8 @@ v1::AgentStatus AgentCore::status() const {
   *s.mutable_apply_latency() = applyLatency_.summary();
   *s.mutable_workload_latency() = workloadLatency_.summary();
   s.set_drift_repairs(driftRepairs_);
+  s.set_last_drift_check(lastDriftCheck_);
+  s.set_last_drift_check_time(lastDriftCheckTime_);
   s.set_last_applied_time(lastAppliedTime_);
   s.set_pushes(pushes_);
   s.set_workload_changes(workloadChanges_);
@@ -555,37 +583,71 @@ Result<size_t> AgentCore::promoteStaged(bool force) {
   return staged - left;
 }
 
+Status AgentCore::repairLocked() {
+  beforeRewrite();
+  if (auto st = enforcer_.replaceAll(); !st) {
+    noteError(st.error());
+    return st;
+  }
+  ++driftRepairs_;
+  return {};
+}
+
+Result<std::optional<std::string>> AgentCore::repairDrift(
+    const std::string& why, Result<std::optional<std::string>> drift) {
+  lastDriftCheckTime_ = nowRfc3339();
+  if (!drift) {
+    lastDriftCheck_ = why + ": check failed: " + drift.error().describe();
+    noteError(drift.error());
+    return drift;
+  }
+  if (!*drift) {
+    lastDriftCheck_ = why + ": in sync";
+    return drift;
+  }
+  lastDriftCheck_ = why + ": " + **drift;
+  if (Status st = repairLocked(); !st) {
+    lastDriftCheck_ += "; repair failed";
+    return st.takeError();
+  }
+  lastDriftCheck_ += "; repaired";
+  return drift;
+}
+
+Result<std::optional<std::string>> AgentCore::checkDrift(const std::string& why) {
+  std::lock_guard lock(mu_);
+  return repairDrift(why, enforcer_.drift());
+}
+
 Result<bool> AgentCore::repair(bool force, const std::string& why) {
   std::lock_guard lock(mu_);
   if (force) {
-    beforeRewrite();
-    if (auto st = enforcer_.replaceAll(); !st) {
-      noteError(st.error());
-      return st.takeError();
-    }
-    ++driftRepairs_;
+    if (Status st = repairLocked(); !st) return st.takeError();
     return true;
   }
-  auto repaired = enforcer_.repairIfMissing();
-  if (!repaired) {
-    noteError(repaired.error());
-    return repaired;
-  }
-  if (*repaired) ++driftRepairs_;
-  (void)why;
-  return repaired;
+  auto drift = repairDrift(why, enforcer_.drift());
+  if (!drift) return drift.takeError();
+  return drift->has_value();
 }
 
 Result<bool> AgentCore::repairAfterLostEvents(const std::string& why) {
-  {
-    std::lock_guard lock(mu_);
-    // Our own big transactions (a push, a whole replace) overflow the
-    // notification socket too; repairing after each would make another.
-    // When nobody has committed since our last commit, nothing drifted.
-    auto untouched = enforcer_.untouchedSinceLastCommit();
-    if (untouched && *untouched) return false;
+  std::lock_guard lock(mu_);
+  // Our own big transactions (a push, a whole replace) overflow the
+  // notification socket too; repairing after each would make another.
+  // When nobody has committed since our last commit, nothing drifted.
+  auto untouched = enforcer_.untouchedSinceLastCommit();
+  if (untouched && *untouched) return false;
+  // Someone committed (maybe only to another table, maybe us between the
+  // ACK and the generation read): decide by content. A kernel that cannot
+  // read the table back: repair.
+  auto differs = enforcer_.drift(/*mustCompare=*/true);
+  if (!differs && differs.error().code == ErrorCode::kUnavailable) {
+    if (Status st = repairLocked(); !st) return st.takeError();
+    return true;
   }
-  return repair(true, why);
+  auto drift = repairDrift(why, std::move(differs));
+  if (!drift) return drift.takeError();
+  return drift->has_value();
 }
 
 Result<std::vector<v1::PolicyFile>> AgentCore::readPolicyFiles(const std::string& path,

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <optional>
 
+#include "bulkhead/nft/table_content.h"
 #include "bulkhead/nft/writer.h"
 
 namespace bulkhead::agent {
@@ -163,6 +164,27 @@ Result<bool> Enforcer::repairIfMissing() {
   if (Status st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) return st.takeError();
   noteGeneration();
   return true;
+}
+
+Result<std::optional<std::string>> Enforcer::compareWithKernel() {
+  const compiler::Ruleset& ruleset = compiler_.ruleset();
+  auto actual = kernel_.readTable(ruleset.table);
+  if (!actual) return actual.takeError();
+  // Built from the writer's own batch for a full apply, parsed back with the
+  // same code as the kernel's dump: both sides have the same shape.
+  auto expected = nft::expectedContent(ruleset);
+  if (!expected) return expected.takeError();
+  return expected->differences(*actual);
+}
+
+Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {
+  using Why = std::optional<std::string>;
+  if (!committed_) return everCommitted_ ? Why("the last commit's outcome is unknown") : Why();
+  auto differs = compareWithKernel();
+  if (differs || differs.error().code != ErrorCode::kUnavailable || mustCompare) return differs;
+  auto exists = kernel_.tableExists(compiler_.ruleset().table);
+  if (!exists) return exists.takeError();
+  return *exists ? Why() : Why("table missing");
 }
 
 }  // namespace bulkhead::agent

@@ -1,11 +1,13 @@
 // bulkhead-agent: puts the host's policy in its nftables table and keeps it
 // there. Startup: load the saved state and put that table back, then (with
 // --policies) apply the static policy, then serve the gRPC API. A watcher
-// thread repairs drift (foreign changes to the table, seen as nftables
-// netlink events, and a periodic check) and moves staged interfaces into
-// the dispatch map, and keeps the service manager's watchdog fed. SIGHUP
-// re-reads the config and reloads --policies; SIGTERM
-// stops serving and leaves the table in the kernel (fail-closed).
+// thread (agent::Housekeeping) repairs drift (foreign changes to the table,
+// seen as nftables netlink events, and a periodic check by content) and
+// moves staged interfaces into the dispatch map, and feeds the service
+// manager's watchdog (agent::Notifier). Quarantine cuts live flows through
+// ctnetlink (agent::NetfilterConntrack). SIGHUP re-reads the config and
+// reloads --policies; SIGTERM stops serving and leaves the table in the
+// kernel (fail-closed).
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -22,7 +24,9 @@
 #include <vector>
 
 #include "bulkhead/agent/config.h"
+#include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/agent/notifier.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/escape.h"
@@ -60,82 +64,26 @@ bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, boo
   return true;
 }
 
-// Repairs drift until `stop`: foreign changes to the table put it back whole
-// (within about a second), and every resyncSeconds a check that it exists.
-void watchDrift(agent::AgentCore& core, const agent::AgentConfig& config, uint32_t ownPortId,
-                const std::atomic<bool>& stop, agent::Notifier& notifier) {
+// The nftables event monitor for the housekeeping loop; empty when it is
+// switched off or cannot open (drift is then found by the periodic check).
+agent::TableEventWait openMonitor(const agent::AgentConfig& config, uint32_t ownPortId,
+                                  std::unique_ptr<nft::TableMonitor>& holder) {
+  if (!config.driftEvents) {
+    spdlog::warn(
+        "nftables event monitor off (--drift-events=false): drift is found by the "
+        "check every {} s only",
+        config.resyncSeconds);
+    return {};
+  }
   auto monitor = nft::TableMonitor::open(config.table);
   if (!monitor) {
     spdlog::error("cannot watch nftables events ({}); drift is checked every {} s only",
                   monitor.error().describe(), config.resyncSeconds);
-  } else {
-    (*monitor)->ignorePortId(ownPortId);
+    return {};
   }
-  auto nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
-  auto nextTrim = std::chrono::steady_clock::now();
-  auto lastTrim = nextTrim;
-  bool trimWanted = false;
-  constexpr auto kTrimAtLeast = std::chrono::seconds(30);
-  while (!stop) {
-    std::string why;
-    bool onlyLost = true;  // every event says "notifications lost"
-    if (monitor) {
-      auto events = (*monitor)->wait(100);
-      if (events && !events->empty()) {
-        why = events->front().what;
-        for (const auto& e : *events)
-          onlyLost &= e.kind == nft::TableEvent::Kind::kLostEvents;
-        // One repair for a burst (a flush is many notifications).
-        while (true) {
-          auto more = (*monitor)->wait(30);
-          if (!more || more->empty()) break;
-          for (const auto& e : *more)
-            onlyLost &= e.kind == nft::TableEvent::Kind::kLostEvents;
-        }
-      } else if (!events) {
-        spdlog::error("watching nftables events: {}", events.error().describe());
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (!why.empty()) {
-      auto r = onlyLost ? core.repairAfterLostEvents(why) : core.repair(true, why);
-      if (r && *r) spdlog::warn("drift: {}; table inet {} restored", why, config.table);
-      if (!r) spdlog::error("drift: {}; restoring failed: {}", why, r.error().describe());
-    }
-    // New interfaces are enforced through staged sets; move them into the
-    // dispatch map here, in batches, off the request path.
-    if (auto promoted = core.promoteStaged(); !promoted) {
-      spdlog::error("moving staged interfaces into the dispatch map: {}",
-                    promoted.error().describe());
-    } else if (*promoted > 0) {
-      spdlog::debug("{} staged interfaces moved into the dispatch map", *promoted);
-      trimWanted = true;  // a batch's diff was freed
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= nextTrim) trimWanted = true;
-    // Workload changes free small blocks all over the heap; give them back
-    // off the request path. malloc_trim locks the arenas while it walks
-    // them (tens of ms on a loaded heap) and would stall requests that
-    // allocate meanwhile: wait for a quiet second, or 30 s at most.
-    if (trimWanted &&
-        (core.quietFor() >= std::chrono::seconds(1) || now >= lastTrim + kTrimAtLeast)) {
-      malloc_trim(0);
-      trimWanted = false;
-      lastTrim = now;
-      nextTrim = now + std::chrono::seconds(5);
-    }
-    if (std::chrono::steady_clock::now() >= nextCheck) {
-      nextCheck = std::chrono::steady_clock::now() + std::chrono::seconds(config.resyncSeconds);
-      auto r = core.repair(false, "periodic check");
-      if (r && *r) spdlog::warn("table inet {} was missing; restored", config.table);
-      if (!r)
-        spdlog::error("periodic check of table inet {}: {}", config.table, r.error().describe());
-    }
-    // Watchdog keep-alive and STATUS=, only after taking the core's lock.
-    notifier.housekeeping(core);
-  }
+  (*monitor)->ignorePortId(ownPortId);
+  holder = std::move(*monitor);
+  return [m = holder.get()](int timeoutMs) { return m->wait(timeoutMs); };
 }
 
 // SIGHUP: the config file is read again; --policies (possibly a new
@@ -216,6 +164,15 @@ int main(int argc, char** argv) {
   options.maxBundleBytes = config->maxBundleBytes;
   options.host = hostName();
   agent::AgentCore core(**kernel, compile, options);
+  // Quarantine cuts the workload's live flows through this table; without
+  // it, quarantine still drops every new flow.
+  auto conntrack = agent::NetfilterConntrack::open();
+  if (!conntrack) {
+    spdlog::error("connection tracking not reachable ({}); quarantine will not cut live flows",
+                  conntrack.error().describe());
+  } else {
+    core.setConntrack(conntrack->get());
+  }
 
   if (auto st = core.restore(); !st) {
     spdlog::error("bulkhead-agent: cannot restore the saved state: {}", st.error().describe());
@@ -258,9 +215,17 @@ int main(int argc, char** argv) {
   // The table is in the kernel and the listeners accept: ready.
   auto notifier = agent::Notifier::fromEnvironment();
   notifier.ready(core.status());
+  std::unique_ptr<nft::TableMonitor> monitor;
+  agent::HousekeepingOptions housekeepingOptions;
+  housekeepingOptions.table = config->table;
+  housekeepingOptions.resync = std::chrono::seconds(config->resyncSeconds);
+  // Watchdog keep-alive and STATUS=, from the loop that proves the agent
+  // works, only after it took the core's lock.
+  housekeepingOptions.afterRound = [&] { notifier.housekeeping(core); };
+  agent::Housekeeping housekeeping(core, housekeepingOptions,
+                                   openMonitor(*config, (*kernel)->portId(), monitor));
   std::atomic<bool> stop{false};
-  std::thread watcher(watchDrift, std::ref(core), std::cref(*config), (*kernel)->portId(),
-                      std::cref(stop), std::ref(notifier));
+  std::thread watcher([&] { housekeeping.run(stop); });
 
   for (;;) {
     const int sig = sigwaitinfo(&signals, nullptr);

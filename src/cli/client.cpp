@@ -726,6 +726,8 @@ std::string statusJson(const v1::AgentStatus& st) {
       .raw("apply_latency", latencyJson(st.apply_latency()))
       .raw("workload_latency", latencyJson(st.workload_latency()))
       .num("drift_repairs", st.drift_repairs())
+      .str("last_drift_check", st.last_drift_check())
+      .str("last_drift_check_time", st.last_drift_check_time())
       .str("last_applied_time", st.last_applied_time())
       .raw("flows", flows)
       .num("pushes", st.pushes())
@@ -766,6 +768,8 @@ void printStatus(const std::string& address, const v1::AgentStatus& st, std::ost
   rows.push_back({"staged interfaces:", std::to_string(st.staged_interfaces())});
   rows.push_back({"promotions:", describeLatency(st.promotions(), st.promotion_latency())});
   rows.push_back({"drift repairs:", std::to_string(st.drift_repairs())});
+  if (!st.last_drift_check_time().empty())
+    rows.push_back({"drift check:", st.last_drift_check_time() + " " + st.last_drift_check()});
   std::string flows = "seen " + std::to_string(f.seen()) + ", exported " +
                       std::to_string(f.exported()) + ", suppressed " +
                       std::to_string(f.suppressed());
@@ -823,7 +827,11 @@ int quarantine(const Args& args, const AgentOptions& o, std::ostream& out, std::
   if (!s.ok()) return reportFailure(c, s, err);
   out << c.address << ": workload " << request.name()
       << (request.release() ? " released" : " quarantined") << " ("
-      << describeChange(response.change()) << ")\n";
+      << describeChange(response.change());
+  if (!request.release()) out << "; " << response.flushed_flows() << " tracked connections cut";
+  out << ")\n";
+  for (const auto& w : response.warnings())
+    err << "warning: " << w << "\n";
   return kExitOk;
 }
 

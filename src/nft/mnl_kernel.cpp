@@ -1,7 +1,10 @@
 #include "bulkhead/nft/mnl_kernel.h"
 
 #include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -19,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "bulkhead/nft/objects.h"
 #include "netlink_socket.h"
 
 namespace bulkhead::nft {
@@ -279,6 +283,101 @@ Result<uint32_t> MnlKernel::generation() {
     return makeError(ErrorCode::kKernel, "kernel refused get generation: " + errnoText(*err), *err);
   if (!id) return makeError(ErrorCode::kKernel, "no generation in the kernel's reply", EPROTO);
   return *id;
+}
+
+Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
+                       const std::function<Status(const nlmsghdr*)>& onReply) {
+  std::vector<uint8_t> buf(kRecvBufferBytes);
+  const int fd = mnl_socket_get_fd(socket_);
+  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
+  }
+  const uint32_t seq = request->nlmsg_seq;
+  if (mnl_socket_sendto(socket_, request, request->nlmsg_len) < 0)
+    return makeError(ErrorCode::kKernel, "cannot dump " + what, errno);
+  bool interrupted = false;
+  for (;;) {
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = poll(&pfd, 1, kReplyTimeoutMs);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) return makeError(ErrorCode::kKernel, "no reply dumping " + what, ETIMEDOUT);
+    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return makeError(ErrorCode::kKernel, "cannot read the dump of " + what, errno);
+    }
+    const auto* reply = reinterpret_cast<const nlmsghdr*>(buf.data());
+    int len = static_cast<int>(n);
+    for (; mnl_nlmsg_ok(reply, len); reply = mnl_nlmsg_next(reply, &len)) {
+      if (reply->nlmsg_seq != seq) continue;
+      // The kernel flags a dump that a concurrent commit made inconsistent.
+      interrupted |= (reply->nlmsg_flags & NLM_F_DUMP_INTR) != 0;
+      if (reply->nlmsg_type == NLMSG_DONE) {
+        if (interrupted)
+          return makeError(ErrorCode::kKernel, "dump of " + what + " interrupted", EINTR);
+        return {};
+      }
+      if (reply->nlmsg_type == NLMSG_ERROR) {
+        const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply))->error;
+        if (err == 0) return {};
+        return makeError(ErrorCode::kKernel,
+                         "kernel refused to dump " + what + ": " + errnoText(err), err);
+      }
+      if (Status st = onReply(reply); !st) return st;
+    }
+  }
+}
+
+Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
+  TableContent content(name);
+  auto exists = tableExists(name);
+  if (!exists) return exists.takeError();
+  if (!*exists) return content;
+  content.exists = true;
+  auto apply = [&](const nlmsghdr* reply) { return content.apply(reply); };
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  auto* req = reinterpret_cast<char*>(buf.data());
+  const std::string table = "table inet " + name;
+  // Chains of every table come back (the kernel filters them by family
+  // only); content.apply keeps ours.
+  nlmsghdr* nlh =
+      nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
+  if (Status st = dump(nlh, "the chains of " + table, apply); !st) return st.takeError();
+  nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
+  SetPtr setFilter = makeSetRef(name, "");
+  nftnl_set_unset(setFilter.get(), NFTNL_SET_NAME);
+  nftnl_set_nlmsg_build_payload(nlh, setFilter.get());
+  if (Status st = dump(nlh, "the sets of " + table, apply); !st) return st.takeError();
+  for (const auto& [set, setContent] : content.sets) {
+    if (setContent.dynamic) continue;
+    nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
+    SetPtr s = makeSetRef(name, set);
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    if (Status st = dump(nlh, "the elements of set " + set, apply); !st) return st.takeError();
+  }
+  nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
+  RulePtr ruleFilter(nftnl_rule_alloc());
+  nftnl_rule_set_str(ruleFilter.get(), NFTNL_RULE_TABLE, name.c_str());
+  nftnl_rule_nlmsg_build_payload(nlh, ruleFilter.get());
+  if (Status st = dump(nlh, "the rules of " + table, apply); !st) return st.takeError();
+  content.normalize();
+  return content;
+}
+
+Result<TableContent> MnlKernel::readTable(const std::string& name) {
+  // The dumps are several requests: equal generations around them mean no
+  // commit (ours or anyone's) fell between, so they show one state.
+  constexpr int kAttempts = 3;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto before = generation();
+    if (!before) return before.takeError();
+    auto content = dumpTable(name);
+    if (!content && content.error().sysErrno != EINTR) return content;
+    auto after = generation();
+    if (!after) return after.takeError();
+    if (content && *before == *after) return content;
+  }
+  return makeError(ErrorCode::kUnavailable, "table inet " + name + " kept changing while read",
+                   EAGAIN);
 }
 
 }  // namespace bulkhead::nft

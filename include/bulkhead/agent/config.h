@@ -38,6 +38,9 @@ struct AgentConfig {
   std::string policiesDir;              // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;          // periodic full check of the table
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
+  // Diagnostic: false runs without the nftables event monitor, so drift is
+  // found by the periodic check alone (tests of that check use it).
+  bool driftEvents = true;
   // unix:// sockets: owned by this group, mode 0660, in a directory the
   // group can traverse; "": the agent's own group. Must name an existing group.
   std::string socketGroup;

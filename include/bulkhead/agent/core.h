@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/enforcer.h"
 #include "bulkhead/agent/flow_feed.h"
 #include "bulkhead/agent/flow_hub.h"
@@ -75,11 +76,19 @@ class AgentCore {
   // Time since the last policy or workload change.
   std::chrono::steady_clock::duration quietFor() const;
 
-  // Drift: the table vanished, or `force` (someone changed it): put the whole
+  // Drift: the kernel's table differs from what was applied (compared by
+  // content: see checkDrift), or `force` (someone changed it): put the whole
   // ruleset back. True when it did. Counted in status.
   Result<bool> repair(bool force, const std::string& why);
-  // Notifications were lost: repairs as `force` unless no one has committed
-  // anything in the namespace since our last commit (ruleset generation).
+  // The periodic check: compares the kernel's table with what was applied
+  // (chains, rules, sets, elements) and puts the whole ruleset back when
+  // they differ. Returns what differed (nullopt: nothing). The outcome is
+  // in status (last_drift_check, last_drift_check_time).
+  Result<std::optional<std::string>> checkDrift(const std::string& why);
+  // Notifications were lost: nothing to do when no one has committed
+  // anything in the namespace since our last commit (ruleset generation);
+  // else compared by content as checkDrift (on a kernel that cannot read a
+  // table back: repaired as `force`).
   Result<bool> repairAfterLostEvents(const std::string& why);
 
   FlowHub& flows() { return flows_; }
@@ -87,6 +96,9 @@ class AgentCore {
   // The flow feed, once started: sampled before changes that reset the
   // kernel's counters, and asked for its counters in status().
   void setFlowFeed(FlowFeed* feed);
+  // The connection tracking table that quarantine flushes the workload's
+  // entries from (nullptr: none; quarantine then only changes the table).
+  void setConntrack(ConntrackTable* conntrack);
   // Reads a directory of policy files as a push would send them.
   static Result<std::vector<v1::PolicyFile>> readPolicyFiles(const std::string& path,
                                                              size_t maxBytes);
@@ -99,8 +111,15 @@ class AgentCore {
   Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
                                     std::vector<std::string>* warnings) const;
   void markQuarantined(policy::Bundle& bundle) const;
+  // After a quarantine is in force: deletes the workload's conntrack entries.
+  void flushFlows(const policy::Workload& workload, v1::QuarantineResponse& response);
   // Before a change that may rewrite chains (and so reset their counters).
   void beforeRewrite();
+  // Puts the whole ruleset back after drift; under mu_.
+  Status repairLocked();
+  // Records a check's outcome in status and repairs what differs.
+  Result<std::optional<std::string>> repairDrift(const std::string& why,
+                                                 Result<std::optional<std::string>> drift);
   void publishAllInterfaces();
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.
@@ -113,6 +132,7 @@ class AgentCore {
   FlowHub flows_;
   InterfaceDirectory interfaces_;
   FlowFeed* feed_ = nullptr;
+  ConntrackTable* conntrack_ = nullptr;
 
   std::string version_;
   std::string contentHash_;
@@ -120,6 +140,7 @@ class AgentCore {
   std::set<std::string> quarantined_;
 
   std::string lastError_, lastErrorTime_, lastAppliedTime_;
+  std::string lastDriftCheck_, lastDriftCheckTime_;
   LatencyWindow applyLatency_, workloadLatency_, promotionLatency_;
   uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0, promotions_ = 0;
   std::chrono::steady_clock::time_point lastChange_{};

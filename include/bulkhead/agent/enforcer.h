@@ -43,6 +43,16 @@ class Enforcer {
   // Puts the whole ruleset back, whatever the table holds (drift).
   Status replaceAll();
 
+  // Compares the kernel's table with what was committed, by content (see
+  // nft/table_content.h): nullopt when they are the same, else what
+  // differs. kUnavailable when the kernel cannot read a table back.
+  Result<std::optional<std::string>> compareWithKernel();
+  // Why the kernel may not hold what was committed: the last commit failed
+  // (its outcome is unknown), or the content differs. On a kernel that
+  // cannot read a table back: whether the table is missing, or kUnavailable
+  // when `mustCompare`. nullopt: no drift.
+  Result<std::optional<std::string>> drift(bool mustCompare = false);
+
   bool committed() const { return committed_; }
   // True when the kernel holds our last commit and nobody, in any table of
   // the namespace, has committed since (the ruleset generation is unchanged).

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bulkhead/common/result.h"
+#include "bulkhead/nft/table_content.h"
 
 namespace bulkhead::nft {
 
@@ -38,6 +39,14 @@ class NftKernel {
   // The netns-wide ruleset generation: every commit, by anyone, to any
   // table bumps it. Equal before and after means nobody committed between.
   virtual Result<uint32_t> generation() = 0;
+
+  // What `table inet <name>` holds now, read back from the kernel (a
+  // content that does not exist when the table is missing): what the drift
+  // check compares with what was applied. Kernels that cannot read a table
+  // back answer kUnavailable; the check then only asks tableExists().
+  virtual Result<TableContent> readTable(const std::string& name) {
+    return makeError(ErrorCode::kUnavailable, "this kernel cannot read table inet " + name);
+  }
 
   // A sequence number for the next batch (monotonic per kernel object).
   virtual uint32_t nextSeq(uint32_t count) = 0;

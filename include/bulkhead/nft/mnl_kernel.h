@@ -28,6 +28,9 @@ class MnlKernel : public NftKernel {
   Status commit(const Batch& batch) override;
   Result<bool> tableExists(const std::string& name) override;
   Result<uint32_t> generation() override;
+  // Dumps chains, sets, every element of the static sets and the rules, with
+  // the ruleset generation unchanged across the dumps (else dumps again).
+  Result<TableContent> readTable(const std::string& name) override;
   uint32_t nextSeq(uint32_t count) override;
 
   // The netlink port id of this socket: the kernel stamps it on the
@@ -39,6 +42,12 @@ class MnlKernel : public NftKernel {
   Status growSendBuffer(size_t bytes);
   Result<int> query(nlmsghdr* request, const std::string& what,
                     const std::function<void(const nlmsghdr*)>& onReply);
+  // Sends one NLM_F_DUMP request; every reply up to NLMSG_DONE goes to
+  // `onReply`. An interrupted dump (the ruleset changed meanwhile) fails
+  // with EINTR.
+  Status dump(nlmsghdr* request, const std::string& what,
+              const std::function<Status(const nlmsghdr*)>& onReply);
+  Result<TableContent> dumpTable(const std::string& name);
 
   mnl_socket* socket_;
   uint32_t portId_;

@@ -1,0 +1,344 @@
+// The drift check by content (nft/table_content.h), the housekeeping loop
+// that runs it, and quarantine's conntrack flush: against ContentKernel,
+// which keeps what the writer's real batches build.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "bulkhead/agent/config.h"
+#include "bulkhead/agent/conntrack.h"
+#include "bulkhead/agent/core.h"
+#include "bulkhead/agent/housekeeping.h"
+#include "bulkhead/nft/table_content.h"
+#include "content_kernel.h"
+
+namespace bulkhead::agent {
+namespace {
+
+constexpr const char* kTable = "bulkhead";
+
+v1::ApplyPolicyRequest demoPush() {
+  auto files =
+      AgentCore::readPolicyFiles(std::string(BULKHEAD_SOURCE_DIR) + "/policies/demo", 1u << 20);
+  EXPECT_TRUE(files) << files.error().describe();
+  v1::ApplyPolicyRequest r;
+  for (auto& f : *files)
+    *r.add_files() = std::move(f);
+  return r;
+}
+
+v1::Workload apiWorkload(const std::string& name, const std::string& v4, const std::string& v6) {
+  v1::Workload w;
+  w.set_name(name);
+  w.set_app("billing");
+  w.add_interfaces("v" + name);
+  w.add_addresses(v4);
+  w.add_addresses(v6);
+  return w;
+}
+
+nft::TableContent normalized(nft::TableContent c) {
+  c.normalize();
+  return c;
+}
+
+class FakeConntrack : public ConntrackTable {
+ public:
+  Result<size_t> flush(const std::vector<policy::IpAddr>& addresses) override {
+    calls.push_back(addresses);
+    if (fail) return makeError(ErrorCode::kKernel, "cannot list the table", EPERM);
+    return size_t{3};
+  }
+  std::vector<std::vector<policy::IpAddr>> calls;
+  bool fail = false;
+};
+
+class DriftTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pushed = core_.applyPolicy(demoPush());
+    ASSERT_TRUE(pushed) << pushed.error().describe();
+    ASSERT_TRUE(core_.upsertWorkload(apiWorkload("api-1", "192.0.2.77", "2001:db8:2::77")));
+    ASSERT_TRUE(core_.promoteStaged(true));
+    ASSERT_TRUE(kernel_.content.exists);
+  }
+  // A chain with at least two rules, and a set with elements.
+  std::string someChain() const {
+    for (const auto& [name, c] : kernel_.content.chains)
+      if (c.rules.size() >= 2) return name;
+    return "";
+  }
+  std::string someSet() const {
+    for (const auto& [name, s] : kernel_.content.sets)
+      if (s.elements.size() >= 2) return name;
+    return "";
+  }
+
+  ContentKernel kernel_{kTable};
+  AgentCore core_{kernel_, compiler::CompileOptions{}, CoreOptions{}};
+};
+
+// The canonical content of what was committed (diffs included) equals the
+// content of a full apply of the same ruleset: compared through the core.
+TEST_F(DriftTest, RoundTripComparesEqual) {
+  auto drift = core_.checkDrift("test");
+  ASSERT_TRUE(drift) << drift.error().describe();
+  EXPECT_FALSE(drift->has_value()) << **drift;
+  EXPECT_EQ(core_.status().drift_repairs(), 0u);
+  EXPECT_NE(core_.status().last_drift_check().find("in sync"), std::string::npos);
+  EXPECT_GE(kernel_.reads, 1);
+}
+
+struct Tamper {
+  const char* name;
+  void (*apply)(nft::TableContent& c, const std::string& chain, const std::string& set);
+  const char* expect;  // in the difference text
+};
+
+class DriftTamperTest : public DriftTest, public ::testing::WithParamInterface<Tamper> {};
+
+TEST_P(DriftTamperTest, DiffersThenRepaired) {
+  const std::string chain = someChain(), set = someSet();
+  ASSERT_FALSE(chain.empty());
+  ASSERT_FALSE(set.empty());
+  const nft::TableContent before = kernel_.content;
+  GetParam().apply(kernel_.content, chain, set);
+  ASSERT_FALSE(kernel_.content.chains == before.chains && kernel_.content.sets == before.sets);
+
+  const int commits = kernel_.commits;
+  auto drift = core_.checkDrift("test");
+  ASSERT_TRUE(drift) << drift.error().describe();
+  ASSERT_TRUE(drift->has_value()) << GetParam().name << " went unnoticed";
+  EXPECT_NE((*drift)->find(GetParam().expect), std::string::npos) << **drift;
+  EXPECT_EQ(kernel_.commits, commits + 1);  // one whole replace
+  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+  EXPECT_TRUE(kernel_.content.chains == before.chains);
+  EXPECT_TRUE(normalized(kernel_.content).sets == normalized(before).sets);
+
+  auto again = core_.checkDrift("test");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, DriftTamperTest,
+    ::testing::Values(Tamper{"missing rule",
+                             [](nft::TableContent& c, const std::string& ch, const std::string&) {
+                               c.chains[ch].rules.pop_back();
+                             },
+                             "rules, expected"},
+                      Tamper{"extra rule",
+                             [](nft::TableContent& c, const std::string& ch, const std::string&) {
+                               auto& r = c.chains[ch].rules;
+                               r.insert(r.begin(), r.back());
+                             },
+                             "chains changed"},
+                      Tamper{"changed rule",
+                             [](nft::TableContent& c, const std::string& ch, const std::string&) {
+                               auto& r = c.chains[ch].rules;
+                               std::swap(r.front(), r.back());
+                             },
+                             "rule 1"},
+                      Tamper{"flushed chain",
+                             [](nft::TableContent& c, const std::string& ch, const std::string&) {
+                               c.chains[ch].rules.clear();
+                             },
+                             "0 rules"},
+                      Tamper{"missing element",
+                             [](nft::TableContent& c, const std::string&, const std::string& s) {
+                               c.sets[s].elements.erase(c.sets[s].elements.begin());
+                             },
+                             "1 elements missing, 0 foreign"},
+                      Tamper{"extra element",
+                             [](nft::TableContent& c, const std::string&, const std::string& s) {
+                               c.sets[s].elements.push_back("forged");
+                             },
+                             "0 elements missing, 1 foreign"},
+                      Tamper{"missing chain",
+                             [](nft::TableContent& c, const std::string& ch, const std::string&) {
+                               c.chains.erase(ch);
+                             },
+                             "chains missing"},
+                      Tamper{"foreign chain",
+                             [](nft::TableContent& c, const std::string&, const std::string&) {
+                               c.chains["intruder"].declaration = "filter";
+                             },
+                             "foreign chains"},
+                      Tamper{"missing set",
+                             [](nft::TableContent& c, const std::string&, const std::string& s) {
+                               c.sets.erase(s);
+                             },
+                             "sets missing"},
+                      Tamper{"table gone",
+                             [](nft::TableContent& c, const std::string&, const std::string&) {
+                               c = nft::TableContent(kTable);
+                             },
+                             "table missing"}),
+    [](const auto& info) {
+      std::string n = info.param.name;
+      for (auto& ch : n)
+        if (ch == ' ') ch = '_';
+      return n;
+    });
+
+// The comparator itself, on the writer's bytes for the same ruleset: a
+// content built from a full batch equals itself, and a dropped element
+// message makes a difference.
+TEST(TableContentTest, FullBatchRoundTripAndMissingElements) {
+  ContentKernel kernel(kTable);
+  AgentCore core(kernel, compiler::CompileOptions{}, CoreOptions{});
+  auto pushed = core.applyPolicy(demoPush());
+  ASSERT_TRUE(pushed) << pushed.error().describe();
+  // What the fake holds came from a replace batch (add, delete, add table).
+  const nft::TableContent committed = kernel.content;
+  ASSERT_FALSE(committed.chains.empty());
+  ASSERT_FALSE(committed.sets.empty());
+  nft::TableContent other = committed;
+  EXPECT_FALSE(committed.differences(other).has_value());
+  for (auto& [name, set] : other.sets)
+    set.elements.clear();
+  other.normalize();
+  auto diff = committed.differences(other);
+  ASSERT_TRUE(diff.has_value());
+  EXPECT_NE(diff->find("sets changed"), std::string::npos) << *diff;
+}
+
+TEST_F(DriftTest, HousekeepingRepairsATamperedTableOnThePeriodicTick) {
+  HousekeepingOptions o;
+  o.table = kTable;
+  o.resync = std::chrono::milliseconds(0);
+  o.idle = std::chrono::milliseconds(1);
+  Housekeeping housekeeping(core_, o, /*events=*/{});
+  const nft::TableContent good = kernel_.content;
+
+  housekeeping.step();  // nothing drifted: nothing committed
+  const int commits = kernel_.commits;
+  EXPECT_EQ(core_.status().drift_repairs(), 0u);
+
+  kernel_.content.chains[someChain()].rules.clear();
+  kernel_.content.sets[someSet()].elements.erase(kernel_.content.sets[someSet()].elements.begin());
+  kernel_.content.chains[someChain()].rules.push_back("immediate accept");
+  housekeeping.step();
+  EXPECT_EQ(kernel_.commits, commits + 1);
+  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+  EXPECT_TRUE(kernel_.content.chains == good.chains);
+  EXPECT_TRUE(normalized(kernel_.content).sets == normalized(good).sets);
+  EXPECT_NE(core_.status().last_drift_check().find("repaired"), std::string::npos)
+      << core_.status().last_drift_check();
+  EXPECT_FALSE(core_.status().last_drift_check_time().empty());
+}
+
+TEST_F(DriftTest, HousekeepingWaitsForTheResyncPeriod) {
+  HousekeepingOptions o;
+  o.resync = std::chrono::hours(1);
+  o.idle = std::chrono::milliseconds(1);
+  Housekeeping housekeeping(core_, o, {});
+  kernel_.content.chains[someChain()].rules.clear();
+  housekeeping.step();
+  EXPECT_EQ(core_.status().drift_repairs(), 0u);
+}
+
+// Events: a foreign change repairs at once; lost notifications repair only
+// when someone committed and the content differs.
+TEST_F(DriftTest, LostNotificationsDecideByContent) {
+  std::vector<nft::TableEvent> pending;
+  auto events = [&](int) -> Result<std::vector<nft::TableEvent>> {
+    return std::exchange(pending, {});
+  };
+  HousekeepingOptions o;
+  o.resync = std::chrono::hours(1);
+  o.idle = std::chrono::milliseconds(1);
+  Housekeeping housekeeping(core_, o, events);
+  nft::TableEvent lost;
+  lost.kind = nft::TableEvent::Kind::kLostEvents;
+  lost.what = "notifications lost";
+
+  const int commits = kernel_.commits;
+  pending = {lost};  // generation unchanged: ours
+  housekeeping.step();
+  EXPECT_EQ(kernel_.commits, commits);
+  EXPECT_EQ(kernel_.reads, 0);  // not even read
+
+  ++kernel_.gen;  // a commit elsewhere, our table untouched
+  pending = {lost};
+  housekeeping.step();
+  EXPECT_EQ(kernel_.commits, commits);
+  EXPECT_GE(kernel_.reads, 1);
+
+  ++kernel_.gen;  // a commit that deleted an element of ours
+  auto& set = kernel_.content.sets[someSet()];
+  set.elements.erase(set.elements.begin());
+  pending = {lost};
+  housekeeping.step();
+  EXPECT_EQ(kernel_.commits, commits + 1);
+  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+
+  nft::TableEvent foreign;
+  foreign.what = "delete rule inet bulkhead by pid 1 (nft)";
+  pending = {foreign};
+  housekeeping.step();
+  EXPECT_EQ(kernel_.commits, commits + 2);
+  EXPECT_EQ(core_.status().drift_repairs(), 2u);
+}
+
+TEST_F(DriftTest, QuarantineFlushesTheWorkloadsConnectionsAndReleaseDoesNot) {
+  FakeConntrack conntrack;
+  core_.setConntrack(&conntrack);
+  auto q = core_.quarantine("api-1", false);
+  ASSERT_TRUE(q) << q.error().describe();
+  ASSERT_EQ(conntrack.calls.size(), 1u);
+  std::vector<std::string> flushed;
+  for (const auto& a : conntrack.calls[0])
+    flushed.push_back(a.toString());
+  EXPECT_EQ(flushed, (std::vector<std::string>{"192.0.2.77", "2001:db8:2::77"}));
+  EXPECT_EQ(q->flushed_flows(), 3u);
+
+  // A bundle workload: its addresses too.
+  ASSERT_TRUE(core_.quarantine("billing-1", false));
+  ASSERT_EQ(conntrack.calls.size(), 2u);
+  ASSERT_EQ(conntrack.calls[1].size(), 2u);
+  EXPECT_EQ(conntrack.calls[1][0].toString(), "192.0.2.10");
+
+  ASSERT_TRUE(core_.quarantine("api-1", true));
+  ASSERT_TRUE(core_.quarantine("billing-1", true));
+  EXPECT_EQ(conntrack.calls.size(), 2u);
+}
+
+TEST_F(DriftTest, QuarantineStaysInForceWhenTheFlushFails) {
+  FakeConntrack conntrack;
+  conntrack.fail = true;
+  core_.setConntrack(&conntrack);
+  auto q = core_.quarantine("api-1", false);
+  ASSERT_TRUE(q) << q.error().describe();
+  ASSERT_EQ(q->warnings_size(), 1);
+  EXPECT_NE(q->warnings(0).find("live connections were not cut"), std::string::npos);
+  EXPECT_NE(core_.status().last_error().find("live connections"), std::string::npos);
+  bool quarantined = false;
+  const auto listed = core_.listWorkloads();
+  for (const auto& w : listed.workloads())
+    if (w.name() == "api-1") quarantined = w.quarantined();
+  EXPECT_TRUE(quarantined);
+}
+
+TEST_F(DriftTest, UnknownWorkloadFlushesNothing) {
+  FakeConntrack conntrack;
+  core_.setConntrack(&conntrack);
+  EXPECT_FALSE(core_.quarantine("nobody", false));
+  EXPECT_TRUE(conntrack.calls.empty());
+}
+
+TEST(DriftConfigTest, DriftEventsFlagIsADiagnosticSwitch) {
+  auto defaults = parseAgentArgs({});
+  ASSERT_TRUE(defaults);
+  EXPECT_TRUE(defaults->driftEvents);
+  auto off = parseAgentArgs({"--drift-events=false", "--resync-seconds", "1"});
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->driftEvents);
+  EXPECT_EQ(off->resyncSeconds, 1u);
+  auto bad = parseAgentArgs({"--drift-events", "off"});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("--drift-events"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bulkhead::agent
