@@ -224,10 +224,13 @@ Probe probe(const Netns& from, const std::string& target, double timeoutSec, boo
   const auto start = std::chrono::steady_clock::now();
   char t[32];
   std::snprintf(t, sizeof(t), "%.1f", timeoutSec);
-  const std::string cmd = udp ? "echo hi | timeout " + std::to_string(int(timeoutSec) + 2) +
-                                    " socat -T" + t + " - " + target
-                              : "timeout " + std::to_string(int(timeoutSec) + 2) + " socat -T" + t +
-                                    " - " + target + ",connect-timeout=" + t + " </dev/null";
+  // -t: after our side's EOF (right away: one line, or /dev/null) socat
+  // waits only -t for the answer, 0.5 s by default; a loaded machine's
+  // listener (it forks a shell per answer) can take longer than that.
+  const std::string socat = "timeout " + std::to_string(int(timeoutSec) + 2) + " socat -T" + t +
+                            " -t" + t + " - " + target;
+  const std::string cmd = udp ? "echo hi | " + socat
+                              : socat + ",connect-timeout=" + t + " </dev/null";
   const auto r = from.exec(cmd);
   p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   p.out = r.out;

@@ -48,7 +48,8 @@ class Enforcer {
   // differs. kUnavailable when the kernel cannot read a table back.
   Result<std::optional<std::string>> compareWithKernel();
   // Why the kernel may not hold what was committed: the last commit failed
-  // (its outcome is unknown), or the content differs. On a kernel that
+  // (its outcome is unknown), or the content differs (read back only when
+  // the ruleset generation moved since our last commit). On a kernel that
   // cannot read a table back: whether the table is missing, or kUnavailable
   // when `mustCompare`. nullopt: no drift.
   Result<std::optional<std::string>> drift(bool mustCompare = false);
