@@ -5,7 +5,7 @@
 //     iifname "<pattern>" log, drop         unregistered workload interfaces
 //   workload_raw
 //     iifname @quarantine log, drop         everything, ND and DHCP included
-//     accept ND from fe80::/10 or ::, DHCPv6 from fe80::/10, DHCP from 0.0.0.0
+//     accept ND/MLD from fe80::/10 or ::, DHCPv6 from fe80::/10, DHCP from 0.0.0.0
 //     iifname . ip saddr != @src4 log, drop (and ip6 / @src6)
 //   input / forward (base chains, priority filter, policy accept)
 //     ct state established,related accept
@@ -413,13 +413,16 @@ Chain Compilation::rawChain() const {
   Chain c{kRawChain, std::nullopt, {}};
   // A quarantined workload gets nothing at all: this comes first.
   c.rules = logDrop({quarantined}, "quarantine", "", "quarantine");
-  // Neighbour discovery and DHCP use sources no workload registers (fe80::,
-  // ::, 0.0.0.0): they skip the source check here, and policy still applies
-  // to them after conntrack (the input chain accepts them, forward polices).
-  c.rules.push_back(
-      rule({linkLocal, expr::IcmpV6TypeRange{133, 137}, accept}, "ipv6 neighbour discovery"));
-  c.rules.push_back(
-      rule({unspecified6, expr::IcmpV6TypeRange{133, 137}, accept}, "ipv6 neighbour discovery"));
+  // Neighbour discovery, MLD (130-132, 143) and DHCP use sources no
+  // workload registers (fe80::, ::, 0.0.0.0): they skip the source check
+  // here, and policy still applies to them after conntrack (input accepts
+  // ND and DHCP, everything else meets the app's policy). Link-local
+  // multicast such as MLD reports reaches prerouting even when the host
+  // never delivers it locally: without the exemption every workload
+  // without a registered IPv6 address would log spoofs all day.
+  const char* nd = "ipv6 neighbour discovery and mld";
+  c.rules.push_back(rule({linkLocal, expr::IcmpV6TypeRange{130, 143}, accept}, nd));
+  c.rules.push_back(rule({unspecified6, expr::IcmpV6TypeRange{130, 143}, accept}, nd));
   if (options_.allowDhcpToHost) {
     c.rules.push_back(rule({linkLocal, expr::UdpPorts{546, 547}, accept}, "dhcpv6"));
     c.rules.push_back(rule({unspecified4, expr::UdpPorts{68, 67}, accept}, "dhcp"));

@@ -96,9 +96,10 @@ TEST(IsolationCompile, RawChainQuarantinesThenExemptsThenChecksSources) {
                 "iifname @quarantine " + kBudget +
                     " log prefix \"bh:quarantine\" group 1771 comment \"quarantine\"",
                 "iifname @quarantine counter drop comment \"quarantine\"",
-                "ip6 saddr fe80::/10 icmpv6 type 133-137 accept comment \"ipv6 neighbour "
-                "discovery\"",
-                "ip6 saddr :: icmpv6 type 133-137 accept comment \"ipv6 neighbour discovery\"",
+                "ip6 saddr fe80::/10 icmpv6 type 130-143 accept comment \"ipv6 neighbour "
+                "discovery and mld\"",
+                "ip6 saddr :: icmpv6 type 130-143 accept comment \"ipv6 neighbour discovery and "
+                "mld\"",
                 "ip6 saddr fe80::/10 udp sport 546 udp dport 547 accept comment \"dhcpv6\"",
                 "ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept comment \"dhcp\"",
                 "iifname . ip saddr != @src4 " + kBudget +
