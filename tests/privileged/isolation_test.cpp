@@ -51,6 +51,8 @@ spec: {app: web, interfaces: [vwb], addresses: [192.0.2.6, 2001:db8:6::6]}
 constexpr const char* kUdpServer = R"(import socket, sys
 fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
+if fam == socket.AF_INET6:  # or it takes the IPv4 port too, racing the IPv4 server
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))
 f = open(sys.argv[3], 'a')
 while True:
