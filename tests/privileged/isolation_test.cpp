@@ -6,6 +6,7 @@
 // budget, and quarantine including neighbour discovery.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -170,6 +171,7 @@ class IsolationTest : public ::testing::Test {
 
   void TearDown() override {
     agent_.reset();
+    receiver_.reset();
     procs_.clear();
     topo_.reset();
     fs::remove_all(dir_);
@@ -179,20 +181,23 @@ class IsolationTest : public ::testing::Test {
   std::string py(const std::string& script) const { return "exec python3 " + path(script); }
 
   // The agent with the JSON flow format to a UDP receiver writing flows.log.
-  void startAgent(const std::string& extra = "") {
+  void startAgent(const std::string& extra = "", bool push = true) {
     const int port = 10800;
-    procs_.push_back(std::make_unique<Process>(
-        topo_->hv(), "exec socat -u UDP4-RECV:" + std::to_string(port) +
-                         ",bind=127.0.0.1 OPEN:" + path("flows.log") + ",creat,append"));
-    ASSERT_TRUE(waitListening(topo_->hv(), port, true));
+    if (!receiver_) {
+      receiver_ = std::make_unique<Process>(
+          topo_->hv(), "exec socat -u UDP4-RECV:" + std::to_string(port) +
+                           ",bind=127.0.0.1 OPEN:" + path("flows.log") + ",creat,append");
+      ASSERT_TRUE(waitListening(topo_->hv(), port, true));
+    }
     socket_ = "unix://" + path("agent.sock");
     agent_ = std::make_unique<Process>(
         topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ + " --state-dir " +
                          path("state") + " --flow-format json --syslog udp://127.0.0.1:" +
                          std::to_string(port) + " " + extra + " 2>>" + path("agent.log"));
     ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << readAll(path("agent.log"));
-    auto push = cli("push " + path("policy.yaml"));
-    ASSERT_TRUE(push.ok()) << push.out;
+    if (!push) return;
+    auto pushed = cli("push " + path("policy.yaml"));
+    ASSERT_TRUE(pushed.ok()) << pushed.out;
   }
 
   CmdResult cli(const std::string& args) const {
@@ -230,7 +235,7 @@ class IsolationTest : public ::testing::Test {
   std::string socket_;
   std::unique_ptr<Topology> topo_;
   std::vector<std::unique_ptr<Process>> procs_;
-  std::unique_ptr<Process> agent_;
+  std::unique_ptr<Process> agent_, receiver_;
 };
 
 // B has a UDP exchange with the server from port 4000; A takes B's address
@@ -340,6 +345,26 @@ TEST_F(IsolationTest, UnregisteredWorkloadInterfacesReachNothingUntilRegistered)
   p = tcpProbe(ns("vwx"), Topology::kHostV4, 8080, 1.5);
   EXPECT_FALSE(p.ok) << p.out;
   EXPECT_LT(p.seconds, 1.0) << "denied by policy (reset), not dropped as unregistered";
+
+  // A restart after the table is gone (a reboot): the agent's restore puts
+  // the fail-closed rules back before anything else, without a push.
+  agent_->kill(SIGKILL);
+  agent_->wait(5000);
+  agent_.reset();
+  ASSERT_TRUE(topo_->hv().exec("nft delete table inet bulkhead").ok());
+  topo_->addHost("vwy", "192.0.2.32", "");
+  startAgent("'--workload-interfaces=vw*,tap*'", /*push=*/false);
+  ASSERT_TRUE(waitFor(
+      [&] {
+        return topo_->hv()
+                   .exec("nft list chain inet bulkhead prerouting")
+                   .out.find("iifname \"vw*\"") != std::string::npos;
+      },
+      5000))
+      << readAll(path("agent.log"));
+  EXPECT_FALSE(tcpProbe(ns("vwy"), "198.51.100.10", 5432, 1.5).ok);
+  p = tcpProbe(ns("vnx"), "198.51.100.10", 5432);
+  EXPECT_TRUE(p.ok) << p.out;
 }
 
 TEST_F(IsolationTest, OneWorkloadsDenialFloodDoesNotHideAnothersDenials) {
@@ -360,6 +385,16 @@ TEST_F(IsolationTest, OneWorkloadsDenialFloodDoesNotHideAnothersDenials) {
     EXPECT_TRUE(exported({"\"workload\":\"b-1\"", "\"dport\":" + std::to_string(port)}, 3000))
         << "B's denial to port " << port << " was not exported";
   EXPECT_GT(flowLines({"\"workload\":\"a-1\""}), 0u) << "A's denials are logged too";
+  // Every attempt is still accounted for: exported or counted as suppressed.
+  std::string status;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        status = cli("status --json").out;
+        const uint64_t seen = jsonInt(status, "seen");
+        return seen > 1000 && seen == jsonInt(status, "exported") + jsonInt(status, "suppressed");
+      },
+      10000))
+      << status;
 }
 
 TEST_F(IsolationTest, QuarantineDropsEverythingIncludingNeighbourDiscovery) {
