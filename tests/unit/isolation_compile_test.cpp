@@ -11,9 +11,11 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
+#include <sstream>
 #include <vector>
 
 #include "bulkhead/agent/config.h"
+#include "bulkhead/cli/commands.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/incremental.h"
 #include "bulkhead/compiler/render.h"
@@ -197,6 +199,20 @@ TEST(IsolationCompile, AgentFlagAndConfigKey) {
     EXPECT_NE(r.error().message.find("--workload-interfaces"), std::string::npos)
         << r.error().message;
   }
+}
+
+TEST(IsolationCompile, PlanTakesTheAgentsPatterns) {
+  const std::string demo = std::string(BULKHEAD_SOURCE_DIR) + "/policies/demo";
+  std::ostringstream out, err;
+  ASSERT_EQ(cli::run({"plan", demo, "--workload-interfaces", "veth*,tap*"}, out, err), 0)
+      << err.str();
+  EXPECT_NE(out.str().find("iifname \"veth*\" counter drop comment \"unregistered\""),
+            std::string::npos);
+  EXPECT_NE(out.str().find("iifname \"tap*\" counter drop comment \"unregistered\""),
+            std::string::npos);
+  std::ostringstream out2, err2;
+  EXPECT_EQ(cli::run({"plan", demo, "--workload-interfaces", "ve*th"}, out2, err2), 2);
+  EXPECT_NE(err2.str().find("--workload-interfaces"), std::string::npos) << err2.str();
 }
 
 TEST(IsolationCompile, UnregisteredIsAFlowAction) {
