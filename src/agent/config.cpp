@@ -9,6 +9,7 @@
 #include <map>
 
 #include "bulkhead/common/escape.h"
+#include "bulkhead/compiler/compiler.h"
 #include "bulkhead/policy/loader.h"
 
 namespace bulkhead::agent {
@@ -168,6 +169,19 @@ const std::map<std::string, Setter>& setters() {
              return bad("--tls-allowed-names: expected NAME[,NAME...] (DNS or URI names, or CNs)");
            c.tlsAllowedNames.push_back(std::move(name));
            start = end + 1;
+         }
+         return {};
+       }},
+      {"workload-interfaces",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         // PATTERN[,PATTERN...]; repeated flags and config lists add up.
+         for (size_t start = 0; start <= v.size();) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           const std::string p = v.substr(start, comma - start);
+           if (auto st = compiler::validateInterfacePattern(p); !st)
+             return bad("--workload-interfaces: " + st.error().message);
+           c.workloadInterfaces.push_back(p);
+           start = comma + 1;
          }
          return {};
        }},

@@ -22,7 +22,8 @@ the config file (without dashes); flags win. See bulkhead-agent(8).
   --state-dir DIR               saved state, put back on start (default /var/lib/bulkhead)
   --table NAME                  the table inet NAME (default bulkhead)
   --log-group N                 NFLOG group of denied flows, 0-65535 (default 1771)
-  --log-rate N                  kernel log limit per rule, events/s (default 100)
+  --log-rate N                  kernel log budget per workload interface, events/s
+                                (default 100)
   --flow-workload-rate N        exported events per workload, events/s (default 200)
   --syslog TARGET               unix:///dev/log, udp://H:P, tcp://H:P, tls://H:P or
                                 journald, repeatable (default: journald, else /dev/log)
@@ -31,7 +32,13 @@ the config file (without dashes); flags win. See bulkhead-agent(8).
   --flow-format FORMAT          rfc5424, json or cef (default rfc5424)
   --flow-summary-seconds N      period of summary events, 1-86400 (default 60)
   --policies DIR                static policy, applied at start and on SIGHUP
-  --resync-seconds N            period of the full table check, 0-86400 (default 30)
+  --workload-interfaces PATTERN,...
+                                drop interfaces of these names (veth*, vnet*) that no
+                                workload registered (default: none, untouched)
+  --resync-seconds N            period of the check of the table by content, 0-86400
+                                (default 30)
+  --drift-events true|false     diagnostic: false runs without the nftables event
+                                monitor (default true)
   --max-bundle-bytes N          largest accepted bundle (default 67108864)
   --help, --version
 

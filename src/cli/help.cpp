@@ -11,7 +11,7 @@ constexpr std::string_view kUsage = R"(usage: bulkhead COMMAND [ARGS] [FLAGS]
 commands:
   validate PATH...                    check policy files; exit 2 with file:line:col errors
   plan PATH... [--workloads FILE]     print the nftables ruleset it would apply (no root needed)
-             [--table NAME] [--log-group N]
+             [--table NAME] [--log-group N] [--workload-interfaces PATTERN[,PATTERN...]]
   push PATH... [--agent ADDR]...      validate, then send the bundle to each agent
              [--version V] [--dry-run] [--json]
   workload add NAME --app APP --iface IF [--iface IF]... --addr IP [--addr IP]...
@@ -69,6 +69,7 @@ on stderr and exits 2. Warnings do not fail. Needs no root and no agent.
         false}},
       {"plan",
        {R"(usage: bulkhead plan PATH... [--workloads FILE] [--table NAME] [--log-group N]
+                     [--workload-interfaces PATTERN[,PATTERN...]]
 
 Prints the nftables ruleset (nft syntax) an agent would apply for the bundle.
 Needs no root and no agent.
@@ -77,6 +78,9 @@ flags:
   --workloads FILE      Workload documents added as if registered through the API
   --table NAME          table name, inet NAME (default bulkhead)
   --log-group N         NFLOG group of the logging rules, 0-65535 (default 1771)
+  --workload-interfaces PATTERN[,PATTERN...]
+                        as the agent's flag: interfaces of these names that no
+                        workload registered are dropped (e.g. veth*,vnet*)
 )",
         false}},
       {"push",
