@@ -25,5 +25,7 @@ inline constexpr size_t kMaxInterfaces = 16;           // per workload
 inline constexpr size_t kMaxAddresses = 64;            // per workload
 inline constexpr size_t kMaxInterfaceNameLength = 15;  // IFNAMSIZ - 1
 inline constexpr size_t kMaxYamlDepth = 32;            // nesting of a document
+// A workload name "<namespace>/<pod>": a DNS label, '/', a DNS subdomain.
+inline constexpr size_t kMaxWorkloadNameLength = 63 + 1 + 253;
 
 }  // namespace bulkhead::policy::limits
