@@ -2,10 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
 
+#include "bulkhead/compiler/compiler.h"
 #include "bulkhead/policy/loader.h"
 
 namespace bulkhead::agent {
@@ -133,6 +135,19 @@ const std::map<std::string, Setter>& setters() {
          if (st && c.flowSummarySeconds == 0)
            return bad("--flow-summary-seconds: must be a number from 1 to 86400");
          return st;
+       }},
+      {"workload-interfaces",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         // PATTERN[,PATTERN...]; repeated flags and config lists add up.
+         for (size_t start = 0; start <= v.size();) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           const std::string p = v.substr(start, comma - start);
+           if (auto st = compiler::validateInterfacePattern(p); !st)
+             return bad("--workload-interfaces: " + st.error().message);
+           c.workloadInterfaces.push_back(p);
+           start = comma + 1;
+         }
+         return {};
        }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {

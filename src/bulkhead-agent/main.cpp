@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
   compile.logGroup = config->logGroup;
   compile.logRatePerSecond = config->logRate;
   compile.logBurst = 2 * config->logRate;
+  compile.workloadInterfacePatterns = config->workloadInterfaces;
   agent::CoreOptions options;
   options.stateDir = config->stateDir;
   options.maxBundleBytes = config->maxBundleBytes;

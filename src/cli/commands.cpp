@@ -1,5 +1,6 @@
 #include "bulkhead/cli/commands.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <ostream>
@@ -24,6 +25,7 @@ const std::map<std::string, FlagValue> kFlags = {
     {"--workloads", FlagValue::kRequired},
     {"--table", FlagValue::kRequired},
     {"--log-group", FlagValue::kRequired},
+    {"--workload-interfaces", FlagValue::kRequired},
     {"--json", FlagValue::kNone},
     {"--help", FlagValue::kNone},
     {"--version", FlagValue::kOptional},
@@ -47,7 +49,7 @@ constexpr const char* kUsage = R"(usage: bulkhead COMMAND [ARGS] [FLAGS]
 commands:
   validate PATH...                    check policy files; exit 2 with file:line:col errors
   plan PATH... [--workloads FILE]     print the nftables ruleset it would apply (no root needed)
-             [--table NAME] [--log-group N]
+             [--table NAME] [--log-group N] [--workload-interfaces PATTERN[,PATTERN...]]
   push PATH... [--agent ADDR]...      validate, then send the bundle to each agent
              [--version V] [--dry-run] [--json]
   workload add NAME --app APP --iface IF [--iface IF]... --addr IP [--addr IP]...
@@ -131,6 +133,20 @@ int plan(const Args& args, std::ostream& out, std::ostream& err) {
       return kExitBadInput;
     }
     options.logGroup = uint16_t(v);
+  }
+  if (args.has("--workload-interfaces")) {
+    for (const auto& v : args.flags.at("--workload-interfaces")) {
+      for (size_t start = 0; start <= v.size();) {
+        const size_t comma = std::min(v.find(',', start), v.size());
+        const std::string p = v.substr(start, comma - start);
+        if (auto st = compiler::validateInterfacePattern(p); !st) {
+          err << "bulkhead plan: --workload-interfaces: " << st.error().message << "\n";
+          return kExitBadInput;
+        }
+        options.workloadInterfacePatterns.push_back(p);
+        start = comma + 1;
+      }
+    }
   }
   auto rs = compiler::compile(r.bundle, extra, options);
   if (!rs) {

@@ -81,6 +81,11 @@ class Compilation {
   std::vector<Set> ruleDestSets(size_t rule) const;
   void addWorkloadSets();
   Chain preChain() const;
+  Chain rawChain() const;
+  Chain preroutingChain() const;
+  Expr logBudget() const;
+  std::vector<Rule> logDrop(const std::vector<Expr>& match, const std::string& action,
+                            const std::string& reason, const std::string& comment) const;
   Chain rejectChain() const;
   Chain stagedChain() const;
   Chain appChain(const policy::App& app) const;

@@ -1,6 +1,13 @@
-// Policy + workloads -> Ruleset. The table's shape (SPEC §2 evaluation order):
+// Policy + workloads -> Ruleset. The table's shape, in evaluation order:
 //
-//   input / forward (base chains, policy accept)
+//   prerouting (base chain, priority raw: before conntrack; policy accept)
+//     iifname @registered goto workload_raw
+//     iifname "<pattern>" log, drop         unregistered workload interfaces
+//   workload_raw
+//     iifname @quarantine log, drop         everything, ND and DHCP included
+//     accept ND/MLD from fe80::/10 or ::, DHCPv6 from fe80::/10, DHCP from 0.0.0.0
+//     iifname . ip saddr != @src4 log, drop (and ip6 / @src6)
+//   input / forward (base chains, priority filter, policy accept)
 //     ct state established,related accept
 //     [input only] accept ICMPv6 ND and DHCP/DHCPv6 before any policy
 //     iifname vmap @dispatch                  O(1): interface -> goto app_<app>
@@ -8,14 +15,24 @@
 //   staged_dispatch
 //     iifname @st_<app> goto app_<app>        one rule per app, then drop
 //   app_<app>
-//     jump workload_pre                       invalid, quarantine, source check
+//     jump workload_pre                       ct state invalid drop
 //     GlobalPolicy deny/log rules, by order   one interval set per rule
 //     allow: @a4_<app> / @a6_<app>, then GlobalPolicy allow sets
 //     default: log, then reject/drop (enforce) or accept (audit)
 //
-// Interfaces that are in no workload never match @dispatch or @staged, so the
-// host's own traffic and unregistered interfaces fall through to `policy
-// accept`.
+// Why quarantine and the source check run before conntrack: conntrack does
+// not look at the input interface, so with `ct state established accept`
+// first a workload could inject packets into another workload's flow by
+// forging its address and ports; and a quarantined workload's established
+// flows would go on. At raw priority neither has a conntrack entry to ride.
+//
+// Every log rule spends the budget of its input interface
+// (`update @log_budget { iifname limit ... }`), so one workload flooding
+// denials cannot hide another's.
+//
+// Interfaces that are in no workload and match no --workload-interfaces
+// pattern never match @registered, @dispatch or @staged: the host's own
+// traffic falls through to `policy accept`.
 //
 // Why a staged path: on kernels before 6.19 every new `goto` element in a
 // verdict map makes the commit re-validate the whole table, walking every
@@ -27,6 +44,7 @@
 #include "bulkhead/compiler/compiler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -304,6 +322,7 @@ std::map<std::string, std::vector<Element>> workloadElements(const Workload& w) 
     const Key key = KeyBuilder().ifname(i).build();
     out[kDispatchMap].push_back(
         Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w.app)}});
+    out[kRegisteredSet].push_back(Element{key, key, {}});
     if (w.quarantined) out[kQuarantineSet].push_back(Element{key, key, {}});
     for (const auto& a : w.addresses) {
       const Key k = KeyBuilder().ifname(i).addr(a).build();
@@ -317,6 +336,11 @@ void Compilation::addWorkloadSets() {
   Set dispatch{kDispatchMap, {KeyField::kIfname}, false, true, "interface -> app chain", {}};
   Set quarantine{kQuarantineSet, {KeyField::kIfname}, false, false, "quarantined interfaces", {}};
   Set staged{kStagedSet, {KeyField::kIfname}, false, false, "interfaces not yet in dispatch", {}};
+  Set registered{kRegisteredSet, {KeyField::kIfname}, false, false, "workload interfaces", {}};
+  Set budget{kLogBudgetSet, {KeyField::kIfname}, false, false, "log budget per interface", {}};
+  budget.dynamic = true;
+  budget.timeoutSeconds = kLogBudgetTimeoutSeconds;
+  budget.size = kLogBudgetSize;
   Set src4{kSource4Set,
            {KeyField::kIfname, KeyField::kIpv4Addr},
            false,
@@ -331,6 +355,7 @@ void Compilation::addWorkloadSets() {
            {}};
   std::map<std::string, Set*> byName{{dispatch.name, &dispatch},
                                      {quarantine.name, &quarantine},
+                                     {registered.name, &registered},
                                      {src4.name, &src4},
                                      {src6.name, &src6}};
   auto add = [&](const Workload& w) {
@@ -343,31 +368,80 @@ void Compilation::addWorkloadSets() {
     add(w);
   for (const auto& w : apiWorkloads_)
     add(w);
-  for (auto* s : {&dispatch, &quarantine, &src4, &src6, &staged}) {
+  for (auto* s : {&dispatch, &quarantine, &registered, &src4, &src6, &staged, &budget}) {
     std::sort(s->elements.begin(), s->elements.end());
     out_.sets.push_back(std::move(*s));
   }
 }
 
+Expr Compilation::logBudget() const {
+  return expr::Meter{Selector::kIifname, kLogBudgetSet, options_.logRatePerSecond,
+                     options_.logBurst};
+}
+
+// A logging drop: the log rule spends the interface's budget, the second
+// rule drops and counts every attempt.
+std::vector<Rule> Compilation::logDrop(const std::vector<Expr>& match, const std::string& action,
+                                       const std::string& reason,
+                                       const std::string& comment) const {
+  std::vector<Expr> logRule = match, dropRule = match;
+  logRule.push_back(logBudget());
+  logRule.push_back(expr::Log{logPrefix(action, reason), options_.logGroup});
+  dropRule.push_back(expr::Counter{});
+  dropRule.push_back(verdict(Verdict::Kind::kDrop));
+  return {rule(std::move(logRule), comment), rule(std::move(dropRule), comment)};
+}
+
+// Reached from app chains, after conntrack: the workload path only, so the
+// host's own invalid packets are not this table's business.
 Chain Compilation::preChain() const {
-  using expr::CtState;
-  const Expr limit = expr::Limit{options_.logRatePerSecond, options_.logBurst};
+  Chain c{kPreChain, std::nullopt, {}};
+  c.rules = {rule(
+      {expr::CtState{expr::CtState::kInvalid}, expr::Counter{}, verdict(Verdict::Kind::kDrop)})};
+  return c;
+}
+
+// Before conntrack, for packets of registered interfaces.
+Chain Compilation::rawChain() const {
   const Expr quarantined = expr::Lookup{{Selector::kIifname}, kQuarantineSet, false};
   const Expr spoof4 = expr::Lookup{{Selector::kIifname, Selector::kIpSaddr}, kSource4Set, true};
   const Expr spoof6 = expr::Lookup{{Selector::kIifname, Selector::kIp6Saddr}, kSource6Set, true};
-  const Expr logQ = expr::Log{logPrefix("quarantine", ""), options_.logGroup};
-  const Expr logS = expr::Log{logPrefix("spoof", ""), options_.logGroup};
-  const Expr drop = verdict(Verdict::Kind::kDrop);
-  Chain c{kPreChain, std::nullopt, {}};
-  c.rules = {
-      rule({CtState{CtState::kInvalid}, expr::Counter{}, drop}),
-      rule({quarantined, limit, logQ}, "quarantine"),
-      rule({quarantined, expr::Counter{}, drop}, "quarantine"),
-      rule({spoof4, limit, logS}, "spoof"),
-      rule({spoof4, expr::Counter{}, drop}, "spoof"),
-      rule({spoof6, limit, logS}, "spoof"),
-      rule({spoof6, expr::Counter{}, drop}, "spoof"),
-  };
+  const auto linkLocal = expr::SaddrPrefix{*IpAddr::parse("fe80::"), 10};
+  const auto unspecified6 = expr::SaddrPrefix{*IpAddr::parse("::"), 128};
+  const auto unspecified4 = expr::SaddrPrefix{*IpAddr::parse("0.0.0.0"), 32};
+  const Expr accept = verdict(Verdict::Kind::kAccept);
+  Chain c{kRawChain, std::nullopt, {}};
+  // A quarantined workload gets nothing at all: this comes first.
+  c.rules = logDrop({quarantined}, "quarantine", "", "quarantine");
+  // Neighbour discovery, MLD (130-132, 143) and DHCP use sources no
+  // workload registers (fe80::, ::, 0.0.0.0): they skip the source check
+  // here, and policy still applies to them after conntrack (input accepts
+  // ND and DHCP, everything else meets the app's policy). Link-local
+  // multicast such as MLD reports reaches prerouting even when the host
+  // never delivers it locally: without the exemption every workload
+  // without a registered IPv6 address would log spoofs all day.
+  const char* nd = "ipv6 neighbour discovery and mld";
+  c.rules.push_back(rule({linkLocal, expr::IcmpV6TypeRange{130, 143}, accept}, nd));
+  c.rules.push_back(rule({unspecified6, expr::IcmpV6TypeRange{130, 143}, accept}, nd));
+  if (options_.allowDhcpToHost) {
+    c.rules.push_back(rule({linkLocal, expr::UdpPorts{546, 547}, accept}, "dhcpv6"));
+    c.rules.push_back(rule({unspecified4, expr::UdpPorts{68, 67}, accept}, "dhcp"));
+  }
+  for (const auto& spoof : {spoof4, spoof6})
+    for (auto& r : logDrop({spoof}, "spoof", "", "spoof"))
+      c.rules.push_back(std::move(r));
+  return c;
+}
+
+Chain Compilation::preroutingChain() const {
+  Chain c{kPreroutingChain, BaseHook{BaseHook::Hook::kPrerouting, -300}, {}};
+  c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, kRegisteredSet, false},
+                          verdict(Verdict::Kind::kGoto, kRawChain)}));
+  // Fail closed: an interface named like a workload's but registered by
+  // none (registration failed, late, or lost) reaches nothing.
+  for (const auto& p : options_.workloadInterfacePatterns)
+    for (auto& r : logDrop({expr::IfnameMatch{p}}, "unregistered", "unregistered", "unregistered"))
+      c.rules.push_back(std::move(r));
   return c;
 }
 
@@ -382,8 +456,8 @@ Chain Compilation::rejectChain() const {
   return c;
 }
 
-// The two rules of every deny point. `limit` is a match: over the rate the
-// log rule simply does not match, so logging never changes the verdict, which
+// The two rules of every deny point. The budget is a match: over the rate
+// the log rule simply does not match, so logging never changes the verdict, which
 // the second rule gives (and counts) unconditionally.
 std::vector<Rule> Compilation::denyRules(const App& app, const std::string& action,
                                          const std::string& reason,
@@ -394,7 +468,7 @@ std::vector<Rule> Compilation::denyRules(const App& app, const std::string& acti
     logRule.push_back(*match);
     verdictRule.push_back(*match);
   }
-  logRule.push_back(expr::Limit{options_.logRatePerSecond, options_.logBurst});
+  logRule.push_back(logBudget());
   logRule.push_back(expr::Log{logPrefix(action, reason), options_.logGroup});
   verdictRule.push_back(expr::Counter{});
   if (action == "audit") {
@@ -509,11 +583,13 @@ Status Compilation::run() {
 
   out_.chains.push_back(rejectChain());
   out_.chains.push_back(preChain());
+  out_.chains.push_back(rawChain());
   out_.chains.push_back(stagedChain());
   for (const auto& [name, app] : apps_)
     out_.chains.push_back(appChain(app));
   std::sort(out_.chains.begin(), out_.chains.end(),
             [](const Chain& a, const Chain& b) { return a.name < b.name; });
+  out_.chains.push_back(preroutingChain());
   out_.chains.push_back(baseChain(BaseHook::Hook::kForward));
   out_.chains.push_back(baseChain(BaseHook::Hook::kInput));
   return {};
@@ -523,6 +599,20 @@ Set* Compilation::mutableSet(const std::string& name) {
   auto it = std::lower_bound(out_.sets.begin(), out_.sets.end(), name,
                              [](const Set& s, const std::string& n) { return s.name < n; });
   return it != out_.sets.end() && it->name == name ? &*it : nullptr;
+}
+
+Status validateInterfacePattern(const std::string& pattern) {
+  const bool wildcard = !pattern.empty() && pattern.back() == '*';
+  const std::string_view stem(pattern.data(), pattern.size() - (wildcard ? 1 : 0));
+  auto bad = [&](const std::string& why) {
+    return makeError(ErrorCode::kInvalidInput, "bad interface pattern \"" + pattern + "\": " + why);
+  };
+  if (pattern.size() > 15) return bad("longer than 15 bytes");
+  if (stem.empty()) return bad("needs at least one character before `*`");
+  for (char ch : stem)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' && ch != '-')
+      return bad("only letters, digits, '_', '.', '-' and one trailing '*' are allowed");
+  return {};
 }
 
 std::string logPrefix(const std::string& action, const std::string& reason) {

@@ -83,7 +83,7 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   std::map<std::string, std::vector<Element>> oldElems, newElems;
   if (before) oldElems = workloadElements(*before);
   if (after) newElems = workloadElements(*after);
-  for (const char* set : {kQuarantineSet, kSource4Set, kSource6Set}) {
+  for (const char* set : {kQuarantineSet, kRegisteredSet, kSource4Set, kSource6Set}) {
     auto& o = oldElems[set];
     auto& n = newElems[set];
     std::sort(o.begin(), o.end());

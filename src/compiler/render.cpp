@@ -124,6 +124,45 @@ std::string renderField(KeyField f, const uint8_t* lo, const uint8_t* hi) {
   return "?";
 }
 
+// nft's duration format: 90 -> "1m30s", 3600 -> "1h".
+std::string duration(uint32_t seconds) {
+  if (seconds == 0) return "0s";
+  std::string out;
+  const std::pair<uint32_t, const char*> units[] = {{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+  for (auto [unit, name] : units)
+    if (seconds >= unit) {
+      out += std::to_string(seconds / unit) + name;
+      seconds %= unit;
+    }
+  return out;
+}
+
+const char* hookName(BaseHook::Hook hook) {
+  switch (hook) {
+    case BaseHook::Hook::kInput:
+      return "input";
+    case BaseHook::Hook::kForward:
+      return "forward";
+    case BaseHook::Hook::kPrerouting:
+      return "prerouting";
+  }
+  return "?";
+}
+
+std::string priorityName(int32_t priority) {
+  if (priority == 0) return "filter";
+  if (priority == -300) return "raw";
+  return std::to_string(priority);
+}
+
+std::string setFlags(const Set& s) {
+  std::string out;
+  if (s.dynamic) out += "dynamic";
+  if (s.interval) out += (out.empty() ? "" : ",") + std::string("interval");
+  if (s.timeoutSeconds) out += (out.empty() ? "" : ",") + std::string("timeout");
+  return out;
+}
+
 }  // namespace
 
 std::string renderElement(const Set& set, const Element& e) {
@@ -165,6 +204,17 @@ std::string renderExpr(const Expr& e) {
           return joinSelectors(x.selectors) + (x.invert ? " != @" : " @") + x.set;
         } else if constexpr (std::is_same_v<T, expr::Vmap>) {
           return joinSelectors(x.selectors) + " vmap @" + x.map;
+        } else if constexpr (std::is_same_v<T, expr::IfnameMatch>) {
+          return "iifname " + quote(x.pattern);
+        } else if constexpr (std::is_same_v<T, expr::SaddrPrefix>) {
+          const bool v4 = x.addr.family == Family::kIpv4;
+          const uint8_t full = v4 ? 32 : 128;
+          return std::string(v4 ? "ip saddr " : "ip6 saddr ") + x.addr.toString() +
+                 (x.prefixLen == full ? "" : "/" + std::to_string(x.prefixLen));
+        } else if constexpr (std::is_same_v<T, expr::Meter>) {
+          return "update @" + x.set + " { " + selectorName(x.key) + " limit rate " +
+                 std::to_string(x.ratePerSecond) + "/second burst " + std::to_string(x.burst) +
+                 " packets }";
         } else if constexpr (std::is_same_v<T, expr::Limit>) {
           return "limit rate " + std::to_string(x.ratePerSecond) + "/second burst " +
                  std::to_string(x.burst) + " packets";
@@ -199,7 +249,9 @@ std::string renderRuleset(const Ruleset& rs) {
       o << (i ? " . " : "") << typeName(s.fields[i]);
     if (s.verdictMap) o << " : verdict";
     o << "\n";
-    if (s.interval) o << "\t\tflags interval\n";
+    if (s.size) o << "\t\tsize " << s.size << "\n";
+    if (const std::string flags = setFlags(s); !flags.empty()) o << "\t\tflags " << flags << "\n";
+    if (s.timeoutSeconds) o << "\t\ttimeout " << duration(s.timeoutSeconds) << "\n";
     if (!s.comment.empty()) o << "\t\tcomment " << quote(s.comment) << "\n";
     if (!s.elements.empty()) {
       o << "\t\telements = {";
@@ -213,10 +265,8 @@ std::string renderRuleset(const Ruleset& rs) {
     const auto& c = rs.chains[ci];
     o << "\tchain " << c.name << " {\n";
     if (c.base) {
-      o << "\t\ttype filter hook " << (c.base->hook == BaseHook::Hook::kInput ? "input" : "forward")
-        << " priority "
-        << (c.base->priority == 0 ? std::string("filter") : std::to_string(c.base->priority))
-        << "; policy accept;\n";
+      o << "\t\ttype filter hook " << hookName(c.base->hook) << " priority "
+        << priorityName(c.base->priority) << "; policy accept;\n";
     }
     for (const auto& r : c.rules)
       o << "\t\t" << renderRule(r) << "\n";

@@ -63,6 +63,7 @@ std::string msgIdFor(const std::string& action) {
   if (action == "audit") return "AUDIT";
   if (action == "spoof") return "SPOOF";
   if (action == "quarantine") return "QUARANTINE";
+  if (action == "unregistered") return "UNREGISTERED";
   if (action == "log") return "LOG";
   std::string out;
   for (char c : action)
@@ -75,6 +76,7 @@ std::string verbFor(const std::string& action) {
   if (action == "audit") return "audited";
   if (action == "spoof") return "spoofed";
   if (action == "quarantine") return "quarantined";
+  if (action == "unregistered") return "dropped (unregistered interface)";
   if (action == "log") return "logged";
   return action;
 }
@@ -345,6 +347,9 @@ std::string formatCef(const FlowEvent& e, const FormatOptions& o) {
     severity = 7;
   } else if (e.action == "quarantine") {
     name = "Flow from quarantined workload";
+    severity = 7;
+  } else if (e.action == "unregistered") {
+    name = "Flow from unregistered workload interface";
     severity = 7;
   } else if (e.action == "log") {
     name = "Flow logged";

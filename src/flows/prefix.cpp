@@ -17,7 +17,7 @@ std::optional<PrefixInfo> parsePrefix(std::string_view prefix) {
   out.action = std::string(prefix.substr(0, colon));
   if (colon != std::string_view::npos) out.reason = std::string(prefix.substr(colon + 1));
   if (out.action != "deny" && out.action != "audit" && out.action != "spoof" &&
-      out.action != "quarantine" && out.action != "log")
+      out.action != "quarantine" && out.action != "unregistered" && out.action != "log")
     return std::nullopt;
   return out;
 }

@@ -8,6 +8,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -268,6 +269,71 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::Limit& e) {
   return {};
 }
 
+Status addExpr(nftnl_rule* rule, const compiler::expr::IfnameMatch& e) {
+  // As nft compiles `iifname "veth*"`: compare only the bytes before the
+  // `*`; a name without one is compared whole, NUL padding included.
+  const bool wildcard = !e.pattern.empty() && e.pattern.back() == '*';
+  const std::string stem = wildcard ? e.pattern.substr(0, e.pattern.size() - 1) : e.pattern;
+  if (stem.empty() || stem.size() >= 16)
+    return makeError(ErrorCode::kInvalidInput, "bad interface pattern \"" + e.pattern + "\"");
+  if (Status s = meta(rule, NFT_META_IIFNAME, NFT_REG32_00); !s) return s;
+  char name[16] = {};
+  std::copy(stem.begin(), stem.end(), name);
+  return cmp(rule, NFT_REG32_00, NFT_CMP_EQ, name,
+             wildcard ? static_cast<uint32_t>(stem.size()) : sizeof name);
+}
+
+Status addExpr(nftnl_rule* rule, const compiler::expr::SaddrPrefix& e) {
+  const bool v4 = e.addr.family == compiler::Family::kIpv4;
+  const uint32_t len = v4 ? 4 : 16;
+  if (e.prefixLen > len * 8) return makeError(ErrorCode::kInvalidInput, "prefix too long");
+  if (Status s = nfprotoIs(rule, e.addr.family); !s) return s;
+  if (Status s = payload(rule, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, len, NFT_REG32_00); !s)
+    return s;
+  uint8_t mask[16] = {}, value[16] = {}, zero[16] = {};
+  for (uint32_t i = 0; i < len; ++i) {
+    const int bits = std::clamp(static_cast<int>(e.prefixLen) - static_cast<int>(i * 8), 0, 8);
+    mask[i] = static_cast<uint8_t>(0xff00 >> bits);
+    value[i] = e.addr.bytes[i] & mask[i];
+  }
+  if (e.prefixLen < len * 8) {
+    ExprPtr bw = alloc("bitwise");
+    if (!bw) return allocFailed("bitwise");
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG32_00);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG32_00);
+    nftnl_expr_set_u32(bw.get(), NFTNL_EXPR_BITWISE_LEN, len);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_MASK, mask, len);
+    nftnl_expr_set(bw.get(), NFTNL_EXPR_BITWISE_XOR, zero, len);
+    nftnl_rule_add_expr(rule, bw.release());
+  }
+  return cmp(rule, NFT_REG32_00, NFT_CMP_EQ, value, len);
+}
+
+Status addExpr(nftnl_rule* rule, const compiler::expr::Meter& e, const SetIds& setIds) {
+  if (e.ratePerSecond == 0) return makeError(ErrorCode::kInvalidInput, "limit rate 0");
+  if (Status s = loadSelector(rule, e.key, NFT_REG32_00); !s) return s;
+  ExprPtr limit = alloc("limit");
+  if (!limit) return allocFailed("limit");
+  nftnl_expr_set_u64(limit.get(), NFTNL_EXPR_LIMIT_RATE, e.ratePerSecond);
+  nftnl_expr_set_u64(limit.get(), NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
+  nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_LIMIT_BURST, e.burst);
+  nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+  nftnl_expr_set_u32(limit.get(), NFTNL_EXPR_LIMIT_FLAGS, 0);
+  ExprPtr x = alloc("dynset");
+  if (!x) return allocFailed("dynset");
+  // `update` adds the key when missing (cloning the limit into the element)
+  // and refreshes its timeout; the element's own limit then decides, and
+  // over its rate it ends the rule like a plain `limit` does.
+  nftnl_expr_set_u32(x.get(), NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+  nftnl_expr_set_u32(x.get(), NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+  nftnl_expr_set_str(x.get(), NFTNL_EXPR_DYNSET_SET_NAME, e.set.c_str());
+  if (auto it = setIds.find(e.set); it != setIds.end())
+    nftnl_expr_set_u32(x.get(), NFTNL_EXPR_DYNSET_SET_ID, it->second);
+  nftnl_expr_set(x.get(), NFTNL_EXPR_DYNSET_EXPR, limit.release(), 0);  // dynset owns it
+  nftnl_rule_add_expr(rule, x.release());
+  return {};
+}
+
 Status addExpr(nftnl_rule* rule, const compiler::expr::Log& e) {
   // The kernel silently truncates longer prefixes (NF_LOG_PREFIXLEN 128).
   if (e.prefix.size() > 127) {
@@ -323,7 +389,8 @@ Status addExpr(nftnl_rule* rule, const compiler::Expr& e, const SetIds& setIds) 
       [&](const auto& alt) -> Status {
         using T = std::decay_t<decltype(alt)>;
         if constexpr (std::is_same_v<T, compiler::expr::Lookup> ||
-                      std::is_same_v<T, compiler::expr::Vmap>) {
+                      std::is_same_v<T, compiler::expr::Vmap> ||
+                      std::is_same_v<T, compiler::expr::Meter>) {
           return addExpr(rule, alt, setIds);
         } else {
           return addExpr(rule, alt);

@@ -102,8 +102,10 @@ ChainPtr makeChainRef(const std::string& table, const std::string& name) {
 ChainPtr makeChain(const std::string& table, const compiler::Chain& chain) {
   ChainPtr c = makeChainRef(table, chain.name);
   if (!c || !chain.base) return c;
-  const bool input = chain.base->hook == compiler::BaseHook::Hook::kInput;
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, input ? NF_INET_LOCAL_IN : NF_INET_FORWARD);
+  uint32_t hook = NF_INET_FORWARD;
+  if (chain.base->hook == compiler::BaseHook::Hook::kInput) hook = NF_INET_LOCAL_IN;
+  if (chain.base->hook == compiler::BaseHook::Hook::kPrerouting) hook = NF_INET_PRE_ROUTING;
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
   nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, chain.base->priority);
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
@@ -139,7 +141,15 @@ Result<SetPtr> makeSet(const std::string& table, const compiler::Set& set, uint3
   if (set.fields.size() > 1) flags |= NFT_SET_CONCAT;
   if (set.interval) flags |= NFT_SET_INTERVAL;
   if (set.verdictMap) flags |= NFT_SET_MAP;
+  // A set rules `update` from the datapath must say so (NFT_SET_EVAL, nft's
+  // "dynamic"): the kernel then picks a backend that can insert from the
+  // packet path. Elements expire only in a set flagged timeout.
+  if (set.dynamic) flags |= NFT_SET_EVAL;
+  if (set.timeoutSeconds) flags |= NFT_SET_TIMEOUT;
   nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
+  if (set.timeoutSeconds)
+    nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{set.timeoutSeconds} * 1000);  // ms
+  if (set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
   nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, setKeyType(set.fields));
   nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, keyLen);
   if (set.verdictMap) {

@@ -234,7 +234,7 @@ TEST_P(EnforceFamilyTest, SpoofedSourceIsDropped) {
   auto spoofed = tcpProbe(ns("vbill1"), GetParam().postgres, 5432, 1.5, GetParam().spoofed);
   EXPECT_FALSE(spoofed.ok) << spoofed.out;
   EXPECT_GE(spoofed.seconds, 1.4) << "spoofed packets are dropped, not rejected";
-  auto list = topo_->hv().exec("nft list chain inet bulkhead workload_pre");
+  auto list = topo_->hv().exec("nft list chain inet bulkhead workload_raw");
   EXPECT_NE(list.out.find("counter packets 0"), std::string::npos);
   const bool v6 = std::string(GetParam().spoofed).find(':') != std::string::npos;
   const std::string rule =

@@ -122,13 +122,15 @@ TEST(Compiler, EvaluationOrderInAppChain) {
   const auto rules = renderedRules(*rs, "app_devtool");
   const std::vector<std::string> expected = {
       "jump workload_pre",
-      "ip daddr . meta l4proto . th dport @g4_baseline_0 limit rate 100/second burst 200 packets "
+      "ip daddr . meta l4proto . th dport @g4_baseline_0 update @log_budget { iifname limit rate "
+      "100/second burst 200 packets } "
       "log prefix \"bh:deny:globalpolicy/baseline/0\" group 1771 comment "
       "\"globalpolicy/baseline/0\"",
       "ip daddr . meta l4proto . th dport @g4_baseline_0 counter goto deny_reject comment "
       "\"globalpolicy/baseline/0\"",
-      "ip6 daddr . meta l4proto . th dport @g6_baseline_0 limit rate 100/second burst 200 "
-      "packets log prefix \"bh:deny:globalpolicy/baseline/0\" group 1771 comment "
+      "ip6 daddr . meta l4proto . th dport @g6_baseline_0 update @log_budget { iifname limit rate "
+      "100/second burst 200 "
+      "packets } log prefix \"bh:deny:globalpolicy/baseline/0\" group 1771 comment "
       "\"globalpolicy/baseline/0\"",
       "ip6 daddr . meta l4proto . th dport @g6_baseline_0 counter goto deny_reject comment "
       "\"globalpolicy/baseline/0\"",
@@ -138,8 +140,8 @@ TEST(Compiler, EvaluationOrderInAppChain) {
       "\"globalpolicy/baseline/1\"",
       "ip6 daddr . meta l4proto . th dport @g6_baseline_1 accept comment "
       "\"globalpolicy/baseline/1\"",
-      "limit rate 100/second burst 200 packets log prefix \"bh:deny:default\" group 1771 comment "
-      "\"default\"",
+      "update @log_budget { iifname limit rate 100/second burst 200 packets } log prefix "
+      "\"bh:deny:default\" group 1771 comment \"default\"",
       "counter goto deny_reject comment \"default\"",
   };
   EXPECT_EQ(rules, expected);

@@ -138,7 +138,7 @@ TEST_F(CoreTest, WorkloadsAreElementChangesAndValidated) {
   auto r = core.upsertWorkload(apiWorkload("web-1", "192.0.2.10"));
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->change().chains_added() + r->change().chains_rewritten(), 0u);
-  EXPECT_EQ(r->change().element_adds(), 3u);  // staged, st_web, src4
+  EXPECT_EQ(r->change().element_adds(), 4u);  // staged, st_web, registered, src4
   EXPECT_EQ(core.status().staged_interfaces(), 1u);
 
   auto bad = core.upsertWorkload(apiWorkload("web-2", "192.0.2.300"));

@@ -81,13 +81,13 @@ TEST(Diff, AddingOneWorkloadToTenThousandChangesOnlyElements) {
   EXPECT_TRUE(d.addChains.empty());
   EXPECT_TRUE(d.replaceChains.empty());
   EXPECT_TRUE(d.deleteChains.empty());
-  // dispatch + src4 + the allow set of app6 (which reaches api7).
-  ASSERT_EQ(d.elements.size(), 3u);
-  EXPECT_EQ(d.elementChangeCount(), 3u);
+  // dispatch + registered + src4 + the allow set of app6 (which reaches api7).
+  ASSERT_EQ(d.elements.size(), 4u);
+  EXPECT_EQ(d.elementChangeCount(), 4u);
   std::vector<std::string> sets;
   for (const auto& c : d.elements)
     sets.push_back(c.set);
-  EXPECT_EQ(sets, (std::vector<std::string>{"a4_app6", "dispatch", "src4"}));
+  EXPECT_EQ(sets, (std::vector<std::string>{"a4_app6", "dispatch", "registered", "src4"}));
 }
 
 TEST(Diff, RemovingAWorkloadRemovesItsElements) {

@@ -257,9 +257,10 @@ TEST(IncrementalCompiler, AddingAWorkloadOfAKnownAppChangesOnlyElements) {
   for (const auto& c : d->elements)
     sets.push_back(c.set);
   // app0 reaches api1 (app1's workloads); app3 names app1; dev->prod rule;
-  // the interface is staged, not dispatched.
-  EXPECT_EQ(sets, (std::vector<std::string>{"a4_app0", "a4_app3", "g4_segment_0", "src4", "st_app1",
-                                            "staged"}));
+  // the interface is registered (policed before conntrack) and staged, not
+  // dispatched.
+  EXPECT_EQ(sets, (std::vector<std::string>{"a4_app0", "a4_app3", "g4_segment_0", "registered",
+                                            "src4", "st_app1", "staged"}));
 }
 
 TEST(IncrementalCompiler, ConflictsAndBadInputChangeNothing) {

@@ -29,8 +29,10 @@ struct AgentConfig {
   std::vector<std::string> syslog;
   std::string syslogTlsCa, syslogTlsCert, syslogTlsKey;
   std::string flowFormat = "rfc5424";
-  std::string policiesDir;              // static policy, for hosts without a controller
-  uint32_t resyncSeconds = 30;          // periodic full check of the table
+  std::string policiesDir;      // static policy, for hosts without a controller
+  uint32_t resyncSeconds = 30;  // periodic full check of the table
+  // nft patterns ("veth*"): matching interfaces of no workload are dropped.
+  std::vector<std::string> workloadInterfaces;
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
 };
 

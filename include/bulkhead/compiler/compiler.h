@@ -16,22 +16,29 @@ namespace bulkhead::compiler {
 struct CompileOptions {
   std::string table = "bulkhead";
   uint16_t logGroup = 1771;
-  // Per rule (so per app and reason) in the kernel: a flood costs little.
+  // Per input interface (so per workload), shared by all of its log points:
+  // a workload flooding denials spends its own budget, not the others'.
   uint32_t logRatePerSecond = 100;
   uint32_t logBurst = 200;
+  // nft interface patterns ("veth*", "tap0"): an interface that matches one
+  // but belongs to no registered workload is dropped before conntrack, in
+  // both directions of policing. Empty: such interfaces are not touched.
+  std::vector<std::string> workloadInterfacePatterns;
   // Accept DHCP / DHCPv6 from workloads to the host before policy: a VM that
   // gets its address from the hypervisor would otherwise never get one.
   bool allowDhcpToHost = true;
 };
 
 // Log prefixes: "bh:<action>:<reason>", action one of deny, audit, spoof,
-// quarantine, log; reason "default", "globalpolicy/<name>/<index>", or empty
-// for spoof and quarantine. The flow reader parses them back.
+// quarantine, log, unregistered; reason "default",
+// "globalpolicy/<name>/<index>", "unregistered", or empty for spoof and
+// quarantine. The flow reader parses them back.
 //
 // Every logging point is a pair of rules with the same comment (the reason,
-// or "spoof"/"quarantine"): `<match> limit ... log ...` then `<match> counter
-// [verdict]`. The counters of the rules that carry both a comment and a
-// counter count every attempt the feed reports on ("seen" in status).
+// or "spoof"/"quarantine"/"unregistered"): `<match> update @log_budget {
+// iifname limit ... } log ...` then `<match> counter [verdict]`. The counters
+// of the rules that carry both a comment and a counter count every attempt
+// the feed reports on ("seen" in status).
 inline constexpr const char* kLogPrefixTag = "bh:";
 std::string logPrefix(const std::string& action, const std::string& reason);
 
@@ -49,9 +56,22 @@ inline constexpr const char* kQuarantineSet = "quarantine";
 inline constexpr const char* kSource4Set = "src4";
 inline constexpr const char* kSource6Set = "src6";
 inline constexpr const char* kPreChain = "workload_pre";
+// Every registered interface (staged ones included): their packets go
+// through kRawChain before conntrack.
+inline constexpr const char* kRegisteredSet = "registered";
+inline constexpr const char* kRawChain = "workload_raw";
+inline constexpr const char* kPreroutingChain = "prerouting";
+// The per-interface log budgets (a dynamic set the datapath fills).
+inline constexpr const char* kLogBudgetSet = "log_budget";
+inline constexpr uint32_t kLogBudgetTimeoutSeconds = 60;
+inline constexpr uint32_t kLogBudgetSize = 65536;
 inline constexpr const char* kRejectChain = "deny_reject";
 inline constexpr const char* kForwardChain = "forward";
 inline constexpr const char* kInputChain = "input";
+
+// Checks a --workload-interfaces pattern: 1-15 bytes of [A-Za-z0-9_.-],
+// optionally ending in one `*` (then at least one byte before it).
+Status validateInterfacePattern(const std::string& pattern);
 
 // Compiles a validated bundle plus the workloads registered through the API
 // (appended to the bundle's own). Fails only on inconsistencies validation

@@ -69,11 +69,18 @@ struct Set {
   std::string comment;
   // Sorted, unique; for interval sets also disjoint (the kernel rejects overlaps).
   std::vector<Element> elements;
+  // A set the datapath fills itself (`update @set { ... }`, flags dynamic):
+  // it holds no declared elements, and what the kernel adds expires after
+  // `timeoutSeconds` without use (0: never). `size` bounds it (0: no bound).
+  bool dynamic = false;
+  uint32_t timeoutSeconds = 0;
+  uint32_t size = 0;
 
   // Same declaration (type, flags), ignoring elements and comment.
   bool sameDeclaration(const Set& o) const {
     return name == o.name && fields == o.fields && interval == o.interval &&
-           verdictMap == o.verdictMap;
+           verdictMap == o.verdictMap && dynamic == o.dynamic &&
+           timeoutSeconds == o.timeoutSeconds && size == o.size;
   }
 };
 
@@ -116,6 +123,15 @@ struct UdpPorts {  // udp sport S udp dport D   (implies meta l4proto udp)
   uint16_t dport;
   auto operator<=>(const UdpPorts&) const = default;
 };
+struct IfnameMatch {  // iifname "veth*" (trailing `*`: the bytes before it) | iifname "eth0"
+  std::string pattern;
+  auto operator<=>(const IfnameMatch&) const = default;
+};
+struct SaddrPrefix {  // ip saddr A[/N] | ip6 saddr A[/N]   (implies meta nfproto)
+  policy::IpAddr addr;
+  uint8_t prefixLen;  // 32 / 128: the address itself
+  auto operator<=>(const SaddrPrefix&) const = default;
+};
 struct Lookup {  // a . b . c [!=] @set
   std::vector<Selector> selectors;
   std::string set;
@@ -131,6 +147,15 @@ struct Limit {  // limit rate R/second burst B packets
   uint32_t ratePerSecond;
   uint32_t burst;
   auto operator<=>(const Limit&) const = default;
+};
+// update @set { iifname limit rate R/second burst B packets }: one limit per
+// key, kept in a dynamic set (a meter); over its rate the rule stops here.
+struct Meter {
+  Selector key;
+  std::string set;
+  uint32_t ratePerSecond;
+  uint32_t burst;
+  auto operator<=>(const Meter&) const = default;
 };
 struct Log {  // log prefix "P" group G   (prefix at most 127 bytes)
   std::string prefix;
@@ -151,9 +176,10 @@ struct Verdict {  // accept | drop | return | jump C | goto C
 
 }  // namespace expr
 
-using Expr = std::variant<expr::MetaNfproto, expr::MetaL4proto, expr::CtState,
-                          expr::IcmpV6TypeRange, expr::UdpPorts, expr::Lookup, expr::Vmap,
-                          expr::Limit, expr::Log, expr::Counter, expr::Reject, expr::Verdict>;
+using Expr =
+    std::variant<expr::MetaNfproto, expr::MetaL4proto, expr::CtState, expr::IcmpV6TypeRange,
+                 expr::UdpPorts, expr::Lookup, expr::Vmap, expr::Limit, expr::Log, expr::Counter,
+                 expr::Reject, expr::Verdict, expr::IfnameMatch, expr::SaddrPrefix, expr::Meter>;
 
 struct Rule {
   std::vector<Expr> exprs;
@@ -165,8 +191,8 @@ struct Rule {
 // --- chains and the table -------------------------------------------------------
 
 struct BaseHook {
-  enum class Hook : uint8_t { kInput, kForward } hook;
-  int32_t priority = 0;  // filter = 0
+  enum class Hook : uint8_t { kInput, kForward, kPrerouting } hook;
+  int32_t priority = 0;  // filter = 0, raw = -300 (before conntrack at -200)
   bool operator==(const BaseHook&) const = default;
 };
 

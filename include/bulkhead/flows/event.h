@@ -54,12 +54,13 @@ std::optional<PrefixInfo> parsePrefix(std::string_view prefix);
 struct FlowEvent {
   Clock::time_point time;  // first attempt folded into it
   std::string host;
-  std::string action;         // deny, audit, spoof, quarantine, log
-  std::string app, workload;  // "" when the interface belongs to no workload any more
+  std::string action;         // deny, audit, spoof, quarantine, unregistered, log
+  std::string app, workload;  // "" when the interface belongs to no workload (any more)
   policy::IpAddr src, dst;
   uint16_t sport = 0, dport = 0;
-  std::string proto;   // protoName()
-  std::string reason;  // default, globalpolicy/<name>/<index>, or "" (spoof, quarantine)
+  std::string proto;  // protoName()
+  // default, globalpolicy/<name>/<index>, unregistered, or "" (spoof, quarantine)
+  std::string reason;
   uint64_t count = 1;  // attempts folded into this event
 };
 

@@ -17,7 +17,8 @@ struct FormatOptions {
   int facility = 16;  // local0; PRI = facility*8 + severity (syslogSeverity())
 };
 
-// Syslog severity of an action: 4 (warning) for deny, spoof, quarantine;
+// Syslog severity of an action: 4 (warning) for deny, spoof, quarantine,
+// unregistered;
 // 5 (notice) for audit, log and summary.
 int syslogSeverity(const std::string& action);
 

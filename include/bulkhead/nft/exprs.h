@@ -32,6 +32,9 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::Lookup& e, const SetIds& 
 Status addExpr(nftnl_rule* rule, const compiler::expr::Vmap& e, const SetIds& setIds);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Limit& e);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Log& e);
+Status addExpr(nftnl_rule* rule, const compiler::expr::IfnameMatch& e);
+Status addExpr(nftnl_rule* rule, const compiler::expr::SaddrPrefix& e);
+Status addExpr(nftnl_rule* rule, const compiler::expr::Meter& e, const SetIds& setIds);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Counter& e);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Reject& e);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Verdict& e);
