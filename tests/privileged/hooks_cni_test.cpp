@@ -235,6 +235,34 @@ TEST_F(HooksCniTest, GcRemovesStaleRegistrationsAndStatusReportsTheAgent) {
   agent_->start();
 }
 
+// The agent runs with --workload-interfaces 'veth*': between ptp's ADD and
+// bulkhead-cni's, the container's veth exists unregistered and its packets
+// are dropped, even to a destination its app may reach.
+TEST_F(HooksCniTest, TheVethIsDroppedUntilTheRegistrationLands) {
+  const std::string id = "cccc000000000000000000000000000000000000000000000000000000000005";
+  auto& c = containers_[id];
+  c.ns = std::make_unique<Netns>();
+  json ptp = conflist()["plugins"][0];
+  ptp["name"] = "bhnet";
+  ptp["cniVersion"] = "1.0.0";
+  PluginRun wired = runPlugin(topo_->hv(), std::string(kCniPath) + "/ptp", "ADD", id, path(*c.ns),
+                              "eth0", "IgnoreUnknown=1;app=billing", ptp.dump());
+  ASSERT_EQ(wired.status, 0) << wired.out << wired.err;
+  c.result = wired.out;  // for the teardown
+  auto gap = tcpProbe(*c.ns, "198.51.100.10", 5432, 2.0);
+  EXPECT_FALSE(gap.ok) << gap.out;
+  json conf = conflist()["plugins"][1];
+  conf["name"] = "bhnet";
+  conf["cniVersion"] = "1.0.0";
+  conf["prevResult"] = json::parse(wired.out);
+  PluginRun add = runPlugin(topo_->hv(), kBin + "/bulkhead-cni", "ADD", id, path(*c.ns), "eth0",
+                            "IgnoreUnknown=1;app=billing", conf.dump());
+  ASSERT_EQ(add.status, 0) << add.out << add.err;
+  EXPECT_EQ(json::parse(add.out), json::parse(wired.out));
+  auto after = tcpProbe(*c.ns, "198.51.100.10", 5432);
+  EXPECT_TRUE(after.ok) << after.out << agent_->log();
+}
+
 TEST_F(HooksCniTest, AgainstAnAgentHolding1000Workloads) {
   agent_->registerBulk(1000);
   PluginRun add = addContainer(kId1, kPodArgs);

@@ -62,7 +62,7 @@ class HooksLibvirtTest : public ::testing::Test {
     hv_ = std::make_unique<Netns>();
     auto tap = hv_->exec("ip tuntap add dev vnet7 mode tap && ip link set vnet7 up");
     ASSERT_TRUE(tap.ok()) << tap.out;
-    agent_ = std::make_unique<HookAgent>(*hv_, dir_, "");
+    agent_ = std::make_unique<HookAgent>(*hv_, dir_, failClosedFlags("vnet*"));
     agent_->start();
   }
 

@@ -40,10 +40,6 @@ std::string shellQuote(const std::string& s) {
 }  // namespace
 
 std::string failClosedFlags(const std::string& pattern) {
-  // TEMPORARY until the agent's --workload-interfaces lands in this branch.
-  if (sh(kBin + "/bulkhead-agent --help 2>&1").out.find("--workload-interfaces") ==
-      std::string::npos)
-    return "";
   return "--workload-interfaces " + shellQuote(pattern);
 }
 
