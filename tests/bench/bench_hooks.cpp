@@ -6,7 +6,10 @@
 // of an interface into a set of that size, also spawn to exit, measured in
 // the same run and namespace.
 //
-//   sudo build/tests/bench/bench_hooks [--workloads=10000] [--runs=200]
+//   sudo build/tests/bench/bench_hooks [--workloads=10000] [--runs=200] [--state-in=DIR]
+//
+// --state-in puts the agent's state directory (and socket) under DIR, e.g.
+// /dev/shm, to separate the journal's fdatasync from the rest.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -111,21 +114,24 @@ void row(const char* what, const Stats& s) {
 
 int run(int argc, char** argv) {
   int workloads = 10000, runs = 200;
+  fs::path base = fs::temp_directory_path();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (auto v = positiveFlag(a, "--workloads="))
+    if (a.rfind("--state-in=", 0) == 0)
+      base = a.substr(11);
+    else if (auto v = positiveFlag(a, "--workloads="))
       workloads = *v;
     else if (auto r = positiveFlag(a, "--runs="))
       runs = *r;
     else
-      throw Failure("unknown argument " + a + " (--workloads=N --runs=N)");
+      throw Failure("unknown argument " + a + " (--workloads=N --runs=N --state-in=DIR)");
   }
   if (runs > 200) throw Failure("--runs: at most 200 (addresses of one /24)");
   if (!testing::havePrivileges()) throw Failure("needs root, ip and nft");
   printBanner("bench_hooks");
   testing::sweepStaleNamespaces();
 
-  const fs::path dir = fs::temp_directory_path() / ("bh-bench-hooks-" + std::to_string(getpid()));
+  const fs::path dir = base / ("bh-bench-hooks-" + std::to_string(getpid()));
   struct Cleanup {
     fs::path d;
     ~Cleanup() { fs::remove_all(d); }
