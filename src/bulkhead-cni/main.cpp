@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <iostream>
-#include <iterator>
 #include <string>
 
 #include "bulkhead/hooks/cni.h"
@@ -11,8 +10,7 @@ int main() {
   std::ios::sync_with_stdio(false);
   const auto env = bulkhead::hooks::CniEnv::fromProcess();
   std::string config;
-  if (env.command != "VERSION" || !isatty(0))
-    config.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  if (env.command != "VERSION" || !isatty(0)) config = bulkhead::hooks::readBounded(std::cin);
   const auto outcome = bulkhead::hooks::runCni(env, config, bulkhead::hooks::grpcConnector());
   std::cout << outcome.out << std::flush;
   std::cerr << outcome.err << std::flush;

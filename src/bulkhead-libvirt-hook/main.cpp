@@ -3,7 +3,6 @@
 #include <cstdlib>
 
 #include <iostream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -14,8 +13,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   // libvirt always writes the domain XML; read it all so it never blocks.
   std::string xml;
-  if (!isatty(0))
-    xml.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  if (!isatty(0)) xml = bulkhead::hooks::readBounded(std::cin);
   const char* agent = std::getenv("BULKHEAD_AGENT");
   const auto outcome =
       bulkhead::hooks::runLibvirtHook(args, xml, agent ? agent : "", bulkhead::hooks::kHookConfig,

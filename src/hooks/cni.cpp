@@ -50,6 +50,8 @@ struct NetConf {
 
 Result<NetConf> parseConf(const std::string& text) {
   NetConf c;
+  if (text.size() > kMaxInputBytes)
+    return makeError(ErrorCode::kInvalidInput, "stdin is larger than 16 MB");
   try {
     c.raw = Json::parse(text);
   } catch (const Json::parse_error& e) {

@@ -62,7 +62,7 @@ std::string text(const xmlNode* n) {
 }
 
 Result<Doc> parse(const std::string& xml) {
-  if (xml.size() > kMaxDomainXmlBytes)
+  if (xml.size() > kMaxInputBytes)
     return makeError(ErrorCode::kInvalidInput, "domain XML larger than 16 MB");
   // No network access, no entity expansion, no DTD loading: the XML is data.
   Doc doc(xmlReadMemory(xml.data(), int(xml.size()), "domain.xml", nullptr,

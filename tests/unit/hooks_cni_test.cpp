@@ -161,6 +161,9 @@ TEST_F(CniTest, BadInputsGetTheSpecsErrorObject) {
     EXPECT_FALSE(json(o.out).value("cniVersion", "").empty());
   }
   EXPECT_TRUE(agent_.held.empty());
+  auto huge = run("ADD", std::string(kMaxInputBytes + 1, ' '));
+  EXPECT_EQ(code(huge), 6);
+  EXPECT_NE(msg(huge).find("larger than 16 MB"), std::string::npos);
   auto unknown = run("FROB", conf(""));
   EXPECT_EQ(code(unknown), 4);
   CniEnv noId{"ADD", "", "/run/netns/c1", "eth0", "", ""};

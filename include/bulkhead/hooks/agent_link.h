@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <istream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,17 @@
 #include "bulkhead/v1/agent.pb.h"
 
 namespace bulkhead::hooks {
+
+// A network configuration or a domain XML is a few KB: stdin is read up to
+// this (and one byte more, so that a larger input is refused, not cut).
+inline constexpr size_t kMaxInputBytes = 16u << 20;
+
+inline std::string readBounded(std::istream& in) {
+  std::string out(kMaxInputBytes + 1, '\0');
+  in.read(out.data(), std::streamsize(out.size()));
+  out.resize(size_t(in.gcount()));
+  return out;
+}
 
 // Every hook run finishes within this, whatever the agent does.
 inline constexpr std::chrono::milliseconds kDefaultBudget{5000};

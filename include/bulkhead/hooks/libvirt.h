@@ -15,8 +15,6 @@ namespace bulkhead::hooks {
 
 inline constexpr const char* kMetadataNamespace = "urn:bulkhead:workload:1";
 inline constexpr const char* kHookConfig = "/etc/bulkhead/hook.yaml";
-// Domain XML is a few KB; anything far larger is not libvirt's.
-inline constexpr size_t kMaxDomainXmlBytes = 16u << 20;
 
 // The workload a domain XML describes; nullopt when the domain has no
 // <bulkhead:workload> metadata. `notes` gets one line per interface left
