@@ -16,6 +16,9 @@ packages=(
   # rsyslog's TLS driver for the SIEM snippet.
   dpkg-dev file passwd init-system-helpers groff-base bash-completion
   rsyslog-openssl
+  # The orchestration hooks: JSON (CNI), XML (libvirt), and the real CNI
+  # plugins their tests drive.
+  nlohmann-json3-dev libxml2-dev containernetworking-plugins
 )
 
 missing=()

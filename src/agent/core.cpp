@@ -140,6 +140,36 @@ v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source) {
   return out;
 }
 
+Status checkOrigin(const v1::Workload& w) {
+  switch (w.source()) {
+    case v1::Workload::SOURCE_UNSPECIFIED:
+    case v1::Workload::SOURCE_API:
+    case v1::Workload::SOURCE_CNI:
+    case v1::Workload::SOURCE_LIBVIRT:
+      break;
+    default:
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload.source: only api, cni or libvirt can register a workload");
+  }
+  constexpr size_t kMaxOwner = 256;
+  if (w.owner().size() > kMaxOwner)
+    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
+  for (unsigned char c : w.owner())
+    if (c < 0x21 || c > 0x7e)
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload.owner: only printable ASCII without spaces");
+  return {};
+}
+
+v1::Workload AgentCore::apiWorkload(const policy::Workload& w) const {
+  v1::Workload out = toApi(w, v1::Workload::SOURCE_API);
+  if (auto it = origins_.find(w.name); it != origins_.end()) {
+    out.set_source(it->second.source);
+    out.set_owner(it->second.owner);
+  }
+  return out;
+}
+
 v1::RulesetChange toApi(const compiler::RulesetDiff& diff) {
   v1::RulesetChange c;
   uint64_t adds = 0, removes = 0;
@@ -268,7 +298,7 @@ Status AgentCore::save() {
   state.set_version(version_);
   *state.mutable_files() = files_;
   for (const auto& w : enforcer_.compiler().workloads())
-    *state.add_workloads() = toApi(w, v1::Workload::SOURCE_API);
+    *state.add_workloads() = apiWorkload(w);
   for (const auto& q : quarantined_)
     state.add_quarantined(q);
   state.set_written_time(nowRfc3339());
@@ -301,6 +331,8 @@ Status AgentCore::restore() {
       return makeError(ErrorCode::kInvalidInput,
                        "state file " + store_->path() + ": " + pw.error().message);
     pw->quarantined = quarantined_.count(pw->name) > 0;
+    if (w.source() != v1::Workload::SOURCE_API || !w.owner().empty())
+      origins_[pw->name] = Origin{w.source(), w.owner()};
     workloads.push_back(std::move(*pw));
   }
   markQuarantined(*bundle);
@@ -389,6 +421,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   const auto start = Clock::now();
   auto w = fromApi(workload);
   if (!w) return w.takeError();
+  if (auto st = checkOrigin(workload); !st) return st.takeError();
   std::lock_guard lock(mu_);
   w->quarantined = quarantined_.count(w->name) > 0;
   std::optional<policy::Workload> previous;
@@ -401,6 +434,13 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
     return e;
   }
   publishInterfaces(previous ? &*previous : nullptr, &*w);
+  const auto source = workload.source() == v1::Workload::SOURCE_UNSPECIFIED
+                          ? v1::Workload::SOURCE_API
+                          : workload.source();
+  if (source == v1::Workload::SOURCE_API && workload.owner().empty())
+    origins_.erase(w->name);
+  else
+    origins_[w->name] = Origin{source, workload.owner()};
   v1::UpsertWorkloadResponse response;
   *response.mutable_change() = toApi(*diff);
   if (!enforcer_.compiler().bundle().findApp(w->app))
@@ -410,13 +450,15 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   workloadLatency_.add(msSince(start));
   trackStaged();
   v1::StateJournalEntry entry;
-  *entry.mutable_upsert() = toApi(*w, v1::Workload::SOURCE_API);
+  *entry.mutable_upsert() = apiWorkload(*w);
   if (auto st = saveChange(entry); !st) return st.takeError();
   return response;
 }
 
-Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& name) {
+Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& name,
+                                                             const std::string& owner) {
   if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
+  if (auto st = checkClientString("owner", owner, 256); !st) return st.takeError();
   const auto start = Clock::now();
   std::lock_guard lock(mu_);
   for (const auto& w : enforcer_.compiler().bundle().workloads)
@@ -427,6 +469,12 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   std::optional<policy::Workload> previous;
   for (const auto& x : enforcer_.compiler().workloads())
     if (x.name == name) previous = x;
+  if (!owner.empty()) {
+    const auto it = origins_.find(name);
+    if (!previous || it == origins_.end() || it->second.owner != owner)
+      return makeError(ErrorCode::kNotFound,
+                       "no workload \"" + name + "\" registered by owner \"" + owner + "\"");
+  }
   auto diff = enforcer_.removeWorkload(name);
   if (!diff) {
     Error e = diff.takeError();
@@ -434,6 +482,7 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
     return e;
   }
   publishInterfaces(previous ? &*previous : nullptr, nullptr);
+  origins_.erase(name);
   v1::DeleteWorkloadResponse response;
   *response.mutable_change() = toApi(*diff);
   ++workloadChanges_;
@@ -445,14 +494,14 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   return response;
 }
 
-v1::ListWorkloadsResponse AgentCore::listWorkloads() const {
+v1::ListWorkloadsResponse AgentCore::listWorkloads(const std::string& name) const {
   std::lock_guard lock(mu_);
   v1::ListWorkloadsResponse out;
   std::vector<v1::Workload> all;
   for (const auto& w : enforcer_.compiler().bundle().workloads)
-    all.push_back(toApi(w, v1::Workload::SOURCE_BUNDLE));
+    if (name.empty() || w.name == name) all.push_back(toApi(w, v1::Workload::SOURCE_BUNDLE));
   for (const auto& w : enforcer_.compiler().workloads())
-    all.push_back(toApi(w, v1::Workload::SOURCE_API));
+    if (name.empty() || w.name == name) all.push_back(apiWorkload(w));
   std::sort(all.begin(), all.end(),
             [](const v1::Workload& a, const v1::Workload& b) { return a.name() < b.name(); });
   for (auto& w : all)

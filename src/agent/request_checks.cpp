@@ -43,7 +43,7 @@ Status checkApplyPolicy(const v1::ApplyPolicyRequest& request) {
 }
 
 Status checkWorkloadName(std::string_view field, std::string_view name) {
-  return checkClientString(field, name, policy::limits::kMaxNameLength);
+  return checkClientString(field, name, policy::limits::kMaxWorkloadNameLength);
 }
 
 Status checkWorkload(const v1::Workload& w) {

@@ -71,15 +71,15 @@ grpc::Status AgentService::UpsertWorkload(grpc::ServerContext* ctx,
 grpc::Status AgentService::DeleteWorkload(grpc::ServerContext* ctx,
                                           const v1::DeleteWorkloadRequest* req,
                                           v1::DeleteWorkloadResponse* resp) {
-  auto r = core_.deleteWorkload(req->name());
+  auto r = core_.deleteWorkload(req->name(), req->owner());
   if (!r) return logged(ctx, "DeleteWorkload", r.error());
   *resp = std::move(*r);
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::ListWorkloads(grpc::ServerContext*, const v1::ListWorkloadsRequest*,
+grpc::Status AgentService::ListWorkloads(grpc::ServerContext*, const v1::ListWorkloadsRequest* req,
                                          v1::ListWorkloadsResponse* resp) {
-  *resp = core_.listWorkloads();
+  *resp = core_.listWorkloads(req->name());
   return grpc::Status::OK;
 }
 

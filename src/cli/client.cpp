@@ -516,6 +516,10 @@ const char* sourceName(v1::Workload::Source s) {
       return "api";
     case v1::Workload::SOURCE_BUNDLE:
       return "bundle";
+    case v1::Workload::SOURCE_CNI:
+      return "cni";
+    case v1::Workload::SOURCE_LIBVIRT:
+      return "libvirt";
     default:
       return "-";
   }
@@ -672,6 +676,7 @@ int workloadLs(const Args& args, const AgentOptions& o, std::ostream& out, std::
                   .strings("addresses", w.addresses())
                   .stringMap("labels", w.labels())
                   .str("source", sourceName(w.source()))
+                  .str("owner", w.owner())
                   .boolean("quarantined", w.quarantined())
                   .text();
     }
@@ -679,10 +684,11 @@ int workloadLs(const Args& args, const AgentOptions& o, std::ostream& out, std::
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "APP", "INTERFACES", "ADDRESSES", "SOURCE", "QUARANTINED"}};
+      {"NAME", "APP", "INTERFACES", "ADDRESSES", "SOURCE", "OWNER", "QUARANTINED"}};
   for (const auto& w : response.workloads())
     rows.push_back({w.name(), w.app(), joined(w.interfaces()), joined(w.addresses()),
-                    sourceName(w.source()), w.quarantined() ? "yes" : "no"});
+                    sourceName(w.source()), w.owner().empty() ? "-" : w.owner(),
+                    w.quarantined() ? "yes" : "no"});
   printTable(rows, out);
   return kExitOk;
 }

@@ -202,6 +202,21 @@ bool isValidName(std::string_view name) {
   return true;
 }
 
+bool isValidWorkloadName(std::string_view name) {
+  if (isValidName(name)) return true;
+  if (name.empty() || name.size() > limits::kMaxWorkloadNameLength) return false;
+  const auto slash = name.find('/');
+  if (slash == std::string_view::npos) return false;
+  auto part = [](std::string_view p) {
+    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (p.empty() || !alnum(p.front()) || !alnum(p.back())) return false;
+    for (char c : p)
+      if (!alnum(c) && c != '-' && c != '.' && c != '_') return false;
+    return true;
+  };
+  return part(name.substr(0, slash)) && part(name.substr(slash + 1));
+}
+
 bool isValidInterfaceName(std::string_view name) {
   if (name.empty() || name.size() > limits::kMaxInterfaceNameLength) return false;
   if (name == "." || name == "..") return false;
@@ -215,7 +230,12 @@ void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
   std::vector<Diagnostic> unused;
   Validator v(errors, unused);
   const std::string what = "workload " + w.name;
-  v.name("workload", w.name, w.loc);
+  if (!isValidWorkloadName(w.name))
+    v.error(w.loc, "invalid workload name " + quoted(w.name) +
+                       ": a DNS label, or two parts joined by '/' (\"<namespace>/<pod>\"), each "
+                       "of lower-case letters, digits and -._, starting and ending with a letter "
+                       "or digit; at most " +
+                       std::to_string(limits::kMaxWorkloadNameLength) + " characters");
   v.labels(what, w.labels, w.loc);
   if (w.app.empty()) {
     v.error(w.loc, what + ": needs an app");

@@ -391,18 +391,29 @@ TEST_F(CliClientTest, WorkloadRmAndLs) {
   b->add_interfaces("veth2");
   b->add_addresses("192.0.2.10");
   b->set_source(v1::Workload::SOURCE_BUNDLE);
+  auto* c = agent().listResponse.add_workloads();
+  c->set_name("default/web-2");
+  c->set_app("web");
+  c->add_interfaces("veth3");
+  c->add_addresses("192.0.2.11");
+  c->set_source(v1::Workload::SOURCE_CNI);
+  c->set_owner("0123456789ab/eth0");
   auto r = run({"workload", "ls", "--agent", addr()});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out,
-            "NAME   APP  INTERFACES  ADDRESSES   SOURCE  QUARANTINED\n"
-            "web-1  web  veth1,tap2  192.0.2.9   api     yes\n"
-            "db-1   db   veth2       192.0.2.10  bundle  no\n");
+            "NAME           APP  INTERFACES  ADDRESSES   SOURCE  OWNER              QUARANTINED\n"
+            "web-1          web  veth1,tap2  192.0.2.9   api     -                  yes\n"
+            "db-1           db   veth2       192.0.2.10  bundle  -                  no\n"
+            "default/web-2  web  veth3       192.0.2.11  cni     0123456789ab/eth0  no\n");
   auto j = run({"workload", "ls", "--json", "--agent", addr()});
   ASSERT_EQ(j.code, kExitOk) << j.err;
   google::protobuf::Struct parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(j.out, &parsed).ok()) << j.out;
   const auto& list = parsed.fields().at("workloads").list_value();
-  ASSERT_EQ(list.values_size(), 2);
+  ASSERT_EQ(list.values_size(), 3);
+  const auto& third = list.values(2).struct_value().fields();
+  EXPECT_EQ(third.at("source").string_value(), "cni");
+  EXPECT_EQ(third.at("owner").string_value(), "0123456789ab/eth0");
   const auto& first = list.values(0).struct_value().fields();
   EXPECT_EQ(first.at("name").string_value(), "web-1");
   EXPECT_TRUE(first.at("quarantined").bool_value());

@@ -331,8 +331,9 @@ TEST(ValidateWorkloadTest, Checks) {
   validateWorkload(bad, errors);
   EXPECT_EQ(strings(errors),
             (Strings{
-                "invalid workload name \"W\": a name is a DNS label: lower-case letters, digits "
-                "and '-', starting and ending with a letter or digit",
+                "invalid workload name \"W\": a DNS label, or two parts joined by '/' "
+                "(\"<namespace>/<pod>\"), each of lower-case letters, digits and -._, starting "
+                "and ending with a letter or digit; at most 317 characters",
                 "workload W: needs an app",
                 "workload W: interface \"veth0\" listed twice",
                 "workload W: invalid interface name \"bad/if\": 1-15 of letters, digits and _.@:-",

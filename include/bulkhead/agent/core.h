@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "bulkhead/agent/conntrack.h"
@@ -62,8 +63,12 @@ class AgentCore {
   // kTooLarge, kKernel / kUnavailable (nothing applied), kIo (applied, not saved).
   Result<v1::ApplyPolicyResponse> applyPolicy(const v1::ApplyPolicyRequest& request);
   Result<v1::UpsertWorkloadResponse> upsertWorkload(const v1::Workload& workload);
-  Result<v1::DeleteWorkloadResponse> deleteWorkload(const std::string& name);
-  v1::ListWorkloadsResponse listWorkloads() const;
+  // `owner` non-empty: only when the registration's owner is that (else
+  // kNotFound).
+  Result<v1::DeleteWorkloadResponse> deleteWorkload(const std::string& name,
+                                                    const std::string& owner = "");
+  // `name` non-empty: that workload only (none when absent).
+  v1::ListWorkloadsResponse listWorkloads(const std::string& name = "") const;
   Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release);
   v1::AgentStatus status() const;
 
@@ -124,6 +129,8 @@ class AgentCore {
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.
   void trackStaged();
+  // An API workload as the API shows it, with who registered it.
+  v1::Workload apiWorkload(const policy::Workload& w) const;
 
   mutable std::mutex mu_;
   Enforcer enforcer_;
@@ -138,6 +145,12 @@ class AgentCore {
   std::string contentHash_;
   google::protobuf::RepeatedPtrField<v1::PolicyFile> files_;
   std::set<std::string> quarantined_;
+  // Who registered each API workload (source, owner), by name; absent: API.
+  struct Origin {
+    v1::Workload::Source source = v1::Workload::SOURCE_API;
+    std::string owner;
+  };
+  std::unordered_map<std::string, Origin> origins_;
 
   std::string lastError_, lastErrorTime_, lastAppliedTime_;
   std::string lastDriftCheck_, lastDriftCheckTime_;
@@ -150,6 +163,9 @@ class AgentCore {
 // Conversions between the API's and the policy model's workloads.
 Result<policy::Workload> fromApi(const v1::Workload& w);
 v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source);
+// The origin an upsert asks for: kInvalidInput for BUNDLE, an unknown source
+// or an owner that is not printable ASCII of at most 256 bytes.
+Status checkOrigin(const v1::Workload& w);
 v1::RulesetChange toApi(const compiler::RulesetDiff& diff);
 std::string nowRfc3339();
 

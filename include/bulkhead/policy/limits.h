@@ -30,5 +30,7 @@ inline constexpr size_t kMaxYamlDepth = 32;            // nesting of a document
 // bundle can expand to, however many documents it has (each document is
 // also bounded on its own, see yaml_tree.h).
 inline constexpr size_t kMaxAliasNodesPerBundle = 1u << 20;
+// A workload name "<namespace>/<pod>": a DNS label, '/', a DNS subdomain.
+inline constexpr size_t kMaxWorkloadNameLength = 63 + 1 + 253;
 
 }  // namespace bulkhead::policy::limits

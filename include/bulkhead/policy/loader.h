@@ -58,6 +58,14 @@ void validateWorkload(const Workload& workload, std::vector<Diagnostic>& errors)
 // True for a valid object name: a DNS label, [a-z0-9]([-a-z0-9]*[a-z0-9])?, at
 // most limits::kMaxNameLength characters. Names become nftables identifiers.
 bool isValidName(std::string_view name);
+
+// True for a valid workload name: a name as above, or two parts joined by one
+// '/' as orchestrators name workloads ("<namespace>/<pod>", "<container
+// id>/<ifname>"), each part of [a-z0-9] and "-._", starting and ending with a
+// letter or digit; at most limits::kMaxWorkloadNameLength. Workload names
+// never become nftables identifiers; they appear in logs and flow events.
+bool isValidWorkloadName(std::string_view name);
+
 // True for a valid interface name: 1-15 of [A-Za-z0-9_.@:-], not "." or "..".
 bool isValidInterfaceName(std::string_view name);
 
