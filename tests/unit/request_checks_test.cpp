@@ -8,6 +8,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/policy/limits.h"
 #include "fake_kernel.h"
 
 namespace bulkhead::agent {
@@ -72,7 +73,10 @@ TEST_F(RequestChecksTest, WorkloadFields) {
   };
   const Case cases[] = {
       {"workload.name", [](v1::Workload& w) { w.set_name("web\n1"); }},
-      {"workload.name", [](v1::Workload& w) { w.set_name(std::string(64, 'a')); }},
+      {"workload.name",
+       [](v1::Workload& w) {
+         w.set_name(std::string(policy::limits::kMaxWorkloadNameLength + 1, 'a'));
+       }},
       {"workload.app", [](v1::Workload& w) { w.set_app("web\r"); }},
       {"workload.interfaces[1]", [](v1::Workload& w) { w.add_interfaces("v\t1"); }},
       {"workload.interfaces[0]", [](v1::Workload& w) { w.set_interfaces(0, "v0123456789abcdef"); }},
