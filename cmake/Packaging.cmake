@@ -1,6 +1,8 @@
 # The Debian package `bulkhead`: `cpack -G DEB` in the build directory.
 # What goes where (prefix /usr):
 #   bin/bulkhead, bin/bulkhead-agent
+#   lib/cni/bulkhead-cni        the chained CNI plugin, next to the standard ones
+#   lib/bulkhead/bulkhead-libvirt-hook, linked from /etc/libvirt/hooks/qemu.d/bulkhead
 #   /lib/systemd/system/        the unit and its drop-ins (packaging/systemd/)
 #   /etc/bulkhead/agent.yaml    conffile (packaging/agent.yaml)
 #   lib/sysusers.d/bulkhead.conf  the `bulkhead` group, for systemd-sysusers

@@ -70,7 +70,7 @@ done
 depends_names=$(tr ',' '\n' <<<"$depends" | awk '{print $1}')
 # The shared libraries the binaries really need each come from a package
 # named in Depends (nothing left out by hand).
-for bin in bulkhead bulkhead-agent; do
+for bin in bulkhead bulkhead-agent bulkhead-cni bulkhead-libvirt-hook; do
     for lib in $(objdump -p "$build/$bin" | awk '/NEEDED/ {print $2}'); do
         pkg=$(package_of "$lib") || fail "$bin needs $lib, which no package owns"
         # The owner, or a name it provides (libspdlog1.10 provides -fmt9).
@@ -91,10 +91,13 @@ for s in postinst prerm postrm; do
 done
 
 step "file list"
-dpkg-deb -c "$deb" | awk '{print $1, $NF}' | sed 's#\./#/#' >"$tmp/list"
+# A symlink's line ends "path -> target": keep the path.
+dpkg-deb -c "$deb" | awk '{print $1, ($1 ~ /^l/ ? $(NF-2) : $NF)}' | sed 's#\./#/#' >"$tmp/list"
 files=$(awk '$1 !~ /^d/ {print $2}' "$tmp/list" | sort)
 expect=(
     /usr/bin/bulkhead /usr/bin/bulkhead-agent
+    /usr/lib/cni/bulkhead-cni /usr/lib/bulkhead/bulkhead-libvirt-hook
+    /etc/libvirt/hooks/qemu.d/bulkhead
     /etc/bulkhead/agent.yaml
     /usr/lib/sysusers.d/bulkhead.conf
     /usr/share/man/man8/bulkhead.8.gz /usr/share/man/man8/bulkhead-agent.8.gz
@@ -120,6 +123,9 @@ extra=$(comm -23 <(echo "$files") <(printf '%s\n' "${expect[@]}" | sort -u))
 [ -z "$extra" ] || fail "unexpected files in the package: $extra"
 grep -qE '^-rwxr-xr-x /usr/bin/bulkhead-agent$' "$tmp/list" || fail "agent mode"
 grep -qE '^-rw-r--r-- /etc/bulkhead/agent.yaml$' "$tmp/list" || fail "agent.yaml mode"
+grep -qE '^lrwxrwxrwx /etc/libvirt/hooks/qemu.d/bulkhead$' "$tmp/list" || fail "libvirt hook link"
+dpkg-deb -c "$deb" | grep -qF 'qemu.d/bulkhead -> /usr/lib/bulkhead/bulkhead-libvirt-hook' ||
+    fail "libvirt hook link target"
 
 step "contents"
 dpkg-deb -x "$deb" "$tmp/x"
