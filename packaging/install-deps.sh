@@ -10,6 +10,7 @@ packages=(
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nftables iproute2 socat rsyslog iputils-ping openssl procps
   ulogd2 ulogd2-json
+  nlohmann-json3-dev graphviz libxml2-utils
 )
 
 missing=()

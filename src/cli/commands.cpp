@@ -6,6 +6,7 @@
 #include <set>
 
 #include "bulkhead/cli/client.h"
+#include "bulkhead/cli/insight.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
@@ -40,6 +41,12 @@ const std::map<std::string, FlagValue> kFlags = {
     {"--tls-key", FlagValue::kRequired},
     {"--tls-server-name", FlagValue::kRequired},
     {"--timeout", FlagValue::kRequired},
+    {"--policies", FlagValue::kRequired},
+    {"--since", FlagValue::kRequired},
+    {"--max-rules", FlagValue::kRequired},
+    {"--output", FlagValue::kRequired},
+    {"--flows", FlagValue::kRequired},
+    {"--format", FlagValue::kRequired},
 };
 
 constexpr const char* kUsage = R"(usage: bulkhead COMMAND [ARGS] [FLAGS]
@@ -56,8 +63,13 @@ commands:
   workload ls [--json]                list every workload
   status [--json]                     the agent's policy version, table, counters, latencies
   quarantine NAME [--release]         log and drop every new flow of a workload (or release it)
+  quarantine ls [--json]              quarantines in force: who, why, since, until
   flows [--follow] [--json]           denied flows as the agent exports them
              [--app APP] [--workload NAME]
+  suggest [FLOWS.jsonl...] [--agent ADDR --since 10m] [--policies DIR] [--app APP]
+             [--max-rules 20] [-o FILE]  egress policy from observed (audit/denied) flows
+  graph POLICY... [--flows FLOWS.jsonl] [--format dot|svg|mermaid] [-o FILE]
+                                      who may talk to whom, and what was denied
 
 agent flags (every command that talks to an agent):
   --agent ADDR          unix:///path or tcp://host:port; default $BULKHEAD_AGENT,
@@ -150,7 +162,7 @@ std::string Args::get(const std::string& flag, const std::string& fallback) cons
 
 bool parseArgs(const std::vector<std::string>& argv, Args* out, std::string* error) {
   for (size_t i = 0; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
+    const std::string a = argv[i] == "-o" ? std::string("--output") : argv[i];
     if (a.size() < 2 || a.compare(0, 2, "--") != 0) {
       out->words.push_back(a);
       continue;
@@ -207,6 +219,11 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
   const std::string& cmd = args.words[0];
   if (cmd == "validate") return validate(args, out, err);
   if (cmd == "plan") return plan(args, out, err);
+  if (cmd == "graph") return graphCommand(args, out, err);
+  if (cmd == "suggest") {
+    const char* env = std::getenv("BULKHEAD_AGENT");
+    return suggestCommand(args, env ? env : "", out, err);
+  }
   if (isClientCommand(cmd)) {
     const char* env = std::getenv("BULKHEAD_AGENT");
     return runClientCommand(args, env ? env : "", out, err);

@@ -32,6 +32,14 @@ struct AgentConfig {
   std::string policiesDir;              // static policy, for hosts without a controller
   uint32_t resyncSeconds = 30;          // periodic full check of the table
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
+  // Scan detection on denied attempts (docs/flows.md): `anomaly` events,
+  // and with autoQuarantine the scanning workload is quarantined.
+  bool scanDetection = true;
+  bool autoQuarantine = false;
+  uint32_t scanHosts = 20;            // distinct destinations on one port
+  uint32_t scanPorts = 15;            // distinct ports on one destination
+  uint32_t scanWindowSeconds = 60;    // sliding window
+  uint32_t quarantineSeconds = 1800;  // automatic quarantine; doubles when caught again
 };
 
 inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";

@@ -17,6 +17,7 @@
 #include "bulkhead/agent/enforcer.h"
 #include "bulkhead/agent/flow_feed.h"
 #include "bulkhead/agent/flow_hub.h"
+#include "bulkhead/agent/quarantine_book.h"
 #include "bulkhead/agent/state_store.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/v1/agent.pb.h"
@@ -63,7 +64,12 @@ class AgentCore {
   Result<v1::UpsertWorkloadResponse> upsertWorkload(const v1::Workload& workload);
   Result<v1::DeleteWorkloadResponse> deleteWorkload(const std::string& name);
   v1::ListWorkloadsResponse listWorkloads() const;
-  Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release);
+  // `why`: recorded with it (reason, expiry), listed by listQuarantines().
+  Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release,
+                                            const QuarantineWhy& why = {});
+  v1::ListQuarantinesResponse listQuarantines() const;
+  // Quarantines whose expiry has passed (the caller releases them).
+  std::vector<std::string> dueQuarantines() const;
   v1::AgentStatus status() const;
 
   // Moves staged interfaces into the dispatch map when due (see CoreOptions)
@@ -102,6 +108,7 @@ class AgentCore {
   // Before a change that may rewrite chains (and so reset their counters).
   void beforeRewrite();
   void publishAllInterfaces();
+  flows::Attribution attributionOf(const policy::Workload& w) const;
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.
   void trackStaged();
@@ -118,6 +125,7 @@ class AgentCore {
   std::string contentHash_;
   google::protobuf::RepeatedPtrField<v1::PolicyFile> files_;
   std::set<std::string> quarantined_;
+  QuarantineBook quarantineBook_;
 
   std::string lastError_, lastErrorTime_, lastAppliedTime_;
   LatencyWindow applyLatency_, workloadLatency_, promotionLatency_;

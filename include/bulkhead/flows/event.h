@@ -7,6 +7,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bulkhead/policy/address.h"
 
@@ -61,6 +63,9 @@ struct FlowEvent {
   std::string proto;   // protoName()
   std::string reason;  // default, globalpolicy/<name>/<index>, or "" (spoof, quarantine)
   uint64_t count = 1;  // attempts folded into this event
+  // Evidence of an `anomaly` event, in order (distinct, window_seconds,
+  // sample, ...); empty for every other action.
+  std::vector<std::pair<std::string, std::string>> fields;
 };
 
 }  // namespace bulkhead::flows
