@@ -69,7 +69,8 @@ void AutoQuarantine::act(const ScanFinding& f) {
   }
   int64_t until = 0;
   uint32_t seconds = 0;
-  for (const auto& q : core_.listQuarantines().quarantines())
+  const auto list = core_.listQuarantines();
+  for (const auto& q : list.quarantines())
     if (q.workload() == f.workload) {
       until = q.until_unix();
       seconds = q.seconds();
