@@ -10,10 +10,6 @@ bool counted(const std::string& action) {
   return action == "deny" || action == "audit";
 }
 
-std::string portOf(const flows::FlowEvent& e) {
-  return e.proto + "/" + std::to_string(e.dport);
-}
-
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v)
@@ -85,10 +81,45 @@ void ScanDetector::pruneWorkload(Workload& w, Time now) {
   entries_ -= std::min(entries_, dropped);
 }
 
+uint32_t ScanDetector::portKey(const flows::FlowEvent& e) {
+  // Protocol names interned: a port is (protocol index, port number).
+  size_t i = 0;
+  while (i < protos_.size() && protos_[i] != e.proto)
+    ++i;
+  if (i == protos_.size()) {
+    if (protos_.size() >= 256) return 0xffff0000u | e.dport;  // (never: IP has 256 protocols)
+    protos_.push_back(e.proto);
+  }
+  return uint32_t(i) << 16 | e.dport;
+}
+
+std::string ScanDetector::portName(uint32_t key) const {
+  const size_t i = key >> 16;
+  return (i < protos_.size() ? protos_[i] : std::string("?")) + "/" + std::to_string(key & 0xffff);
+}
+
+uint64_t ScanDetector::keyOf(const flows::FlowEvent& e) {
+  // FNV-1a over workload, destination, protocol and port.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void* data, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= b[i];
+      h *= 1099511628211ull;
+    }
+  };
+  mix(e.workload.data(), e.workload.size());
+  mix(e.dst.bytes.data(), e.dst.size());
+  mix(e.proto.data(), e.proto.size());
+  mix(&e.dport, sizeof e.dport);
+  return h;
+}
+
 void ScanDetector::enforceBound(Time now) {
   // Every window: forget what left it, so idle workloads cost nothing.
-  if (now - lastPrune_ >= options_.window || entries_ > options_.maxEntries) {
+  if (now - lastPrune_ >= options_.window) {
     lastPrune_ = now;
+    recent_.clear();
     for (auto it = state_.begin(); it != state_.end();) {
       pruneWorkload(it->second, now);
       it = it->second.entries == 0 ? state_.erase(it) : std::next(it);
@@ -96,6 +127,7 @@ void ScanDetector::enforceBound(Time now) {
   }
   // Still over after the stale entries went (a flood of distinct pairs
   // below both thresholds): the biggest holder starts over.
+  if (recent_.size() > options_.maxEntries) recent_.clear();
   while (entries_ > options_.maxEntries && !state_.empty()) {
     auto big = std::max_element(state_.begin(), state_.end(), [](const auto& a, const auto& b) {
       return a.second.entries < b.second.entries;
@@ -108,8 +140,16 @@ void ScanDetector::enforceBound(Time now) {
 std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
   if (e.workload.empty() || !counted(e.action)) return std::nullopt;
   const Time now = e.time;
+  // Repeats of a recent attempt change nothing but its time: one lookup.
+  // (A repeat refreshes the entry's time once per window/8 at most, so an
+  // entry may leave the window up to window/8 early.)
+  auto [seen, fresh] = recent_.try_emplace(keyOf(e), now);
+  if (!fresh) {
+    if (now - seen->second < options_.window / 8 && now >= seen->second) return std::nullopt;
+    seen->second = now;
+  }
   Workload& w = state_[e.workload];
-  const std::string port = portOf(e);
+  const uint32_t port = portKey(e);
   std::optional<ScanFinding> found;
 
   ByAddr& hosts = w.sweeps[port];
@@ -123,11 +163,12 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
     ++entries_;
   }
   auto crossed = [&](auto& group, uint32_t threshold, Time& quiet) {
-    if (threshold == 0 || group.size() < threshold) return false;
+    // Reported within the window: nothing to check (and no walk per attempt).
+    if (threshold == 0 || group.size() < threshold || now < quiet) return false;
     const size_t dropped = pruneGroup(group, now);
     w.entries -= std::min(w.entries, dropped);
     entries_ -= std::min(entries_, dropped);
-    return group.size() >= threshold && now >= quiet;
+    return group.size() >= threshold;
   };
   auto report = [&](ScanKind kind, auto& group, Time& quiet) {
     ScanFinding f;
@@ -135,7 +176,7 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
     f.workload = e.workload;
     f.app = e.app;
     f.distinct = uint32_t(group.size());
-    f.port = port;
+    f.port = portName(port);
     f.dst = e.dst;
     f.trigger = e;
     std::vector<std::string> all;
@@ -143,7 +184,7 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
       if constexpr (std::is_same_v<std::decay_t<decltype(k)>, policy::IpAddr>) {
         all.push_back(k.toString());
       } else {
-        all.push_back(k);
+        all.push_back(portName(k));
       }
     }
     std::sort(all.begin(), all.end());

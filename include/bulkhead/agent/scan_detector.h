@@ -63,14 +63,17 @@ class ScanDetector {
   };
   using Time = flows::Clock::time_point;
   using ByAddr = std::unordered_map<policy::IpAddr, Time, IpHash>;
-  using ByPort = std::unordered_map<std::string, Time>;
+  using ByPort = std::unordered_map<uint32_t, Time>;
   struct Workload {
-    std::unordered_map<std::string, ByAddr> sweeps;            // port -> destinations
+    std::unordered_map<uint32_t, ByAddr> sweeps;               // port -> destinations
     std::unordered_map<policy::IpAddr, ByPort, IpHash> scans;  // destination -> ports
     Time quietHosts{}, quietPorts{};
     size_t entries = 0;
   };
 
+  static uint64_t keyOf(const flows::FlowEvent& e);
+  uint32_t portKey(const flows::FlowEvent& e);
+  std::string portName(uint32_t key) const;
   template <typename Map>
   size_t pruneGroup(Map& group, Time now);
   void pruneWorkload(Workload& w, Time now);
@@ -80,6 +83,10 @@ class ScanDetector {
   std::unordered_map<std::string, Workload> state_;
   size_t entries_ = 0;
   Time lastPrune_{};
+  // (workload, destination, port) key -> when last counted: repeats skip
+  // the per-workload maps. Cleared every window and at the bound.
+  std::unordered_map<uint64_t, Time> recent_;
+  std::vector<std::string> protos_;  // interned protocol names
 };
 
 }  // namespace bulkhead::agent
