@@ -21,6 +21,13 @@ bool covers(const policy::PortSpec& spec, const policy::PortSpec& p) {
   return i && *i == p;
 }
 
+size_t DestinationIndex::IpHash::operator()(const policy::IpAddr& a) const {
+  uint64_t x = 1469598103934665603ull ^ uint64_t(a.family);
+  for (size_t i = 0; i < a.size(); ++i)
+    x = (x ^ a.bytes[i]) * 1099511628211ull;
+  return size_t(x);
+}
+
 DestinationIndex::DestinationIndex(const policy::Bundle& bundle) : bundle_(bundle) {
   for (const auto& w : bundle.workloads)
     for (const auto& a : w.addresses)
@@ -29,6 +36,8 @@ DestinationIndex::DestinationIndex(const policy::Bundle& bundle) : bundle_(bundl
 
 void DestinationIndex::learnSource(const policy::IpAddr& addr, const std::string& app) {
   if (app.empty()) return;
+  auto found = learned_.find(addr);
+  if (found != learned_.end() && (found->second.size() >= 2 || found->second.count(app))) return;
   auto& apps = learned_[addr];
   if (apps.size() < 2) apps.insert(app);
 }

@@ -1,7 +1,9 @@
 #include "bulkhead/insight/flow_log.h"
 
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace bulkhead::insight {
 
@@ -9,13 +11,6 @@ namespace {
 
 constexpr size_t kMaxErrors = 5;
 constexpr size_t kChunk = 1 << 20;
-
-bool getString(const nlohmann::json& j, const char* key, std::string* out) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return false;
-  *out = it->get<std::string>();
-  return true;
-}
 
 void note(ReadStats& stats, const std::string& name, uint64_t line, const std::string& why) {
   ++stats.skipped;
@@ -25,37 +20,120 @@ void note(ReadStats& stats, const std::string& name, uint64_t line, const std::s
 
 }  // namespace
 
+namespace {
+
+// The keys an event needs, taken straight from the parser's events (no
+// document is built): top-level strings and numbers; nested values (keys of
+// a newer agent) are skipped.
+class EventSax : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  using json = nlohmann::json;
+  std::map<std::string, std::string, std::less<>> strings;
+  std::map<std::string, uint64_t, std::less<>> numbers;
+  std::set<std::string, std::less<>> badNumbers;  // present, not an unsigned integer
+  int depth = 0;
+  bool topObject = false;
+
+  bool null() override { return scalar(); }
+  bool boolean(bool) override { return scalar(); }
+  bool number_integer(number_integer_t v) override {
+    if (depth == 1)
+      (v >= 0 ? (numbers[key_] = uint64_t(v), true) : (badNumbers.insert(key_), true));
+    return true;
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (depth == 1) numbers[key_] = v;
+    return true;
+  }
+  bool number_float(number_float_t, const string_t&) override {
+    if (depth == 1) badNumbers.insert(key_);
+    return true;
+  }
+  bool string(string_t& v) override {
+    if (depth == 1) {
+      strings[key_] = std::move(v);
+      badNumbers.insert(key_);
+    }
+    return true;
+  }
+  bool binary(binary_t&) override { return scalar(); }
+  bool start_object(std::size_t) override {
+    if (depth == 0) topObject = true;
+    ++depth;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth == 1) key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    --depth;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (depth == 1) badNumbers.insert(key_);
+    ++depth;
+    return true;
+  }
+  bool end_array() override {
+    --depth;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  bool scalar() {
+    if (depth == 1) badNumbers.insert(key_);
+    return true;
+  }
+  std::string key_;
+};
+
+}  // namespace
+
 bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
-  const auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-  if (j.is_discarded()) return *why = "not JSON", false;
-  if (!j.is_object()) return *why = "not a JSON object", false;
+  EventSax sax;
+  if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return *why = "not JSON", false;
+  if (!sax.topObject) return *why = "not a JSON object", false;
   FlowRecord r;
+  auto str = [&](const char* key, std::string* to) {
+    auto it = sax.strings.find(std::string_view(key));
+    if (it == sax.strings.end()) return false;
+    *to = std::move(it->second);
+    return true;
+  };
   std::string dst, src;
-  if (!getString(j, "action", &r.action)) return *why = "no \"action\" string", false;
-  if (!getString(j, "dst", &dst)) return *why = "no \"dst\" string", false;
+  if (!str("action", &r.action)) return *why = "no \"action\" string", false;
+  if (!str("dst", &dst)) return *why = "no \"dst\" string", false;
   auto ip = policy::IpAddr::parse(dst);
   if (!ip) return *why = "bad \"dst\" address", false;
   r.dst = *ip;
-  getString(j, "app", &r.app);
-  getString(j, "workload", &r.workload);
-  getString(j, "proto", &r.proto);
-  getString(j, "reason", &r.reason);
-  getString(j, "time", &r.time);
-  if (getString(j, "src", &src)) {
+  str("app", &r.app);
+  str("workload", &r.workload);
+  str("proto", &r.proto);
+  str("reason", &r.reason);
+  str("time", &r.time);
+  if (str("src", &src)) {
     if (auto s = policy::IpAddr::parse(src)) {
       r.src = *s;
       r.hasSrc = true;
     }
   }
-  if (auto it = j.find("dport"); it != j.end()) {
-    if (!it->is_number_unsigned() || it->get<uint64_t>() > 65535)
-      return *why = "\"dport\" is not a port number", false;
-    r.dport = uint16_t(it->get<uint64_t>());
-  }
-  if (auto it = j.find("count"); it != j.end()) {
-    if (!it->is_number_unsigned()) return *why = "\"count\" is not a count", false;
-    r.count = it->get<uint64_t>();
-  }
+  auto num = [&](const char* key, uint64_t max, uint64_t* to) {
+    if (sax.badNumbers.count(std::string_view(key))) return false;
+    auto it = sax.numbers.find(std::string_view(key));
+    if (it != sax.numbers.end()) {
+      if (it->second > max) return false;
+      *to = it->second;
+    }
+    return true;
+  };
+  uint64_t dport = 0;
+  if (!num("dport", 65535, &dport)) return *why = "\"dport\" is not a port number", false;
+  r.dport = uint16_t(dport);
+  if (!num("count", UINT64_MAX, &r.count)) return *why = "\"count\" is not a count", false;
   *out = std::move(r);
   return true;
 }

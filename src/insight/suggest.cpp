@@ -167,6 +167,17 @@ std::vector<Cidr> aggregateHosts(const std::set<IpAddr>& hosts) {
   return {cur.begin(), cur.end()};
 }
 
+size_t Suggester::FlowKeyHash::operator()(const FlowKey& k) const {
+  const auto& [app, dst, port] = k;
+  size_t h = std::hash<std::string>()(app);
+  uint64_t x = 1469598103934665603ull;
+  for (size_t i = 0; i < dst.size(); ++i)
+    x = (x ^ dst.bytes[i]) * 1099511628211ull;
+  x = (x ^ port.protoLo) * 1099511628211ull;
+  x = (x ^ port.portLo) * 1099511628211ull;
+  return h ^ size_t(x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+}
+
 Suggester::Suggester(const policy::Bundle& bundle, SuggestOptions options)
     : bundle_(bundle), options_(std::move(options)), index_(bundle) {}
 
@@ -212,7 +223,14 @@ Suggestion Suggester::finish() const {
   std::map<std::string, std::map<std::string, Rule>> named;
   std::map<std::string, std::map<IpAddr, Unknown>> unknown;
   std::set<std::string> apps;
-  for (const auto& [key, ev] : flows_) {
+  std::vector<const std::pair<const FlowKey, Evidence>*> sorted;
+  sorted.reserve(flows_.size());
+  for (const auto& kv : flows_)
+    sorted.push_back(&kv);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* kv : sorted) {
+    const auto& [key, ev] = *kv;
     const auto& [app, dst, port] = key;
     apps.insert(app);
     std::string to;

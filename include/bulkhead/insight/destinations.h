@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "bulkhead/insight/flow_log.h"
 #include "bulkhead/policy/model.h"
@@ -40,8 +41,11 @@ class DestinationIndex {
   bool selects(const policy::Selector& s, const std::string& app) const;
 
   const policy::Bundle& bundle_;
-  std::map<policy::IpAddr, std::string> known_;              // from Workload documents
-  std::map<policy::IpAddr, std::set<std::string>> learned_;  // from event sources
+  std::map<policy::IpAddr, std::string> known_;  // from Workload documents
+  struct IpHash {
+    size_t operator()(const policy::IpAddr& a) const;
+  };
+  std::unordered_map<policy::IpAddr, std::set<std::string>, IpHash> learned_;  // event sources
 };
 
 }  // namespace bulkhead::insight

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "bulkhead/insight/destinations.h"
@@ -65,10 +66,13 @@ class Suggester {
 
  private:
   using FlowKey = std::tuple<std::string, policy::IpAddr, policy::PortSpec>;
+  struct FlowKeyHash {
+    size_t operator()(const FlowKey& k) const;
+  };
   const policy::Bundle& bundle_;
   SuggestOptions options_;
   DestinationIndex index_;
-  std::map<FlowKey, Evidence> flows_;
+  std::unordered_map<FlowKey, Evidence, FlowKeyHash> flows_;    // sorted in finish()
   std::map<std::string, std::set<std::string>> unexpressible_;  // app -> "dst/proto"
   uint64_t ignored_ = 0, unattributed_ = 0;
 };
