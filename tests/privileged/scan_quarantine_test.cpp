@@ -268,6 +268,29 @@ TEST_F(ScanQuarantineTest, PortScanIsAnomalyWithoutAutoQuarantine) {
   EXPECT_FALSE(quarantined("web-1"));
 }
 
+TEST_F(ScanQuarantineTest, FastPortScanUnderTheKernelLogBudgetIsCaughtInItsFirstSecond) {
+  // Default budgets: the kernel logs 100 attempts/s per rule (burst 200).
+  startAgent("--auto-quarantine");
+  const auto t0 = Clock::now();
+  Process scan(ns("vweb1"),
+               "exec bash -c 'for p in $(seq 1 10000); do echo > /dev/udp/198.51.100.11/$p; "
+               "done 2>/dev/null'");
+  std::string text;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        text = readAll(dir_ / "watch.jsonl");
+        return text.find("scan/ports") != std::string::npos;
+      },
+      3000))
+      << text;
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_TRUE(waitFor([&] { return quarantined("web-1"); }, 2000));
+  // The scan itself ran at thousands of ports a second (about 40,000/s
+  // when the machine is idle).
+  EXPECT_GE(scan.wait(10000), 0);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+}
+
 TEST_F(ScanQuarantineTest, SuggestFromAuditFlowsValidatesAndEnforces) {
   startAgent("");
   // shop is in audit mode: these connect, and each is logged as audit.
