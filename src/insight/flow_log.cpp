@@ -22,61 +22,61 @@ void note(ReadStats& stats, const std::string& name, uint64_t line, const std::s
 
 namespace {
 
-// The keys an event needs, taken straight from the parser's events (no
-// document is built): top-level strings and numbers; nested values (keys of
-// a newer agent) are skipped.
+// The keys an event needs, taken straight from the parser's events into
+// their fields (no document, no map): top-level strings and unsigned
+// numbers; anything else under a key we use makes that key bad; nested
+// values (keys of a newer agent) are skipped.
 class EventSax : public nlohmann::json_sax<nlohmann::json> {
  public:
-  using json = nlohmann::json;
-  std::map<std::string, std::string, std::less<>> strings;
-  std::map<std::string, uint64_t, std::less<>> numbers;
-  std::set<std::string, std::less<>> badNumbers;  // present, not an unsigned integer
-  int depth = 0;
+  enum Key { kAction, kDst, kApp, kWorkload, kProto, kReason, kTime, kSrc, kDport, kCount, kOther };
+  std::string str[8];
+  uint64_t num[2] = {0, 1};
+  bool has[10] = {};
+  bool bad[10] = {};
   bool topObject = false;
 
-  bool null() override { return scalar(); }
-  bool boolean(bool) override { return scalar(); }
+  bool null() override { return other(); }
+  bool boolean(bool) override { return other(); }
   bool number_integer(number_integer_t v) override {
-    if (depth == 1)
-      (v >= 0 ? (numbers[key_] = uint64_t(v), true) : (badNumbers.insert(key_), true));
-    return true;
+    return v >= 0 ? number_unsigned(number_unsigned_t(v)) : other();
   }
   bool number_unsigned(number_unsigned_t v) override {
-    if (depth == 1) numbers[key_] = v;
+    if (depth_ != 1 || key_ == kOther) return true;
+    if (key_ < kDport) return other();
+    num[key_ - kDport] = v;
+    has[key_] = true;
     return true;
   }
-  bool number_float(number_float_t, const string_t&) override {
-    if (depth == 1) badNumbers.insert(key_);
-    return true;
-  }
+  bool number_float(number_float_t, const string_t&) override { return other(); }
   bool string(string_t& v) override {
-    if (depth == 1) {
-      strings[key_] = std::move(v);
-      badNumbers.insert(key_);
-    }
+    if (depth_ != 1 || key_ == kOther) return true;
+    if (key_ >= kDport) return other();
+    str[key_] = std::move(v);
+    has[key_] = true;
     return true;
   }
-  bool binary(binary_t&) override { return scalar(); }
+  bool binary(binary_t&) override { return other(); }
   bool start_object(std::size_t) override {
-    if (depth == 0) topObject = true;
-    ++depth;
+    if (depth_ == 0) topObject = true;
+    if (depth_ == 1) other();
+    ++depth_;
     return true;
   }
   bool key(string_t& k) override {
-    if (depth == 1) key_ = std::move(k);
+    if (depth_ == 1) key_ = keyOf(k);
     return true;
   }
   bool end_object() override {
-    --depth;
+    --depth_;
     return true;
   }
   bool start_array(std::size_t) override {
-    if (depth == 1) badNumbers.insert(key_);
-    ++depth;
+    if (depth_ == 1) other();
+    ++depth_;
     return true;
   }
   bool end_array() override {
-    --depth;
+    --depth_;
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
@@ -84,56 +84,52 @@ class EventSax : public nlohmann::json_sax<nlohmann::json> {
   }
 
  private:
-  bool scalar() {
-    if (depth == 1) badNumbers.insert(key_);
+  static Key keyOf(const std::string& k) {
+    static const char* kNames[] = {"action", "dst",  "app", "workload", "proto",
+                                   "reason", "time", "src", "dport",    "count"};
+    for (int i = 0; i < kOther; ++i)
+      if (k == kNames[i]) return Key(i);
+    return kOther;
+  }
+  bool other() {
+    if (depth_ == 1 && key_ != kOther) bad[key_] = true;
     return true;
   }
-  std::string key_;
+  int depth_ = 0;
+  Key key_ = kOther;
 };
 
 }  // namespace
 
 bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
+  using K = EventSax;
   EventSax sax;
   if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return *why = "not JSON", false;
   if (!sax.topObject) return *why = "not a JSON object", false;
+  auto good = [&](int k) { return sax.has[k] && !sax.bad[k]; };
+  if (!good(K::kAction)) return *why = "no \"action\" string", false;
+  if (!good(K::kDst)) return *why = "no \"dst\" string", false;
   FlowRecord r;
-  auto str = [&](const char* key, std::string* to) {
-    auto it = sax.strings.find(std::string_view(key));
-    if (it == sax.strings.end()) return false;
-    *to = std::move(it->second);
-    return true;
-  };
-  std::string dst, src;
-  if (!str("action", &r.action)) return *why = "no \"action\" string", false;
-  if (!str("dst", &dst)) return *why = "no \"dst\" string", false;
-  auto ip = policy::IpAddr::parse(dst);
+  auto ip = policy::IpAddr::parse(sax.str[K::kDst]);
   if (!ip) return *why = "bad \"dst\" address", false;
   r.dst = *ip;
-  str("app", &r.app);
-  str("workload", &r.workload);
-  str("proto", &r.proto);
-  str("reason", &r.reason);
-  str("time", &r.time);
-  if (str("src", &src)) {
-    if (auto s = policy::IpAddr::parse(src)) {
+  if (sax.bad[K::kDport] || sax.num[0] > 65535)
+    return *why = "\"dport\" is not a port number", false;
+  if (sax.bad[K::kCount]) return *why = "\"count\" is not a count", false;
+  r.dport = uint16_t(sax.num[0]);
+  r.count = sax.num[1];
+  r.action = std::move(sax.str[K::kAction]);
+  r.app = std::move(sax.str[K::kApp]);
+  r.workload = std::move(sax.str[K::kWorkload]);
+  r.proto = std::move(sax.str[K::kProto]);
+  r.reason = std::move(sax.str[K::kReason]);
+  r.time = std::move(sax.str[K::kTime]);
+  if (good(K::kSrc)) {
+    if (auto s = policy::IpAddr::parse(sax.str[K::kSrc])) {
       r.src = *s;
       r.hasSrc = true;
     }
   }
-  auto num = [&](const char* key, uint64_t max, uint64_t* to) {
-    if (sax.badNumbers.count(std::string_view(key))) return false;
-    auto it = sax.numbers.find(std::string_view(key));
-    if (it != sax.numbers.end()) {
-      if (it->second > max) return false;
-      *to = it->second;
-    }
-    return true;
-  };
-  uint64_t dport = 0;
-  if (!num("dport", 65535, &dport)) return *why = "\"dport\" is not a port number", false;
-  r.dport = uint16_t(dport);
-  if (!num("count", UINT64_MAX, &r.count)) return *why = "\"count\" is not a count", false;
   *out = std::move(r);
   return true;
 }
