@@ -90,8 +90,10 @@ class ScanQuarantineTest : public ::testing::Test {
     fs::create_directories(dir_);
     std::ofstream(dir_ / "policy.yaml") << kPolicy;
     topo_ = std::make_unique<Topology>();
-    for (auto [iface, addr] : {std::pair{"vweb1", "192.0.2.30"}, {"vweb2", "192.0.2.31"},
-                               {"vscan1", "192.0.2.50"}, {"vinv1", "192.0.2.70"},
+    for (auto [iface, addr] : {std::pair{"vweb1", "192.0.2.30"},
+                               {"vweb2", "192.0.2.31"},
+                               {"vscan1", "192.0.2.50"},
+                               {"vinv1", "192.0.2.70"},
                                {"vshop1", "192.0.2.60"}})
       topo_->addHost(iface, addr, "");
     auto& server = topo_->addHost("vsrv1", "198.51.100.10", "");
@@ -119,9 +121,9 @@ class ScanQuarantineTest : public ::testing::Test {
   void startAgent(const std::string& flags) {
     socket_ = "unix://" + (dir_ / "agent.sock").string();
     if (!siem_) {
-      siem_ = std::make_unique<Process>(
-          topo_->hv(), "exec socat -u UDP4-RECV:10515,bind=127.0.0.1 OPEN:" +
-                           (dir_ / "siem.jsonl").string() + ",creat,append");
+      siem_ = std::make_unique<Process>(topo_->hv(),
+                                        "exec socat -u UDP4-RECV:10515,bind=127.0.0.1 OPEN:" +
+                                            (dir_ / "siem.jsonl").string() + ",creat,append");
       ASSERT_TRUE(waitListening(topo_->hv(), 10515, true));
     }
     agent_ = std::make_unique<Process>(
@@ -293,6 +295,14 @@ TEST_F(ScanQuarantineTest, FastPortScanUnderTheKernelLogBudgetIsCaughtInItsFirst
 
 TEST_F(ScanQuarantineTest, SuggestFromAuditFlowsValidatesAndEnforces) {
   startAgent("");
+  // `suggest --agent --since` listens to the agent meanwhile.
+  const fs::path live = dir_ / "live.yaml";
+  std::thread listener([&] {
+    sh(kBin + "/bulkhead suggest --agent " + socket_ + " --since 3s --policies " +
+       (dir_ / "policy.yaml").string() + " --app shop -o " + live.string() + " 2>" +
+       (dir_ / "live.err").string());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   // shop is in audit mode: these connect, and each is logged as audit.
   EXPECT_TRUE(tcpProbe(ns("vshop1"), "198.51.100.10", 5432).ok);
   EXPECT_TRUE(tcpProbe(ns("vshop1"), "192.0.2.70", 8080).ok);
@@ -312,8 +322,13 @@ TEST_F(ScanQuarantineTest, SuggestFromAuditFlowsValidatesAndEnforces) {
               (dir_ / "policy.yaml").string() + " --app shop -o " + out.string());
   ASSERT_TRUE(s.ok()) << s.out;
   const std::string yaml = readAll(out);
-  EXPECT_NE(yaml.find("- to: [postgres-prod]\n      ports: [tcp/5432]"), std::string::npos)
-      << yaml;
+  listener.join();
+  const std::string liveYaml = readAll(live);
+  EXPECT_NE(liveYaml.find("- to: [postgres-prod]\n      ports: [tcp/5432]"), std::string::npos)
+      << liveYaml << readAll(dir_ / "live.err");
+  EXPECT_NE(liveYaml.find("- to: [inventory]"), std::string::npos);
+  EXPECT_NE(liveYaml.find("\"203.0.113.50/32\""), std::string::npos);
+  EXPECT_NE(yaml.find("- to: [postgres-prod]\n      ports: [tcp/5432]"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("- to: [inventory]\n      ports: [tcp/8080]"), std::string::npos);
   EXPECT_NE(yaml.find("cidrs: [\"203.0.113.50/32\"]\n      ports: [tcp/443]"), std::string::npos);
   EXPECT_EQ(yaml.find("0.0.0.0/0"), std::string::npos);

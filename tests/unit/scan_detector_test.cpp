@@ -1,6 +1,10 @@
 #include "bulkhead/agent/scan_detector.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 #include "bulkhead/agent/config.h"
 #include "bulkhead/flows/format.h"
@@ -153,6 +157,15 @@ TEST(ScanDetectorTest, AgentFlagsAndConfigKeys) {
   EXPECT_EQ(defaults->scanWindowSeconds, 60u);
   EXPECT_EQ(defaults->quarantineSeconds, 1800u);
   EXPECT_FALSE(parseAgentArgs({"--scan-hosts", "0"}).ok());
+  // Config file keys: the camelCase autoQuarantine, and the flags'.
+  const std::string file = "/tmp/bh-scan-config-" + std::to_string(getpid()) + ".yaml";
+  std::ofstream(file) << "autoQuarantine: true\nscan-hosts: 25\nquarantine-seconds: 600\n";
+  auto f = parseAgentArgs({"--config", file});
+  std::remove(file.c_str());
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_TRUE(f->autoQuarantine);
+  EXPECT_EQ(f->scanHosts, 25u);
+  EXPECT_EQ(f->quarantineSeconds, 600u);
   EXPECT_FALSE(parseAgentArgs({"--auto-quarantine=maybe"}).ok());
 }
 
