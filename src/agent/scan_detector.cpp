@@ -119,7 +119,7 @@ void ScanDetector::enforceBound(Time now) {
   // Every window: forget what left it, so idle workloads cost nothing.
   if (now - lastPrune_ >= options_.window) {
     lastPrune_ = now;
-    recent_.clear();
+    std::fill(recent_.begin(), recent_.end(), Recent{});
     for (auto it = state_.begin(); it != state_.end();) {
       pruneWorkload(it->second, now);
       it = it->second.entries == 0 ? state_.erase(it) : std::next(it);
@@ -127,7 +127,6 @@ void ScanDetector::enforceBound(Time now) {
   }
   // Still over after the stale entries went (a flood of distinct pairs
   // below both thresholds): the biggest holder starts over.
-  if (recent_.size() > options_.maxEntries) recent_.clear();
   while (entries_ > options_.maxEntries && !state_.empty()) {
     auto big = std::max_element(state_.begin(), state_.end(), [](const auto& a, const auto& b) {
       return a.second.entries < b.second.entries;
@@ -143,11 +142,11 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
   // Repeats of a recent attempt change nothing but its time: one lookup.
   // (A repeat refreshes the entry's time once per window/8 at most, so an
   // entry may leave the window up to window/8 early.)
-  auto [seen, fresh] = recent_.try_emplace(keyOf(e), now);
-  if (!fresh) {
-    if (now - seen->second < options_.window / 8 && now >= seen->second) return std::nullopt;
-    seen->second = now;
-  }
+  const uint64_t key = keyOf(e) | 1;  // 0 marks an empty slot
+  Recent& slot = recent_[key & (kRecentSlots - 1)];
+  if (slot.key == key && now >= slot.when && now - slot.when < options_.window / 8)
+    return std::nullopt;
+  slot = {key, now};
   Workload& w = state_[e.workload];
   const uint32_t port = portKey(e);
   std::optional<ScanFinding> found;

@@ -83,9 +83,15 @@ class ScanDetector {
   std::unordered_map<std::string, Workload> state_;
   size_t entries_ = 0;
   Time lastPrune_{};
-  // (workload, destination, port) key -> when last counted: repeats skip
-  // the per-workload maps. Cleared every window and at the bound.
-  std::unordered_map<uint64_t, Time> recent_;
+  // Direct-mapped cache of (workload, destination, port) keys -> when last
+  // counted: a repeat skips the per-workload maps. A collision only sends an
+  // attempt down the full path. Fixed size (1 MiB); cleared every window.
+  struct Recent {
+    uint64_t key = 0;
+    Time when{};
+  };
+  static constexpr size_t kRecentSlots = 1 << 16;
+  std::vector<Recent> recent_ = std::vector<Recent>(kRecentSlots);
   std::vector<std::string> protos_;  // interned protocol names
 };
 
