@@ -19,6 +19,8 @@ packages=(
   # The orchestration hooks: JSON (CNI), XML (libvirt), and the real CNI
   # plugins their tests drive.
   nlohmann-json3-dev libxml2-dev containernetworking-plugins
+  # suggest/graph: Graphviz renders SVG; xmllint checks it in the tests.
+  graphviz libxml2-utils
 )
 
 missing=()

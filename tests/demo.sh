@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The bulkhead demo: installs what is missing, builds, then runs the agent in
-# throwaway network namespaces — a hypervisor, two workloads (billing-1:
-# prod, devtool-1: dev) and a server — pushes policies/demo to it with the
-# CLI, and prints which flows were allowed and which denied. Needs root (network namespaces).
+# throwaway network namespaces — a hypervisor, three workloads (billing-1:
+# prod, devtool-1: dev, reporting-1: a new app in audit mode) and a server —
+# pushes policies/demo to it with the CLI, and prints which flows were
+# allowed and which denied. Then billing-1 sweeps port 22 across the network
+# and is quarantined automatically, and `bulkhead suggest` turns
+# reporting-1's audited flows into a policy. Needs root (network namespaces).
 # Touches nothing outside the namespaces it makes, and removes them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,11 +22,12 @@ cmake --build build -j"$(nproc)" --target bulkhead bulkhead-agent >/dev/null
 
 id=$$
 hv=bhdemo-hv-$id; bill=bhdemo-billing-$id; dev=bhdemo-devtool-$id; srv=bhdemo-server-$id
+rep=bhdemo-report-$id
 work=$(mktemp -d /tmp/bhdemo.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for n in $hv $bill $dev $srv; do
+  for n in $hv $bill $dev $srv $rep; do
     for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$n" 2>/dev/null || true
   done
@@ -34,7 +38,7 @@ trap cleanup EXIT
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # --- the test host: routed /32 and /128 links through the hypervisor -------
-for n in $hv $bill $dev $srv; do ip netns add "$n"; nsx "$n" ip link set lo up; done
+for n in $hv $bill $dev $srv $rep; do ip netns add "$n"; nsx "$n" ip link set lo up; done
 nsx $hv sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 nsx $hv ip addr add 203.0.113.1/32 dev lo          # the hypervisor's own address
 attach() {  # attach NS IFACE V4 V6...: host-side veth IFACE in hv, eth0 in NS
@@ -58,7 +62,9 @@ attach() {  # attach NS IFACE V4 V6...: host-side veth IFACE in hv, eth0 in NS
 }
 attach $bill vbill1 192.0.2.10 2001:db8:2::10
 attach $dev vdev1 192.0.2.20 2001:db8:2::20
-attach $srv vsrv1 198.51.100.10 198.51.100.53 2001:db8:10::10
+attach $rep vrep1 192.0.2.30
+# The server also answers on 198.51.100.11-40: the hosts of a network to sweep.
+attach $srv vsrv1 198.51.100.10 198.51.100.53 2001:db8:10::10 $(seq -f '198.51.100.%g' 11 40)
 
 # --- services: postgres on the server, dns, and ssh on server and hypervisor -
 listen() { local ns=$1; shift; ip netns exec "$ns" socat "$@" SYSTEM:'echo ok' >/dev/null 2>&1 & pids+=($!); }
@@ -67,19 +73,43 @@ listen $srv TCP6-LISTEN:5432,fork,reuseaddr,ipv6only=1
 listen $srv TCP4-LISTEN:22,fork,reuseaddr
 listen $srv UDP4-RECVFROM:53,bind=198.51.100.53,fork,reuseaddr
 listen $hv TCP4-LISTEN:22,fork,reuseaddr
+# On a busy machine socat takes a moment to bind: wait for every listener.
+for _ in $(seq 100); do
+  [ "$(nsx $srv ss -Hltn | grep -cE ':(5432|22) ')" -ge 3 ] && nsx $srv ss -Hlun | grep -q ':53 ' &&
+    nsx $hv ss -Hltn | grep -q ':22 ' && break
+  sleep 0.05
+done
 
 # --- the agent, in the hypervisor namespace; policy pushed over its API ----
 sock="unix://$work/agent.sock"
 # A stand-in SIEM: a UDP syslog receiver on the hypervisor's loopback.
 nsx $hv socat -u UDP4-RECV:5514,bind=127.0.0.1 OPEN:"$work/siem.log",creat,append >/dev/null 2>&1 &
 pids+=($!)
+# --auto-quarantine: a workload caught scanning is quarantined at once.
 nsx $hv "$root/build/bulkhead-agent" --listen "$sock" --state-dir "$work/state" \
-  --syslog udp://127.0.0.1:5514 2>"$work/agent.log" &
+  --syslog udp://127.0.0.1:5514 --auto-quarantine 2>"$work/agent.log" &
 pids+=($!)
 bh() { "$root/build/bulkhead" --agent "$sock" "$@"; }
 for _ in $(seq 100); do bh status >/dev/null 2>&1 && break; sleep 0.05; done
-echo "== bulkhead push policies/demo:"
-bh push "$root/policies/demo" | sed 's/^/   /'
+# A new app, reporting, runs in audit mode: nothing is blocked, every flow
+# the policy would deny is reported; its policy is suggested at the end.
+cat > "$work/reporting.yaml" <<'YAML'
+apiVersion: bulkhead/v1
+kind: App
+metadata: {name: reporting, labels: {env: prod}}
+spec:
+  mode: audit
+---
+apiVersion: bulkhead/v1
+kind: Workload
+metadata: {name: reporting-1}
+spec: {app: reporting, interfaces: [vrep1], addresses: [192.0.2.30]}
+YAML
+# Every event as JSON lines, as a SIEM would store them: suggest's input.
+"$root/build/bulkhead" --agent "$sock" flows --follow --json >"$work/flows.jsonl" 2>/dev/null &
+pids+=($!)
+echo "== bulkhead push policies/demo (and the audit-mode app reporting):"
+bh push "$root/policies/demo" "$work/reporting.yaml" | sed 's/^/   /'
 echo
 echo "== bulkhead workload ls:"
 bh workload ls | sed 's/^/   /'
@@ -96,7 +126,7 @@ flow() {  # flow FROM-NS LABEL EXPECT WHY socat-address...
   local start end ms got
   start=$(date +%s%N)
   if [[ $target == UDP* ]]; then
-    out=$(echo hi | timeout 4 ip netns exec "$ns" socat -T1.5 - "$target" 2>&1 || true)
+    out=$(echo hi | timeout 4 ip netns exec "$ns" socat -T1.5 -t1.5 - "$target" 2>&1 || true)
   else
     out=$(timeout 4 ip netns exec "$ns" socat -T1.5 - "$target,connect-timeout=1.5" </dev/null 2>&1 || true)
   fi
@@ -115,6 +145,8 @@ flow $bill "billing-1 -> hypervisor 203.0.113.1:22" DENIED "workload to host is 
 flow $dev "devtool-1 -> postgres-prod 198.51.100.10:5432" DENIED "GlobalPolicy dev->prod deny beats its allow (drop: times out)" TCP4:198.51.100.10:5432
 flow $dev "devtool-1 -> dns 198.51.100.53:53/udp" ALLOWED "GlobalPolicy baseline allow" UDP4:198.51.100.53:53
 flow $hv "hypervisor itself -> 198.51.100.10:22" ALLOWED "the host's own traffic is never touched" TCP4:198.51.100.10:22
+flow $rep "reporting-1 -> postgres-prod 198.51.100.10:5432" ALLOWED "audit mode: allowed, reported" TCP4:198.51.100.10:5432
+flow $rep "reporting-1 -> 198.51.100.10:22 (ssh)" ALLOWED "audit mode: allowed, reported" TCP4:198.51.100.10:22
 echo
 sleep 0.5
 echo "== denied flows as the SIEM received them (RFC 5424 over UDP):"
@@ -127,6 +159,36 @@ echo
 echo "== denied attempts counted by the kernel (nft list table inet bulkhead):"
 nsx $hv nft list table inet bulkhead | grep -E 'counter packets [1-9]' | sed -E 's/^\s+/   /'
 echo
+# --- a compromised workload scans the network --------------------------------
+echo "== billing-1 is compromised: it tries port 22 on 30 addresses (198.51.100.11-40)"
+start=$(date +%s%N)
+sweep=()
+for i in $(seq 11 40); do
+  nsx $bill timeout 2 socat -T1 - TCP4:198.51.100.$i:22,connect-timeout=1 </dev/null >/dev/null 2>&1 &
+  sweep+=($!)
+done
+for _ in $(seq 200); do bh quarantine ls | grep -q billing-1 && break; sleep 0.01; done
+echo "   quarantined $(( ($(date +%s%N) - start) / 1000000 )) ms after the sweep began"
+wait "${sweep[@]}" 2>/dev/null || true
+echo
+echo "== bulkhead quarantine ls:"
+bh quarantine ls | sed 's/^/   /'
+echo
+echo "== the anomaly and quarantine events (as the SIEM received them):"
+sleep 0.3
+sed 's/<1[0-9][0-9]>1 /\n&/g' "$work/siem.log" | grep -E 'ANOMALY|QUARANTINE' | sed '/^$/d; s/^/   /'
+echo
+echo "== billing-1's allowed traffic stops too:"
+flow $bill "billing-1 -> postgres-prod 198.51.100.10:5432" DENIED "quarantined (auto/scan/hosts, 30 min)" TCP4:198.51.100.10:5432
+echo
+
+# --- a policy for the audit-mode app, from what it did -----------------------
+echo "== bulkhead suggest flows.jsonl --policies policies/demo --app reporting:"
+"$root/build/bulkhead" suggest "$work/flows.jsonl" --policies "$root/policies/demo" \
+  --policies "$work/reporting.yaml" --app reporting 2>"$work/suggest.err" | sed 's/^/   /'
+sed 's/^/   /' "$work/suggest.err"
+echo
+
 if [ $failures -gt 0 ]; then
   echo "demo: $failures flow(s) did not behave as the policy says" >&2
   exit 1

@@ -29,6 +29,28 @@ Status parseUint(const std::string& flag, const std::string& v, uint32_t max, ui
   return {};
 }
 
+Status parseBool(const std::string& flag, const std::string& v, bool* out) {
+  if (v == "true" || v == "yes" || v == "on" || v == "1") {
+    *out = true;
+  } else if (v == "false" || v == "no" || v == "off" || v == "0") {
+    *out = false;
+  } else {
+    return bad(flag + ": expected true or false, got \"" + v + "\"");
+  }
+  return {};
+}
+
+// Flags that stand alone ("--auto-quarantine") or take true/false.
+bool isSwitch(const std::string& name) {
+  return name == "auto-quarantine" || name == "autoQuarantine" || name == "scan-detection";
+}
+
+Status parseAtLeastOne(const std::string& flag, const std::string& v, uint32_t max, uint32_t* out) {
+  auto st = parseUint(flag, v, max, out);
+  if (st && *out == 0) return bad(flag + ": must be a number from 1 to " + std::to_string(max));
+  return st;
+}
+
 // One setter per key; shared by flags and the config file.
 using Setter = std::function<Status(AgentConfig&, const std::string&)>;
 
@@ -185,6 +207,30 @@ const std::map<std::string, Setter>& setters() {
          }
          return {};
        }},
+      {"scan-detection",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         return parseBool("--scan-detection", v, &c.scanDetection);
+       }},
+      {"auto-quarantine",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         return parseBool("--auto-quarantine", v, &c.autoQuarantine);
+       }},
+      {"scan-hosts",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         return parseAtLeastOne("--scan-hosts", v, 65536, &c.scanHosts);
+       }},
+      {"scan-ports",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         return parseAtLeastOne("--scan-ports", v, 65536, &c.scanPorts);
+       }},
+      {"scan-window",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         return parseAtLeastOne("--scan-window", v, 86400, &c.scanWindowSeconds);
+       }},
+      {"quarantine-seconds",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         return parseAtLeastOne("--quarantine-seconds", v, 30 * 86400, &c.quarantineSeconds);
+       }},
       {"resync-seconds",
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
@@ -286,6 +332,8 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
     std::string value;
     if (eq != std::string::npos) {
       value = a.substr(eq + 1);
+    } else if (isSwitch(name) && (i + 1 >= argv.size() || argv[i + 1].rfind("--", 0) == 0)) {
+      value = "true";
     } else if (i + 1 < argv.size()) {
       value = argv[++i];
     } else {

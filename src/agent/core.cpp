@@ -253,7 +253,7 @@ void AgentCore::publishAllInterfaces() {
   std::unordered_map<std::string, flows::Attribution> all;
   auto add = [&](const policy::Workload& w) {
     for (const auto& i : w.interfaces)
-      all[i] = flows::Attribution{w.name, w.app};
+      all[i] = attributionOf(w);
   };
   for (const auto& w : enforcer_.compiler().bundle().workloads)
     add(w);
@@ -268,7 +268,18 @@ void AgentCore::publishInterfaces(const policy::Workload* before, const policy::
       interfaces_.erase(i);
   if (after)
     for (const auto& i : after->interfaces)
-      interfaces_.set(i, {after->name, after->app});
+      interfaces_.set(i, attributionOf(*after));
+}
+
+flows::Attribution AgentCore::attributionOf(const policy::Workload& w) const {
+  // A vulnerability scanner's app is exempt from scan detection.
+  constexpr const char* kScannerLabel = "bulkhead.io/scanner";
+  auto scanner = [&](const policy::Labels& l) {
+    auto it = l.find(kScannerLabel);
+    return it != l.end() && it->second == "true";
+  };
+  const policy::App* app = enforcer_.compiler().bundle().findApp(w.app);
+  return {w.name, w.app, scanner(w.labels) || (app && scanner(app->labels))};
 }
 
 Status AgentCore::saveChange(const v1::StateJournalEntry& entry) {
@@ -301,6 +312,7 @@ Status AgentCore::save() {
     *state.add_workloads() = apiWorkload(w);
   for (const auto& q : quarantined_)
     state.add_quarantined(q);
+  quarantineBook_.saveTo(state.mutable_quarantines());
   state.set_written_time(nowRfc3339());
   if (auto st = store_->save(state); !st) {
     Error e = st.takeError();
@@ -324,6 +336,7 @@ Status AgentCore::restore() {
                                                    " holds a bundle that no longer validates:\n" +
                                                    bundle.error().message);
   quarantined_ = {state.quarantined().begin(), state.quarantined().end()};
+  quarantineBook_.load(state.quarantines(), quarantined_);
   std::vector<policy::Workload> workloads;
   for (const auto& w : state.workloads()) {
     auto pw = fromApi(w);
@@ -509,7 +522,8 @@ v1::ListWorkloadsResponse AgentCore::listWorkloads(const std::string& name) cons
   return out;
 }
 
-Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bool release) {
+Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bool release,
+                                                     const QuarantineWhy& why) {
   if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   std::lock_guard lock(mu_);
   const auto& compiler = enforcer_.compiler();
@@ -545,6 +559,14 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
     return e;
   }
   quarantined_ = std::move(next);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  if (release) {
+    quarantineBook_.end(name, now);
+  } else {
+    quarantineBook_.start(name, why, now);
+  }
   trackStaged();
   v1::QuarantineResponse response;
   *response.mutable_change() = toApi(*diff);
@@ -554,8 +576,25 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
   entry.set_quarantined_set(true);
   for (const auto& q : quarantined_)
     entry.add_quarantined(q);
+  quarantineBook_.saveTo(entry.mutable_quarantines());
   if (auto st = saveChange(entry); !st) return st.takeError();
   return response;
+}
+
+v1::ListQuarantinesResponse AgentCore::listQuarantines() const {
+  std::lock_guard lock(mu_);
+  v1::ListQuarantinesResponse out;
+  for (auto& r : quarantineBook_.active())
+    *out.add_quarantines() = std::move(r);
+  return out;
+}
+
+std::vector<std::string> AgentCore::dueQuarantines() const {
+  std::lock_guard lock(mu_);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return quarantineBook_.due(now);
 }
 
 v1::AgentStatus AgentCore::status() const {

@@ -24,6 +24,26 @@ flows::Format formatOf(const std::string& name) {
   return flows::Format::kRfc5424;
 }
 
+void publishToWatchers(FlowHub& hub, const flows::FlowEvent& e) {
+  if (!hub.watched()) return;
+  v1::FlowEvent out;
+  out.set_time(flows::rfc3339Micros(e.time));
+  out.set_host(e.host);
+  out.set_action(e.action);
+  out.set_app(e.app);
+  out.set_workload(e.workload);
+  out.set_src(e.src.toString());
+  out.set_sport(e.sport);
+  out.set_dst(e.dst.toString());
+  out.set_dport(e.dport);
+  out.set_proto(e.proto);
+  out.set_reason(e.reason);
+  out.set_count(e.count);
+  for (const auto& [k, v] : e.fields)
+    (*out.mutable_fields())[k] = v;
+  hub.publish(out);
+}
+
 }  // namespace
 
 void InterfaceDirectory::set(const std::string& iface, flows::Attribution who) {
@@ -92,29 +112,37 @@ Status FlowFeed::start() {
   popts.host = host_;
   popts.workloadRate = config_.flowWorkloadRate;
   popts.workloadBurst = 2.0 * config_.flowWorkloadRate;
+  if (config_.scanDetection) {
+    ScanOptions scan;
+    scan.hosts = config_.scanHosts;
+    scan.ports = config_.scanPorts;
+    scan.window = std::chrono::seconds(config_.scanWindowSeconds);
+    scans_.emplace(scan);
+    popts.observe = [this](const flows::FlowEvent& e) { observe(e); };
+  }
   pipeline_ = std::make_unique<flows::Pipeline>(
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
-      [this](const flows::FlowEvent& e) {
-        if (!hub_.watched()) return;
-        v1::FlowEvent out;
-        out.set_time(flows::rfc3339Micros(e.time));
-        out.set_host(e.host);
-        out.set_action(e.action);
-        out.set_app(e.app);
-        out.set_workload(e.workload);
-        out.set_src(e.src.toString());
-        out.set_sport(e.sport);
-        out.set_dst(e.dst.toString());
-        out.set_dport(e.dport);
-        out.set_proto(e.proto);
-        out.set_reason(e.reason);
-        out.set_count(e.count);
-        hub_.publish(out);
-      },
-      std::move(exporters));
+      [this](const flows::FlowEvent& e) { publishToWatchers(hub_, e); }, std::move(exporters));
   nextSummary_ = flows::Clock::now() + std::chrono::seconds(config_.flowSummarySeconds);
   thread_ = std::thread([this] { run(); });
   return {};
+}
+
+void FlowFeed::publish(const flows::FlowEvent& e) {
+  publishToWatchers(hub_, e);
+  if (!pipeline_) return;
+  for (auto& x : pipeline_->exporters())
+    x->offer(e);
+}
+
+void FlowFeed::observe(const flows::FlowEvent& e) {
+  auto found = scans_->observe(e);
+  if (!found) return;
+  const flows::FlowEvent anomaly = anomalyEvent(*found, scans_->options());
+  spdlog::warn("workload {} (app {}): {} ({} distinct in {} s)", found->workload, found->app,
+               anomaly.reason, found->distinct, scans_->options().window.count());
+  publish(anomaly);
+  if (onScan_) onScan_(*found);
 }
 
 void FlowFeed::stop() {

@@ -93,6 +93,12 @@ grpc::Status AgentService::Quarantine(grpc::ServerContext* ctx, const v1::Quaran
   return grpc::Status::OK;
 }
 
+grpc::Status AgentService::ListQuarantines(grpc::ServerContext*, const v1::ListQuarantinesRequest*,
+                                           v1::ListQuarantinesResponse* resp) {
+  *resp = core_.listQuarantines();
+  return grpc::Status::OK;
+}
+
 grpc::Status AgentService::GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
                                      v1::AgentStatus* resp) {
   *resp = core_.status();

@@ -92,7 +92,10 @@ void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
     auto it = named(e.deleted());
     if (it != ws->end()) ws->erase(it);
   }
-  if (e.quarantined_set()) *state.mutable_quarantined() = e.quarantined();
+  if (e.quarantined_set()) {
+    *state.mutable_quarantined() = e.quarantined();
+    *state.mutable_quarantines() = e.quarantines();
+  }
 }
 
 }  // namespace

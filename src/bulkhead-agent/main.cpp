@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "bulkhead/agent/auto_quarantine.h"
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/core.h"
@@ -192,6 +193,14 @@ int main(int argc, char** argv) {
   // Enforcement does not depend on it: if it cannot start, the agent says so
   // and goes on enforcing.
   agent::FlowFeed feed(*config, options.host, core.flows(), core.interfaces());
+  // Scan findings -> automatic quarantine; expiry of every timed quarantine.
+  agent::AutoQuarantine::Options aq;
+  aq.quarantineScanners = config->autoQuarantine;
+  aq.seconds = config->quarantineSeconds;
+  agent::AutoQuarantine autoQuarantine(core, aq,
+                                       [&feed](const flows::FlowEvent& e) { feed.publish(e); });
+  feed.onScan([&autoQuarantine](const agent::ScanFinding& f) { autoQuarantine.submit(f); });
+  autoQuarantine.start();
   if (auto st = feed.start(); !st) {
     spdlog::error("denied-flow feed not started: {}", st.error().describe());
   } else {
@@ -252,6 +261,7 @@ int main(int argc, char** argv) {
   stop = true;
   watcher.join();
   core.setFlowFeed(nullptr);
+  autoQuarantine.stop();
   feed.stop();
   return 0;
 }

@@ -49,6 +49,7 @@ const std::map<std::string, std::set<std::string>> kCommandFlags = {
     {"workload ls", {"--json"}},
     {"status", {"--json"}},
     {"quarantine", {"--release"}},
+    {"quarantine ls", {"--json"}},
     {"flows", {"--follow", "--json", "--app", "--workload"}},
 };
 
@@ -841,6 +842,47 @@ int quarantine(const Args& args, const AgentOptions& o, std::ostream& out, std::
   return kExitOk;
 }
 
+// `quarantine ls`: who, why, since and until.
+std::string unixTime(int64_t t) {
+  if (t == 0) return "-";
+  return flows::rfc3339Micros(flows::Clock::time_point(std::chrono::seconds(t))).substr(0, 19) +
+         "Z";
+}
+
+int quarantineLs(const Args& args, const AgentOptions& o, std::ostream& out, std::ostream& err) {
+  (void)args;
+  AgentConnection c = connectAgent(o.addresses[0], o);
+  grpc::ClientContext ctx;
+  setDeadline(ctx, o.timeout);
+  v1::ListQuarantinesResponse response;
+  const grpc::Status s = c.stub->ListQuarantines(&ctx, v1::ListQuarantinesRequest(), &response);
+  if (!s.ok()) return reportFailure(c, s, err);
+  if (args.has("--json")) {
+    std::string list = "[";
+    for (const auto& q : response.quarantines()) {
+      if (list.size() > 1) list += ", ";
+      JsonObject j;
+      j.str("workload", q.workload())
+          .str("reason", q.reason())
+          .str("since", unixTime(q.since_unix()));
+      if (q.until_unix() != 0) {
+        j.str("until", unixTime(q.until_unix())).num("seconds", q.seconds());
+      } else {
+        j.raw("until", "null");
+      }
+      list += j.text();
+    }
+    out << JsonObject().raw("quarantines", list + "]").text() << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"WORKLOAD", "REASON", "SINCE", "UNTIL"}};
+  for (const auto& q : response.quarantines())
+    rows.push_back({q.workload(), q.reason(), unixTime(q.since_unix()),
+                    q.until_unix() ? unixTime(q.until_unix()) : "released by hand"});
+  printTable(rows, out);
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------------------
 // flows
 
@@ -903,8 +945,8 @@ std::string flowLine(const v1::FlowEvent& e) {
 }
 
 std::string flowJson(const v1::FlowEvent& e) {
-  return JsonObject()
-      .str("time", e.time())
+  JsonObject o;
+  o.str("time", e.time())
       .str("host", e.host())
       .str("action", e.action())
       .str("app", e.app())
@@ -915,8 +957,9 @@ std::string flowJson(const v1::FlowEvent& e) {
       .num("dport", e.dport())
       .str("proto", e.proto())
       .str("reason", e.reason())
-      .num("count", e.count())
-      .text();
+      .num("count", e.count());
+  if (!e.fields().empty()) o.stringMap("fields", e.fields());
+  return o.text();
 }
 
 int flows(const Args& args, const AgentOptions& o, std::ostream& out, std::ostream& err) {
@@ -953,6 +996,34 @@ int flows(const Args& args, const AgentOptions& o, std::ostream& out, std::ostre
 }
 
 }  // namespace
+
+int watchFlowsFor(const Args& args, const std::string& envAgent, const std::string& command,
+                  long ms, const std::function<void(const std::string&)>& sink, std::ostream& err) {
+  AgentOptions o;
+  if (!readAgentOptions(args, envAgent, command, &o, err) || !oneAgent(o, command, err))
+    return kExitBadInput;
+  AgentConnection c = connectAgent(o.addresses[0], o);
+  grpc::ClientContext ctx;
+  setDeadline(ctx, std::chrono::milliseconds(ms));
+  v1::WatchFlowsRequest request;
+  request.set_app(args.get("--app"));
+  InterruptCanceller canceller(&ctx, true);
+  auto reader = c.stub->WatchFlows(&ctx, request);
+  v1::FlowEvent event;
+  bool any = false;
+  while (reader->Read(&event)) {
+    any = true;
+    sink(flowJson(event));
+  }
+  const grpc::Status s = reader->Finish();
+  const bool interrupted = canceller.interrupted();
+  canceller.stop();
+  if (s.ok()) return kExitOk;
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && (any || reachedAgent(c)))
+    return kExitOk;
+  if (interrupted && s.error_code() == grpc::StatusCode::CANCELLED) return kExitOk;
+  return reportFailure(c, s, err);
+}
 
 std::string jsonQuote(std::string_view text) {
   // The flow feed's JSON escaping: one implementation for every JSON we print.
@@ -1032,6 +1103,8 @@ int runClientCommand(const Args& args, const std::string& envAgent, std::ostream
     }
     name += " " + sub;
   }
+  if (cmd == "quarantine" && args.words.size() == 2 && args.words[1] == "ls")
+    name = "quarantine ls";
   if (!checkFlags(args, name, err)) return kExitBadInput;
   AgentOptions o;
   if (!readAgentOptions(args, envAgent, name, &o, err) || !oneAgent(o, name, err))
@@ -1041,6 +1114,7 @@ int runClientCommand(const Args& args, const std::string& envAgent, std::ostream
   if (name == "workload ls") return workloadLs(args, o, out, err);
   if (name == "status") return status(args, o, out, err);
   if (name == "quarantine") return quarantine(args, o, out, err);
+  if (name == "quarantine ls") return quarantineLs(args, o, out, err);
   return flows(args, o, out, err);
 }
 

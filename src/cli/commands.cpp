@@ -8,6 +8,7 @@
 
 #include "bulkhead/cli/client.h"
 #include "bulkhead/cli/help.h"
+#include "bulkhead/cli/insight.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
@@ -43,6 +44,12 @@ const std::map<std::string, FlagValue> kFlags = {
     {"--tls-key", FlagValue::kRequired},
     {"--tls-server-name", FlagValue::kRequired},
     {"--timeout", FlagValue::kRequired},
+    {"--policies", FlagValue::kRequired},
+    {"--since", FlagValue::kRequired},
+    {"--max-rules", FlagValue::kRequired},
+    {"--output", FlagValue::kRequired},
+    {"--flows", FlagValue::kRequired},
+    {"--format", FlagValue::kRequired},
 };
 
 void printDiagnostics(const policy::LoadResult& r, std::ostream& err) {
@@ -138,7 +145,7 @@ std::string Args::get(const std::string& flag, const std::string& fallback) cons
 
 bool parseArgs(const std::vector<std::string>& argv, Args* out, std::string* error) {
   for (size_t i = 0; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
+    const std::string a = argv[i] == "-o" ? std::string("--output") : argv[i];
     if (a.size() < 2 || a.compare(0, 2, "--") != 0) {
       out->words.push_back(a);
       continue;
@@ -199,6 +206,11 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
   const std::string& cmd = args.words[0];
   if (cmd == "validate") return validate(args, out, err);
   if (cmd == "plan") return plan(args, out, err);
+  if (cmd == "graph") return graphCommand(args, out, err);
+  if (cmd == "suggest") {
+    const char* env = std::getenv("BULKHEAD_AGENT");
+    return suggestCommand(args, env ? env : "", out, err);
+  }
   if (isClientCommand(cmd)) {
     const char* env = std::getenv("BULKHEAD_AGENT");
     return runClientCommand(args, env ? env : "", out, err);

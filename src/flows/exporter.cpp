@@ -44,8 +44,10 @@ namespace {
 
 // Attempts an event stands for in the accounting. A summary event reports
 // attempts that were not delivered; delivering it delivers none of them.
+// Events with evidence fields (anomaly, automatic quarantine) are the
+// agent's own findings, not attempts.
 uint64_t attempts(const FlowEvent& e) {
-  return e.action == "summary" ? 0 : e.count;
+  return e.action == "summary" || !e.fields.empty() ? 0 : e.count;
 }
 
 }  // namespace

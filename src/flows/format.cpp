@@ -65,6 +65,7 @@ std::string msgIdFor(const std::string& action) {
   if (action == "quarantine") return "QUARANTINE";
   if (action == "unregistered") return "UNREGISTERED";
   if (action == "log") return "LOG";
+  if (action == "anomaly") return "ANOMALY";
   std::string out;
   for (char c : action)
     out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c);
@@ -78,6 +79,7 @@ std::string verbFor(const std::string& action) {
   if (action == "quarantine") return "quarantined";
   if (action == "unregistered") return "dropped (unregistered interface)";
   if (action == "log") return "logged";
+  if (action == "anomaly") return "flagged as a scan";
   return action;
 }
 
@@ -293,7 +295,14 @@ std::string formatRfc5424(const FlowEvent& e, const FormatOptions& o) {
   param("proto", e.proto);
   param("reason", e.reason);
   param("count", std::to_string(e.count));
-  out += "] ";
+  out += "]";
+  if (!e.fields.empty()) {
+    out += "[evidence@32473";
+    for (const auto& [k, v] : e.fields)
+      param(k.c_str(), v);
+    out += "]";
+  }
+  out += " ";
   out += flowMessage(e);
   return out;
 }
@@ -328,6 +337,12 @@ std::string formatJson(const FlowEvent& e) {
   str("proto", e.proto);
   str("reason", e.reason);
   num("count", e.count);
+  if (!e.fields.empty()) {
+    out += ",\"fields\":{";
+    for (size_t i = 0; i < e.fields.size(); ++i)
+      str(e.fields[i].first.c_str(), e.fields[i].second, i == 0);
+    out += "}";
+  }
   out += "}";
   return out;
 }
@@ -354,6 +369,9 @@ std::string formatCef(const FlowEvent& e, const FormatOptions& o) {
   } else if (e.action == "log") {
     name = "Flow logged";
     severity = 3;
+  } else if (e.action == "anomaly") {
+    name = "Scan detected";
+    severity = 8;
   } else {
     name = "Flow " + e.action;
     severity = 3;
@@ -386,6 +404,13 @@ std::string formatCef(const FlowEvent& e, const FormatOptions& o) {
   ext("cs3", e.reason);
   ext("rt", std::to_string(duration_cast<milliseconds>(e.time.time_since_epoch()).count()));
   ext("dvchost", e.host);
+  if (!e.fields.empty()) {
+    std::string evidence;
+    for (const auto& [k, v] : e.fields)
+      evidence += (evidence.empty() ? "" : " ") + k + "=" + v;
+    ext("cs4Label", "evidence");
+    ext("cs4", evidence);
+  }
   return out;
 }
 

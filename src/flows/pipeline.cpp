@@ -36,6 +36,7 @@ void Pipeline::onPacket(const LoggedPacket& p, Clock::time_point now) {
   e.dport = decoded->dport;
   e.proto = protoName(decoded->proto);
   e.count = 1;
+  if (options_.observe && !who.scanExempt) options_.observe(e);
 
   FoldKey key{e.workload, e.dst, e.dport, e.proto, e.action, e.reason};
   auto it = folds_.find(key);

@@ -40,6 +40,14 @@ struct AgentConfig {
   // nft patterns ("veth*"): matching interfaces of no workload are dropped.
   std::vector<std::string> workloadInterfaces;
   uint64_t maxBundleBytes = 64u << 20;  // a push larger than this: RESOURCE_EXHAUSTED
+  // Scan detection on denied attempts (docs/flows.md): `anomaly` events,
+  // and with autoQuarantine the scanning workload is quarantined.
+  bool scanDetection = true;
+  bool autoQuarantine = false;
+  uint32_t scanHosts = 20;            // distinct destinations on one port
+  uint32_t scanPorts = 15;            // distinct ports on one destination
+  uint32_t scanWindowSeconds = 60;    // sliding window
+  uint32_t quarantineSeconds = 1800;  // automatic quarantine; doubles when caught again
   // Diagnostic: false runs without the nftables event monitor, so drift is
   // found by the periodic check alone (tests of that check use it).
   bool driftEvents = true;

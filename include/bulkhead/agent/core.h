@@ -19,6 +19,7 @@
 #include "bulkhead/agent/enforcer.h"
 #include "bulkhead/agent/flow_feed.h"
 #include "bulkhead/agent/flow_hub.h"
+#include "bulkhead/agent/quarantine_book.h"
 #include "bulkhead/agent/state_store.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/v1/agent.pb.h"
@@ -69,7 +70,12 @@ class AgentCore {
                                                     const std::string& owner = "");
   // `name` non-empty: that workload only (none when absent).
   v1::ListWorkloadsResponse listWorkloads(const std::string& name = "") const;
-  Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release);
+  // `why`: recorded with it (reason, expiry), listed by listQuarantines().
+  Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release,
+                                            const QuarantineWhy& why = {});
+  v1::ListQuarantinesResponse listQuarantines() const;
+  // Quarantines whose expiry has passed (the caller releases them).
+  std::vector<std::string> dueQuarantines() const;
   v1::AgentStatus status() const;
 
   // Moves staged interfaces into the dispatch map when due (see CoreOptions)
@@ -126,6 +132,7 @@ class AgentCore {
   Result<std::optional<std::string>> repairDrift(const std::string& why,
                                                  Result<std::optional<std::string>> drift);
   void publishAllInterfaces();
+  flows::Attribution attributionOf(const policy::Workload& w) const;
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.
   void trackStaged();
@@ -151,6 +158,7 @@ class AgentCore {
     std::string owner;
   };
   std::unordered_map<std::string, Origin> origins_;
+  QuarantineBook quarantineBook_;
 
   std::string lastError_, lastErrorTime_, lastAppliedTime_;
   std::string lastDriftCheck_, lastDriftCheckTime_;

@@ -8,8 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/flow_hub.h"
+#include "bulkhead/agent/scan_detector.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/flows/nflog.h"
 #include "bulkhead/flows/pipeline.h"
@@ -45,8 +48,15 @@ class FlowFeed {
            const InterfaceDirectory& interfaces);
   ~FlowFeed();
 
+  // Called on the flow thread for each scan found (config.scanDetection),
+  // after its `anomaly` event went out. Set before start().
+  void onScan(std::function<void(const ScanFinding&)> handler) { onScan_ = std::move(handler); }
+
   // Binds the NFLOG group and builds the exporters; starts the thread.
   Status start();
+  // An event of the agent's own (anomaly, automatic quarantine) to every
+  // target and watcher, past folding and rate limits. Any thread.
+  void publish(const flows::FlowEvent& e);
   void stop();
 
   // Takes the kernel's counters now (before a change rewrites chains and
@@ -57,11 +67,14 @@ class FlowFeed {
  private:
   void run();
   flows::Attribution resolve(uint32_t ifindex);
+  void observe(const flows::FlowEvent& e);
   void maybeSummarize(flows::Clock::time_point now);
 
   AgentConfig config_;
   std::string host_;
   FlowHub& hub_;
+  std::optional<ScanDetector> scans_;  // flow thread only
+  std::function<void(const ScanFinding&)> onScan_;
   std::unique_ptr<flows::NflogReader> reader_;
   std::unique_ptr<flows::Pipeline> pipeline_;
 

@@ -35,6 +35,8 @@ class AgentService final : public v1::Agent::Service {
                              v1::ListWorkloadsResponse* resp) override;
   grpc::Status Quarantine(grpc::ServerContext* ctx, const v1::QuarantineRequest* req,
                           v1::QuarantineResponse* resp) override;
+  grpc::Status ListQuarantines(grpc::ServerContext* ctx, const v1::ListQuarantinesRequest* req,
+                               v1::ListQuarantinesResponse* resp) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::GetStatusRequest* req,
                          v1::AgentStatus* resp) override;
   grpc::Status WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,

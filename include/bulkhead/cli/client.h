@@ -3,6 +3,7 @@
 // header; src/cli/client.cpp holds the channel, the calls and the output.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <string_view>
@@ -36,6 +37,12 @@ struct AgentAddress {
 // Accepts unix:///abs/path, unix:/abs/path and tcp://host:port (host may be a
 // bracketed IPv6 address). On failure returns false with a message in *error.
 bool parseAgentAddress(const std::string& address, AgentAddress* out, std::string* error);
+
+// Listens to one agent's flow events (WatchFlows) for `ms` milliseconds
+// (or until interrupted); each event as a JSON line (the agent's json
+// format) to `sink`. An exit code; errors on `err`.
+int watchFlowsFor(const Args& args, const std::string& envAgent, const std::string& command,
+                  long ms, const std::function<void(const std::string&)>& sink, std::ostream& err);
 
 // `text` as a JSON string literal, quotes included.
 std::string jsonQuote(std::string_view text);

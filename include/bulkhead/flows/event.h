@@ -7,6 +7,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bulkhead/policy/address.h"
 
@@ -62,6 +64,9 @@ struct FlowEvent {
   // default, globalpolicy/<name>/<index>, unregistered, or "" (spoof, quarantine)
   std::string reason;
   uint64_t count = 1;  // attempts folded into this event
+  // Evidence of an `anomaly` event, in order (distinct, window_seconds,
+  // sample, ...); empty for every other action.
+  std::vector<std::pair<std::string, std::string>> fields;
 };
 
 }  // namespace bulkhead::flows

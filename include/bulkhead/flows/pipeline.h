@@ -23,6 +23,7 @@ namespace bulkhead::flows {
 struct Attribution {
   std::string workload;
   std::string app;
+  bool scanExempt = false;  // app labelled bulkhead.io/scanner: "true"
 };
 
 struct PipelineOptions {
@@ -34,6 +35,9 @@ struct PipelineOptions {
   double workloadRate = 200;
   double workloadBurst = 400;
   size_t maxFoldKeys = 65536;  // bounded memory under a scan of many destinations
+  // Sees every attributed attempt as it arrives, before folding and the
+  // rate limit (scan detection); called on the reader's thread.
+  std::function<void(const FlowEvent&)> observe;
 };
 
 // Causes of suppression, as reported in status.

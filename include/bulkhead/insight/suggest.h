@@ -1,0 +1,90 @@
+// `bulkhead suggest`: egress policy from observed flow events (usually the
+// would-be-denied flows of an app in audit mode). For each app with flows:
+// its complete App document, existing egress kept, one suggested rule per
+// destination with its evidence as a comment; new Service documents for
+// destinations the policy does not know. Destinations are named preferring
+// an existing Service that covers them, then the App whose workload holds
+// them, then a new Service of exact host prefixes and exact ports (a prefix
+// only when every address in it was seen). Never broader than what was
+// seen. Same input, same bytes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "bulkhead/insight/destinations.h"
+#include "bulkhead/insight/flow_log.h"
+#include "bulkhead/policy/model.h"
+
+namespace bulkhead::insight {
+
+struct SuggestOptions {
+  std::string app;       // only this app; "": every app with flows
+  size_t maxRules = 20;  // per app; the rest are listed commented out
+};
+
+// What a suggested rule rests on.
+struct Evidence {
+  static constexpr size_t kMaxSources = 10000;  // counted exactly up to here
+  uint64_t attempts = 0;
+  std::set<policy::IpAddr> sources;
+  std::string first, last;  // RFC 3339 times as the events carry them
+
+  void add(const FlowRecord& r);
+  void merge(const Evidence& o);
+  std::string describe() const;  // "12 attempts from 1 source, first ..., last ..."
+};
+
+struct SuggestSummary {
+  uint64_t flows = 0;               // distinct (app, destination, port) seen
+  uint64_t covered = 0;             // by a suggested (not commented-out) rule
+  uint64_t left = 0;                // over --max-rules, or not expressible
+  uint64_t ignoredEvents = 0;       // actions other than deny/audit, other apps
+  uint64_t unattributedEvents = 0;  // no app, or an app name that is not valid
+  uint64_t unexpressibleFlows = 0;  // protocols a policy cannot name (sctp, numbers)
+  std::map<std::string, std::pair<size_t, size_t>> rulesPerApp;  // app -> (rules, commented)
+  std::vector<std::string> newServices;
+
+  std::string text() const;  // for stderr
+};
+
+struct Suggestion {
+  std::string yaml;
+  SuggestSummary summary;
+};
+
+class Suggester {
+ public:
+  Suggester(const policy::Bundle& bundle, SuggestOptions options);
+  void add(const FlowRecord& r);
+  Suggestion finish() const;
+
+ private:
+  using FlowKey = std::tuple<std::string, policy::IpAddr, policy::PortSpec>;
+  struct FlowKeyHash {
+    size_t operator()(const FlowKey& k) const;
+  };
+  const policy::Bundle& bundle_;
+  SuggestOptions options_;
+  DestinationIndex index_;
+  std::unordered_map<FlowKey, Evidence, FlowKeyHash> flows_;    // sorted in finish()
+  std::map<std::string, std::set<std::string>> unexpressible_;  // app -> "dst/proto"
+  uint64_t ignored_ = 0, unattributed_ = 0;
+};
+
+// Replaces (or adds) the suggested App documents in `bundle`, adds the new
+// Services, and validates the result as `bulkhead validate` would: the
+// errors, none when the suggestion can be used as it is.
+std::vector<policy::Diagnostic> checkSuggestion(const policy::Bundle& bundle,
+                                                const std::string& yaml);
+
+// Host prefixes merged into the shortest prefixes whose every address is in
+// the input (exposed for tests).
+std::vector<policy::Cidr> aggregateHosts(const std::set<policy::IpAddr>& hosts);
+
+}  // namespace bulkhead::insight

@@ -1,0 +1,150 @@
+// bench_scan: what scan detection costs the agent's flow thread. The same
+// logged packets (NFLOG's view: prefix, interface, IPv4+TCP headers) go
+// through the agent's flows::Pipeline (decode, attribution, folding, the
+// per-workload rate limit, hand-off to an exporter) with the ScanDetector
+// hooked in as the agent hooks it (FlowFeed: PipelineOptions::observe),
+// and without it; rounds interleaved, medians compared. Two traffic shapes:
+// every attempt a new (destination, port) — a scan, the detector's worst
+// case, its map at its bound — and 1,000 flows repeated (folding).
+// In-process, no root needed: the kernel's side (NFLOG delivery) is the same
+// in both and is measured by bench_flows.
+//
+//   build/tests/bench/bench_scan [--packets=N] [--rounds=N]
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "bench_util.h"
+#include "bulkhead/agent/scan_detector.h"
+#include "bulkhead/flows/exporter.h"
+#include "bulkhead/flows/pipeline.h"
+
+namespace bulkhead::bench {
+namespace {
+
+// Takes events as a queue would (a copy), counts them.
+class CountingExporter : public flows::Exporter {
+ public:
+  bool offer(const flows::FlowEvent& e) override {
+    last_ = e;
+    ++stats_.delivered;
+    stats_.deliveredAttempts += e.count;
+    return true;
+  }
+  flows::ExporterStats stats() const override { return stats_; }
+  std::string name() const override { return "count"; }
+  bool flush(int) override { return true; }
+
+ private:
+  flows::FlowEvent last_;
+  flows::ExporterStats stats_;
+};
+
+flows::LoggedPacket packet(uint32_t workload, uint32_t dst, uint16_t dport) {
+  uint8_t p[40] = {};
+  p[0] = 0x45;
+  p[3] = 40;
+  p[8] = 64;
+  p[9] = 6;                                                     // tcp
+  const uint32_t src = htonl(0xc0000200u + (workload & 0xff));  // 192.0.2.x
+  const uint32_t d = htonl(dst);
+  std::memcpy(p + 12, &src, 4);
+  std::memcpy(p + 16, &d, 4);
+  const uint16_t sport = htons(40000), dp = htons(dport);
+  std::memcpy(p + 20, &sport, 2);
+  std::memcpy(p + 22, &dp, 2);
+  p[32] = 0x50;
+  p[33] = 0x02;  // SYN
+  flows::LoggedPacket lp;
+  lp.prefix = "bh:deny:default";
+  lp.inIfindex = 100 + workload;
+  lp.family = 2;
+  lp.hwProtocol = 0x0800;
+  lp.payload.assign(reinterpret_cast<const char*>(p), sizeof p);
+  return lp;
+}
+
+// Packets per second through one pipeline.
+double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_t* findings) {
+  agent::ScanDetector detector({});
+  flows::PipelineOptions o;
+  o.host = "bench";
+  o.workloadRate = 1e9;  // the limit is not what is measured
+  o.workloadBurst = 1e9;
+  if (detect)
+    o.observe = [&](const flows::FlowEvent& e) {
+      if (detector.observe(e)) ++*findings;
+    };
+  std::vector<std::unique_ptr<flows::Exporter>> exporters;
+  exporters.push_back(std::make_unique<CountingExporter>());
+  flows::Pipeline pipeline(
+      o,
+      [](uint32_t ifindex) {
+        return flows::Attribution{"web-" + std::to_string(ifindex - 100), "web"};
+      },
+      nullptr, std::move(exporters));
+  // Packet times 2 us apart (500,000 a second); the fold windows close
+  // every 20 ms of that time, as the agent's flow thread ticks.
+  auto now = flows::Clock::now();
+  auto nextTick = now;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < packets.size(); ++i) {
+    now += std::chrono::microseconds(2);
+    if (now >= nextTick) {
+      nextTick = now + std::chrono::milliseconds(20);
+      pipeline.tick(now);
+    }
+    pipeline.onPacket(packets[i], now);
+  }
+  return double(packets.size()) / secondsSince(t0);
+}
+
+int benchRun(int argc, char** argv) {
+  int n = 1000000, rounds = 5;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (auto v = positiveFlag(a, "--packets=")) {
+      n = *v;
+    } else if (auto r = positiveFlag(a, "--rounds=")) {
+      rounds = *r;
+    } else {
+      throw Failure("unknown argument " + a);
+    }
+  }
+  printBanner("bench_scan");
+  std::vector<flows::LoggedPacket> scan, repeat;
+  for (int i = 0; i < n; ++i) {
+    // 16 workloads; every attempt a distinct (destination, port).
+    scan.push_back(
+        packet(i % 16, 0xc6336400u + uint32_t(i % 250), uint16_t(1024 + (i / 250) % 60000)));
+    repeat.push_back(packet(i % 16, 0xc6336400u + uint32_t(i % 50), uint16_t(5000 + i % 20)));
+  }
+  std::printf("%s packets a round, %d rounds, interleaved\n\n", count(uint64_t(n)).c_str(), rounds);
+  std::printf("%-34s %14s %14s %9s\n", "traffic", "off (pkt/s)", "on (pkt/s)", "cost");
+  bool pass = true;
+  for (const auto& [name, packets] : {std::pair{"distinct (a scan, worst case)", &scan},
+                                      std::pair{"1,000 flows repeated", &repeat}}) {
+    Stats off, on;
+    uint64_t findings = 0;
+    for (int r = 0; r < rounds; ++r) {
+      checkInterrupted();
+      off.add(run(*packets, false, &findings));
+      on.add(run(*packets, true, &findings));
+    }
+    const double cost = 1 - on.median() / off.median();
+    pass &= cost < 0.05;
+    std::printf("%-34s %14s %14s %8.1f%%   (%s findings a round)\n", name,
+                count(uint64_t(off.median())).c_str(), count(uint64_t(on.median())).c_str(),
+                cost * 100, count(findings / uint64_t(rounds)).c_str());
+  }
+  std::printf("\n%s\n",
+              goalLine(pass, "flow throughput with detection on is under 5% lower").c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace bulkhead::bench
+
+int main(int argc, char** argv) {
+  return bulkhead::bench::benchMain("bench_scan", bulkhead::bench::benchRun, argc, argv);
+}
