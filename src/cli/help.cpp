@@ -19,9 +19,14 @@ commands:
   workload rm NAME                    remove a workload registered through the API
   workload ls [--json]                list every workload
   status [--json]                     the agent's policy version, table, counters, latencies
-  quarantine NAME [--release]         log and drop every new flow of a workload (or release it)
+  quarantine NAME [--release]         drop everything a workload sends (or release it)
+  quarantine ls [--json]              quarantines in force: who, why, since, until
   flows [--follow] [--json]           denied flows as the agent exports them
              [--app APP] [--workload NAME]
+  suggest [FLOWS.jsonl...] [--agent ADDR --since 10m] [--policies DIR] [--app APP]
+             [--max-rules 20] [--output FILE]   egress policy from observed flows
+  graph POLICY... [--flows FLOWS.jsonl] [--format dot|svg|mermaid] [--output FILE]
+                                      who may reach whom, and what was denied
 
 agent flags (every command that talks to an agent):
   --agent ADDR          unix:///path or tcp://host:port; default $BULKHEAD_AGENT,
@@ -129,13 +134,17 @@ flags:
         true}},
       {"quarantine",
        {R"(usage: bulkhead quarantine NAME [--release]
+       bulkhead quarantine ls [--json]
 
-Quarantines a workload (its new flows are logged and dropped) or, with
---release, releases it.
-Quarantine is remembered across pushes and agent restarts.
+Quarantines a workload: everything it sends is logged and dropped before
+connection tracking, and its live connections are cut. With --release,
+releases it. Quarantine is remembered across pushes and agent restarts.
+`quarantine ls` lists the quarantines in force: who, why (manual, or
+auto/scan/... by the agent's scan detection), since and until.
 
 flags:
   --release             lift the quarantine
+  --json                (ls) one JSON object
 )",
         true}},
       {"flows",
@@ -151,6 +160,39 @@ flags:
   --workload NAME       only this workload's flows
 )",
         true}},
+      {"suggest",
+       {R"(usage: bulkhead suggest [FLOWS.jsonl...] [--agent ADDR --since 10m] [--policies DIR]...
+                        [--app APP] [--max-rules 20] [--output FILE]
+
+Egress policy from observed flows: the flow events of FLOWS.jsonl (the
+agent's json format; - reads standard input), or what the agent exports
+for --since. Prints, as YAML, the complete App document of each app with
+flows (its existing egress kept, additions marked) and any new Service,
+naming existing Services and Apps first; never broader than what was seen.
+Each rule carries its evidence as a comment. Deterministic.
+
+flags:
+  --since DURATION      with --agent: how long to listen (90s, 10m, 1h; default 10m)
+  --policies DIR        the bundle in force (repeatable), to name what exists
+  --app APP             only this app
+  --max-rules N         rules per app; the rest are listed commented out (default 20)
+  --output FILE         write the YAML there (also -o)
+)",
+        true}},
+      {"graph",
+       {R"(usage: bulkhead graph POLICY... [--flows FLOWS.jsonl]... [--format dot|svg|mermaid]
+                      [--output FILE]
+
+Apps, services and external networks as nodes; edges for what the policy
+allows (solid), what GlobalPolicies forbid (dashed) and, with --flows, what
+was observed and denied (red, with counts). SVG through Graphviz's dot.
+
+flags:
+  --flows FILE          flow events (JSON lines), repeatable
+  --format FORMAT       dot (default), svg or mermaid
+  --output FILE         write there instead of standard output (also -o)
+)",
+        false}},
   };
   return kPages;
 }

@@ -279,19 +279,21 @@ TEST(ManPages, BulkheadFlagsAreAllAccepted) {
 // The flags of each command, as the CLI accepts them (src/cli/client.cpp).
 const std::map<std::string, std::set<std::string>> kCommandFlags = {
     {"validate", {}},
-    {"plan", {"--workloads", "--table", "--log-group"}},
+    {"plan", {"--workloads", "--table", "--log-group", "--workload-interfaces"}},
     {"push", {"--agent", "--version", "--dry-run", "--json"}},
     {"workload", {"--app", "--iface", "--addr", "--label", "--json"}},
     {"status", {"--json"}},
-    {"quarantine", {"--release"}},
+    {"quarantine", {"--release", "--json"}},
     {"flows", {"--follow", "--json", "--app", "--workload"}},
+    {"suggest", {"--since", "--policies", "--app", "--max-rules", "--output"}},
+    {"graph", {"--flows", "--format", "--output"}},
 };
 const std::set<std::string> kAgentFlags = {"--agent",   "--tls-ca",          "--tls-cert",
                                            "--tls-key", "--tls-server-name", "--timeout"};
 
 std::set<std::string> expectedFlags(const std::string& command) {
   auto flags = kCommandFlags.at(command);
-  if (command != "validate" && command != "plan")
+  if (command != "validate" && command != "plan" && command != "graph")
     flags.insert(kAgentFlags.begin(), kAgentFlags.end());
   return flags;
 }
@@ -317,7 +319,11 @@ TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
         auto s = manFlags(manSection(roff, sub));
         inMan.insert(s.begin(), s.end());
       }
-    if (command != "validate" && command != "plan")
+    if (command == "quarantine") {
+      auto s = manFlags(manSection(roff, "quarantine ls"));
+      inMan.insert(s.begin(), s.end());
+    }
+    if (command != "validate" && command != "plan" && command != "graph")
       inMan.insert(agentSection.begin(), agentSection.end());
     EXPECT_EQ(inMan, expectedFlags(command)) << command;
   }
@@ -340,8 +346,10 @@ TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
       {"push", {{"push", demo}}},
       {"workload", {{"workload", "add", "w"}, {"workload", "rm", "w"}, {"workload", "ls"}}},
       {"status", {{"status"}}},
-      {"quarantine", {{"quarantine", "w"}}},
+      {"quarantine", {{"quarantine", "w"}, {"quarantine", "ls"}}},
       {"flows", {{"flows"}}},
+      {"suggest", {{"suggest", "/nonexistent/bh-packaging-test.jsonl"}}},
+      {"graph", {{"graph", demo}}},
   };
   for (const auto& [command, runs] : invocations) {
     std::set<std::string> accepted;
@@ -396,20 +404,24 @@ std::set<std::string> complete(const std::string& line) {
 TEST(Completion, OffersTheCommandsAndEachCommandsFlags) {
   ASSERT_TRUE(fs::exists("/usr/share/bash-completion/bash_completion"))
       << "bash-completion is not installed (packaging/install-deps.sh)";
-  EXPECT_EQ(complete("bulkhead "), (std::set<std::string>{"validate", "plan", "push", "workload",
-                                                          "status", "quarantine", "flows"}));
+  EXPECT_EQ(complete("bulkhead "),
+            (std::set<std::string>{"validate", "plan", "push", "workload", "status", "quarantine",
+                                   "flows", "suggest", "graph"}));
   EXPECT_EQ(complete("bulkhead st"), std::set<std::string>{"status"});
   EXPECT_EQ(complete("bulkhead workload "), (std::set<std::string>{"add", "rm", "ls"}));
   for (const auto& [command, _] : kCommandFlags) {
     std::string line = "bulkhead " + command + (command == "workload" ? " add x --" : " --");
     auto expected = expectedFlags(command);
-    if (command == "workload") {
+    if (command == "workload" || command == "quarantine") {
       expected.erase("--json");  // ls only
     }
     expected.insert("--help");
     EXPECT_EQ(complete(line), expected) << line;
   }
   EXPECT_EQ(complete("bulkhead workload ls --"),
+            (std::set<std::string>{"--json", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
+                                   "--tls-server-name", "--timeout", "--help"}));
+  EXPECT_EQ(complete("bulkhead quarantine ls --"),
             (std::set<std::string>{"--json", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
                                    "--tls-server-name", "--timeout", "--help"}));
   // After a flag that takes a value, the next word is that value, not a command.

@@ -12,7 +12,8 @@ namespace bulkhead::cli {
 std::string_view usage();
 
 // The help of one command ("validate", "plan", "push", "workload",
-// "status", "quarantine", "flows"); empty for an unknown command.
+// "status", "quarantine", "flows", "suggest", "graph"); empty for an
+// unknown command.
 std::string commandHelp(std::string_view command);
 
 }  // namespace bulkhead::cli
