@@ -235,7 +235,6 @@ TEST_P(EnforceFamilyTest, SpoofedSourceIsDropped) {
   EXPECT_FALSE(spoofed.ok) << spoofed.out;
   EXPECT_GE(spoofed.seconds, 1.4) << "spoofed packets are dropped, not rejected";
   auto list = topo_->hv().exec("nft list chain inet bulkhead workload_raw");
-  EXPECT_NE(list.out.find("counter packets 0"), std::string::npos);
   const bool v6 = std::string(GetParam().spoofed).find(':') != std::string::npos;
   const std::string rule =
       v6 ? "ip6 saddr != @src6 counter packets " : "ip saddr != @src4 counter packets ";

@@ -71,7 +71,7 @@ std::string dump(const std::vector<TableEvent>& events) {
 class MonitorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing::havePrivileges()) GTEST_SKIP() << "needs root and ip/nft";
+    if (testing::skipUnlessCi(testing::havePrivileges(), "needs root and ip/nft")) GTEST_SKIP();
     testing::sweepStaleNamespaces();
     ns_ = std::make_unique<Netns>();
     auto r =

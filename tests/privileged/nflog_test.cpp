@@ -80,7 +80,7 @@ class NflogTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!testing::havePrivileges()) GTEST_SKIP() << "needs root and ip/nft";
+    if (testing::skipUnlessCi(testing::havePrivileges(), "needs root and ip/nft")) GTEST_SKIP();
     ASSERT_NE(topo_, nullptr);
     ASSERT_EQ(setupError_, nullptr) << *setupError_;
   }

@@ -128,7 +128,7 @@ Ruleset sample() {
 class NftWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!testing::havePrivileges()) GTEST_SKIP() << "needs root and ip/nft";
+    if (testing::skipUnlessCi(testing::havePrivileges(), "needs root and ip/nft")) GTEST_SKIP();
     testing::sweepStaleNamespaces();
     ns_ = std::make_unique<Netns>();
     // Someone else's table on the same hook, which must survive everything.

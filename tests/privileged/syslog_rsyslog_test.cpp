@@ -145,8 +145,8 @@ std::unique_ptr<Exporter> makeIn(const Netns& ns, const std::string& target,
 }
 
 TEST(SyslogRsyslog, UdpAndTcpLinesParseAndSurviveRestart) {
-  if (!testing::havePrivileges()) GTEST_SKIP() << "needs root and ip netns";
-  if (!testing::sh("command -v rsyslogd").ok()) GTEST_SKIP() << "no rsyslogd";
+  if (testing::skipUnlessCi(testing::havePrivileges(), "needs root and ip netns")) GTEST_SKIP();
+  if (testing::skipUnlessCi(testing::sh("command -v rsyslogd").ok(), "no rsyslogd")) GTEST_SKIP();
   testing::sweepStaleNamespaces();
   Netns ns;
   Rsyslog rsyslog(ns);

@@ -1,5 +1,7 @@
 #include "support/netns.h"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -50,6 +52,13 @@ CmdResult sh(const std::string& cmd) {
 
 bool havePrivileges() {
   return geteuid() == 0 && sh("command -v ip >/dev/null && command -v nft >/dev/null").ok();
+}
+
+bool skipUnlessCi(bool met, const std::string& what) {
+  if (met) return false;
+  const char* ci = std::getenv("CI");
+  if (ci && std::string(ci) == "true") ADD_FAILURE() << "cannot run in CI: " << what;
+  return true;
 }
 
 void sweepStaleNamespaces() {
@@ -229,8 +238,8 @@ Probe probe(const Netns& from, const std::string& target, double timeoutSec, boo
   // listener (it forks a shell per answer) can take longer than that.
   const std::string socat = "timeout " + std::to_string(int(timeoutSec) + 2) + " socat -T" + t +
                             " -t" + t + " - " + target;
-  const std::string cmd = udp ? "echo hi | " + socat
-                              : socat + ",connect-timeout=" + t + " </dev/null";
+  const std::string cmd =
+      udp ? "echo hi | " + socat : socat + ",connect-timeout=" + t + " </dev/null";
   const auto r = from.exec(cmd);
   p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   p.out = r.out;

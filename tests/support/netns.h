@@ -30,6 +30,12 @@ bool havePrivileges();
 // or a kill -9 skips RAII). Names carry the creating pid: bht<pid>x<n>.
 void sweepStaleNamespaces();
 
+// For a privileged test whose requirement `met` is false (no root, a tool
+// missing): true, so that the caller skips (right on a laptop), but in CI
+// (CI=true) a failure naming `what` is recorded first: there a privileged
+// test must never pass by skipping.
+bool skipUnlessCi(bool met, const std::string& what);
+
 class Netns {
  public:
   Netns();  // a new namespace with a unique name, loopback up
