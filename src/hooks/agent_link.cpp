@@ -7,7 +7,7 @@
 
 #include <cstdlib>
 
-#include "bulkhead/cli/client.h"
+#include "bulkhead/common/agent_address.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
 
 namespace bulkhead::hooks {
@@ -102,9 +102,9 @@ class GrpcAgentLink : public AgentLink {
 AgentConnector grpcConnector(std::chrono::milliseconds budget) {
   const Clock::time_point deadline = Clock::now() + budget;
   return [deadline](const std::string& address) -> Result<std::unique_ptr<AgentLink>> {
-    cli::AgentAddress parsed;
+    common::AgentAddress parsed;
     std::string error;
-    if (!cli::parseAgentAddress(address, &parsed, &error))
+    if (!common::parseAgentAddress(address, &parsed, &error))
       return makeError(ErrorCode::kInvalidInput, "agent address \"" + address + "\": " + error);
     if (parsed.tcp)
       return makeError(ErrorCode::kInvalidInput,

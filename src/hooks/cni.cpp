@@ -8,7 +8,7 @@
 #include <set>
 #include <vector>
 
-#include "bulkhead/cli/client.h"
+#include "bulkhead/common/agent_address.h"
 #include "bulkhead/policy/address.h"
 #include "bulkhead/policy/loader.h"
 
@@ -326,7 +326,7 @@ class Run {
   Result<std::unique_ptr<AgentLink>> open() {
     const std::string address = !conf_.agent.empty()  ? conf_.agent
                                 : !env_.agent.empty() ? env_.agent
-                                                      : std::string(cli::kDefaultAgent);
+                                                      : std::string(common::kDefaultAgent);
     return connect_(address);
   }
 

@@ -9,7 +9,7 @@
 #include <memory>
 #include <set>
 
-#include "bulkhead/cli/client.h"
+#include "bulkhead/common/agent_address.h"
 #include "bulkhead/policy/address.h"
 #include "bulkhead/policy/loader.h"
 
@@ -226,7 +226,7 @@ HookOutcome runLibvirtHook(const std::vector<std::string>& args, const std::stri
   if (agent.empty()) {
     auto fromFile = agentFromHookConfig(configPath);
     if (!fromFile) return fail(fromFile.error().message);
-    agent = fromFile->empty() ? std::string(cli::kDefaultAgent) : *fromFile;
+    agent = fromFile->empty() ? std::string(common::kDefaultAgent) : *fromFile;
   }
   return apply(add, args[0], xml, agent, connect);
 }

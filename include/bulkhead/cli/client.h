@@ -9,11 +9,9 @@
 #include <string_view>
 
 #include "bulkhead/cli/commands.h"
+#include "bulkhead/common/agent_address.h"
 
 namespace bulkhead::cli {
-
-// The agent address used when neither --agent nor $BULKHEAD_AGENT names one.
-inline constexpr const char* kDefaultAgent = "unix:///run/bulkhead/agent.sock";
 
 // How long `flows` without --follow listens before it exits.
 inline constexpr int kFlowsWindowMs = 1000;
@@ -27,16 +25,10 @@ bool isClientCommand(std::string_view command);
 int runClientCommand(const Args& args, const std::string& envAgent, std::ostream& out,
                      std::ostream& err);
 
-// An agent address as the user writes it, turned into a gRPC target.
-struct AgentAddress {
-  std::string target;  // "unix:/path" or "host:port"
-  bool tcp = false;    // tcp:// needs TLS
-  std::string host;    // tcp only: the host part, for the TLS name check
-};
-
-// Accepts unix:///abs/path, unix:/abs/path and tcp://host:port (host may be a
-// bracketed IPv6 address). On failure returns false with a message in *error.
-bool parseAgentAddress(const std::string& address, AgentAddress* out, std::string* error);
+// The agent address: common/agent_address.h (the hooks parse it too).
+using common::AgentAddress;
+using common::kDefaultAgent;
+using common::parseAgentAddress;
 
 // Listens to one agent's flow events (WatchFlows) for `ms` milliseconds
 // (or until interrupted); each event as a JSON line (the agent's json
