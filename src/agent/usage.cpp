@@ -39,6 +39,13 @@ the config file (without dashes); flags win. See bulkhead-agent(8).
                                 (default 30)
   --drift-events true|false     diagnostic: false runs without the nftables event
                                 monitor (default true)
+  --scan-detection true|false   anomaly events for sweeps and port scans (default true)
+  --auto-quarantine             quarantine a workload caught scanning (default off)
+  --scan-hosts N                distinct denied addresses on one port = sweep (default 20)
+  --scan-ports N                distinct denied ports on one address = port scan (default 15)
+  --scan-window N               sliding window of the detection, seconds (default 60)
+  --quarantine-seconds N        automatic quarantine, doubling when caught again within
+                                a day (default 1800)
   --max-bundle-bytes N          largest accepted bundle (default 67108864)
   --help, --version
 

@@ -187,7 +187,7 @@ TEST(ExamplePolicies, TheSegmentationTheyClaimIsInTheRuleset) {
   // Audit: the app's default logs as audit and accepts; the PCI deny holds.
   const auto audit = cli({"plan", (kSource / "policies/audit-rollout").string()}).out;
   const auto chain = audit.substr(audit.find("chain app_reporting {"));
-  const auto body = chain.substr(0, chain.find('}'));
+  const auto body = chain.substr(0, chain.find("\n\t}"));  // rules hold braces too (meters)
   EXPECT_NE(body.find("bh:audit:default"), std::string::npos);
   EXPECT_NE(body.find("bh:deny:globalpolicy/pci-zone/0"), std::string::npos);
 }
@@ -360,8 +360,10 @@ TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
         auto argv = words;
         argv.push_back(flag);
         if (!noValue.count(flag)) argv.push_back("1");
-        for (const char* a : {"--agent", "unix:///nonexistent/bh-packaging-test", "--timeout", "1"})
-          argv.push_back(a);
+        if (command != "graph")  // the one command here that talks to no agent
+          for (const char* a :
+               {"--agent", "unix:///nonexistent/bh-packaging-test", "--timeout", "1"})
+            argv.push_back(a);
         if (cli(argv).err.find("does not apply") == std::string::npos) accepted.insert(flag);
       }
     auto named = plainFlags(cli::commandHelp(command));
