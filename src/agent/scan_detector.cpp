@@ -1,6 +1,8 @@
 #include "bulkhead/agent/scan_detector.h"
 
 #include <algorithm>
+#include <cstring>
+#include <string_view>
 
 namespace bulkhead::agent {
 
@@ -99,20 +101,21 @@ std::string ScanDetector::portName(uint32_t key) const {
 }
 
 uint64_t ScanDetector::keyOf(const flows::FlowEvent& e) {
-  // FNV-1a over workload, destination, protocol and port.
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const void* data, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= b[i];
-      h *= 1099511628211ull;
-    }
+  // Word-at-a-time: this runs for every attempt, repeats included.
+  auto mix = [](uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdull;
   };
-  mix(e.workload.data(), e.workload.size());
-  mix(e.dst.bytes.data(), e.dst.size());
-  mix(e.proto.data(), e.proto.size());
-  mix(&e.dport, sizeof e.dport);
-  return h;
+  uint64_t h = std::hash<std::string_view>()(e.workload);
+  uint64_t lo = 0, hi = 0;
+  std::memcpy(&lo, e.dst.bytes.data(), 8);
+  std::memcpy(&hi, e.dst.bytes.data() + 8, 8);
+  uint64_t proto = 0;
+  std::memcpy(&proto, e.proto.data(), std::min<size_t>(e.proto.size(), 8));
+  h = mix(h, lo ^ (uint64_t(e.dst.family) << 56));
+  h = mix(h, hi);
+  h = mix(h, proto ^ (uint64_t(e.proto.size()) << 60) ^ (uint64_t(e.dport) << 40));
+  return h ^ (h >> 31);
 }
 
 void ScanDetector::enforceBound(Time now) {
@@ -148,16 +151,26 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
     return std::nullopt;
   slot = {key, now};
   Workload& w = state_[e.workload];
+  // A kind reported within the window is not reported again before its
+  // quiet time ends: no bookkeeping for it until then (a scan that goes on
+  // is counted afresh, and reported again, after it).
+  const bool sweepQuiet = now < w.quietHosts, scanQuiet = now < w.quietPorts;
+  if (sweepQuiet && scanQuiet) {
+    enforceBound(now);
+    return std::nullopt;
+  }
   const uint32_t port = portKey(e);
   std::optional<ScanFinding> found;
 
-  ByAddr& hosts = w.sweeps[port];
-  if (hosts.insert_or_assign(e.dst, now).second) {
+  static ByAddr noHosts;
+  static ByPort noPorts;
+  ByAddr& hosts = sweepQuiet ? noHosts : w.sweeps[port];
+  if (!sweepQuiet && hosts.insert_or_assign(e.dst, now).second) {
     ++w.entries;
     ++entries_;
   }
-  ByPort& ports = w.scans[e.dst];
-  if (ports.insert_or_assign(port, now).second) {
+  ByPort& ports = scanQuiet ? noPorts : w.scans[e.dst];
+  if (!scanQuiet && ports.insert_or_assign(port, now).second) {
     ++w.entries;
     ++entries_;
   }
