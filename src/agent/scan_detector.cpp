@@ -1,6 +1,8 @@
 #include "bulkhead/agent/scan_detector.h"
 
 #include <algorithm>
+#include <cstring>
+#include <string_view>
 
 namespace bulkhead::agent {
 
@@ -98,21 +100,38 @@ std::string ScanDetector::portName(uint32_t key) const {
   return (i < protos_.size() ? protos_[i] : std::string("?")) + "/" + std::to_string(key & 0xffff);
 }
 
+namespace {
+
+// Up to 8 bytes of `s` from `at` as one word, built in registers (a short
+// memcpy into a word stalls on store forwarding).
+uint64_t word(std::string_view s, size_t at) {
+  uint64_t w = 0;
+  for (size_t i = at; i < s.size() && i < at + 8; ++i)
+    w |= uint64_t(static_cast<unsigned char>(s[i])) << (8 * (i - at));
+  return w;
+}
+
+uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h * 0xff51afd7ed558ccdull;
+}
+
+}  // namespace
+
 uint64_t ScanDetector::keyOf(const flows::FlowEvent& e) {
-  // FNV-1a over workload, destination, protocol and port.
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const void* data, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= b[i];
-      h *= 1099511628211ull;
-    }
-  };
-  mix(e.workload.data(), e.workload.size());
-  mix(e.dst.bytes.data(), e.dst.size());
-  mix(e.proto.data(), e.proto.size());
-  mix(&e.dport, sizeof e.dport);
-  return h;
+  // Word at a time: this runs for every attempt, repeats included.
+  // Workload names are short: up to 16 bytes taken as two words, a longer
+  // one (rare) hashed whole.
+  const std::string& w = e.workload;
+  uint64_t h = w.size() <= 16 ? mix(word(w, 0) * 0x9e3779b97f4a7c15ull, word(w, 8) ^ w.size())
+                              : std::hash<std::string_view>()(w);
+  uint64_t lo = 0, hi = 0;
+  std::memcpy(&lo, e.dst.bytes.data(), 8);
+  std::memcpy(&hi, e.dst.bytes.data() + 8, 8);
+  h = mix(h, lo ^ (uint64_t(e.dst.family) << 56));
+  h = mix(h, hi);
+  h = mix(h, word(e.proto, 0) ^ (uint64_t(e.proto.size()) << 60) ^ (uint64_t(e.dport) << 40));
+  return h ^ (h >> 31);
 }
 
 void ScanDetector::enforceBound(Time now) {
@@ -144,20 +163,34 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
   // entry may leave the window up to window/8 early.)
   const uint64_t key = keyOf(e) | 1;  // 0 marks an empty slot
   Recent& slot = recent_[key & (kRecentSlots - 1)];
-  if (slot.key == key && now >= slot.when && now - slot.when < options_.window / 8)
-    return std::nullopt;
+  if (slot.key == key && now >= slot.when && now - slot.when < refresh_) return std::nullopt;
   slot = {key, now};
+  return observeNew(e);
+}
+
+std::optional<ScanFinding> ScanDetector::observeNew(const flows::FlowEvent& e) {
+  const Time now = e.time;
   Workload& w = state_[e.workload];
+  // A kind reported within the window is not reported again before its
+  // quiet time ends: no bookkeeping for it until then (a scan that goes on
+  // is counted afresh, and reported again, after it).
+  const bool sweepQuiet = now < w.quietHosts, scanQuiet = now < w.quietPorts;
+  if (sweepQuiet && scanQuiet) {
+    enforceBound(now);
+    return std::nullopt;
+  }
   const uint32_t port = portKey(e);
   std::optional<ScanFinding> found;
 
-  ByAddr& hosts = w.sweeps[port];
-  if (hosts.insert_or_assign(e.dst, now).second) {
+  static ByAddr noHosts;
+  static ByPort noPorts;
+  ByAddr& hosts = sweepQuiet ? noHosts : w.sweeps[port];
+  if (!sweepQuiet && hosts.insert_or_assign(e.dst, now).second) {
     ++w.entries;
     ++entries_;
   }
-  ByPort& ports = w.scans[e.dst];
-  if (ports.insert_or_assign(port, now).second) {
+  ByPort& ports = scanQuiet ? noPorts : w.scans[e.dst];
+  if (!scanQuiet && ports.insert_or_assign(port, now).second) {
     ++w.entries;
     ++entries_;
   }

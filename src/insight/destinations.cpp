@@ -6,8 +6,13 @@
 namespace bulkhead::insight {
 
 std::optional<policy::PortSpec> portOf(const FlowRecord& r) {
-  if (r.proto == "tcp" || r.proto == "udp")
-    return policy::PortSpec::parse(r.proto + "/" + std::to_string(r.dport));
+  if (r.proto == "tcp" || r.proto == "udp") {
+    // What PortSpec::parse("tcp/<dport>") gives, without the text.
+    policy::PortSpec p;
+    p.protoLo = p.protoHi = r.proto == "tcp" ? policy::kProtoTcp : policy::kProtoUdp;
+    p.portLo = p.portHi = r.dport;
+    return p;
+  }
   if (r.proto == "icmp" || r.proto == "icmpv6") return policy::PortSpec::parse(r.proto);
   return std::nullopt;
 }

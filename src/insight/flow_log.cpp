@@ -22,42 +22,69 @@ void note(ReadStats& stats, const std::string& name, uint64_t line, const std::s
 
 namespace {
 
-// The keys an event needs, taken straight from the parser's events into
-// their fields (no document, no map): top-level strings and unsigned
-// numbers; anything else under a key we use makes that key bad; nested
-// values (keys of a newer agent) are skipped.
-class EventSax : public nlohmann::json_sax<nlohmann::json> {
- public:
-  enum Key { kAction, kDst, kApp, kWorkload, kProto, kReason, kTime, kSrc, kDport, kCount, kOther };
+// The keys an event needs and what a line held under them: top-level
+// strings and unsigned numbers; anything else under a key we use makes that
+// key bad; nested values (keys of a newer agent) are skipped.
+enum Key { kAction, kDst, kApp, kWorkload, kProto, kReason, kTime, kSrc, kDport, kCount, kOther };
+
+struct Fields {
   std::string str[8];
   uint64_t num[2] = {0, 1};
   bool has[10] = {};
   bool bad[10] = {};
   bool topObject = false;
+};
 
+Key keyOf(std::string_view k) {
+  static constexpr std::string_view kNames[] = {"action", "dst",  "app", "workload", "proto",
+                                                "reason", "time", "src", "dport",    "count"};
+  for (int i = 0; i < kOther; ++i)
+    if (k == kNames[i]) return Key(i);
+  return kOther;
+}
+
+void setString(Fields& f, Key k, std::string_view v) {
+  if (k == kOther) return;
+  if (k >= kDport) {
+    f.bad[k] = true;
+    return;
+  }
+  f.str[k].assign(v);
+  f.has[k] = true;
+}
+
+void setNumber(Fields& f, Key k, uint64_t v) {
+  if (k == kOther) return;
+  if (k < kDport) {
+    f.bad[k] = true;
+    return;
+  }
+  f.num[k - kDport] = v;
+  f.has[k] = true;
+}
+
+// Fills Fields from nlohmann's SAX events (no document, no map): the
+// general path, for any JSON.
+class EventSax : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit EventSax(Fields& f) : f_(f) {}
   bool null() override { return other(); }
   bool boolean(bool) override { return other(); }
   bool number_integer(number_integer_t v) override {
     return v >= 0 ? number_unsigned(number_unsigned_t(v)) : other();
   }
   bool number_unsigned(number_unsigned_t v) override {
-    if (depth_ != 1 || key_ == kOther) return true;
-    if (key_ < kDport) return other();
-    num[key_ - kDport] = v;
-    has[key_] = true;
+    if (depth_ == 1) setNumber(f_, key_, v);
     return true;
   }
   bool number_float(number_float_t, const string_t&) override { return other(); }
   bool string(string_t& v) override {
-    if (depth_ != 1 || key_ == kOther) return true;
-    if (key_ >= kDport) return other();
-    str[key_] = std::move(v);
-    has[key_] = true;
+    if (depth_ == 1) setString(f_, key_, v);
     return true;
   }
   bool binary(binary_t&) override { return other(); }
   bool start_object(std::size_t) override {
-    if (depth_ == 0) topObject = true;
+    if (depth_ == 0) f_.topObject = true;
     if (depth_ == 1) other();
     ++depth_;
     return true;
@@ -84,53 +111,173 @@ class EventSax : public nlohmann::json_sax<nlohmann::json> {
   }
 
  private:
-  static Key keyOf(const std::string& k) {
-    static const char* kNames[] = {"action", "dst",  "app", "workload", "proto",
-                                   "reason", "time", "src", "dport",    "count"};
-    for (int i = 0; i < kOther; ++i)
-      if (k == kNames[i]) return Key(i);
-    return kOther;
-  }
   bool other() {
-    if (depth_ == 1 && key_ != kOther) bad[key_] = true;
+    if (depth_ == 1 && key_ != kOther) f_.bad[key_] = true;
     return true;
   }
+  Fields& f_;
   int depth_ = 0;
   Key key_ = kOther;
+};
+
+// The agent's own lines: one object of plain ASCII strings and unsigned
+// integers (a newer agent may add nested values). Read directly, at a
+// fraction of a general parser's cost. Anything else (escapes, non-ASCII,
+// floats, negative numbers, nesting deeper than kMaxDepth, malformed text)
+// makes read() return false, and the line goes through the general parser
+// instead: both paths accept and reject the same lines with the same result.
+class FlatReader {
+ public:
+  FlatReader(std::string_view line, Fields& f)
+      : p_(line.data()), end_(line.data() + line.size()), f_(f) {}
+
+  bool read() {
+    ws();
+    if (!at('{')) return false;
+    f_.topObject = true;
+    return members(0, [&](Key k) { return topValue(k); }) && (ws(), p_ == end_);
+  }
+
+ private:
+  static constexpr int kMaxDepth = 16;
+
+  bool at(char c) {
+    if (p_ == end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+  void ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r'))
+      ++p_;
+  }
+  bool plainString(std::string_view* out) {  // after the opening quote
+    const char* s = p_;
+    while (p_ < end_ && *p_ != '"') {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c < 0x20 || c >= 0x80 || c == '\\') return false;
+      ++p_;
+    }
+    if (p_ == end_) return false;
+    *out = std::string_view(s, size_t(p_ - s));
+    ++p_;
+    return true;
+  }
+  bool unsignedNumber(uint64_t* v) {  // at a digit
+    const char* s = p_;
+    *v = 0;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9')
+      *v = *v * 10 + uint64_t(*p_++ - '0');
+    if (p_ - s > 19 || (*s == '0' && p_ - s > 1)) return false;  // too big; a leading zero
+    return p_ == end_ || (*p_ != '.' && *p_ != 'e' && *p_ != 'E');
+  }
+  bool literal() {
+    for (std::string_view w : {"true", "false", "null"}) {
+      if (size_t(end_ - p_) >= w.size() && std::string_view(p_, w.size()) == w) {
+        p_ += w.size();
+        return true;
+      }
+    }
+    return false;
+  }
+  // `{` read: members up to and including `}`, each value read by `value`.
+  template <typename Value>
+  bool members(int depth, Value value) {
+    ws();
+    if (at('}')) return true;
+    for (;;) {
+      std::string_view name;
+      if (!at('"') || !plainString(&name)) return false;
+      ws();
+      if (!at(':')) return false;
+      ws();
+      if (!value(depth == 0 ? keyOf(name) : kOther)) return false;
+      ws();
+      if (at('}')) return true;
+      if (!at(',')) return false;
+      ws();
+    }
+  }
+  bool topValue(Key k) {
+    if (p_ == end_) return false;
+    if (*p_ == '"') {
+      std::string_view v;
+      if (!(++p_, plainString(&v))) return false;
+      setString(f_, k, v);
+    } else if (*p_ >= '0' && *p_ <= '9') {
+      uint64_t v = 0;
+      if (!unsignedNumber(&v)) return false;
+      setNumber(f_, k, v);
+    } else {
+      if (!skipValue(1)) return false;
+      if (k != kOther) f_.bad[k] = true;  // not a string or a number
+    }
+    return true;
+  }
+  bool skipValue(int depth) {  // a nested value, checked, then ignored
+    if (p_ == end_ || depth > kMaxDepth) return false;
+    std::string_view v;
+    uint64_t n = 0;
+    switch (*p_) {
+      case '"':
+        return ++p_, plainString(&v);
+      case '{':
+        return ++p_, members(depth, [&](Key) { return skipValue(depth + 1); });
+      case '[':
+        ++p_;
+        ws();
+        if (at(']')) return true;
+        for (;;) {
+          if (!skipValue(depth + 1)) return false;
+          ws();
+          if (at(']')) return true;
+          if (!at(',')) return false;
+          ws();
+        }
+      default:
+        return (*p_ >= '0' && *p_ <= '9') ? unsignedNumber(&n) : literal();
+    }
+  }
+
+  const char* p_;
+  const char* const end_;
+  Fields& f_;
 };
 
 }  // namespace
 
 bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
-  using K = EventSax;
-  EventSax sax;
-  if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return *why = "not JSON", false;
-  if (!sax.topObject) return *why = "not a JSON object", false;
-  auto good = [&](int k) { return sax.has[k] && !sax.bad[k]; };
-  if (!good(K::kAction)) return *why = "no \"action\" string", false;
-  if (!good(K::kDst)) return *why = "no \"dst\" string", false;
-  FlowRecord r;
-  auto ip = policy::IpAddr::parse(sax.str[K::kDst]);
+  Fields f;
+  if (!FlatReader(line, f).read()) {
+    f = Fields{};
+    EventSax sax(f);
+    if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return *why = "not JSON", false;
+  }
+  if (!f.topObject) return *why = "not a JSON object", false;
+  auto good = [&](int k) { return f.has[k] && !f.bad[k]; };
+  if (!good(kAction)) return *why = "no \"action\" string", false;
+  if (!good(kDst)) return *why = "no \"dst\" string", false;
+  auto ip = policy::IpAddr::parse(f.str[kDst]);
   if (!ip) return *why = "bad \"dst\" address", false;
+  if (f.bad[kDport] || f.num[0] > 65535) return *why = "\"dport\" is not a port number", false;
+  if (f.bad[kCount]) return *why = "\"count\" is not a count", false;
+  FlowRecord& r = *out;
   r.dst = *ip;
-  if (sax.bad[K::kDport] || sax.num[0] > 65535)
-    return *why = "\"dport\" is not a port number", false;
-  if (sax.bad[K::kCount]) return *why = "\"count\" is not a count", false;
-  r.dport = uint16_t(sax.num[0]);
-  r.count = sax.num[1];
-  r.action = std::move(sax.str[K::kAction]);
-  r.app = std::move(sax.str[K::kApp]);
-  r.workload = std::move(sax.str[K::kWorkload]);
-  r.proto = std::move(sax.str[K::kProto]);
-  r.reason = std::move(sax.str[K::kReason]);
-  r.time = std::move(sax.str[K::kTime]);
-  if (good(K::kSrc)) {
-    if (auto s = policy::IpAddr::parse(sax.str[K::kSrc])) {
+  r.dport = uint16_t(f.num[0]);
+  r.count = f.num[1];
+  r.action = std::move(f.str[kAction]);
+  r.app = std::move(f.str[kApp]);
+  r.workload = std::move(f.str[kWorkload]);
+  r.proto = std::move(f.str[kProto]);
+  r.reason = std::move(f.str[kReason]);
+  r.time = std::move(f.str[kTime]);
+  r.src = {};
+  r.hasSrc = false;
+  if (good(kSrc)) {
+    if (auto s = policy::IpAddr::parse(f.str[kSrc])) {
       r.src = *s;
       r.hasSrc = true;
     }
   }
-  *out = std::move(r);
   return true;
 }
 

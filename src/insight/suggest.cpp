@@ -1,6 +1,7 @@
 #include "bulkhead/insight/suggest.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "bulkhead/policy/loader.h"
 
@@ -21,7 +22,16 @@ std::string quoted(const std::string& s) {
   return out + "\"";
 }
 
-std::string portList(const std::set<PortSpec>& ports) {
+// Sorted, no duplicates: compares and prints as a std::set would, in a
+// fraction of its memory (the distinct-flow worst case keeps many).
+using Ports = std::vector<PortSpec>;
+
+void addPort(Ports& ports, const PortSpec& p) {
+  auto at = std::lower_bound(ports.begin(), ports.end(), p);
+  if (at == ports.end() || *at != p) ports.insert(at, p);
+}
+
+std::string portList(const Ports& ports) {
   std::string out;
   for (const auto& p : ports)
     out += (out.empty() ? "" : ", ") + p.toString();
@@ -47,7 +57,7 @@ std::string labelMap(const policy::Labels& labels) {
 struct Rule {
   std::string to;           // Service or App name; "" for the toCIDRs form
   std::vector<Cidr> cidrs;  // new Service's endpoints / toCIDRs
-  std::set<PortSpec> ports;
+  Ports ports;
   bool narrow = false;      // `ports:` next to `to`
   bool newService = false;  // `to` is a Service this suggestion adds
   Evidence evidence;
@@ -90,25 +100,42 @@ void emitExisting(std::string& out, const policy::EgressRule& e) {
     line("to: [" + names + "]");
   }
   if (!e.toCIDRs.empty()) line("toCIDRs: " + cidrList(e.toCIDRs));
-  if (!e.ports.empty()) line("ports: " + portList({e.ports.begin(), e.ports.end()}));
+  if (!e.ports.empty()) {
+    const std::set<PortSpec> sorted(e.ports.begin(), e.ports.end());
+    line("ports: " + portList({sorted.begin(), sorted.end()}));
+  }
 }
 
 }  // namespace
 
 void Evidence::add(const FlowRecord& r) {
   attempts += r.count;
-  if (r.hasSrc && sources.size() < kMaxSources) sources.insert(r.src);
+  if (r.hasSrc) addSource(r.src);
   if (!r.time.empty()) {
     if (first.empty() || r.time < first) first = r.time;
     if (last.empty() || r.time > last) last = r.time;
   }
 }
 
+void Evidence::addSource(const IpAddr& a) {
+  if (sources.size() >= kMaxSources) return;
+  auto at = std::lower_bound(sources.begin(), sources.end(), a);
+  if (at == sources.end() || *at != a) sources.insert(at, a);
+}
+
 void Evidence::merge(const Evidence& o) {
   attempts += o.attempts;
-  for (const auto& s : o.sources) {
-    if (sources.size() >= kMaxSources) break;
-    sources.insert(s);
+  if (sources.size() + o.sources.size() <= kMaxSources) {
+    std::vector<IpAddr> both;
+    both.reserve(sources.size() + o.sources.size());
+    std::set_union(sources.begin(), sources.end(), o.sources.begin(), o.sources.end(),
+                   std::back_inserter(both));
+    sources = std::move(both);
+  } else {
+    for (const auto& s : o.sources) {
+      if (sources.size() >= kMaxSources) break;
+      addSource(s);
+    }
   }
   if (!o.first.empty() && (first.empty() || o.first < first)) first = o.first;
   if (!o.last.empty() && (last.empty() || o.last > last)) last = o.last;
@@ -167,15 +194,114 @@ std::vector<Cidr> aggregateHosts(const std::set<IpAddr>& hosts) {
   return {cur.begin(), cur.end()};
 }
 
-size_t Suggester::FlowKeyHash::operator()(const FlowKey& k) const {
+size_t Suggester::FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   const auto& [app, dst, port] = k;
-  size_t h = std::hash<std::string>()(app);
-  uint64_t x = 1469598103934665603ull;
+  uint64_t x = 1469598103934665603ull ^ app;
   for (size_t i = 0; i < dst.size(); ++i)
     x = (x ^ dst.bytes[i]) * 1099511628211ull;
   x = (x ^ port.protoLo) * 1099511628211ull;
   x = (x ^ port.portLo) * 1099511628211ull;
-  return h ^ size_t(x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+  return size_t(x ^ (x >> 29));
+}
+
+namespace {
+
+// Fields of the agent's time form: offset in the text, digits, bits packed.
+struct TimeField {
+  int at, digits, bits;
+};
+constexpr TimeField kTimeFields[] = {{0, 4, 14}, {5, 2, 4},  {8, 2, 5},  {11, 2, 5},
+                                     {14, 2, 6}, {17, 2, 6}, {20, 6, 20}};
+constexpr std::string_view kTimeShape = "0000-00-00T00:00:00.000000Z";
+
+}  // namespace
+
+uint64_t Suggester::TimeText::pack(std::string_view t) {
+  if (t.size() != kTimeShape.size()) return 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    const bool digit = t[i] >= '0' && t[i] <= '9';
+    if (kTimeShape[i] == '0' ? !digit : t[i] != kTimeShape[i]) return 0;
+  }
+  uint64_t packed = 1;  // a leading 1: never 0
+  for (const auto& f : kTimeFields) {
+    uint64_t v = 0;
+    for (int i = 0; i < f.digits; ++i)
+      v = v * 10 + uint64_t(t[size_t(f.at + i)] - '0');
+    if (v >> f.bits) return 0;  // (a month 16 or more, ...: not a time, kept as text)
+    packed = packed << f.bits | v;
+  }
+  return packed;
+}
+
+std::string Suggester::TimeText::str() const {
+  if (text_) return *text_;
+  if (packed_ == 0) return "";
+  std::string t(kTimeShape);
+  uint64_t p = packed_;
+  for (auto f = std::rbegin(kTimeFields); f != std::rend(kTimeFields); ++f) {
+    uint64_t v = p & ((uint64_t(1) << f->bits) - 1);
+    p >>= f->bits;
+    for (int i = f->digits - 1; i >= 0; --i, v /= 10)
+      t[size_t(f->at + i)] = char('0' + v % 10);
+  }
+  return t;
+}
+
+bool Suggester::TimeText::before(std::string_view t, uint64_t packed) const {
+  if (packed && packed_) return packed < packed_;
+  return t < str();
+}
+
+bool Suggester::TimeText::after(std::string_view t, uint64_t packed) const {
+  if (packed && packed_) return packed > packed_;
+  return t > str();
+}
+
+void Suggester::TimeText::assign(std::string_view t, uint64_t packed) {
+  packed_ = packed;
+  if (packed)
+    text_.reset();
+  else
+    text_ = std::make_unique<std::string>(t);
+}
+
+void Suggester::FlowStats::add(const FlowRecord& r) {
+  attempts += r.count;
+  if (r.hasSrc) {
+    if (!hasSource) {
+      source = r.src;
+      hasSource = true;
+    } else if (r.src != source || more) {
+      if (!more) more = std::make_unique<std::vector<IpAddr>>(1, source);
+      auto at = std::lower_bound(more->begin(), more->end(), r.src);
+      if ((at == more->end() || *at != r.src) && more->size() < Evidence::kMaxSources)
+        more->insert(at, r.src);
+    }
+  }
+  if (!r.time.empty()) {
+    const uint64_t packed = TimeText::pack(r.time);
+    if (first.empty() || first.before(r.time, packed)) first.assign(r.time, packed);
+    if (last.empty() || last.after(r.time, packed)) last.assign(r.time, packed);
+  }
+}
+
+Evidence Suggester::FlowStats::evidence() const {
+  Evidence e;
+  e.attempts = attempts;
+  if (more) {
+    e.sources = *more;
+  } else if (hasSource) {
+    e.sources.push_back(source);
+  }
+  e.first = first.str();
+  e.last = last.str();
+  return e;
+}
+
+uint32_t Suggester::appId(const std::string& app) {
+  auto [it, added] = appIds_.try_emplace(app, uint32_t(apps_.size()));
+  if (added) apps_.push_back(app);
+  return it->second;
 }
 
 Suggester::Suggester(const policy::Bundle& bundle, SuggestOptions options)
@@ -201,7 +327,7 @@ void Suggester::add(const FlowRecord& r) {
     if (u.size() < 1000) u.insert(r.dst.toString() + "/" + r.proto);
     return;
   }
-  flows_[{r.app, r.dst, *port}].add(r);
+  flows_[{appId(r.app), r.dst, *port}].add(r);
 }
 
 Suggestion Suggester::finish() const {
@@ -216,22 +342,28 @@ Suggestion Suggester::finish() const {
 
   // Per app: named destinations, and unknown addresses with their ports.
   struct Unknown {
-    std::set<PortSpec> ports;
+    Ports ports;
     Evidence evidence;
     uint64_t flows = 0;
   };
   std::map<std::string, std::map<std::string, Rule>> named;
   std::map<std::string, std::map<IpAddr, Unknown>> unknown;
   std::set<std::string> apps;
-  std::vector<const std::pair<const FlowKey, Evidence>*> sorted;
+  std::vector<const std::pair<const FlowKey, FlowStats>*> sorted;
   sorted.reserve(flows_.size());
   for (const auto& kv : flows_)
     sorted.push_back(&kv);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const auto* a, const auto* b) { return a->first < b->first; });
+  std::sort(sorted.begin(), sorted.end(), [&](const auto* a, const auto* b) {
+    const auto& [appA, dstA, portA] = a->first;
+    const auto& [appB, dstB, portB] = b->first;
+    if (appA != appB) return apps_[appA] < apps_[appB];
+    return std::tie(dstA, portA) < std::tie(dstB, portB);
+  });
   for (const auto* kv : sorted) {
-    const auto& [key, ev] = *kv;
-    const auto& [app, dst, port] = key;
+    const auto& [key, stats] = *kv;
+    const auto& [appIndex, dst, port] = key;
+    const std::string& app = apps_[appIndex];
+    const Evidence ev = stats.evidence();
     apps.insert(app);
     std::string to;
     if (const auto* s = index_.serviceFor(dst, port)) {
@@ -241,7 +373,7 @@ Suggestion Suggester::finish() const {
     }
     if (to.empty()) {
       Unknown& u = unknown[app][dst];
-      u.ports.insert(port);
+      addPort(u.ports, port);
       u.evidence.merge(ev);
       ++u.flows;
       continue;
@@ -249,7 +381,7 @@ Suggestion Suggester::finish() const {
     Rule& r = named[app][to];
     r.to = to;
     r.narrow = true;
-    r.ports.insert(port);
+    addPort(r.ports, port);
     r.evidence.merge(ev);
     ++r.flows;
   }
@@ -262,12 +394,12 @@ Suggestion Suggester::finish() const {
     taken.insert(a.name);
   for (const auto& a : apps)
     taken.insert(a);
-  std::map<std::pair<std::vector<Cidr>, std::set<PortSpec>>, std::string> services;
+  std::map<std::pair<std::vector<Cidr>, Ports>, std::string> services;
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : apps) {
     for (auto& [to, r] : named[app])
       rules[app].push_back(r);
-    std::map<std::set<PortSpec>, std::vector<IpAddr>> byPorts;
+    std::map<Ports, std::vector<IpAddr>> byPorts;
     for (const auto& [dst, u] : unknown[app])
       byPorts[u.ports].push_back(dst);
     for (const auto& [ports, addrs] : byPorts) {
@@ -292,13 +424,14 @@ Suggestion Suggester::finish() const {
       r.to = it->second;
       rules[app].push_back(std::move(r));
     }
+    unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }
 
   std::string& y = out.yaml;
   y += "# Suggested by `bulkhead suggest` from observed flows. Review each rule;\n";
   y += "# every suggested rule names its evidence. Replace these Apps' documents\n";
   y += "# with the ones below and add the new Services.\n";
-  std::map<std::pair<std::vector<Cidr>, std::set<PortSpec>>, Evidence> usedServices;
+  std::map<std::pair<std::vector<Cidr>, Ports>, Evidence> usedServices;
   for (const auto& app : apps) {
     auto& list = rules[app];
     std::sort(list.begin(), list.end(), [](const Rule& a, const Rule& b) {

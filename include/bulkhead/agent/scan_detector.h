@@ -46,7 +46,7 @@ flows::FlowEvent anomalyEvent(const ScanFinding& f, const ScanOptions& o);
 
 class ScanDetector {
  public:
-  explicit ScanDetector(ScanOptions options) : options_(options) {}
+  explicit ScanDetector(ScanOptions options) : options_(options), refresh_(options.window / 8) {}
 
   // One denied (or audited) attempt; the finding when it crosses a
   // threshold. A workload reported for a kind is not reported again for it
@@ -71,6 +71,8 @@ class ScanDetector {
     size_t entries = 0;
   };
 
+  // The part of observe() for an attempt not seen recently.
+  [[gnu::noinline]] std::optional<ScanFinding> observeNew(const flows::FlowEvent& e);
   static uint64_t keyOf(const flows::FlowEvent& e);
   uint32_t portKey(const flows::FlowEvent& e);
   std::string portName(uint32_t key) const;
@@ -80,6 +82,7 @@ class ScanDetector {
   void enforceBound(Time now);
 
   ScanOptions options_;
+  flows::Clock::duration refresh_;  // a repeat refreshes its entry this often at most
   std::unordered_map<std::string, Workload> state_;
   size_t entries_ = 0;
   Time lastPrune_{};

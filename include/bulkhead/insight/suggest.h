@@ -11,8 +11,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -32,10 +34,11 @@ struct SuggestOptions {
 struct Evidence {
   static constexpr size_t kMaxSources = 10000;  // counted exactly up to here
   uint64_t attempts = 0;
-  std::set<policy::IpAddr> sources;
-  std::string first, last;  // RFC 3339 times as the events carry them
+  std::vector<policy::IpAddr> sources;  // sorted, no duplicates
+  std::string first, last;              // RFC 3339 times as the events carry them
 
   void add(const FlowRecord& r);
+  void addSource(const policy::IpAddr& a);  // up to kMaxSources
   void merge(const Evidence& o);
   std::string describe() const;  // "12 attempts from 1 source, first ..., last ..."
 };
@@ -65,14 +68,47 @@ class Suggester {
   Suggestion finish() const;
 
  private:
-  using FlowKey = std::tuple<std::string, policy::IpAddr, policy::PortSpec>;
+  // Compact per-flow state (the worst case holds about a million flows):
+  // the app as an index into apps_, one source inline (more in a set only
+  // when a flow has several), times inline when short.
+  using FlowKey = std::tuple<uint32_t, policy::IpAddr, policy::PortSpec>;
   struct FlowKeyHash {
-    size_t operator()(const FlowKey& k) const;
+    size_t operator()(const FlowKey& k) const noexcept;  // (noexcept: no hash kept per node)
   };
+  // A time as the events carry it: the agent's form
+  // (2026-11-28T09:00:01.123456Z) packed into 8 bytes, whose order is the
+  // text's; any other text kept as it is.
+  class TimeText {
+   public:
+    static uint64_t pack(std::string_view t);  // 0: not the agent's form
+    bool empty() const { return packed_ == 0 && !text_; }
+    std::string str() const;
+    // Compared as text, as Evidence compares times.
+    bool before(std::string_view t, uint64_t packed) const;
+    bool after(std::string_view t, uint64_t packed) const;
+    void assign(std::string_view t, uint64_t packed);
+
+   private:
+    uint64_t packed_ = 0;
+    std::unique_ptr<std::string> text_;
+  };
+  struct FlowStats {
+    uint64_t attempts = 0;
+    policy::IpAddr source;
+    bool hasSource = false;
+    std::unique_ptr<std::vector<policy::IpAddr>> more;  // every source, sorted, once two
+    TimeText first, last;
+    void add(const FlowRecord& r);
+    Evidence evidence() const;
+  };
+  uint32_t appId(const std::string& app);
+
   const policy::Bundle& bundle_;
   SuggestOptions options_;
   DestinationIndex index_;
-  std::unordered_map<FlowKey, Evidence, FlowKeyHash> flows_;    // sorted in finish()
+  std::vector<std::string> apps_;                               // app id -> name
+  std::unordered_map<std::string, uint32_t> appIds_;            // name -> app id
+  std::unordered_map<FlowKey, FlowStats, FlowKeyHash> flows_;   // sorted in finish()
   std::map<std::string, std::set<std::string>> unexpressible_;  // app -> "dst/proto"
   uint64_t ignored_ = 0, unattributed_ = 0;
 };
