@@ -16,6 +16,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "bulkhead/common/escape.h"
 #include "bulkhead/compiler/diff.h"
 #include "bulkhead/nft/kernel.h"
 #include "bulkhead/nft/objects.h"
@@ -209,6 +210,9 @@ std::string exprText(nftnl_expr* e) {
     nftnl_expr_set_u64(e, NFTNL_EXPR_QUOTA_CONSUMED, 0);
   } else if (kind == "lookup" && !nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_FLAGS)) {
     nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, 0);
+  } else if (kind == "dynset" && !nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_TIMEOUT)) {
+    // The kernel always reports a dynset's timeout, 0 when none was given.
+    nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, 0);
   }
   char buf[1024];
   const int n = nftnl_expr_snprintf(buf, sizeof buf, e, NFTNL_OUTPUT_DEFAULT, 0);
@@ -407,7 +411,14 @@ std::string chainDiff(const ChainContent& want, const ChainContent& got) {
     return std::to_string(got.rules.size()) + " rules, expected " +
            std::to_string(want.rules.size());
   for (size_t i = 0; i < want.rules.size(); ++i)
-    if (want.rules[i] != got.rules[i]) return "rule " + std::to_string(i + 1);
+    if (want.rules[i] != got.rules[i]) {
+      // Say what differs, shortened: the message goes to the log and status.
+      auto brief = [](const std::string& r) {
+        return escapeForLog(r.size() > 300 ? r.substr(0, 300) + "..." : r);
+      };
+      return "rule " + std::to_string(i + 1) + ": expected [" + brief(want.rules[i]) +
+             "], kernel has [" + brief(got.rules[i]) + "]";
+    }
   return "";
 }
 

@@ -124,7 +124,8 @@ extra=$(comm -23 <(echo "$files") <(printf '%s\n' "${expect[@]}" | sort -u))
 grep -qE '^-rwxr-xr-x /usr/bin/bulkhead-agent$' "$tmp/list" || fail "agent mode"
 grep -qE '^-rw-r--r-- /etc/bulkhead/agent.yaml$' "$tmp/list" || fail "agent.yaml mode"
 grep -qE '^lrwxrwxrwx /etc/libvirt/hooks/qemu.d/bulkhead$' "$tmp/list" || fail "libvirt hook link"
-dpkg-deb -c "$deb" | grep -qF 'qemu.d/bulkhead -> /usr/lib/bulkhead/bulkhead-libvirt-hook' ||
+dpkg-deb -c "$deb" >"$tmp/full"
+grep -qF "qemu.d/bulkhead -> /usr/lib/bulkhead/bulkhead-libvirt-hook" "$tmp/full" ||
     fail "libvirt hook link target"
 
 step "contents"

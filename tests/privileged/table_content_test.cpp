@@ -126,7 +126,7 @@ TEST(TableContentKernelTest, EachKindOfTamperingComparesDifferent) {
                   .ok());
   auto replaced = compareWithKernel(ns, rs);
   ASSERT_TRUE(replaced.has_value());
-  EXPECT_NE(replaced->find("deny_reject (rule 2)"), std::string::npos) << *replaced;
+  EXPECT_NE(replaced->find("deny_reject (rule 2:"), std::string::npos) << *replaced;
   ASSERT_TRUE(applier.replace(rs));
   ASSERT_TRUE(ns.exec("printf '%s\\n' 'delete element inet bulkhead dispatch { \"vbill1\" }' "
                       "'add element inet bulkhead dispatch { \"vbill1\" : accept }' | nft -f -")
