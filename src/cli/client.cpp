@@ -1,4 +1,4 @@
-// The `bulkhead` commands that talk gRPC to agents (SPEC §4). One translation
+// The `bulkhead` commands that talk gRPC to agents (docs/cli.md). One translation
 // unit on purpose: gRPC's headers are slow to compile.
 #include "bulkhead/cli/client.h"
 #include "bulkhead/flows/format.h"

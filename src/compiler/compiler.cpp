@@ -537,7 +537,7 @@ Set stagedSet(const std::string& app) {
 Chain Compilation::baseChain(BaseHook::Hook hook) const {
   const bool input = hook == BaseHook::Hook::kInput;
   Chain c{input ? kInputChain : kForwardChain, BaseHook{hook, 0}, {}};
-  // Established and related first, as SPEC orders it: most packets end here,
+  // Established and related first, as the evaluation order has it: most packets end here,
   // before any lookup, and a staged interface's packets skip the per-app walk
   // of staged_dispatch. Accepting in this table only ends this table's say;
   // the host's own traffic is not policed either way.

@@ -1,4 +1,4 @@
-// Formats of the denied-flow feed (SPEC §5, docs/flows.md): RFC 5424 with
+// Formats of the denied-flow feed (docs/flows.md): RFC 5424 with
 // structured data under flow@32473, JSON, ArcSight CEF, and RFC 6587 octet
 // counting. Every value that comes from outside (workload and app names,
 // reasons, host names) goes through the escaping of the format it lands in.

@@ -1,7 +1,7 @@
 // The flow exporters against a real rsyslogd (Debian's), started by the test
 // in a throwaway network namespace with imudp and imtcp inputs and an omfile
 // action in RFC 5424 (RSYSLOG_SyslogProtocol23Format). Lines must parse as
-// RFC 5424 with every SPEC §5 field; a killed and restarted rsyslogd must be
+// RFC 5424 with every field of docs/flows.md; a killed and restarted rsyslogd must be
 // reconnected to, with losses counted and offer() never blocking.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -161,7 +161,7 @@ TEST(SyslogRsyslog, UdpAndTcpLinesParseAndSurviveRestart) {
   auto tcp = makeIn(ns, "tcp://127.0.0.1:" + std::to_string(kTcpPort), o);
   ASSERT_TRUE(udp && tcp);
 
-  // 1. Every line parses as RFC 5424 with all fields of SPEC §5.
+  // 1. Every line parses as RFC 5424 with all fields of docs/flows.md.
   for (uint16_t i = 1; i <= 10; ++i)
     EXPECT_TRUE(udp->offer(event(i, "udp-w")));
   for (uint16_t i = 101; i <= 110; ++i) {

@@ -239,7 +239,7 @@ TEST(Compiler, InputChainAcceptsNeighbourDiscoveryFirst) {
   ASSERT_TRUE(rs.ok());
   auto rules = renderedRules(*rs, "input");
   ASSERT_GE(rules.size(), 4u);
-  // Established flows first (SPEC order), then ND before any policy.
+  // Established flows first (the evaluation order), then ND before any policy.
   EXPECT_EQ(rules[0], "ct state established,related accept");
   EXPECT_EQ(rules[1], "icmpv6 type 133-137 accept comment \"ipv6 neighbour discovery\"");
   EXPECT_EQ(rules[rules.size() - 2], "iifname vmap @dispatch");

@@ -1,5 +1,5 @@
-// Formats of the denied-flow feed (SPEC §5): the exact RFC 5424 line of the
-// SPEC's example, JSON and CEF shapes, and each format's escaping.
+// Formats of the denied-flow feed (docs/flows.md): the exact RFC 5424 line of the
+// documented example, JSON and CEF shapes, and each format's escaping.
 #include "bulkhead/flows/format.h"
 
 #include <gtest/gtest.h>

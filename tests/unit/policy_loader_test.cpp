@@ -1,5 +1,5 @@
 // The YAML loader and validator: every error with its exact position, and the
-// SPEC §2 example loading into the right model values.
+// The documented policy example loading into the right model values.
 #include <gtest/gtest.h>
 
 #include "bulkhead/policy/limits.h"
@@ -12,7 +12,7 @@ namespace {
 using testing_util::errorsOf;
 using testing_util::strings;
 
-// SPEC §2's example, verbatim.
+// The product's policy example, verbatim.
 constexpr const char* kSpecExample = R"(apiVersion: bulkhead/v1
 kind: Service                 # a named destination
 metadata:

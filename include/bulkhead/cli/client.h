@@ -1,4 +1,4 @@
-// The commands of `bulkhead` that talk gRPC to agents (SPEC §4): push,
+// The commands of `bulkhead` that talk gRPC to agents (docs/cli.md): push,
 // workload add|rm|ls, status, quarantine, flows. gRPC stays out of this
 // header; src/cli/client.cpp holds the channel, the calls and the output.
 #pragma once

@@ -1,4 +1,4 @@
-// The `bulkhead` command line (SPEC §4), as a library so tests can drive it
+// The `bulkhead` command line (docs/cli.md), as a library so tests can drive it
 // in-process; src/bulkhead/main.cpp only forwards argv.
 #pragma once
 
@@ -9,7 +9,7 @@
 
 namespace bulkhead::cli {
 
-// Exit codes of SPEC §1.
+// Exit codes (docs/cli.md).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitBadInput = 2;

@@ -1,5 +1,5 @@
 // The compiler: policy + workloads -> Ruleset. Pure: no kernel, no I/O. It
-// implements the evaluation order of SPEC §2 for traffic a workload sends
+// implements the evaluation order of docs/policy.md for traffic a workload sends
 // through the host (forward hook) and to the host itself (input hook).
 #pragma once
 

@@ -1,4 +1,4 @@
-// Denied-flow events (SPEC §5): what the NFLOG reader decodes, what the
+// Denied-flow events (docs/flows.md): what the NFLOG reader decodes, what the
 // folding stage emits, what exporters format. Plain values.
 #pragma once
 
@@ -52,7 +52,7 @@ struct PrefixInfo {
 };
 std::optional<PrefixInfo> parsePrefix(std::string_view prefix);
 
-// One event of SPEC §5, after folding identical attempts.
+// One event (docs/flows.md), after folding identical attempts.
 struct FlowEvent {
   Clock::time_point time;  // first attempt folded into it
   std::string host;

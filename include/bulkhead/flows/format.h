@@ -1,4 +1,4 @@
-// Formats of the denied-flow feed (SPEC §5): RFC 5424 with structured data
+// Formats of the denied-flow feed (docs/flows.md): RFC 5424 with structured data
 // under SD-ID flow@32473, one JSON object per line, ArcSight CEF; each with
 // its own escaping. Octet-counting framing for TCP (RFC 6587 / RFC 5425).
 #pragma once

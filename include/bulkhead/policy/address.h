@@ -45,7 +45,7 @@ inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
 inline constexpr uint8_t kProtoIcmpv6 = 58;
 
-// One port form of SPEC §2: tcp/5432, udp/53, tcp/8000-8100, tcp, icmp,
+// One port form (docs/policy.md): tcp/5432, udp/53, tcp/8000-8100, tcp, icmp,
 // icmpv6, any. Expressed as a protocol range and a destination port range so
 // every form maps onto an `inet_proto . inet_service` interval.
 struct PortSpec {

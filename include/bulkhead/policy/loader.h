@@ -1,4 +1,4 @@
-// YAML loading (SPEC §2) and validation of a bundle. Both report every error,
+// YAML loading (docs/policy.md) and validation of a bundle. Both report every error,
 // each as "file:line:column: message"; a bundle with any error is rejected
 // whole by the callers.
 #pragma once

@@ -1,4 +1,4 @@
-// The policy model of SPEC §2: what the YAML loader produces, what the gRPC
+// The policy model (docs/policy.md): what the YAML loader produces, what the gRPC
 // API (later) fills in, and what the compiler consumes. Plain values; every
 // object remembers where it was defined so errors can name file:line:column.
 #pragma once
