@@ -413,6 +413,14 @@ Chain Compilation::rawChain() const {
   Chain c{kRawChain, std::nullopt, {}};
   // A quarantined workload gets nothing at all: this comes first.
   c.rules = logDrop({quarantined}, "quarantine", "", "quarantine");
+  // The common case next: a packet from one of the workload's own addresses
+  // ends the pre-check with one lookup, before the exemptions below; every
+  // packet of every flow passes here, established ones included.
+  for (const Selector saddr : {Selector::kIpSaddr, Selector::kIp6Saddr}) {
+    const char* set = saddr == Selector::kIpSaddr ? kSource4Set : kSource6Set;
+    c.rules.push_back(
+        rule({expr::Lookup{{Selector::kIifname, saddr}, set, false}, accept}, "own source"));
+  }
   // Neighbour discovery, MLD (130-132, 143) and DHCP use sources no
   // workload registers (fe80::, ::, 0.0.0.0): they skip the source check
   // here, and policy still applies to them after conntrack (input accepts

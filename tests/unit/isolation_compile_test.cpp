@@ -90,7 +90,7 @@ TEST(IsolationCompile, PreroutingRunsBeforeConntrackAndFailsClosedOnPatterns) {
             (std::vector<std::string>{"iifname @registered goto workload_raw"}));
 }
 
-TEST(IsolationCompile, RawChainQuarantinesThenExemptsThenChecksSources) {
+TEST(IsolationCompile, RawChainQuarantinesThenPassesOwnSourcesThenExemptsThenDropsSpoofs) {
   auto rs = compile(bundle(), {});
   ASSERT_TRUE(rs.ok());
   EXPECT_EQ(rules(*rs, kRawChain),
@@ -98,6 +98,8 @@ TEST(IsolationCompile, RawChainQuarantinesThenExemptsThenChecksSources) {
                 "iifname @quarantine " + kBudget +
                     " log prefix \"bh:quarantine\" group 1771 comment \"quarantine\"",
                 "iifname @quarantine counter drop comment \"quarantine\"",
+                "iifname . ip saddr @src4 accept comment \"own source\"",
+                "iifname . ip6 saddr @src6 accept comment \"own source\"",
                 "ip6 saddr fe80::/10 icmpv6 type 130-143 accept comment \"ipv6 neighbour "
                 "discovery and mld\"",
                 "ip6 saddr :: icmpv6 type 130-143 accept comment \"ipv6 neighbour discovery and "
