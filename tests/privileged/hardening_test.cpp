@@ -344,7 +344,17 @@ class HardeningTest : public ::testing::Test {
       return all;
     }();
     EXPECT_EQ(one(s, "SystemCallArchitectures"), "native");
-    std::string seccomp = kBin + "/tests/seccomp_exec --allow " + (dir_ / "allow.txt").string();
+    // The programs run from the test's own directory: a build tree under
+    // /tmp would be hidden by the sandbox's private /tmp.
+    const fs::path bin = dir_ / "bin";
+    fs::create_directories(bin);
+    fs::permissions(bin, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                             fs::perms::others_read | fs::perms::others_exec);
+    for (const char* p : {"tests/seccomp_exec", "bulkhead-agent"})
+      fs::copy_file(fs::path(kBin) / p, bin / fs::path(p).filename(),
+                    fs::copy_options::overwrite_existing);
+    std::string seccomp =
+        (bin / "seccomp_exec").string() + " --allow " + (dir_ / "allow.txt").string();
     if (!one(s, "RestrictAddressFamilies").empty())
       seccomp += " --families " + familyNumbers(one(s, "RestrictAddressFamilies"));
     if (yes(s, "MemoryDenyWriteExecute")) seccomp += " --mdwe";
@@ -357,8 +367,8 @@ class HardeningTest : public ::testing::Test {
     EXPECT_TRUE(yes(s, "NoNewPrivileges") || yes(s, "DynamicUser"));
     sc << "exec setpriv --reuid " << uid_ << " --regid " << gid_ << " " << groups
        << " --bounding-set " << bounding << " --inh-caps " << ambient << " --ambient-caps "
-       << ambient << " --no-new-privs " << seccomp << " -- " << kBin << "/bulkhead-agent "
-       << agentArgs << "\n";
+       << ambient << " --no-new-privs " << seccomp << " -- " << (bin / "bulkhead-agent").string()
+       << " " << agentArgs << "\n";
     return sc.str();
   }
 
