@@ -21,6 +21,8 @@ packages=(
   nlohmann-json3-dev libxml2-dev containernetworking-plugins
   # suggest/graph: Graphviz renders SVG; xmllint checks it in the tests.
   graphviz libxml2-utils
+  # The command line's parser and help (header-only).
+  libcli11-dev
 )
 
 missing=()

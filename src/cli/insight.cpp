@@ -14,16 +14,6 @@ namespace bulkhead::cli {
 
 namespace {
 
-bool checkOwnFlags(const Args& args, const std::string& command,
-                   const std::set<std::string>& allowed, std::ostream& err) {
-  for (const auto& [flag, values] : args.flags) {
-    if (allowed.count(flag)) continue;
-    err << "bulkhead " << command << ": " << flag << " does not apply to this command\n";
-    return false;
-  }
-  return true;
-}
-
 // Reads every flow file ("-": standard input) into `sink`; false (and a
 // message) when one cannot be opened.
 bool readFlowFiles(const std::vector<std::string>& files,
@@ -119,11 +109,6 @@ long parseDurationMs(const std::string& text) {
 
 int suggestCommand(const Args& args, const std::string& envAgent, std::ostream& out,
                    std::ostream& err) {
-  const std::set<std::string> allowed = {
-      "--agent",     "--since",           "--policies", "--app",
-      "--max-rules", "--output",          "--tls-ca",   "--tls-cert",
-      "--tls-key",   "--tls-server-name", "--timeout"};
-  if (!checkOwnFlags(args, "suggest", allowed, err)) return kExitBadInput;
   const std::vector<std::string> files(args.words.begin() + 1, args.words.end());
   if (files.empty() && !args.has("--agent")) {
     err << "bulkhead suggest: name flow files (JSON lines, - for stdin) or --agent ADDR --since "
@@ -184,7 +169,6 @@ int suggestCommand(const Args& args, const std::string& envAgent, std::ostream& 
 }
 
 int graphCommand(const Args& args, std::ostream& out, std::ostream& err) {
-  if (!checkOwnFlags(args, "graph", {"--flows", "--format", "--output"}, err)) return kExitBadInput;
   if (args.words.size() < 2) {
     err << "bulkhead graph: name at least one policy file or directory\n";
     return kExitBadInput;

@@ -60,6 +60,12 @@ class FakeAgent final : public v1::Agent::Service {
     quarantines.push_back(*request);
     return status;
   }
+  grpc::Status ListQuarantines(grpc::ServerContext*, const v1::ListQuarantinesRequest*,
+                               v1::ListQuarantinesResponse* response) override {
+    std::lock_guard lock(mu);
+    *response = quarantineList;
+    return status;
+  }
   grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
                          v1::AgentStatus* response) override {
     std::lock_guard lock(mu);
@@ -86,6 +92,7 @@ class FakeAgent final : public v1::Agent::Service {
   v1::ApplyPolicyResponse applyResponse;
   v1::ListWorkloadsResponse listResponse;
   v1::AgentStatus agentStatus;
+  v1::ListQuarantinesResponse quarantineList;
   std::vector<v1::FlowEvent> flowEvents;
   // Recorded requests; read after the CLI returns.
   std::vector<v1::ApplyPolicyRequest> applies;
@@ -196,7 +203,6 @@ TEST(AgentAddressTest, ParsesUnixAndTcp) {
   EXPECT_FALSE(parseAgentAddress("tcp://host", &a, &error));
   EXPECT_FALSE(parseAgentAddress("tcp://host:99999", &a, &error));
   EXPECT_FALSE(parseAgentAddress("unix:relative.sock", &a, &error));
-  EXPECT_EQ(jsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
 }
 
 TEST_F(CliClientTest, PushSendsEveryFileWithItsContentAfterValidatingLocally) {
@@ -430,6 +436,66 @@ TEST_F(CliClientTest, QuarantineAndRelease) {
   EXPECT_TRUE(agent().quarantines[1].release());
   EXPECT_EQ(agent().quarantines[1].name(), "web-1");
   EXPECT_TRUE(contains(r.out, "workload web-1 released")) << r.out;
+}
+
+// JSON lines byte for byte as docs/cli.md shows them: one line, ", " and
+// ": " between items, keys in the documented order, strings escaped as JSON,
+// counts as integers, latencies as the shortest decimal.
+TEST_F(CliClientTest, JsonOutputKeepsItsDocumentedLayout) {
+  auto* w = agent().listResponse.add_workloads();
+  w->set_name("a\"b\\c\n\x01");
+  w->set_app("web");
+  w->add_interfaces("veth1");
+  w->set_source(v1::Workload::SOURCE_API);
+  (*w->mutable_labels())["z"] = "1";
+  (*w->mutable_labels())["a"] = "2";
+  auto ls = run({"workload", "ls", "--json", "--agent", addr()});
+  ASSERT_EQ(ls.code, kExitOk) << ls.err;
+  EXPECT_EQ(ls.out,
+            R"({"workloads": [{"name": "a\"b\\c\n\u0001", "app": "web", "interfaces": ["veth1"], )"
+            R"("addresses": [], "labels": {"a": "2", "z": "1"}, "source": "api", "owner": "", )"
+            R"("quarantined": false}]})"
+            "\n");
+
+  auto& st = agent().agentStatus;
+  st.mutable_apply_latency()->set_count(2);
+  st.mutable_apply_latency()->set_p50_ms(1.5);
+  st.mutable_apply_latency()->set_p99_ms(2.0);
+  st.mutable_apply_latency()->set_max_ms(0.1);
+  auto status = run({"status", "--json", "--agent", addr()});
+  ASSERT_EQ(status.code, kExitOk) << status.err;
+  EXPECT_EQ(status.out.rfind(R"({"version": "", "table": "", "apps": 0, "services": 0, )", 0), 0u)
+      << status.out;
+  EXPECT_TRUE(contains(
+      status.out, R"("apply_latency": {"count": 2, "p50_ms": 1.5, "p99_ms": 2, "max_ms": 0.1}, )"))
+      << status.out;
+  EXPECT_TRUE(contains(status.out, R"("flows": {"seen": 0, "exported": 0, "suppressed": 0, )"
+                                   R"("suppressed_by_cause": {}}, )"))
+      << status.out;
+
+  auto* manual = agent().quarantineList.add_quarantines();
+  manual->set_workload("db-1");
+  manual->set_reason("manual");
+  manual->set_since_unix(1795858802);  // 2026-11-28T09:40:02Z
+  auto* scan = agent().quarantineList.add_quarantines();
+  scan->set_workload("web-1");
+  scan->set_reason("auto/scan/hosts");
+  scan->set_since_unix(1795858802);
+  scan->set_until_unix(1795860602);
+  scan->set_seconds(1800);
+  auto q = run({"quarantine", "ls", "--json", "--agent", addr()});
+  ASSERT_EQ(q.code, kExitOk) << q.err;
+  EXPECT_EQ(q.out, R"({"quarantines": [{"workload": "db-1", "reason": "manual", )"
+                   R"("since": "2026-11-28T09:40:02Z", "until": null}, {"workload": "web-1", )"
+                   R"("reason": "auto/scan/hosts", "since": "2026-11-28T09:40:02Z", )"
+                   R"("until": "2026-11-28T10:10:02Z", "seconds": 1800}]})"
+                   "\n");
+  auto table = run({"quarantine", "ls", "--agent", addr()});
+  ASSERT_EQ(table.code, kExitOk) << table.err;
+  EXPECT_EQ(table.out,
+            "WORKLOAD  REASON           SINCE                 UNTIL\n"
+            "db-1      manual           2026-11-28T09:40:02Z  released by hand\n"
+            "web-1     auto/scan/hosts  2026-11-28T09:40:02Z  2026-11-28T10:10:02Z\n");
 }
 
 TEST_F(CliClientTest, StatusShowsStagedInterfacesAndPromotions) {

@@ -327,8 +327,8 @@ TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
       inMan.insert(agentSection.begin(), agentSection.end());
     EXPECT_EQ(inMan, expectedFlags(command)) << command;
   }
-  // Help after a subcommand's own words, and before the command.
-  EXPECT_EQ(cli({"workload", "add", "--help"}).out, cli({"workload", "--help"}).out);
+  // Help of a subcommand, and before the command.
+  EXPECT_EQ(cli({"workload", "add", "--help"}).out.rfind("usage: bulkhead workload add", 0), 0u);
   EXPECT_EQ(cli({"--help", "status"}).out, cli({"status", "--help"}).out);
   const auto top = cli({"--help"});
   EXPECT_EQ(top.code, 0);

@@ -1,6 +1,7 @@
 // The commands of `bulkhead` that talk gRPC to agents (docs/cli.md): push,
 // workload add|rm|ls, status, quarantine, flows. gRPC stays out of this
-// header; src/cli/client.cpp holds the channel, the calls and the output.
+// header: src/cli/agent_connection.cpp holds the channel, output.cpp the
+// JSON and tables, one file per command group the calls.
 #pragma once
 
 #include <functional>
@@ -35,8 +36,5 @@ using common::parseAgentAddress;
 // format) to `sink`. An exit code; errors on `err`.
 int watchFlowsFor(const Args& args, const std::string& envAgent, const std::string& command,
                   long ms, const std::function<void(const std::string&)>& sink, std::ostream& err);
-
-// `text` as a JSON string literal, quotes included.
-std::string jsonQuote(std::string_view text);
 
 }  // namespace bulkhead::cli

@@ -1,0 +1,244 @@
+#include "agent_connection.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+
+#include "bulkhead/common/agent_address.h"
+
+namespace bulkhead::cli {
+
+namespace {
+
+using common::AgentAddress;
+using common::kDefaultAgent;
+using common::parseAgentAddress;
+
+// Bundles can be big; the agent enforces its own limit (RESOURCE_EXHAUSTED).
+constexpr int kMaxMessageBytes = 256 << 20;
+
+bool readWholeFile(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    *error = path + ": read error";
+    return false;
+  }
+  *out = text.str();
+  return true;
+}
+
+// --agent (else $BULKHEAD_AGENT, else the default) and --timeout.
+bool readAddressesAndTimeout(const Args& args, const std::string& envAgent,
+                             const std::string& prefix, AgentOptions* o, bool* anyTcp,
+                             std::ostream& err) {
+  if (args.has("--agent")) {
+    o->addresses = args.flags.at("--agent");
+  } else {
+    o->addresses = {envAgent.empty() ? std::string(kDefaultAgent) : envAgent};
+  }
+  for (const std::string& a : o->addresses) {
+    AgentAddress parsed;
+    std::string error;
+    if (!parseAgentAddress(a, &parsed, &error)) {
+      err << prefix << "--agent " << a << ": " << error << "\n";
+      return false;
+    }
+    *anyTcp = *anyTcp || parsed.tcp;
+  }
+  if (args.has("--timeout")) {
+    const std::string t = args.get("--timeout");
+    int seconds = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), seconds);
+    if (ec != std::errc() || p != t.data() + t.size() || seconds < 1 ||
+        seconds > kMaxTimeoutSeconds) {
+      err << prefix << "--timeout must be a whole number of seconds, 1-" << kMaxTimeoutSeconds
+          << "\n";
+      return false;
+    }
+    o->timeout = std::chrono::seconds(seconds);
+  }
+  return true;
+}
+
+// --tls-ca, --tls-cert, --tls-key: read and recognisably PEM.
+bool readTlsFiles(const Args& args, const std::string& prefix, AgentOptions* o, std::ostream& err) {
+  std::string error;
+  if ((args.has("--tls-ca") && !readWholeFile(args.get("--tls-ca"), &o->caPem, &error)) ||
+      (args.has("--tls-cert") && !readWholeFile(args.get("--tls-cert"), &o->certPem, &error)) ||
+      (args.has("--tls-key") && !readWholeFile(args.get("--tls-key"), &o->keyPem, &error))) {
+    err << prefix << error << "\n";
+    return false;
+  }
+  // gRPC only logs a bad PEM file; say which one it is.
+  const std::pair<const char*, const std::string*> pems[] = {
+      {"--tls-ca", &o->caPem}, {"--tls-cert", &o->certPem}, {"--tls-key", &o->keyPem}};
+  for (const auto& [flag, pem] : pems) {
+    if (!args.has(flag)) continue;
+    const bool key = std::string_view(flag) == "--tls-key";
+    if (pem->find("-----BEGIN ") == std::string::npos ||
+        pem->find(key ? "PRIVATE KEY-----" : "CERTIFICATE-----") == std::string::npos) {
+      err << prefix << flag << " " << args.get(flag) << ": not a PEM "
+          << (key ? "private key" : "certificate") << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The request was at fault (exit 2) or something at run time was (exit 1).
+int exitCodeFor(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return kExitBadInput;
+    default:
+      return kExitRuntime;
+  }
+}
+
+}  // namespace
+
+bool readAgentOptions(const Args& args, const std::string& envAgent, const std::string& command,
+                      AgentOptions* o, std::ostream& err) {
+  const std::string prefix = "bulkhead " + command + ": ";
+  bool anyTcp = false;
+  if (!readAddressesAndTimeout(args, envAgent, prefix, o, &anyTcp, err)) return false;
+  if (args.has("--tls-cert") != args.has("--tls-key")) {
+    err << prefix << "--tls-cert and --tls-key go together\n";
+    return false;
+  }
+  if (anyTcp && !args.has("--tls-ca")) {
+    err << prefix
+        << "tcp:// agents need TLS: name the CA that signed the agent's certificate with "
+           "--tls-ca (and a client certificate with --tls-cert/--tls-key)\n";
+    return false;
+  }
+  if (!readTlsFiles(args, prefix, o, err)) return false;
+  o->serverName = args.get("--tls-server-name");
+  return true;
+}
+
+bool oneAgent(const AgentOptions& o, const std::string& command, std::ostream& err) {
+  if (o.addresses.size() == 1) return true;
+  err << "bulkhead " << command << ": talks to one agent; --agent was given " << o.addresses.size()
+      << " times\n";
+  return false;
+}
+
+AgentConnection connectAgent(const std::string& address, const AgentOptions& o) {
+  AgentAddress parsed;
+  std::string error;
+  parseAgentAddress(address, &parsed, &error);  // checked by readAgentOptions
+  grpc::ChannelArguments channelArgs;
+  channelArgs.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  channelArgs.SetMaxSendMessageSize(kMaxMessageBytes);
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (parsed.tcp) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = o.caPem;
+    tls.pem_cert_chain = o.certPem;
+    tls.pem_private_key = o.keyPem;
+    credentials = grpc::SslCredentials(tls);
+    if (!o.serverName.empty()) channelArgs.SetSslTargetNameOverride(o.serverName);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  AgentConnection c;
+  c.address = address;
+  c.tcp = parsed.tcp;
+  c.channel = grpc::CreateCustomChannel(parsed.target, credentials, channelArgs);
+  c.stub = v1::Agent::NewStub(c.channel);
+  return c;
+}
+
+void setDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) {
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+// One case per gRPC code: a table, not steps (longer than the usual function).
+const char* statusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+bool reachedAgent(const AgentConnection& c) {
+  return c.channel->GetState(false) == GRPC_CHANNEL_READY;
+}
+
+int reportFailure(const AgentConnection& c, const grpc::Status& s, std::ostream& err) {
+  const std::string& message = s.error_message();
+  const grpc::StatusCode code = s.error_code();
+  if (code == grpc::StatusCode::INVALID_ARGUMENT && !message.empty()) {
+    // "file:line:column: message" lines, one per error.
+    std::istringstream lines(message);
+    std::string line;
+    while (std::getline(lines, line))
+      if (!line.empty()) err << c.address << ": " << line << "\n";
+  } else if (code == grpc::StatusCode::UNAVAILABLE && !reachedAgent(c) && c.tcp) {
+    err << c.address
+        << ": cannot reach the agent over TLS (is bulkhead-agent listening there? is its "
+           "certificate signed by --tls-ca and does it trust --tls-cert?): "
+        << message << "\n";
+  } else if (code == grpc::StatusCode::UNAVAILABLE && !reachedAgent(c)) {
+    err << c.address << ": cannot reach the agent (is bulkhead-agent running?): " << message
+        << "\n";
+  } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    err << c.address << ": no answer before the deadline (DEADLINE_EXCEEDED"
+        << (reachedAgent(c) ? "" : "; the agent was never reached") << ")"
+        << (message.empty() ? "" : ": " + message) << "\n";
+  } else {
+    err << c.address << ": " << statusCodeName(code) << (message.empty() ? "" : ": " + message)
+        << "\n";
+  }
+  return exitCodeFor(code);
+}
+
+}  // namespace bulkhead::cli

@@ -1,0 +1,83 @@
+// quarantine NAME [--release] and quarantine ls (docs/cli.md).
+#include <chrono>
+#include <ostream>
+
+#include "bulkhead/flows/format.h"
+#include "command_groups.h"
+#include "output.h"
+
+namespace bulkhead::cli {
+
+namespace {
+
+// Seconds since the epoch as RFC 3339 ("-" for none).
+std::string unixTime(int64_t t) {
+  if (t == 0) return "-";
+  const std::chrono::system_clock::time_point when{std::chrono::seconds(t)};
+  return flows::rfc3339Micros(when).substr(0, 19) + "Z";
+}
+
+}  // namespace
+
+int quarantineCommand(const Args& args, const AgentOptions& o, std::ostream& out,
+                      std::ostream& err) {
+  if (args.words.size() != 2) {
+    err << "bulkhead quarantine: name exactly one workload\n";
+    return kExitBadInput;
+  }
+  AgentConnection c = connectAgent(o.addresses[0], o);
+  grpc::ClientContext ctx;
+  setDeadline(ctx, o.timeout);
+  v1::QuarantineRequest request;
+  request.set_name(args.words[1]);
+  request.set_release(args.has("--release"));
+  v1::QuarantineResponse response;
+  const grpc::Status s = c.stub->Quarantine(&ctx, request, &response);
+  if (!s.ok()) return reportFailure(c, s, err);
+  out << c.address << ": workload " << request.name()
+      << (request.release() ? " released" : " quarantined") << " ("
+      << describeChange(response.change());
+  if (!request.release()) out << "; " << response.flushed_flows() << " tracked connections cut";
+  out << ")\n";
+  for (const auto& w : response.warnings())
+    err << "warning: " << w << "\n";
+  return kExitOk;
+}
+
+int quarantineLsCommand(const Args& args, const AgentOptions& o, std::ostream& out,
+                        std::ostream& err) {
+  if (args.words.size() != 2) {
+    err << "bulkhead quarantine ls: takes no arguments\n";
+    return kExitBadInput;
+  }
+  AgentConnection c = connectAgent(o.addresses[0], o);
+  grpc::ClientContext ctx;
+  setDeadline(ctx, o.timeout);
+  v1::ListQuarantinesResponse response;
+  const grpc::Status s = c.stub->ListQuarantines(&ctx, v1::ListQuarantinesRequest(), &response);
+  if (!s.ok()) return reportFailure(c, s, err);
+  if (args.has("--json")) {
+    Json list = Json::array();
+    for (const auto& q : response.quarantines()) {
+      Json j = {{"workload", q.workload()},
+                {"reason", q.reason()},
+                {"since", unixTime(q.since_unix())},
+                {"until", nullptr}};
+      if (q.until_unix() != 0) {
+        j["until"] = unixTime(q.until_unix());
+        j["seconds"] = q.seconds();
+      }
+      list.push_back(j);
+    }
+    out << jsonLine({{"quarantines", list}}) << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"WORKLOAD", "REASON", "SINCE", "UNTIL"}};
+  for (const auto& q : response.quarantines())
+    rows.push_back({q.workload(), q.reason(), unixTime(q.since_unix()),
+                    q.until_unix() ? unixTime(q.until_unix()) : "released by hand"});
+  printTable(rows, out);
+  return kExitOk;
+}
+
+}  // namespace bulkhead::cli
