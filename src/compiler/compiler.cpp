@@ -324,6 +324,11 @@ std::map<std::string, std::vector<Element>> workloadElements(const Workload& w) 
         Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w.app)}});
     out[kRegisteredSet].push_back(Element{key, key, {}});
     if (w.quarantined) out[kQuarantineSet].push_back(Element{key, key, {}});
+    // The pre-conntrack chain accepts a packet found in src4/src6 with its
+    // first lookup: a quarantined workload's sources leave those sets, so its
+    // packets fall through to the quarantine drop (same transaction, so
+    // there is no moment where it is neither accepted nor dropped wrongly).
+    if (w.quarantined) continue;
     for (const auto& a : w.addresses) {
       const Key k = KeyBuilder().ifname(i).addr(a).build();
       out[a.family == Family::kIpv4 ? kSource4Set : kSource6Set].push_back(Element{k, k, {}});
@@ -411,16 +416,9 @@ Chain Compilation::rawChain() const {
   const auto unspecified4 = expr::SaddrPrefix{*IpAddr::parse("0.0.0.0"), 32};
   const Expr accept = verdict(Verdict::Kind::kAccept);
   Chain c{kRawChain, std::nullopt, {}};
-  // A quarantined workload gets nothing at all: this comes first.
+  // A quarantined workload gets nothing at all: this comes first (its
+  // sources are not in src4/src6, so prerouting sent it here).
   c.rules = logDrop({quarantined}, "quarantine", "", "quarantine");
-  // The common case next: a packet from one of the workload's own addresses
-  // ends the pre-check with one lookup, before the exemptions below; every
-  // packet of every flow passes here, established ones included.
-  for (const Selector saddr : {Selector::kIpSaddr, Selector::kIp6Saddr}) {
-    const char* set = saddr == Selector::kIpSaddr ? kSource4Set : kSource6Set;
-    c.rules.push_back(
-        rule({expr::Lookup{{Selector::kIifname, saddr}, set, false}, accept}, "own source"));
-  }
   // Neighbour discovery, MLD (130-132, 143) and DHCP use sources no
   // workload registers (fe80::, ::, 0.0.0.0): they skip the source check
   // here, and policy still applies to them after conntrack (input accepts
@@ -443,6 +441,17 @@ Chain Compilation::rawChain() const {
 
 Chain Compilation::preroutingChain() const {
   Chain c{kPreroutingChain, BaseHook{BaseHook::Hook::kPrerouting, -300}, {}};
+  // The common case first: a packet from one of a registered, unquarantined
+  // workload's own addresses on its own interface ends the pre-check with
+  // one lookup. Every packet of every flow passes here, established ones
+  // included, so this is the rule the datapath pays for.
+  for (const Selector saddr : {Selector::kIpSaddr, Selector::kIp6Saddr}) {
+    const char* set = saddr == Selector::kIpSaddr ? kSource4Set : kSource6Set;
+    c.rules.push_back(rule(
+        {expr::Lookup{{Selector::kIifname, saddr}, set, false}, verdict(Verdict::Kind::kAccept)},
+        "own source"));
+  }
+  // Everything else from a workload interface: quarantine, exemptions, spoofs.
   c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, kRegisteredSet, false},
                           verdict(Verdict::Kind::kGoto, kRawChain)}));
   // Fail closed: an interface named like a workload's but registered by

@@ -5,9 +5,11 @@
 // tracking alone, which any stateful firewall pays).
 //
 // Three namespaces: a workload (client), a server, and the hypervisor that
-// routes between them and holds the table (tests/support Topology). Every
-// figure is the median of --rounds rounds, configurations interleaved so
-// that the machine's drift hits them alike:
+// routes between them and holds the table (tests/support Topology). Each
+// round measures every configuration once, in the opposite order to the
+// round before (ABBA), so that the machine's drift hits them alike; a ratio
+// is the median over rounds of that round's ratio (paired), printed with
+// its spread, since on a shared VM single figures move by several percent:
 //   - new TCP connections per second: an epoll client keeps 32 connections
 //     in flight, each connect, one-byte request, one-byte answer, close
 //     (with a reset, so no TIME_WAIT); the server is an epoll loop in its
@@ -21,7 +23,10 @@
 // written with the real writer. At 10,000 the table is also measured
 // without its pre-conntrack base chain, so that chain's own cost shows.
 //
-//   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N]
+//   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--pin]
+//
+// --pin puts the client on CPU 0 and the server on CPU 1, so that the
+// scheduler's placement does not change from one sample to the next.
 //
 // A benchmark, not a test: it prints figures and PASS/MISS against its goals
 // and exits 1 only on a functional failure (a connection that should work
@@ -42,6 +47,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,6 +93,17 @@ class Fd {
   int fd_;
 };
 
+// --pin: the client on CPU 0, the server on CPU 1 (with two CPUs or more).
+bool gPin = false;
+
+void pinTo(int cpu) {
+  if (!gPin || std::thread::hardware_concurrency() < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) throw Failure("sched_setaffinity");
+}
+
 void enterNetns(const Netns& ns) {
   Fd fd(::open(("/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0 || setns(fd.get(), CLONE_NEWNET) != 0) throw Failure("setns " + ns.name());
@@ -109,6 +126,7 @@ class Server {
     thread_ = std::thread([this, &ns, &ready] {
       try {
         enterNetns(ns);
+        pinTo(1);
         loop(ready);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "server: %s\n", e.what());
@@ -189,7 +207,10 @@ class Server {
 template <class T>
 T inNetns(const Netns& ns, const std::function<T()>& fn) {
   T out{};
-  ns.run([&] { out = fn(); });
+  ns.run([&] {
+    pinTo(0);
+    out = fn();
+  });
   return out;
 }
 
@@ -332,11 +353,9 @@ constexpr const char* kConntrackOnly =
     "  }\n"
     "}\n";
 
+// Only nft tables: legacy iptables lives in a rig of its own (see Rig).
 void clearTables(const Netns& hv) {
-  hv.exec(
-      "nft delete table inet bulkhead 2>/dev/null; nft delete table inet bhbench 2>/dev/null; "
-      "for t in raw filter; do iptables-legacy -t $t -F; iptables-legacy -t $t -X; done "
-      "2>/dev/null; ipset destroy 2>/dev/null; true");
+  hv.exec("nft delete table inet bulkhead 2>/dev/null; nft delete table inet bhbench 2>/dev/null");
 }
 
 // The iptables + ipset equivalent of `rs` (iptables_equivalent.h), loaded
@@ -345,16 +364,35 @@ void loadIptables(const Netns& hv, const compiler::Ruleset& rs, const std::strin
   const auto r = iptables::translate(rs);
   std::ofstream(dir + "/ipset") << r.ipset;
   std::ofstream(dir + "/iptables") << r.iptables;
-  clearTables(hv);
   const auto out = hv.exec("ipset restore < " + dir + "/ipset && iptables-legacy-restore < " + dir +
                            "/iptables");
   if (!out.ok()) throw Failure("loading the iptables baseline: " + out.out.substr(0, 2000));
 }
 
+// A client, a server and the hypervisor between them. Legacy iptables'
+// tables, once made in a namespace, stay hooked there (empty, they still
+// cost every packet a walk): the iptables baseline gets a rig of its own,
+// so that "no table" means none.
+struct Rig {
+  Topology topo;
+  Topology::Host* client = nullptr;
+  std::unique_ptr<Server> server;
+
+  Rig() {
+    client = &topo.addHost("bhc0", kClientV4, "");
+    auto& serverHost = topo.addHost("bhs0", kServerV4, "");
+    // The client's own ephemeral ports: a wide range, reused at once.
+    client->ns->exec("sysctl -qw net.ipv4.ip_local_port_range='1024 65000'");
+    server = std::make_unique<Server>(*serverHost.ns);
+  }
+  Netns& hv() { return topo.hv(); }
+};
+
 struct Config {
   std::string name;
-  std::function<void()> load;  // puts this configuration's table in hv
+  std::function<void()> load;  // puts this configuration's table in its rig's hv
   bool enforcing = true;       // a served port outside the policy is refused
+  Rig* rig = nullptr;
 };
 
 // Whether one connection to the served but not allowed port is refused.
@@ -367,29 +405,116 @@ bool servedPortRefused(const Netns& client) {
   });
 }
 
-struct Figures {
-  Stats connRate, streamRate, deniedRate;
+// One round's figures of one configuration.
+struct Sample {
+  double conns = 0, stream = 0, denied = 0;  // per second: connections, bytes, refusals
 };
+using Samples = std::map<std::string, std::vector<Sample>>;  // configuration -> rounds
+
+Stats across(const std::vector<Sample>& rounds, double Sample::*field) {
+  Stats s;
+  for (const auto& r : rounds)
+    s.add(r.*field);
+  return s;
+}
+
+// a/b within each round: the two were measured seconds apart, so the drift
+// of a shared machine cancels far better than in a ratio of medians.
+Stats pairedRatios(const Samples& samples, const std::string& a, const std::string& b,
+                   double Sample::*field) {
+  Stats s;
+  const auto &x = samples.at(a), &y = samples.at(b);
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i)
+    s.add(x[i].*field / y[i].*field);
+  return s;
+}
+
+// "0.962 (0.941-0.975 over 10 rounds, middle half 0.955-0.968)".
+std::string spread(const Stats& r) {
+  return fmt("%.3f", r.median()) + " (" + fmt("%.3f", r.min()) + "-" + fmt("%.3f", r.max()) +
+         " over " + std::to_string(r.samples.size()) + " rounds, middle half " +
+         fmt("%.3f", r.quantile(0.25)) + "-" + fmt("%.3f", r.quantile(0.75)) + ")";
+}
+
+// One configuration's three figures; a functional failure throws.
+Sample measure(const Config& c, int seconds) {
+  const Netns& client = *c.rig->client->ns;
+  const Server& server = *c.rig->server;
+  c.load();
+  if (servedPortRefused(client) != c.enforcing)
+    throw Failure(c.name + ": the port outside the policy is " +
+                  (c.enforcing ? "reachable" : "refused"));
+  Sample s;
+  const Attempts conns =
+      inNetns<Attempts>(client, [&] { return connectLoop(kEchoPort, seconds, true); });
+  if (conns.done == 0 || conns.failed > conns.done / 100)
+    throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
+                  " of " + std::to_string(conns.done + conns.failed) + ")");
+  s.conns = conns.perSecond();
+  s.stream = streamBytesPerSecond(client, server, seconds);
+  s.denied = inNetns<Attempts>(client, [&] {
+               return connectLoop(kDeniedPort, seconds / 2.0, false);
+             }).perSecond();
+  return s;
+}
+
+constexpr const char* kBig = "bulkhead 10,000 workloads";
+constexpr const char* kBigNoPre = "bulkhead 10,000, no pre-conntrack chain";
+
+void printTable(const std::vector<Config>& configs, const Samples& samples) {
+  std::printf("\n  %-42s %12s %8s %13s %8s %12s\n", "configuration", "new conn/s", "vs ct",
+              "stream Gbit/s", "vs none", "denied/s");
+  for (const auto& c : configs) {
+    const auto& r = samples.at(c.name);
+    std::printf(
+        "  %-42s %12s %8s %13s %8s %12s\n", c.name.c_str(),
+        count(uint64_t(across(r, &Sample::conns).median())).c_str(),
+        fmt("%.3f", pairedRatios(samples, c.name, "conntrack only", &Sample::conns).median())
+            .c_str(),
+        fmt("%.2f", across(r, &Sample::stream).median() * 8 / 1e9).c_str(),
+        fmt("%.3f", pairedRatios(samples, c.name, "no table", &Sample::stream).median()).c_str(),
+        count(uint64_t(across(r, &Sample::denied).median())).c_str());
+  }
+}
+
+void printGoal(const Stats& r, double goal, const std::string& what) {
+  std::printf(
+      "  %s\n",
+      goalLine(r.median() >= goal, what + " >= " + fmt("%.2f", goal) + "x: " + spread(r)).c_str());
+}
+
+void printGoals(const Samples& samples, bool hasPre) {
+  std::printf("\n  ratios: median of the per-round ratios (paired), with their spread\n");
+  // Issue 9: what bulkhead's rules cost on top of connection tracking, and
+  // what the whole table costs an established stream.
+  printGoal(pairedRatios(samples, kBig, "conntrack only", &Sample::conns), 0.95,
+            "new connections at 10,000 workloads vs conntrack only");
+  printGoal(pairedRatios(samples, kBig, "no table", &Sample::stream), 0.95,
+            "established stream at 10,000 workloads vs no table");
+  if (!hasPre) return;
+  // Issue 8: the pre-conntrack chain's own cost, with vs without it.
+  printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::conns), 0.90,
+            "pre-conntrack chain, new connections, with vs without");
+  printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::stream), 0.97,
+            "pre-conntrack chain, established stream, with vs without");
+}
 
 int run(int argc, char** argv) {
-  int rounds = 3, seconds = 2;
+  int rounds = 10, seconds = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (auto v = positiveFlag(a, "--rounds="))
       rounds = *v;
     else if (auto v = positiveFlag(a, "--seconds="))
       seconds = *v;
+    else if (a == "--pin")
+      gPin = true;
     else
-      throw Failure("unknown argument " + a + " (--rounds=N --seconds=N)");
+      throw Failure("unknown argument " + a + " (--rounds=N --seconds=N --pin)");
   }
   printBanner("bench_datapath");
-  Topology topo;
-  auto& client = topo.addHost("bhc0", kClientV4, "");
-  auto& serverHost = topo.addHost("bhs0", kServerV4, "");
-  // The client's own ephemeral ports: a wide range, reused at once.
-  client.ns->exec("sysctl -qw net.ipv4.ip_local_port_range='1024 65000'");
-  Server server(*serverHost.ns);
-  Netns& hv = topo.hv();
+  Rig rig;
+  Netns& hv = rig.hv();
 
   std::map<int, compiler::Ruleset> tables;
   for (int n : {100, 1000, 10000})
@@ -403,20 +528,19 @@ int run(int argc, char** argv) {
     if (auto st = applier.replace(rs); !st) throw Failure("apply: " + st.error().describe());
   };
   std::vector<Config> configs = {
-      {"no table", [&] { clearTables(hv); }, false},
+      {"no table", [&] { clearTables(hv); }, false, &rig},
       {"conntrack only",
        [&] {
          clearTables(hv);
          auto r = hv.exec("printf '%s' '" + std::string(kConntrackOnly) + "' | nft -f -");
          if (!r.ok()) throw Failure("nft -f: " + r.out);
        },
-       false},
+       false, &rig},
   };
   for (int n : {100, 1000, 10000})
     configs.push_back(
-        {"bulkhead " + count(n) + " workloads", [&, n] { loadRuleset(tables.at(n)); }});
-  if (hasPre)
-    configs.push_back({"bulkhead 10,000, no pre-conntrack chain", [&] { loadRuleset(before); }});
+        {"bulkhead " + count(n) + " workloads", [&, n] { loadRuleset(tables.at(n)); }, true, &rig});
+  if (hasPre) configs.push_back({kBigNoPre, [&] { loadRuleset(before); }, true, &rig});
   char dirTemplate[] = "/tmp/bench_datapath.XXXXXX";
   if (!mkdtemp(dirTemplate)) throw Failure("mkdtemp");
   const std::string dir = dirTemplate;
@@ -427,78 +551,40 @@ int run(int argc, char** argv) {
   // The translation covers the shapes it knows; a table using one it does
   // not is reported, and that baseline left out rather than approximated.
   std::string iptablesGap;
+  std::unique_ptr<Rig> iptablesRig;
+  bool iptablesLoaded = false;
   try {
     (void)iptables::translate(tables.at(10000));
-    configs.push_back(
-        {"iptables + ipset 10,000 workloads", [&] { loadIptables(hv, tables.at(10000), dir); }});
+    iptablesRig = std::make_unique<Rig>();
+    configs.push_back({"iptables + ipset 10,000 workloads",
+                       [&] {
+                         if (!iptablesLoaded)
+                           loadIptables(iptablesRig->hv(), tables.at(10000), dir);
+                         iptablesLoaded = true;
+                       },
+                       true, iptablesRig.get()});
   } catch (const Failure& e) {
     iptablesGap = e.what();
   }
 
-  std::map<std::string, Figures> figures;
+  Samples samples;
   for (int round = 0; round < rounds; ++round) {
-    for (const auto& c : configs) {
+    // ABBA: every other round in reverse, so a drift over the round
+    // favours no configuration.
+    for (size_t i = 0; i < configs.size(); ++i) {
       checkInterrupted();
-      c.load();
-      if (servedPortRefused(*client.ns) != c.enforcing)
-        throw Failure(c.name + ": the port outside the policy is " +
-                      (c.enforcing ? "reachable" : "refused"));
-      auto& f = figures[c.name];
-      const Attempts conns =
-          inNetns<Attempts>(*client.ns, [&] { return connectLoop(kEchoPort, seconds, true); });
-      if (conns.done == 0 || conns.failed > conns.done / 100)
-        throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
-                      " of " + std::to_string(conns.done + conns.failed) + ")");
-      f.connRate.add(conns.perSecond());
-      f.streamRate.add(streamBytesPerSecond(*client.ns, server, seconds));
-      const Attempts denied = inNetns<Attempts>(
-          *client.ns, [&] { return connectLoop(kDeniedPort, seconds / 2.0, false); });
-      f.deniedRate.add(denied.perSecond());
+      const auto& c = configs[round % 2 ? configs.size() - 1 - i : i];
+      samples[c.name].push_back(measure(c, seconds));
     }
   }
   clearTables(hv);
 
-  const auto& none = figures.at("no table");
-  const auto& ct = figures.at("conntrack only");
-  std::printf("\n  %-42s %14s %10s %14s %10s %14s\n", "configuration", "new conn/s", "vs ct",
-              "stream Gbit/s", "vs none", "denied/s");
-  for (const auto& c : configs) {
-    const auto& f = figures.at(c.name);
-    std::printf("  %-42s %14s %10s %14s %10s %14s\n", c.name.c_str(),
-                count(uint64_t(f.connRate.median())).c_str(),
-                fmt("%.3f", f.connRate.median() / ct.connRate.median()).c_str(),
-                fmt("%.2f", f.streamRate.median() * 8 / 1e9).c_str(),
-                fmt("%.3f", f.streamRate.median() / none.streamRate.median()).c_str(),
-                count(uint64_t(f.deniedRate.median())).c_str());
-  }
-  const auto& big = figures.at("bulkhead 10,000 workloads");
-  const double connRatio = big.connRate.median() / ct.connRate.median();
-  const double streamRatio = big.streamRate.median() / none.streamRate.median();
-  std::printf("\n  medians of %d rounds of %d s each\n", rounds, seconds);
+  printTable(configs, samples);
+  std::printf("\n  %d rounds of %d s per figure%s\n", rounds, seconds,
+              gPin ? ", client on CPU 0, server on CPU 1" : "");
   if (!iptablesGap.empty())
     std::printf("  iptables + ipset baseline left out: %s\n", iptablesGap.c_str());
-  std::printf("  %s\n", goalLine(connRatio >= 0.95,
-                                 "new connections at 10,000 workloads >= 0.95x conntrack only: " +
-                                     fmt("%.3f", connRatio))
-                            .c_str());
-  std::printf("  %s\n", goalLine(streamRatio >= 0.95,
-                                 "established stream at 10,000 workloads >= 0.95x no table: " +
-                                     fmt("%.3f", streamRatio))
-                            .c_str());
-  if (hasPre) {
-    const auto& b = figures.at("bulkhead 10,000, no pre-conntrack chain");
-    const double preConn = big.connRate.median() / b.connRate.median();
-    const double preStream = big.streamRate.median() / b.streamRate.median();
-    std::printf("  %s\n", goalLine(preConn >= 0.90,
-                                   "pre-conntrack chain, new connections >= 0.90x without: " +
-                                       fmt("%.3f", preConn))
-                              .c_str());
-    std::printf("  %s\n", goalLine(preStream >= 0.97,
-                                   "pre-conntrack chain, established stream >= 0.97x "
-                                   "without: " +
-                                       fmt("%.3f", preStream))
-                              .c_str());
-  }
+  printGoals(samples, hasPre);
   return 0;
 }
 

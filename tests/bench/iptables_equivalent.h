@@ -8,7 +8,11 @@
 //   - the source check -> ipset hash:net,iface matched `src,src`;
 //   - the ifname -> chain verdict map -> a tree of `-i prefix+ -g` chains
 //     split by name prefix (Calico's dispatch shape), at most 16 rules a node;
-//   - limit + log -> `-m limit ... -j NFLOG`; counters are implicit.
+//     a set of interface names whose match leads to a verdict (the
+//     pre-conntrack chain's @registered) -> the same tree, every leaf that
+//     verdict;
+//   - limit + log -> `-m limit ... -j NFLOG`; a per-interface log budget
+//     (meter) -> `-m hashlimit` per source address; counters are implicit.
 // Legacy iptables (x_tables), not iptables-nft: the point is to measure the
 // other datapath. Rules on IPv6-only selectors are left out (the benchmarks'
 // traffic is IPv4); an expression with no translation is a Failure, so the
@@ -129,10 +133,15 @@ class Translator {
       return;
     }
     if (s.fields == std::vector<KeyField>{KeyField::kIfname}) {
-      // iptables has no set of interface names; only empty ones (staged,
-      // quarantine in a fresh full compile) can be left out.
-      if (!s.elements.empty()) throw Failure("iptables baseline: non-empty ifname set " + s.name);
-      emptyNameSets_.insert(s.name);
+      // iptables has no set of interface names: empty ones (staged,
+      // quarantine in a fresh full compile) can never match; the others
+      // become a dispatch tree where a rule uses them (see rule()).
+      if (s.elements.empty()) {
+        emptyNameSets_.insert(s.name);
+      } else {
+        for (const auto& e : s.elements)
+          nameSets_[s.name].push_back(ifnameOf(e.key.bytes.data()));
+      }
       return;
     }
     if (s.fields.size() != 3 || !s.interval) throw Failure("iptables baseline: set " + s.name);
@@ -234,7 +243,14 @@ class Translator {
     std::vector<std::string> variants{""};
     std::string tail;
     bool isMatch = true;
+    const std::vector<std::string>* names = nullptr;  // a lookup in a set of names
     for (const auto& e : r.exprs) {
+      if (auto* x = std::get_if<expr::Lookup>(&e); x && nameSets_.count(x->set)) {
+        if (x->invert || r.exprs.size() != 2 || !std::get_if<expr::Verdict>(&r.exprs[1]))
+          throw Failure("iptables baseline: set of names " + x->set + " outside `@set verdict`");
+        names = &nameSets_.at(x->set);
+        continue;
+      }
       std::string m;
       if (auto* x = std::get_if<expr::CtState>(&e)) {
         std::vector<std::string> states;
@@ -263,6 +279,18 @@ class Translator {
           throw Failure("iptables baseline: vmap on other than iifname");
         m = "-g " + dispatch(raw, *rs_.findSet(x->map));
         isMatch = false;
+      } else if (auto* x = std::get_if<expr::SaddrPrefix>(&e)) {
+        if (x->addr.family == Family::kIpv6) return "";
+        m = "-s " + x->addr.toString() + "/" + std::to_string(x->prefixLen);
+      } else if (auto* x = std::get_if<expr::IfnameMatch>(&e)) {
+        m = "-i " + x->pattern;
+        if (m.back() == '*') m.back() = '+';
+      } else if (auto* x = std::get_if<expr::Meter>(&e)) {
+        // A budget per interface: hashlimit has no interface mode; per
+        // source address is the nearest (a workload's own addresses).
+        m = "-m hashlimit --hashlimit-upto " + std::to_string(x->ratePerSecond) +
+            "/second --hashlimit-burst " + std::to_string(x->burst) +
+            " --hashlimit-mode srcip --hashlimit-name " + x->set;
       } else if (auto* x = std::get_if<expr::Limit>(&e)) {
         m = "-m limit --limit " + std::to_string(x->ratePerSecond) + "/second --limit-burst " +
             std::to_string(x->burst);
@@ -291,6 +319,7 @@ class Translator {
       for (auto& v : variants)
         v += (v.empty() ? "" : " ") + m;
     }
+    if (names) tail = "-g " + nameTree(raw, *names, tail);
     std::string out;
     for (const auto& v : variants) {
       out += "-A " + chain + (v.empty() ? "" : " " + v) + (tail.empty() ? "" : " " + tail) + "\n";
@@ -328,10 +357,22 @@ class Translator {
   // The dispatch tree for a verdict map (one per table); returns its root.
   std::string dispatch(bool raw, const Set& map) {
     const std::string root = raw ? "rd_" : "fd_";
-    if (!dispatchDecls_[raw].empty()) return root;
+    if (!dispatchRoots_.insert(root).second) return root;
     std::vector<std::pair<std::string, std::string>> items;  // ifname -> target
     for (const auto& e : map.elements)
       items.push_back({ifnameOf(e.key.bytes.data()), target(e.verdict)});
+    std::sort(items.begin(), items.end());
+    node(raw, root, "", items);
+    return root;
+  }
+
+  // A tree like dispatch()'s whose every leaf is `target`; returns its root.
+  std::string nameTree(bool raw, const std::vector<std::string>& names, const std::string& target) {
+    const std::string root = "nt" + std::to_string(dispatchRoots_.size()) + "_";
+    dispatchRoots_.insert(root);
+    std::vector<std::pair<std::string, std::string>> items;
+    for (const auto& n : names)
+      items.push_back({n, target});
     std::sort(items.begin(), items.end());
     node(raw, root, "", items);
     return root;
@@ -368,7 +409,8 @@ class Translator {
 
   const Ruleset& rs_;
   Restore out_;
-  std::set<std::string> ifaceSets_, emptyNameSets_;
+  std::set<std::string> ifaceSets_, emptyNameSets_, dispatchRoots_;
+  std::map<std::string, std::vector<std::string>> nameSets_;  // set -> interface names
   std::map<std::string, DestSets> destSets_;
   std::map<bool, std::string> dispatchDecls_, dispatchRules_;
 };

@@ -74,6 +74,8 @@ TEST(IsolationCompile, PreroutingRunsBeforeConntrackAndFailsClosedOnPatterns) {
   EXPECT_EQ(pre->base->priority, -300);  // raw: conntrack is -200
   EXPECT_EQ(rules(*rs, kPreroutingChain),
             (std::vector<std::string>{
+                "iifname . ip saddr @src4 accept comment \"own source\"",
+                "iifname . ip6 saddr @src6 accept comment \"own source\"",
                 "iifname @registered goto workload_raw",
                 "iifname \"vw*\" " + kBudget +
                     " log prefix \"bh:unregistered:unregistered\" group 1771 comment "
@@ -87,10 +89,12 @@ TEST(IsolationCompile, PreroutingRunsBeforeConntrackAndFailsClosedOnPatterns) {
   auto plain = compile(bundle(), {});
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(rules(*plain, kPreroutingChain),
-            (std::vector<std::string>{"iifname @registered goto workload_raw"}));
+            (std::vector<std::string>{"iifname . ip saddr @src4 accept comment \"own source\"",
+                                      "iifname . ip6 saddr @src6 accept comment \"own source\"",
+                                      "iifname @registered goto workload_raw"}));
 }
 
-TEST(IsolationCompile, RawChainQuarantinesThenPassesOwnSourcesThenExemptsThenDropsSpoofs) {
+TEST(IsolationCompile, RawChainQuarantinesThenExemptsThenDropsSpoofs) {
   auto rs = compile(bundle(), {});
   ASSERT_TRUE(rs.ok());
   EXPECT_EQ(rules(*rs, kRawChain),
@@ -98,8 +102,6 @@ TEST(IsolationCompile, RawChainQuarantinesThenPassesOwnSourcesThenExemptsThenDro
                 "iifname @quarantine " + kBudget +
                     " log prefix \"bh:quarantine\" group 1771 comment \"quarantine\"",
                 "iifname @quarantine counter drop comment \"quarantine\"",
-                "iifname . ip saddr @src4 accept comment \"own source\"",
-                "iifname . ip6 saddr @src6 accept comment \"own source\"",
                 "ip6 saddr fe80::/10 icmpv6 type 130-143 accept comment \"ipv6 neighbour "
                 "discovery and mld\"",
                 "ip6 saddr :: icmpv6 type 130-143 accept comment \"ipv6 neighbour discovery and "
