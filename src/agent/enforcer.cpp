@@ -3,23 +3,47 @@
 #include <cerrno>
 #include <optional>
 
+#include "bulkhead/nft/monitor.h"
 #include "bulkhead/nft/table_content.h"
 #include "bulkhead/nft/writer.h"
 
 namespace bulkhead::agent {
 
 Status Enforcer::commit(const compiler::RulesetDiff& diff) {
-  Status st = commitOnce(diff);
-  if (st) {
-    noteGeneration();
-    return st;
-  }
+  const size_t elements =
+      committed_ ? diff.elementChangeCount() : compiler_.ruleset().elementCount();
+  Status st = write(elements, [&] { return commitOnce(diff); });
+  if (st) return st;
   // Whatever failed (a refusal, a lost ACK), what the kernel holds is not
   // known for sure: the next commit replaces the whole table. This also makes
   // the callers' rollbacks safe when they restore the inputs but not every
   // element's place (a dispatched interface may come back staged).
   committed_ = false;
   generation_.reset();
+  return st;
+}
+
+Status Enforcer::write(size_t elements, const std::function<Status()>& commits) {
+  if (gate_ == nullptr || elements < kQuietElements) {
+    Status st = commits();
+    if (st) noteGeneration();
+    return st;
+  }
+  // Read while still listening: a commit by others before this read is
+  // heard; one after it moves the generation past ours.
+  const auto before = kernel_.generation();
+  gate_->pause();
+  Status st = commits();
+  gate_->resume();
+  // Each commit bumps the generation by one; a refused one does not.
+  const auto after = kernel_.generation();
+  const bool alone = before && after && *after == *before + (st ? 1u : 0u);
+  generation_ = st && alone ? std::optional<uint32_t>(*after) : std::nullopt;
+  // (A refused commit with the generation unreadable: the next check
+  // repairs anyway, since the outcome is unknown.)
+  if (!alone && (st || (before && after)))
+    gate_->reportUnheard("commits by others while the agent wrote " + std::to_string(elements) +
+                         " elements with nf_tables notifications off");
   return st;
 }
 
@@ -138,14 +162,16 @@ Result<compiler::RulesetDiff> Enforcer::promoteStaged(size_t limit) {
 }
 
 Status Enforcer::replaceAll() {
-  if (auto st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) {
+  const compiler::Ruleset& ruleset = compiler_.ruleset();
+  if (auto st =
+          write(ruleset.elementCount(), [&] { return nft::Writer(kernel_).replace(ruleset); });
+      !st) {
     committed_ = false;
     generation_.reset();
     return st;
   }
   committed_ = true;
   everCommitted_ = true;
-  noteGeneration();
   return {};
 }
 
@@ -161,8 +187,11 @@ Result<bool> Enforcer::repairIfMissing() {
   auto exists = kernel_.tableExists(compiler_.ruleset().table);
   if (!exists) return exists.takeError();
   if (*exists) return false;
-  if (Status st = nft::Writer(kernel_).replace(compiler_.ruleset()); !st) return st.takeError();
-  noteGeneration();
+  const compiler::Ruleset& ruleset = compiler_.ruleset();
+  if (Status st =
+          write(ruleset.elementCount(), [&] { return nft::Writer(kernel_).replace(ruleset); });
+      !st)
+    return st.takeError();
   return true;
 }
 

@@ -234,6 +234,8 @@ int main(int argc, char** argv) {
   housekeepingOptions.afterRound = [&] { notifier.housekeeping(core); };
   agent::Housekeeping housekeeping(core, housekeepingOptions,
                                    openMonitor(*config, (*kernel)->portId(), monitor));
+  // Large transactions of ours leave the monitor's group meanwhile.
+  core.setNotificationGate(monitor.get());
   std::atomic<bool> stop{false};
   std::thread watcher([&] { housekeeping.run(stop); });
 
@@ -260,6 +262,7 @@ int main(int argc, char** argv) {
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   stop = true;
   watcher.join();
+  core.setNotificationGate(nullptr);
   core.setFlowFeed(nullptr);
   autoQuarantine.stop();
   feed.stop();

@@ -9,7 +9,6 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/nft/netlink_socket.h"
 #include "nflog_parse.h"
 
 namespace bulkhead::flows {
@@ -144,11 +144,10 @@ bool haveNetAdmin() {
 
 class MnlNflogReader final : public NflogReader {
  public:
-  MnlNflogReader(mnl_socket* socket, const Options& options)
-      : socket_(socket),
+  MnlNflogReader(nft::NetlinkSocket socket, const Options& options)
+      : socket_(std::move(socket)),
         options_(options),
-        nextSeq_(static_cast<uint32_t>(time(nullptr))),
-        buf_(kRecvBufferBytes) {}
+        nextSeq_(static_cast<uint32_t>(time(nullptr))) {}
 
   ~MnlNflogReader() override {
     if (bound_) {
@@ -163,18 +162,15 @@ class MnlNflogReader final : public NflogReader {
           },
           false);
     }
-    mnl_socket_close(socket_);
   }
 
   Status configure() {
-    const int fd = mnl_socket_get_fd(socket_);
-    int one = 1;
-    mnl_socket_setsockopt(socket_, NETLINK_EXT_ACK, &one, sizeof one);
-    mnl_socket_setsockopt(socket_, NETLINK_CAP_ACK, &one, sizeof one);
+    socket_.enable(NETLINK_EXT_ACK);
+    socket_.enable(NETLINK_CAP_ACK);
     // FORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN (which binding
     // needs too); without it take what rmem_max allows.
     rcvBuf_ = std::max(options_.rcvBufBytes, 4096);
-    setRcvBuf(fd, rcvBuf_);
+    socket_.setReceiveBuffer(rcvBuf_);
 
     const std::string group = groupText(options_.group);
     // BIND creates the group's instance owned by this socket's port id.
@@ -240,68 +236,60 @@ class MnlNflogReader final : public NflogReader {
   Result<std::vector<LoggedPacket>> read(int timeoutMs) override {
     std::vector<LoggedPacket> out;
     out.swap(pending_);  // packets that arrived while configuring come first
-    const int fd = mnl_socket_get_fd(socket_);
-    int wait = out.empty() ? timeoutMs : 0;
-    const auto start = std::chrono::steady_clock::now();
-    for (;;) {
-      pollfd pfd{fd, POLLIN, 0};
-      const int ready = poll(&pfd, 1, wait);
-      if (ready < 0 && errno == EINTR) {
-        if (wait > 0) {
-          const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count();
-          wait = static_cast<int>(std::max<int64_t>(timeoutMs - spent, 0));
-        }
-        continue;
-      }
-      if (ready < 0) {
-        return makeError(ErrorCode::kKernel,
-                         "poll on the " + groupText(options_.group) + " socket failed", errno);
-      }
-      // POLLERR alone (sk_err = ENOBUFS) is reported by recv() in drain().
-      if (ready > 0) {
-        if (Status s = drain(out); !s) return s.takeError();
-      }
-      break;
+    // POLLERR alone (sk_err = ENOBUFS) counts as readable; drain() reports it.
+    auto ready = socket_.waitReadable(out.empty() ? timeoutMs : 0);
+    if (!ready)
+      return makeError(ErrorCode::kKernel,
+                       "poll on the " + groupText(options_.group) + " socket failed",
+                       ready.error().sysErrno);
+    if (*ready) {
+      if (Status s = drain(out); !s) return s.takeError();
     }
     stats_.packets += out.size();
     return out;
   }
 
   NflogStats stats() const override { return stats_; }
-  int fd() const override { return mnl_socket_get_fd(socket_); }
+  int fd() const override { return socket_.fd(); }
 
  private:
-  static void setRcvBuf(int fd, int bytes) {
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0) {
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-    }
-  }
+  struct AckWait {
+    uint32_t seq = 0;
+    bool done = false;
+    int error = 0;
+  };
 
   // Reads everything queued now (non-blocking), up to kMaxPacketsPerRead.
   Status drain(std::vector<LoggedPacket>& out) {
-    const int fd = mnl_socket_get_fd(socket_);
     while (out.size() < kMaxPacketsPerRead) {
-      const ssize_t n = recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
-        if (errno == ENOBUFS) {
-          overrun();
-          continue;
-        }
+      auto r = socket_.receive(0);
+      if (!r)
         return makeError(ErrorCode::kKernel,
-                         "cannot read from the " + groupText(options_.group) + " socket", errno);
-      }
-      if (static_cast<size_t>(n) > buf_.size()) {
-        // MSG_TRUNC reports the real length: the datagram did not fit.
-        ++stats_.malformed;
-        continue;
-      }
-      handleDatagram(static_cast<size_t>(n), out, nullptr);
+                         "cannot read from the " + groupText(options_.group) + " socket",
+                         r.error().sysErrno);
+      if (!take(*r, out, nullptr)) return {};
     }
     return {};
+  }
+
+  // One receive()'s outcome: packets to `out`, the ACK for `ack` recorded.
+  // False when nothing more is queued.
+  bool take(const nft::NetlinkSocket::Received& r, std::vector<LoggedPacket>& out, AckWait* ack) {
+    using Kind = nft::NetlinkSocket::Received::Kind;
+    switch (r.kind) {
+      case Kind::kTimeout:
+        return false;
+      case Kind::kOverrun:
+        overrun();
+        return true;
+      case Kind::kTruncated:
+        ++stats_.malformed;  // the datagram did not fit
+        return true;
+      case Kind::kData:
+        handleDatagram(r.bytes, out, ack);
+        return true;
+    }
+    return false;
   }
 
   void overrun() {
@@ -312,22 +300,15 @@ class MnlNflogReader final : public NflogReader {
     if (!grown_) {
       grown_ = true;
       rcvBuf_ = rcvBuf_ > (1 << 29) ? rcvBuf_ : rcvBuf_ * 2;
-      setRcvBuf(mnl_socket_get_fd(socket_), rcvBuf_);
+      socket_.setReceiveBuffer(rcvBuf_);
     }
   }
 
-  struct AckWait {
-    uint32_t seq = 0;
-    bool done = false;
-    int error = 0;
-  };
-
   // Splits one datagram into messages: packets go to `out`, the ACK or error
   // for `ack->seq` (when given) is recorded.
-  void handleDatagram(size_t len, std::vector<LoggedPacket>& out, AckWait* ack) {
-    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data());
-    int left = static_cast<int>(len);
-    for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+  void handleDatagram(std::span<const uint8_t> bytes, std::vector<LoggedPacket>& out,
+                      AckWait* ack) {
+    const bool whole = nft::NetlinkSocket::forEachMessage(bytes, [&](const nlmsghdr* nlh) {
       switch (nlh->nlmsg_type) {
         case kPacketType: {
           auto packet = parseNflogMessage(nlh);
@@ -356,8 +337,8 @@ class MnlNflogReader final : public NflogReader {
           ++stats_.malformed;
           break;
       }
-    }
-    if (left > 0) ++stats_.malformed;  // trailing bytes not forming a message
+    });
+    if (!whole) ++stats_.malformed;  // trailing bytes not forming a message
   }
 
   template <class Fill>
@@ -375,11 +356,7 @@ class MnlNflogReader final : public NflogReader {
     nfg->res_id = htons(options_.group);
     fill(nlh);
     if (seqOut) *seqOut = nlh->nlmsg_seq;
-    ssize_t sent;
-    do {
-      sent = mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len);
-    } while (sent < 0 && errno == EINTR);
-    return sent >= 0;
+    return socket_.send(nlh, nlh->nlmsg_len).ok();
   }
 
   // Sends one config message and waits for its ACK; packets arriving
@@ -392,7 +369,6 @@ class MnlNflogReader final : public NflogReader {
       if (!sendConfig(fill, true, &ack.seq)) {
         return makeError(ErrorCode::kUnavailable, "cannot send " + where, errno);
       }
-      const int fd = mnl_socket_get_fd(socket_);
       const auto deadline =
           std::chrono::steady_clock::now() + std::chrono::milliseconds(kAckTimeoutMs);
       while (!ack.done) {
@@ -402,25 +378,11 @@ class MnlNflogReader final : public NflogReader {
         if (left <= 0) {
           return makeError(ErrorCode::kUnavailable, "no acknowledgement to " + where, ETIMEDOUT);
         }
-        pollfd pfd{fd, POLLIN, 0};
-        const int ready = poll(&pfd, 1, static_cast<int>(left));
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready < 0) return makeError(ErrorCode::kUnavailable, "poll during " + where, errno);
-        if (ready == 0) continue;
-        const ssize_t n = recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
-        if (n < 0) {
-          if (errno == EINTR || errno == EAGAIN) continue;
-          if (errno == ENOBUFS) {
-            overrun();
-            continue;
-          }
-          return makeError(ErrorCode::kUnavailable, "cannot read the reply to " + where, errno);
-        }
-        if (static_cast<size_t>(n) > buf_.size()) {
-          ++stats_.malformed;
-          continue;
-        }
-        handleDatagram(static_cast<size_t>(n), pending_, &ack);
+        auto r = socket_.receive(static_cast<int>(left));
+        if (!r)
+          return makeError(ErrorCode::kUnavailable, "cannot read the reply to " + where,
+                           r.error().sysErrno);
+        take(*r, pending_, &ack);
       }
       // nfnetlink answers EAGAIN when it had to load the nfnetlink_log
       // module (request_module) while handling the message: send it again.
@@ -433,10 +395,9 @@ class MnlNflogReader final : public NflogReader {
     }
   }
 
-  mnl_socket* socket_;
+  nft::NetlinkSocket socket_;
   Options options_;
   uint32_t nextSeq_;
-  std::vector<uint8_t> buf_;
   std::vector<LoggedPacket> pending_;
   SeqTracker seqs_;
   NflogStats stats_;
@@ -450,16 +411,9 @@ class MnlNflogReader final : public NflogReader {
 Result<std::unique_ptr<NflogReader>> NflogReader::open(const Options& options) {
   // The socket belongs to the network namespace of the calling thread, and
   // NFLOG groups are per namespace.
-  mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-  if (nl == nullptr) {
-    return makeError(ErrorCode::kUnavailable, "cannot open a netfilter netlink socket", errno);
-  }
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-    const int err = errno;
-    mnl_socket_close(nl);
-    return makeError(ErrorCode::kUnavailable, "cannot bind the netfilter netlink socket", err);
-  }
-  auto reader = std::make_unique<MnlNflogReader>(nl, options);
+  auto nl = nft::NetlinkSocket::open(NETLINK_NETFILTER, 0, kRecvBufferBytes);
+  if (!nl) return nl.takeError();
+  auto reader = std::make_unique<MnlNflogReader>(std::move(*nl), options);
   if (Status s = reader->configure(); !s) return s.takeError();
   return std::unique_ptr<NflogReader>(std::move(reader));
 }

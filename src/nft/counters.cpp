@@ -6,15 +6,13 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <vector>
 
-#include "netlink_socket.h"
+#include "bulkhead/nft/netlink_socket.h"
 
 namespace bulkhead::nft {
 
@@ -78,41 +76,25 @@ int onRule(const nlmsghdr* nlh, void* data) {
 }
 
 Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> dumpOnce(const std::string& table) {
-  auto opened = openNetfilterSocket();
-  if (!opened) return opened.takeError();
-  const MnlSocketPtr nl = std::move(*opened);
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
-  const uint32_t seq = 1;
-  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+  auto nl = NetlinkSocket::open(NETLINK_NETFILTER);
+  if (!nl) return nl.takeError();
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, 1);
   std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
   nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
   nftnl_rule_nlmsg_build_payload(nlh, filter.get());
-  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
-    return makeError(ErrorCode::kKernel, "cannot dump the rules of table inet " + table, errno);
 
   std::map<std::pair<std::string, uint64_t>, uint64_t> out;
   DumpState state{&out};
-  const uint32_t portId = mnl_socket_get_portid(nl.get());
-  const int fd = mnl_socket_get_fd(nl.get());
-  for (;;) {
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, kTimeoutMs);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) return makeError(ErrorCode::kKernel, "rule dump timed out", ETIMEDOUT);
-    const ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return makeError(ErrorCode::kKernel, "reading the rule dump", errno);
-    }
-    const int rc = mnl_cb_run(buf.data(), size_t(n), seq, portId, onRule, &state);
-    if (rc == MNL_CB_STOP) break;
-    if (rc < 0) {
-      // A table that does not exist (yet, or deleted by someone) has no counters.
-      if (errno == ENOENT) return out;
-      return makeError(ErrorCode::kKernel, "rule dump of table inet " + table, errno);
-    }
-  }
-  return out;
+  auto err =
+      nl->exchange(nlh, "the rules of table inet " + table, kTimeoutMs, [&](const nlmsghdr* reply) {
+        onRule(reply, &state);
+        return Status{};
+      });
+  if (!err) return err.takeError();
+  // A table that does not exist (yet, or deleted by someone) has no counters.
+  if (*err == 0 || *err == ENOENT) return out;
+  return makeError(ErrorCode::kKernel, "rule dump of table inet " + table, *err);
 }
 
 }  // namespace
@@ -120,8 +102,8 @@ Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> dumpOnce(const std:
 Result<std::map<std::pair<std::string, uint64_t>, uint64_t>> readRuleCounters(
     const std::string& table) {
   // A commit during the dump (ours or anyone's) makes the kernel flag it
-  // NLM_F_DUMP_INTR, which libmnl reports as EINTR: the rules read so far
-  // may mix two generations. Dump again; commits are short.
+  // NLM_F_DUMP_INTR (EINTR): the rules read so far may mix two
+  // generations. Dump again; commits are short.
   constexpr int kAttempts = 4;
   for (int attempt = 1;; ++attempt) {
     auto out = dumpOnce(table);

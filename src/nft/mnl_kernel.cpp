@@ -12,8 +12,6 @@
 #include <linux/netlink.h>
 
 #include <endian.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -23,7 +21,6 @@
 #include <vector>
 
 #include "bulkhead/nft/objects.h"
-#include "netlink_socket.h"
 
 namespace bulkhead::nft {
 
@@ -67,22 +64,17 @@ std::string extackMessage(const nlmsghdr* nlh) {
 
 Result<std::unique_ptr<MnlKernel>> MnlKernel::open() {
   // The buffer holds the replies of one batch (kRcvBufBytes).
-  auto opened = openNetfilterSocket(kRcvBufBytes);
+  auto opened = NetlinkSocket::open(NETLINK_NETFILTER, kRcvBufBytes, kRecvBufferBytes);
   if (!opened) return opened.takeError();
-  mnl_socket* nl = opened->release();
-  int one = 1;
   // Errors carry the kernel's reason text, but not a copy of the request.
-  mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof one);
-  mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof one);
-  return std::unique_ptr<MnlKernel>(new MnlKernel(nl, static_cast<uint32_t>(time(nullptr))));
+  opened->enable(NETLINK_EXT_ACK);
+  opened->enable(NETLINK_CAP_ACK);
+  return std::unique_ptr<MnlKernel>(
+      new MnlKernel(std::move(*opened), static_cast<uint32_t>(time(nullptr))));
 }
 
-MnlKernel::MnlKernel(mnl_socket* socket, uint32_t seed)
-    : socket_(socket), portId_(mnl_socket_get_portid(socket)), seq_(seed) {}
-
-MnlKernel::~MnlKernel() {
-  mnl_socket_close(socket_);
-}
+MnlKernel::MnlKernel(NetlinkSocket socket, uint32_t seed)
+    : socket_(std::move(socket)), portId_(socket_.portId()), seq_(seed) {}
 
 uint32_t MnlKernel::nextSeq(uint32_t count) {
   const uint32_t first = seq_;
@@ -99,12 +91,7 @@ Status MnlKernel::growSendBuffer(size_t bytes) {
   if (want > static_cast<size_t>(INT32_MAX) / 2) {
     return makeError(ErrorCode::kTooLarge, "batch of " + std::to_string(bytes) + " bytes");
   }
-  const int value = static_cast<int>(want);
-  const int fd = mnl_socket_get_fd(socket_);
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &value, sizeof value) < 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, sizeof value) < 0) {
-    return makeError(ErrorCode::kKernel, "cannot grow the netlink send buffer", errno);
-  }
+  if (Status s = socket_.setSendBuffer(static_cast<int>(want)); !s) return s;
   sendBuffer_ = want;
   return {};
 }
@@ -114,24 +101,18 @@ Status MnlKernel::commit(const Batch& batch) {
     return makeError(ErrorCode::kInternal, "empty batch");
   }
   if (Status s = growSendBuffer(batch.bytes.size()); !s) return s;
-  const int fd = mnl_socket_get_fd(socket_);
-
   // Drop anything left over from an earlier, interrupted exchange.
-  std::vector<uint8_t> buf(kRecvBufferBytes);
-  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
-  }
-
-  ssize_t sent;
-  do {
-    sent = mnl_socket_sendto(socket_, batch.bytes.data(), batch.bytes.size());
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) {
+  socket_.discardQueued();
+  if (Status s = socket_.send(batch.bytes.data(), batch.bytes.size()); !s) {
     return makeError(ErrorCode::kKernel,
                      "cannot send a batch of " + std::to_string(batch.bytes.size()) + " bytes (" +
                          std::to_string(batch.messageCount()) + " messages)",
-                     errno);
+                     s.error().sysErrno);
   }
+  return readCommitReplies(batch);
+}
 
+Status MnlKernel::readCommitReplies(const Batch& batch) {
   // Only the last nf_tables message asks for an ACK (see BatchBuilder::finish);
   // any refused message answers with an error regardless.
   const uint32_t firstSeq = batch.firstSeq;
@@ -141,49 +122,37 @@ Status MnlKernel::commit(const Batch& batch) {
   std::optional<Error> firstError;
   size_t moreErrors = 0;
   bool lostReplies = false;
-
+  auto onMessage = [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_seq < firstSeq || nlh->nlmsg_seq >= endSeq) return;  // stale
+    if (nlh->nlmsg_type != NLMSG_ERROR) return;
+    const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+    if (err->error == 0) {
+      if (nlh->nlmsg_seq == lastSeq) acked = true;
+      return;
+    }
+    if (firstError) {
+      ++moreErrors;
+      return;
+    }
+    const int code = -err->error;
+    std::string what = batch.describe(nlh->nlmsg_seq);
+    if (what.empty()) what = "message " + std::to_string(nlh->nlmsg_seq - firstSeq);
+    std::string msg = "kernel refused " + what + ": " + errnoText(code);
+    if (std::string ext = extackMessage(nlh); !ext.empty()) msg += " (" + ext + ")";
+    firstError = Error{ErrorCode::kKernel, code, std::move(msg)};
+  };
   for (;;) {
     // Once the outcome is known, only drain what is already queued.
     const bool done = acked || firstError.has_value();
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, done ? 0 : kReplyTimeoutMs);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) break;
-    const ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (done) break;
-        continue;
-      }
-      // ENOBUFS: the receive buffer overflowed and some replies are lost.
-      if (errno == ENOBUFS) {
-        lostReplies = true;
-        continue;
-      }
-      return makeError(ErrorCode::kKernel, "cannot read the kernel's replies", errno);
+    auto r = socket_.receive(done ? 0 : kReplyTimeoutMs);
+    if (!r)
+      return makeError(ErrorCode::kKernel, "cannot read the kernel's replies", r.error().sysErrno);
+    if (r->kind == NetlinkSocket::Received::Kind::kTimeout) break;
+    if (r->kind != NetlinkSocket::Received::Kind::kData) {
+      lostReplies = true;  // the receive buffer overflowed: some replies are gone
+      continue;
     }
-    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data());
-    int len = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-      if (nlh->nlmsg_seq < firstSeq || nlh->nlmsg_seq >= endSeq) continue;  // stale
-      if (nlh->nlmsg_type != NLMSG_ERROR) continue;
-      const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-      if (err->error == 0) {
-        if (nlh->nlmsg_seq == lastSeq) acked = true;
-        continue;
-      }
-      if (firstError) {
-        ++moreErrors;
-        continue;
-      }
-      const int code = -err->error;
-      std::string what = batch.describe(nlh->nlmsg_seq);
-      if (what.empty()) what = "message " + std::to_string(nlh->nlmsg_seq - firstSeq);
-      std::string msg = "kernel refused " + what + ": " + errnoText(code);
-      if (std::string ext = extackMessage(nlh); !ext.empty()) msg += " (" + ext + ")";
-      firstError = Error{ErrorCode::kKernel, code, std::move(msg)};
-    }
+    NetlinkSocket::forEachMessage(r->bytes, onMessage);
   }
 
   if (firstError) {
@@ -203,43 +172,6 @@ Status MnlKernel::commit(const Batch& batch) {
   return {};
 }
 
-// Sends one request and reads its replies until the ACK; each reply with our
-// sequence number goes to `onReply`. The ACK's errno is returned (0: success)
-// so that callers decide what a refusal means.
-Result<int> MnlKernel::query(nlmsghdr* request, const std::string& what,
-                             const std::function<void(const nlmsghdr*)>& onReply) {
-  std::vector<uint8_t> buf(kRecvBufferBytes);
-  const int fd = mnl_socket_get_fd(socket_);
-  // Leftovers of an earlier exchange that timed out must not be taken for
-  // this one's replies.
-  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
-  }
-  const uint32_t seq = request->nlmsg_seq;
-  if (mnl_socket_sendto(socket_, request, request->nlmsg_len) < 0) {
-    return makeError(ErrorCode::kKernel, "cannot ask for " + what, errno);
-  }
-  for (;;) {
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, kReplyTimeoutMs);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) return makeError(ErrorCode::kKernel, "no reply for " + what, ETIMEDOUT);
-    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return makeError(ErrorCode::kKernel, "cannot read the reply for " + what, errno);
-    }
-    const auto* reply = reinterpret_cast<const nlmsghdr*>(buf.data());
-    int len = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(reply, len); reply = mnl_nlmsg_next(reply, &len)) {
-      if (reply->nlmsg_seq != seq) continue;
-      if (reply->nlmsg_type == NLMSG_ERROR) {
-        return -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply))->error;
-      }
-      onReply(reply);
-    }
-  }
-}
-
 Result<bool> MnlKernel::tableExists(const std::string& name) {
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
@@ -250,9 +182,11 @@ Result<bool> MnlKernel::tableExists(const std::string& name) {
   nftnl_table_nlmsg_build_payload(nlh, t);
   nftnl_table_free(t);
   bool found = false;
-  auto err = query(nlh, "table inet " + name, [&](const nlmsghdr* reply) {
-    if ((reply->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE) found = true;
-  });
+  auto err =
+      socket_.exchange(nlh, "table inet " + name, kReplyTimeoutMs, [&](const nlmsghdr* reply) {
+        if ((reply->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE) found = true;
+        return Status{};
+      });
   if (!err) return err.takeError();
   if (*err == 0) return found;
   if (*err == ENOENT) return false;
@@ -265,19 +199,21 @@ Result<uint32_t> MnlKernel::generation() {
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETGEN,
                                         AF_UNSPEC, NLM_F_ACK, nextSeq(1));
   std::optional<uint32_t> id;
-  auto err = query(nlh, "the ruleset generation", [&](const nlmsghdr* reply) {
-    if ((reply->nlmsg_type & 0xff) != NFT_MSG_NEWGEN) return;
-    mnl_attr_parse(
-        reply, sizeof(nfgenmsg),
-        [](const nlattr* attr, void* data) {
-          if (mnl_attr_get_type(attr) == NFTA_GEN_ID &&
-              mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) {
-            *static_cast<std::optional<uint32_t>*>(data) = be32toh(mnl_attr_get_u32(attr));
-          }
-          return MNL_CB_OK;
-        },
-        &id);
-  });
+  auto err =
+      socket_.exchange(nlh, "the ruleset generation", kReplyTimeoutMs, [&](const nlmsghdr* reply) {
+        if ((reply->nlmsg_type & 0xff) != NFT_MSG_NEWGEN) return Status{};
+        mnl_attr_parse(
+            reply, sizeof(nfgenmsg),
+            [](const nlattr* attr, void* data) {
+              if (mnl_attr_get_type(attr) == NFTA_GEN_ID &&
+                  mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) {
+                *static_cast<std::optional<uint32_t>*>(data) = be32toh(mnl_attr_get_u32(attr));
+              }
+              return MNL_CB_OK;
+            },
+            &id);
+        return Status{};
+      });
   if (!err) return err.takeError();
   if (*err != 0)
     return makeError(ErrorCode::kKernel, "kernel refused get generation: " + errnoText(*err), *err);
@@ -287,44 +223,12 @@ Result<uint32_t> MnlKernel::generation() {
 
 Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
                        const std::function<Status(const nlmsghdr*)>& onReply) {
-  std::vector<uint8_t> buf(kRecvBufferBytes);
-  const int fd = mnl_socket_get_fd(socket_);
-  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
-  }
-  const uint32_t seq = request->nlmsg_seq;
-  if (mnl_socket_sendto(socket_, request, request->nlmsg_len) < 0)
-    return makeError(ErrorCode::kKernel, "cannot dump " + what, errno);
-  bool interrupted = false;
-  for (;;) {
-    pollfd pfd{fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, kReplyTimeoutMs);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) return makeError(ErrorCode::kKernel, "no reply dumping " + what, ETIMEDOUT);
-    const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return makeError(ErrorCode::kKernel, "cannot read the dump of " + what, errno);
-    }
-    const auto* reply = reinterpret_cast<const nlmsghdr*>(buf.data());
-    int len = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(reply, len); reply = mnl_nlmsg_next(reply, &len)) {
-      if (reply->nlmsg_seq != seq) continue;
-      // The kernel flags a dump that a concurrent commit made inconsistent.
-      interrupted |= (reply->nlmsg_flags & NLM_F_DUMP_INTR) != 0;
-      if (reply->nlmsg_type == NLMSG_DONE) {
-        if (interrupted)
-          return makeError(ErrorCode::kKernel, "dump of " + what + " interrupted", EINTR);
-        return {};
-      }
-      if (reply->nlmsg_type == NLMSG_ERROR) {
-        const int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(reply))->error;
-        if (err == 0) return {};
-        return makeError(ErrorCode::kKernel,
-                         "kernel refused to dump " + what + ": " + errnoText(err), err);
-      }
-      if (Status st = onReply(reply); !st) return st;
-    }
-  }
+  auto err = socket_.exchange(request, "the dump of " + what, kReplyTimeoutMs, onReply);
+  if (!err) return err.takeError();
+  if (*err != 0)
+    return makeError(ErrorCode::kKernel, "kernel refused to dump " + what + ": " + errnoText(*err),
+                     *err);
+  return {};
 }
 
 Result<TableContent> MnlKernel::dumpTable(const std::string& name) {

@@ -15,15 +15,11 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 
-#include <poll.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-
-#include "netlink_socket.h"
+#include <utility>
 
 namespace bulkhead::nft {
 
@@ -312,31 +308,25 @@ Notification parseNotification(const void* msg, size_t len, const std::string& t
 
 Result<std::unique_ptr<TableMonitor>> TableMonitor::open(std::string table, int rcvBufBytes) {
   // Sized before joining, so no notification meets the default buffer.
-  auto nl = openNetfilterSocket(rcvBufBytes);
+  auto nl = NetlinkSocket::open(NETLINK_NETFILTER, rcvBufBytes, kRecvBufferBytes);
   if (!nl) return nl.takeError();
-  const int fd = mnl_socket_get_fd(nl->get());
   // Quirk: the kernel builds nf_tables notifications only while the group
   // has a listener (nfnetlink_has_listeners), so changes made before this
   // point are never reported: callers check the table once after open().
-  int group = NFNLGRP_NFTABLES;
-  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+  if (!nl->membership(NFNLGRP_NFTABLES, true))
     return unavailable("cannot join the nf_tables notification group", errno);
-  return std::unique_ptr<TableMonitor>(new TableMonitor(nl->release(), std::move(table)));
+  return std::unique_ptr<TableMonitor>(new TableMonitor(std::move(*nl), std::move(table)));
 }
 
-TableMonitor::TableMonitor(mnl_socket* socket, std::string table)
-    : socket_(socket), table_(std::move(table)), buf_(kRecvBufferBytes) {}
-
-TableMonitor::~TableMonitor() {
-  mnl_socket_close(socket_);
-}
+TableMonitor::TableMonitor(NetlinkSocket socket, std::string table)
+    : socket_(std::move(socket)), table_(std::move(table)) {}
 
 int TableMonitor::fd() const {
-  return mnl_socket_get_fd(socket_);
+  return socket_.fd();
 }
 
 uint32_t TableMonitor::portId() const {
-  return mnl_socket_get_portid(socket_);
+  return socket_.portId();
 }
 
 void TableMonitor::ignorePortId(uint32_t portId) {
@@ -349,6 +339,44 @@ void TableMonitor::ignorePortId(uint32_t portId) {
 bool TableMonitor::ignored(uint32_t portId) {
   std::lock_guard<std::mutex> lock(ignoredMutex_);
   return std::find(ignoredPortIds_.begin(), ignoredPortIds_.end(), portId) != ignoredPortIds_.end();
+}
+
+void TableMonitor::pause() {
+  std::lock_guard<std::mutex> lock(gateMutex_);
+  // Quirk: the kernel asks "does the group have a listener?" once per
+  // commit (nfnetlink_has_listeners); with none it builds no notification
+  // at all, which is the point. Leaving fails only on a closed socket.
+  if (paused_++ == 0) (void)socket_.membership(NFNLGRP_NFTABLES, false);
+}
+
+void TableMonitor::resume() {
+  std::lock_guard<std::mutex> lock(gateMutex_);
+  if (paused_ == 0 || --paused_ > 0) return;
+  // Notifications queued before pause() stay in the socket and are read.
+  if (!socket_.membership(NFNLGRP_NFTABLES, true)) rejoin_ = true;
+}
+
+void TableMonitor::reportUnheard(std::string what) {
+  std::lock_guard<std::mutex> lock(gateMutex_);
+  if (!unheard_.empty()) unheard_ += "; ";
+  unheard_ += what;
+}
+
+Status TableMonitor::takeGateEvents(std::vector<TableEvent>& out) {
+  std::lock_guard<std::mutex> lock(gateMutex_);
+  if (rejoin_ && paused_ == 0) {
+    if (!socket_.membership(NFNLGRP_NFTABLES, true))
+      return unavailable("cannot join the nf_tables notification group again", errno);
+    rejoin_ = false;
+    if (!unheard_.empty()) unheard_ += "; ";
+    unheard_ += "nf_tables notifications were off (the group could not be joined again)";
+  }
+  if (unheard_.empty()) return {};
+  TableEvent e;
+  e.kind = TableEvent::Kind::kLostEvents;
+  e.what = std::exchange(unheard_, {});
+  out.push_back(std::move(e));
+  return {};
 }
 
 void TableMonitor::flushPending(std::vector<TableEvent>& out, uint32_t pid,
@@ -413,32 +441,24 @@ void TableMonitor::handle(const Notification& n, std::vector<TableEvent>& out) {
 }
 
 Status TableMonitor::drain(std::vector<TableEvent>& out) {
-  const int sock = fd();
   bool lost = false;
   for (;;) {
-    const ssize_t n = recv(sock, buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == ENOBUFS) {
-        // The receive buffer overflowed and the kernel dropped notifications
-        // (it says so once per overflow); it also sets ENOBUFS on listeners
-        // when it could not allocate a notification (nfnetlink_set_err).
-        // Either way the socket stays usable.
-        lost = true;
-        continue;
-      }
-      return makeError(ErrorCode::kKernel, "cannot read nf_tables notifications", errno);
-    }
-    if (static_cast<size_t>(n) > buf_.size()) {
-      lost = true;  // truncated datagram: its tail is gone
+    auto r = socket_.receive(0);
+    if (!r)
+      return makeError(ErrorCode::kKernel, "cannot read nf_tables notifications",
+                       r.error().sysErrno);
+    using Kind = NetlinkSocket::Received::Kind;
+    if (r->kind == Kind::kTimeout) break;
+    if (r->kind != Kind::kData) {
+      // An overflow dropped notifications (the kernel also reports ENOBUFS
+      // when it could not allocate one, nfnetlink_set_err), or a datagram's
+      // tail is gone: either way the socket stays usable.
+      lost = true;
       continue;
     }
-    const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data());
-    int len = static_cast<int>(n);
-    for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+    NetlinkSocket::forEachMessage(r->bytes, [&](const nlmsghdr* nlh) {
       handle(parseNotification(nlh, nlh->nlmsg_len, table_), out);
-    }
+    });
   }
   if (lost) {
     // What is pending may belong to a commit whose other messages are gone;
@@ -457,6 +477,7 @@ Result<std::vector<TableEvent>> TableMonitor::wait(int timeoutMs) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
   std::vector<TableEvent> out;
   for (;;) {
+    if (Status s = takeGateEvents(out); !s) return s.takeError();
     if (Status s = drain(out); !s) return s.takeError();
     if (!out.empty() && !pending_.active) return out;
     const auto left =
@@ -464,13 +485,9 @@ Result<std::vector<TableEvent>> TableMonitor::wait(int timeoutMs) {
     int pollMs = static_cast<int>(std::max<long long>(left, 0));
     // A commit's NEWGEN is due: wait only briefly for it.
     if (pending_.active) pollMs = std::min(pollMs, kGenerationGraceMs);
-    pollfd pfd{fd(), POLLIN, 0};
-    const int ready = pollMs > 0 ? poll(&pfd, 1, pollMs) : 0;
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      return makeError(ErrorCode::kKernel, "cannot poll nf_tables notifications", errno);
-    }
-    if (ready == 0) {
+    auto ready = socket_.waitReadable(pollMs);
+    if (!ready) return ready.takeError();
+    if (!*ready) {
       flushPending(out, 0, "");
       // Timed out (or the NEWGEN never came: a change by the kernel itself).
       if (!out.empty() || Clock::now() >= deadline) return out;

@@ -110,6 +110,9 @@ class AgentCore {
   // The connection tracking table that quarantine flushes the workload's
   // entries from (nullptr: none; quarantine then only changes the table).
   void setConntrack(ConntrackTable* conntrack);
+  // The table monitor, paused around large transactions (see
+  // nft::NotificationGate); nullptr: none. Outlives its use here.
+  void setNotificationGate(nft::NotificationGate* gate);
   // Reads a directory of policy files as a push would send them.
   static Result<std::vector<v1::PolicyFile>> readPolicyFiles(const std::string& path,
                                                              size_t maxBytes);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,10 @@
 #include "bulkhead/compiler/incremental.h"
 #include "bulkhead/nft/kernel.h"
 #include "bulkhead/policy/model.h"
+
+namespace bulkhead::nft {
+class NotificationGate;
+}
 
 namespace bulkhead::agent {
 
@@ -54,6 +59,12 @@ class Enforcer {
   // when `mustCompare`. nullopt: no drift.
   Result<std::optional<std::string>> drift(bool mustCompare = false);
 
+  // The table monitor: commits of at least kQuietElements element changes
+  // leave its notification group meanwhile (nullptr: none). See
+  // nft::NotificationGate.
+  void setNotificationGate(nft::NotificationGate* gate) { gate_ = gate; }
+  static constexpr size_t kQuietElements = 512;
+
   bool committed() const { return committed_; }
   // True when the kernel holds our last commit and nobody, in any table of
   // the namespace, has committed since (the ruleset generation is unchanged).
@@ -65,12 +76,18 @@ class Enforcer {
   // Commits `diff` (a full replace when nothing is known of the table).
   Status commit(const compiler::RulesetDiff& diff);
   Status commitOnce(const compiler::RulesetDiff& diff);
+  // Runs `commits` (our transactions, changing about `elements` elements)
+  // and notes the generation they left; a large one with the monitor
+  // paused, after which a generation that moved by more than our commit
+  // means someone else committed unheard.
+  Status write(size_t elements, const std::function<Status()>& commits);
 
   nft::NftKernel& kernel_;
   compiler::IncrementalCompiler compiler_;
   // After a successful commit: the generation it left, or none if unknown.
   void noteGeneration();
 
+  nft::NotificationGate* gate_ = nullptr;
   bool committed_ = false;  // the kernel holds compiler_.ruleset()
   bool everCommitted_ = false;
   std::optional<uint32_t> generation_;

@@ -9,8 +9,8 @@
 
 #include "bulkhead/common/result.h"
 #include "bulkhead/nft/kernel.h"
+#include "bulkhead/nft/netlink_socket.h"
 
-struct mnl_socket;
 struct nlmsghdr;
 
 namespace bulkhead::nft {
@@ -21,7 +21,6 @@ class MnlKernel : public NftKernel {
   // namespace. kUnavailable when that is impossible.
   static Result<std::unique_ptr<MnlKernel>> open();
 
-  ~MnlKernel() override;
   MnlKernel(const MnlKernel&) = delete;
   MnlKernel& operator=(const MnlKernel&) = delete;
 
@@ -38,10 +37,10 @@ class MnlKernel : public NftKernel {
   uint32_t portId() const { return portId_; }
 
  private:
-  MnlKernel(mnl_socket* socket, uint32_t seed);
+  MnlKernel(NetlinkSocket socket, uint32_t seed);
   Status growSendBuffer(size_t bytes);
-  Result<int> query(nlmsghdr* request, const std::string& what,
-                    const std::function<void(const nlmsghdr*)>& onReply);
+  // Reads the replies to a batch sent; see commit().
+  Status readCommitReplies(const Batch& batch);
   // Sends one NLM_F_DUMP request; every reply up to NLMSG_DONE goes to
   // `onReply`. An interrupted dump (the ruleset changed meanwhile) fails
   // with EINTR.
@@ -49,7 +48,7 @@ class MnlKernel : public NftKernel {
               const std::function<Status(const nlmsghdr*)>& onReply);
   Result<TableContent> dumpTable(const std::string& name);
 
-  mnl_socket* socket_;
+  NetlinkSocket socket_;
   uint32_t portId_;
   uint32_t seq_;
   size_t sendBuffer_ = 0;  // what SO_SNDBUF was last grown to

@@ -21,8 +21,7 @@
 #include <vector>
 
 #include "bulkhead/common/result.h"
-
-struct mnl_socket;
+#include "bulkhead/nft/netlink_socket.h"
 
 namespace bulkhead::nft {
 
@@ -59,7 +58,26 @@ struct Notification {
 // Decodes one netlink message (header included, `len` bytes available).
 Notification parseNotification(const void* msg, size_t len, const std::string& table);
 
-class TableMonitor {
+// The monitor as the writer's side sees it. The kernel builds one
+// notification per changed object and element for as long as anyone listens
+// to NFNLGRP_NFTABLES, the agent's own monitor included: about half of a
+// 100,000-element push. Around its own large transactions the agent leaves
+// the group (pause/resume), and the kernel builds none; what others commit
+// meanwhile goes unheard, so the writer compares generations afterwards and
+// calls reportUnheard() when someone else may have committed.
+class NotificationGate {
+ public:
+  virtual ~NotificationGate() = default;
+  // Leaves the notification group; calls nest.
+  virtual void pause() = 0;
+  // Joins it again once every pause() is matched.
+  virtual void resume() = 0;
+  // The next wait() reports kLostEvents with `what`: the caller owes a check
+  // of the table (by generation, then content).
+  virtual void reportUnheard(std::string what) = 0;
+};
+
+class TableMonitor : public NotificationGate {
  public:
   static constexpr int kDefaultRcvBufBytes = 8 * 1024 * 1024;
 
@@ -69,7 +87,6 @@ class TableMonitor {
   static Result<std::unique_ptr<TableMonitor>> open(std::string table,
                                                     int rcvBufBytes = kDefaultRcvBufBytes);
 
-  ~TableMonitor();
   TableMonitor(const TableMonitor&) = delete;
   TableMonitor& operator=(const TableMonitor&) = delete;
 
@@ -88,8 +105,13 @@ class TableMonitor {
   int fd() const;
   uint32_t portId() const;
 
+  // NotificationGate. Safe to call from another thread than wait()'s.
+  void pause() override;
+  void resume() override;
+  void reportUnheard(std::string what) override;
+
  private:
-  TableMonitor(mnl_socket* socket, std::string table);
+  TableMonitor(NetlinkSocket socket, std::string table);
 
   struct Pending {  // foreign changes of a commit whose NEWGEN is still due
     bool active = false;
@@ -99,18 +121,25 @@ class TableMonitor {
   };
 
   bool ignored(uint32_t portId);
+  // What pause/resume and reportUnheard left for wait(): a kLostEvents event,
+  // or an error while the group cannot be joined again.
+  Status takeGateEvents(std::vector<TableEvent>& out);
+
   // Reads what is queued now, without blocking; an error only when the
   // socket itself fails.
   Status drain(std::vector<TableEvent>& out);
   void handle(const Notification& n, std::vector<TableEvent>& out);
   void flushPending(std::vector<TableEvent>& out, uint32_t pid, const std::string& process);
 
-  mnl_socket* socket_;
+  NetlinkSocket socket_;
   std::string table_;
-  std::vector<uint8_t> buf_;
   Pending pending_;
   std::mutex ignoredMutex_;
   std::vector<uint32_t> ignoredPortIds_;
+  std::mutex gateMutex_;  // guards the three below
+  int paused_ = 0;
+  bool rejoin_ = false;  // resume() could not join the group again
+  std::string unheard_;  // reportUnheard()'s reasons, "; "-joined
 };
 
 }  // namespace bulkhead::nft

@@ -1,0 +1,398 @@
+// bench_push: a whole `bulkhead push` as a user runs it (the CLI reading and
+// checking the YAML, gRPC, the agent parsing, compiling and writing) to a
+// freshly started agent, against `nft -f` of the same table (`bulkhead plan`
+// output); and the agent's own compile-to-ACK against nft::Writer::replace
+// alone. Every sample gets a fresh network namespace; the three kinds of run
+// are interleaved (their order rotates) so that the machine's noise hits
+// them alike. A benchmark, not a test: it prints PASS/MISS against the goals
+// and exits 1 only when something fails functionally.
+//
+//   sudo build/tests/bench/bench_push [--workloads=N] [--runs=N] [--tmp=DIR]
+//
+// The bundle is bench_policy.h's (at 10,000 workloads: 1,000 apps, 2,000
+// services, ~111,000 set elements), written as YAML with the workloads as
+// Workload documents.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_policy.h"
+#include "bench_util.h"
+#include "bulkhead/compiler/compiler.h"
+#include "bulkhead/nft/mnl_kernel.h"
+#include "bulkhead/nft/writer.h"
+#include "support/netns.h"
+
+extern char** environ;
+
+namespace bulkhead::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testing::Netns;
+using testing::Process;
+
+const std::string kBin = BULKHEAD_BINARY_DIR;
+const std::string kAgentBinary = kBin + "/bulkhead-agent";
+const std::string kCliBinary = kBin + "/bulkhead";
+
+// --- the bundle as YAML ---------------------------------------------------------------
+
+std::string flow(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i)
+    out += (i ? ", \"" : "\"") + items[i] + "\"";
+  return out + "]";
+}
+
+std::string flow(const policy::Labels& labels) {
+  std::string out = "{";
+  for (const auto& [k, v] : labels)
+    out += (out.size() > 1 ? ", " : "") + k + ": \"" + v + "\"";
+  return out + "}";
+}
+
+template <class T>
+std::vector<std::string> texts(const std::vector<T>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values)
+    out.push_back(v.toString());
+  return out;
+}
+
+std::vector<std::string> names(const std::vector<policy::NameRef>& refs) {
+  std::vector<std::string> out;
+  for (const auto& r : refs)
+    out.push_back(r.name);
+  return out;
+}
+
+std::string header(const std::string& kind, const std::string& name, const policy::Labels& labels) {
+  return "---\napiVersion: bulkhead/v1\nkind: " + kind + "\nmetadata: {name: " + name +
+         (labels.empty() ? "" : ", labels: " + flow(labels)) + "}\nspec:\n";
+}
+
+std::string servicesYaml(const policy::Bundle& b) {
+  std::string out;
+  for (const auto& s : b.services) {
+    out += header("Service", s.name, s.labels);
+    if (s.appSelector) {
+      out += "  appSelector: " + flow(s.appSelector->matchLabels) + "\n";
+      out += "  ports: " + flow(texts(s.ports)) + "\n";
+      continue;
+    }
+    out += "  endpoints:\n";
+    for (const auto& ep : s.endpoints)
+      out += "    - cidrs: " + flow(texts(ep.cidrs)) + "\n      ports: " + flow(texts(ep.ports)) +
+             "\n";
+  }
+  return out;
+}
+
+std::string appsYaml(const policy::Bundle& b) {
+  std::string out;
+  for (const auto& a : b.apps) {
+    out += header("App", a.name, a.labels);
+    if (a.mode == policy::Mode::kAudit) out += "  mode: audit\n";
+    if (a.denyAction == policy::DenyAction::kDrop) out += "  denyAction: drop\n";
+    out += "  egress:\n";
+    for (const auto& r : a.egress)
+      out += "    - to: " + flow(names(r.to)) + "\n";
+  }
+  return out;
+}
+
+std::string globalsYaml(const policy::Bundle& b) {
+  static const char* kActions[] = {"deny", "allow", "log"};
+  std::string out;
+  for (const auto& g : b.globalPolicies) {
+    out += header("GlobalPolicy", g.name, g.labels);
+    out += "  order: " + std::to_string(g.order) + "\n  rules:\n";
+    for (const auto& r : g.rules) {
+      out += std::string("    - action: ") + kActions[int(r.action)] + "\n";
+      out += "      from: " + flow(r.from.matchLabels) + "\n";
+      if (r.toSelector) out += "      toSelector: " + flow(r.toSelector->matchLabels) + "\n";
+      if (!r.to.empty()) out += "      to: " + flow(names(r.to)) + "\n";
+      if (!r.toCIDRs.empty()) out += "      toCIDRs: " + flow(texts(r.toCIDRs)) + "\n";
+      if (!r.ports.empty()) out += "      ports: " + flow(texts(r.ports)) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string workloadsYaml(const policy::Bundle& b) {
+  std::string out;
+  for (const auto& w : b.workloads) {
+    out += header("Workload", w.name, w.labels);
+    out += "  app: " + w.app + "\n  interfaces: " + flow(w.interfaces) +
+           "\n  addresses: " + flow(texts(w.addresses)) + "\n";
+  }
+  return out;
+}
+
+// --- processes ---------------------------------------------------------------------------
+
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& parent) {
+    std::string tmpl = parent + "/bench_push.XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw Failure("mkdtemp in " + parent + ": " + std::strerror(errno));
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Runs argv until it exits (in the calling thread's namespace); wall time,
+// spawn included. A non-zero exit is a Failure.
+double spawn(const std::vector<std::string>& args, const std::string& outPath) {
+  std::vector<char*> argv;
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid = -1;
+  const auto t0 = Clock::now();
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) throw Failure("cannot run " + args[0] + ": " + std::strerror(err));
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) throw Failure(std::string("waitpid: ") + std::strerror(errno));
+  const double wall = secondsSince(t0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    throw Failure("`" + args[0] + " " + args[1] + "` failed: " + readFile(outPath).substr(0, 2000));
+  return wall;
+}
+
+bool socketAccepts(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The agent's own account of the push (its log line "push ...: parse N ms,
+// compile and commit N ms, save N ms"): milliseconds of each phase.
+struct Phases {
+  double parse = 0, compileCommit = 0, save = 0;
+};
+
+Phases phasesFromLog(const std::string& log) {
+  static const std::regex kLine(
+      R"(parse ([0-9.]+) ms, compile and commit ([0-9.]+) ms, save ([0-9.]+) ms)");
+  std::smatch m;
+  if (!std::regex_search(log, m, kLine))
+    throw Failure("no push phases in the agent's log:\n" + log);
+  return {std::stod(m[1]), std::stod(m[2]), std::stod(m[3])};
+}
+
+struct PushSample {
+  double wall = 0;
+  Phases phases;
+};
+
+// A fresh agent in a fresh namespace; `bulkhead push` timed from the CLI's
+// start to its exit.
+PushSample pushOnce(const std::string& tmp, const std::string& policyDir) {
+  Netns ns;
+  ScratchDir dir(tmp);
+  const std::string sock = dir.file("agent.sock"), log = dir.file("agent.log");
+  Process agent(ns, "exec " + kAgentBinary + " --listen unix://" + sock + " --state-dir " +
+                        dir.file("state") + " 2>>" + log);
+  const auto t0 = Clock::now();
+  while (!socketAccepts(sock)) {
+    checkInterrupted();
+    if (!agent.running()) throw Failure("bulkhead-agent exited at start:\n" + readFile(log));
+    if (secondsSince(t0) > 30) throw Failure("the agent does not listen:\n" + readFile(log));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  PushSample s;
+  s.wall = spawn({kCliBinary, "push", policyDir, "--agent", "unix://" + sock}, dir.file("cli.out"));
+  s.phases = phasesFromLog(readFile(log));
+  agent.kill(SIGTERM);
+  if (agent.wait(10000) != 0) throw Failure("the agent did not stop cleanly:\n" + readFile(log));
+  return s;
+}
+
+double nftOnce(const std::string& planPath, const std::string& outPath) {
+  Netns ns;
+  double wall = 0;
+  ns.run([&] { wall = spawn({"nft", "-f", planPath}, outPath); });
+  return wall;
+}
+
+double replaceOnce(const compiler::Ruleset& ruleset) {
+  Netns ns;
+  double wall = 0;
+  ns.run([&] {
+    auto kernel = nft::MnlKernel::open();
+    if (!kernel) throw Failure("open netlink socket: " + kernel.error().describe());
+    const auto t0 = Clock::now();
+    if (Status st = nft::Writer(**kernel).replace(ruleset); !st)
+      throw Failure("Writer::replace: " + st.error().describe());
+    wall = secondsSince(t0);
+  });
+  return wall;
+}
+
+// --- the run --------------------------------------------------------------------------------
+
+struct Options {
+  int workloads = 10000;
+  int runs = 3;
+  std::string tmp;
+};
+
+Options parseOptions(int argc, char** argv) {
+  Options o;
+  o.tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (auto v = positiveFlag(a, "--workloads=")) {
+      o.workloads = std::max(*v, 10);
+    } else if (auto r = positiveFlag(a, "--runs=")) {
+      o.runs = *r;
+    } else if (a.rfind("--tmp=", 0) == 0) {
+      o.tmp = a.substr(6);
+    } else {
+      throw Failure("usage: bench_push [--workloads=N] [--runs=N] [--tmp=DIR]");
+    }
+  }
+  return o;
+}
+
+std::string seconds(const Stats& s) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%.3f s (%.3f-%.3f)", s.median(), s.min(), s.max());
+  return buf;
+}
+
+std::string ratios(const Stats& s) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%.2fx (runs %.2f-%.2f)", s.median(), s.min(), s.max());
+  return buf;
+}
+
+int run(int argc, char** argv) {
+  const Options opt = parseOptions(argc, argv);
+  if (!testing::havePrivileges())
+    throw Failure("must run as root with `ip` and `nft`: sudo build/tests/bench/bench_push");
+  for (const auto& b : {kAgentBinary, kCliBinary})
+    if (access(b.c_str(), X_OK) != 0) throw Failure(b + " not found: cmake --build build");
+  testing::sweepStaleNamespaces();
+  printBanner("bench_push");
+
+  const policy::Bundle bundle = generateBundle(opt.workloads);
+  ScratchDir scratch(opt.tmp);
+  const std::string policyDir = scratch.file("policy");
+  std::filesystem::create_directory(policyDir);
+  size_t yamlBytes = 0;
+  for (const auto& [name, text] :
+       {std::pair{"services.yaml", servicesYaml(bundle)}, std::pair{"apps.yaml", appsYaml(bundle)},
+        std::pair{"global.yaml", globalsYaml(bundle)},
+        std::pair{"workloads.yaml", workloadsYaml(bundle)}}) {
+    std::ofstream(policyDir + "/" + name) << text;
+    yamlBytes += text.size();
+  }
+  const std::string plan = scratch.file("plan.nft");
+  spawn({kCliBinary, "plan", policyDir}, plan);
+  auto ruleset = compiler::compile(bundle, {});
+  if (!ruleset) throw Failure("compile: " + ruleset.error().describe());
+  std::printf("bundle: %zu apps, %zu services, %zu workloads; %s set elements; %.1f MB of YAML\n",
+              bundle.apps.size(), bundle.services.size(), bundle.workloads.size(),
+              count(ruleset->elementCount()).c_str(), double(yamlBytes) / 1e6);
+  std::fflush(stdout);
+
+  Stats push, nft, replace, parse, compileCommit, save, pushRatio, applyRatio;
+  for (int i = 0; i < opt.runs; ++i) {
+    PushSample p;
+    double n = 0, r = 0;
+    // Rotate the order: whatever runs first in a round meets the machine
+    // as the previous round left it.
+    for (int k = 0; k < 3; ++k) {
+      checkInterrupted();
+      switch ((i + k) % 3) {
+        case 0:
+          p = pushOnce(opt.tmp, policyDir);
+          break;
+        case 1:
+          n = nftOnce(plan, scratch.file("nft.out"));
+          break;
+        default:
+          r = replaceOnce(*ruleset);
+          break;
+      }
+      // The kernel tears a namespace down asynchronously; let it finish.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    push.add(p.wall);
+    nft.add(n);
+    replace.add(r);
+    parse.add(p.phases.parse / 1000);
+    compileCommit.add(p.phases.compileCommit / 1000);
+    save.add(p.phases.save / 1000);
+    pushRatio.add(p.wall / n);
+    applyRatio.add(p.phases.compileCommit / 1000 / r);
+    std::printf(
+        "run %d: push %.3f s (agent: parse %.3f, compile+commit %.3f, save %.3f), "
+        "nft -f %.3f s, Writer::replace %.3f s\n",
+        i + 1, p.wall, p.phases.parse / 1000, p.phases.compileCommit / 1000, p.phases.save / 1000,
+        n, r);
+    std::fflush(stdout);
+  }
+
+  std::printf("\nmedian (min-max) over %d runs, each in a fresh namespace:\n", opt.runs);
+  std::printf("  bulkhead push, CLI start to exit       %s\n", seconds(push).c_str());
+  std::printf("    agent: parse                         %s\n", seconds(parse).c_str());
+  std::printf("    agent: compile and commit (to ACK)   %s\n", seconds(compileCommit).c_str());
+  std::printf("    agent: save state                    %s\n", seconds(save).c_str());
+  std::printf("  nft -f of bulkhead plan                %s\n", seconds(nft).c_str());
+  std::printf("  nft::Writer::replace alone             %s\n", seconds(replace).c_str());
+  std::printf("\n%s\n",
+              goalLine(pushRatio.median() <= 0.75,
+                       "push end to end / nft -f: " + ratios(pushRatio) + " (goal <= 0.75)")
+                  .c_str());
+  std::printf("%s\n", goalLine(applyRatio.median() <= 1.2,
+                               "in-agent compile+commit / Writer::replace: " + ratios(applyRatio) +
+                                   " (goal <= 1.2)")
+                          .c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace bulkhead::bench
+
+int main(int argc, char** argv) {
+  return bulkhead::bench::benchMain("bench_push", bulkhead::bench::run, argc, argv);
+}
