@@ -326,8 +326,9 @@ std::map<std::string, std::vector<Element>> workloadElements(const Workload& w) 
     if (w.quarantined) out[kQuarantineSet].push_back(Element{key, key, {}});
     // The pre-conntrack chain accepts a packet found in src4/src6 with its
     // first lookup: a quarantined workload's sources leave those sets, so its
-    // packets fall through to the quarantine drop (same transaction, so
-    // there is no moment where it is neither accepted nor dropped wrongly).
+    // packets fall through to the quarantine drop. Both changes are in the
+    // one diff of the quarantine, hence one transaction: no packet sees one
+    // without the other.
     if (w.quarantined) continue;
     for (const auto& a : w.addresses) {
       const Key k = KeyBuilder().ifname(i).addr(a).build();

@@ -22,11 +22,18 @@
 // 100, 1,000 and 10,000 workloads plus the one real client workload, and
 // written with the real writer. At 10,000 the table is also measured
 // without its pre-conntrack base chain, so that chain's own cost shows.
+// The iptables + ipset equivalent (iptables_equivalent.h) runs in namespaces
+// of its own: legacy iptables' tables, once made, stay hooked in theirs.
+// The load average is printed before and after: with more runnable jobs
+// than CPUs, single-stream figures swing by whole factors and only many
+// rounds on a quieter machine tell a few percent apart.
 //
 //   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--pin]
 //
 // --pin puts the client on CPU 0 and the server on CPU 1, so that the
-// scheduler's placement does not change from one sample to the next.
+// scheduler's placement does not change from one sample to the next; on a
+// VM whose CPUs other jobs also use it does worse (a pinned thread waits
+// for its CPU), so it is off by default.
 //
 // A benchmark, not a test: it prints figures and PASS/MISS against its goals
 // and exits 1 only on a functional failure (a connection that should work
@@ -499,6 +506,12 @@ void printGoals(const Samples& samples, bool hasPre) {
             "pre-conntrack chain, established stream, with vs without");
 }
 
+// The one-minute load average: how many jobs wanted a CPU meanwhile.
+std::string loadAverage() {
+  const std::string s = readFile("/proc/loadavg");
+  return s.substr(0, s.find(' '));
+}
+
 int run(int argc, char** argv) {
   int rounds = 10, seconds = 1;
   for (int i = 1; i < argc; ++i) {
@@ -513,6 +526,7 @@ int run(int argc, char** argv) {
       throw Failure("unknown argument " + a + " (--rounds=N --seconds=N --pin)");
   }
   printBanner("bench_datapath");
+  const std::string loadBefore = loadAverage();
   Rig rig;
   Netns& hv = rig.hv();
 
@@ -579,9 +593,11 @@ int run(int argc, char** argv) {
   }
   clearTables(hv);
 
+  const std::string loadAfter = loadAverage();
   printTable(configs, samples);
-  std::printf("\n  %d rounds of %d s per figure%s\n", rounds, seconds,
-              gPin ? ", client on CPU 0, server on CPU 1" : "");
+  std::printf("\n  %d rounds of %d s per figure%s; load average %s before, %s after\n", rounds,
+              seconds, gPin ? ", client on CPU 0, server on CPU 1" : "", loadBefore.c_str(),
+              loadAfter.c_str());
   if (!iptablesGap.empty())
     std::printf("  iptables + ipset baseline left out: %s\n", iptablesGap.c_str());
   printGoals(samples, hasPre);
