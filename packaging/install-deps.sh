@@ -21,6 +21,9 @@ packages=(
   nlohmann-json3-dev libxml2-dev containernetworking-plugins
   # suggest/graph: Graphviz renders SVG; xmllint checks it in the tests.
   graphviz libxml2-utils
+  # The benchmarks' second baseline (legacy iptables + ipset) and their
+  # report (tests/bench/run-all.sh: jq merges the figures, gnuplot plots).
+  iptables ipset jq gnuplot-nox
 )
 
 missing=()

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "bench_policy.h"
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
 #include "iptables_equivalent.h"
@@ -372,6 +373,7 @@ struct Figures {
 };
 
 int run(int argc, char** argv) {
+  report().init("bench_datapath", argc, argv);
   int rounds = 3, seconds = 2;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -470,6 +472,9 @@ int run(int argc, char** argv) {
                 fmt("%.2f", f.streamRate.median() * 8 / 1e9).c_str(),
                 fmt("%.3f", f.streamRate.median() / none.streamRate.median()).c_str(),
                 count(uint64_t(f.deniedRate.median())).c_str());
+    report().figure("new connections/s", c.name, 0, f.connRate.median(), "1/s");
+    report().figure("stream", c.name, 0, f.streamRate.median() * 8, "bit/s");
+    report().figure("denied SYNs/s", c.name, 0, f.deniedRate.median(), "1/s");
   }
   const auto& big = figures.at("bulkhead 10,000 workloads");
   const double connRatio = big.connRate.median() / ct.connRate.median();
@@ -499,6 +504,11 @@ int run(int argc, char** argv) {
                                        fmt("%.3f", preStream))
                               .c_str());
   }
+  report().goal("new connections at 10,000 workloads vs conntrack only", connRatio >= 0.95,
+                connRatio, 0.95, "new connections at 10,000 workloads >= 0.95x conntrack only");
+  report().goal("established stream at 10,000 workloads vs no table", streamRatio >= 0.95,
+                streamRatio, 0.95, "established stream at 10,000 workloads >= 0.95x no table");
+  report().write();
   return 0;
 }
 
