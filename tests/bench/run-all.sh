@@ -4,6 +4,7 @@
 # on (results.json), and plots (SVG, gnuplot) in docs/benchmarks/.
 #
 #   sudo tests/bench/run-all.sh [--quick] [--build=DIR] [--out=DIR] [--only=bench_a,bench_b]
+#   tests/bench/run-all.sh --plot-only [--out=DIR]    # plots again from results.json
 #
 # Builds nothing: build first (cmake --build build -j2). Needs root (the
 # benches make network namespaces), jq and gnuplot (packaging/install-deps.sh).
@@ -16,6 +17,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 build="$repo/build"
 out="$repo/docs/benchmarks"
 quick=0
+plotOnly=0
 only=""
 for a in "$@"; do
   case "$a" in
@@ -23,12 +25,13 @@ for a in "$@"; do
     --build=*) build=${a#--build=} ;;
     --out=*) out=${a#--out=} ;;
     --only=*) only=${a#--only=} ;;
+    --plot-only) plotOnly=1 ;;
     -h | --help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      echo "run-all: unknown argument $a (--quick --build=DIR --out=DIR --only=LIST)" >&2
+      echo "run-all: unknown argument $a (--quick --build=DIR --out=DIR --only=LIST --plot-only)" >&2
       exit 2
       ;;
   esac
@@ -38,8 +41,16 @@ die() {
   echo "run-all: $*" >&2
   exit 1
 }
+for tool in jq gnuplot; do
+  command -v "$tool" >/dev/null || die "$tool not found (packaging/install-deps.sh)"
+done
+tmp=$(mktemp -d /tmp/bh-run-all.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failed=()
+
+run_benches() {
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces): sudo $0"
-for tool in jq gnuplot nft ip; do
+for tool in nft ip; do
   command -v "$tool" >/dev/null || die "$tool not found (packaging/install-deps.sh)"
 done
 
@@ -75,12 +86,6 @@ for b in "${benches[@]}"; do
 done
 
 mkdir -p "$out"
-tmp=$(mktemp -d /tmp/bh-run-all.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-
-mode=full
-[ "$quick" -eq 1 ] && mode=quick
-failed=()
 for b in "${benches[@]}"; do
   if [ "$quick" -eq 1 ]; then args=${quickArgs[$b]}; else args=${fullArgs[$b]}; fi
   echo "run-all: $b $args" >&2
@@ -122,6 +127,16 @@ jq -n --slurpfile machine "$tmp/machine.json" \
   --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -s 'map(select(. != ""))')" \
   '{machine: $machine[0], failed: $failed, benches: [inputs]}' \
   "${results[@]}" >"$out/results.json"
+}
+
+mode=full
+[ "$quick" -eq 1 ] && mode=quick
+if [ "$plotOnly" -eq 1 ]; then
+  [ -s "$out/results.json" ] || die "no $out/results.json to plot"
+  mode=$(jq -r .machine.mode "$out/results.json")
+else
+  run_benches
+fi
 
 # --- plots ---------------------------------------------------------------------
 # Data files: "size value" lines of one bench's figures with that name and config.
@@ -225,6 +240,7 @@ if [ -s "$fl" ]; then
     echo 'set style fill solid 0.6 border -1'
     echo 'set boxwidth 0.5'
     echo 'set yrange [0:*]'
+    echo 'set offsets 0, 0, graph 0.12, 0'
     echo 'set xrange [-0.6:1.6]'
     echo 'unset key'
     echo "plot '$fl' using 0:2:xtic(1) with boxes lc rgb '#4878a8', \\"
