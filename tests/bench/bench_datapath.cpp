@@ -504,10 +504,12 @@ int run(int argc, char** argv) {
                                        fmt("%.3f", preStream))
                               .c_str());
   }
-  report().goal("new connections at 10,000 workloads vs conntrack only", connRatio >= 0.95,
-                connRatio, 0.95, "new connections at 10,000 workloads >= 0.95x conntrack only");
-  report().goal("established stream at 10,000 workloads vs no table", streamRatio >= 0.95,
-                streamRatio, 0.95, "established stream at 10,000 workloads >= 0.95x no table");
+  report().goal(
+      "new connections at 10,000 workloads vs conntrack only", connRatio >= 0.95, connRatio, 0.95,
+      "new connections at 10,000 workloads >= 0.95x conntrack only: " + fmt("%.3f", connRatio));
+  report().goal(
+      "established stream at 10,000 workloads vs no table", streamRatio >= 0.95, streamRatio, 0.95,
+      "established stream at 10,000 workloads >= 0.95x no table: " + fmt("%.3f", streamRatio));
   report().write();
   return 0;
 }
