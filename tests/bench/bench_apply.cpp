@@ -5,7 +5,9 @@
 // only when something fails functionally (a transaction refused, a listing
 // that differs, a namespace that cannot be made).
 //
-// Needs root. Everything happens in throwaway network namespaces
+// Needs root, `ip` and `nft`; the iptables baseline also needs the legacy
+// iptables tools and ipset (packaging/install-deps.sh), or --no-iptables.
+// Everything happens in throwaway network namespaces
 // (tests/support Netns, removed by RAII, also on error); the root namespace's
 // ruleset is never touched. No packet is ever sent: the addresses below are
 // set data only.
@@ -868,7 +870,12 @@ int run(int argc, char** argv) {
 
   printBanner("bench_apply");
   if (opt.iptables) {
-    const auto v = testing::sh(std::string(kIptablesRestore) + " --version; ipset --version");
+    const auto v = testing::sh(std::string(kIptablesRestore) + " --version && ipset --version");
+    if (!v.ok())
+      throw Failure(std::string(kIptablesRestore) +
+                    " and ipset are needed for the iptables baseline "
+                    "(packaging/install-deps.sh), or --no-iptables: " +
+                    trimmed(v.out));
     std::printf("baseline tools: %s\n", trimmed(v.out).c_str());
   }
   ScratchDir scratch;

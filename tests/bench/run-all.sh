@@ -49,84 +49,85 @@ trap 'rm -rf "$tmp"' EXIT
 failed=()
 
 run_benches() {
-[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces): sudo $0"
-for tool in nft ip; do
-  command -v "$tool" >/dev/null || die "$tool not found (packaging/install-deps.sh)"
-done
-
-# Each bench with the arguments of a full and of a quick run, in the order
-# they run: the CPU-only ones first, the long agent runs last.
-benches=(bench_scan bench_suggest bench_apply bench_datapath bench_flows bench_hooks bench_agent)
-declare -A fullArgs=(
-  [bench_scan]=""
-  [bench_suggest]=""
-  [bench_apply]="--sizes=1000,3000,10000 --inc-sizes=1000,3000,10000"
-  [bench_datapath]="--rounds=5"
-  [bench_flows]=""
-  [bench_hooks]=""
-  [bench_agent]=""
-)
-declare -A quickArgs=(
-  [bench_scan]="--packets=20000 --rounds=2"
-  [bench_suggest]="--events=20000 --rounds=1"
-  [bench_apply]="--sizes=100,300 --inc-sizes=100,300 --runs=2 --adds=5 --nft-adds=3 --no-verify"
-  [bench_datapath]="--rounds=1 --seconds=1"
-  [bench_flows]="--flood=5000 --rounds=1 --rate=500 --seconds=1"
-  [bench_hooks]="--workloads=50 --runs=10"
-  [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"
-)
-if [ -n "$only" ]; then
-  IFS=, read -r -a benches <<<"$only"
-  for b in "${benches[@]}"; do
-    [ -n "${fullArgs[$b]+x}" ] || die "unknown bench $b"
+  [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces): sudo $0"
+  for tool in nft ip; do
+    command -v "$tool" >/dev/null || die "$tool not found (packaging/install-deps.sh)"
   done
-fi
-for b in "${benches[@]}"; do
-  [ -x "$build/tests/bench/$b" ] || die "$build/tests/bench/$b not built (cmake --build build -j2)"
-done
 
-mkdir -p "$out"
-for b in "${benches[@]}"; do
-  if [ "$quick" -eq 1 ]; then args=${quickArgs[$b]}; else args=${fullArgs[$b]}; fi
-  echo "run-all: $b $args" >&2
-  start=$(date +%s)
-  # shellcheck disable=SC2086 # the arguments are words
-  if "$build/tests/bench/$b" $args --json="$tmp/$b.json" >"$out/$b.txt" 2>&1 &&
-    jq -e . "$tmp/$b.json" >/dev/null; then
-    echo "run-all: $b done in $(($(date +%s) - start)) s" >&2
-  else
-    echo "run-all: $b FAILED, see $out/$b.txt:" >&2
-    tail -n 5 "$out/$b.txt" >&2
-    failed+=("$b")
-    rm -f "$tmp/$b.json"
+  # Each bench with the arguments of a full and of a quick run, in the order
+  # they run: the CPU-only ones first, the long agent runs last.
+  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_flows bench_hooks bench_agent)
+  declare -A fullArgs=(
+    [bench_scan]=""
+    [bench_suggest]=""
+    [bench_apply]="--sizes=1000,3000,10000 --inc-sizes=1000,3000,10000"
+    [bench_datapath]="--rounds=5"
+    [bench_flows]=""
+    [bench_hooks]=""
+    [bench_agent]=""
+  )
+  declare -A quickArgs=(
+    [bench_scan]="--packets=20000 --rounds=2"
+    [bench_suggest]="--events=20000 --rounds=1"
+    [bench_apply]="--sizes=100,300 --inc-sizes=100,300 --runs=2 --adds=5 --nft-adds=3 --no-verify"
+    [bench_datapath]="--rounds=1 --seconds=1"
+    [bench_flows]="--flood=5000 --rounds=1 --rate=500 --seconds=1"
+    [bench_hooks]="--workloads=50 --runs=10"
+    [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"
+  )
+  if [ -n "$only" ]; then
+    IFS=, read -r -a benches <<<"$only"
+    for b in "${benches[@]}"; do
+      [ -n "${fullArgs[$b]+x}" ] || die "unknown bench $b"
+    done
   fi
-done
+  for b in "${benches[@]}"; do
+    [ -x "$build/tests/bench/$b" ] || die "$build/tests/bench/$b not built (cmake --build build -j2)"
+  done
 
-# The machine the figures come from.
-first() { "$@" 2>&1 | head -n 1 || true; }
-jq -n \
-  --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  --arg mode "$mode" \
-  --arg kernel "$(uname -r)" \
-  --arg cpuModel "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
-  --argjson cpus "$(nproc)" \
-  --arg memory "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
-  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  --arg nft "$(first nft --version)" \
-  --arg iptables "$(first iptables-legacy-restore --version)" \
-  --arg ipset "$(first ipset --version)" \
-  --arg ulogd "$(first ulogd --version)" \
-  --arg build "$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null)" \
-  --arg commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  '{date: $date, mode: $mode, kernel: $kernel, cpu: $cpuModel, cpus: $cpus, memory: $memory,
-    load_average_at_end: $load, nft: $nft, iptables: $iptables, ipset: $ipset, ulogd: $ulogd,
-    build_type: $build, commit: $commit}' >"$tmp/machine.json"
-shopt -s nullglob
-results=("$tmp"/bench_*.json)
-jq -n --slurpfile machine "$tmp/machine.json" \
-  --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -s 'map(select(. != ""))')" \
-  '{machine: $machine[0], failed: $failed, benches: [inputs]}' \
-  "${results[@]}" >"$out/results.json"
+  mkdir -p "$out"
+  for b in "${benches[@]}"; do
+    if [ "$quick" -eq 1 ]; then args=${quickArgs[$b]}; else args=${fullArgs[$b]}; fi
+    echo "run-all: $b $args" >&2
+    start=$(date +%s)
+    # shellcheck disable=SC2086 # the arguments are words
+    if "$build/tests/bench/$b" $args --json="$tmp/$b.json" >"$out/$b.txt" 2>&1 &&
+      jq -e . "$tmp/$b.json" >/dev/null; then
+      echo "run-all: $b done in $(($(date +%s) - start)) s" >&2
+    else
+      echo "run-all: $b FAILED, see $out/$b.txt:" >&2
+      tail -n 5 "$out/$b.txt" >&2
+      failed+=("$b")
+      rm -f "$tmp/$b.json"
+    fi
+  done
+
+  # The machine the figures come from.
+  first() { "$@" 2>&1 | head -n 1 || true; }
+  jq -n \
+    --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --arg mode "$mode" \
+    --arg kernel "$(uname -r)" \
+    --arg cpuModel "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
+    --argjson cpus "$(nproc)" \
+    --arg memory "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
+    --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    --arg nft "$(first nft --version)" \
+    --arg iptables "$(first iptables-legacy-restore --version)" \
+    --arg ipset "$(first ipset --version)" \
+    --arg ulogd "$(first ulogd --version)" \
+    --arg build "$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null)" \
+    --arg commit "$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)" \
+    '{date: $date, mode: $mode, kernel: $kernel, cpu: $cpuModel, cpus: $cpus, memory: $memory,
+      load_average_at_end: $load, nft: $nft, iptables: $iptables, ipset: $ipset, ulogd: $ulogd,
+      build_type: $build, commit: $commit}' >"$tmp/machine.json"
+  shopt -s nullglob
+  results=("$tmp"/bench_*.json)
+  [ ${#results[@]} -gt 0 ] || results=(/dev/null) # jq would read stdin
+  jq -n --slurpfile machine "$tmp/machine.json" \
+    --argjson failed "$(printf '%s\n' "${failed[@]}" | jq -R . | jq -s 'map(select(. != ""))')" \
+    '{machine: $machine[0], failed: $failed, benches: [inputs]}' \
+    "${results[@]}" >"$out/results.json"
 }
 
 mode=full
