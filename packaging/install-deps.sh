@@ -23,6 +23,9 @@ packages=(
   graphviz libxml2-utils
   # The command line's parser and help (header-only).
   libcli11-dev
+  # The benchmarks' second baseline (legacy iptables + ipset) and their
+  # report (tests/bench/run-all.sh: jq merges the figures, gnuplot plots).
+  iptables ipset jq gnuplot-nox
 )
 
 missing=()

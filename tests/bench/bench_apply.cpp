@@ -1,21 +1,26 @@
 // bench_apply: what a full apply and a one-workload change cost, ours against
-// `nft`, measured in the same run on the same machine. A benchmark, not a
+// `nft` and against iptables-restore + ipset, measured in the same run on the
+// same machine. A benchmark, not a
 // test: it prints figures and never judges a timing by failing. It exits 1
 // only when something fails functionally (a transaction refused, a listing
 // that differs, a namespace that cannot be made).
 //
-// Needs root. Everything happens in throwaway network namespaces
+// Needs root, `ip` and `nft`; the iptables baseline also needs the legacy
+// iptables tools and ipset (packaging/install-deps.sh), or --no-iptables.
+// Everything happens in throwaway network namespaces
 // (tests/support Netns, removed by RAII, also on error); the root namespace's
 // ruleset is never touched. No packet is ever sent: the addresses below are
 // set data only.
 //
 //   sudo build/tests/bench/bench_apply [--runs=N] [--adds=N] [--nft-adds=N] [--no-verify]
+//        [--sizes=N,N...] [--inc-sizes=N,N...] [--no-iptables] [--json=FILE]
 //
 // docs/benchmarks.md explains each figure.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +43,7 @@
 #include <vector>
 
 #include "bench_policy.h"
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/diff.h"
@@ -49,6 +55,7 @@
 #include "bulkhead/nft/writer.h"
 #include "bulkhead/policy/loader.h"
 #include "bulkhead/policy/model.h"
+#include "iptables_apply.h"
 #include "support/netns.h"
 
 extern char** environ;
@@ -87,6 +94,9 @@ std::string medMin(const Stats& s) {
   if (s.empty()) return "-";
   return dur(s.median()) + " (min " + dur(s.min()) + ")";
 }
+
+// Workloads the iptables side adds (ours and nft's: bench_policy.h).
+inline constexpr uint32_t kIptAddBase = 0x64780000u;  // 100.120.0.0
 
 // A workload the bench adds at run time (the k-th of a series).
 policy::Workload newWorkload(const std::string& prefix, int k, int apps, uint32_t v4Base,
@@ -215,13 +225,28 @@ struct SpawnResult {
   long maxRssKb = 0;
 };
 
-// Runs `nft args...` as a child of the calling thread, so in the network
+// Legacy iptables and ipset act on the namespace of the process that runs
+// them: they are spawned only from a thread that entered a bench namespace,
+// never from one still in the namespace the bench started in (the main
+// thread's; checked, not assumed).
+void requireBenchNamespace() {
+  struct stat thread {
+  }, process{};
+  if (stat("/proc/thread-self/ns/net", &thread) != 0 || stat("/proc/self/ns/net", &process) != 0)
+    throw Failure(std::string("stat of a network namespace: ") + std::strerror(errno));
+  if (thread.st_ino == process.st_ino && thread.st_dev == process.st_dev)
+    throw Failure("refusing to run iptables or ipset outside a bench namespace");
+}
+
+// Runs `prog args...` as a child of the calling thread, so in the network
 // namespace that thread has entered (call it inside Netns::run). The wall
 // time includes the process spawn, as an operator or script pays it.
-// stdout and stderr go to `outPath`; a non-zero exit is a Failure.
-SpawnResult runNft(const std::vector<std::string>& args, const std::string& outPath) {
+// stdin comes from `inPath`; stdout and stderr go to `outPath`; a non-zero
+// exit is a Failure.
+SpawnResult runTool(const char* prog, const std::vector<std::string>& args,
+                    const std::string& outPath, const std::string& inPath = "/dev/null") {
   std::vector<char*> argv;
-  argv.push_back(const_cast<char*>("nft"));
+  argv.push_back(const_cast<char*>(prog));
   for (const auto& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -230,25 +255,25 @@ SpawnResult runNft(const std::vector<std::string>& args, const std::string& outP
   posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, inPath.c_str(), O_RDONLY, 0);
 
   SpawnResult r;
   pid_t pid = -1;
   const auto t0 = Clock::now();
-  const int err = posix_spawnp(&pid, "nft", &actions, nullptr, argv.data(), environ);
+  const int err = posix_spawnp(&pid, prog, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) throw Failure(std::string("cannot run nft: ") + std::strerror(err));
+  if (err != 0) throw Failure(std::string("cannot run ") + prog + ": " + std::strerror(err));
   int status = 0;
   rusage ru{};
   while (wait4(pid, &status, 0, &ru) < 0) {
-    if (errno != EINTR) throw Failure(std::string("wait4 nft: ") + std::strerror(errno));
+    if (errno != EINTR) throw Failure(std::string("wait4 ") + prog + ": " + std::strerror(errno));
   }
   r.wall = secondsSince(t0);
   r.user = toSeconds(ru.ru_utime);
   r.sys = toSeconds(ru.ru_stime);
   r.maxRssKb = ru.ru_maxrss;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string cmd = "nft";
+    std::string cmd = prog;
     for (const auto& a : args)
       cmd += " " + (a.size() > 80 ? a.substr(0, 80) + "..." : a);
     std::string out = readFile(outPath);
@@ -256,6 +281,41 @@ SpawnResult runNft(const std::vector<std::string>& args, const std::string& outP
     throw Failure("`" + cmd + "` failed (status " + std::to_string(status) + "): " + out);
   }
   return r;
+}
+
+SpawnResult runNft(const std::vector<std::string>& args, const std::string& outPath) {
+  return runTool("nft", args, outPath);
+}
+
+// The legacy iptables tools (x_tables, not iptables-nft: the point is the
+// other datapath's tooling). `-w`: wait for the xtables lock, which is one
+// file for every namespace on the host.
+constexpr const char* kIptablesRestore = "iptables-legacy-restore";
+
+// Loads ipset entries, then iptables rules (either may be empty), from
+// files in `scratch`, as one measured step: the two spawns' wall times and
+// CPU added up.
+SpawnResult runIptables(const ScratchDir& scratch, const std::string& ipsetFile,
+                        const std::string& iptablesFile, bool noflush,
+                        const std::string& ipsetAfterFile = "") {
+  requireBenchNamespace();
+  SpawnResult total;
+  auto add = [&](const SpawnResult& r) {
+    total.wall += r.wall;
+    total.user += r.user;
+    total.sys += r.sys;
+    total.maxRssKb = std::max(total.maxRssKb, r.maxRssKb);
+  };
+  const std::string out = scratch.file("ipt.out");
+  if (!ipsetFile.empty()) add(runTool("ipset", {"restore"}, out, scratch.file(ipsetFile)));
+  if (!iptablesFile.empty()) {
+    std::vector<std::string> args{"-w"};
+    if (noflush) args.push_back("--noflush");
+    add(runTool(kIptablesRestore, args, out, scratch.file(iptablesFile)));
+  }
+  if (!ipsetAfterFile.empty())
+    add(runTool("ipset", {"restore"}, out, scratch.file(ipsetAfterFile)));
+  return total;
 }
 
 // Writes the element changes of a diff as nft commands (one `nft -f` file, so
@@ -286,10 +346,13 @@ std::string renderElementChanges(const RulesetDiff& diff, const Ruleset& target)
 // --- the measurements ----------------------------------------------------------------
 
 struct Options {
-  int runs = 5;        // full applies, each of ours and nft's
-  int adds = 50;       // incremental adds, ours
-  int nftAdds = 20;    // incremental adds, nft
-  bool verify = true;  // compare `nft list table` of ours and nft's full apply
+  int runs = 5;                            // full applies, each of ours and nft's
+  int adds = 50;                           // incremental adds, ours
+  int nftAdds = 20;                        // incremental adds, nft (and iptables-restore + ipset)
+  bool verify = true;                      // compare `nft list table` of ours and nft's full apply
+  bool iptables = true;                    // the iptables-restore + ipset baseline
+  std::vector<int> sizes{10000};           // workloads, full apply
+  std::vector<int> incSizes{1000, 10000};  // workloads, one-workload change
 };
 
 struct FullApply {
@@ -299,7 +362,34 @@ struct FullApply {
   long nftMaxRssKb = 0;
   size_t batchBytes = 0, batchMessages = 0, textBytes = 0;
   std::string verify = "skipped";
+  // iptables-restore + ipset: both spawns, and each alone.
+  Stats iptWall, iptIpset, iptRestore, iptUser, iptSys;
+  long iptMaxRssKb = 0;
+  size_t iptRules = 0, iptEntries = 0, iptLeftOut = 0, iptBytes = 0;
+  std::string iptVerify = "skipped";
 };
+
+// The iptables + ipset equivalent of `rs`, as bench_apply loads it.
+iptables::Restore iptablesOf(const Ruleset& rs, size_t* leftOut = nullptr) {
+  auto adapted = iptables::adaptForApply(rs);
+  if (leftOut) *leftOut = adapted.leftOut;
+  return iptables::translate(adapted.ruleset);
+}
+
+// The rules and set entries the kernel holds in a namespace, as the legacy
+// tools list them: the translation must have loaded in full.
+void verifyIptables(const Netns& ns, const iptables::Restore& r) {
+  const auto rules = ns.exec("iptables-legacy-save | grep -c '^-A '");
+  const auto entries =
+      ns.exec("ipset list -t | awk '/^Number of entries/ { n += $4 } END { print n + 0 }'");
+  if (!rules.ok() || !entries.ok())
+    throw Failure("listing iptables/ipset: " + rules.out.substr(0, 500) +
+                  entries.out.substr(0, 500));
+  if (std::stoul(rules.out) != r.rules || std::stoul(entries.out) != r.setEntries)
+    throw Failure("iptables-restore + ipset loaded " + trimmed(rules.out) + " rules and " +
+                  trimmed(entries.out) + " set entries, the translation has " +
+                  std::to_string(r.rules) + " and " + std::to_string(r.setEntries));
+}
 
 FullApply measureFullApply(const policy::Bundle& bundle, const Ruleset& rs, const Options& opt,
                            const ScratchDir& scratch) {
@@ -324,6 +414,16 @@ FullApply measureFullApply(const policy::Bundle& bundle, const Ruleset& rs, cons
     f.buildBatch.add(secondsSince(t0));
     f.batchBytes = batch.bytes.size();
     f.batchMessages = batch.messageCount();
+  }
+
+  iptables::Restore ipt;
+  if (opt.iptables) {
+    ipt = iptablesOf(rs, &f.iptLeftOut);
+    scratch.write("full.ipset", ipt.ipset);
+    scratch.write("full.iptables", ipt.iptables);
+    f.iptRules = ipt.rules;
+    f.iptEntries = ipt.setEntries;
+    f.iptBytes = ipt.ipset.size() + ipt.iptables.size();
   }
 
   // Interleaved, a fresh namespace for every run: noise from the machine's
@@ -363,6 +463,28 @@ FullApply measureFullApply(const policy::Bundle& bundle, const Ruleset& rs, cons
         f.nftSys.add(r.sys);
         f.nftMaxRssKb = std::max(f.nftMaxRssKb, r.maxRssKb);
       });
+    }
+    settle();
+
+    if (!opt.iptables) continue;
+    checkInterrupted();
+    {
+      Netns ns;
+      ns.run([&] {
+        const SpawnResult a = runIptables(scratch, "full.ipset", "", false);
+        const SpawnResult b = runIptables(scratch, "", "full.iptables", false);
+        f.iptIpset.add(a.wall);
+        f.iptRestore.add(b.wall);
+        f.iptWall.add(a.wall + b.wall);
+        f.iptUser.add(a.user + b.user);
+        f.iptSys.add(a.sys + b.sys);
+        f.iptMaxRssKb = std::max({f.iptMaxRssKb, a.maxRssKb, b.maxRssKb});
+      });
+      if (i == 0) {
+        verifyIptables(ns, ipt);
+        f.iptVerify =
+            count(ipt.rules) + " rules and " + count(ipt.setEntries) + " set entries listed back";
+      }
     }
     settle();
   }
@@ -414,6 +536,62 @@ struct Incremental {
   size_t dispatchAfter = 0;
   size_t promoted = 0;  // staged interfaces moved into @dispatch at the end
   double promote = 0;   // that promotion: compile + one transaction
+  // iptables-restore --noflush + ipset of the same kind of change.
+  double iptInitial = 0;
+  Stats iptDelta, iptUser, iptSys;
+  size_t iptChains = 0, iptRules = 0, iptIpsetLines = 0;  // the last delta
+};
+
+// The iptables + ipset side of the incremental figures: its own namespace
+// and compiler, loaded with the same table; each add is a new workload
+// translated and sent as a delta (only the chains and entries that changed),
+// as Calico's Felix sends one. Staged interfaces are promoted at once:
+// iptables has no staging, the dispatch tree takes the interface directly.
+class IptablesSide {
+ public:
+  IptablesSide(const policy::Bundle& bundle, const ScratchDir& scratch) : scratch_(scratch) {
+    take(inc_.reset(bundle, {}), "IncrementalCompiler::reset (iptables side)");
+    loaded_ = iptablesOf(inc_.ruleset());
+    scratch_.write("inc.ipset", loaded_.ipset);
+    scratch_.write("inc.iptables", loaded_.iptables);
+  }
+
+  double load() {
+    double wall = 0;
+    ns_.run([&] { wall = runIptables(scratch_, "inc.ipset", "inc.iptables", false).wall; });
+    return wall;
+  }
+
+  // Adds workload `w`; returns what the tools cost, spawns included.
+  SpawnResult add(const policy::Workload& w, Incremental& m) {
+    take(inc_.upsertWorkload(w), "upsertWorkload " + w.name + " (iptables side)");
+    (void)inc_.promoteStaged();
+    iptables::Restore next = iptablesOf(inc_.ruleset());
+    const auto d = iptables::delta(loaded_, next);
+    scratch_.write("d.ipset", d.ipsetBefore);
+    scratch_.write("d.iptables", d.iptables);
+    scratch_.write("d.ipset2", d.ipsetAfter);
+    m.iptChains = d.chains;
+    m.iptRules = d.rules;
+    m.iptIpsetLines = d.ipsetLines;
+    SpawnResult r;
+    ns_.run([&] {
+      r = runIptables(scratch_, d.ipsetBefore.empty() ? "" : "d.ipset",
+                      d.iptables.empty() ? "" : "d.iptables", true,
+                      d.ipsetAfter.empty() ? "" : "d.ipset2");
+    });
+    loaded_ = std::move(next);
+    return r;
+  }
+
+  // What the namespace holds matches the last translation.
+  void verify() const { verifyIptables(ns_, loaded_); }
+
+ private:
+  const ScratchDir& scratch_;
+  compiler::IncrementalCompiler inc_;
+  iptables::Restore loaded_;
+  Netns ns_;
 };
 
 Incremental measureIncremental(const policy::Bundle& bundle, int workloads, const Options& opt,
@@ -428,6 +606,11 @@ Incremental measureIncremental(const policy::Bundle& bundle, int workloads, cons
     m.reset = secondsSince(t0);
   }
   m.shape = shapeOf(inc.ruleset());
+  std::optional<IptablesSide> ipt;
+  if (opt.iptables) {
+    ipt.emplace(bundle, scratch);
+    m.iptInitial = ipt->load();
+  }
   Netns ns;
 
   ns.run([&] {
@@ -459,6 +642,14 @@ Incremental measureIncremental(const policy::Bundle& bundle, int workloads, cons
         const auto diff = take(inc.upsertWorkload(w), "upsertWorkload " + w.name);
         scratch.write("delta.nft", renderElementChanges(diff, inc.ruleset()));
         m.nftDelta.add(runNft({"-f", scratch.file("delta.nft")}, scratch.file("nft.out")).wall);
+
+        // iptables-restore + ipset: one new workload, its own namespace.
+        if (ipt) {
+          const SpawnResult r = ipt->add(newWorkload("p", k, apps, kIptAddBase, 4), m);
+          m.iptDelta.add(r.wall);
+          m.iptUser.add(r.user);
+          m.iptSys.add(r.sys);
+        }
       }
       if (k < opt.adds) {
         // Ours: compile the delta, apply it as one transaction.
@@ -488,6 +679,7 @@ Incremental measureIncremental(const policy::Bundle& bundle, int workloads, cons
   // Functional check: every add is in the kernel.
   const size_t expected = size_t(workloads) + size_t(opt.nftAdds) * 2 + size_t(opt.adds);
   m.dispatchAfter = dispatchEntries(ns);
+  if (ipt) ipt->verify();
   if (m.dispatchAfter != expected)
     throw Failure("dispatch map of the " + std::to_string(workloads) + "-workload table holds " +
                   std::to_string(m.dispatchAfter) + " entries, expected " +
@@ -496,6 +688,18 @@ Incremental measureIncremental(const policy::Bundle& bundle, int workloads, cons
 }
 
 // --- the report ------------------------------------------------------------------------
+
+std::vector<int> sizeList(const std::string& arg, const char* prefix) {
+  std::vector<int> out;
+  std::istringstream in(arg.substr(std::strlen(prefix)));
+  for (std::string item; std::getline(in, item, ',');) {
+    const int v = std::atoi(item.c_str());
+    if (v < 10 || v > 50000) throw Failure("bad size in " + arg + " (10 to 50,000 workloads)");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Failure("no size in " + arg);
+  return out;
+}
 
 Options parseOptions(int argc, char** argv) {
   Options o;
@@ -510,49 +714,43 @@ Options parseOptions(int argc, char** argv) {
       o.nftAdds = *v3;
     } else if (a == "--no-verify") {
       o.verify = false;
+    } else if (a == "--no-iptables") {
+      o.iptables = false;
+    } else if (a.rfind("--sizes=", 0) == 0) {
+      o.sizes = sizeList(a, "--sizes=");
+    } else if (a.rfind("--inc-sizes=", 0) == 0) {
+      o.incSizes = sizeList(a, "--inc-sizes=");
     } else {
-      throw Failure("usage: bench_apply [--runs=N] [--adds=N] [--nft-adds=N] [--no-verify]");
+      throw Failure(
+          "usage: bench_apply [--runs=N] [--adds=N] [--nft-adds=N] [--no-verify] "
+          "[--sizes=N,N...] [--inc-sizes=N,N...] [--no-iptables] [--json=FILE]");
     }
   }
   return o;
 }
 
-int run(int argc, char** argv) {
-  const Options opt = parseOptions(argc, argv);
-  if (!testing::havePrivileges())
-    throw Failure(
-        "must run as root with `ip` and `nft` installed: sudo build/tests/bench/bench_apply");
-  testing::sweepStaleNamespaces();
-  const auto started = Clock::now();
+const int kLabelWidth = 46;
 
-  printBanner("bench_apply");
+void row(const std::string& label, const std::string& value) {
+  std::printf("  %s %s\n", pad(label, kLabelWidth).c_str(), value.c_str());
+}
 
-  ScratchDir scratch;
+void goal(const std::string& name, bool pass, double value, double bound, const std::string& text) {
+  std::printf("  %s\n", goalLine(pass, text).c_str());
+  report().figure(name, "ratio", 0, value, "ratio");
+  report().goal(name, pass, value, bound, text);
+}
 
-  // 1. Scale.
-  constexpr int kWorkloads = 10000;
-  const policy::Bundle big = generateBundle(kWorkloads);
-  const Ruleset rs = take(compiler::compile(big, {}), "compile");
-  const Shape shape = shapeOf(rs);
-  std::printf("\nPolicy: %zu apps, %zu services, %d workloads, %zu GlobalPolicies\n",
-              big.apps.size(), big.services.size(), kWorkloads, big.globalPolicies.size());
-  std::printf(
-      "Ruleset: %s set elements in %zu sets (workload sets %s, app egress sets %s, "
-      "GlobalPolicy sets %s); %zu chains, %s rules\n",
-      count(shape.elements).c_str(), shape.sets, count(shape.workloadElements).c_str(),
-      count(shape.appElements).c_str(), count(shape.globalElements).c_str(), shape.chains,
-      count(shape.rules).c_str());
-
-  // 2. Full apply.
-  const FullApply f = measureFullApply(big, rs, opt, scratch);
+// One size's full apply, printed and reported; returns ours / nft.
+double printFullApply(int n, const Shape& shape, const FullApply& f, const Options& opt) {
   const double ours = f.oursTotal.median(), theirs = f.nftWall.median();
   const double commit = f.oursCommit.median();
-  std::printf("\nFull apply of the whole table, fresh namespace per run (median of %d, min)\n",
-              opt.runs);
-  const int w1 = 46;
-  auto row = [&](const std::string& label, const std::string& value) {
-    std::printf("  %s %s\n", pad(label, w1).c_str(), value.c_str());
-  };
+  std::printf(
+      "\nFull apply of the whole table at %s workloads, fresh namespace per run "
+      "(median of %d, min)\n",
+      count(size_t(n)).c_str(), opt.runs);
+  row("table", count(shape.elements) + " set elements in " + count(shape.sets) + " sets, " +
+                   count(shape.chains) + " chains, " + count(shape.rules) + " rules");
   row("compile (policy -> Ruleset), not in totals", medMin(f.compile));
   row("render as nft text (nft path's input)",
       medMin(f.render) + ", " + count(f.textBytes) + " bytes");
@@ -566,30 +764,48 @@ int run(int argc, char** argv) {
   row("  nft CPU user / sys (getrusage)", dur(f.nftUser.median()) + " / " + dur(f.nftSys.median()) +
                                               ", max RSS " + count(size_t(f.nftMaxRssKb / 1024)) +
                                               " MB");
+  if (opt.iptables) {
+    row("iptables-restore + ipset (IPv4 only)", medMin(f.iptWall));
+    row("  ipset restore / iptables-legacy-restore",
+        dur(f.iptIpset.median()) + " / " + dur(f.iptRestore.median()));
+    row("  CPU user / sys, max RSS", dur(f.iptUser.median()) + " / " + dur(f.iptSys.median()) +
+                                         ", " + count(size_t(f.iptMaxRssKb / 1024)) + " MB");
+    row("  what it loads", count(f.iptRules) + " rules, " + count(f.iptEntries) + " set entries, " +
+                               count(f.iptBytes) + " bytes; " + count(f.iptLeftOut) +
+                               " IPv4 rule(s) left out");
+    row("  verify", f.iptVerify);
+  }
   row("ratio ours / nft", fmt("%.2f", ours / theirs) + "  (compile + replace vs nft -f: " +
                               fmt("%.2f", (ours + f.compile.median()) / theirs) + ")");
+  if (opt.iptables)
+    row("ratio ours / iptables-restore + ipset", fmt("%.2f", ours / f.iptWall.median()));
   row("ours / kernel commit (1.00 = the floor)", fmt("%.2f", ours / commit));
   row("verify", f.verify);
 
-  // 3. Incremental.
-  std::vector<Incremental> inc;
-  for (int n : {1000, kWorkloads}) {
-    const policy::Bundle b = n == kWorkloads ? big : generateBundle(n);
-    inc.push_back(measureIncremental(b, n, opt, scratch));
-    settle();
+  auto& r = report();
+  r.figure("full apply", "bulkhead", n, ours, "s");
+  r.figure("full apply kernel commit", "bulkhead", n, commit, "s");
+  r.figure("full apply", "nft -f", n, theirs, "s");
+  r.figure("compile", "bulkhead", n, f.compile.median(), "s");
+  r.figure("set elements", "bulkhead", n, double(shape.elements), "count");
+  if (opt.iptables) {
+    r.figure("full apply", "iptables-restore + ipset", n, f.iptWall.median(), "s");
+    r.figure("full apply rules", "iptables-restore + ipset", n, double(f.iptRules), "count");
+    r.figure("full apply set entries", "iptables-restore + ipset", n, double(f.iptEntries),
+             "count");
   }
+  return ours / theirs;
+}
+
+void printIncremental(const std::vector<Incremental>& inc, const Options& opt) {
   std::printf("\nIncremental: add one workload to a loaded table (median, min)\n");
   const int w2 = 42, wc = 26;
-  auto row2 = [&](const std::string& label, const std::string& a, const std::string& b) {
-    std::printf("  %s %s %s\n", pad(label, w2).c_str(), pad(a, wc).c_str(), b.c_str());
-  };
-  auto each = [&](const std::function<std::string(const Incremental&)>& f2) {
-    return std::make_pair(f2(inc[0]), f2(inc[1]));
-  };
   auto row3 = [&](const std::string& label,
                   const std::function<std::string(const Incremental&)>& f2) {
-    auto [a, b] = each(f2);
-    row2(label, a, b);
+    std::string line = "  " + pad(label, w2) + " ";
+    for (size_t i = 0; i < inc.size(); ++i)
+      line += i + 1 < inc.size() ? pad(f2(inc[i]), wc) + " " : f2(inc[i]);
+    std::printf("%s\n", line.c_str());
   };
   row3("table", [](const Incremental& m) {
     return count(size_t(m.workloads)) + " workloads, " + count(m.shape.elements) + " el.";
@@ -611,32 +827,100 @@ int run(int argc, char** argv) {
     return dur(m.nftAddUser.median()) + " / " + dur(m.nftAddSys.median());
   });
   row3("nft -f of our exact delta", [](const Incremental& m) { return medMin(m.nftDelta); });
+  if (opt.iptables) {
+    row3("iptables-restore --noflush + ipset delta",
+         [](const Incremental& m) { return medMin(m.iptDelta); });
+    row3("  CPU user / sys", [](const Incremental& m) {
+      return dur(m.iptUser.median()) + " / " + dur(m.iptSys.median());
+    });
+    row3("  chains / rules / ipset lines sent", [](const Incremental& m) {
+      return count(m.iptChains) + " / " + count(m.iptRules) + " / " + count(m.iptIpsetLines);
+    });
+    row3("  (initial load)", [](const Incremental& m) { return dur(m.iptInitial); });
+  }
   row3("ratio ours / nft add element",
        [](const Incremental& m) { return fmt("%.3f", m.total.median() / m.nftAdd.median()); });
+  if (opt.iptables)
+    row3("ratio ours / iptables delta",
+         [](const Incremental& m) { return fmt("%.3f", m.total.median() / m.iptDelta.median()); });
   row3("runs (ours / nft)", [&](const Incremental&) {
     return std::to_string(opt.adds) + " / " + std::to_string(opt.nftAdds);
   });
 
-  const double growth = inc[1].total.median() / inc[0].total.median();
+  auto& r = report();
+  for (const auto& m : inc) {
+    r.figure("one-workload change", "bulkhead", m.workloads, m.total.median(), "s");
+    r.figure("one-workload change kernel commit", "bulkhead", m.workloads, m.commit.median(), "s");
+    r.figure("one-workload change", "nft add element", m.workloads, m.nftAdd.median(), "s");
+    r.figure("one-workload change", "nft -f delta", m.workloads, m.nftDelta.median(), "s");
+    if (opt.iptables)
+      r.figure("one-workload change", "iptables-restore + ipset", m.workloads, m.iptDelta.median(),
+               "s");
+  }
+}
+
+int run(int argc, char** argv) {
+  report().init("bench_apply", argc, argv);
+  const Options opt = parseOptions(argc, argv);
+  if (!testing::havePrivileges())
+    throw Failure(
+        "must run as root with `ip` and `nft` installed: sudo build/tests/bench/bench_apply");
+  testing::sweepStaleNamespaces();
+  const auto started = Clock::now();
+
+  printBanner("bench_apply");
+  if (opt.iptables) {
+    const auto v = testing::sh(std::string(kIptablesRestore) + " --version && ipset --version");
+    if (!v.ok())
+      throw Failure(std::string(kIptablesRestore) +
+                    " and ipset are needed for the iptables baseline "
+                    "(packaging/install-deps.sh), or --no-iptables: " +
+                    trimmed(v.out));
+    std::printf("baseline tools: %s\n", trimmed(v.out).c_str());
+  }
+  ScratchDir scratch;
+
+  // 1. Full apply, at each size.
+  double fullRatio = 0;
+  for (int n : opt.sizes) {
+    const policy::Bundle bundle = generateBundle(n);
+    const Ruleset rs = take(compiler::compile(bundle, {}), "compile");
+    std::printf("\nPolicy: %zu apps, %zu services, %d workloads, %zu GlobalPolicies\n",
+                bundle.apps.size(), bundle.services.size(), n, bundle.globalPolicies.size());
+    const FullApply f = measureFullApply(bundle, rs, opt, scratch);
+    fullRatio = printFullApply(n, shapeOf(rs), f, opt);
+    std::fflush(stdout);
+  }
+
+  // 2. Incremental, at each size.
+  std::vector<Incremental> inc;
+  for (int n : opt.incSizes) {
+    inc.push_back(measureIncremental(generateBundle(n), n, opt, scratch));
+    settle();
+  }
+  printIncremental(inc, opt);
+
   std::printf("\nGoals (informational; timings never fail the run)\n");
-  std::printf("  %s\n",
-              goalLine(ours / theirs <= 0.6,
-                       "full apply: ours/nft = " + fmt("%.2f", ours / theirs) + " (goal <= 0.6)")
-                  .c_str());
+  const std::string largest = count(size_t(opt.sizes.back()));
+  goal("full apply ours/nft at " + largest, fullRatio <= 0.6, fullRatio, 0.6,
+       "full apply at " + largest + " workloads: ours/nft = " + fmt("%.2f", fullRatio) +
+           " (goal <= 0.6)");
   for (const auto& m : inc) {
     const double r = m.total.median() / m.nftAdd.median();
-    std::printf("  %s\n", goalLine(r <= 1.0, "incremental at " + count(size_t(m.workloads)) +
-                                                 " workloads: ours/nft add = " + fmt("%.3f", r) +
-                                                 " (goal <= 1)")
-                              .c_str());
+    goal("incremental ours/nft add at " + count(size_t(m.workloads)), r <= 1.0, r, 1.0,
+         "incremental at " + count(size_t(m.workloads)) +
+             " workloads: ours/nft add = " + fmt("%.3f", r) + " (goal <= 1)");
   }
-  std::printf("  %s\n",
-              goalLine(growth <= 2.0, "incremental cost flat in table size: 10k/1k = " +
-                                          fmt("%.2f", growth) + " for a 10x table (goal <= 2)")
-                  .c_str());
-  std::printf("  info  full apply: ours is %.2fx the kernel commit floor\n", ours / commit);
+  if (inc.size() > 1) {
+    const double growth = inc.back().total.median() / inc.front().total.median();
+    const double scale = double(inc.back().workloads) / inc.front().workloads;
+    goal("incremental growth", growth <= 2.0, growth, 2.0,
+         "incremental cost flat in table size: " + fmt("%.2f", growth) + "x for a " +
+             fmt("%.0f", scale) + "x table (goal <= 2)");
+  }
   std::printf("\nBench wall time %s\n", dur(secondsSince(started)).c_str());
   std::fflush(stdout);
+  report().write();
   return 0;
 }
 

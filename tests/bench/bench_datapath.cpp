@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "bench_policy.h"
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
 #include "iptables_equivalent.h"
@@ -481,10 +482,15 @@ void printTable(const std::vector<Config>& configs, const Samples& samples) {
         fmt("%.2f", across(r, &Sample::stream).median() * 8 / 1e9).c_str(),
         fmt("%.3f", pairedRatios(samples, c.name, "no table", &Sample::stream).median()).c_str(),
         count(uint64_t(across(r, &Sample::denied).median())).c_str());
+    report().figure("new connections/s", c.name, 0, across(r, &Sample::conns).median(), "1/s");
+    report().figure("stream", c.name, 0, across(r, &Sample::stream).median() * 8, "bit/s");
+    report().figure("denied SYNs/s", c.name, 0, across(r, &Sample::denied).median(), "1/s");
   }
 }
 
 void printGoal(const Stats& r, double goal, const std::string& what) {
+  report().goal(what, r.median() >= goal, r.median(), goal,
+                what + " >= " + fmt("%.2f", goal) + "x: " + spread(r));
   std::printf(
       "  %s\n",
       goalLine(r.median() >= goal, what + " >= " + fmt("%.2f", goal) + "x: " + spread(r)).c_str());
@@ -513,6 +519,7 @@ std::string loadAverage() {
 }
 
 int run(int argc, char** argv) {
+  report().init("bench_datapath", argc, argv);
   int rounds = 10, seconds = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -601,6 +608,7 @@ int run(int argc, char** argv) {
   if (!iptablesGap.empty())
     std::printf("  iptables + ipset baseline left out: %s\n", iptablesGap.c_str());
   printGoals(samples, hasPre);
+  report().write();
   return 0;
 }
 

@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_report.h"
 #include "bench_util.h"
 #include "support/netns.h"
 
@@ -679,6 +680,7 @@ std::string causes(const FlowCounters& after, const FlowCounters& before) {
 }
 
 int run(int argc, char** argv) {
+  report().init("bench_flows", argc, argv);
   const Options opt = parseOptions(argc, argv);
   if (!testing::havePrivileges())
     throw Failure("must run as root with `ip` and `nft`: sudo build/tests/bench/bench_flows");
@@ -862,6 +864,28 @@ int run(int argc, char** argv) {
   std::printf("\nBench wall time %s\n", dur(secondsSince(started)).c_str());
   std::fflush(stdout);
   if (ourLines == 0 || (opt.ulogd && theirLines == 0)) throw Failure("no line from a flood");
+
+  auto& r = report();
+  const double size = double(opt.flood);
+  const double p99 = ourLatency.latency.quantile(0.99);
+  r.figure("flood events/s, best round", "bulkhead-agent", size, best(ours), "1/s");
+  r.figure("lost without a count", "bulkhead-agent", size, double(ourUnaccounted), "count");
+  r.figure("latency p50", "bulkhead-agent", opt.rate, ourLatency.latency.median(), "s");
+  r.figure("latency p99", "bulkhead-agent", opt.rate, p99, "s");
+  if (opt.ulogd) {
+    r.figure("flood events/s, best round", "ulogd2", size, best(theirs), "1/s");
+    r.figure("lost without a count", "ulogd2", size,
+             double(theirReached - std::min(theirReached, theirLines)), "count");
+    r.figure("latency p50", "ulogd2", opt.rate, theirLatency.latency.median(), "s");
+    r.figure("latency p99", "ulogd2", opt.rate, theirLatency.latency.quantile(0.99), "s");
+    r.goal("flood rate bulkhead/ulogd2", ratio >= 2, ratio, 2,
+           "flood rate bulkhead/ulogd2 = " + fmt("%.2f", ratio) + " (best rounds; goal >= 2)");
+  }
+  r.goal("bulkhead unaccounted loss", ourUnaccounted == 0 && agentIdentity == 0,
+         double(ourUnaccounted), 0, "bulkhead unaccounted loss (goal 0)");
+  r.goal("latency p99", !ourLatency.latency.empty() && p99 <= 0.050, p99, 0.050,
+         "latency p99 at " + count(uint64_t(opt.rate)) + "/s: " + dur(p99) + " (goal <= 50 ms)");
+  r.write();
   return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/hooks/agent_link.h"
 #include "support/netns.h"
@@ -113,6 +114,7 @@ void row(const char* what, const Stats& s) {
 }
 
 int run(int argc, char** argv) {
+  report().init("bench_hooks", argc, argv);
   int workloads = 10000, runs = 200;
   fs::path base = fs::temp_directory_path();
   for (int i = 1; i < argc; ++i) {
@@ -241,6 +243,20 @@ int run(int argc, char** argv) {
                                         " (" + fmt("%.2f", p99 / nftP99) + "x)")
           .c_str());
   testing::sh("ip netns exec " + hv.name() + " nft delete table inet bhbench");
+  const std::vector<std::pair<const char*, const Stats*>> figures{
+      {"bulkhead-cni ADD", &add},
+      {"bulkhead-cni DEL", &del},
+      {"libvirt-hook started begin", &started},
+      {"libvirt-hook stopped end", &stopped},
+      {"nft add element", &nftAdd}};
+  for (const auto& [what, s] : figures) {
+    report().figure(std::string(what) + " p50", "spawn to exit", workloads, s->quantile(0.5), "s");
+    report().figure(std::string(what) + " p99", "spawn to exit", workloads, s->quantile(0.99), "s");
+  }
+  report().goal("ADD p99 <= 20 ms", p99 <= 0.020, p99, 0.020, "ADD p99 " + dur(p99) + " <= 20 ms");
+  report().goal("ADD p99 <= 1.5 x nft p99", p99 <= 1.5 * nftP99, p99 / nftP99, 1.5,
+                "ADD p99 " + dur(p99) + " <= 1.5 x nft p99 " + dur(nftP99));
+  report().write();
   return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstring>
 
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/agent/scan_detector.h"
 #include "bulkhead/flows/exporter.h"
@@ -100,6 +101,7 @@ double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_
 }
 
 int benchRun(int argc, char** argv) {
+  report().init("bench_scan", argc, argv);
   int n = 1000000, rounds = 5;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -136,9 +138,15 @@ int benchRun(int argc, char** argv) {
     std::printf("%-34s %14s %14s %8.1f%%   (%s findings a round)\n", name,
                 count(uint64_t(off.median())).c_str(), count(uint64_t(on.median())).c_str(),
                 cost * 100, count(findings / uint64_t(rounds)).c_str());
+    report().figure(std::string(name) + ", detection off", "bulkhead", n, off.median(), "1/s");
+    report().figure(std::string(name) + ", detection on", "bulkhead", n, on.median(), "1/s");
+    report().goal(std::string(name) + ": cost of detection", cost < 0.05, cost, 0.05,
+                  std::string(name) + ": detection on costs " + fmt("%.1f%%", cost * 100) +
+                      " of flow throughput (goal under 5%)");
   }
   std::printf("\n%s\n",
               goalLine(pass, "flow throughput with detection on is under 5% lower").c_str());
+  report().write();
   return 0;
 }
 

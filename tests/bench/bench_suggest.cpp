@@ -13,6 +13,7 @@
 
 #include <random>
 
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/cli/commands.h"
 
@@ -42,6 +43,7 @@ std::string generate(const std::string& path, int n, bool distinct) {
 }
 
 int benchRun(int argc, char** argv) {
+  report().init("bench_suggest", argc, argv);
   int n = 1000000, rounds = 3;
   bool distinct = false;
   for (int i = 1; i < argc; ++i) {
@@ -101,6 +103,15 @@ int benchRun(int argc, char** argv) {
   std::printf("%s\n", goalLine(wall.median() < 5 && rss.max() < 256,
                                "1,000,000 events in under 5 s and 256 MiB")
                           .c_str());
+  auto& rep = report();
+  const std::string shape = distinct ? "bulkhead suggest, distinct" : "bulkhead suggest";
+  rep.figure("suggest wall time", shape, n, wall.median(), "s");
+  rep.figure("suggest CPU time", shape, n, cpu.median(), "s");
+  rep.figure("suggest peak RSS", shape, n, rss.max(), "MiB");
+  rep.goal("suggest under 5 s and 256 MiB", wall.median() < 5 && rss.max() < 256, wall.median(), 5,
+           count(uint64_t(n)) + " events: " + dur(wall.median()) + ", " +
+               fmt("%.0f MiB", rss.max()) + " (goal: 1,000,000 in under 5 s and 256 MiB)");
+  rep.write();
   return 0;
 }
 
