@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "bench_policy.h"
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/nft/mnl_kernel.h"
@@ -305,6 +306,7 @@ std::string ratios(const Stats& s) {
 }
 
 int run(int argc, char** argv) {
+  report().init("bench_push", argc, argv);
   const Options opt = parseOptions(argc, argv);
   if (!testing::havePrivileges())
     throw Failure("must run as root with `ip` and `nft`: sudo build/tests/bench/bench_push");
@@ -379,6 +381,20 @@ int run(int argc, char** argv) {
   std::printf("    agent: save state                    %s\n", seconds(save).c_str());
   std::printf("  nft -f of bulkhead plan                %s\n", seconds(nft).c_str());
   std::printf("  nft::Writer::replace alone             %s\n", seconds(replace).c_str());
+  const size_t elements = ruleset->elementCount();
+  for (const auto& [name, stats] : {std::pair{"bulkhead push, CLI start to exit", &push},
+                                    std::pair{"nft -f of bulkhead plan", &nft},
+                                    std::pair{"Writer::replace alone", &replace},
+                                    std::pair{"agent parse", &parse},
+                                    std::pair{"agent compile and commit", &compileCommit}})
+    report().figure(name, std::to_string(opt.workloads) + " workloads", double(elements),
+                    stats->median(), "s");
+  report().goal("push end to end / nft -f", pushRatio.median() <= 0.75, pushRatio.median(), 0.75,
+                "push end to end / nft -f: " + ratios(pushRatio));
+  report().goal("in-agent compile+commit / Writer::replace", applyRatio.median() <= 1.2,
+                applyRatio.median(), 1.2,
+                "in-agent compile+commit / Writer::replace: " + ratios(applyRatio));
+  report().write();
   std::printf("\n%s\n",
               goalLine(pushRatio.median() <= 0.75,
                        "push end to end / nft -f: " + ratios(pushRatio) + " (goal <= 0.75)")

@@ -56,12 +56,13 @@ run_benches() {
 
   # Each bench with the arguments of a full and of a quick run, in the order
   # they run: the CPU-only ones first, the long agent runs last.
-  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_flows bench_hooks bench_agent)
+  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_agent)
   declare -A fullArgs=(
     [bench_scan]=""
     [bench_suggest]=""
     [bench_apply]="--sizes=1000,3000,10000 --inc-sizes=1000,3000,10000"
     [bench_datapath]="--rounds=5"
+    [bench_push]=""
     [bench_flows]=""
     [bench_hooks]=""
     [bench_agent]=""
@@ -71,6 +72,7 @@ run_benches() {
     [bench_suggest]="--events=20000 --rounds=1"
     [bench_apply]="--sizes=100,300 --inc-sizes=100,300 --runs=2 --adds=5 --nft-adds=3 --no-verify"
     [bench_datapath]="--rounds=1 --seconds=1"
+    [bench_push]="--workloads=200 --runs=1"
     [bench_flows]="--flood=5000 --rounds=1 --rate=500 --seconds=1"
     [bench_hooks]="--workloads=50 --runs=10"
     [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"

@@ -359,12 +359,19 @@ TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
         if (flag == "--help" || (flag == "--version" && command != "push")) continue;
         auto argv = words;
         argv.push_back(flag);
-        if (!noValue.count(flag)) argv.push_back("1");
+        // A value for --output names a file that must not land in the
+        // directory the test runs from.
+        const std::string value =
+            flag == "--output" || flag == "-o"
+                ? (fs::temp_directory_path() / ("bh-help-" + std::to_string(getpid()))).string()
+                : "1";
+        if (!noValue.count(flag)) argv.push_back(value);
         if (command != "graph")  // the one command here that talks to no agent
           for (const char* a :
                {"--agent", "unix:///nonexistent/bh-packaging-test", "--timeout", "1"})
             argv.push_back(a);
         if (cli(argv).err.find("does not apply") == std::string::npos) accepted.insert(flag);
+        fs::remove(fs::temp_directory_path() / ("bh-help-" + std::to_string(getpid())));
       }
     auto named = plainFlags(cli::commandHelp(command));
     EXPECT_EQ(accepted, named) << command;
