@@ -80,7 +80,7 @@ void AutoQuarantine::act(const ScanFinding& f) {
   if (!announce_) return;
   flows::FlowEvent e = f.trigger;
   e.time = flows::Clock::now();
-  e.action = "quarantine";
+  e.action = flows::FlowAction::kQuarantine;
   e.reason = why.reason;
   e.count = f.distinct;
   e.fields = {

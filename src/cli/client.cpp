@@ -24,6 +24,9 @@
 #include <thread>
 #include <vector>
 
+#include "bulkhead/common/file.h"
+#include "bulkhead/common/host_address.h"
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/policy/address.h"
 #include "bulkhead/policy/loader.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
@@ -134,18 +137,13 @@ struct AgentConnection {
 };
 
 bool readWholeFile(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = path + ": " + std::strerror(errno);
+  constexpr size_t kMaxPemBytes = 1 << 20;  // a PEM file is a few kilobytes
+  auto text = common::readFileBounded(path, kMaxPemBytes);
+  if (!text) {
+    *error = path + ": " + text.error().describe();
     return false;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    *error = path + ": read error";
-    return false;
-  }
-  *out = text.str();
+  *out = std::move(*text);
   return true;
 }
 
@@ -162,7 +160,7 @@ bool readAgentOptions(const Args& args, const std::string& envAgent, const std::
     AgentAddress parsed;
     std::string error;
     if (!parseAgentAddress(a, &parsed, &error)) {
-      err << prefix << "--agent " << a << ": " << error << "\n";
+      err << prefix << error << "\n";
       return false;
     }
     anyTcp = anyTcp || parsed.tcp;
@@ -563,18 +561,14 @@ int workloadAdd(const Args& args, const AgentOptions& o, std::ostream& out, std:
       // As the agent reads them: a host address, optionally with /32 or /128.
       const std::string index = std::to_string(w.addresses_size());
       w.add_addresses(a);
-      std::string host = a;
-      if (const auto slash = a.find('/'); slash != std::string::npos) {
-        const bool v6 = a.find(':') != std::string::npos;
-        if (a.substr(slash + 1) != (v6 ? "128" : "32")) {
-          err << prefix << "workload.addresses[" << index << "]: \"" << a
-              << "\" is not a host address (no prefix, /32 or /128)\n";
-          ok = false;
-          continue;
-        }
-        host = a.substr(0, slash);
+      std::string why;
+      const auto host = common::hostAddressText(a, &why);
+      if (!host) {
+        err << prefix << "workload.addresses[" << index << "]: \"" << a << "\" " << why << "\n";
+        ok = false;
+        continue;
       }
-      if (auto ip = policy::IpAddr::parse(host)) {
+      if (auto ip = policy::IpAddr::parse(*host)) {
         local.addresses.push_back(*ip);
       } else {
         err << prefix << "workload.addresses[" << index << "]: bad address \"" << a
@@ -845,8 +839,8 @@ int quarantine(const Args& args, const AgentOptions& o, std::ostream& out, std::
 // `quarantine ls`: who, why, since and until.
 std::string unixTime(int64_t t) {
   if (t == 0) return "-";
-  return flows::rfc3339Micros(flows::Clock::time_point(std::chrono::seconds(t))).substr(0, 19) +
-         "Z";
+  return common::formatRfc3339(common::WallClock::time_point(std::chrono::seconds(t)),
+                               common::TimePrecision::kSeconds);
 }
 
 int quarantineLs(const Args& args, const AgentOptions& o, std::ostream& out, std::ostream& err) {

@@ -96,7 +96,7 @@ TEST(FlowPipeline, FirstAttemptAtOnceRepeatsFoldedIntoOneFollowUp) {
   EXPECT_EQ(f.exported[0].app, "billing");
   EXPECT_EQ(f.exported[0].dport, 22);
   EXPECT_EQ(f.exported[0].proto, "udp");
-  EXPECT_EQ(f.exported[0].action, "deny");
+  EXPECT_EQ(f.exported[0].action, FlowAction::kDeny);
   EXPECT_EQ(f.exported[0].reason, "default");
   f.pipeline->tick(t0 + milliseconds(500));
   EXPECT_EQ(f.exported.size(), 1u) << "window still open";

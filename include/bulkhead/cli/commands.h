@@ -7,12 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/common/defaults.h"
+
 namespace bulkhead::cli {
 
-// Exit codes (docs/cli.md).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRuntime = 1;
-inline constexpr int kExitBadInput = 2;
+// Exit codes (docs/cli.md): common/defaults.h.
+using common::kExitBadInput;
+using common::kExitOk;
+using common::kExitRuntime;
 
 // argv split into the subcommand words and flags. Flags are accepted before
 // or after the subcommand ("bulkhead --agent X status" == "bulkhead status
