@@ -31,7 +31,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 FlowEvent event(uint16_t sport, uint64_t count = 1) {
   FlowEvent e;
-  e.time = Clock::now();
+  e.time = WallClock::now();
   e.host = "hv01";
   e.action = FlowAction::kDeny;
   e.app = "billing";

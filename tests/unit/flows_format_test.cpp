@@ -10,9 +10,10 @@
 namespace bulkhead::flows {
 namespace {
 
-Clock::time_point specTime() {
+WallClock::time_point specTime() {
   // 2026-11-25T13:06:40.343246Z
-  return Clock::time_point(std::chrono::seconds(1795612000)) + std::chrono::microseconds(343246);
+  return WallClock::time_point(std::chrono::seconds(1795612000)) +
+         std::chrono::microseconds(343246);
 }
 
 FlowEvent specEvent() {
@@ -40,8 +41,8 @@ FormatOptions specOptions() {
 
 TEST(FlowsFormat, Rfc3339Micros) {
   EXPECT_EQ(rfc3339Micros(specTime()), "2026-11-25T13:06:40.343246Z");
-  EXPECT_EQ(rfc3339Micros(Clock::time_point{}), "1970-01-01T00:00:00.000000Z");
-  EXPECT_EQ(rfc3339Micros(Clock::time_point(std::chrono::microseconds(-1))),
+  EXPECT_EQ(rfc3339Micros(WallClock::time_point{}), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(rfc3339Micros(WallClock::time_point(std::chrono::microseconds(-1))),
             "1969-12-31T23:59:59.999999Z");
 }
 
