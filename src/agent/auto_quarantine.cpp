@@ -79,13 +79,13 @@ void AutoQuarantine::act(const ScanFinding& f) {
                f.distinct, seconds);
   if (!announce_) return;
   flows::FlowEvent e = f.trigger;
-  e.time = flows::Clock::now();
-  e.action = "quarantine";
+  e.time = flows::WallClock::now();
+  e.action = flows::FlowAction::kQuarantine;
   e.reason = why.reason;
   e.count = f.distinct;
   e.fields = {
       {"seconds", std::to_string(seconds)},
-      {"until", flows::rfc3339Micros(flows::Clock::time_point(std::chrono::seconds(until)))},
+      {"until", flows::rfc3339Micros(flows::WallClock::time_point(std::chrono::seconds(until)))},
       {"distinct", std::to_string(f.distinct)}};
   announce_(e);
 }

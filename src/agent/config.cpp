@@ -8,8 +8,10 @@
 #include <functional>
 #include <map>
 
+#include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/compiler/compiler.h"
+#include "bulkhead/flows/exporter.h"
 #include "bulkhead/policy/loader.h"
 
 namespace bulkhead::agent {
@@ -58,9 +60,8 @@ const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> kSetters = {
       {"listen",
        [](AgentConfig& c, const std::string& v) -> Status {
-         if (v.rfind("unix://", 0) != 0 && v.rfind("tcp://", 0) != 0)
-           return bad("--listen: expected unix:///path or tcp://host:port, got \"" +
-                      escapeForLog(v) + "\"");
+         auto endpoint = common::parseEndpoint(v, kListenSchemes, "--listen");
+         if (!endpoint) return endpoint.takeError();
          c.listen.push_back(v);
          return {};
        }},
@@ -113,10 +114,8 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"syslog",
        [](AgentConfig& c, const std::string& v) -> Status {
-         if (v.rfind("unix://", 0) != 0 && v.rfind("udp://", 0) != 0 && v.rfind("tcp://", 0) != 0 &&
-             v.rfind("tls://", 0) != 0 && v != "journald")
-           return bad("--syslog: expected unix://, udp://, tcp://, tls:// or journald, got \"" +
-                      escapeForLog(v) + "\"");
+         auto endpoint = common::parseEndpoint(v, flows::kFlowTargetSchemes, "--syslog");
+         if (!endpoint) return endpoint.takeError();
          c.syslog.push_back(v);
          return {};
        }},

@@ -10,6 +10,8 @@
 
 #include "bulkhead/agent/request_checks.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/host_address.h"
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
 
@@ -56,17 +58,7 @@ std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
 }  // namespace
 
 std::string nowRfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  const time_t secs = time_t(us / 1000000);
-  tm utc{};
-  gmtime_r(&secs, &utc);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<long long>(us % 1000000));
-  return buf;
+  return common::formatRfc3339(common::WallClock::now(), common::TimePrecision::kMicros);
 }
 
 void LatencyWindow::add(double ms) {
@@ -98,19 +90,13 @@ Result<policy::Workload> fromApi(const v1::Workload& w) {
   for (const auto& [k, v] : w.labels())
     out.labels[k] = v;
   for (int i = 0; i < w.addresses_size(); ++i) {
-    std::string a = w.addresses(i);
     // A host prefix is accepted as the address it names.
-    const auto slash = a.find('/');
-    if (slash != std::string::npos) {
-      const std::string len = a.substr(slash + 1);
-      const bool v6 = a.find(':') != std::string::npos;
-      if (len != (v6 ? "128" : "32"))
-        return makeError(ErrorCode::kInvalidInput,
-                         "workload.addresses[" + std::to_string(i) + "]: \"" + w.addresses(i) +
-                             "\" is not a host address (no prefix, /32 or /128)");
-      a = a.substr(0, slash);
-    }
-    auto ip = policy::IpAddr::parse(a);
+    std::string why;
+    const auto a = common::hostAddressText(w.addresses(i), &why);
+    if (!a)
+      return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
+                                                     "]: \"" + w.addresses(i) + "\" " + why);
+    auto ip = policy::IpAddr::parse(*a);
     if (!ip)
       return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
                                                      "]: bad address \"" + w.addresses(i) + "\"");

@@ -29,7 +29,7 @@ void publishToWatchers(FlowHub& hub, const flows::FlowEvent& e) {
   v1::FlowEvent out;
   out.set_time(flows::rfc3339Micros(e.time));
   out.set_host(e.host);
-  out.set_action(e.action);
+  out.set_action(flows::flowActionName(e.action));
   out.set_app(e.app);
   out.set_workload(e.workload);
   out.set_src(e.src.toString());
@@ -68,8 +68,12 @@ flows::Attribution InterfaceDirectory::find(const std::string& iface) const {
 }
 
 FlowFeed::FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
-                   const InterfaceDirectory& interfaces)
-    : config_(config), host_(std::move(host)), hub_(hub), interfaces_(interfaces) {}
+                   const InterfaceDirectory& interfaces, flows::FeedSources sources)
+    : config_(config),
+      host_(std::move(host)),
+      sources_(std::move(sources)),
+      hub_(hub),
+      interfaces_(interfaces) {}
 
 FlowFeed::~FlowFeed() {
   stop();
@@ -78,7 +82,7 @@ FlowFeed::~FlowFeed() {
 Status FlowFeed::start() {
   flows::NflogReader::Options nflog;
   nflog.group = config_.logGroup;
-  auto reader = flows::NflogReader::open(nflog);
+  auto reader = sources_.openNflog(nflog);
   if (!reader) return reader.takeError();
   reader_ = std::move(*reader);
 
@@ -100,7 +104,7 @@ Status FlowFeed::start() {
   options.tlsCert = config_.syslogTlsCert;
   options.tlsKey = config_.syslogTlsKey;
   for (const auto& t : targets) {
-    auto e = flows::makeExporter(t, options);
+    auto e = sources_.makeExporter(t, options);
     if (!e) return e.takeError();
     exporters.push_back(std::move(*e));
   }
@@ -216,7 +220,7 @@ void FlowFeed::maybeSummarize(flows::Clock::time_point now) {
   flows::FlowEvent e;
   e.time = now;
   e.host = host_;
-  e.action = "summary";
+  e.action = flows::FlowAction::kSummary;
   e.reason = "suppressed " + why;
   e.count = fresh;
   e.proto = "-";

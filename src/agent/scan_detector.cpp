@@ -8,8 +8,8 @@ namespace bulkhead::agent {
 
 namespace {
 
-bool counted(const std::string& action) {
-  return action == "deny" || action == "audit";
+bool counted(flows::FlowAction action) {
+  return action == flows::FlowAction::kDeny || action == flows::FlowAction::kAudit;
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -37,7 +37,7 @@ size_t ScanDetector::IpHash::operator()(const policy::IpAddr& a) const {
 
 flows::FlowEvent anomalyEvent(const ScanFinding& f, const ScanOptions& o) {
   flows::FlowEvent e = f.trigger;
-  e.action = "anomaly";
+  e.action = flows::FlowAction::kAnomaly;
   e.reason = scanReason(f.kind);
   e.count = f.distinct;
   e.fields.clear();

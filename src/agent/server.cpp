@@ -11,24 +11,30 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
+#include "bulkhead/agent/config.h"
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/fd.h"
+#include "bulkhead/common/file.h"
 
 namespace bulkhead::agent {
 
 namespace {
 
+// A certificate chain, key or CA bundle is a few kilobytes; a path that
+// names something huge (or endless, like /dev/zero) is a mistake.
+constexpr size_t kMaxPemBytes = 1 << 20;
+
 Result<std::string> readPem(const std::string& path, const char* flag) {
-  std::ifstream in(path);
-  if (!in) return makeError(ErrorCode::kInvalidInput, std::string(flag) + ": cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().find("-----BEGIN") == std::string::npos)
+  auto pem = common::readFileBounded(path, kMaxPemBytes);
+  if (!pem)
+    return makeError(ErrorCode::kInvalidInput,
+                     std::string(flag) + ": cannot read " + path + ": " + pem.error().describe());
+  if (pem->find("-----BEGIN") == std::string::npos)
     return makeError(ErrorCode::kInvalidInput, std::string(flag) + ": " + path + " is not PEM");
-  return ss.str();
+  return pem;
 }
 
 constexpr gid_t kNoGroup = gid_t(-1);
@@ -42,10 +48,10 @@ Status prepareSocketDir(const std::string& dir, gid_t group) {
     if (group == kNoGroup) return {};
     // mkdir's mode is masked by the umask; set it exactly, on the directory
     // just made (never through a symlink swapped in meanwhile).
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    const bool ok = fd >= 0 && ::fchown(fd, uid_t(-1), group) == 0 && ::fchmod(fd, 0750) == 0;
+    const Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    const bool ok =
+        fd && ::fchown(fd.get(), uid_t(-1), group) == 0 && ::fchmod(fd.get(), 0750) == 0;
     const int err = errno;
-    if (fd >= 0) ::close(fd);
     if (!ok)
       return makeError(ErrorCode::kIo, "--socket-group: cannot give " + dir + " to the group", err);
     return {};
@@ -93,14 +99,13 @@ Status prepareUnixSocket(const std::string& path, gid_t group) {
   }
   if (!S_ISSOCK(st.st_mode))
     return makeError(ErrorCode::kInvalidInput, "--listen: " + path + " exists and is not a socket");
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return makeError(ErrorCode::kIo, "socket", errno);
+  const Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return makeError(ErrorCode::kIo, "socket", errno);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-  const int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  const int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   const int err = errno;
-  ::close(fd);
   if (rc == 0)
     return makeError(ErrorCode::kUnavailable,
                      "--listen: another process is serving on " + path + " (another agent?)");
@@ -160,13 +165,12 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
   }
   std::vector<std::string> unixPaths;
   for (const auto& l : config.listen) {
-    if (l.rfind("unix://", 0) == 0) {
-      const std::string path = l.substr(7);
-      if (path.empty() || path[0] != '/')
-        return makeError(ErrorCode::kInvalidInput,
-                         "--listen: unix:// needs an absolute path: " + l);
+    auto endpoint = common::parseEndpoint(l, kListenSchemes, "--listen");
+    if (!endpoint) return endpoint.takeError();
+    if (endpoint->scheme == common::Scheme::kUnix) {
+      const std::string& path = endpoint->path;
       if (auto st = prepareUnixSocket(path, socketGid); !st) return st.takeError();
-      builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
+      builder.AddListeningPort(endpoint->grpcTarget(), grpc::InsecureServerCredentials());
       unixPaths.push_back(path);
       continue;
     }
@@ -188,7 +192,7 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
     auto credentials = grpc::SslServerCredentials(ssl);
     if (!config.tlsAllowedNames.empty())
       credentials->SetAuthMetadataProcessor(std::make_shared<AllowedNames>(config.tlsAllowedNames));
-    builder.AddListeningPort(l.substr(6), credentials);
+    builder.AddListeningPort(endpoint->grpcTarget(), credentials);
   }
   auto server = builder.BuildAndStart();
   if (!server)

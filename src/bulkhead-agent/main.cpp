@@ -30,6 +30,7 @@
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/agent/notifier.h"
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/defaults.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/nft/mnl_kernel.h"
 #include "bulkhead/nft/monitor.h"
@@ -38,8 +39,8 @@ namespace {
 
 using namespace bulkhead;
 
-constexpr int kExitRuntime = 1;
-constexpr int kExitBadInput = 2;
+using common::kExitBadInput;
+using common::kExitRuntime;
 
 // Applies --policies DIR; false (logged) when it is invalid or was refused.
 bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, bool* invalid) {

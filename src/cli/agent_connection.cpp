@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "bulkhead/common/agent_address.h"
+#include "bulkhead/common/file.h"
 
 namespace bulkhead::cli {
 
@@ -21,18 +22,13 @@ using common::parseAgentAddress;
 constexpr int kMaxMessageBytes = 256 << 20;
 
 bool readWholeFile(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = path + ": " + std::strerror(errno);
+  constexpr size_t kMaxPemBytes = 1 << 20;  // a PEM file is a few kilobytes
+  auto text = common::readFileBounded(path, kMaxPemBytes);
+  if (!text) {
+    *error = path + ": " + text.error().describe();
     return false;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    *error = path + ": read error";
-    return false;
-  }
-  *out = text.str();
+  *out = std::move(*text);
   return true;
 }
 
@@ -49,7 +45,7 @@ bool readAddressesAndTimeout(const Args& args, const std::string& envAgent,
     AgentAddress parsed;
     std::string error;
     if (!parseAgentAddress(a, &parsed, &error)) {
-      err << prefix << "--agent " << a << ": " << error << "\n";
+      err << prefix << error << "\n";
       return false;
     }
     *anyTcp = *anyTcp || parsed.tcp;

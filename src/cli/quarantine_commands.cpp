@@ -2,7 +2,7 @@
 #include <chrono>
 #include <ostream>
 
-#include "bulkhead/flows/format.h"
+#include "bulkhead/common/time_format.h"
 #include "command_groups.h"
 #include "output.h"
 
@@ -13,8 +13,8 @@ namespace {
 // Seconds since the epoch as RFC 3339 ("-" for none).
 std::string unixTime(int64_t t) {
   if (t == 0) return "-";
-  const std::chrono::system_clock::time_point when{std::chrono::seconds(t)};
-  return flows::rfc3339Micros(when).substr(0, 19) + "Z";
+  return common::formatRfc3339(common::WallClock::time_point(std::chrono::seconds(t)),
+                               common::TimePrecision::kSeconds);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // workload add | rm | ls (docs/cli.md).
 #include <ostream>
 
+#include "bulkhead/common/host_address.h"
 #include "bulkhead/policy/address.h"
 #include "bulkhead/policy/loader.h"
 #include "command_groups.h"
@@ -35,18 +36,14 @@ bool readAddresses(const Args& args, v1::Workload* w, policy::Workload* local, s
   for (const auto& a : args.flags.at("--addr")) {
     const std::string index = std::to_string(w->addresses_size());
     w->add_addresses(a);
-    std::string host = a;
-    if (const auto slash = a.find('/'); slash != std::string::npos) {
-      const bool v6 = a.find(':') != std::string::npos;
-      if (a.substr(slash + 1) != (v6 ? "128" : "32")) {
-        err << kAddPrefix << "workload.addresses[" << index << "]: \"" << a
-            << "\" is not a host address (no prefix, /32 or /128)\n";
-        ok = false;
-        continue;
-      }
-      host = a.substr(0, slash);
+    std::string why;
+    const auto host = common::hostAddressText(a, &why);
+    if (!host) {
+      err << kAddPrefix << "workload.addresses[" << index << "]: \"" << a << "\" " << why << "\n";
+      ok = false;
+      continue;
     }
-    if (auto ip = policy::IpAddr::parse(host)) {
+    if (auto ip = policy::IpAddr::parse(*host)) {
       local->addresses.push_back(*ip);
     } else {
       err << kAddPrefix << "workload.addresses[" << index << "]: bad address \"" << a

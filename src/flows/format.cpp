@@ -58,29 +58,36 @@ std::string msgText(const std::string& v) {
   return out;
 }
 
-std::string msgIdFor(const std::string& action) {
-  if (action == "deny") return "DENY";
-  if (action == "audit") return "AUDIT";
-  if (action == "spoof") return "SPOOF";
-  if (action == "quarantine") return "QUARANTINE";
-  if (action == "unregistered") return "UNREGISTERED";
-  if (action == "log") return "LOG";
-  if (action == "anomaly") return "ANOMALY";
-  std::string out;
-  for (char c : action)
-    out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c);
-  return out;
-}
+// What each action looks like in the formats: the RFC 5424 MSGID, the verb
+// of the human-readable message, the CEF name and severity.
+struct ActionText {
+  const char* msgId;
+  const char* verb;
+  const char* cefName;
+  int cefSeverity;
+};
 
-std::string verbFor(const std::string& action) {
-  if (action == "deny") return "denied";
-  if (action == "audit") return "audited";
-  if (action == "spoof") return "spoofed";
-  if (action == "quarantine") return "quarantined";
-  if (action == "unregistered") return "dropped (unregistered interface)";
-  if (action == "log") return "logged";
-  if (action == "anomaly") return "flagged as a scan";
-  return action;
+ActionText textOf(FlowAction action) {
+  switch (action) {
+    case FlowAction::kDeny:
+      return {"DENY", "denied", "Flow denied", 5};
+    case FlowAction::kAudit:
+      return {"AUDIT", "audited", "Flow would be denied (audit)", 3};
+    case FlowAction::kSpoof:
+      return {"SPOOF", "spoofed", "Spoofed source address", 7};
+    case FlowAction::kQuarantine:
+      return {"QUARANTINE", "quarantined", "Flow from quarantined workload", 7};
+    case FlowAction::kUnregistered:
+      return {"UNREGISTERED", "dropped (unregistered interface)",
+              "Flow from unregistered workload interface", 7};
+    case FlowAction::kLog:
+      return {"LOG", "logged", "Flow logged", 3};
+    case FlowAction::kAnomaly:
+      return {"ANOMALY", "flagged as a scan", "Scan detected", 8};
+    case FlowAction::kSummary:
+      return {"SUMMARY", "summary", "Flow summary", 3};
+  }
+  return {"UNKNOWN", "unknown", "Flow unknown", 3};
 }
 
 // "198.51.100.10:22/tcp", "[2001:db8::1]:443/tcp", "198.51.100.10/icmp"
@@ -130,33 +137,16 @@ size_t utf8Length(const std::string& s, size_t i) {
 
 }  // namespace
 
-int syslogSeverity(const std::string& action) {
-  return (action == "audit" || action == "log" || action == "summary") ? kSeverityNotice
-                                                                       : kSeverityWarning;
+int syslogSeverity(FlowAction action) {
+  return (action == FlowAction::kAudit || action == FlowAction::kLog ||
+          action == FlowAction::kSummary)
+             ? kSeverityNotice
+             : kSeverityWarning;
 }
 
 std::string flowMessage(const FlowEvent& e) {
   return msgText(e.workload.empty() ? std::string("-") : e.workload) + " -> " +
-         msgText(destination(e)) + " " + msgText(verbFor(e.action));
-}
-
-std::string rfc3339Micros(Clock::time_point t) {
-  using namespace std::chrono;
-  const auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
-  int64_t secs = us / 1000000;
-  int64_t frac = us % 1000000;
-  if (frac < 0) {
-    frac += 1000000;
-    secs -= 1;
-  }
-  const time_t tt = static_cast<time_t>(secs);
-  struct tm tm {};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(frac));
-  return buf;
+         msgText(destination(e)) + " " + msgText(textOf(e.action).verb);
 }
 
 std::string octetFrame(const std::string& message) {
@@ -276,7 +266,7 @@ std::string formatRfc5424(const FlowEvent& e, const FormatOptions& o) {
   out += headerField(e.host, kMaxHostname) + " ";
   out += headerField(o.appName, kMaxAppName) + " ";
   out += headerField(procIdOf(o), kMaxProcId) + " ";
-  out += headerField(msgIdFor(e.action), kMaxMsgId) + " ";
+  out += headerField(textOf(e.action).msgId, kMaxMsgId) + " ";
   const auto param = [&](const char* key, const std::string& value) {
     out += " ";
     out += key;
@@ -285,7 +275,7 @@ std::string formatRfc5424(const FlowEvent& e, const FormatOptions& o) {
     out += "\"";
   };
   out += "[flow@32473";
-  param("action", e.action);
+  param("action", flowActionName(e.action));
   param("app", e.app);
   param("workload", e.workload);
   param("src", e.src.toString());
@@ -327,7 +317,7 @@ std::string formatJson(const FlowEvent& e) {
   out += "{";
   str("time", rfc3339Micros(e.time), true);
   str("host", e.host);
-  str("action", e.action);
+  str("action", flowActionName(e.action));
   str("app", e.app);
   str("workload", e.workload);
   str("src", e.src.toString());
@@ -349,38 +339,12 @@ std::string formatJson(const FlowEvent& e) {
 
 std::string formatCef(const FlowEvent& e, const FormatOptions& o) {
   using namespace std::chrono;
-  std::string name;
-  int severity;
-  if (e.action == "deny") {
-    name = "Flow denied";
-    severity = 5;
-  } else if (e.action == "audit") {
-    name = "Flow would be denied (audit)";
-    severity = 3;
-  } else if (e.action == "spoof") {
-    name = "Spoofed source address";
-    severity = 7;
-  } else if (e.action == "quarantine") {
-    name = "Flow from quarantined workload";
-    severity = 7;
-  } else if (e.action == "unregistered") {
-    name = "Flow from unregistered workload interface";
-    severity = 7;
-  } else if (e.action == "log") {
-    name = "Flow logged";
-    severity = 3;
-  } else if (e.action == "anomaly") {
-    name = "Scan detected";
-    severity = 8;
-  } else {
-    name = "Flow " + e.action;
-    severity = 3;
-  }
+  const ActionText text = textOf(e.action);
   std::string out = "CEF:0|bulkhead|";
   out += escapeCefHeader(o.appName.empty() ? std::string("bulkhead-agent") : o.appName);
   out += "|0.1|";
-  out += escapeCefHeader("flow-" + e.action) + "|" + escapeCefHeader(name) + "|" +
-         std::to_string(severity) + "|";
+  out += escapeCefHeader(std::string("flow-") + flowActionName(e.action)) + "|" +
+         escapeCefHeader(text.cefName) + "|" + std::to_string(text.cefSeverity) + "|";
   bool first = true;
   const auto ext = [&](const char* key, const std::string& value) {
     if (!first) out += " ";
@@ -394,7 +358,7 @@ std::string formatCef(const FlowEvent& e, const FormatOptions& o) {
   ext("dst", e.dst.toString());
   ext("dpt", std::to_string(e.dport));
   ext("proto", e.proto);
-  ext("act", e.action);
+  ext("act", flowActionName(e.action));
   ext("cnt", std::to_string(e.count));
   ext("cs1Label", "app");
   ext("cs1", e.app);

@@ -41,14 +41,14 @@ constexpr int kAckTimeoutMs = 5000;
 constexpr size_t kMaxPacketsPerRead = 4096;
 
 // The nfulnl_msg_packet_timestamp fields are be64 seconds and microseconds.
-std::optional<Clock::time_point> timestampFrom(const nlattr* attr) {
+std::optional<WallClock::time_point> timestampFrom(const nlattr* attr) {
   nfulnl_msg_packet_timestamp ts;
   std::memcpy(&ts, mnl_attr_get_payload(attr), sizeof ts);
   const uint64_t sec = be64toh(ts.sec);
   const uint64_t usec = be64toh(ts.usec);
   // Out-of-range values would overflow the nanosecond clock: not a time.
   if (usec >= 1'000'000 || sec > (uint64_t{1} << 34)) return std::nullopt;
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+  return WallClock::time_point(std::chrono::duration_cast<WallClock::duration>(
       std::chrono::seconds(static_cast<int64_t>(sec)) +
       std::chrono::microseconds(static_cast<int64_t>(usec))));
 }

@@ -11,7 +11,7 @@ Pipeline::Pipeline(PipelineOptions options, Resolver resolver, Watcher watcher,
       watcher_(std::move(watcher)),
       exporters_(std::move(exporters)) {}
 
-void Pipeline::onPacket(const LoggedPacket& p, Clock::time_point now) {
+void Pipeline::onPacket(const LoggedPacket& p, WallClock::time_point now) {
   auto prefix = parsePrefix(p.prefix);
   if (!prefix) return;  // not one of our rules' events
   std::lock_guard lock(mu_);
@@ -67,7 +67,7 @@ void Pipeline::onPacket(const LoggedPacket& p, Clock::time_point now) {
   emit(e, now);
 }
 
-void Pipeline::tick(Clock::time_point now) {
+void Pipeline::tick(WallClock::time_point now) {
   std::lock_guard lock(mu_);
   for (auto it = folds_.begin(); it != folds_.end();) {
     if (it->second.windowEnd > now) {
@@ -79,7 +79,7 @@ void Pipeline::tick(Clock::time_point now) {
   }
 }
 
-void Pipeline::emit(const FlowEvent& e, Clock::time_point now) {
+void Pipeline::emit(const FlowEvent& e, WallClock::time_point now) {
   auto [it, fresh] = buckets_.try_emplace(e.workload, Bucket{options_.workloadBurst, now});
   Bucket& b = it->second;
   const double elapsed = std::chrono::duration<double>(now - b.last).count();

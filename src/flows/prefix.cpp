@@ -13,12 +13,13 @@ std::optional<PrefixInfo> parsePrefix(std::string_view prefix) {
   if (prefix.substr(0, 3) != "bh:") return std::nullopt;
   prefix.remove_prefix(3);
   const auto colon = prefix.find(':');
-  PrefixInfo out;
-  out.action = std::string(prefix.substr(0, colon));
-  if (colon != std::string_view::npos) out.reason = std::string(prefix.substr(colon + 1));
-  if (out.action != "deny" && out.action != "audit" && out.action != "spoof" &&
-      out.action != "quarantine" && out.action != "unregistered" && out.action != "log")
+  const auto action = parseFlowAction(prefix.substr(0, colon));
+  // The kernel's rules log these; anomaly and summary are the agent's own.
+  if (!action || *action == FlowAction::kAnomaly || *action == FlowAction::kSummary)
     return std::nullopt;
+  PrefixInfo out;
+  out.action = *action;
+  if (colon != std::string_view::npos) out.reason = std::string(prefix.substr(colon + 1));
   return out;
 }
 

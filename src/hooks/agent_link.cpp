@@ -105,7 +105,7 @@ AgentConnector grpcConnector(std::chrono::milliseconds budget) {
     common::AgentAddress parsed;
     std::string error;
     if (!common::parseAgentAddress(address, &parsed, &error))
-      return makeError(ErrorCode::kInvalidInput, "agent address \"" + address + "\": " + error);
+      return makeError(ErrorCode::kInvalidInput, error);
     if (parsed.tcp)
       return makeError(ErrorCode::kInvalidInput,
                        "agent address \"" + address +

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <system_error>
 
+#include "bulkhead/common/file.h"
 #include "bulkhead/policy/limits.h"
 #include "bulkhead/policy/loader.h"
 #include "loader_internal.h"
@@ -64,40 +65,18 @@ bool collectFiles(const std::vector<std::string>& paths, std::vector<std::string
   return true;
 }
 
-std::string tooLarge(uintmax_t size) {
-  return "file too large: " + std::to_string(size) + " bytes (the limit is " +
-         std::to_string(limits::kMaxFileBytes) + ")";
-}
-
 // Reads a whole file, but never more than limits::kMaxFileBytes + 1 bytes,
 // even when the file grows while we read it.
 bool readFile(const std::string& path, std::string& out, std::vector<Diagnostic>& errors) {
-  out.clear();
-  std::error_code ec;
-  const uintmax_t size = fs::file_size(path, ec);
-  if (!ec && size > limits::kMaxFileBytes) {
-    errors.push_back(fileError(path, tooLarge(size)));
+  auto text = common::readFileBounded(path, limits::kMaxFileBytes);
+  if (!text) {
+    // A missing file reads as any other that cannot be opened.
+    const Error& e = text.error();
+    errors.push_back(
+        fileError(path, e.code == ErrorCode::kNotFound ? "cannot open file" : e.message));
     return false;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.push_back(fileError(path, "cannot open file"));
-    return false;
-  }
-  if (!ec) out.reserve(size_t(size));
-  char buf[1 << 16];
-  while (in && out.size() <= limits::kMaxFileBytes) {
-    in.read(buf, sizeof(buf));
-    out.append(buf, size_t(in.gcount()));
-  }
-  if (in.bad()) {
-    errors.push_back(fileError(path, "cannot read file"));
-    return false;
-  }
-  if (out.size() > limits::kMaxFileBytes) {
-    errors.push_back(fileError(path, tooLarge(out.size())));
-    return false;
-  }
+  out = std::move(*text);
   return true;
 }
 

@@ -116,7 +116,7 @@ FlowEvent deniedFlow() {
   FlowEvent e;
   e.time = Clock::now();
   e.host = "hv01";
-  e.action = "deny";
+  e.action = FlowAction::kDeny;
   e.app = "billing";
   e.workload = "billing-7f9c";
   e.src = *policy::IpAddr::parse("192.0.2.10");

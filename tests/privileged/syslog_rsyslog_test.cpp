@@ -36,7 +36,7 @@ FlowEvent event(uint16_t sport, const std::string& workload) {
   FlowEvent e;
   e.time = Clock::now();
   e.host = "hv01";
-  e.action = sport % 2 ? "deny" : "audit";
+  e.action = sport % 2 ? FlowAction::kDeny : FlowAction::kAudit;
   e.app = "billing";
   e.workload = workload;
   e.src = *policy::IpAddr::parse("192.0.2.10");
@@ -177,12 +177,12 @@ TEST(SyslogRsyslog, UdpAndTcpLinesParseAndSurviveRestart) {
     ASSERT_TRUE(p) << line;
     const int sport = std::stoi(p->params["sport"]);
     const FlowEvent want = event(static_cast<uint16_t>(sport), sport > 100 ? "tcp-w" : "udp-w");
-    EXPECT_EQ(p->pri, want.action == "deny" ? 132 : 133) << line;
+    EXPECT_EQ(p->pri, want.action == FlowAction::kDeny ? 132 : 133) << line;
     EXPECT_EQ(p->host, "hv01");
     EXPECT_EQ(p->app, "bulkhead-agent");
     EXPECT_EQ(p->procid, "4711");
-    EXPECT_EQ(p->msgid, want.action == "deny" ? "DENY" : "AUDIT");
-    EXPECT_EQ(p->params["action"], want.action);
+    EXPECT_EQ(p->msgid, want.action == FlowAction::kDeny ? "DENY" : "AUDIT");
+    EXPECT_EQ(p->params["action"], flowActionName(want.action));
     EXPECT_EQ(p->params["app"], "billing");
     EXPECT_EQ(p->params["workload"], want.workload);
     EXPECT_EQ(p->params["src"], "192.0.2.10");
@@ -193,7 +193,7 @@ TEST(SyslogRsyslog, UdpAndTcpLinesParseAndSurviveRestart) {
     EXPECT_EQ(p->params["count"], std::to_string(sport));
     EXPECT_EQ(p->params.size(), 10u);
     EXPECT_EQ(p->msg, want.workload + " -> 198.51.100.10:22/tcp " +
-                          (want.action == "deny" ? "denied" : "audited"));
+                          (want.action == FlowAction::kDeny ? "denied" : "audited"));
     seen.insert(sport);
   }
   EXPECT_EQ(seen.size(), 20u);

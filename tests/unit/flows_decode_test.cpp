@@ -349,15 +349,15 @@ TEST(FlowsPrefixTest, ParsePrefix) {
     std::optional<PrefixInfo> want;
   };
   const std::vector<P> table = {
-      {"bh:deny:default", PrefixInfo{"deny", "default"}},
-      {"bh:deny:globalpolicy/baseline/0", PrefixInfo{"deny", "globalpolicy/baseline/0"}},
-      {"bh:audit:default", PrefixInfo{"audit", "default"}},
-      {"bh:spoof", PrefixInfo{"spoof", ""}},
-      {"bh:quarantine", PrefixInfo{"quarantine", ""}},
-      {"bh:log:x", PrefixInfo{"log", "x"}},
-      {"bh:deny:a:b", PrefixInfo{"deny", "a:b"}},  // the reason keeps later colons
-      {"bh:deny", PrefixInfo{"deny", ""}},
-      {"bh:deny:", PrefixInfo{"deny", ""}},
+      {"bh:deny:default", PrefixInfo{FlowAction::kDeny, "default"}},
+      {"bh:deny:globalpolicy/baseline/0", PrefixInfo{FlowAction::kDeny, "globalpolicy/baseline/0"}},
+      {"bh:audit:default", PrefixInfo{FlowAction::kAudit, "default"}},
+      {"bh:spoof", PrefixInfo{FlowAction::kSpoof, ""}},
+      {"bh:quarantine", PrefixInfo{FlowAction::kQuarantine, ""}},
+      {"bh:log:x", PrefixInfo{FlowAction::kLog, "x"}},
+      {"bh:deny:a:b", PrefixInfo{FlowAction::kDeny, "a:b"}},  // the reason keeps later colons
+      {"bh:deny", PrefixInfo{FlowAction::kDeny, ""}},
+      {"bh:deny:", PrefixInfo{FlowAction::kDeny, ""}},
       {"bh:allow:x", std::nullopt},
       {"bh:", std::nullopt},
       {"bh", std::nullopt},

@@ -31,9 +31,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 FlowEvent event(uint16_t sport, uint64_t count = 1) {
   FlowEvent e;
-  e.time = Clock::now();
+  e.time = WallClock::now();
   e.host = "hv01";
-  e.action = "deny";
+  e.action = FlowAction::kDeny;
   e.app = "billing";
   e.workload = "billing-7f9c";
   e.src = *policy::IpAddr::parse("192.0.2.10");

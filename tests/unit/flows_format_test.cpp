@@ -10,16 +10,17 @@
 namespace bulkhead::flows {
 namespace {
 
-Clock::time_point specTime() {
+WallClock::time_point specTime() {
   // 2026-11-25T13:06:40.343246Z
-  return Clock::time_point(std::chrono::seconds(1795612000)) + std::chrono::microseconds(343246);
+  return WallClock::time_point(std::chrono::seconds(1795612000)) +
+         std::chrono::microseconds(343246);
 }
 
 FlowEvent specEvent() {
   FlowEvent e;
   e.time = specTime();
   e.host = "hv01";
-  e.action = "deny";
+  e.action = FlowAction::kDeny;
   e.app = "billing";
   e.workload = "billing-7f9c";
   e.src = *policy::IpAddr::parse("192.0.2.10");
@@ -40,8 +41,8 @@ FormatOptions specOptions() {
 
 TEST(FlowsFormat, Rfc3339Micros) {
   EXPECT_EQ(rfc3339Micros(specTime()), "2026-11-25T13:06:40.343246Z");
-  EXPECT_EQ(rfc3339Micros(Clock::time_point{}), "1970-01-01T00:00:00.000000Z");
-  EXPECT_EQ(rfc3339Micros(Clock::time_point(std::chrono::microseconds(-1))),
+  EXPECT_EQ(rfc3339Micros(WallClock::time_point{}), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(rfc3339Micros(WallClock::time_point(std::chrono::microseconds(-1))),
             "1969-12-31T23:59:59.999999Z");
 }
 
@@ -57,16 +58,20 @@ TEST(FlowsFormat, Rfc5424SpecExampleExactly) {
 
 TEST(FlowsFormat, Rfc5424ActionsPriMsgIdVerb) {
   struct Case {
-    const char* action;
+    FlowAction action;
     const char* pri;
     const char* msgid;
     const char* verb;
   };
-  for (const Case& c :
-       {Case{"deny", "<132>", " DENY [", " denied"}, Case{"audit", "<133>", " AUDIT [", " audited"},
-        Case{"spoof", "<132>", " SPOOF [", " spoofed"},
-        Case{"quarantine", "<132>", " QUARANTINE [", " quarantined"},
-        Case{"log", "<133>", " LOG [", " logged"}}) {
+  for (const Case& c : {Case{FlowAction::kDeny, "<132>", " DENY [", " denied"},
+                        Case{FlowAction::kAudit, "<133>", " AUDIT [", " audited"},
+                        Case{FlowAction::kSpoof, "<132>", " SPOOF [", " spoofed"},
+                        Case{FlowAction::kQuarantine, "<132>", " QUARANTINE [", " quarantined"},
+                        Case{FlowAction::kLog, "<133>", " LOG [", " logged"},
+                        Case{FlowAction::kUnregistered, "<132>", " UNREGISTERED [",
+                             " dropped (unregistered interface)"},
+                        Case{FlowAction::kAnomaly, "<132>", " ANOMALY [", " flagged as a scan"},
+                        Case{FlowAction::kSummary, "<133>", " SUMMARY [", " summary"}}) {
     FlowEvent e = specEvent();
     e.action = c.action;
     const std::string line = formatRfc5424(e, specOptions());
@@ -102,7 +107,7 @@ TEST(FlowsFormat, Rfc5424NilValuesAndHeaderSanitizing) {
   e.workload = "";
   e.app = "";
   e.reason = "";
-  e.action = "spoof";
+  e.action = FlowAction::kSpoof;
   FormatOptions o = specOptions();
   o.appName = "";
   std::string line = formatRfc5424(e, o);
@@ -272,12 +277,13 @@ TEST(FlowsFormat, CefEscaping) {
   FlowEvent e = specEvent();
   e.reason = "globalpolicy/a=b/0";
   e.workload = "w|x\\y\nz";
-  e.action = "de|ny";
-  const std::string cef = formatCef(e, specOptions());
-  EXPECT_NE(cef.find("|flow-de\\|ny|"), std::string::npos) << cef;
+  FormatOptions o = specOptions();
+  o.appName = "bulk|head\\";
+  const std::string cef = formatCef(e, o);
+  EXPECT_NE(cef.find("|bulk\\|head\\\\|0.1|flow-deny|"), std::string::npos) << cef;
   EXPECT_NE(cef.find(R"(cs3=globalpolicy/a\=b/0 )"), std::string::npos) << cef;
   EXPECT_NE(cef.find(R"(cs2=w|x\\y\nz )"), std::string::npos) << cef;
-  EXPECT_NE(cef.find(R"(act=de|ny )"), std::string::npos) << cef;
+  EXPECT_NE(cef.find(R"(act=deny )"), std::string::npos) << cef;
   EXPECT_EQ(cef.find('\n'), std::string::npos);
   FlowEvent u = specEvent();
   u.app = "caf\xc3\xa9";
@@ -294,10 +300,24 @@ TEST(FlowsFormat, OctetFrame) {
 
 TEST(FlowsFormat, FlowMessageAndSeverity) {
   EXPECT_EQ(flowMessage(specEvent()), "billing-7f9c -> 198.51.100.10:22/tcp denied");
-  EXPECT_EQ(syslogSeverity("deny"), 4);
-  EXPECT_EQ(syslogSeverity("quarantine"), 4);
-  EXPECT_EQ(syslogSeverity("audit"), 5);
-  EXPECT_EQ(syslogSeverity("log"), 5);
+  EXPECT_EQ(syslogSeverity(FlowAction::kDeny), 4);
+  EXPECT_EQ(syslogSeverity(FlowAction::kQuarantine), 4);
+  EXPECT_EQ(syslogSeverity(FlowAction::kAudit), 5);
+  EXPECT_EQ(syslogSeverity(FlowAction::kLog), 5);
+  EXPECT_EQ(syslogSeverity(FlowAction::kSummary), 5);
+}
+
+TEST(FlowsFormat, ActionNamesRoundTrip) {
+  for (const FlowAction a :
+       {FlowAction::kDeny, FlowAction::kAudit, FlowAction::kSpoof, FlowAction::kQuarantine,
+        FlowAction::kUnregistered, FlowAction::kLog, FlowAction::kAnomaly, FlowAction::kSummary})
+    EXPECT_EQ(parseFlowAction(flowActionName(a)), a);
+  EXPECT_FALSE(parseFlowAction("Deny"));
+  EXPECT_FALSE(parseFlowAction(""));
+  // Only the kernel's actions come from a log prefix.
+  EXPECT_FALSE(parsePrefix("bh:anomaly"));
+  EXPECT_FALSE(parsePrefix("bh:summary:x"));
+  EXPECT_EQ(parsePrefix("bh:log:globalpolicy/a/0")->action, FlowAction::kLog);
 }
 
 }  // namespace

@@ -87,7 +87,7 @@ struct Fixture {
 
 TEST(FlowPipeline, FirstAttemptAtOnceRepeatsFoldedIntoOneFollowUp) {
   Fixture f;
-  const auto t0 = Clock::now();
+  const auto t0 = WallClock::now();
   for (int i = 0; i < 5; ++i)
     f.pipeline->onPacket(packet(22), t0 + milliseconds(i * 10));
   ASSERT_EQ(f.exported.size(), 1u) << "the first attempt goes out at once";
@@ -96,7 +96,7 @@ TEST(FlowPipeline, FirstAttemptAtOnceRepeatsFoldedIntoOneFollowUp) {
   EXPECT_EQ(f.exported[0].app, "billing");
   EXPECT_EQ(f.exported[0].dport, 22);
   EXPECT_EQ(f.exported[0].proto, "udp");
-  EXPECT_EQ(f.exported[0].action, "deny");
+  EXPECT_EQ(f.exported[0].action, FlowAction::kDeny);
   EXPECT_EQ(f.exported[0].reason, "default");
   f.pipeline->tick(t0 + milliseconds(500));
   EXPECT_EQ(f.exported.size(), 1u) << "window still open";
@@ -111,7 +111,7 @@ TEST(FlowPipeline, FirstAttemptAtOnceRepeatsFoldedIntoOneFollowUp) {
 
 TEST(FlowPipeline, DistinctAttemptsAreNotFolded) {
   Fixture f;
-  const auto t0 = Clock::now();
+  const auto t0 = WallClock::now();
   for (uint16_t port = 1; port <= 50; ++port)
     f.pipeline->onPacket(packet(port), t0);
   EXPECT_EQ(f.exported.size(), 50u);
@@ -124,7 +124,7 @@ TEST(FlowPipeline, WorkloadRateLimitIsCountedAsSuppressed) {
   o.workloadRate = 10;
   o.workloadBurst = 20;
   Fixture f(o);
-  const auto t0 = Clock::now();
+  const auto t0 = WallClock::now();
   for (uint16_t port = 1; port <= 100; ++port)
     f.pipeline->onPacket(packet(port), t0);
   EXPECT_EQ(f.exported.size(), 20u) << "the burst, then nothing";
@@ -144,8 +144,8 @@ TEST(FlowPipeline, MalformedAndForeignPackets) {
   Fixture f;
   LoggedPacket junk = packet(22);
   junk.payload = "\x01\x02";
-  f.pipeline->onPacket(junk, Clock::now());
-  f.pipeline->onPacket(packet(22, "some other logger: "), Clock::now());
+  f.pipeline->onPacket(junk, WallClock::now());
+  f.pipeline->onPacket(packet(22, "some other logger: "), WallClock::now());
   EXPECT_TRUE(f.exported.empty());
   const auto a = f.pipeline->accounting(1);
   EXPECT_EQ(a.suppressedByCause.at(kCauseMalformed), 1u);
@@ -158,7 +158,7 @@ TEST(FlowPipeline, FoldMemoryIsBounded) {
   o.workloadRate = 1e6;
   o.workloadBurst = 1e6;
   Fixture f(o);
-  const auto t0 = Clock::now();
+  const auto t0 = WallClock::now();
   for (uint16_t port = 1; port <= 1000; ++port) {
     f.pipeline->onPacket(packet(port), t0);
     f.pipeline->onPacket(packet(port), t0);  // a repeat, folded

@@ -222,7 +222,7 @@ TEST(IsolationCompile, PlanTakesTheAgentsPatterns) {
 TEST(IsolationCompile, UnregisteredIsAFlowAction) {
   auto p = flows::parsePrefix("bh:unregistered:unregistered");
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->action, "unregistered");
+  EXPECT_EQ(p->action, flows::FlowAction::kUnregistered);
   EXPECT_EQ(p->reason, "unregistered");
   EXPECT_EQ(logPrefix("unregistered", "unregistered"), "bh:unregistered:unregistered");
 }

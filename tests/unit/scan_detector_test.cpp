@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 const flows::Clock::time_point kT0 = flows::Clock::time_point(1'800'000'000s);
 
 flows::FlowEvent attempt(const std::string& dst, uint16_t port, flows::Clock::time_point t,
-                         const std::string& action = "deny") {
+                         flows::FlowAction action = flows::FlowAction::kDeny) {
   flows::FlowEvent e;
   e.time = t;
   e.action = action;
@@ -46,7 +46,7 @@ TEST(ScanDetectorTest, SweepOfPort22IsFoundAtTheThreshold) {
   EXPECT_EQ(f->port, "tcp/22");
   EXPECT_EQ(f->sample, (std::vector<std::string>{host(1), host(10), host(11), host(12), host(13)}));
   const auto e = anomalyEvent(*f, d.options());
-  EXPECT_EQ(e.action, "anomaly");
+  EXPECT_EQ(e.action, flows::FlowAction::kAnomaly);
   EXPECT_EQ(e.reason, "scan/hosts");
   const std::string json = flows::formatJson(e);
   EXPECT_NE(json.find("\"fields\":{\"distinct\":\"20\",\"threshold\":\"20\","
@@ -80,8 +80,8 @@ TEST(ScanDetectorTest, FewAttemptsRepeatsAndOtherActionsAreNotScans) {
     EXPECT_FALSE(d.observe(attempt(host(2), 22, kT0 + i * 1ms)));
   // Spoofed, quarantined, logged attempts and unattributed ones do not count.
   for (int i = 0; i < 100; ++i) {
-    EXPECT_FALSE(d.observe(attempt(host(i), 22, kT0, "quarantine")));
-    EXPECT_FALSE(d.observe(attempt(host(i), 22, kT0, "spoof")));
+    EXPECT_FALSE(d.observe(attempt(host(i), 22, kT0, flows::FlowAction::kQuarantine)));
+    EXPECT_FALSE(d.observe(attempt(host(i), 22, kT0, flows::FlowAction::kSpoof)));
     auto e = attempt(host(i), 23, kT0);
     e.workload.clear();
     EXPECT_FALSE(d.observe(e));

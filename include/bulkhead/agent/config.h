@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bulkhead/common/defaults.h"
+#include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/result.h"
 
 namespace bulkhead::agent {
@@ -58,7 +60,9 @@ struct AgentConfig {
   bool operator==(const AgentConfig&) const = default;
 };
 
-inline constexpr const char* kDefaultListen = "unix:///run/bulkhead/agent.sock";
+inline constexpr const char* kDefaultListen = common::kDefaultAgent;
+// What --listen accepts: the local socket, and TCP (always with TLS).
+inline constexpr common::Schemes kListenSchemes{common::Scheme::kUnix, common::Scheme::kTcp};
 
 // Parses argv (without argv[0]), reading --config first when given. Errors
 // are kInvalidInput with the flag or file:line at fault. Without any

@@ -23,6 +23,7 @@
 #include "bulkhead/common/result.h"
 #include "bulkhead/flows/nflog.h"
 #include "bulkhead/flows/pipeline.h"
+#include "bulkhead/flows/sources.h"
 #include "bulkhead/nft/counters.h"
 #include "bulkhead/v1/agent.pb.h"
 
@@ -44,8 +45,10 @@ class InterfaceDirectory {
 
 class FlowFeed {
  public:
+  // `sources`: the NFLOG reader and exporters to use (the real ones unless
+  // a test passes fakes).
   FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
-           const InterfaceDirectory& interfaces);
+           const InterfaceDirectory& interfaces, flows::FeedSources sources = {});
   ~FlowFeed();
 
   // Called on the flow thread for each scan found (config.scanDetection),
@@ -72,6 +75,7 @@ class FlowFeed {
 
   AgentConfig config_;
   std::string host_;
+  flows::FeedSources sources_;
   FlowHub& hub_;
   std::optional<ScanDetector> scans_;  // flow thread only
   std::function<void(const ScanFinding&)> onScan_;

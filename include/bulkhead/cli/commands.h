@@ -7,12 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/common/defaults.h"
+
 namespace bulkhead::cli {
 
-// Exit codes (docs/cli.md).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRuntime = 1;
-inline constexpr int kExitBadInput = 2;
+// Exit codes (docs/cli.md): common/defaults.h.
+using common::kExitBadInput;
+using common::kExitOk;
+using common::kExitRuntime;
 
 // What the command line asks of one command, as read against the command
 // tree (src/cli/command_tree.cpp). Flags are accepted before or after the

@@ -1,14 +1,18 @@
 // Where an agent listens, as users, configs and hooks write it
-// (`--agent`, $BULKHEAD_AGENT, a CNI config's `agent`, hook.yaml): one
-// parser, one set of rules and messages, for the CLI and the hooks.
+// (`--agent`, $BULKHEAD_AGENT, a CNI config's `agent`, hook.yaml): the
+// endpoint parser's rules (common/endpoint.h) for unix:// and tcp://, turned
+// into a gRPC target.
 #pragma once
 
 #include <string>
 
+#include "bulkhead/common/defaults.h"
+#include "bulkhead/common/endpoint.h"
+
 namespace bulkhead::common {
 
-// The agent's address when nothing names one (the packaged unit's socket).
-inline constexpr const char* kDefaultAgent = "unix:///run/bulkhead/agent.sock";
+// What an agent address may be: the local socket, or TCP with TLS.
+inline constexpr Schemes kAgentSchemes{Scheme::kUnix, Scheme::kTcp};
 
 // An agent address turned into a gRPC target.
 struct AgentAddress {
@@ -18,7 +22,8 @@ struct AgentAddress {
 };
 
 // Accepts unix:///abs/path, unix:/abs/path and tcp://host:port (host may be a
-// bracketed IPv6 address). On failure returns false with a message in *error.
+// bracketed IPv6 address). On failure returns false with the message in
+// *error: `--agent "ADDR": why; expected ...`.
 bool parseAgentAddress(const std::string& address, AgentAddress* out, std::string* error);
 
 }  // namespace bulkhead::common

@@ -7,14 +7,38 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/policy/address.h"
 
 namespace bulkhead::flows {
 
-using Clock = std::chrono::system_clock;
+// Wall-clock time: when an attempt happened, as events report it. (The
+// agent's intervals and deadlines use steady_clock.)
+using WallClock = common::WallClock;
+// The former name, for code not yet moved over to WallClock.
+using Clock = WallClock;
+
+// What the kernel (or the agent) did with an attempt: a closed set. Events
+// name it in lower case ("deny"); log prefixes carry the first six.
+enum class FlowAction : uint8_t {
+  kDeny,          // refused by policy (the default deny or a deny rule)
+  kAudit,         // would be refused; audit mode let it pass
+  kSpoof,         // source address not the workload's own
+  kQuarantine,    // from a quarantined workload (or the agent quarantined it)
+  kUnregistered,  // from a workload interface the agent does not know
+  kLog,           // a `log` rule matched
+  kAnomaly,       // the agent's scan detector flagged the workload
+  kSummary,       // the agent's report of attempts it could not deliver
+};
+
+// "deny", "audit", ..., "summary".
+const char* flowActionName(FlowAction action);
+// The inverse; nullopt for any other text.
+std::optional<FlowAction> parseFlowAction(std::string_view name);
 
 // One packet as NFLOG delivered it (nfnetlink_log attributes we use).
 struct LoggedPacket {
@@ -22,8 +46,8 @@ struct LoggedPacket {
   uint32_t inIfindex = 0;   // NFULA_IFINDEX_INDEV: the workload's host-side interface
   uint16_t hwProtocol = 0;  // NFULA_PACKET_HDR hw_protocol (ethertype, host order)
   uint8_t family = 0;       // nfgenmsg family: NFPROTO_IPV4 / NFPROTO_IPV6 (inet tables)
-  std::optional<Clock::time_point> timestamp;  // NFULA_TIMESTAMP when present
-  std::optional<uint32_t> seq;                 // NFULA_SEQ (per group) when enabled
+  std::optional<WallClock::time_point> timestamp;  // NFULA_TIMESTAMP when present
+  std::optional<uint32_t> seq;                     // NFULA_SEQ (per group) when enabled
   std::string payload;  // NFULA_PAYLOAD: the network header onward (copy range bytes)
 };
 
@@ -45,18 +69,19 @@ std::optional<DecodedPacket> decodePacket(std::span<const uint8_t> packet);
 std::string protoName(uint8_t proto);
 
 // Action and reason from a log prefix ("bh:deny:globalpolicy/x/0" ->
-// {"deny", "globalpolicy/x/0"}); nullopt for prefixes that are not ours.
+// {kDeny, "globalpolicy/x/0"}); nullopt for prefixes that are not ours
+// (including an agent-only action such as "bh:summary").
 struct PrefixInfo {
-  std::string action;
+  FlowAction action = FlowAction::kDeny;
   std::string reason;
 };
 std::optional<PrefixInfo> parsePrefix(std::string_view prefix);
 
 // One event (docs/flows.md), after folding identical attempts.
 struct FlowEvent {
-  Clock::time_point time;  // first attempt folded into it
+  WallClock::time_point time;  // first attempt folded into it
   std::string host;
-  std::string action;         // deny, audit, spoof, quarantine, unregistered, log
+  FlowAction action = FlowAction::kDeny;
   std::string app, workload;  // "" when the interface belongs to no workload (any more)
   policy::IpAddr src, dst;
   uint16_t sport = 0, dport = 0;

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/flows/event.h"
 #include "bulkhead/flows/format.h"
@@ -57,13 +59,23 @@ struct ExporterOptions {
   int shutdownMs = 1000;
 };
 
+// What a flow target (--syslog) may be.
+inline constexpr common::Schemes kFlowTargetSchemes{common::Scheme::kUnix, common::Scheme::kUdp,
+                                                    common::Scheme::kTcp, common::Scheme::kTls,
+                                                    common::Scheme::kJournald};
+
 // Targets: unix:///dev/log (datagram), udp://HOST:PORT, tcp://HOST:PORT
 // (octet-counting, reconnect with backoff), tls://HOST:PORT (tcp + TLS),
-// journald (native protocol on options.journaldSocket). HOST is a name, an
-// IPv4 address or [IPv6]. Errors (kInvalidInput) for a malformed target or an
+// journald (native protocol on options.journaldSocket); the endpoint rules
+// of common/endpoint.h. Errors (kInvalidInput) for a malformed target or an
 // unreadable TLS CA / certificate / key; an unreachable target is not an
 // error: it is retried and counted. docs/flows.md has the details.
 Result<std::unique_ptr<Exporter>> makeExporter(const std::string& target,
                                                const ExporterOptions& options);
+
+// How the flow feed builds its exporters (makeExporter in the agent, a
+// capturing fake in tests).
+using ExporterFactory = std::function<Result<std::unique_ptr<Exporter>>(
+    const std::string& target, const ExporterOptions& options)>;
 
 }  // namespace bulkhead::flows

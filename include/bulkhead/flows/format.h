@@ -20,7 +20,7 @@ struct FormatOptions {
 // Syslog severity of an action: 4 (warning) for deny, spoof, quarantine,
 // unregistered;
 // 5 (notice) for audit, log and summary.
-int syslogSeverity(const std::string& action);
+int syslogSeverity(FlowAction action);
 
 // The human-readable MSG part: "billing-7f9c -> 198.51.100.10:22/tcp denied"
 // (IPv6 as [addr]:port; no ":port" when both ports are 0, e.g. ICMP; "-" for
@@ -33,8 +33,10 @@ std::string formatRfc5424(const FlowEvent& e, const FormatOptions& o = {});
 std::string formatJson(const FlowEvent& e);
 std::string formatCef(const FlowEvent& e, const FormatOptions& o = {});
 
-// "2026-11-25T13:06:40.343246Z": UTC, microseconds.
-std::string rfc3339Micros(Clock::time_point t);
+// "2026-11-25T13:06:40.343246Z": UTC, microseconds (common/time_format.h).
+inline std::string rfc3339Micros(WallClock::time_point t) {
+  return common::formatRfc3339(t, common::TimePrecision::kMicros);
+}
 
 // "LEN SP MSG" (RFC 6587 octet counting).
 std::string octetFrame(const std::string& message);

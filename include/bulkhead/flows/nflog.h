@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -45,5 +46,10 @@ class NflogReader {
   virtual NflogStats stats() const = 0;
   virtual int fd() const = 0;
 };
+
+// How the flow feed gets its reader: NflogReader::open in the agent; tests
+// pass one that hands out a fake fed with netlink bytes.
+using NflogOpener =
+    std::function<Result<std::unique_ptr<NflogReader>>(const NflogReader::Options& options)>;
 
 }  // namespace bulkhead::flows

@@ -65,9 +65,9 @@ class Pipeline {
            std::vector<std::unique_ptr<Exporter>> exporters);
 
   // One logged packet (the NFLOG reader's thread).
-  void onPacket(const LoggedPacket& p, Clock::time_point now);
+  void onPacket(const LoggedPacket& p, WallClock::time_point now);
   // Emits folded follow-ups whose window closed; call often (e.g. every 50 ms).
-  void tick(Clock::time_point now);
+  void tick(WallClock::time_point now);
 
   // The accounting given the kernel's current `seen` (attempts counted by the
   // deny/audit/spoof/quarantine rules).
@@ -76,17 +76,17 @@ class Pipeline {
 
  private:
   using FoldKey =
-      std::tuple<std::string, policy::IpAddr, uint16_t, std::string, std::string, std::string>;
+      std::tuple<std::string, policy::IpAddr, uint16_t, std::string, FlowAction, std::string>;
   struct Fold {
     FlowEvent pending;  // count 0: nothing folded yet
-    Clock::time_point windowEnd;
+    WallClock::time_point windowEnd;
   };
   struct Bucket {
     double tokens;
-    Clock::time_point last;
+    WallClock::time_point last;
   };
 
-  void emit(const FlowEvent& e, Clock::time_point now);
+  void emit(const FlowEvent& e, WallClock::time_point now);
 
   PipelineOptions options_;
   Resolver resolver_;
