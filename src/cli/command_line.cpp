@@ -61,7 +61,9 @@ Split split(const std::vector<std::string>& argv, const CLI::App& root, const CL
       if (eq != std::string::npos) s.error = f.name + " takes no value";
     } else if (eq != std::string::npos) {
       f.value = a.substr(eq + 1);
-    } else if (i + 1 < argv.size()) {
+    } else if (i + 1 < argv.size() && !(f.name == "--version" && argv[i + 1].rfind('-', 0) == 0)) {
+      // push's --version V never takes a flag for its value: "push P --version
+      // --json" lacks the version, as it always has.
       f.value = argv[++i];
     } else {
       s.error = f.name + " needs a value";

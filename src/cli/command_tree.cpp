@@ -192,8 +192,8 @@ void addGraph(CLI::App& app) {
 allows (solid), what GlobalPolicies forbid (dashed) and, with --flows, what
 was observed and denied (red, with counts). SVG through Graphviz's dot.)");
   words(c, "POLICY...");
-  values(c, "--flows", "FILE", "flow events (JSON lines), repeatable");
-  value(c, "--format", "FORMAT", "dot (default), svg or mermaid");
+  values(c, "--flows", "FLOWS.jsonl", "flow events (JSON lines), repeatable");
+  value(c, "--format", "dot|svg|mermaid", "the output's format (default dot)");
   value(c, "-o,--output", "FILE", "write there instead of standard output");
 }
 

@@ -148,7 +148,8 @@ std::string overview(const CLI::App& root) {
     if (hasSynopsis(*c)) out += overviewEntry(*c);
     for (const CLI::App* sub : commandsOf(*c))
       out += overviewEntry(*sub);
-    if (agent.empty()) agent = agentFlagLines(*c);
+    // The fullest list: push lists its --agent among its own flags.
+    if (const std::string lines = agentFlagLines(*c); lines.size() > agent.size()) agent = lines;
   }
   out += "\nagent flags (every command that talks to an agent):\n" + agent;
   return out + "\n" + root.get_footer() + "\n" + std::string(kExitCodes);

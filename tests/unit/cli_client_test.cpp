@@ -498,6 +498,23 @@ TEST_F(CliClientTest, JsonOutputKeepsItsDocumentedLayout) {
             "web-1     auto/scan/hosts  2026-11-28T09:40:02Z  2026-11-28T10:10:02Z\n");
 }
 
+// An agent (or whoever answers on its socket) may send bytes that are not
+// UTF-8: protobuf refuses such a string field, so the call fails (exit 1)
+// with a message, and nothing half-written reaches stdout.
+TEST_F(CliClientTest, AnswersThatAreNotUtf8FailCleanly) {
+  auto* w = agent().listResponse.add_workloads();
+  w->set_name("bad\xff\xfe-\xc3\xa9");
+  w->set_app("web");
+  for (const char* json : {"--json", ""}) {
+    std::vector<std::string> argv = {"workload", "ls", "--agent", addr()};
+    if (*json) argv.push_back(json);
+    auto r = run(argv);
+    EXPECT_EQ(r.code, kExitRuntime) << r.out;
+    EXPECT_EQ(r.out, "");
+    EXPECT_TRUE(contains(r.err, addr() + ": ")) << r.err;
+  }
+}
+
 TEST_F(CliClientTest, StatusShowsStagedInterfacesAndPromotions) {
   auto& st = agent().agentStatus;
   st.set_version("v7");

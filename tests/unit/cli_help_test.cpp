@@ -141,9 +141,12 @@ TEST(CliHelp, VersionIsTheProgramsExceptAfterPush) {
     EXPECT_EQ(r.out, "bulkhead 0.1.0\n");
   }
   // After push it names the bundle's version, and needs one.
-  const auto r = run({"push", kDemo, "--version"});
-  EXPECT_EQ(r.code, kExitBadInput);
-  EXPECT_TRUE(contains(r.err, "--version needs a value")) << r.err;
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"push", kDemo, "--version"}, {"push", kDemo, "--version", "--json"}}) {
+    const auto r = run(argv);
+    EXPECT_EQ(r.code, kExitBadInput);
+    EXPECT_TRUE(contains(r.err, "--version needs a value")) << r.err;
+  }
 }
 
 TEST(CliFlags, FlagsGoBeforeOrAfterTheCommandAndItsArguments) {

@@ -276,7 +276,7 @@ TEST(ManPages, BulkheadFlagsAreAllAccepted) {
   EXPECT_EQ(plainFlags(std::string(cli::usage())), man);
 }
 
-// The flags of each command, as the CLI accepts them (src/cli/client.cpp).
+// The flags of each command, as the CLI accepts them (src/cli/command_tree.cpp).
 const std::map<std::string, std::set<std::string>> kCommandFlags = {
     {"validate", {}},
     {"plan", {"--workloads", "--table", "--log-group", "--workload-interfaces"}},
