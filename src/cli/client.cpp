@@ -1,6 +1,7 @@
 // The `bulkhead` commands that talk gRPC to agents (docs/cli.md). One translation
 // unit on purpose: gRPC's headers are slow to compile.
 #include "bulkhead/cli/client.h"
+#include "bulkhead/common/grpc_channel.h"
 #include "bulkhead/flows/format.h"
 
 #include <grpc/support/log.h>
@@ -217,9 +218,7 @@ AgentConnection connectAgent(const std::string& address, const AgentOptions& o) 
   AgentAddress parsed;
   std::string error;
   parseAgentAddress(address, &parsed, &error);  // checked by readAgentOptions
-  grpc::ChannelArguments channelArgs;
-  channelArgs.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  channelArgs.SetMaxSendMessageSize(kMaxMessageBytes);
+  grpc::ChannelArguments channelArgs = common::agentChannelArguments(kMaxMessageBytes);
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (parsed.tcp) {
     grpc::SslCredentialsOptions tls;
