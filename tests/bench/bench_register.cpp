@@ -242,7 +242,8 @@ int run(int argc, char** argv) {
     });
     cliStart.add(timedSpawn({kBin + "/bulkhead", "--version"}, scratch));
   }
-  const uint64_t held = testing::jsonInt(testing::sh(cli + "status --json").out, "workloads");
+  const std::string status = testing::sh(cli + "status --json").out;
+  const uint64_t held = testing::jsonInt(status, "workloads");
   if (held != uint64_t(workloads + runs))
     throw Failure("agent holds " + std::to_string(held) + " workloads, not " +
                   std::to_string(workloads + runs));
@@ -254,6 +255,16 @@ int run(int argc, char** argv) {
       ipNetnsNft);
   row("nft add element, spawned in NS (same set)", nftInNs);
   row("bulkhead --version (CLI start and exit)", cliStart);
+  // The agent's own time per change (validation, compile, kernel commit;
+  // before the journal), as its status reports it over the last changes.
+  const auto latency = status.find("\"workload_latency\"");
+  const auto field = [&](const char* name) {
+    const auto at = status.find(std::string("\"") + name + "\":", latency);
+    return at == std::string::npos ? -1.0 : std::atof(status.c_str() + at + std::strlen(name) + 3);
+  };
+  if (latency != std::string::npos)
+    std::printf("  %-62s p50 %9s  p99 %9s\n", "in the agent, before the journal (its status)",
+                dur(field("p50_ms") / 1000).c_str(), dur(field("p99_ms") / 1000).c_str());
   const auto ratio = [](const Stats& a, const Stats& b, double q) {
     return a.quantile(q) / b.quantile(q);
   };
