@@ -271,14 +271,43 @@ flows::Attribution AgentCore::attributionOf(const policy::Workload& w) const {
 }
 
 Status AgentCore::saveChange(const v1::StateJournalEntry& entry) {
-  if (!store_) return {};
-  // Snapshot again once the journal would take longer to replay than the
-  // snapshot to write.
-  constexpr size_t kCompactAfter = 4096;
-  if (store_->journalEntries() >= kCompactAfter) return save();
-  if (auto st = store_->append(entry); !st) {
+  auto ticket = writeChange(entry);
+  if (!ticket) return ticket.takeError();
+  if (!store_ || *ticket == 0) return {};
+  if (auto st = store_->sync(*ticket); !st) {
     Error e = st.takeError();
     e.message = "the change is in force but could not be saved: " + e.message;
+    noteError(e);
+    return e;
+  }
+  return {};
+}
+
+Result<StateStore::Ticket> AgentCore::writeChange(const v1::StateJournalEntry& entry) {
+  if (!store_) return StateStore::Ticket{0};
+  // Snapshot again once the journal would take longer to replay than the
+  // snapshot to write, or when a failed sync left it untrusted.
+  constexpr size_t kCompactAfter = 4096;
+  if (store_->journalEntries() >= kCompactAfter || store_->needsSnapshot()) {
+    if (auto st = save(); !st) return st.takeError();
+    return StateStore::Ticket{0};
+  }
+  auto ticket = store_->write(entry);
+  if (!ticket) {
+    Error e = ticket.takeError();
+    e.message = "the change is in force but could not be saved: " + e.message;
+    noteError(e);
+    return e;
+  }
+  return *ticket;
+}
+
+Status AgentCore::awaitSaved(StateStore::Ticket ticket) {
+  if (!store_ || ticket == 0) return {};
+  if (auto st = store_->sync(ticket); !st) {
+    Error e = st.takeError();
+    e.message = "the change is in force but could not be saved: " + e.message;
+    std::lock_guard lock(mu_);
     noteError(e);
     return e;
   }
@@ -431,7 +460,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   auto w = fromApi(workload);
   if (!w) return w.takeError();
   if (auto st = checkOrigin(workload); !st) return st.takeError();
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   w->quarantined = quarantined_.count(w->name) > 0;
   std::optional<policy::Workload> previous;
   for (const auto& x : enforcer_.compiler().workloads())
@@ -460,7 +489,10 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   trackStaged();
   v1::StateJournalEntry entry;
   *entry.mutable_upsert() = apiWorkload(*w);
-  if (auto st = saveChange(entry); !st) return st.takeError();
+  auto ticket = writeChange(entry);
+  if (!ticket) return ticket.takeError();
+  lock.unlock();  // the kernel has it; wait for the disk without the lock
+  if (auto st = awaitSaved(*ticket); !st) return st.takeError();
   return response;
 }
 
@@ -469,7 +501,7 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   if (auto st = checkClientString("owner", owner, 256); !st) return st.takeError();
   const auto start = Clock::now();
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   for (const auto& w : enforcer_.compiler().bundle().workloads)
     if (w.name == name)
       return makeError(ErrorCode::kInvalidInput, "workload \"" + name +
@@ -499,7 +531,10 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   trackStaged();
   v1::StateJournalEntry entry;
   entry.set_deleted(name);
-  if (auto st = saveChange(entry); !st) return st.takeError();
+  auto ticket = writeChange(entry);
+  if (!ticket) return ticket.takeError();
+  lock.unlock();  // the kernel has it; wait for the disk without the lock
+  if (auto st = awaitSaved(*ticket); !st) return st.takeError();
   return response;
 }
 

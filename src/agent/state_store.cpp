@@ -1,77 +1,32 @@
 #include "bulkhead/agent/state_store.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <functional>
 #include <string>
+
+#include "state_io.h"
 
 namespace bulkhead::agent {
 
 namespace {
 
-constexpr size_t kMaxStateBytes = 1u << 30;  // far above any bundle the agent accepts
+using state_io::ioError;
 
-Error ioError(const std::string& what, int err) {
-  return makeError(ErrorCode::kIo, what, err);
-}
-
-Status writeAll(int fd, const std::string& data, const std::string& path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ioError("writing " + path, errno);
-    off += size_t(n);
-  }
-  return {};
-}
-
-Status mkdirs(const std::string& dir) {
-  std::string partial;
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = dir.find('/', pos + 1);
-    partial = dir.substr(0, pos);
-    if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
-      return ioError("creating " + partial, errno);
-  }
-  return {};
-}
-
+// The file at `p`, or "" with *missing set when there is none.
 Result<std::string> readFile(const std::string& p, bool* missing) {
   *missing = false;
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     if (errno == ENOENT) {
       *missing = true;
       return std::string();
     }
     return ioError("cannot read " + p, errno);
   }
-  std::string data;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return ioError("cannot read " + p, err);
-    }
-    if (n == 0) break;
-    data.append(buf, size_t(n));
-    if (data.size() > kMaxStateBytes) {
-      ::close(fd);
-      return makeError(ErrorCode::kInvalidInput, p + " is larger than 1 GiB");
-    }
-  }
-  ::close(fd);
-  return data;
+  return state_io::readAll(fd.get(), p);
 }
 
 void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
@@ -100,46 +55,6 @@ void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
 
 }  // namespace
 
-// Walks the journal's records: `onRecord` for each whole one; returns the
-// offset just past the last whole record (a shorter file than that length
-// prefix announces is a torn last record). A whole record that does not
-// parse is corruption, not a crash, and an error.
-Result<size_t> StateStore::scanJournal(
-    const std::string& j, const std::function<void(v1::StateJournalEntry&)>& onRecord) {
-  size_t off = 0;
-  while (off + 4 <= j.size()) {
-    const uint32_t len = uint32_t(uint8_t(j[off])) | uint32_t(uint8_t(j[off + 1])) << 8 |
-                         uint32_t(uint8_t(j[off + 2])) << 16 | uint32_t(uint8_t(j[off + 3])) << 24;
-    if (off + 4 + uint64_t(len) > j.size()) break;  // torn last record: the change never completed
-    v1::StateJournalEntry e;
-    if (!e.ParseFromArray(j.data() + off + 4, int(len)))
-      return makeError(ErrorCode::kInvalidInput, "state journal " + journalPath() +
-                                                     " is corrupt at byte " + std::to_string(off));
-    if (onRecord) onRecord(e);
-    off += 4 + len;
-  }
-  return off;
-}
-
-// A torn tail is cut off (and the cut made durable) before anything is
-// appended: a record appended after the garbage would be read as part of
-// it, and every later change lost on the next load.
-Status StateStore::cutTornTail(size_t whole, size_t size) {
-  tailChecked_ = true;
-  if (whole == size) return {};
-  const std::string p = journalPath();
-  const int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return ioError("opening " + p, errno);
-  Status st;
-  if (::ftruncate(fd, off_t(whole)) != 0) {
-    st = ioError("truncating the torn tail of " + p, errno);
-  } else if (::fsync(fd) != 0) {
-    st = ioError("fsync " + p, errno);
-  }
-  ::close(fd);
-  return st;
-}
-
 Result<std::optional<v1::AgentState>> StateStore::load() {
   bool missing = false;
   auto data = readFile(path(), &missing);
@@ -152,92 +67,59 @@ Result<std::optional<v1::AgentState>> StateStore::load() {
                      "state file " + path() + " is corrupt (not a bulkhead state, format 1)");
   // Without a snapshot the journal alone is the state: workloads registered
   // before any push (or any snapshot) must survive a restart too.
-  auto journal = readFile(journalPath(), &missing);
-  if (!journal) return journal.takeError();
-  journalEntries_ = 0;
-  auto whole = scanJournal(*journal, [&](v1::StateJournalEntry& e) {
-    replay(state, e);
-    ++journalEntries_;
-  });
-  if (!whole) return whole.takeError();
-  if (!missing)
-    if (auto st = cutTornTail(*whole, journal->size()); !st) return st.takeError();
-  if (noSnapshot && journalEntries_ == 0) return std::optional<v1::AgentState>{};
+  if (auto st = journal_.open([&](v1::StateJournalEntry& e) { replay(state, e); }); !st)
+    return st.takeError();
+  if (noSnapshot && journal_.entries() == 0) return std::optional<v1::AgentState>{};
+  // The older journal format is not written any more: its records go into
+  // a snapshot, which replaces it with a new journal.
+  if (journal_.legacy())
+    if (auto st = save(state); !st) return st.takeError();
   return std::optional<v1::AgentState>(std::move(state));
 }
 
-Status StateStore::append(const v1::StateJournalEntry& entry) {
-  if (auto st = mkdirs(dir_); !st) return st;
+Result<StateStore::Ticket> StateStore::write(const v1::StateJournalEntry& entry) {
+  if (!journal_.opened() || journal_.legacy()) {
+    // Writing without a load first: the torn tail is cut all the same.
+    if (auto loaded = load(); !loaded) return loaded.takeError();
+  }
   std::string record;
   if (!entry.SerializeToString(&record))
     return makeError(ErrorCode::kInternal, "cannot serialize a state journal entry");
-  const uint32_t len = uint32_t(record.size());
-  const char prefix[4] = {char(len & 0xff), char((len >> 8) & 0xff), char((len >> 16) & 0xff),
-                          char((len >> 24) & 0xff)};
-  record.insert(0, prefix, 4);
-  const std::string p = journalPath();
-  if (!tailChecked_) {
-    // Appending without a load first: check the tail all the same.
-    bool missing = false;
-    auto journal = readFile(p, &missing);
-    if (!journal) return journal.takeError();
-    auto whole = scanJournal(*journal, nullptr);
-    if (!whole) return whole.takeError();
-    if (!missing)
-      if (auto st = cutTornTail(*whole, journal->size()); !st) return st;
-    tailChecked_ = true;
-  }
-  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return ioError("opening " + p, errno);
-  Status st = writeAll(fd, record, p);
-  if (st && ::fdatasync(fd) != 0) st = ioError("fdatasync " + p, errno);
-  ::close(fd);
-  if (st) {
-    ++journalEntries_;
-  } else {
-    tailChecked_ = false;  // a failed write may have left part of the record
-  }
-  return st;
+  return journal_.write(record);
+}
+
+Status StateStore::append(const v1::StateJournalEntry& entry) {
+  auto ticket = write(entry);
+  if (!ticket) return ticket.takeError();
+  return sync(*ticket);
 }
 
 Status StateStore::save(const v1::AgentState& state) {
-  if (auto st = mkdirs(dir_); !st) return st;
+  if (auto st = state_io::mkdirs(dir_); !st) return st;
   std::string data;
   if (!state.SerializeToString(&data))
     return makeError(ErrorCode::kInternal, "cannot serialize the agent state");
   const std::string p = path();
   const std::string tmp = p + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ioError("creating " + tmp, errno);
-  Status st = writeAll(fd, data, tmp);
-  if (st && ::fsync(fd) != 0) st = ioError("fsync " + tmp, errno);
-  ::close(fd);
-  if (!st) {
-    ::unlink(tmp.c_str());
-    return st;
+  {
+    const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) return ioError("creating " + tmp, errno);
+    Status st = state_io::writeAll(fd.get(), data, -1, tmp);
+    if (st && ::fsync(fd.get()) != 0) st = ioError("fsync " + tmp, errno);
+    if (!st) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
   }
   if (::rename(tmp.c_str(), p.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
     return ioError("renaming " + tmp + " to " + p, err);
   }
-  // The rename is durable only once the directory entry is on disk.
-  const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return ioError("opening " + dir_, errno);
-  const int rc = ::fsync(dfd);
-  const int err = errno;
-  ::close(dfd);
-  if (rc != 0) return ioError("fsync " + dir_, err);
-  // The snapshot holds every journalled change now; a crash before this
-  // truncation only replays changes the snapshot already has.
-  const int jfd = ::open(journalPath().c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (jfd >= 0) {
-    ::fdatasync(jfd);
-    ::close(jfd);
-  }
-  journalEntries_ = 0;
-  tailChecked_ = true;
-  return {};
+  if (auto st = state_io::syncDirectory(dir_); !st) return st;
+  // The snapshot holds every journalled change now; a crash before the
+  // journal is emptied only replays changes the snapshot already has.
+  return journal_.reset();
 }
 
 }  // namespace bulkhead::agent

@@ -9,6 +9,7 @@
 
 #include "bulkhead/common/agent_address.h"
 #include "bulkhead/common/file.h"
+#include "bulkhead/common/grpc_channel.h"
 
 namespace bulkhead::cli {
 
@@ -137,9 +138,7 @@ AgentConnection connectAgent(const std::string& address, const AgentOptions& o) 
   AgentAddress parsed;
   std::string error;
   parseAgentAddress(address, &parsed, &error);  // checked by readAgentOptions
-  grpc::ChannelArguments channelArgs;
-  channelArgs.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  channelArgs.SetMaxSendMessageSize(kMaxMessageBytes);
+  grpc::ChannelArguments channelArgs = common::agentChannelArguments(kMaxMessageBytes);
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (parsed.tcp) {
     grpc::SslCredentialsOptions tls;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "bulkhead/common/agent_address.h"
+#include "bulkhead/common/grpc_channel.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
 
 namespace bulkhead::hooks {
@@ -23,9 +24,8 @@ class GrpcAgentLink : public AgentLink {
  public:
   GrpcAgentLink(std::string address, const std::string& target, Clock::time_point deadline)
       : address_(std::move(address)), deadline_(deadline) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-    channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                         common::agentChannelArguments(kMaxMessageBytes));
     stub_ = v1::Agent::NewStub(channel_);
   }
 

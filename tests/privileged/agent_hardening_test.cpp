@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "bulkhead/agent/state_store.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
 #include "support/netns.h"
 
@@ -186,17 +187,31 @@ TEST_F(AgentHardeningTest, TornJournalTailThenAppendThenRestartLosesNothing) {
   add("billing-2", "vbill2", "192.0.2.11");
   ASSERT_TRUE(cli("quarantine billing-1").ok()) << log();
   killAgent();
-  // A crash mid-append: a length prefix announcing more than was written.
+  // A crash mid-write: a length announcing more than was written, just
+  // after the last whole record.
   const fs::path journal = dir_ / "state" / "journal.pb";
   ASSERT_TRUE(fs::exists(journal));
-  const auto whole = fs::file_size(journal);
-  std::ofstream(journal, std::ios::app) << std::string("\x40\x00\x00\x00xyz", 7);
+  size_t whole = 0;
+  {
+    agent::StateStore store((dir_ / "state").string());
+    ASSERT_TRUE(store.load().ok());
+    whole = store.journal().bytes();
+  }
+  {
+    std::fstream f(journal, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(whole));
+    f << std::string("\x40\x00\x00\x00\x01\x02\x03\x04xyz", 11);
+  }
 
   startAgent();
   add("billing-3", "vbill3", "192.0.2.12");
   waitPromoted();
   const Snapshot before = snapshot();
-  EXPECT_GT(fs::file_size(journal), whole);
+  {
+    agent::StateStore store((dir_ / "state").string());
+    ASSERT_TRUE(store.load().ok());
+    EXPECT_GT(store.journal().bytes(), whole) << "billing-3 written where the torn record was";
+  }
   killAgent();
 
   startAgent();

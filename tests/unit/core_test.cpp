@@ -226,11 +226,18 @@ TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
         << "a workload change is a journal record";
     EXPECT_GT(fs::file_size(dir_ / "journal.pb"), 0u);
   }
-  // A crash mid-append leaves a partial record: it is ignored.
-  std::ofstream(dir_ / "journal.pb", std::ios::app) << std::string(
-      "\x40\x00\x00\x00"
-      "abc",
-      7);
+  // A crash mid-write leaves a partial record after the last whole one: it
+  // is ignored.
+  {
+    StateStore store(dir_.string());
+    ASSERT_TRUE(store.load().ok());
+    std::fstream f(dir_ / "journal.pb", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(store.journal().bytes()));
+    f << std::string(
+        "\x40\x00\x00\x00\x01\x02\x03\x04"
+        "abc",
+        11);
+  }
   ScriptedKernel fresh;
   AgentCore restored(fresh, {}, options());
   ASSERT_TRUE(restored.restore().ok());
@@ -241,7 +248,9 @@ TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
   std::string changed = kPolicy;
   changed.replace(changed.find("tcp/5432"), 8, "tcp/5433");
   ASSERT_TRUE(restored.applyPolicy(push(changed)).ok());
-  EXPECT_EQ(fs::file_size(dir_ / "journal.pb"), 0u);
+  StateStore after(dir_.string());
+  ASSERT_TRUE(after.load().ok());
+  EXPECT_EQ(after.journalEntries(), 0u);
 }
 
 TEST_F(CoreTest, CorruptStateIsAnErrorAndTouchesNothing) {

@@ -1,6 +1,8 @@
 // StateStore on a real directory: the journal alone is a state, a torn tail
-// is cut off before the next append, a corrupt record is an error; and
-// AgentCore puts journal-only workloads back in the kernel.
+// is cut off before the next append, a corrupt record is an error, a
+// journal in the older format is folded into a snapshot; and AgentCore puts
+// journal-only workloads back in the kernel. The journal's own format and
+// group commit: state_journal_test.cpp.
 #include "bulkhead/agent/state_store.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "bulkhead/agent/core.h"
 #include "fake_kernel.h"
@@ -44,6 +47,20 @@ class StateStoreTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   fs::path journal() const { return dir_ / "journal.pb"; }
+  // Writes `bytes` into the journal file at `offset` (a crash's leftovers).
+  void poke(size_t offset, const std::string& bytes) const {
+    std::fstream f(journal(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(offset));
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+  }
+  std::string read(size_t offset, size_t n) const {
+    std::ifstream f(journal(), std::ios::binary);
+    f.seekg(std::streamoff(offset));
+    std::string out(n, '\0');
+    f.read(out.data(), std::streamsize(n));
+    out.resize(size_t(f.gcount()));
+    return out;
+  }
   fs::path dir_;
 };
 
@@ -77,19 +94,25 @@ TEST_F(StateStoreTest, JournalWithoutSnapshotIsTheState) {
 }
 
 TEST_F(StateStoreTest, TornTailIsCutBeforeTheNextAppend) {
+  size_t end = 0;
   {
     StateStore store(dir_.string());
     ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+    end = store.journal().bytes();
   }
-  const auto whole = fs::file_size(journal());
-  // A crash mid-append: a length prefix announcing more than was written.
-  std::ofstream(journal(), std::ios::app) << std::string("\x40\x00\x00\x00xyz", 7);
+  const auto size = fs::file_size(journal());
+  // A crash mid-write: a length announcing more than was written.
+  const std::string torn("\x40\x00\x00\x00\x01\x02\x03\x04xyz", 11);
+  poke(end, torn);
   {
     StateStore store(dir_.string());
     auto loaded = store.load();
     ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
     EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1"}));
-    EXPECT_EQ(fs::file_size(journal()), whole) << "the torn tail is cut off on load";
+    EXPECT_EQ(store.journal().bytes(), end);
+    EXPECT_EQ(read(end, torn.size()), std::string(torn.size(), '\0'))
+        << "the torn tail is cut off on load";
+    EXPECT_EQ(fs::file_size(journal()), size) << "the journal is preallocated";
     ASSERT_TRUE(store.append(upsert("web-2", "192.0.2.11")).ok());
   }
   StateStore store(dir_.string());
@@ -99,11 +122,13 @@ TEST_F(StateStoreTest, TornTailIsCutBeforeTheNextAppend) {
 }
 
 TEST_F(StateStoreTest, AppendWithoutLoadStillCutsATornTail) {
+  size_t end = 0;
   {
     StateStore store(dir_.string());
     ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+    end = store.journal().bytes();
   }
-  std::ofstream(journal(), std::ios::app) << std::string("\x09\x01", 2);
+  poke(end, std::string("\x09\x01", 2));
   {
     StateStore store(dir_.string());
     ASSERT_TRUE(store.append(upsert("web-2", "192.0.2.11")).ok());
@@ -112,6 +137,38 @@ TEST_F(StateStoreTest, AppendWithoutLoadStillCutsATornTail) {
   auto loaded = store.load();
   ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
   EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1", "web-2"}));
+}
+
+TEST_F(StateStoreTest, OlderJournalFormatIsFoldedIntoASnapshot) {
+  // The format before checksums: u32 LE length, payload, appended; with a
+  // torn last record.
+  fs::create_directories(dir_);
+  {
+    std::ofstream out(journal(), std::ios::binary);
+    for (const auto& e : {upsert("web-1", "192.0.2.10"), upsert("web-2", "192.0.2.11")}) {
+      const std::string payload = e.SerializeAsString();
+      const uint32_t n = uint32_t(payload.size());
+      const char len[4] = {char(n & 0xff), char(n >> 8 & 0xff), char(n >> 16 & 0xff),
+                           char(n >> 24 & 0xff)};
+      out.write(len, 4);
+      out << payload;
+    }
+    out << std::string("\x40\x00\x00\x00xyz", 7);
+  }
+  {
+    StateStore store(dir_.string());
+    auto loaded = store.load();
+    ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+    EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1", "web-2"}));
+    EXPECT_TRUE(fs::exists(dir_ / "state.pb")) << "folded into a snapshot";
+    EXPECT_EQ(store.journalEntries(), 0u);
+    EXPECT_EQ(read(0, 8), "bhjrnl02") << "a journal in the current format replaces it";
+    ASSERT_TRUE(store.append(upsert("web-3", "192.0.2.12")).ok());
+  }
+  StateStore store(dir_.string());
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  EXPECT_EQ(names(**loaded), (std::vector<std::string>{"web-1", "web-2", "web-3"}));
 }
 
 TEST_F(StateStoreTest, SnapshotThenJournal) {
@@ -122,8 +179,7 @@ TEST_F(StateStoreTest, SnapshotThenJournal) {
   *snap.add_workloads() = upsert("web-1", "192.0.2.10").upsert();
   *snap.add_workloads() = upsert("web-2", "192.0.2.11").upsert();
   ASSERT_TRUE(store.save(snap).ok());
-  EXPECT_TRUE(!fs::exists(journal()) || fs::file_size(journal()) == 0u)
-      << "a snapshot empties the journal";
+  EXPECT_EQ(store.journalEntries(), 0u) << "a snapshot empties the journal";
   v1::StateJournalEntry del;
   del.set_deleted("web-1");
   ASSERT_TRUE(store.append(del).ok());
@@ -139,22 +195,28 @@ TEST_F(StateStoreTest, SnapshotThenJournal) {
 }
 
 TEST_F(StateStoreTest, CorruptWholeRecordIsAnError) {
+  size_t end = 0;
+  uint64_t epoch = 0;
   {
     StateStore store(dir_.string());
     ASSERT_TRUE(store.append(upsert("web-1", "192.0.2.10")).ok());
+    end = store.journal().bytes();
+    epoch = store.journal().epoch();
   }
-  // Whole (the length fits) but not a journal entry: an unfinished varint.
-  std::ofstream(journal(), std::ios::app) << std::string("\x02\x00\x00\x00\xff\xff", 6);
-  const auto size = fs::file_size(journal());
+  // Whole (its checksum holds) but not a journal entry: an unfinished varint.
+  poke(end, StateJournal::frame(epoch, std::string("\xff\xff", 2)));
+  const std::string before = read(0, size_t(fs::file_size(journal())));
   StateStore store(dir_.string());
   auto loaded = store.load();
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.error().code, ErrorCode::kInvalidInput);
-  EXPECT_NE(loaded.error().message.find("corrupt at byte"), std::string::npos)
+  EXPECT_NE(loaded.error().message.find("corrupt at byte " + std::to_string(end)),
+            std::string::npos)
       << loaded.error().message;
-  EXPECT_EQ(fs::file_size(journal()), size) << "corruption is never cut away silently";
+  EXPECT_EQ(read(0, before.size()), before) << "corruption is never cut away silently";
   EXPECT_FALSE(store.append(upsert("web-2", "192.0.2.11")).ok())
       << "nothing is appended after a corrupt record";
+  EXPECT_EQ(read(0, before.size()), before);
 }
 
 TEST_F(StateStoreTest, CoreRestoresJournalOnlyWorkloadsIntoTheKernel) {

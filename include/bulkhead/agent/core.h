@@ -119,8 +119,14 @@ class AgentCore {
 
  private:
   Status save();
-  // Journals one workload change (a full save every so often).
+  // Journals one workload change (a full save every so often) and waits
+  // until it is durable, all under mu_.
   Status saveChange(const v1::StateJournalEntry& entry);
+  // The same in two steps, so that the wait runs without mu_ and concurrent
+  // changes share one fdatasync: writeChange under mu_, then awaitSaved
+  // (which takes mu_ only to note an error). Ticket 0: nothing to wait for.
+  Result<StateStore::Ticket> writeChange(const v1::StateJournalEntry& entry);
+  Status awaitSaved(StateStore::Ticket ticket);
   void noteError(const Error& e);
   Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
                                     std::vector<std::string>* warnings) const;

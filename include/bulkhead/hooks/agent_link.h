@@ -4,6 +4,7 @@
 // a CNI plugin must not stall the runtime). gRPC stays in agent_link.cpp.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <istream>
@@ -20,10 +21,16 @@ namespace bulkhead::hooks {
 // this (and one byte more, so that a larger input is refused, not cut).
 inline constexpr size_t kMaxInputBytes = 16u << 20;
 
+// Read in 64 KiB steps: a buffer of the whole bound up front would be 16 MB
+// zeroed (and faulted in) on every run, most of a hook's start-up.
 inline std::string readBounded(std::istream& in) {
-  std::string out(kMaxInputBytes + 1, '\0');
-  in.read(out.data(), std::streamsize(out.size()));
-  out.resize(size_t(in.gcount()));
+  std::string out;
+  char chunk[64 * 1024];
+  while (out.size() <= kMaxInputBytes && in) {
+    const size_t want = std::min(sizeof(chunk), kMaxInputBytes + 1 - out.size());
+    in.read(chunk, std::streamsize(want));
+    out.append(chunk, size_t(in.gcount()));
+  }
   return out;
 }
 
