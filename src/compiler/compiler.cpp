@@ -82,13 +82,15 @@ Rule rule(std::vector<Expr> exprs, std::string comment = {}) {
 }
 
 Expr verdict(Verdict::Kind kind, std::string chain = {}) {
-  return expr::Verdict{Verdict{kind, std::move(chain)}};
+  return expr::VerdictStatement{Verdict{kind, std::move(chain)}};
 }
 
 Expr destLookup(Family family, const std::string& set) {
   if (family == Family::kIpv4)
-    return expr::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false};
-  return expr::Lookup{{Selector::kIp6Daddr, Selector::kL4proto, Selector::kThDport}, set, false};
+    return expr::Lookup{
+        {PacketField::kIpDaddr, PacketField::kL4proto, PacketField::kThDport}, set, false};
+  return expr::Lookup{
+      {PacketField::kIp6Daddr, PacketField::kL4proto, PacketField::kThDport}, set, false};
 }
 
 }  // namespace
@@ -375,7 +377,7 @@ void Compilation::addWorkloadSets() {
 }
 
 Expr Compilation::logBudget() const {
-  return expr::Meter{Selector::kIifname, kLogBudgetSet, options_.logRatePerSecond,
+  return expr::Meter{PacketField::kIifname, kLogBudgetSet, options_.logRatePerSecond,
                      options_.logBurst};
 }
 
@@ -403,9 +405,11 @@ Chain Compilation::preChain() const {
 
 // Before conntrack, for packets of registered interfaces.
 Chain Compilation::rawChain() const {
-  const Expr quarantined = expr::Lookup{{Selector::kIifname}, kQuarantineSet, false};
-  const Expr spoof4 = expr::Lookup{{Selector::kIifname, Selector::kIpSaddr}, kSource4Set, true};
-  const Expr spoof6 = expr::Lookup{{Selector::kIifname, Selector::kIp6Saddr}, kSource6Set, true};
+  const Expr quarantined = expr::Lookup{{PacketField::kIifname}, kQuarantineSet, false};
+  const Expr spoof4 =
+      expr::Lookup{{PacketField::kIifname, PacketField::kIpSaddr}, kSource4Set, true};
+  const Expr spoof6 =
+      expr::Lookup{{PacketField::kIifname, PacketField::kIp6Saddr}, kSource6Set, true};
   const auto linkLocal = expr::SaddrPrefix{*IpAddr::parse("fe80::"), 10};
   const auto unspecified6 = expr::SaddrPrefix{*IpAddr::parse("::"), 128};
   const auto unspecified4 = expr::SaddrPrefix{*IpAddr::parse("0.0.0.0"), 32};
@@ -416,10 +420,10 @@ Chain Compilation::rawChain() const {
   // The common case next: a packet from one of the workload's own addresses
   // ends the pre-check with one lookup, before the exemptions below; every
   // packet of every flow passes here, established ones included.
-  for (const Selector saddr : {Selector::kIpSaddr, Selector::kIp6Saddr}) {
-    const char* set = saddr == Selector::kIpSaddr ? kSource4Set : kSource6Set;
+  for (const PacketField saddr : {PacketField::kIpSaddr, PacketField::kIp6Saddr}) {
+    const char* set = saddr == PacketField::kIpSaddr ? kSource4Set : kSource6Set;
     c.rules.push_back(
-        rule({expr::Lookup{{Selector::kIifname, saddr}, set, false}, accept}, "own source"));
+        rule({expr::Lookup{{PacketField::kIifname, saddr}, set, false}, accept}, "own source"));
   }
   // Neighbour discovery, MLD (130-132, 143) and DHCP use sources no
   // workload registers (fe80::, ::, 0.0.0.0): they skip the source check
@@ -443,7 +447,7 @@ Chain Compilation::rawChain() const {
 
 Chain Compilation::preroutingChain() const {
   Chain c{kPreroutingChain, BaseHook{BaseHook::Hook::kPrerouting, -300}, {}};
-  c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, kRegisteredSet, false},
+  c.rules.push_back(rule({expr::Lookup{{PacketField::kIifname}, kRegisteredSet, false},
                           verdict(Verdict::Kind::kGoto, kRawChain)}));
   // Fail closed: an interface named like a workload's but registered by
   // none (registration failed, late, or lost) reaches nothing.
@@ -530,7 +534,7 @@ Chain Compilation::appChain(const App& app) const {
 Chain Compilation::stagedChain() const {
   Chain c{kStagedChain, std::nullopt, {}};
   for (const auto& [name, app] : apps_)
-    c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, stagedSetName(name), false},
+    c.rules.push_back(rule({expr::Lookup{{PacketField::kIifname}, stagedSetName(name), false},
                             verdict(Verdict::Kind::kGoto, appChainName(name))}));
   // Unreachable while @staged and the st_ sets change together; should they
   // ever disagree, the interface is dropped rather than let through.
@@ -565,8 +569,8 @@ Chain Compilation::baseChain(BaseHook::Hook hook) const {
                              "dhcpv6"));
     }
   }
-  c.rules.push_back(rule({expr::Vmap{{Selector::kIifname}, kDispatchMap}}));
-  c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, kStagedSet, false},
+  c.rules.push_back(rule({expr::Vmap{{PacketField::kIifname}, kDispatchMap}}));
+  c.rules.push_back(rule({expr::Lookup{{PacketField::kIifname}, kStagedSet, false},
                           verdict(Verdict::Kind::kGoto, kStagedChain)}));
   return c;
 }

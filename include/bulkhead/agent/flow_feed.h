@@ -44,8 +44,9 @@ class InterfaceDirectory {
 
 class FlowFeed {
  public:
+  // `counters` reads the kernel's rule counters for the accounting.
   FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
-           const InterfaceDirectory& interfaces);
+           const InterfaceDirectory& interfaces, nft::CounterReader& counters);
   ~FlowFeed();
 
   // Called on the flow thread for each scan found (config.scanDetection),
@@ -87,8 +88,7 @@ class FlowFeed {
   };
   std::unordered_map<uint32_t, CachedName> ifnames_;  // flow thread only
 
-  mutable std::mutex countMu_;
-  nft::SeenCounter seen_;
+  nft::AttemptCounter attempts_;
   flows::NflogStats nflogStats_;
 
   std::atomic<bool> stop_{false};

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "bulkhead/common/result.h"
-#include "bulkhead/v1/agent.pb.h"
+#include "bulkhead/v1/state.pb.h"
 
 namespace bulkhead::agent {
 
