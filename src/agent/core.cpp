@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/request_checks.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/host_address.h"
@@ -82,73 +83,6 @@ v1::Latency LatencyWindow::summary() const {
   return l;
 }
 
-Result<policy::Workload> fromApi(const v1::Workload& w) {
-  policy::Workload out;
-  out.name = w.name();
-  out.app = w.app();
-  out.interfaces.assign(w.interfaces().begin(), w.interfaces().end());
-  for (const auto& [k, v] : w.labels())
-    out.labels[k] = v;
-  for (int i = 0; i < w.addresses_size(); ++i) {
-    // A host prefix is accepted as the address it names.
-    std::string why;
-    const auto a = common::hostAddressText(w.addresses(i), &why);
-    if (!a)
-      return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
-                                                     "]: \"" + w.addresses(i) + "\" " + why);
-    auto ip = policy::IpAddr::parse(*a);
-    if (!ip)
-      return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
-                                                     "]: bad address \"" + w.addresses(i) + "\"");
-    out.addresses.push_back(*ip);
-  }
-  std::vector<policy::Diagnostic> errors;
-  policy::validateWorkload(out, errors);
-  if (!errors.empty()) {
-    std::string msg;
-    for (const auto& e : errors)
-      msg += (msg.empty() ? "workload: " : "; ") + e.message;
-    return makeError(ErrorCode::kInvalidInput, msg);
-  }
-  return out;
-}
-
-v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source) {
-  v1::Workload out;
-  out.set_name(w.name);
-  out.set_app(w.app);
-  for (const auto& i : w.interfaces)
-    out.add_interfaces(i);
-  for (const auto& a : w.addresses)
-    out.add_addresses(a.toString());
-  for (const auto& [k, v] : w.labels)
-    (*out.mutable_labels())[k] = v;
-  out.set_quarantined(w.quarantined);
-  out.set_source(source);
-  return out;
-}
-
-Status checkOrigin(const v1::Workload& w) {
-  switch (w.source()) {
-    case v1::Workload::SOURCE_UNSPECIFIED:
-    case v1::Workload::SOURCE_API:
-    case v1::Workload::SOURCE_CNI:
-    case v1::Workload::SOURCE_LIBVIRT:
-      break;
-    default:
-      return makeError(ErrorCode::kInvalidInput,
-                       "workload.source: only api, cni or libvirt can register a workload");
-  }
-  constexpr size_t kMaxOwner = 256;
-  if (w.owner().size() > kMaxOwner)
-    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
-  for (unsigned char c : w.owner())
-    if (c < 0x21 || c > 0x7e)
-      return makeError(ErrorCode::kInvalidInput,
-                       "workload.owner: only printable ASCII without spaces");
-  return {};
-}
-
 v1::Workload AgentCore::apiWorkload(const policy::Workload& w) const {
   v1::Workload out = toApi(w, v1::Workload::SOURCE_API);
   if (auto it = origins_.find(w.name); it != origins_.end()) {
@@ -156,26 +90,6 @@ v1::Workload AgentCore::apiWorkload(const policy::Workload& w) const {
     out.set_owner(it->second.owner);
   }
   return out;
-}
-
-v1::RulesetChange toApi(const compiler::RulesetDiff& diff) {
-  v1::RulesetChange c;
-  uint64_t adds = 0, removes = 0;
-  for (const auto& e : diff.elements) {
-    adds += e.add.size();
-    removes += e.remove.size();
-  }
-  for (const auto& s : diff.addSets)
-    adds += s.elements.size();
-  c.set_element_adds(adds);
-  c.set_element_removes(removes);
-  c.set_sets_added(uint32_t(diff.addSets.size()));
-  c.set_sets_deleted(uint32_t(diff.deleteSets.size()));
-  c.set_chains_added(uint32_t(diff.addChains.size()));
-  c.set_chains_rewritten(uint32_t(diff.replaceChains.size()));
-  c.set_chains_deleted(uint32_t(diff.deleteChains.size()));
-  c.set_summary(diff.summary());
-  return c;
 }
 
 AgentCore::AgentCore(nft::NftKernel& kernel, compiler::CompileOptions compile, CoreOptions options)
@@ -186,14 +100,9 @@ AgentCore::AgentCore(nft::NftKernel& kernel, compiler::CompileOptions compile, C
 Result<policy::Bundle> AgentCore::parseFiles(
     const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
     std::vector<std::string>* warnings) const {
-  std::vector<policy::SourceFile> sources;
-  sources.reserve(files.size());
-  for (const auto& f : files) {
-    if (f.name().empty() || f.name().size() > 4096)
-      return makeError(ErrorCode::kInvalidInput, "files: every file needs a name (1-4096 bytes)");
-    sources.push_back({f.name(), f.content()});
-  }
-  auto loaded = policy::loadFiles(sources);
+  auto sources = fromApi(files);
+  if (!sources) return sources.takeError();
+  auto loaded = policy::loadFiles(*sources);
   if (warnings)
     for (const auto& w : loaded.warnings)
       warnings->push_back(w.toString());
@@ -321,16 +230,11 @@ void AgentCore::noteError(const Error& e) {
 
 Status AgentCore::save() {
   if (!store_) return {};
-  v1::AgentState state;
-  state.set_format(1);
-  state.set_version(version_);
-  *state.mutable_files() = files_;
+  std::vector<v1::Workload> workloads;
   for (const auto& w : enforcer_.compiler().workloads())
-    *state.add_workloads() = apiWorkload(w);
-  for (const auto& q : quarantined_)
-    state.add_quarantined(q);
-  quarantineBook_.saveTo(state.mutable_quarantines());
-  state.set_written_time(nowRfc3339());
+    workloads.push_back(apiWorkload(w));
+  const v1::AgentState state =
+      snapshotRecord(version_, files_, std::move(workloads), quarantined_, quarantineBook_);
   if (auto st = store_->save(state); !st) {
     Error e = st.takeError();
     e.message = "the change is in force but could not be saved: " + e.message;
@@ -379,13 +283,23 @@ Status AgentCore::restore() {
   return {};
 }
 
+Status AgentCore::planPolicy(const policy::Bundle& bundle,
+                             v1::ApplyPolicyResponse& response) const {
+  auto next =
+      compiler::compile(bundle, enforcer_.compiler().workloads(), enforcer_.compiler().options());
+  if (!next) return next.takeError();
+  const auto diff = compiler::diffRulesets(enforcer_.ruleset(), *next);
+  response.set_changed(!diff.empty());
+  *response.mutable_change() = toApi(diff);
+  response.set_plan(compiler::renderRuleset(*next));
+  return {};
+}
+
 Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequest& request) {
   if (auto st = checkApplyPolicy(request); !st) return st.takeError();
   const auto start = Clock::now();
   std::lock_guard lock(mu_);
-  size_t bytes = 0;
-  for (const auto& f : request.files())
-    bytes += f.name().size() + f.content().size();
+  const size_t bytes = bundleBytes(request.files());
   if (bytes > options_.maxBundleBytes)
     return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
                                                " bytes is over the agent's limit of " +
@@ -405,13 +319,7 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
   markQuarantined(*bundle);
 
   if (request.dry_run()) {
-    auto next = compiler::compile(*bundle, enforcer_.compiler().workloads(),
-                                  enforcer_.compiler().options());
-    if (!next) return next.takeError();
-    const auto diff = compiler::diffRulesets(enforcer_.ruleset(), *next);
-    response.set_changed(!diff.empty());
-    *response.mutable_change() = toApi(diff);
-    response.set_plan(compiler::renderRuleset(*next));
+    if (auto st = planPolicy(*bundle, response); !st) return st.takeError();
     return response;
   }
 
@@ -472,9 +380,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
     return e;
   }
   publishInterfaces(previous ? &*previous : nullptr, &*w);
-  const auto source = workload.source() == v1::Workload::SOURCE_UNSPECIFIED
-                          ? v1::Workload::SOURCE_API
-                          : workload.source();
+  const auto source = recordedSource(workload);
   if (source == v1::Workload::SOURCE_API && workload.owner().empty())
     origins_.erase(w->name);
   else
@@ -487,9 +393,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
-  v1::StateJournalEntry entry;
-  *entry.mutable_upsert() = apiWorkload(*w);
-  auto ticket = writeChange(entry);
+  auto ticket = writeChange(upsertRecord(apiWorkload(*w)));
   if (!ticket) return ticket.takeError();
   lock.unlock();  // the kernel has it; wait for the disk without the lock
   if (auto st = awaitSaved(*ticket); !st) return st.takeError();
@@ -529,9 +433,7 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
-  v1::StateJournalEntry entry;
-  entry.set_deleted(name);
-  auto ticket = writeChange(entry);
+  auto ticket = writeChange(deleteRecord(name));
   if (!ticket) return ticket.takeError();
   lock.unlock();  // the kernel has it; wait for the disk without the lock
   if (auto st = awaitSaved(*ticket); !st) return st.takeError();
@@ -603,12 +505,8 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
   *response.mutable_change() = toApi(*diff);
   if (!release && target) flushFlows(*target, response);
   ++workloadChanges_;
-  v1::StateJournalEntry entry;
-  entry.set_quarantined_set(true);
-  for (const auto& q : quarantined_)
-    entry.add_quarantined(q);
-  quarantineBook_.saveTo(entry.mutable_quarantines());
-  if (auto st = saveChange(entry); !st) return st.takeError();
+  if (auto st = saveChange(quarantineRecord(quarantined_, quarantineBook_)); !st)
+    return st.takeError();
   return response;
 }
 
@@ -783,10 +681,7 @@ Result<std::vector<v1::PolicyFile>> AgentCore::readPolicyFiles(const std::string
   size_t total = 0;
   for (auto& f : files) {
     total += f.name.size() + f.content.size();
-    v1::PolicyFile p;
-    p.set_name(std::move(f.name));
-    p.set_content(std::move(f.content));
-    out.push_back(std::move(p));
+    out.push_back(toApi(std::move(f)));
   }
   if (total > maxBytes)
     return makeError(ErrorCode::kTooLarge, path + ": " + std::to_string(total) +

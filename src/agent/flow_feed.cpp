@@ -68,12 +68,14 @@ flows::Attribution InterfaceDirectory::find(const std::string& iface) const {
 }
 
 FlowFeed::FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
-                   const InterfaceDirectory& interfaces, flows::FeedSources sources)
+                   const InterfaceDirectory& interfaces, nft::CounterReader& counters,
+                   flows::FeedSources sources)
     : config_(config),
       host_(std::move(host)),
       sources_(std::move(sources)),
       hub_(hub),
-      interfaces_(interfaces) {}
+      interfaces_(interfaces),
+      attempts_(counters, config.table) {}
 
 FlowFeed::~FlowFeed() {
   stop();
@@ -173,32 +175,23 @@ flows::Attribution FlowFeed::resolve(uint32_t ifindex) {
 }
 
 void FlowFeed::sampleCounters() {
-  auto counters = nft::readRuleCounters(config_.table);
-  if (!counters) {
-    // Still interrupted by commits after a few dumps (a burst of changes):
-    // the next sample catches up, as the counters only grow.
-    if (counters.error().sysErrno == EINTR) {
-      spdlog::warn("reading the counters of table inet {}: {}; next second", config_.table,
-                   counters.error().describe());
-    } else {
-      spdlog::error("reading the counters of table inet {}: {}", config_.table,
-                    counters.error().describe());
-    }
-    return;
+  const Status st = attempts_.sample();
+  if (st) return;
+  // Still interrupted by commits after a few dumps (a burst of changes):
+  // the next sample catches up, as the counters only grow.
+  if (st.error().sysErrno == EINTR) {
+    spdlog::warn("reading the counters of table inet {}: {}; next second", config_.table,
+                 st.error().describe());
+  } else {
+    spdlog::error("reading the counters of table inet {}: {}", config_.table,
+                  st.error().describe());
   }
-  std::lock_guard lock(countMu_);
-  seen_.sample(*counters);
 }
 
 v1::FlowCounters FlowFeed::counters() const {
   v1::FlowCounters out;
   if (!pipeline_) return out;
-  uint64_t seen;
-  {
-    std::lock_guard lock(countMu_);
-    seen = seen_.total();
-  }
-  const auto a = pipeline_->accounting(seen);
+  const auto a = pipeline_->accounting(attempts_.total());
   out.set_seen(a.seen);
   out.set_exported(a.exported);
   out.set_suppressed(a.suppressed);

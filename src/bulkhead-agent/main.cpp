@@ -13,27 +13,25 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "bulkhead/agent/auto_quarantine.h"
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/core.h"
-#include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/agent/notifier.h"
+#include "bulkhead/agent/runtime.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/defaults.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/nft/counters.h"
 #include "bulkhead/nft/mnl_kernel.h"
-#include "bulkhead/nft/monitor.h"
 
 namespace {
 
@@ -42,76 +40,7 @@ using namespace bulkhead;
 using common::kExitBadInput;
 using common::kExitRuntime;
 
-// Applies --policies DIR; false (logged) when it is invalid or was refused.
-bool applyPolicies(agent::AgentCore& core, const agent::AgentConfig& config, bool* invalid) {
-  auto refused = [&](const Error& e) {
-    *invalid = e.code == ErrorCode::kInvalidInput || e.code == ErrorCode::kTooLarge;
-    spdlog::error("policy in {} {}:\n{}", config.policiesDir,
-                  *invalid ? "rejected, nothing applied" : "not applied", e.describe());
-    return false;
-  };
-  auto files = agent::AgentCore::readPolicyFiles(config.policiesDir, config.maxBundleBytes);
-  if (!files) return refused(files.error());
-  v1::ApplyPolicyRequest req;
-  for (auto& f : *files)
-    *req.add_files() = std::move(f);
-  auto r = core.applyPolicy(req);
-  if (!r) return refused(r.error());
-  for (const auto& w : r->warnings())
-    spdlog::warn("{}", w);
-  const auto st = core.status();
-  spdlog::info("policy from {} in force in table inet {}: version {}, {} elements, {} chains ({})",
-               config.policiesDir, st.table(), r->version(), st.set_elements(), st.chains(),
-               r->changed() ? r->change().summary() : "unchanged");
-  return true;
-}
-
-// The nftables event monitor for the housekeeping loop; empty when it is
-// switched off or cannot open (drift is then found by the periodic check).
-agent::TableEventWait openMonitor(const agent::AgentConfig& config, uint32_t ownPortId,
-                                  std::unique_ptr<nft::TableMonitor>& holder) {
-  if (!config.driftEvents) {
-    spdlog::warn(
-        "nftables event monitor off (--drift-events=false): drift is found by the "
-        "check every {} s only",
-        config.resyncSeconds);
-    return {};
-  }
-  auto monitor = nft::TableMonitor::open(config.table);
-  if (!monitor) {
-    spdlog::error("cannot watch nftables events ({}); drift is checked every {} s only",
-                  monitor.error().describe(), config.resyncSeconds);
-    return {};
-  }
-  (*monitor)->ignorePortId(ownPortId);
-  holder = std::move(*monitor);
-  return [m = holder.get()](int timeoutMs) { return m->wait(timeoutMs); };
-}
-
-// SIGHUP: the config file is read again; --policies (possibly a new
-// directory) takes effect now, other settings at the next start.
-void reloadConfig(const std::vector<std::string>& args, agent::AgentConfig& config) {
-  auto fresh = agent::parseAgentArgs(args);
-  if (!fresh) {
-    spdlog::error("SIGHUP: config not reloaded, the one in force stays: {}", fresh.error().message);
-    return;
-  }
-  auto same = *fresh;
-  same.policiesDir = config.policiesDir;
-  if (!(same == config))
-    spdlog::warn("SIGHUP: settings other than policies take effect when the agent restarts");
-  config.policiesDir = fresh->policiesDir;
-}
-
-std::string hostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
-  return buf;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
+void setUpProcess() {
   // glibc gives every thread that allocates its own arena and keeps what it
   // freed there; gRPC's worker threads would each hold tens of MiB of a
   // past push. Two arenas are plenty for one lock-serialized agent.
@@ -124,13 +53,149 @@ int main(int argc, char** argv) {
   // has its own path.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
+}
+
+// The text of --help or --version when one is given.
+std::optional<std::string> infoText(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "--version") {
-      const auto text = arg == "--help" ? agent::agentUsage() : "bulkhead-agent 0.1.0\n";
-      fwrite(text.data(), 1, text.size(), stdout);
-      return 0;
+    if (arg == "--help") return std::string(agent::agentUsage());
+    if (arg == "--version") return std::string("bulkhead-agent 0.1.0\n");
+  }
+  return std::nullopt;
+}
+
+// Signals are taken synchronously in the main loop; blocked before any
+// thread starts so every thread inherits the mask.
+sigset_t blockSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP})
+    sigaddset(&signals, s);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+// Quarantine cuts the workload's live flows through this table; without
+// it, quarantine still drops every new flow.
+std::unique_ptr<agent::ConntrackTable> attachConntrack(agent::AgentCore& core) {
+  auto conntrack = agent::NetfilterConntrack::open();
+  if (!conntrack) {
+    spdlog::error("connection tracking not reachable ({}); quarantine will not cut live flows",
+                  conntrack.error().describe());
+    return nullptr;
+  }
+  core.setConntrack(conntrack->get());
+  return std::move(*conntrack);
+}
+
+agent::AutoQuarantine::Options autoQuarantineOptions(const agent::AgentConfig& config) {
+  agent::AutoQuarantine::Options aq;
+  aq.quarantineScanners = config.autoQuarantine;
+  aq.seconds = config.quarantineSeconds;
+  return aq;
+}
+
+// The denied-flow feed (NFLOG in this namespace, exporters, accounting) and
+// automatic quarantine of what it finds. Enforcement does not depend on
+// them: if the feed cannot start, the agent says so and goes on enforcing.
+struct FlowSide {
+  FlowSide(agent::AgentCore& core, const agent::AgentConfig& config, const std::string& host)
+      : core_(core),
+        feed(config, host, core.flows(), core.interfaces(), counters),
+        autoQuarantine(core, autoQuarantineOptions(config),
+                       [this](const flows::FlowEvent& e) { feed.publish(e); }) {
+    feed.onScan([this](const agent::ScanFinding& f) { autoQuarantine.submit(f); });
+    autoQuarantine.start();
+    if (auto st = feed.start(); !st) {
+      spdlog::error("denied-flow feed not started: {}", st.error().describe());
+    } else {
+      core.setFlowFeed(&feed);
     }
+  }
+  ~FlowSide() {
+    core_.setFlowFeed(nullptr);
+    autoQuarantine.stop();
+    feed.stop();
+  }
+
+  agent::AgentCore& core_;
+  nft::MnlCounterReader counters;
+  agent::FlowFeed feed;
+  agent::AutoQuarantine autoQuarantine;
+};
+
+// Until SIGTERM or SIGINT; SIGHUP re-reads the config and reloads --policies.
+void handleSignals(const sigset_t& signals, agent::AgentCore& core, agent::AgentConfig& config,
+                   const std::vector<std::string>& args, agent::Notifier& notifier) {
+  for (;;) {
+    const int sig = sigwaitinfo(&signals, nullptr);
+    if (sig == SIGTERM || sig == SIGINT) return;
+    if (sig != SIGHUP) continue;
+    notifier.reloading("config and policies");
+    agent::reloadConfig(args, config);
+    if (config.policiesDir.empty()) {
+      spdlog::info("SIGHUP: no --policies to reload");
+    } else {
+      spdlog::info("SIGHUP: reloading {}", config.policiesDir);
+      agent::applyPolicyDir(core, config);
+    }
+    notifier.ready(core.status());
+  }
+}
+
+// From the restored table to a stop: --policies, the API, housekeeping.
+int serve(agent::AgentCore& core, agent::AgentConfig& config, const std::vector<std::string>& args,
+          uint32_t ownPortId, const sigset_t& signals, const std::string& host) {
+  FlowSide flows(core, config, host);
+  if (!config.policiesDir.empty()) {
+    const auto outcome = agent::applyPolicyDir(core, config);
+    if (outcome != agent::PolicyOutcome::kApplied)
+      return outcome == agent::PolicyOutcome::kInvalid ? kExitBadInput : kExitRuntime;
+  }
+  agent::AgentService service(core);
+  const mode_t oldMask = umask(0117);  // the unix socket is born 0660
+  auto server = agent::startServer(service, config, config.maxBundleBytes + (1u << 20));
+  umask(oldMask);
+  if (!server) {
+    spdlog::error("bulkhead-agent: {}", server.error().describe());
+    return server.error().code == ErrorCode::kInvalidInput ? kExitBadInput : kExitRuntime;
+  }
+  for (const auto& l : config.listen)
+    spdlog::info("serving on {}", l);
+  // The table is in the kernel and the listeners accept: ready.
+  auto notifier = agent::Notifier::fromEnvironment();
+  notifier.ready(core.status());
+  agent::HousekeepingOptions housekeeping;
+  housekeeping.table = config.table;
+  housekeeping.resync = std::chrono::seconds(config.resyncSeconds);
+  // Watchdog keep-alive and STATUS=, from the loop that proves the agent
+  // works, only after it took the core's lock.
+  housekeeping.afterRound = [&] { notifier.housekeeping(core); };
+  std::unique_ptr<nft::TableMonitor> monitor;
+  agent::HousekeepingThread watcher(core, housekeeping,
+                                    agent::openTableEvents(config, ownPortId, monitor));
+  // Large transactions of ours leave the monitor's group meanwhile.
+  core.setNotificationGate(monitor.get());
+  handleSignals(signals, core, config, args, notifier);
+  notifier.stopping();
+  spdlog::info("stopping; table inet {} stays in the kernel", config.table);
+  service.shutdown();
+  core.flows().closeAll();
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  watcher.stop();
+  core.setNotificationGate(nullptr);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setUpProcess();
+  if (auto text = infoText(argc, argv)) {
+    fwrite(text->data(), 1, text->size(), stdout);
+    return 0;
   }
   const std::vector<std::string> args(argv + 1, argv + argc);
   auto config = agent::parseAgentArgs(args);
@@ -141,42 +206,16 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-agent: {}", config.error().message);
     return kExitBadInput;
   }
-
-  // Signals are taken synchronously in the main loop; blocked before any
-  // thread starts so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP})
-    sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  const sigset_t signals = blockSignals();
   auto kernel = nft::MnlKernel::open();
   if (!kernel) {
     spdlog::error("bulkhead-agent: cannot reach nftables: {}", kernel.error().describe());
     return kExitRuntime;
   }
-  compiler::CompileOptions compile;
-  compile.table = config->table;
-  compile.logGroup = config->logGroup;
-  compile.logRatePerSecond = config->logRate;
-  compile.logBurst = 2 * config->logRate;
-  compile.workloadInterfacePatterns = config->workloadInterfaces;
-  agent::CoreOptions options;
-  options.stateDir = config->stateDir;
-  options.maxBundleBytes = config->maxBundleBytes;
-  options.host = hostName();
-  agent::AgentCore core(**kernel, compile, options);
-  // Quarantine cuts the workload's live flows through this table; without
-  // it, quarantine still drops every new flow.
-  auto conntrack = agent::NetfilterConntrack::open();
-  if (!conntrack) {
-    spdlog::error("connection tracking not reachable ({}); quarantine will not cut live flows",
-                  conntrack.error().describe());
-  } else {
-    core.setConntrack(conntrack->get());
-  }
-
+  const std::string host = agent::hostName();
+  agent::AgentCore core(**kernel, agent::compileOptions(*config),
+                        agent::coreOptions(*config, host));
+  const auto conntrack = attachConntrack(core);
   if (auto st = core.restore(); !st) {
     spdlog::error("bulkhead-agent: cannot restore the saved state: {}", st.error().describe());
     spdlog::error(
@@ -189,83 +228,5 @@ int main(int argc, char** argv) {
     spdlog::info("restored version {} from {}: {} workloads, {} elements in table inet {}",
                  escapeForLog(restored.version()), config->stateDir, restored.workloads(),
                  restored.set_elements(), restored.table());
-
-  // The denied-flow feed: NFLOG in this namespace, exporters, accounting.
-  // Enforcement does not depend on it: if it cannot start, the agent says so
-  // and goes on enforcing.
-  agent::FlowFeed feed(*config, options.host, core.flows(), core.interfaces());
-  // Scan findings -> automatic quarantine; expiry of every timed quarantine.
-  agent::AutoQuarantine::Options aq;
-  aq.quarantineScanners = config->autoQuarantine;
-  aq.seconds = config->quarantineSeconds;
-  agent::AutoQuarantine autoQuarantine(core, aq,
-                                       [&feed](const flows::FlowEvent& e) { feed.publish(e); });
-  feed.onScan([&autoQuarantine](const agent::ScanFinding& f) { autoQuarantine.submit(f); });
-  autoQuarantine.start();
-  if (auto st = feed.start(); !st) {
-    spdlog::error("denied-flow feed not started: {}", st.error().describe());
-  } else {
-    core.setFlowFeed(&feed);
-  }
-
-  bool invalid = false;
-  if (!config->policiesDir.empty() && !applyPolicies(core, *config, &invalid))
-    return invalid ? kExitBadInput : kExitRuntime;
-
-  agent::AgentService service(core);
-  const mode_t oldMask = umask(0117);  // the unix socket is born 0660
-  auto server = agent::startServer(service, *config, config->maxBundleBytes + (1u << 20));
-  umask(oldMask);
-  if (!server) {
-    spdlog::error("bulkhead-agent: {}", server.error().describe());
-    return server.error().code == ErrorCode::kInvalidInput ? kExitBadInput : kExitRuntime;
-  }
-  for (const auto& l : config->listen)
-    spdlog::info("serving on {}", l);
-
-  // The table is in the kernel and the listeners accept: ready.
-  auto notifier = agent::Notifier::fromEnvironment();
-  notifier.ready(core.status());
-  std::unique_ptr<nft::TableMonitor> monitor;
-  agent::HousekeepingOptions housekeepingOptions;
-  housekeepingOptions.table = config->table;
-  housekeepingOptions.resync = std::chrono::seconds(config->resyncSeconds);
-  // Watchdog keep-alive and STATUS=, from the loop that proves the agent
-  // works, only after it took the core's lock.
-  housekeepingOptions.afterRound = [&] { notifier.housekeeping(core); };
-  agent::Housekeeping housekeeping(core, housekeepingOptions,
-                                   openMonitor(*config, (*kernel)->portId(), monitor));
-  // Large transactions of ours leave the monitor's group meanwhile.
-  core.setNotificationGate(monitor.get());
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] { housekeeping.run(stop); });
-
-  for (;;) {
-    const int sig = sigwaitinfo(&signals, nullptr);
-    if (sig == SIGHUP) {
-      notifier.reloading("config and policies");
-      reloadConfig(args, *config);
-      if (config->policiesDir.empty()) {
-        spdlog::info("SIGHUP: no --policies to reload");
-      } else {
-        spdlog::info("SIGHUP: reloading {}", config->policiesDir);
-        applyPolicies(core, *config, &invalid);
-      }
-      notifier.ready(core.status());
-      continue;
-    }
-    if (sig == SIGTERM || sig == SIGINT) break;
-  }
-  notifier.stopping();
-  spdlog::info("stopping; table inet {} stays in the kernel", config->table);
-  service.shutdown();
-  core.flows().closeAll();
-  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  stop = true;
-  watcher.join();
-  core.setNotificationGate(nullptr);
-  core.setFlowFeed(nullptr);
-  autoQuarantine.stop();
-  feed.stop();
-  return 0;
+  return serve(core, *config, args, (*kernel)->portId(), signals, host);
 }

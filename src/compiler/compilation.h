@@ -96,6 +96,14 @@ class Compilation {
   Set* mutableSet(const std::string& name);
   // Drops empty entries, sorts the rest and applies them to the sets.
   void applyElementChanges(std::map<std::string, ElementChanges>& changes);
+  // The steps of replaceWorkload (incremental.cpp).
+  void workloadSetChanges(const policy::Workload* before, const policy::Workload* after,
+                          std::map<std::string, ElementChanges>& changes) const;
+  void dispatchChanges(const policy::Workload* before, const policy::Workload* after,
+                       std::map<std::string, ElementChanges>& changes);
+  std::set<std::string> reindex(const policy::Workload* before, const policy::Workload* after);
+  void destinationChanges(const std::set<std::string>& touchedApps,
+                          std::map<std::string, ElementChanges>& changes);
 
   policy::Bundle bundle_;
   std::vector<policy::Workload> apiWorkloads_;

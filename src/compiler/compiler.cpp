@@ -82,13 +82,15 @@ Rule rule(std::vector<Expr> exprs, std::string comment = {}) {
 }
 
 Expr verdict(Verdict::Kind kind, std::string chain = {}) {
-  return expr::Verdict{Verdict{kind, std::move(chain)}};
+  return expr::VerdictStatement{Verdict{kind, std::move(chain)}};
 }
 
 Expr destLookup(Family family, const std::string& set) {
   if (family == Family::kIpv4)
-    return expr::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false};
-  return expr::Lookup{{Selector::kIp6Daddr, Selector::kL4proto, Selector::kThDport}, set, false};
+    return expr::Lookup{
+        {PacketField::kIpDaddr, PacketField::kL4proto, PacketField::kThDport}, set, false};
+  return expr::Lookup{
+      {PacketField::kIp6Daddr, PacketField::kL4proto, PacketField::kThDport}, set, false};
 }
 
 }  // namespace
@@ -381,7 +383,7 @@ void Compilation::addWorkloadSets() {
 }
 
 Expr Compilation::logBudget() const {
-  return expr::Meter{Selector::kIifname, kLogBudgetSet, options_.logRatePerSecond,
+  return expr::Meter{PacketField::kIifname, kLogBudgetSet, options_.logRatePerSecond,
                      options_.logBurst};
 }
 
@@ -409,9 +411,11 @@ Chain Compilation::preChain() const {
 
 // Before conntrack, for packets of registered interfaces.
 Chain Compilation::rawChain() const {
-  const Expr quarantined = expr::Lookup{{Selector::kIifname}, kQuarantineSet, false};
-  const Expr spoof4 = expr::Lookup{{Selector::kIifname, Selector::kIpSaddr}, kSource4Set, true};
-  const Expr spoof6 = expr::Lookup{{Selector::kIifname, Selector::kIp6Saddr}, kSource6Set, true};
+  const Expr quarantined = expr::Lookup{{PacketField::kIifname}, kQuarantineSet, false};
+  const Expr spoof4 =
+      expr::Lookup{{PacketField::kIifname, PacketField::kIpSaddr}, kSource4Set, true};
+  const Expr spoof6 =
+      expr::Lookup{{PacketField::kIifname, PacketField::kIp6Saddr}, kSource6Set, true};
   const auto linkLocal = expr::SaddrPrefix{*IpAddr::parse("fe80::"), 10};
   const auto unspecified6 = expr::SaddrPrefix{*IpAddr::parse("::"), 128};
   const auto unspecified4 = expr::SaddrPrefix{*IpAddr::parse("0.0.0.0"), 32};
@@ -446,14 +450,14 @@ Chain Compilation::preroutingChain() const {
   // workload's own addresses on its own interface ends the pre-check with
   // one lookup. Every packet of every flow passes here, established ones
   // included, so this is the rule the datapath pays for.
-  for (const Selector saddr : {Selector::kIpSaddr, Selector::kIp6Saddr}) {
-    const char* set = saddr == Selector::kIpSaddr ? kSource4Set : kSource6Set;
+  for (const PacketField saddr : {PacketField::kIpSaddr, PacketField::kIp6Saddr}) {
+    const char* set = saddr == PacketField::kIpSaddr ? kSource4Set : kSource6Set;
     c.rules.push_back(rule(
-        {expr::Lookup{{Selector::kIifname, saddr}, set, false}, verdict(Verdict::Kind::kAccept)},
+        {expr::Lookup{{PacketField::kIifname, saddr}, set, false}, verdict(Verdict::Kind::kAccept)},
         "own source"));
   }
   // Everything else from a workload interface: quarantine, exemptions, spoofs.
-  c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, kRegisteredSet, false},
+  c.rules.push_back(rule({expr::Lookup{{PacketField::kIifname}, kRegisteredSet, false},
                           verdict(Verdict::Kind::kGoto, kRawChain)}));
   // Fail closed: an interface named like a workload's but registered by
   // none (registration failed, late, or lost) reaches nothing.
@@ -540,7 +544,7 @@ Chain Compilation::appChain(const App& app) const {
 Chain Compilation::stagedChain() const {
   Chain c{kStagedChain, std::nullopt, {}};
   for (const auto& [name, app] : apps_)
-    c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, stagedSetName(name), false},
+    c.rules.push_back(rule({expr::Lookup{{PacketField::kIifname}, stagedSetName(name), false},
                             verdict(Verdict::Kind::kGoto, appChainName(name))}));
   // Unreachable while @staged and the st_ sets change together; should they
   // ever disagree, the interface is dropped rather than let through.
@@ -575,8 +579,8 @@ Chain Compilation::baseChain(BaseHook::Hook hook) const {
                              "dhcpv6"));
     }
   }
-  c.rules.push_back(rule({expr::Vmap{{Selector::kIifname}, kDispatchMap}}));
-  c.rules.push_back(rule({expr::Lookup{{Selector::kIifname}, kStagedSet, false},
+  c.rules.push_back(rule({expr::Vmap{{PacketField::kIifname}, kDispatchMap}}));
+  c.rules.push_back(rule({expr::Lookup{{PacketField::kIifname}, kStagedSet, false},
                           verdict(Verdict::Kind::kGoto, kStagedChain)}));
   return c;
 }

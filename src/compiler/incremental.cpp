@@ -69,16 +69,9 @@ bool Compilation::changesAppSet(const Workload* before, const Workload* after) c
   return false;
 }
 
-// Replaces `before` (nullptr: none) with `after` (nullptr: removal). The
-// caller has checked that no implicit app appears or disappears.
-Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const Workload* after) {
-  const std::string name = after ? after->name : before->name;
-  if (after) {
-    if (auto st = claim(*after, before ? &before->name : nullptr); !st) return st.takeError();
-  }
-
-  // 1. Workload sets: the elements of the old version out, the new in.
-  std::map<std::string, ElementChanges> changes;
+// 1. Workload sets: the elements of the old version out, the new in.
+void Compilation::workloadSetChanges(const Workload* before, const Workload* after,
+                                     std::map<std::string, ElementChanges>& changes) const {
   auto change = [&](const std::string& set) -> ElementChanges& { return changesOf(changes, set); };
   std::map<std::string, std::vector<Element>> oldElems, newElems;
   if (before) oldElems = workloadElements(*before);
@@ -93,6 +86,11 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
     std::set_difference(n.begin(), n.end(), o.begin(), o.end(),
                         std::back_inserter(change(set).add));
   }
+}
+
+void Compilation::dispatchChanges(const Workload* before, const Workload* after,
+                                  std::map<std::string, ElementChanges>& changes) {
+  auto change = [&](const std::string& set) -> ElementChanges& { return changesOf(changes, set); };
   // Dispatch: an interface that leaves (or changes app) goes from wherever it
   // is, dispatch map or staged sets; one that arrives is staged, which costs
   // the kernel no table validation (see compiler.cpp).
@@ -130,9 +128,12 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
       staged_[i] = to->second;
     }
   }
-  applyElementChanges(changes);
+}
 
-  // 2. The index.
+// 2. The index: interface and address owners, app addresses, the API list.
+// Returns the apps whose addresses changed.
+std::set<std::string> Compilation::reindex(const Workload* before, const Workload* after) {
+  const std::string name = after ? after->name : before->name;
   std::set<std::string> touchedApps;
   if (before) {
     touchedApps.insert(before->app);
@@ -168,8 +169,13 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
     apiWorkloads_.erase(it);
   }
 
-  // 3. Destination sets holding the touched apps' addresses, recomputed
-  // whole (each is one app's or one rule's: small next to the table).
+  return touchedApps;
+}
+
+// 3. Destination sets holding the touched apps' addresses, recomputed
+// whole (each is one app's or one rule's: small next to the table).
+void Compilation::destinationChanges(const std::set<std::string>& touchedApps,
+                                     std::map<std::string, ElementChanges>& changes) {
   std::set<std::string> apps;
   std::set<size_t> rules;
   for (const auto& a : touchedApps) {
@@ -196,7 +202,19 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
     current->elements = std::move(s.elements);
     changes.emplace(s.name, std::move(c));
   }
+}
 
+// Replaces `before` (nullptr: none) with `after` (nullptr: removal). The
+// caller has checked that no implicit app appears or disappears.
+Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const Workload* after) {
+  if (after) {
+    if (auto st = claim(*after, before ? &before->name : nullptr); !st) return st.takeError();
+  }
+  std::map<std::string, ElementChanges> changes;
+  workloadSetChanges(before, after, changes);
+  dispatchChanges(before, after, changes);
+  applyElementChanges(changes);
+  destinationChanges(reindex(before, after), changes);
   RulesetDiff diff;
   diff.table = out_.table;
   for (auto& [set, c] : changes)

@@ -31,27 +31,27 @@ const char* typeName(KeyField f) {
   return "?";
 }
 
-const char* selectorName(Selector s) {
+const char* selectorName(PacketField s) {
   switch (s) {
-    case Selector::kIifname:
+    case PacketField::kIifname:
       return "iifname";
-    case Selector::kIpSaddr:
+    case PacketField::kIpSaddr:
       return "ip saddr";
-    case Selector::kIpDaddr:
+    case PacketField::kIpDaddr:
       return "ip daddr";
-    case Selector::kIp6Saddr:
+    case PacketField::kIp6Saddr:
       return "ip6 saddr";
-    case Selector::kIp6Daddr:
+    case PacketField::kIp6Daddr:
       return "ip6 daddr";
-    case Selector::kL4proto:
+    case PacketField::kL4proto:
       return "meta l4proto";
-    case Selector::kThDport:
+    case PacketField::kThDport:
       return "th dport";
   }
   return "?";
 }
 
-std::string joinSelectors(const std::vector<Selector>& sels) {
+std::string joinSelectors(const std::vector<PacketField>& sels) {
   std::string out;
   for (size_t i = 0; i < sels.size(); ++i)
     out += (i ? " . " : "") + std::string(selectorName(sels[i]));

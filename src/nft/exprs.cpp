@@ -5,10 +5,16 @@
 #include <netinet/in.h>
 
 #include <libnftnl/expr.h>
+#include <linux/icmpv6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -18,7 +24,7 @@ namespace bulkhead::nft {
 
 namespace {
 
-using compiler::Selector;
+using compiler::PacketField;
 
 ExprPtr alloc(const char* name) {
   return ExprPtr(nftnl_expr_alloc(name));
@@ -38,6 +44,30 @@ Status meta(nftnl_rule* rule, uint32_t key, uint32_t dreg) {
   return {};
 }
 
+// A header field where the kernel's own structs put it; the payload
+// expression loads it from the packet (network byte order).
+struct Field {
+  uint32_t base;
+  uint32_t offset;
+  uint32_t len;
+};
+#define BH_FIELD(base, header, member)                     \
+  Field {                                                  \
+    base, offsetof(header, member), sizeof(header::member) \
+  }
+constexpr Field kIpSaddr = BH_FIELD(NFT_PAYLOAD_NETWORK_HEADER, iphdr, saddr);
+constexpr Field kIpDaddr = BH_FIELD(NFT_PAYLOAD_NETWORK_HEADER, iphdr, daddr);
+constexpr Field kIp6Saddr = BH_FIELD(NFT_PAYLOAD_NETWORK_HEADER, ipv6hdr, saddr);
+constexpr Field kIp6Daddr = BH_FIELD(NFT_PAYLOAD_NETWORK_HEADER, ipv6hdr, daddr);
+// `th dport`, `udp sport`: TCP, UDP, SCTP and DCCP all start with the two
+// ports, so one offset serves every transport (as nft's `th`).
+constexpr Field kThSport = BH_FIELD(NFT_PAYLOAD_TRANSPORT_HEADER, udphdr, source);
+constexpr Field kThDport = BH_FIELD(NFT_PAYLOAD_TRANSPORT_HEADER, udphdr, dest);
+constexpr Field kIcmp6Type = BH_FIELD(NFT_PAYLOAD_TRANSPORT_HEADER, icmp6hdr, icmp6_type);
+#undef BH_FIELD
+static_assert(offsetof(tcphdr, source) == kThSport.offset &&
+              offsetof(tcphdr, dest) == kThDport.offset);
+
 Status payload(nftnl_rule* rule, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg) {
   ExprPtr e = alloc("payload");
   if (!e) return allocFailed("payload");
@@ -47,6 +77,10 @@ Status payload(nftnl_rule* rule, uint32_t base, uint32_t offset, uint32_t len, u
   nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, dreg);
   nftnl_rule_add_expr(rule, e.release());
   return {};
+}
+
+Status payload(nftnl_rule* rule, Field field, uint32_t dreg) {
+  return payload(rule, field.base, field.offset, field.len, dreg);
 }
 
 Status cmp(nftnl_rule* rule, uint32_t sreg, uint32_t op, const void* data, uint32_t len) {
@@ -80,35 +114,35 @@ Status nfprotoIs(nftnl_rule* rule, compiler::Family family) {
                family == compiler::Family::kIpv4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
 }
 
-Status loadSelector(nftnl_rule* rule, Selector selector, uint32_t reg) {
+Status loadSelector(nftnl_rule* rule, PacketField selector, uint32_t reg) {
   switch (selector) {
-    case Selector::kIifname:
+    case PacketField::kIifname:
       return meta(rule, NFT_META_IIFNAME, reg);
-    case Selector::kIpSaddr:
-      return payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, reg);
-    case Selector::kIpDaddr:
-      return payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, reg);
-    case Selector::kIp6Saddr:
-      return payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 8, 16, reg);
-    case Selector::kIp6Daddr:
-      return payload(rule, NFT_PAYLOAD_NETWORK_HEADER, 24, 16, reg);
+    case PacketField::kIpSaddr:
+      return payload(rule, kIpSaddr, reg);
+    case PacketField::kIpDaddr:
+      return payload(rule, kIpDaddr, reg);
+    case PacketField::kIp6Saddr:
+      return payload(rule, kIp6Saddr, reg);
+    case PacketField::kIp6Daddr:
+      return payload(rule, kIp6Daddr, reg);
     // nft adds a byteorder expression here that converts 1 byte with size 2:
     // a no-op. meta stores the u8 zero-padded, which is the key layout.
-    case Selector::kL4proto:
+    case PacketField::kL4proto:
       return meta(rule, NFT_META_L4PROTO, reg);
-    case Selector::kThDport:
-      return payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg);
+    case PacketField::kThDport:
+      return payload(rule, kThDport, reg);
   }
   return makeError(ErrorCode::kInternal, "unknown selector");
 }
 
-std::optional<compiler::Family> selectorFamily(Selector selector) {
+std::optional<compiler::Family> selectorFamily(PacketField selector) {
   switch (selector) {
-    case Selector::kIpSaddr:
-    case Selector::kIpDaddr:
+    case PacketField::kIpSaddr:
+    case PacketField::kIpDaddr:
       return compiler::Family::kIpv4;
-    case Selector::kIp6Saddr:
-    case Selector::kIp6Daddr:
+    case PacketField::kIp6Saddr:
+    case PacketField::kIp6Daddr:
       return compiler::Family::kIpv6;
     default:
       return std::nullopt;
@@ -150,29 +184,29 @@ Status lookup(nftnl_rule* rule, uint32_t sreg, const std::string& set, const Set
 
 }  // namespace
 
-uint32_t selectorRegisterLength(Selector selector) {
+uint32_t selectorRegisterLength(PacketField selector) {
   switch (selector) {
-    case Selector::kIifname:
+    case PacketField::kIifname:
       return 16;
-    case Selector::kIpSaddr:
-    case Selector::kIpDaddr:
+    case PacketField::kIpSaddr:
+    case PacketField::kIpDaddr:
       return 4;
-    case Selector::kIp6Saddr:
-    case Selector::kIp6Daddr:
+    case PacketField::kIp6Saddr:
+    case PacketField::kIp6Daddr:
       return 16;
-    case Selector::kL4proto:
+    case PacketField::kL4proto:
       return 4;
-    case Selector::kThDport:
+    case PacketField::kThDport:
       return 4;
   }
   return 0;
 }
 
-Result<uint32_t> addSelectorLoads(nftnl_rule* rule, const std::vector<Selector>& selectors) {
+Result<uint32_t> addSelectorLoads(nftnl_rule* rule, const std::vector<PacketField>& selectors) {
   if (selectors.empty()) return makeError(ErrorCode::kInvalidInput, "lookup without selectors");
   std::optional<compiler::Family> family;
   uint32_t bytes = 0;
-  for (Selector s : selectors) {
+  for (PacketField s : selectors) {
     if (auto f = selectorFamily(s)) {
       if (family && *family != *f) {
         return makeError(ErrorCode::kInvalidInput, "lookup mixes IPv4 and IPv6 selectors");
@@ -190,7 +224,7 @@ Result<uint32_t> addSelectorLoads(nftnl_rule* rule, const std::vector<Selector>&
     if (Status s = nfprotoIs(rule, *family); !s) return s.takeError();
   }
   uint32_t reg = NFT_REG32_00;
-  for (Selector s : selectors) {
+  for (PacketField s : selectors) {
     if (Status st = loadSelector(rule, s, reg); !st) return st.takeError();
     reg += selectorRegisterLength(s) / NFT_REG32_SIZE;
   }
@@ -228,7 +262,7 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::CtState& e) {
 Status addExpr(nftnl_rule* rule, const compiler::expr::IcmpV6TypeRange& e) {
   if (e.lo > e.hi) return makeError(ErrorCode::kInvalidInput, "icmpv6 type range lo > hi");
   if (Status s = l4protoIs(rule, IPPROTO_ICMPV6); !s) return s;
-  if (Status s = payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG32_00); !s) return s;
+  if (Status s = payload(rule, kIcmp6Type, NFT_REG32_00); !s) return s;
   if (e.lo == e.hi) return cmpU8(rule, NFT_REG32_00, NFT_CMP_EQ, e.lo);
   if (Status s = cmpU8(rule, NFT_REG32_00, NFT_CMP_GTE, e.lo); !s) return s;
   return cmpU8(rule, NFT_REG32_00, NFT_CMP_LTE, e.hi);
@@ -237,10 +271,10 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::IcmpV6TypeRange& e) {
 Status addExpr(nftnl_rule* rule, const compiler::expr::UdpPorts& e) {
   if (Status s = l4protoIs(rule, IPPROTO_UDP); !s) return s;
   if (e.sport != 0) {
-    if (Status s = payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG32_00); !s) return s;
+    if (Status s = payload(rule, kThSport, NFT_REG32_00); !s) return s;
     if (Status s = cmpBe16(rule, NFT_REG32_00, NFT_CMP_EQ, e.sport); !s) return s;
   }
-  if (Status s = payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_00); !s) return s;
+  if (Status s = payload(rule, kThDport, NFT_REG32_00); !s) return s;
   return cmpBe16(rule, NFT_REG32_00, NFT_CMP_EQ, e.dport);
 }
 
@@ -288,8 +322,7 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::SaddrPrefix& e) {
   const uint32_t len = v4 ? 4 : 16;
   if (e.prefixLen > len * 8) return makeError(ErrorCode::kInvalidInput, "prefix too long");
   if (Status s = nfprotoIs(rule, e.addr.family); !s) return s;
-  if (Status s = payload(rule, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, len, NFT_REG32_00); !s)
-    return s;
+  if (Status s = payload(rule, v4 ? kIpSaddr : kIp6Saddr, NFT_REG32_00); !s) return s;
   uint8_t mask[16] = {}, value[16] = {}, zero[16] = {};
   for (uint32_t i = 0; i < len; ++i) {
     const int bits = std::clamp(static_cast<int>(e.prefixLen) - static_cast<int>(i * 8), 0, 8);
@@ -368,7 +401,7 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::Reject& e) {
   return {};
 }
 
-Status addExpr(nftnl_rule* rule, const compiler::expr::Verdict& e) {
+Status addExpr(nftnl_rule* rule, const compiler::expr::VerdictStatement& e) {
   const compiler::Verdict& v = e.verdict;
   const bool toChain =
       v.kind == compiler::Verdict::Kind::kJump || v.kind == compiler::Verdict::Kind::kGoto;

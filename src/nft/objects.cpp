@@ -14,11 +14,6 @@ namespace {
 
 using compiler::KeyField;
 
-struct UdataFree {
-  void operator()(nftnl_udata_buf* b) const { nftnl_udata_buf_free(b); }
-};
-using UdataPtr = std::unique_ptr<nftnl_udata_buf, UdataFree>;
-
 // nft's byteorder enum (nftables src/datatype.h): what `nft list` uses to
 // print a single-field key. Concatenations carry 0, as nft writes them.
 constexpr uint32_t kByteorderInvalid = 0, kByteorderHost = 1, kByteorderBig = 2;
@@ -208,8 +203,9 @@ Status addElements(nftnl_set* target, const compiler::Set& decl,
                                                      " bytes, the set takes " +
                                                      std::to_string(keyLen));
     }
-    nftnl_set_elem* e = nftnl_set_elem_alloc();
-    if (!e) return makeError(ErrorCode::kInternal, "cannot allocate nftnl set element");
+    SetElemPtr owned(nftnl_set_elem_alloc());
+    if (!owned) return makeError(ErrorCode::kInternal, "cannot allocate nftnl set element");
+    nftnl_set_elem* e = owned.get();
     nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, el.key.bytes.data(), el.key.len);
     if (decl.interval) {
       nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY_END, el.keyEnd.bytes.data(), el.keyEnd.len);
@@ -220,7 +216,7 @@ Status addElements(nftnl_set* target, const compiler::Set& decl,
         nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, el.verdict.chain.c_str());
       }
     }
-    nftnl_set_elem_add(target, e);  // the set owns it now
+    nftnl_set_elem_add(target, owned.release());  // the set owns it now
   }
   return {};
 }

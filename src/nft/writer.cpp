@@ -38,6 +38,8 @@ class Builder {
   Result<Batch> build(bool replaceTable);
 
  private:
+  Status removeOld(const std::vector<const compiler::Set*>& shapes);
+  Status addNew(const std::vector<const compiler::Set*>& shapes);
   std::vector<const compiler::Set*> setsByUse() const;
   std::string obj(const char* kind, const std::string& name) const {
     return std::string(kind) + " inet " + table_ + " " + name;
@@ -207,11 +209,18 @@ Result<Batch> Builder::build(bool replaceTable) {
     shapes.push_back(*s);
   }
 
+  if (Status st = removeOld(shapes); !st) return st.takeError();
+  if (Status st = addNew(shapes); !st) return st.takeError();
+  return b_.finish();
+}
+
+// Steps 2-5 of the transaction: what goes, before anything is added.
+Status Builder::removeOld(const std::vector<const compiler::Set*>& shapes) {
   // 2. Element removals (before adds: a changed range is removed, then re-added).
   for (size_t i = 0; i < diff_.elements.size(); ++i) {
     const auto& ch = diff_.elements[i];
     if (ch.remove.empty()) continue;
-    if (Status s = elements(NFT_MSG_DELSETELEM, *shapes[i], ch.remove); !s) return s.takeError();
+    if (Status s = elements(NFT_MSG_DELSETELEM, *shapes[i], ch.remove); !s) return s;
   }
   // 3. Flush the rules of replaced and deleted chains: a chain can only be
   // deleted once nothing in it (and nothing jumping to it) remains.
@@ -230,6 +239,11 @@ Result<Batch> Builder::build(bool replaceTable) {
     nlmsghdr* nlh = b_.begin(NFT_MSG_DELSET, NFPROTO_INET, 0, "delete" + obj(" set", s));
     nftnl_set_nlmsg_build_payload(nlh, set.get());
   }
+  return {};
+}
+
+// Steps 6-9: what comes.
+Status Builder::addNew(const std::vector<const compiler::Set*>& shapes) {
   // 6. Add sets, declarations only, the most referenced first.
   for (const compiler::Set* sp : setsByUse()) {
     const compiler::Set& s = *sp;
@@ -245,21 +259,21 @@ Result<Batch> Builder::build(bool replaceTable) {
   }
   // 8. Add elements: of new sets, then of existing ones.
   for (const compiler::Set& s : diff_.addSets) {
-    if (Status st = elements(NFT_MSG_NEWSETELEM, s, s.elements); !st) return st.takeError();
+    if (Status st = elements(NFT_MSG_NEWSETELEM, s, s.elements); !st) return st;
   }
   for (size_t i = 0; i < diff_.elements.size(); ++i) {
     const auto& ch = diff_.elements[i];
     if (ch.add.empty()) continue;
-    if (Status s = elements(NFT_MSG_NEWSETELEM, *shapes[i], ch.add); !s) return s.takeError();
+    if (Status s = elements(NFT_MSG_NEWSETELEM, *shapes[i], ch.add); !s) return s;
   }
   // 9. Rules of added and replaced chains.
   for (const compiler::Chain& c : diff_.addChains) {
-    if (Status s = rules(c); !s) return s.takeError();
+    if (Status s = rules(c); !s) return s;
   }
   for (const compiler::Chain& c : diff_.replaceChains) {
-    if (Status s = rules(c); !s) return s.takeError();
+    if (Status s = rules(c); !s) return s;
   }
-  return b_.finish();
+  return {};
 }
 
 }  // namespace

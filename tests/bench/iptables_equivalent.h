@@ -209,7 +209,7 @@ class Translator {
       if (c.base && c.base->priority < 0)
         for (const auto& r : c.rules)
           for (const auto& e : r.exprs)
-            if (auto* v = std::get_if<expr::Verdict>(&e); v && v->verdict.chain == chain)
+            if (auto* v = std::get_if<expr::VerdictStatement>(&e); v && v->verdict.chain == chain)
               return true;
     return false;
   }
@@ -275,7 +275,7 @@ class Translator {
         if (!lookup(*x, variants)) return "";
         continue;
       } else if (auto* x = std::get_if<expr::Vmap>(&e)) {
-        if (x->selectors != std::vector<Selector>{Selector::kIifname})
+        if (x->selectors != std::vector<PacketField>{PacketField::kIifname})
           throw Failure("iptables baseline: vmap on other than iifname");
         m = "-g " + dispatch(raw, *rs_.findSet(x->map));
         isMatch = false;
@@ -305,7 +305,7 @@ class Translator {
                    ? "-j REJECT --reject-with tcp-reset"
                    : "-j REJECT --reject-with icmp-admin-prohibited";
         isMatch = false;
-      } else if (auto* x = std::get_if<expr::Verdict>(&e)) {
+      } else if (auto* x = std::get_if<expr::VerdictStatement>(&e)) {
         tail = target(x->verdict);
         isMatch = false;
       } else {

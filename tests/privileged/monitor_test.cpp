@@ -22,9 +22,9 @@ using compiler::Chain;
 using compiler::Element;
 using compiler::KeyBuilder;
 using compiler::KeyField;
+using compiler::PacketField;
 using compiler::Rule;
 using compiler::Ruleset;
-using compiler::Selector;
 using compiler::Set;
 using compiler::Verdict;
 using testing::Netns;
@@ -48,13 +48,13 @@ Ruleset small() {
   rs.sets = {allow};
   Chain app{"app_x", std::nullopt, {}};
   app.rules = {
-      Rule{{ex::Lookup{{Selector::kIpDaddr}, "allow4", false},
-            ex::Verdict{Verdict{Verdict::Kind::kAccept, ""}}},
+      Rule{{ex::Lookup{{PacketField::kIpDaddr}, "allow4", false},
+            ex::VerdictStatement{Verdict{Verdict::Kind::kAccept, ""}}},
            ""},
-      Rule{{ex::Counter{}, ex::Verdict{Verdict{Verdict::Kind::kDrop, ""}}}, ""},
+      Rule{{ex::Counter{}, ex::VerdictStatement{Verdict{Verdict::Kind::kDrop, ""}}}, ""},
   };
   Chain fwd{"forward", compiler::BaseHook{compiler::BaseHook::Hook::kForward, 0}, {}};
-  fwd.rules = {Rule{{ex::Verdict{Verdict{Verdict::Kind::kJump, "app_x"}}}, ""}};
+  fwd.rules = {Rule{{ex::VerdictStatement{Verdict{Verdict::Kind::kJump, "app_x"}}}, ""}};
   rs.chains = {app, fwd};
   return rs;
 }

@@ -20,9 +20,9 @@ using compiler::Chain;
 using compiler::Element;
 using compiler::KeyBuilder;
 using compiler::KeyField;
+using compiler::PacketField;
 using compiler::Rule;
 using compiler::Ruleset;
-using compiler::Selector;
 using compiler::Set;
 using compiler::Verdict;
 using testing::Netns;
@@ -63,8 +63,8 @@ Element ifnameAddr(const char* name, const char* lo, const char* hi) {
 Verdict jump(const std::string& chain) {
   return Verdict{Verdict::Kind::kJump, chain};
 }
-ex::Verdict verdict(Verdict::Kind kind, std::string chain = "") {
-  return ex::Verdict{Verdict{kind, std::move(chain)}};
+ex::VerdictStatement verdict(Verdict::Kind kind, std::string chain = "") {
+  return ex::VerdictStatement{Verdict{kind, std::move(chain)}};
 }
 
 Rule rule(std::vector<compiler::Expr> exprs, std::string comment = "") {
@@ -96,11 +96,14 @@ Ruleset sample() {
   app.rules = {
       rule({ex::CtState{ex::CtState::kEstablished | ex::CtState::kRelated},
             verdict(Verdict::Kind::kAccept)}),
-      rule({ex::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, "a4", false},
+      rule({ex::Lookup{
+                {PacketField::kIpDaddr, PacketField::kL4proto, PacketField::kThDport}, "a4", false},
             ex::Counter{}, verdict(Verdict::Kind::kAccept)},
            "allow a4"),
-      rule({ex::Lookup{{Selector::kIp6Daddr, Selector::kL4proto, Selector::kThDport}, "a6", false},
-            verdict(Verdict::Kind::kAccept)}),
+      rule(
+          {ex::Lookup{
+               {PacketField::kIp6Daddr, PacketField::kL4proto, PacketField::kThDport}, "a6", false},
+           verdict(Verdict::Kind::kAccept)}),
       rule({ex::MetaNfproto{policy::Family::kIpv6}, ex::IcmpV6TypeRange{133, 137},
             verdict(Verdict::Kind::kAccept)}),
       rule({ex::UdpPorts{68, 67}, verdict(Verdict::Kind::kAccept)}),
@@ -111,14 +114,15 @@ Ruleset sample() {
   };
   Chain fwd{"forward", compiler::BaseHook{compiler::BaseHook::Hook::kForward, 0}, {}};
   fwd.rules = {
-      rule({ex::Lookup{{Selector::kIifname}, "quarantine", false}, verdict(Verdict::Kind::kDrop)}),
-      rule({ex::Lookup{{Selector::kIifname, Selector::kIp6Saddr}, "src6", true},
+      rule({ex::Lookup{{PacketField::kIifname}, "quarantine", false},
+            verdict(Verdict::Kind::kDrop)}),
+      rule({ex::Lookup{{PacketField::kIifname, PacketField::kIp6Saddr}, "src6", true},
             verdict(Verdict::Kind::kDrop)},
            "spoof"),
-      rule({ex::Vmap{{Selector::kIifname}, "dispatch"}}),
+      rule({ex::Vmap{{PacketField::kIifname}, "dispatch"}}),
   };
   Chain input{"input", compiler::BaseHook{compiler::BaseHook::Hook::kInput, 0}, {}};
-  input.rules = {rule({ex::Lookup{{Selector::kIifname}, "quarantine", false},
+  input.rules = {rule({ex::Lookup{{PacketField::kIifname}, "quarantine", false},
                        verdict(Verdict::Kind::kGoto, "app_a")}),
                  rule({ex::MetaNfproto{policy::Family::kIpv4}, verdict(Verdict::Kind::kReturn)})};
   rs.chains = {app, fwd, input};

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "bulkhead/agent/core.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -55,7 +55,7 @@ class CoreOriginTest : public ::testing::Test {
     return r;
   }
   fs::path dir_;
-  ScriptedKernel kernel_;
+  testing::FakeKernel kernel_;
 };
 
 TEST_F(CoreOriginTest, SourceAndOwnerAreListedAndSurviveARestart) {
@@ -76,7 +76,7 @@ TEST_F(CoreOriginTest, SourceAndOwnerAreListedAndSurviveARestart) {
     EXPECT_EQ(one.workloads(0).owner(), "net/c1/eth0");
     EXPECT_EQ(core.listWorkloads("nope").workloads_size(), 0);
   }
-  ScriptedKernel fresh;
+  testing::FakeKernel fresh;
   AgentCore restored(fresh, {}, options());  // journal replayed over the snapshot
   ASSERT_TRUE(restored.restore().ok());
   auto ls = restored.listWorkloads();

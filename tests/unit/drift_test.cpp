@@ -1,5 +1,5 @@
 // The drift check by content (nft/table_content.h), the housekeeping loop
-// that runs it, and quarantine's conntrack flush: against ContentKernel,
+// that runs it, and quarantine's conntrack flush: against testing::FakeKernel,
 // which keeps what the writer's real batches build.
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/nft/table_content.h"
-#include "content_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -74,7 +74,7 @@ class DriftTest : public ::testing::Test {
     return "";
   }
 
-  ContentKernel kernel_{kTable};
+  testing::FakeKernel kernel_{kTable};
   AgentCore core_{kernel_, compiler::CompileOptions{}, CoreOptions{}};
 };
 
@@ -196,7 +196,7 @@ INSTANTIATE_TEST_SUITE_P(
 // content built from a full batch equals itself, and a dropped element
 // message makes a difference.
 TEST(TableContentTest, FullBatchRoundTripAndMissingElements) {
-  ContentKernel kernel(kTable);
+  testing::FakeKernel kernel(kTable);
   AgentCore core(kernel, compiler::CompileOptions{}, CoreOptions{});
   auto pushed = core.applyPolicy(demoPush());
   ASSERT_TRUE(pushed) << pushed.error().describe();

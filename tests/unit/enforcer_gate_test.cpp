@@ -32,7 +32,7 @@ class RecordingGate : public nft::NotificationGate {
 };
 
 // A kernel where someone else commits while ours is in flight.
-class BusyKernel : public ScriptedKernel {
+class BusyKernel : public testing::FakeKernel {
  public:
   Status commit(const nft::Batch& batch) override {
     if (foreignCommits > 0) {
@@ -40,7 +40,7 @@ class BusyKernel : public ScriptedKernel {
       ++gen;
     }
     pausedDuringCommit = gate != nullptr && gate->depth > 0;
-    return ScriptedKernel::commit(batch);
+    return FakeKernel::commit(batch);
   }
   int foreignCommits = 0;
   RecordingGate* gate = nullptr;

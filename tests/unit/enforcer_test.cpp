@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "bulkhead/compiler/render.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -30,7 +30,7 @@ Workload workload(const std::string& name, const std::string& addr) {
 }
 
 TEST(Enforcer, FirstCommitReplacesThenDiffs) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
   EXPECT_EQ(k.commits, 1);
@@ -45,7 +45,7 @@ TEST(Enforcer, FirstCommitReplacesThenDiffs) {
 }
 
 TEST(Enforcer, RefusedCommitRollsTheCompilerBack) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
   ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
@@ -86,7 +86,7 @@ TEST(Enforcer, RefusedCommitRollsTheCompilerBack) {
 }
 
 TEST(Enforcer, PromotionIsOneTransactionAndIdempotent) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
   ASSERT_TRUE(e.upsertWorkload(workload("a", "192.0.2.1")).ok());
@@ -115,7 +115,7 @@ TEST(Enforcer, PromotionIsOneTransactionAndIdempotent) {
 }
 
 TEST(Enforcer, RefusedDiffFallsBackToAWholeReplace) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
   k.refuse = 1;  // the diff only: e.g. someone flushed a set under us
@@ -126,7 +126,7 @@ TEST(Enforcer, RefusedDiffFallsBackToAWholeReplace) {
 // Kernels before 6.2: deleting a chain in the transaction that drops its last
 // reference fails with EBUSY; the enforcer empties it, then deletes it alone.
 TEST(Enforcer, ChainDeletionRefusedAsBusyIsRetriedInASecondTransaction) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   Bundle b = bundle();
   App gone;
@@ -147,13 +147,13 @@ TEST(Enforcer, ChainDeletionRefusedAsBusyIsRetriedInASecondTransaction) {
 }
 
 TEST(Enforcer, RepairsAMissingTable) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   auto none = e.repairIfMissing();
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(*none);  // nothing committed yet: nothing to repair
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
-  k.tableThere = false;
+  k.dropTable();
   auto repaired = e.repairIfMissing();
   ASSERT_TRUE(repaired.ok());
   EXPECT_TRUE(*repaired);
@@ -163,7 +163,7 @@ TEST(Enforcer, RepairsAMissingTable) {
 // After a failed commit the kernel's state is unknown: the periodic check
 // puts the whole table back without waiting for the next change.
 TEST(Enforcer, PeriodicCheckReplacesAfterAFailedCommit) {
-  ScriptedKernel k;
+  testing::FakeKernel k;
   Enforcer e(k, {});
   ASSERT_TRUE(e.setPolicy(bundle()).ok());
   k.refuse = 2;

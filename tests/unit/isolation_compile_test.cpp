@@ -301,7 +301,7 @@ TEST(IsolationEncoding, SourcePrefixMasksLikeNft) {
 
 TEST(IsolationEncoding, MeterIsADynsetUpdateWithANestedLimit) {
   EXPECT_EQ(
-      encoded(expr::Meter{Selector::kIifname, "log_budget", 100, 200}, {{"log_budget", 9}}),
+      encoded(expr::Meter{PacketField::kIifname, "log_budget", 100, 200}, {{"log_budget", 9}}),
       (std::vector<std::string>{"meta", "dynset op=" + std::to_string(NFT_DYNSET_OP_UPDATE) +
                                             " set=log_budget id=9 [limit rate=100 burst=200]"}));
 }

@@ -1,5 +1,5 @@
 // The nft layer without root: batches are built, handed to a recording
-// NftKernel, then decoded with libmnl/libnftnl's own parsers.
+// kernel (tests/support/fake_kernel.h), then decoded with libmnl/libnftnl's own parsers.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -23,6 +23,7 @@
 #include "bulkhead/nft/batch.h"
 #include "bulkhead/nft/objects.h"
 #include "bulkhead/nft/writer.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::nft {
 namespace {
@@ -31,35 +32,21 @@ using compiler::Chain;
 using compiler::Element;
 using compiler::KeyBuilder;
 using compiler::KeyField;
+using compiler::PacketField;
 using compiler::Rule;
 using compiler::Ruleset;
 using compiler::RulesetDiff;
-using compiler::Selector;
 using compiler::Set;
 using compiler::Verdict;
 namespace ex = compiler::expr;
 
-// Unit tests only: records batches instead of sending them.
-class RecordingKernel : public NftKernel {
- public:
-  Status commit(const Batch& batch) override {
-    batches.push_back(batch);
-    return failWith ? Status(*failWith) : Status();
+// The unit tests' kernel, recording each batch; "bh" exists from the start.
+struct RecordingKernel : testing::FakeKernel {
+  RecordingKernel() : FakeKernel("bh") {
+    recordBatches = true;
+    content.exists = true;
+    seq = 5000;
   }
-  Result<bool> tableExists(const std::string&) override { return exists; }
-  Result<uint32_t> generation() override { return uint32_t(batches.size()); }
-  uint32_t nextSeq(uint32_t count) override {
-    const uint32_t first = seq_;
-    seq_ += count;
-    return first;
-  }
-
-  std::vector<Batch> batches;
-  bool exists = true;
-  std::optional<Error> failWith;
-
- private:
-  uint32_t seq_ = 5000;
 };
 
 // One decoded message of a batch.
@@ -297,8 +284,8 @@ Set set4(const std::string& name, std::vector<Element> els = {}) {
              "",   std::move(els)};
 }
 
-ex::Verdict accept() {
-  return ex::Verdict{Verdict{Verdict::Kind::kAccept, ""}};
+ex::VerdictStatement accept() {
+  return ex::VerdictStatement{Verdict{Verdict::Kind::kAccept, ""}};
 }
 
 Batch mustBuild(const RulesetDiff& diff, uint32_t seq = 100, bool replace = false) {
@@ -379,7 +366,8 @@ TEST(NftBatch, SetsThatMostRulesNameAreCreatedFirst) {
     d.addSets.push_back(set4(name, {}));
   auto uses = [](const char* set) {
     return Rule{
-        {ex::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, set, false},
+        {ex::Lookup{
+             {PacketField::kIpDaddr, PacketField::kL4proto, PacketField::kThDport}, set, false},
          accept()},
         ""};
   };
@@ -606,21 +594,22 @@ TEST(NftExprs, EveryKind) {
        {l4proto, "cmp sreg=" + r32(0) + " op=" + eq + " data=11",
         "payload base=" + th + " off=2 len=2 dreg=" + r32(0),
         "cmp sreg=" + r32(0) + " op=" + eq + " data=0223"}},
-      {{ex::Lookup{{Selector::kIpDaddr, Selector::kL4proto, Selector::kThDport}, "a4", false}},
+      {{ex::Lookup{
+           {PacketField::kIpDaddr, PacketField::kL4proto, PacketField::kThDport}, "a4", false}},
        {nfproto, "cmp sreg=" + r32(0) + " op=" + eq + " data=02",
         "payload base=" + nh + " off=16 len=4 dreg=" + r32(0),
         "meta key=" + std::to_string(NFT_META_L4PROTO) + " dreg=" + r32(1),
         "payload base=" + th + " off=2 len=2 dreg=" + r32(2),
         "lookup sreg=" + r32(0) + " set=a4 id=7"}},
-      {{ex::Lookup{{Selector::kIifname, Selector::kIp6Saddr}, "src6", true}},
+      {{ex::Lookup{{PacketField::kIifname, PacketField::kIp6Saddr}, "src6", true}},
        {nfproto, "cmp sreg=" + r32(0) + " op=" + eq + " data=0a",
         "meta key=" + std::to_string(NFT_META_IIFNAME) + " dreg=" + r32(0),
         "payload base=" + nh + " off=8 len=16 dreg=" + r32(4),
         "lookup sreg=" + r32(0) + " set=src6 flags=" + std::to_string(NFT_LOOKUP_F_INV)}},
-      {{ex::Lookup{{Selector::kIpSaddr}, "s", false}},
+      {{ex::Lookup{{PacketField::kIpSaddr}, "s", false}},
        {nfproto, "cmp sreg=" + r32(0) + " op=" + eq + " data=02",
         "payload base=" + nh + " off=12 len=4 dreg=" + r32(0), "lookup sreg=" + r32(0) + " set=s"}},
-      {{ex::Vmap{{Selector::kIp6Daddr}, "m"}},
+      {{ex::Vmap{{PacketField::kIp6Daddr}, "m"}},
        {nfproto, "cmp sreg=" + r32(0) + " op=" + eq + " data=0a",
         "payload base=" + nh + " off=24 len=16 dreg=" + r32(0),
         "lookup sreg=" + r32(0) + " set=m dreg=0"}},
@@ -634,13 +623,13 @@ TEST(NftExprs, EveryKind) {
        {"reject type=" + std::to_string(NFT_REJECT_ICMPX_UNREACH) +
         " code=" + std::to_string(NFT_REJECT_ICMPX_ADMIN_PROHIBITED)}},
       {{accept()}, {"immediate dreg=0 verdict=" + std::to_string(NF_ACCEPT)}},
-      {{ex::Verdict{Verdict{Verdict::Kind::kDrop, ""}}},
+      {{ex::VerdictStatement{Verdict{Verdict::Kind::kDrop, ""}}},
        {"immediate dreg=0 verdict=" + std::to_string(NF_DROP)}},
-      {{ex::Verdict{Verdict{Verdict::Kind::kReturn, ""}}},
+      {{ex::VerdictStatement{Verdict{Verdict::Kind::kReturn, ""}}},
        {"immediate dreg=0 verdict=" + std::to_string(NFT_RETURN)}},
-      {{ex::Verdict{Verdict{Verdict::Kind::kJump, "app"}}},
+      {{ex::VerdictStatement{Verdict{Verdict::Kind::kJump, "app"}}},
        {"immediate dreg=0 verdict=" + std::to_string(NFT_JUMP) + " chain=app"}},
-      {{ex::Verdict{Verdict{Verdict::Kind::kGoto, "app"}}},
+      {{ex::VerdictStatement{Verdict{Verdict::Kind::kGoto, "app"}}},
        {"immediate dreg=0 verdict=" + std::to_string(NFT_GOTO) + " chain=app"}},
   };
   (void)v0;
@@ -661,12 +650,13 @@ TEST(NftExprs, EveryKind) {
 TEST(NftExprs, RejectsBadInput) {
   const SetIds none;
   EXPECT_FALSE(makeRule("bh", "c", Rule{{ex::Log{std::string(128, 'x'), 1}}, ""}, none).ok());
-  EXPECT_FALSE(makeRule("bh", "c",
-                        Rule{{ex::Lookup{{Selector::kIpSaddr, Selector::kIp6Daddr}, "s"}}, ""},
-                        none)
-                   .ok());
   EXPECT_FALSE(
-      makeRule("bh", "c", Rule{{ex::Verdict{Verdict{Verdict::Kind::kJump, ""}}}, ""}, none).ok());
+      makeRule("bh", "c",
+               Rule{{ex::Lookup{{PacketField::kIpSaddr, PacketField::kIp6Daddr}, "s"}}, ""}, none)
+          .ok());
+  EXPECT_FALSE(
+      makeRule("bh", "c", Rule{{ex::VerdictStatement{Verdict{Verdict::Kind::kJump, ""}}}, ""}, none)
+          .ok());
   EXPECT_FALSE(makeRule("bh", "c", Rule{{accept()}, std::string(200, 'c')}, none).ok());
 }
 
@@ -689,7 +679,7 @@ TEST(NftWriter, SyncChoosesDiffOrReplace) {
   ASSERT_TRUE(w.sync(&b, b).ok());  // nothing to do: nothing sent
   EXPECT_EQ(k.batches.size(), 1u);
 
-  k.exists = false;  // deleted behind our back: a full replace
+  k.dropTable();  // deleted behind our back: a full replace
   ASSERT_TRUE(w.sync(&a, b).ok());
   ASSERT_EQ(k.batches.size(), 2u);
   msgs = decode(k.batches[1]);
@@ -700,7 +690,9 @@ TEST(NftWriter, SyncChoosesDiffOrReplace) {
   // Sequence numbers keep growing across batches.
   EXPECT_GT(k.batches[2].firstSeq, k.batches[1].firstSeq);
 
-  k.failWith = Error{ErrorCode::kKernel, EEXIST, "kernel refused add set inet bh q: File exists"};
+  k.refuse = 1;
+  k.refusalError =
+      Error{ErrorCode::kKernel, EEXIST, "kernel refused add set inet bh q: File exists"};
   Status st = w.replace(b);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().sysErrno, EEXIST);

@@ -123,13 +123,13 @@ TEST(PrecheckFastPath, QuarantineAndReleaseMoveSourcesInOneDiff) {
 }
 
 // Records each transaction's messages, as the writer describes them.
-class RecordingKernel : public agent::ScriptedKernel {
+class RecordingKernel : public testing::FakeKernel {
  public:
   Status commit(const nft::Batch& batch) override {
-    batches.push_back(batch.descriptions);
-    return ScriptedKernel::commit(batch);
+    described.push_back(batch.descriptions);
+    return FakeKernel::commit(batch);
   }
-  std::vector<Strings> batches;
+  std::vector<Strings> described;
 };
 
 TEST(PrecheckFastPath, QuarantineIsOneTransaction) {
@@ -141,14 +141,14 @@ TEST(PrecheckFastPath, QuarantineIsOneTransaction) {
   Bundle q = bundle();
   q.workloads[0] = a;
   ASSERT_TRUE(e.setPolicy(q).ok());
-  ASSERT_EQ(k.batches.size(), 2u);
+  ASSERT_EQ(k.described.size(), 2u);
   bool addsQuarantine = false, dropsSrc4 = false, dropsSrc6 = false;
-  for (const auto& d : k.batches.back()) {
+  for (const auto& d : k.described.back()) {
     addsQuarantine |= d.find("add elements") == 0 && d.ends_with(" quarantine");
     dropsSrc4 |= d.find("delete elements") == 0 && d.ends_with(" src4");
     dropsSrc6 |= d.find("delete elements") == 0 && d.ends_with(" src6");
   }
-  EXPECT_TRUE(addsQuarantine && dropsSrc4 && dropsSrc6) << ::testing::PrintToString(k.batches);
+  EXPECT_TRUE(addsQuarantine && dropsSrc4 && dropsSrc6) << ::testing::PrintToString(k.described);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "bulkhead/v1/state.pb.h"
+
 namespace bulkhead::agent {
 namespace {
 

@@ -9,7 +9,7 @@
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/policy/limits.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -42,7 +42,7 @@ Status statusOf(const Result<T>& r) {
 
 class RequestChecksTest : public ::testing::Test {
  protected:
-  ScriptedKernel kernel_;
+  testing::FakeKernel kernel_;
   AgentCore core_{kernel_, {}, {}};
 };
 

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "bulkhead/agent/core.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -223,7 +223,7 @@ TEST_F(StateStoreTest, CoreRestoresJournalOnlyWorkloadsIntoTheKernel) {
   std::string before;
   uint64_t elements = 0, chains = 0;
   {
-    ScriptedKernel kernel;
+    testing::FakeKernel kernel;
     CoreOptions o;
     o.stateDir = dir_.string();
     AgentCore core(kernel, {}, o);
@@ -239,7 +239,7 @@ TEST_F(StateStoreTest, CoreRestoresJournalOnlyWorkloadsIntoTheKernel) {
     chains = core.status().chains();
   }
   ASSERT_FALSE(fs::exists(dir_ / "state.pb")) << "no push: the journal holds everything";
-  ScriptedKernel fresh;
+  testing::FakeKernel fresh;
   CoreOptions o;
   o.stateDir = dir_.string();
   AgentCore restored(fresh, {}, o);

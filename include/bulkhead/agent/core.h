@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/enforcer.h"
 #include "bulkhead/agent/flow_feed.h"
@@ -127,6 +128,8 @@ class AgentCore {
   // (which takes mu_ only to note an error). Ticket 0: nothing to wait for.
   Result<StateStore::Ticket> writeChange(const v1::StateJournalEntry& entry);
   Status awaitSaved(StateStore::Ticket ticket);
+  // A dry run: the change `bundle` would make and its plan, into `response`.
+  Status planPolicy(const policy::Bundle& bundle, v1::ApplyPolicyResponse& response) const;
   void noteError(const Error& e);
   Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
                                     std::vector<std::string>* warnings) const;
@@ -177,13 +180,6 @@ class AgentCore {
   std::optional<std::chrono::steady_clock::time_point> stagedSince_;
 };
 
-// Conversions between the API's and the policy model's workloads.
-Result<policy::Workload> fromApi(const v1::Workload& w);
-v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source);
-// The origin an upsert asks for: kInvalidInput for BUNDLE, an unknown source
-// or an owner that is not printable ASCII of at most 256 bytes.
-Status checkOrigin(const v1::Workload& w);
-v1::RulesetChange toApi(const compiler::RulesetDiff& diff);
 std::string nowRfc3339();
 
 }  // namespace bulkhead::agent

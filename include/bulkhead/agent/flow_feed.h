@@ -45,10 +45,12 @@ class InterfaceDirectory {
 
 class FlowFeed {
  public:
+  // `counters` reads the kernel's rule counters for the accounting;
   // `sources`: the NFLOG reader and exporters to use (the real ones unless
   // a test passes fakes).
   FlowFeed(const AgentConfig& config, std::string host, FlowHub& hub,
-           const InterfaceDirectory& interfaces, flows::FeedSources sources = {});
+           const InterfaceDirectory& interfaces, nft::CounterReader& counters,
+           flows::FeedSources sources = {});
   ~FlowFeed();
 
   // Called on the flow thread for each scan found (config.scanDetection),
@@ -91,8 +93,7 @@ class FlowFeed {
   };
   std::unordered_map<uint32_t, CachedName> ifnames_;  // flow thread only
 
-  mutable std::mutex countMu_;
-  nft::SeenCounter seen_;
+  nft::AttemptCounter attempts_;
   flows::NflogStats nflogStats_;
 
   std::atomic<bool> stop_{false};

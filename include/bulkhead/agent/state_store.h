@@ -16,7 +16,7 @@
 
 #include "bulkhead/agent/state_journal.h"
 #include "bulkhead/common/result.h"
-#include "bulkhead/v1/agent.pb.h"
+#include "bulkhead/v1/state.pb.h"
 
 namespace bulkhead::agent {
 

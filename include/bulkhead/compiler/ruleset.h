@@ -89,7 +89,7 @@ struct Set {
 // to nft text (compiler/render) and builds libnftnl expressions (nft/exprs).
 
 // A value a rule can load into a register for a lookup.
-enum class Selector : uint8_t {
+enum class PacketField : uint8_t {
   kIifname,   // meta iifname
   kIpSaddr,   // ip saddr       (implies meta nfproto ipv4)
   kIpDaddr,   // ip daddr
@@ -133,13 +133,13 @@ struct SaddrPrefix {  // ip saddr A[/N] | ip6 saddr A[/N]   (implies meta nfprot
   auto operator<=>(const SaddrPrefix&) const = default;
 };
 struct Lookup {  // a . b . c [!=] @set
-  std::vector<Selector> selectors;
+  std::vector<PacketField> selectors;
   std::string set;
   bool invert = false;
   auto operator<=>(const Lookup&) const = default;
 };
 struct Vmap {  // a . b vmap @map
-  std::vector<Selector> selectors;
+  std::vector<PacketField> selectors;
   std::string map;
   auto operator<=>(const Vmap&) const = default;
 };
@@ -151,7 +151,7 @@ struct Limit {  // limit rate R/second burst B packets
 // update @set { iifname limit rate R/second burst B packets }: one limit per
 // key, kept in a dynamic set (a meter); over its rate the rule stops here.
 struct Meter {
-  Selector key;
+  PacketField key;
   std::string set;
   uint32_t ratePerSecond;
   uint32_t burst;
@@ -169,9 +169,11 @@ struct Reject {  // reject with tcp reset | reject with icmpx admin-prohibited
   enum class Kind : uint8_t { kTcpReset, kIcmpxAdminProhibited } kind;
   auto operator<=>(const Reject&) const = default;
 };
-struct Verdict {  // accept | drop | return | jump C | goto C
+// The statement that ends a rule with a verdict (compiler::Verdict: the
+// value, also a verdict map's data).
+struct VerdictStatement {  // accept | drop | return | jump C | goto C
   compiler::Verdict verdict;
-  auto operator<=>(const Verdict&) const = default;
+  auto operator<=>(const VerdictStatement&) const = default;
 };
 
 }  // namespace expr
@@ -179,7 +181,8 @@ struct Verdict {  // accept | drop | return | jump C | goto C
 using Expr =
     std::variant<expr::MetaNfproto, expr::MetaL4proto, expr::CtState, expr::IcmpV6TypeRange,
                  expr::UdpPorts, expr::Lookup, expr::Vmap, expr::Limit, expr::Log, expr::Counter,
-                 expr::Reject, expr::Verdict, expr::IfnameMatch, expr::SaddrPrefix, expr::Meter>;
+                 expr::Reject, expr::VerdictStatement, expr::IfnameMatch, expr::SaddrPrefix,
+                 expr::Meter>;
 
 struct Rule {
   std::vector<Expr> exprs;

@@ -15,13 +15,13 @@
 namespace bulkhead::nft {
 
 // Bytes a selector's value takes in the registers (multiple of 4).
-uint32_t selectorRegisterLength(compiler::Selector selector);
+uint32_t selectorRegisterLength(compiler::PacketField selector);
 
 // Loads `selectors` into consecutive 32-bit registers from NFT_REG32_00,
 // preceded by a `meta nfproto` check when an address selector needs one.
 // Returns the first register. Fails on mixed families or too many bytes.
 Result<uint32_t> addSelectorLoads(nftnl_rule* rule,
-                                  const std::vector<compiler::Selector>& selectors);
+                                  const std::vector<compiler::PacketField>& selectors);
 
 Status addExpr(nftnl_rule* rule, const compiler::expr::MetaNfproto& e);
 Status addExpr(nftnl_rule* rule, const compiler::expr::MetaL4proto& e);
@@ -37,7 +37,7 @@ Status addExpr(nftnl_rule* rule, const compiler::expr::SaddrPrefix& e);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Meter& e, const SetIds& setIds);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Counter& e);
 Status addExpr(nftnl_rule* rule, const compiler::expr::Reject& e);
-Status addExpr(nftnl_rule* rule, const compiler::expr::Verdict& e);
+Status addExpr(nftnl_rule* rule, const compiler::expr::VerdictStatement& e);
 
 // Dispatches on the alternative.
 Status addExpr(nftnl_rule* rule, const compiler::Expr& e, const SetIds& setIds);

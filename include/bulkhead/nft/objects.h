@@ -8,6 +8,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 
 #include <cstdint>
 #include <map>
@@ -17,33 +18,17 @@
 
 #include "bulkhead/common/result.h"
 #include "bulkhead/compiler/ruleset.h"
+#include "bulkhead/nft/owner.h"
 
 namespace bulkhead::nft {
 
-struct TableFree {
-  void operator()(nftnl_table* t) const { nftnl_table_free(t); }
-};
-struct ChainFree {
-  void operator()(nftnl_chain* c) const { nftnl_chain_free(c); }
-};
-struct SetFree {
-  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
-};
-struct RuleFree {
-  void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
-};
-struct ExprFree {
-  void operator()(nftnl_expr* e) const { nftnl_expr_free(e); }
-};
-struct SetElemFree {
-  void operator()(nftnl_set_elem* e) const { nftnl_set_elem_free(e); }
-};
-using TablePtr = std::unique_ptr<nftnl_table, TableFree>;
-using ChainPtr = std::unique_ptr<nftnl_chain, ChainFree>;
-using SetPtr = std::unique_ptr<nftnl_set, SetFree>;
-using RulePtr = std::unique_ptr<nftnl_rule, RuleFree>;
-using ExprPtr = std::unique_ptr<nftnl_expr, ExprFree>;
-using SetElemPtr = std::unique_ptr<nftnl_set_elem, SetElemFree>;
+using TablePtr = Owner<nftnl_table, nftnl_table_free>;
+using ChainPtr = Owner<nftnl_chain, nftnl_chain_free>;
+using SetPtr = Owner<nftnl_set, nftnl_set_free>;
+using RulePtr = Owner<nftnl_rule, nftnl_rule_free>;
+using ExprPtr = Owner<nftnl_expr, nftnl_expr_free>;
+using SetElemPtr = Owner<nftnl_set_elem, nftnl_set_elem_free>;
+using UdataPtr = Owner<nftnl_udata_buf, nftnl_udata_buf_free>;
 
 // Names of sets created in the batch being built -> their NFTNL_SET_ID, so a
 // rule in the same batch can reference them.

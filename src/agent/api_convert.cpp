@@ -1,0 +1,163 @@
+#include "bulkhead/agent/api_convert.h"
+
+#include "bulkhead/agent/core.h"  // nowRfc3339
+#include "bulkhead/common/host_address.h"
+
+namespace bulkhead::agent {
+
+Result<policy::Workload> fromApi(const v1::Workload& w) {
+  policy::Workload out;
+  out.name = w.name();
+  out.app = w.app();
+  out.interfaces.assign(w.interfaces().begin(), w.interfaces().end());
+  for (const auto& [k, v] : w.labels())
+    out.labels[k] = v;
+  for (int i = 0; i < w.addresses_size(); ++i) {
+    // A host prefix is accepted as the address it names.
+    std::string why;
+    const auto a = common::hostAddressText(w.addresses(i), &why);
+    if (!a)
+      return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
+                                                     "]: \"" + w.addresses(i) + "\" " + why);
+    auto ip = policy::IpAddr::parse(*a);
+    if (!ip)
+      return makeError(ErrorCode::kInvalidInput, "workload.addresses[" + std::to_string(i) +
+                                                     "]: bad address \"" + w.addresses(i) + "\"");
+    out.addresses.push_back(*ip);
+  }
+  std::vector<policy::Diagnostic> errors;
+  policy::validateWorkload(out, errors);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors)
+      msg += (msg.empty() ? "workload: " : "; ") + e.message;
+    return makeError(ErrorCode::kInvalidInput, msg);
+  }
+  return out;
+}
+
+v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source) {
+  v1::Workload out;
+  out.set_name(w.name);
+  out.set_app(w.app);
+  for (const auto& i : w.interfaces)
+    out.add_interfaces(i);
+  for (const auto& a : w.addresses)
+    out.add_addresses(a.toString());
+  for (const auto& [k, v] : w.labels)
+    (*out.mutable_labels())[k] = v;
+  out.set_quarantined(w.quarantined);
+  out.set_source(source);
+  return out;
+}
+
+Status checkOrigin(const v1::Workload& w) {
+  switch (w.source()) {
+    case v1::Workload::SOURCE_UNSPECIFIED:
+    case v1::Workload::SOURCE_API:
+    case v1::Workload::SOURCE_CNI:
+    case v1::Workload::SOURCE_LIBVIRT:
+      break;
+    default:
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload.source: only api, cni or libvirt can register a workload");
+  }
+  constexpr size_t kMaxOwner = 256;
+  if (w.owner().size() > kMaxOwner)
+    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
+  for (unsigned char c : w.owner())
+    if (c < 0x21 || c > 0x7e)
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload.owner: only printable ASCII without spaces");
+  return {};
+}
+
+v1::Workload::Source recordedSource(const v1::Workload& w) {
+  return w.source() == v1::Workload::SOURCE_UNSPECIFIED ? v1::Workload::SOURCE_API : w.source();
+}
+
+Result<std::vector<policy::SourceFile>> fromApi(const PolicyFiles& files) {
+  std::vector<policy::SourceFile> sources;
+  sources.reserve(files.size());
+  for (const auto& f : files) {
+    if (f.name().empty() || f.name().size() > 4096)
+      return makeError(ErrorCode::kInvalidInput, "files: every file needs a name (1-4096 bytes)");
+    sources.push_back({f.name(), f.content()});
+  }
+  return sources;
+}
+
+v1::PolicyFile toApi(policy::SourceFile file) {
+  v1::PolicyFile p;
+  p.set_name(std::move(file.name));
+  p.set_content(std::move(file.content));
+  return p;
+}
+
+size_t bundleBytes(const PolicyFiles& files) {
+  size_t bytes = 0;
+  for (const auto& f : files)
+    bytes += f.name().size() + f.content().size();
+  return bytes;
+}
+
+v1::RulesetChange toApi(const compiler::RulesetDiff& diff) {
+  v1::RulesetChange c;
+  uint64_t adds = 0, removes = 0;
+  for (const auto& e : diff.elements) {
+    adds += e.add.size();
+    removes += e.remove.size();
+  }
+  for (const auto& s : diff.addSets)
+    adds += s.elements.size();
+  c.set_element_adds(adds);
+  c.set_element_removes(removes);
+  c.set_sets_added(uint32_t(diff.addSets.size()));
+  c.set_sets_deleted(uint32_t(diff.deleteSets.size()));
+  c.set_chains_added(uint32_t(diff.addChains.size()));
+  c.set_chains_rewritten(uint32_t(diff.replaceChains.size()));
+  c.set_chains_deleted(uint32_t(diff.deleteChains.size()));
+  c.set_summary(diff.summary());
+  return c;
+}
+
+v1::StateJournalEntry upsertRecord(v1::Workload w) {
+  v1::StateJournalEntry entry;
+  *entry.mutable_upsert() = std::move(w);
+  return entry;
+}
+
+v1::StateJournalEntry deleteRecord(const std::string& name) {
+  v1::StateJournalEntry entry;
+  entry.set_deleted(name);
+  return entry;
+}
+
+v1::StateJournalEntry quarantineRecord(const std::set<std::string>& quarantined,
+                                       const QuarantineBook& book) {
+  v1::StateJournalEntry entry;
+  entry.set_quarantined_set(true);
+  for (const auto& q : quarantined)
+    entry.add_quarantined(q);
+  book.saveTo(entry.mutable_quarantines());
+  return entry;
+}
+
+v1::AgentState snapshotRecord(const std::string& version, const PolicyFiles& files,
+                              std::vector<v1::Workload> workloads,
+                              const std::set<std::string>& quarantined,
+                              const QuarantineBook& book) {
+  v1::AgentState state;
+  state.set_format(1);
+  state.set_version(version);
+  *state.mutable_files() = files;
+  for (auto& w : workloads)
+    *state.add_workloads() = std::move(w);
+  for (const auto& q : quarantined)
+    state.add_quarantined(q);
+  book.saveTo(state.mutable_quarantines());
+  state.set_written_time(nowRfc3339());
+  return state;
+}
+
+}  // namespace bulkhead::agent
