@@ -371,12 +371,22 @@ Suggestion Suggester::finish() {
   std::vector<uint32_t> sorted(keys_.size());
   for (uint32_t i = 0; i < sorted.size(); ++i)
     sorted[i] = i;
+  // An address's order as IpAddr compares (family, then bytes), as numbers.
+  auto words = [](const IpAddr& a) {
+    uint64_t hi = 0, lo = 0;
+    std::memcpy(&hi, a.bytes.data(), 8);
+    std::memcpy(&lo, a.bytes.data() + 8, 8);
+    return std::tuple(uint8_t(a.family), __builtin_bswap64(hi), __builtin_bswap64(lo));
+  };
   std::sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
     const FlowKey& x = keys_[a];
     const FlowKey& y = keys_[b];
     if (x.app != y.app) return rank[x.app] < rank[y.app];
-    return std::tie(x.dst, x.port) < std::tie(y.dst, y.port);
+    if (x.dst != y.dst) return words(x.dst) < words(y.dst);
+    return x.port < y.port;
   });
+  std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
+  std::map<std::string, Rule>* appNamed = nullptr;
   for (const uint32_t i : sorted) {
     const FlowKey& key = keys_[i];
     const FlowStats& stats = this->stats(i);
@@ -384,7 +394,11 @@ Suggestion Suggester::finish() {
     const PortSpec& port = key.port;
     const std::string& app = apps_[key.app];
     const Evidence ev = stats.evidence();
-    if (apps.empty() || *apps.rbegin() != app) apps.insert(apps.end(), app);
+    if (apps.empty() || *apps.rbegin() != app) {
+      apps.insert(apps.end(), app);
+      appUnknown = &unknown[app];
+      appNamed = &named[app];
+    }
     std::string to;
     if (const auto* s = index_.serviceFor(dst, port)) {
       to = s->name;
@@ -392,13 +406,13 @@ Suggestion Suggester::finish() {
       to = index_.appFor(dst);
     }
     if (to.empty()) {
-      Unknown& u = unknown[app][dst];
+      Unknown& u = (*appUnknown)[dst];
       addPort(u.ports, port);
       u.evidence.merge(ev);
       ++u.flows;
       continue;
     }
-    Rule& r = named[app][to];
+    Rule& r = (*appNamed)[to];
     r.to = to;
     r.narrow = true;
     addPort(r.ports, port);
