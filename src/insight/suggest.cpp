@@ -233,18 +233,23 @@ uint64_t Suggester::TimeText::pack(std::string_view t) {
   return packed;
 }
 
-std::string Suggester::TimeText::str() const {
+std::string_view Suggester::TimeText::view(char (&buf)[32]) const {
   if (text_) return *text_;
-  if (packed_ == 0) return "";
-  std::string t(kTimeShape);
+  if (packed_ == 0) return {};
+  std::memcpy(buf, kTimeShape.data(), kTimeShape.size());
   uint64_t p = packed_;
   for (auto f = std::rbegin(kTimeFields); f != std::rend(kTimeFields); ++f) {
     uint64_t v = p & ((uint64_t(1) << f->bits) - 1);
     p >>= f->bits;
     for (int i = f->digits - 1; i >= 0; --i, v /= 10)
-      t[size_t(f->at + i)] = char('0' + v % 10);
+      buf[size_t(f->at + i)] = char('0' + v % 10);
   }
-  return t;
+  return {buf, kTimeShape.size()};
+}
+
+std::string Suggester::TimeText::str() const {
+  char buf[32];
+  return std::string(view(buf));
 }
 
 bool Suggester::TimeText::before(std::string_view t, uint64_t packed) const {
@@ -283,6 +288,27 @@ void Suggester::FlowStats::add(const FlowRecord& r) {
     if (first.empty() || first.before(r.time, packed)) first.assign(r.time, packed);
     if (last.empty() || last.after(r.time, packed)) last.assign(r.time, packed);
   }
+}
+
+void Suggester::FlowStats::mergeInto(Evidence& e) const {
+  constexpr size_t kFew = 8;
+  if (more && more->size() > kFew) {
+    e.merge(evidence());
+    return;
+  }
+  // What Evidence::merge does, source by source (a sorted union either way).
+  e.attempts += attempts;
+  if (more) {
+    for (const auto& s : *more)
+      e.addSource(s);
+  } else if (hasSource) {
+    e.addSource(source);
+  }
+  char buf[32];
+  if (const std::string_view t = first.view(buf); !t.empty() && (e.first.empty() || t < e.first))
+    e.first.assign(t);
+  if (const std::string_view t = last.view(buf); !t.empty() && (e.last.empty() || t > e.last))
+    e.last.assign(t);
 }
 
 Evidence Suggester::FlowStats::evidence() const {
@@ -393,7 +419,6 @@ Suggestion Suggester::finish() {
     const IpAddr& dst = key.dst;
     const PortSpec& port = key.port;
     const std::string& app = apps_[key.app];
-    const Evidence ev = stats.evidence();
     if (apps.empty() || *apps.rbegin() != app) {
       apps.insert(apps.end(), app);
       appUnknown = &unknown[app];
@@ -408,7 +433,7 @@ Suggestion Suggester::finish() {
     if (to.empty()) {
       Unknown& u = (*appUnknown)[dst];
       addPort(u.ports, port);
-      u.evidence.merge(ev);
+      stats.mergeInto(u.evidence);
       ++u.flows;
       continue;
     }
@@ -416,7 +441,7 @@ Suggestion Suggester::finish() {
     r.to = to;
     r.narrow = true;
     addPort(r.ports, port);
-    r.evidence.merge(ev);
+    stats.mergeInto(r.evidence);
     ++r.flows;
   }
 

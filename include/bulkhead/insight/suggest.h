@@ -90,6 +90,8 @@ class Suggester {
     static uint64_t pack(std::string_view t);  // 0: not the agent's form
     bool empty() const { return packed_ == 0 && !text_; }
     std::string str() const;
+    // The text, formatted into `buf` when packed (no allocation).
+    std::string_view view(char (&buf)[32]) const;
     // Compared as text, as Evidence compares times.
     bool before(std::string_view t, uint64_t packed) const;
     bool after(std::string_view t, uint64_t packed) const;
@@ -107,6 +109,9 @@ class Suggester {
     TimeText first, last;
     void add(const FlowRecord& r);
     Evidence evidence() const;
+    // Evidence::merge(evidence()) without building it: no allocation when
+    // the flow has few sources.
+    void mergeInto(Evidence& e) const;
   };
   uint32_t appId(const std::string& app);
 
