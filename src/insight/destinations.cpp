@@ -34,6 +34,10 @@ size_t DestinationIndex::IpHash::operator()(const policy::IpAddr& a) const {
 }
 
 DestinationIndex::DestinationIndex(const policy::Bundle& bundle) : bundle_(bundle) {
+  for (const auto& s : bundle.services)
+    byName_.push_back(&s);
+  std::stable_sort(byName_.begin(), byName_.end(),
+                   [](const auto* a, const auto* b) { return a->name < b->name; });
   for (const auto& w : bundle.workloads)
     for (const auto& a : w.addresses)
       known_.emplace(a, w.app);
@@ -61,17 +65,12 @@ bool DestinationIndex::selects(const policy::Selector& s, const std::string& app
 
 const policy::Service* DestinationIndex::serviceFor(const policy::IpAddr& dst,
                                                     const policy::PortSpec& port) const {
-  std::vector<const policy::Service*> byName;
-  for (const auto& s : bundle_.services)
-    byName.push_back(&s);
-  std::sort(byName.begin(), byName.end(),
-            [](const auto* a, const auto* b) { return a->name < b->name; });
   auto portsCover = [&](const std::vector<policy::PortSpec>& ports) {
     if (ports.empty()) return true;
     return std::any_of(ports.begin(), ports.end(),
                        [&](const policy::PortSpec& s) { return covers(s, port); });
   };
-  for (const auto* s : byName) {
+  for (const auto* s : byName_) {
     if (s->appSelector) {
       const std::string app = appFor(dst);
       if (!app.empty() && selects(*s->appSelector, app) && portsCover(s->ports)) return s;

@@ -1,5 +1,6 @@
 #include "bulkhead/insight/flow_log.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -33,6 +34,17 @@ struct Fields {
   bool has[10] = {};
   bool bad[10] = {};
   bool topObject = false;
+
+  // Empty again, the strings' buffers kept (no allocation per line).
+  void reset() {
+    for (auto& x : str)
+      x.clear();
+    num[0] = 0;
+    num[1] = 1;
+    std::fill(std::begin(has), std::end(has), false);
+    std::fill(std::begin(bad), std::end(bad), false);
+    topObject = false;
+  }
 };
 
 Key keyOf(std::string_view k) {
@@ -246,9 +258,10 @@ class FlatReader {
 }  // namespace
 
 bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
-  Fields f;
+  thread_local Fields f;
+  f.reset();
   if (!FlatReader(line, f).read()) {
-    f = Fields{};
+    f.reset();
     EventSax sax(f);
     if (!nlohmann::json::sax_parse(line.begin(), line.end(), &sax)) return *why = "not JSON", false;
   }
@@ -264,12 +277,13 @@ bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
   r.dst = *ip;
   r.dport = uint16_t(f.num[0]);
   r.count = f.num[1];
-  r.action = std::move(f.str[kAction]);
-  r.app = std::move(f.str[kApp]);
-  r.workload = std::move(f.str[kWorkload]);
-  r.proto = std::move(f.str[kProto]);
-  r.reason = std::move(f.str[kReason]);
-  r.time = std::move(f.str[kTime]);
+  // Copied, not moved: both keep their buffers for the next line.
+  r.action = f.str[kAction];
+  r.app = f.str[kApp];
+  r.workload = f.str[kWorkload];
+  r.proto = f.str[kProto];
+  r.reason = f.str[kReason];
+  r.time = f.str[kTime];
   r.src = {};
   r.hasSrc = false;
   if (good(kSrc)) {
@@ -288,6 +302,8 @@ void readFlowLines(std::istream& in, const std::string& name,
   std::string line;
   bool tooLong = false;
   uint64_t lineNo = 0;
+  FlowRecord r;  // reused: its strings keep their buffers
+  std::string why;
   auto finish = [&]() {
     ++lineNo;
     if (tooLong) {
@@ -295,8 +311,6 @@ void readFlowLines(std::istream& in, const std::string& name,
       note(stats, name, lineNo, "line longer than " + std::to_string(maxLineBytes) + " bytes");
     } else if (line.find_first_not_of(" \t\r") != std::string::npos) {
       ++stats.lines;
-      FlowRecord r;
-      std::string why;
       if (parseFlowLine(line, &r, &why)) {
         ++stats.events;
         sink(r);

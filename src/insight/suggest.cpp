@@ -194,14 +194,14 @@ std::vector<Cidr> aggregateHosts(const std::set<IpAddr>& hosts) {
   return {cur.begin(), cur.end()};
 }
 
-size_t Suggester::FlowKeyHash::operator()(const FlowKey& k) const noexcept {
-  const auto& [app, dst, port] = k;
-  uint64_t x = 1469598103934665603ull ^ app;
-  for (size_t i = 0; i < dst.size(); ++i)
-    x = (x ^ dst.bytes[i]) * 1099511628211ull;
-  x = (x ^ port.protoLo) * 1099511628211ull;
-  x = (x ^ port.portLo) * 1099511628211ull;
-  return size_t(x ^ (x >> 29));
+uint64_t Suggester::hashOf(const FlowKey& k) {
+  uint64_t lo = 0, hi = 0;
+  std::memcpy(&lo, k.dst.bytes.data(), 8);
+  std::memcpy(&hi, k.dst.bytes.data() + 8, 8);
+  uint64_t h = hashMix(uint64_t(k.app) << 8 | uint64_t(k.dst.family), lo);
+  h = hashMix(h, hi);
+  return hashMix(h, uint64_t(k.port.protoLo) << 40 | uint64_t(k.port.protoHi) << 32 |
+                        uint64_t(k.port.portLo) << 16 | k.port.portHi);
 }
 
 namespace {
@@ -233,18 +233,23 @@ uint64_t Suggester::TimeText::pack(std::string_view t) {
   return packed;
 }
 
-std::string Suggester::TimeText::str() const {
+std::string_view Suggester::TimeText::view(char (&buf)[32]) const {
   if (text_) return *text_;
-  if (packed_ == 0) return "";
-  std::string t(kTimeShape);
+  if (packed_ == 0) return {};
+  std::memcpy(buf, kTimeShape.data(), kTimeShape.size());
   uint64_t p = packed_;
   for (auto f = std::rbegin(kTimeFields); f != std::rend(kTimeFields); ++f) {
     uint64_t v = p & ((uint64_t(1) << f->bits) - 1);
     p >>= f->bits;
     for (int i = f->digits - 1; i >= 0; --i, v /= 10)
-      t[size_t(f->at + i)] = char('0' + v % 10);
+      buf[size_t(f->at + i)] = char('0' + v % 10);
   }
-  return t;
+  return {buf, kTimeShape.size()};
+}
+
+std::string Suggester::TimeText::str() const {
+  char buf[32];
+  return std::string(view(buf));
 }
 
 bool Suggester::TimeText::before(std::string_view t, uint64_t packed) const {
@@ -283,6 +288,27 @@ void Suggester::FlowStats::add(const FlowRecord& r) {
     if (first.empty() || first.before(r.time, packed)) first.assign(r.time, packed);
     if (last.empty() || last.after(r.time, packed)) last.assign(r.time, packed);
   }
+}
+
+void Suggester::FlowStats::mergeInto(Evidence& e) const {
+  constexpr size_t kFew = 8;
+  if (more && more->size() > kFew) {
+    e.merge(evidence());
+    return;
+  }
+  // What Evidence::merge does, source by source (a sorted union either way).
+  e.attempts += attempts;
+  if (more) {
+    for (const auto& s : *more)
+      e.addSource(s);
+  } else if (hasSource) {
+    e.addSource(source);
+  }
+  char buf[32];
+  if (const std::string_view t = first.view(buf); !t.empty() && (e.first.empty() || t < e.first))
+    e.first.assign(t);
+  if (const std::string_view t = last.view(buf); !t.empty() && (e.last.empty() || t > e.last))
+    e.last.assign(t);
 }
 
 Evidence Suggester::FlowStats::evidence() const {
@@ -327,17 +353,25 @@ void Suggester::add(const FlowRecord& r) {
     if (u.size() < 1000) u.insert(r.dst.toString() + "/" + r.proto);
     return;
   }
-  flows_[{appId(r.app), r.dst, *port}].add(r);
+  const FlowKey key{appId(r.app), r.dst, *port};
+  auto [id, fresh] = flowIds_.insert(key, hashOf(key));
+  if (fresh) {
+    *id = uint32_t(keys_.size());
+    keys_.push_back(key);
+    if (keys_.size() > chunks_.size() * kChunk)
+      chunks_.push_back(std::make_unique<FlowStats[]>(kChunk));
+  }
+  stats(*id).add(r);
 }
 
-Suggestion Suggester::finish() const {
+Suggestion Suggester::finish() {
   Suggestion out;
   SuggestSummary& sum = out.summary;
   sum.ignoredEvents = ignored_;
   sum.unattributedEvents = unattributed_;
   for (const auto& [app, u] : unexpressible_)
     sum.unexpressibleFlows += u.size();
-  sum.flows = flows_.size() + sum.unexpressibleFlows;
+  sum.flows = keys_.size() + sum.unexpressibleFlows;
   sum.left = sum.unexpressibleFlows;
 
   // Per app: named destinations, and unknown addresses with their ports.
@@ -349,22 +383,47 @@ Suggestion Suggester::finish() const {
   std::map<std::string, std::map<std::string, Rule>> named;
   std::map<std::string, std::map<IpAddr, Unknown>> unknown;
   std::set<std::string> apps;
-  std::vector<const std::pair<const FlowKey, FlowStats>*> sorted;
-  sorted.reserve(flows_.size());
-  for (const auto& kv : flows_)
-    sorted.push_back(&kv);
-  std::sort(sorted.begin(), sorted.end(), [&](const auto* a, const auto* b) {
-    const auto& [appA, dstA, portA] = a->first;
-    const auto& [appB, dstB, portB] = b->first;
-    if (appA != appB) return apps_[appA] < apps_[appB];
-    return std::tie(dstA, portA) < std::tie(dstB, portB);
+  // Apps by name: the rank of each app id, so the sort compares numbers.
+  std::vector<uint32_t> rank(apps_.size());
+  {
+    std::vector<uint32_t> byName(apps_.size());
+    for (uint32_t i = 0; i < byName.size(); ++i)
+      byName[i] = i;
+    std::sort(byName.begin(), byName.end(),
+              [&](uint32_t a, uint32_t b) { return apps_[a] < apps_[b]; });
+    for (uint32_t i = 0; i < byName.size(); ++i)
+      rank[byName[i]] = i;
+  }
+  std::vector<uint32_t> sorted(keys_.size());
+  for (uint32_t i = 0; i < sorted.size(); ++i)
+    sorted[i] = i;
+  // An address's order as IpAddr compares (family, then bytes), as numbers.
+  auto words = [](const IpAddr& a) {
+    uint64_t hi = 0, lo = 0;
+    std::memcpy(&hi, a.bytes.data(), 8);
+    std::memcpy(&lo, a.bytes.data() + 8, 8);
+    return std::tuple(uint8_t(a.family), __builtin_bswap64(hi), __builtin_bswap64(lo));
+  };
+  std::sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
+    const FlowKey& x = keys_[a];
+    const FlowKey& y = keys_[b];
+    if (x.app != y.app) return rank[x.app] < rank[y.app];
+    if (x.dst != y.dst) return words(x.dst) < words(y.dst);
+    return x.port < y.port;
   });
-  for (const auto* kv : sorted) {
-    const auto& [key, stats] = *kv;
-    const auto& [appIndex, dst, port] = key;
-    const std::string& app = apps_[appIndex];
-    const Evidence ev = stats.evidence();
-    apps.insert(app);
+  std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
+  std::map<std::string, Rule>* appNamed = nullptr;
+  for (const uint32_t i : sorted) {
+    const FlowKey& key = keys_[i];
+    const FlowStats& stats = this->stats(i);
+    const IpAddr& dst = key.dst;
+    const PortSpec& port = key.port;
+    const std::string& app = apps_[key.app];
+    if (apps.empty() || *apps.rbegin() != app) {
+      apps.insert(apps.end(), app);
+      appUnknown = &unknown[app];
+      appNamed = &named[app];
+    }
     std::string to;
     if (const auto* s = index_.serviceFor(dst, port)) {
       to = s->name;
@@ -372,19 +431,24 @@ Suggestion Suggester::finish() const {
       to = index_.appFor(dst);
     }
     if (to.empty()) {
-      Unknown& u = unknown[app][dst];
+      Unknown& u = (*appUnknown)[dst];
       addPort(u.ports, port);
-      u.evidence.merge(ev);
+      stats.mergeInto(u.evidence);
       ++u.flows;
       continue;
     }
-    Rule& r = named[app][to];
+    Rule& r = (*appNamed)[to];
     r.to = to;
     r.narrow = true;
     addPort(r.ports, port);
-    r.evidence.merge(ev);
+    stats.mergeInto(r.evidence);
     ++r.flows;
   }
+
+  std::vector<uint32_t>().swap(sorted);
+  flowIds_ = FlatTable<FlowKey, uint32_t>(SIZE_MAX, 16);
+  std::vector<FlowKey>().swap(keys_);
+  std::vector<std::unique_ptr<FlowStats[]>>().swap(chunks_);
 
   // Unknown destinations: addresses with the same ports share one Service.
   std::set<std::string> taken;
@@ -488,8 +552,19 @@ Suggestion Suggester::finish() const {
 std::vector<policy::Diagnostic> checkSuggestion(const policy::Bundle& bundle,
                                                 const std::string& yaml) {
   std::vector<policy::Diagnostic> errors, warnings;
+  // Comment lines (evidence, rules left out) carry no YAML: parsed without
+  // them, a suggestion with many left-out rules costs the parser nothing.
+  std::string bare;
+  bare.reserve(yaml.size() / 4);
+  for (size_t pos = 0; pos < yaml.size();) {
+    size_t end = yaml.find('\n', pos);
+    end = end == std::string::npos ? yaml.size() : end + 1;
+    const size_t text = yaml.find_first_not_of(' ', pos);
+    if (text >= end || yaml[text] != '#') bare.append(yaml, pos, end - pos);
+    pos = end;
+  }
   policy::Bundle suggested;
-  policy::parseText(yaml, "<suggestion>", suggested, errors);
+  policy::parseText(bare, "<suggestion>", suggested, errors);
   if (!errors.empty()) return errors;
   policy::Bundle merged = bundle;
   for (auto& a : suggested.apps) {

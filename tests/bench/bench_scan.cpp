@@ -3,9 +3,12 @@
 // through the agent's flows::Pipeline (decode, attribution, folding, the
 // per-workload rate limit, hand-off to an exporter) with the ScanDetector
 // hooked in as the agent hooks it (FlowFeed: PipelineOptions::observe),
-// and without it; rounds interleaved, medians compared. Two traffic shapes:
+// and without it; rounds interleaved, rates per second of the thread's own
+// CPU time (not wall time: the machine is shared), medians compared (and
+// the spread of each round's on/off pair printed). Two traffic shapes:
 // every attempt a new (destination, port) — a scan, the detector's worst
-// case, its map at its bound — and 1,000 flows repeated (folding).
+// case, its tables at their bound — and 1,000 flows repeated (folding).
+// Each shape gets its own PASS/MISS line against the goal (under 5% lower).
 // In-process, no root needed: the kernel's side (NFLOG delivery) is the same
 // in both and is measured by bench_flows.
 //
@@ -13,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include <cstring>
+#include <ctime>
 
 #include "bench_report.h"
 #include "bench_util.h"
@@ -65,8 +69,17 @@ flows::LoggedPacket packet(uint32_t workload, uint32_t dst, uint16_t dport) {
   return lp;
 }
 
-// Packets per second through one pipeline.
-double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_t* findings) {
+// CPU time of this thread: on a machine shared with compilers, wall time
+// mostly measures who else ran; the flow thread's own CPU time is its cost.
+double threadSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+// Packets per second of the flow thread's CPU time through one pipeline.
+double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_t* findings,
+           size_t* detectorBytes) {
   agent::ScanDetector detector({});
   flows::PipelineOptions o;
   o.host = "bench";
@@ -88,7 +101,7 @@ double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_
   // every 20 ms of that time, as the agent's flow thread ticks.
   auto now = flows::Clock::now();
   auto nextTick = now;
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = threadSeconds();
   for (size_t i = 0; i < packets.size(); ++i) {
     now += std::chrono::microseconds(2);
     if (now >= nextTick) {
@@ -97,7 +110,9 @@ double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_
     }
     pipeline.onPacket(packets[i], now);
   }
-  return double(packets.size()) / secondsSince(t0);
+  const double rate = double(packets.size()) / (threadSeconds() - t0);
+  if (detectorBytes) *detectorBytes = std::max(*detectorBytes, detector.bytes());
+  return rate;
 }
 
 int benchRun(int argc, char** argv) {
@@ -123,29 +138,39 @@ int benchRun(int argc, char** argv) {
   }
   std::printf("%s packets a round, %d rounds, interleaved\n\n", count(uint64_t(n)).c_str(), rounds);
   std::printf("%-34s %14s %14s %9s\n", "traffic", "off (pkt/s)", "on (pkt/s)", "cost");
-  bool pass = true;
+  std::vector<std::string> goals;
   for (const auto& [name, packets] : {std::pair{"distinct (a scan, worst case)", &scan},
                                       std::pair{"1,000 flows repeated", &repeat}}) {
-    Stats off, on;
+    Stats off, on, costs;
     uint64_t findings = 0;
+    size_t bytes = 0;
     for (int r = 0; r < rounds; ++r) {
       checkInterrupted();
-      off.add(run(*packets, false, &findings));
-      on.add(run(*packets, true, &findings));
+      const double a = run(*packets, false, &findings, nullptr);
+      const double b = run(*packets, true, &findings, &bytes);
+      off.add(a);
+      on.add(b);
+      costs.add(1 - b / a);  // this round's pair, run back to back
     }
     const double cost = 1 - on.median() / off.median();
-    pass &= cost < 0.05;
-    std::printf("%-34s %14s %14s %8.1f%%   (%s findings a round)\n", name,
-                count(uint64_t(off.median())).c_str(), count(uint64_t(on.median())).c_str(),
-                cost * 100, count(findings / uint64_t(rounds)).c_str());
+    std::printf(
+        "%-34s %14s %14s %8.1f%%   (pairs: %.1f%% to %.1f%%; %s findings a round; "
+        "detector %.1f MiB)\n",
+        name, count(uint64_t(off.median())).c_str(), count(uint64_t(on.median())).c_str(),
+        cost * 100, costs.min() * 100, costs.max() * 100,
+        count(findings / uint64_t(rounds)).c_str(), double(bytes) / (1 << 20));
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "%s: flow throughput with detection on is %.1f%% lower (goal: under 5%%)", name,
+                  cost * 100);
+    goals.push_back(goalLine(cost < 0.05, line));
     report().figure(std::string(name) + ", detection off", "bulkhead", n, off.median(), "1/s");
     report().figure(std::string(name) + ", detection on", "bulkhead", n, on.median(), "1/s");
-    report().goal(std::string(name) + ": cost of detection", cost < 0.05, cost, 0.05,
-                  std::string(name) + ": detection on costs " + fmt("%.1f%%", cost * 100) +
-                      " of flow throughput (goal under 5%)");
+    report().goal(std::string(name) + ": cost of detection", cost < 0.05, cost, 0.05, line);
   }
-  std::printf("\n%s\n",
-              goalLine(pass, "flow throughput with detection on is under 5% lower").c_str());
+  std::printf("\n");
+  for (const auto& g : goals)
+    std::printf("%s\n", g.c_str());
   report().write();
   return 0;
 }

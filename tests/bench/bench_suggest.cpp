@@ -100,17 +100,24 @@ int benchRun(int argc, char** argv) {
       "%zu rules\n",
       dur(wall.median()).c_str(), dur(wall.min()).c_str(), dur(wall.max()).c_str(), rounds,
       dur(cpu.median()).c_str(), rss.max(), rules);
-  std::printf("%s\n", goalLine(wall.median() < 5 && rss.max() < 256,
-                               "1,000,000 events in under 5 s and 256 MiB")
-                          .c_str());
+  char line[160];
+  std::snprintf(line, sizeof line, "time: median %.2f s for %s events (goal: under 5 s)",
+                wall.median(), count(uint64_t(n)).c_str());
+  std::printf("%s\n", goalLine(wall.median() < 5, line).c_str());
+  std::snprintf(line, sizeof line,
+                "peak memory: %.0f MiB, the largest of %d runs (goal: under 256 MiB)", rss.max(),
+                rounds);
+  std::printf("%s\n", goalLine(rss.max() < 256, line).c_str());
   auto& rep = report();
   const std::string shape = distinct ? "bulkhead suggest, distinct" : "bulkhead suggest";
   rep.figure("suggest wall time", shape, n, wall.median(), "s");
   rep.figure("suggest CPU time", shape, n, cpu.median(), "s");
   rep.figure("suggest peak RSS", shape, n, rss.max(), "MiB");
-  rep.goal("suggest under 5 s and 256 MiB", wall.median() < 5 && rss.max() < 256, wall.median(), 5,
-           count(uint64_t(n)) + " events: " + dur(wall.median()) + ", " +
-               fmt("%.0f MiB", rss.max()) + " (goal: 1,000,000 in under 5 s and 256 MiB)");
+  rep.goal("suggest under 5 s", wall.median() < 5, wall.median(), 5,
+           count(uint64_t(n)) + " events: " + dur(wall.median()) + " (goal: under 5 s)");
+  rep.goal("suggest under 256 MiB", rss.max() < 256, rss.max(), 256,
+           count(uint64_t(n)) + " events: " + fmt("%.0f MiB", rss.max()) +
+               " (goal: under 256 MiB)");
   rep.write();
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "bulkhead/insight/flow_log.h"
 #include "bulkhead/policy/model.h"
@@ -41,6 +42,7 @@ class DestinationIndex {
   bool selects(const policy::Selector& s, const std::string& app) const;
 
   const policy::Bundle& bundle_;
+  std::vector<const policy::Service*> byName_;   // the bundle's Services by name
   std::map<policy::IpAddr, std::string> known_;  // from Workload documents
   struct IpHash {
     size_t operator()(const policy::IpAddr& a) const;

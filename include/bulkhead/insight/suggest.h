@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bulkhead/common/flat_table.h"
 #include "bulkhead/insight/destinations.h"
 #include "bulkhead/insight/flow_log.h"
 #include "bulkhead/policy/model.h"
@@ -65,16 +66,22 @@ class Suggester {
  public:
   Suggester(const policy::Bundle& bundle, SuggestOptions options);
   void add(const FlowRecord& r);
-  Suggestion finish() const;
+  // Once, after the last add(): the flows' memory is released as soon as
+  // they are aggregated, before the YAML is written.
+  Suggestion finish();
 
  private:
   // Compact per-flow state (the worst case holds about a million flows):
   // the app as an index into apps_, one source inline (more in a set only
   // when a flow has several), times inline when short.
-  using FlowKey = std::tuple<uint32_t, policy::IpAddr, policy::PortSpec>;
-  struct FlowKeyHash {
-    size_t operator()(const FlowKey& k) const noexcept;  // (noexcept: no hash kept per node)
+  // Plain bytes, so it lives in a flat table (no node per flow).
+  struct FlowKey {
+    uint32_t app = 0;
+    policy::IpAddr dst;
+    policy::PortSpec port;
+    bool operator==(const FlowKey&) const = default;
   };
+  static uint64_t hashOf(const FlowKey& k);
   // A time as the events carry it: the agent's form
   // (2026-11-28T09:00:01.123456Z) packed into 8 bytes, whose order is the
   // text's; any other text kept as it is.
@@ -83,6 +90,8 @@ class Suggester {
     static uint64_t pack(std::string_view t);  // 0: not the agent's form
     bool empty() const { return packed_ == 0 && !text_; }
     std::string str() const;
+    // The text, formatted into `buf` when packed (no allocation).
+    std::string_view view(char (&buf)[32]) const;
     // Compared as text, as Evidence compares times.
     bool before(std::string_view t, uint64_t packed) const;
     bool after(std::string_view t, uint64_t packed) const;
@@ -100,15 +109,24 @@ class Suggester {
     TimeText first, last;
     void add(const FlowRecord& r);
     Evidence evidence() const;
+    // Evidence::merge(evidence()) without building it: no allocation when
+    // the flow has few sources.
+    void mergeInto(Evidence& e) const;
   };
   uint32_t appId(const std::string& app);
 
   const policy::Bundle& bundle_;
   SuggestOptions options_;
   DestinationIndex index_;
-  std::vector<std::string> apps_;                               // app id -> name
-  std::unordered_map<std::string, uint32_t> appIds_;            // name -> app id
-  std::unordered_map<FlowKey, FlowStats, FlowKeyHash> flows_;   // sorted in finish()
+  std::vector<std::string> apps_;                     // app id -> name
+  std::unordered_map<std::string, uint32_t> appIds_;  // name -> app id
+  // Flows: key -> index into stats, kept in fixed chunks (no copy as they
+  // grow); keys in the same order, for finish() to sort.
+  static constexpr size_t kChunk = 1 << 16;
+  FlowStats& stats(uint32_t i) const { return chunks_[i / kChunk][i % kChunk]; }
+  FlatTable<FlowKey, uint32_t> flowIds_{SIZE_MAX, 1024};
+  std::vector<FlowKey> keys_;
+  std::vector<std::unique_ptr<FlowStats[]>> chunks_;
   std::map<std::string, std::set<std::string>> unexpressible_;  // app -> "dst/proto"
   uint64_t ignored_ = 0, unattributed_ = 0;
 };
