@@ -382,11 +382,10 @@ int run(int argc, char** argv) {
   std::printf("  nft -f of bulkhead plan                %s\n", seconds(nft).c_str());
   std::printf("  nft::Writer::replace alone             %s\n", seconds(replace).c_str());
   const size_t elements = ruleset->elementCount();
-  for (const auto& [name, stats] : {std::pair{"bulkhead push, CLI start to exit", &push},
-                                    std::pair{"nft -f of bulkhead plan", &nft},
-                                    std::pair{"Writer::replace alone", &replace},
-                                    std::pair{"agent parse", &parse},
-                                    std::pair{"agent compile and commit", &compileCommit}})
+  for (const auto& [name, stats] :
+       {std::pair{"bulkhead push, CLI start to exit", &push},
+        std::pair{"nft -f of bulkhead plan", &nft}, std::pair{"Writer::replace alone", &replace},
+        std::pair{"agent parse", &parse}, std::pair{"agent compile and commit", &compileCommit}})
     report().figure(name, std::to_string(opt.workloads) + " workloads", double(elements),
                     stats->median(), "s");
   report().goal("push end to end / nft -f", pushRatio.median() <= 0.75, pushRatio.median(), 0.75,

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <thread>
 
+#include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/hooks/agent_link.h"
 #include "support/netns.h"
@@ -165,6 +166,7 @@ void loadBaselineSet(const testing::Netns& hv, const fs::path& dir) {
 }
 
 int run(int argc, char** argv) {
+  report().init("bench_register", argc, argv);
   int workloads = 10000, runs = 200;
   fs::path base = fs::temp_directory_path();
   for (int i = 1; i < argc; ++i) {
@@ -283,6 +285,17 @@ int run(int argc, char** argv) {
        "x, p99 " + fmt("%.2f", ratio(add, nftInNs, 0.99)) + "x")
           .c_str());
   hv.exec("nft delete table inet bhbench");
+  for (const auto& [name, stats] : {std::pair{"bulkhead workload add (durable)", &add},
+                                    std::pair{"ip netns exec nft add element", &ipNetnsNft},
+                                    std::pair{"bulkhead --version", &cliStart}}) {
+    report().figure(std::string(name) + " p50", "bulkhead", workloads, stats->quantile(0.5), "s");
+    report().figure(std::string(name) + " p99", "bulkhead", workloads, stats->quantile(0.99), "s");
+  }
+  report().goal("workload add p50 / nft add element p50", r50 <= 1.5, r50, 1.5,
+                "workload add p50 / ip netns exec nft add element p50: " + fmt("%.2f", r50) + "x");
+  report().goal("workload add p99 / nft add element p99", r99 <= 1.5, r99, 1.5,
+                "workload add p99 / ip netns exec nft add element p99: " + fmt("%.2f", r99) + "x");
+  report().write();
   return 0;
 }
 

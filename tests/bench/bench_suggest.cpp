@@ -115,9 +115,9 @@ int benchRun(int argc, char** argv) {
   rep.figure("suggest peak RSS", shape, n, rss.max(), "MiB");
   rep.goal("suggest under 5 s", wall.median() < 5, wall.median(), 5,
            count(uint64_t(n)) + " events: " + dur(wall.median()) + " (goal: under 5 s)");
-  rep.goal("suggest under 256 MiB", rss.max() < 256, rss.max(), 256,
-           count(uint64_t(n)) + " events: " + fmt("%.0f MiB", rss.max()) +
-               " (goal: under 256 MiB)");
+  rep.goal(
+      "suggest under 256 MiB", rss.max() < 256, rss.max(), 256,
+      count(uint64_t(n)) + " events: " + fmt("%.0f MiB", rss.max()) + " (goal: under 256 MiB)");
   rep.write();
   return 0;
 }

@@ -56,7 +56,7 @@ run_benches() {
 
   # Each bench with the arguments of a full and of a quick run, in the order
   # they run: the CPU-only ones first, the long agent runs last.
-  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_agent)
+  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_register bench_agent)
   declare -A fullArgs=(
     [bench_scan]=""
     [bench_suggest]=""
@@ -65,6 +65,7 @@ run_benches() {
     [bench_push]=""
     [bench_flows]=""
     [bench_hooks]=""
+    [bench_register]=""
     [bench_agent]=""
   )
   declare -A quickArgs=(
@@ -75,6 +76,7 @@ run_benches() {
     [bench_push]="--workloads=200 --runs=1"
     [bench_flows]="--flood=5000 --rounds=1 --rate=500 --seconds=1"
     [bench_hooks]="--workloads=50 --runs=10"
+    [bench_register]="--workloads=200 --runs=10"
     [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"
   )
   if [ -n "$only" ]; then
