@@ -269,7 +269,8 @@ TEST(PolicyFilesTest, ErrorsOfEveryFileAreReported) {
   const std::string b = dir.write("b.yaml", app("B"));
   LoadResult r = loadPaths({dir.path().string()});
   EXPECT_EQ(strings(r.errors),
-            (Strings{a + ":2:1: invalid YAML: end of sequence flow not found",
+            (Strings{a + ":2:1: invalid YAML: did not find expected node content (while parsing a "
+                         "flow node at line 2, column 1)",
                      b + ":3:18: invalid app name \"B\": a name is a DNS label: lower-case "
                          "letters, digits and '-', starting and ending with a letter or digit"}));
 }
