@@ -61,7 +61,7 @@ class EventParser {
   EventParser& operator=(const EventParser&) = delete;
   ~EventParser() { yaml_parser_delete(&parser_); }
 
-  // The next event into `event`; false on malformed input (see error()).
+  // The next event into `event`; false on malformed input (see state()).
   bool next(Event& event) { return yaml_parser_parse(&parser_, event.reset()) != 0; }
   const yaml_parser_t& state() const { return parser_; }
 
@@ -113,8 +113,9 @@ Diagnostic syntaxError(const yaml_parser_t& p, std::string_view text, const std:
   return Diagnostic{SourceLoc{file, at.line, at.column}, std::move(message)};
 }
 
-// Plain scalars that YAML's core schema reads as null, as yaml-cpp did.
-// Quoted or tagged ones are strings.
+// Null as the policy format has always read it (yaml-cpp's rule): the plain
+// spellings of the core schema and the empty value; quoted or tagged ones are
+// strings.
 bool isNull(const yaml_event_t& e) {
   const auto& s = e.data.scalar;
   if (s.style != YAML_PLAIN_SCALAR_STYLE || s.tag != nullptr) return false;
