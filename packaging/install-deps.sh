@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang-format
-  libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libnftnl-dev libmnl-dev libnetfilter-conntrack-dev libyaml-cpp-dev libyaml-dev libspdlog-dev libfmt-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nftables iproute2 socat rsyslog iputils-ping openssl procps

@@ -343,9 +343,10 @@ bool TableMonitor::ignored(uint32_t portId) {
 
 void TableMonitor::pause() {
   std::lock_guard<std::mutex> lock(gateMutex_);
-  // Quirk: the kernel asks "does the group have a listener?" once per
-  // commit (nfnetlink_has_listeners); with none it builds no notification
-  // at all, which is the point. Leaving fails only on a closed socket.
+  // Quirk: the kernel asks "does the group have a listener?"
+  // (nfnetlink_has_listeners) before it builds each notification of a
+  // commit; with none it builds nothing, which is the point. Leaving fails
+  // only on a closed socket.
   if (paused_++ == 0) (void)socket_.membership(NFNLGRP_NFTABLES, false);
 }
 

@@ -8,6 +8,8 @@
 // and exits 1 only when something fails functionally.
 //
 //   sudo build/tests/bench/bench_push [--workloads=N] [--runs=N] [--tmp=DIR]
+//   build/tests/bench/bench_push --write-yaml=DIR   (only writes the bundle, to profile
+//                                                    `bulkhead validate DIR` and the like)
 //
 // The bundle is bench_policy.h's (at 10,000 workloads: 1,000 apps, 2,000
 // services, ~111,000 set elements), written as YAML with the workloads as
@@ -273,6 +275,7 @@ struct Options {
   int workloads = 10000;
   int runs = 3;
   std::string tmp;
+  std::string writeYaml;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -286,8 +289,10 @@ Options parseOptions(int argc, char** argv) {
       o.runs = *r;
     } else if (a.rfind("--tmp=", 0) == 0) {
       o.tmp = a.substr(6);
+    } else if (a.rfind("--write-yaml=", 0) == 0) {
+      o.writeYaml = a.substr(13);
     } else {
-      throw Failure("usage: bench_push [--workloads=N] [--runs=N] [--tmp=DIR]");
+      throw Failure("usage: bench_push [--workloads=N] [--runs=N] [--tmp=DIR] [--write-yaml=DIR]");
     }
   }
   return o;
@@ -305,9 +310,28 @@ std::string ratios(const Stats& s) {
   return buf;
 }
 
+// The bundle as four files in `dir` (created); their size in bytes.
+size_t writeYaml(const policy::Bundle& bundle, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  size_t bytes = 0;
+  for (const auto& [name, text] :
+       {std::pair{"services.yaml", servicesYaml(bundle)}, std::pair{"apps.yaml", appsYaml(bundle)},
+        std::pair{"global.yaml", globalsYaml(bundle)},
+        std::pair{"workloads.yaml", workloadsYaml(bundle)}}) {
+    std::ofstream(dir + "/" + name) << text;
+    bytes += text.size();
+  }
+  return bytes;
+}
+
 int run(int argc, char** argv) {
   report().init("bench_push", argc, argv);
   const Options opt = parseOptions(argc, argv);
+  if (!opt.writeYaml.empty()) {
+    const size_t bytes = writeYaml(generateBundle(opt.workloads), opt.writeYaml);
+    std::printf("%zu bytes of YAML in %s\n", bytes, opt.writeYaml.c_str());
+    return 0;
+  }
   if (!testing::havePrivileges())
     throw Failure("must run as root with `ip` and `nft`: sudo build/tests/bench/bench_push");
   for (const auto& b : {kAgentBinary, kCliBinary})
@@ -318,15 +342,7 @@ int run(int argc, char** argv) {
   const policy::Bundle bundle = generateBundle(opt.workloads);
   ScratchDir scratch(opt.tmp);
   const std::string policyDir = scratch.file("policy");
-  std::filesystem::create_directory(policyDir);
-  size_t yamlBytes = 0;
-  for (const auto& [name, text] :
-       {std::pair{"services.yaml", servicesYaml(bundle)}, std::pair{"apps.yaml", appsYaml(bundle)},
-        std::pair{"global.yaml", globalsYaml(bundle)},
-        std::pair{"workloads.yaml", workloadsYaml(bundle)}}) {
-    std::ofstream(policyDir + "/" + name) << text;
-    yamlBytes += text.size();
-  }
+  const size_t yamlBytes = writeYaml(bundle, policyDir);
   const std::string plan = scratch.file("plan.nft");
   spawn({kCliBinary, "plan", policyDir}, plan);
   auto ruleset = compiler::compile(bundle, {});

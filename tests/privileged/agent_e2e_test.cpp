@@ -209,11 +209,11 @@ TEST_F(AgentE2eTest, ThirdPartyDeleteAndFlushAreRepairedWithinASecond) {
   expectEnforced();
 }
 
-// A large transaction of the agent's own overflows its nf_tables
-// notification socket (8 MiB). That is no
-// drift: the agent must not "repair" it, since each whole replace would
-// overflow the socket again (it looped so before). A foreign change made
-// afterwards is still repaired.
+// A large transaction of the agent's own is written with its monitor out of
+// the nf_tables notification group (it would otherwise overflow the
+// monitor's 8 MiB socket). That is no drift: the agent must not "repair" it,
+// since each whole replace is such a transaction again (it looped so once).
+// A foreign change made afterwards is still heard and repaired.
 TEST_F(AgentE2eTest, OwnLargeTransactionsOverflowingNotificationsAreNoDrift) {
   startAgent();
   std::ofstream big(dir_ / "big.yaml");
@@ -244,7 +244,7 @@ TEST_F(AgentE2eTest, OwnLargeTransactionsOverflowingNotificationsAreNoDrift) {
   ASSERT_TRUE(topo_->hv().exec("nft add rule inet bulkhead workload_pre accept").ok());
   // A whole replace of this table takes a second or two on a busy machine.
   EXPECT_TRUE(waitFor([&] { return repairs() == 1 && table() == before; }, 10000)) << log();
-  // That replace overflowed the socket in turn: still no second repair.
+  // That replace was as large: still no second repair.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   EXPECT_EQ(repairs(), 1u) << log();
 }

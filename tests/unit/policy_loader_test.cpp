@@ -514,13 +514,16 @@ const ErrorCase kErrorCases[] = {
       "t.yaml:3:18)"}},
     {"MalformedYaml",
      HEAD "kind: App\nmetadata: {name: a\nspec: {}\n",
-     {"t.yaml:4:5: invalid YAML: end of map flow not found"}},
+     {"t.yaml:4:5: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping "
+      "at line 3, column 11)"}},
     {"MalformedYamlAfterGoodDocument",
      HEAD "kind: App\nmetadata: {name: a}\n---\nkey: [1, 2\nother: 3\n",
-     {"t.yaml:6:6: invalid YAML: end of sequence flow not found"}},
+     {"t.yaml:6:6: invalid YAML: did not find expected ',' or ']' (while parsing a flow "
+      "sequence at line 5, column 6)"}},
     {"TabIndentation",
      HEAD "kind: App\nmetadata:\n\tname: a\n",
-     {"t.yaml:4:6: invalid YAML: illegal map value"}},
+     {"t.yaml:4:1: invalid YAML: found character that cannot start any token (while scanning "
+      "for the next token at line 4, column 1)"}},
     {"UndefinedAlias",
      HEAD "kind: App\nmetadata: {name: *x}\n",
      {"t.yaml:3:18: invalid YAML: the referenced anchor is not defined"}},

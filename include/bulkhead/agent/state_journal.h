@@ -38,7 +38,7 @@
 
 #include "bulkhead/common/fd.h"
 #include "bulkhead/common/result.h"
-#include "bulkhead/v1/agent.pb.h"
+#include "bulkhead/v1/state.pb.h"
 
 namespace bulkhead::agent {
 
