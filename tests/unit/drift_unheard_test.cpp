@@ -12,7 +12,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/nft/monitor.h"
-#include "content_kernel.h"
+#include "fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -20,11 +20,11 @@ namespace {
 constexpr const char* kTable = "bulkhead";
 
 // Someone deletes an element of ours right after our next commit.
-class TamperingKernel : public ContentKernel {
+class TamperingKernel : public testing::FakeKernel {
  public:
-  TamperingKernel() : ContentKernel(kTable) {}
+  TamperingKernel() : FakeKernel(kTable) {}
   Status commit(const nft::Batch& batch) override {
-    Status st = ContentKernel::commit(batch);
+    Status st = FakeKernel::commit(batch);
     if (st && tamperAfterNext) {
       tamperAfterNext = false;
       for (auto& [name, set] : content.sets) {
