@@ -12,7 +12,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/nft/monitor.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {

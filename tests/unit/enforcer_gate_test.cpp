@@ -8,7 +8,7 @@
 
 #include "bulkhead/agent/enforcer.h"
 #include "bulkhead/nft/monitor.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {

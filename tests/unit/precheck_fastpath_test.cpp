@@ -12,7 +12,7 @@
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/incremental.h"
 #include "bulkhead/compiler/render.h"
-#include "fake_kernel.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::compiler {
 namespace {
