@@ -13,6 +13,7 @@
 
 #include "bulkhead/agent/flow_feed.h"
 #include "fake_nflog.h"
+#include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -129,6 +130,7 @@ class FlowFeedSourcesTest : public ::testing::Test {
   AgentConfig config_;
   FlowHub hub_;
   InterfaceDirectory directory_;
+  testing::FakeKernel counters_;  // no table: no counted rules
   uint32_t lo_ = 0;
   std::shared_ptr<NflogFeedQueue> queue_ = std::make_shared<NflogFeedQueue>();
   std::shared_ptr<Captured> captured_ = std::make_shared<Captured>();
@@ -138,7 +140,7 @@ class FlowFeedSourcesTest : public ::testing::Test {
 };
 
 TEST_F(FlowFeedSourcesTest, BuildsItsReaderAndExportersFromTheConfig) {
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   ASSERT_TRUE(feed.start().ok());
   EXPECT_EQ(openedGroup_.load(), 4242u);
   std::lock_guard lock(captured_->mu);
@@ -150,7 +152,7 @@ TEST_F(FlowFeedSourcesTest, BuildsItsReaderAndExportersFromTheConfig) {
 }
 
 TEST_F(FlowFeedSourcesTest, AttributesAndExportsToEveryTarget) {
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   ASSERT_TRUE(feed.start().ok());
   queue_->push(NflogDatagram()
                    .packet("bh:deny:default", lo_,
@@ -177,7 +179,7 @@ TEST_F(FlowFeedSourcesTest, AttributesAndExportsToEveryTarget) {
 }
 
 TEST_F(FlowFeedSourcesTest, FoldsRepeatsAndIgnoresOtherPrefixes) {
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   ASSERT_TRUE(feed.start().ok());
   const std::string syn = ipv4Tcp("192.0.2.10", "198.51.100.10", 40000, 5432);
   NflogDatagram d;
@@ -199,7 +201,7 @@ TEST_F(FlowFeedSourcesTest, FoldsRepeatsAndIgnoresOtherPrefixes) {
 
 TEST_F(FlowFeedSourcesTest, AnUnknownInterfaceIsExportedWithoutAWorkload) {
   directory_.erase("lo");
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   ASSERT_TRUE(feed.start().ok());
   queue_->push(NflogDatagram()
                    .packet("bh:spoof", lo_, ipv4Tcp("203.0.113.9", "198.51.100.10", 1, 80), 0, 4242)
@@ -212,7 +214,7 @@ TEST_F(FlowFeedSourcesTest, AnUnknownInterfaceIsExportedWithoutAWorkload) {
 }
 
 TEST_F(FlowFeedSourcesTest, ASweepRaisesAnAnomalyToTheTargetsAndTheHandler) {
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   std::atomic<int> scans{0};
   feed.onScan([&](const ScanFinding& f) {
     if (f.workload == "web-1" && f.kind == ScanKind::kHosts) ++scans;
@@ -238,21 +240,21 @@ TEST_F(FlowFeedSourcesTest, ASweepRaisesAnAnomalyToTheTargetsAndTheHandler) {
 TEST_F(FlowFeedSourcesTest, StartFailsWhenTheReaderOrAnExporterCannotBeMade) {
   nflogError_ = true;
   {
-    FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+    FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
     auto st = feed.start();
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.error().code, ErrorCode::kUnavailable);
   }
   nflogError_ = false;
   badTarget_ = "tls://collector.example:6514";
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   auto st = feed.start();
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code, ErrorCode::kInvalidInput);
 }
 
 TEST_F(FlowFeedSourcesTest, CountsWhatItReceived) {
-  FlowFeed feed(config_, "hv01", hub_, directory_, sources());
+  FlowFeed feed(config_, "hv01", hub_, directory_, counters_, sources());
   ASSERT_TRUE(feed.start().ok());
   NflogDatagram d;
   for (uint32_t i = 0; i < 3; ++i)
