@@ -37,8 +37,8 @@ struct Adapted {
 inline bool isIfnameGoto(const compiler::Rule& r, const compiler::Ruleset& rs) {
   if (r.exprs.size() != 2) return false;
   const auto* l = std::get_if<compiler::expr::Lookup>(&r.exprs[0]);
-  const auto* v = std::get_if<compiler::expr::Verdict>(&r.exprs[1]);
-  if (!l || !v || l->invert || l->selectors != std::vector{compiler::Selector::kIifname})
+  const auto* v = std::get_if<compiler::expr::VerdictStatement>(&r.exprs[1]);
+  if (!l || !v || l->invert || l->selectors != std::vector{compiler::PacketField::kIifname})
     return false;
   const compiler::Set* s = rs.findSet(l->set);
   return s && !s->verdictMap && !s->elements.empty();
@@ -52,14 +52,14 @@ inline Adapted adaptForApply(compiler::Ruleset rs) {
     for (auto& r : c.rules) {
       if (isIfnameGoto(r, rs)) {
         const auto l = std::get<compiler::expr::Lookup>(r.exprs[0]);
-        const auto v = std::get<compiler::expr::Verdict>(r.exprs[1]);
+        const auto v = std::get<compiler::expr::VerdictStatement>(r.exprs[1]);
         for (auto& s : rs.sets)
           if (s.name == l.set) {
             s.verdictMap = true;
             for (auto& e : s.elements)
               e.verdict = v.verdict;
           }
-        r.exprs = {compiler::expr::Vmap{{compiler::Selector::kIifname}, l.set}};
+        r.exprs = {compiler::expr::Vmap{{compiler::PacketField::kIifname}, l.set}};
         kept.push_back(std::move(r));
         // The translator puts a regular chain in the raw table when a raw
         // base chain names it in a verdict; the map's elements do not count,

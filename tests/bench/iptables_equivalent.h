@@ -246,7 +246,7 @@ class Translator {
     const std::vector<std::string>* names = nullptr;  // a lookup in a set of names
     for (const auto& e : r.exprs) {
       if (auto* x = std::get_if<expr::Lookup>(&e); x && nameSets_.count(x->set)) {
-        if (x->invert || r.exprs.size() != 2 || !std::get_if<expr::Verdict>(&r.exprs[1]))
+        if (x->invert || r.exprs.size() != 2 || !std::get_if<expr::VerdictStatement>(&r.exprs[1]))
           throw Failure("iptables baseline: set of names " + x->set + " outside `@set verdict`");
         names = &nameSets_.at(x->set);
         continue;
