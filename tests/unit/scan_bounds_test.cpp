@@ -88,7 +88,7 @@ flows::FlowEvent attempt(const std::string& workload, const policy::IpAddr& dst,
                          flows::Clock::time_point t) {
   flows::FlowEvent e;
   e.time = t;
-  e.action = "deny";
+  e.action = flows::FlowAction::kDeny;
   e.app = "web";
   e.workload = workload;
   e.dst = dst;
