@@ -149,22 +149,6 @@ std::optional<compiler::Family> selectorFamily(PacketField selector) {
   }
 }
 
-uint32_t verdictCode(compiler::Verdict::Kind kind) {
-  switch (kind) {
-    case compiler::Verdict::Kind::kAccept:
-      return NF_ACCEPT;
-    case compiler::Verdict::Kind::kDrop:
-      return NF_DROP;
-    case compiler::Verdict::Kind::kReturn:
-      return static_cast<uint32_t>(NFT_RETURN);
-    case compiler::Verdict::Kind::kJump:
-      return static_cast<uint32_t>(NFT_JUMP);
-    case compiler::Verdict::Kind::kGoto:
-      return static_cast<uint32_t>(NFT_GOTO);
-  }
-  return NF_DROP;
-}
-
 Status lookup(nftnl_rule* rule, uint32_t sreg, const std::string& set, const SetIds& setIds,
               bool verdictMap, bool invert) {
   ExprPtr e = alloc("lookup");
@@ -430,6 +414,22 @@ Status addExpr(nftnl_rule* rule, const compiler::Expr& e, const SetIds& setIds) 
         }
       },
       e);
+}
+
+uint32_t verdictCode(compiler::Verdict::Kind kind) {
+  switch (kind) {
+    case compiler::Verdict::Kind::kAccept:
+      return NF_ACCEPT;
+    case compiler::Verdict::Kind::kDrop:
+      return NF_DROP;
+    case compiler::Verdict::Kind::kReturn:
+      return static_cast<uint32_t>(NFT_RETURN);
+    case compiler::Verdict::Kind::kJump:
+      return static_cast<uint32_t>(NFT_JUMP);
+    case compiler::Verdict::Kind::kGoto:
+      return static_cast<uint32_t>(NFT_GOTO);
+  }
+  return NF_DROP;
 }
 
 }  // namespace bulkhead::nft

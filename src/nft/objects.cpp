@@ -29,22 +29,6 @@ uint32_t keyByteorder(const std::vector<KeyField>& fields) {
   }
 }
 
-uint32_t verdictCode(compiler::Verdict::Kind kind) {
-  switch (kind) {
-    case compiler::Verdict::Kind::kAccept:
-      return NF_ACCEPT;
-    case compiler::Verdict::Kind::kDrop:
-      return NF_DROP;
-    case compiler::Verdict::Kind::kReturn:
-      return static_cast<uint32_t>(NFT_RETURN);
-    case compiler::Verdict::Kind::kJump:
-      return static_cast<uint32_t>(NFT_JUMP);
-    case compiler::Verdict::Kind::kGoto:
-      return static_cast<uint32_t>(NFT_GOTO);
-  }
-  return NF_DROP;
-}
-
 }  // namespace
 
 uint32_t datatypeId(KeyField field) {

@@ -7,20 +7,11 @@
 #include "bulkhead/policy/limits.h"
 #include "bulkhead/policy/loader.h"
 #include "loader_internal.h"
+#include "yaml_walker.h"
 
 namespace bulkhead::policy {
 
 namespace {
-
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s.substr(0, 80)) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-  }
-  if (s.size() > 80) out += "...";
-  return out + "\"";
-}
 
 bool isAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -62,7 +53,7 @@ class Validator {
                           ? "longer than " + std::to_string(limits::kMaxNameLength) + " characters"
                           : "a name is a DNS label: lower-case letters, digits and '-', starting "
                             "and ending with a letter or digit";
-    error(loc, "invalid " + std::string(kind) + " name " + quoted(name) + ": " + why);
+    error(loc, "invalid " + std::string(kind) + " name " + yamltree::quote(name) + ": " + why);
   }
 
   // `what` names the owner in messages, e.g. "app billing: labels".
@@ -73,12 +64,13 @@ class Validator {
     }
     for (const auto& [key, value] : labels) {
       if (key.empty() || key.size() > limits::kMaxLabelKeyLength || !isValidLabelText(key, true)) {
-        error(loc, what + ": invalid label key " + quoted(key) + ": 1-" +
+        error(loc, what + ": invalid label key " + yamltree::quote(key) + ": 1-" +
                        std::to_string(limits::kMaxLabelKeyLength) +
                        " of letters, digits and -_./, starting and ending with a letter or digit");
       }
       if (value.size() > limits::kMaxLabelValueLength || !isValidLabelText(value, false)) {
-        error(loc, what + ": invalid value " + quoted(value) + " of label " + quoted(key) + ": 0-" +
+        error(loc, what + ": invalid value " + yamltree::quote(value) + " of label " +
+                       yamltree::quote(key) + ": 0-" +
                        std::to_string(limits::kMaxLabelValueLength) +
                        " of letters, digits and -_., starting and ending with a letter or digit");
       }
@@ -95,7 +87,7 @@ class Validator {
   void refs(const std::vector<NameRef>& to, const std::string& where) {
     for (const NameRef& ref : to) {
       if (targets_.count(ref.name) > 0) continue;
-      std::string message = "unknown service or app " + quoted(ref.name);
+      std::string message = "unknown service or app " + yamltree::quote(ref.name);
       if (ref.loc.line == 0) message += " (in " + where + ")";
       error(ref.loc, std::move(message));
     }
@@ -108,9 +100,9 @@ class Validator {
     for (const T& o : objects) {
       auto [it, inserted] = first.emplace(o.name, &o.loc);
       if (inserted) continue;
-      error(o.loc, "duplicate " + std::string(kind) + " " + quoted(o.name) + " (first defined" +
-                       (it->second->toString().empty() ? "" : " at " + it->second->toString()) +
-                       ")");
+      error(o.loc,
+            "duplicate " + std::string(kind) + " " + yamltree::quote(o.name) + " (first defined" +
+                (it->second->toString().empty() ? "" : " at " + it->second->toString()) + ")");
     }
   }
 
@@ -148,7 +140,7 @@ class Validator {
     labels(what, a.labels, a.loc);
     if (auto it = a.labels.find("app"); it != a.labels.end() && it->second != a.name) {
       error(a.loc, what + ": label \"app\" is implicitly the app's name; it cannot be " +
-                       quoted(it->second));
+                       yamltree::quote(it->second));
     }
     count(what + ": egress", a.egress.size(), limits::kMaxRulesPerObject, a.loc);
     for (size_t i = 0; i < a.egress.size(); ++i) {
@@ -231,7 +223,7 @@ void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
   Validator v(errors, unused);
   const std::string what = "workload " + w.name;
   if (!isValidWorkloadName(w.name))
-    v.error(w.loc, "invalid workload name " + quoted(w.name) +
+    v.error(w.loc, "invalid workload name " + yamltree::quote(w.name) +
                        ": a DNS label, or two parts joined by '/' (\"<namespace>/<pod>\"), each "
                        "of lower-case letters, digits and -._, starting and ending with a letter "
                        "or digit; at most " +
@@ -240,18 +232,18 @@ void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
   if (w.app.empty()) {
     v.error(w.loc, what + ": needs an app");
   } else if (!isValidName(w.app)) {
-    v.error(w.loc, what + ": invalid app name " + quoted(w.app));
+    v.error(w.loc, what + ": invalid app name " + yamltree::quote(w.app));
   }
   if (w.interfaces.empty()) v.error(w.loc, what + ": needs at least one interface");
   v.count(what + ": interfaces", w.interfaces.size(), limits::kMaxInterfaces, w.loc);
   std::set<std::string_view> interfaces;
   for (const std::string& i : w.interfaces) {
     if (!isValidInterfaceName(i)) {
-      v.error(w.loc, what + ": invalid interface name " + quoted(i) + ": 1-" +
+      v.error(w.loc, what + ": invalid interface name " + yamltree::quote(i) + ": 1-" +
                          std::to_string(limits::kMaxInterfaceNameLength) +
                          " of letters, digits and _.@:-");
     } else if (!interfaces.insert(i).second) {
-      v.error(w.loc, what + ": interface " + quoted(i) + " listed twice");
+      v.error(w.loc, what + ": interface " + yamltree::quote(i) + " listed twice");
     }
   }
   if (w.addresses.empty()) v.error(w.loc, what + ": needs at least one address");
@@ -297,8 +289,8 @@ void internal::validateBundle(const Bundle& bundle, std::vector<Diagnostic>& err
     if (auto it = services.find(a.name); it != services.end()) {
       const Service* s = it->second;
       const std::string first = s->loc.toString();
-      v.error(a.loc, "app " + quoted(a.name) + " has the same name as service " + quoted(s->name) +
-                         (first.empty() ? "" : " (at " + first + ")") +
+      v.error(a.loc, "app " + yamltree::quote(a.name) + " has the same name as service " +
+                         yamltree::quote(s->name) + (first.empty() ? "" : " (at " + first + ")") +
                          "; names in \"to\" must be unambiguous");
     }
   }
@@ -310,7 +302,7 @@ void internal::validateBundle(const Bundle& bundle, std::vector<Diagnostic>& err
       auto [it, inserted] = interfaceOwner.emplace(i, &w);
       if (inserted || it->second == &w) continue;
       const std::string first = it->second->loc.toString();
-      v.error(w.loc, "workload " + w.name + ": interface " + quoted(i) +
+      v.error(w.loc, "workload " + w.name + ": interface " + yamltree::quote(i) +
                          " is already claimed by workload " + it->second->name +
                          (first.empty() ? "" : " (at " + first + ")"));
     }

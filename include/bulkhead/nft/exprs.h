@@ -16,6 +16,9 @@ namespace bulkhead::nft {
 
 // Bytes a selector's value takes in the registers (multiple of 4).
 uint32_t selectorRegisterLength(compiler::PacketField selector);
+// The kernel's verdict code (NF_ACCEPT, NFT_JUMP, ...) for an immediate or a
+// verdict-map element.
+uint32_t verdictCode(compiler::Verdict::Kind kind);
 
 // Loads `selectors` into consecutive 32-bit registers from NFT_REG32_00,
 // preceded by a `meta nfproto` check when an address selector needs one.
