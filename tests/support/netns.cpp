@@ -221,9 +221,12 @@ std::string udpListenCmd(int port, bool v6, const std::string& bindAddr) {
   // it was sent to: bind when the host has several, or clients drop it.
   std::string bind;
   if (!bindAddr.empty()) bind = ",bind=" + (v6 ? "[" + bindAddr + "]" : bindAddr);
+  // The answering shell reads the datagram before it answers: socat writes
+  // the datagram to the shell's stdin, and a shell that had already exited
+  // made that write fail (EPIPE), the child die, and the answer never leave.
   return std::string("exec socat ") + (v6 ? "UDP6-RECVFROM:" : "UDP4-RECVFROM:") +
          std::to_string(port) + (v6 ? ",ipv6only=1" : "") + bind +
-         ",fork,reuseaddr SYSTEM:'echo ok'";
+         ",fork,reuseaddr SYSTEM:'timeout 1 head -n 1 >/dev/null; echo ok'";
 }
 
 namespace {
