@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent_rig.h"
 #include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/hooks/agent_link.h"
@@ -34,22 +35,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 const std::string kBin = BULKHEAD_BINARY_DIR;
-
-constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing}
-spec:
-  egress:
-    - to: [postgres-prod]
-)";
 
 // Runs argv with `env` added and `input` on stdin; seconds from spawn to
 // exit. A non-zero exit is a Failure (with its output).
@@ -133,23 +118,11 @@ int run(int argc, char** argv) {
   printBanner("bench_hooks");
   testing::sweepStaleNamespaces();
 
-  const fs::path dir = base / ("bh-bench-hooks-" + std::to_string(getpid()));
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() { fs::remove_all(d); }
-  } cleanup{dir};
-  fs::create_directories(dir);
-  testing::Netns hv;
-  const std::string socket = "unix://" + (dir / "agent.sock").string();
-  testing::Process agent(hv, "exec " + kBin + "/bulkhead-agent --listen " + socket +
-                                 " --state-dir " + (dir / "state").string() + " 2>>" +
-                                 (dir / "agent.log").string());
-  const std::string cli = kBin + "/bulkhead --agent " + socket + " ";
-  if (!testing::waitFor([&] { return testing::sh(cli + "status").ok(); }, 10000))
-    throw Failure("agent did not start: " + readFile(dir / "agent.log"));
-  std::ofstream(dir / "policy.yaml") << kPolicy;
-  if (auto p = testing::sh(cli + "push " + (dir / "policy.yaml").string()); !p.ok())
-    throw Failure("push: " + p.out);
+  AgentRig rig(base, "bench-hooks", kBin);
+  const fs::path& dir = rig.dir;
+  testing::Netns& hv = rig.hv;
+  const std::string& socket = rig.socket;
+  const std::string& cli = rig.cli;
 
   // The agent's load: --workloads registrations through the API.
   const auto regStart = Clock::now();

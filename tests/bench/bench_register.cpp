@@ -25,6 +25,7 @@
 #include <mutex>
 #include <thread>
 
+#include "agent_rig.h"
 #include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/hooks/agent_link.h"
@@ -40,22 +41,6 @@ using Clock = std::chrono::steady_clock;
 
 const std::string kBin = BULKHEAD_BINARY_DIR;
 constexpr int kBaselineElements = 120320;  // 256 addresses x 470 ports
-
-constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing}
-spec:
-  egress:
-    - to: [postgres-prod]
-)";
 
 // Seconds from spawn to exit of argv (stdout and stderr to `scratch`); a
 // non-zero exit is a Failure with its output.
@@ -185,23 +170,11 @@ int run(int argc, char** argv) {
   printBanner("bench_register");
   testing::sweepStaleNamespaces();
 
-  const fs::path dir = base / ("bh-bench-register-" + std::to_string(getpid()));
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() { fs::remove_all(d); }
-  } cleanup{dir};
-  fs::create_directories(dir);
-  testing::Netns hv;
-  const std::string socket = "unix://" + (dir / "agent.sock").string();
-  testing::Process agent(hv, "exec " + kBin + "/bulkhead-agent --listen " + socket +
-                                 " --state-dir " + (dir / "state").string() + " 2>>" +
-                                 (dir / "agent.log").string());
-  const std::string cli = kBin + "/bulkhead --agent " + socket + " ";
-  if (!testing::waitFor([&] { return testing::sh(cli + "status").ok(); }, 10000))
-    throw Failure("agent did not start: " + readFile(dir / "agent.log"));
-  std::ofstream(dir / "policy.yaml") << kPolicy;
-  if (auto p = testing::sh(cli + "push " + (dir / "policy.yaml").string()); !p.ok())
-    throw Failure("push: " + p.out);
+  AgentRig rig(base, "bench-register", kBin);
+  const fs::path& dir = rig.dir;
+  testing::Netns& hv = rig.hv;
+  const std::string& socket = rig.socket;
+  const std::string& cli = rig.cli;
 
   // Group commit: the same number of registrations from one client, then
   // from 16 at once (the first 1,000 of the load).

@@ -3,8 +3,11 @@
 // statistics and formatting.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -114,6 +117,38 @@ inline std::string readFile(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Runs argv until it exits (in the calling thread's namespace); wall time,
+// spawn included; stdout and stderr go to outPath. A non-zero exit is a
+// Failure.
+inline double spawn(const std::vector<std::string>& args, const std::string& outPath) {
+  std::vector<char*> argv;
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid = -1;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) throw Failure("cannot run " + args[0] + ": " + std::strerror(err));
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) throw Failure(std::string("waitpid: ") + std::strerror(errno));
+  const double wall = secondsSince(t0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    std::string cmd;
+    for (const auto& a : args)
+      cmd += (cmd.empty() ? "" : " ") + a;
+    throw Failure("`" + cmd + "` failed: " + readFile(outPath).substr(0, 2000));
+  }
+  return wall;
 }
 
 inline std::string trimmed(std::string s) {
