@@ -1,0 +1,71 @@
+// The agent's side of a fleet, in the policy model's terms: what the
+// controller link (controller_link.h) reads from the agent (its local
+// workloads, the revision it applied, each local change) and hands to it
+// (a policy revision, the other hosts' workloads its apps can select).
+// AgentCore implements it; the link never sees the kernel or the core.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bulkhead/common/result.h"
+#include "bulkhead/policy/loader.h"
+#include "bulkhead/policy/model.h"
+
+namespace bulkhead::agent {
+
+// A workload of another host: its addresses count in this host's selectors
+// (appSelector services, `to: <App>`, GlobalPolicy selectors); it has no
+// interfaces here and is never enforced here. Identified by (host, name).
+struct RemoteWorkload {
+  std::string host;
+  policy::Workload workload;  // interfaces empty
+  bool operator==(const RemoteWorkload&) const = default;
+};
+
+// One revision of the fleet's bundle as the controller sends it.
+struct PolicyRevision {
+  uint64_t revision = 0;
+  std::string version;
+  std::vector<policy::SourceFile> files;
+};
+
+// A local registration changed (API, CNI, libvirt): reported to the
+// controller as it happens. `removed`: only workload.name is meaningful.
+struct LocalWorkloadChange {
+  policy::Workload workload;
+  bool removed = false;
+};
+
+class FleetMember {
+ public:
+  virtual ~FleetMember() = default;
+
+  // Local registrations (not the bundle's Workload documents, not remote
+  // workloads), for the hello.
+  virtual std::vector<policy::Workload> localWorkloads() const = 0;
+  // The last revision applied (kept across restarts); 0: none.
+  virtual uint64_t appliedRevision() const = 0;
+
+  // What a (re)connection sends first: the bundle (nullopt: the controller
+  // has none yet; keep what is in force) and the complete set of remote
+  // workloads. One transaction; a snapshot equal to what is in force changes
+  // nothing in the kernel. Error: nothing applied (the caller acks the error).
+  virtual Status applySnapshot(const std::optional<PolicyRevision>& policy,
+                               std::vector<RemoteWorkload> remotes) = 0;
+  // A new revision (validated and applied as a push is).
+  virtual Status applyRevision(const PolicyRevision& policy) = 0;
+  // Element changes only (not table rewrites) where the policy allows.
+  virtual Status upsertRemoteWorkload(const RemoteWorkload& workload) = 0;
+  virtual Status deleteRemoteWorkload(const std::string& host, const std::string& name) = 0;
+
+  // Called after every local workload change is applied and saved, outside
+  // the member's lock, in the order of the changes; at most one listener
+  // (nullptr: none).
+  virtual void setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> listener) = 0;
+};
+
+}  // namespace bulkhead::agent
