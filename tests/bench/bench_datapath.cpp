@@ -101,6 +101,13 @@ class Fd {
   int fd_;
 };
 
+// --phase=conns|stream|denied: measure only that figure (the others stay
+// 0), so that `perf record -a` during the run profiles one kind of traffic.
+std::string gPhase;
+bool phase(const char* name) {
+  return gPhase.empty() || gPhase == name;
+}
+
 // --pin: the client on CPU 0, the server on CPU 1 (with two CPUs or more).
 bool gPin = false;
 
@@ -361,11 +368,6 @@ constexpr const char* kConntrackOnly =
     "  }\n"
     "}\n";
 
-// Only nft tables: legacy iptables lives in a rig of its own (see Rig).
-void clearTables(const Netns& hv) {
-  hv.exec("nft delete table inet bulkhead 2>/dev/null; nft delete table inet bhbench 2>/dev/null");
-}
-
 // The iptables + ipset equivalent of `rs` (iptables_equivalent.h), loaded
 // the way those systems load it: ipset restore, then iptables-restore.
 void loadIptables(const Netns& hv, const compiler::Ruleset& rs, const std::string& dir) {
@@ -377,10 +379,9 @@ void loadIptables(const Netns& hv, const compiler::Ruleset& rs, const std::strin
   if (!out.ok()) throw Failure("loading the iptables baseline: " + out.out.substr(0, 2000));
 }
 
-// A client, a server and the hypervisor between them. Legacy iptables'
-// tables, once made in a namespace, stay hooked there (empty, they still
-// cost every packet a walk): the iptables baseline gets a rig of its own,
-// so that "no table" means none.
+// A client, a server and the hypervisor between them; one per
+// configuration (see Config). That also keeps legacy iptables' tables,
+// which stay hooked in a namespace once made, away from "no table".
 struct Rig {
   Topology topo;
   Topology::Host* client = nullptr;
@@ -396,11 +397,16 @@ struct Rig {
   Netns& hv() { return topo.hv(); }
 };
 
+// One configuration in a rig of its own, its table loaded once before the
+// first round: no table is replaced between two measurements, so no
+// configuration runs while the kernel still frees the one before it (a
+// deleted 10,000-workload table is released by a kworker after the commit,
+// and on two CPUs that took its CPU from whatever was measured next).
 struct Config {
   std::string name;
-  std::function<void()> load;  // puts this configuration's table in its rig's hv
-  bool enforcing = true;       // a served port outside the policy is refused
-  Rig* rig = nullptr;
+  std::function<void(Netns& hv)> load;  // puts this configuration's table in hv
+  bool enforcing = true;                // a served port outside the policy is refused
+  std::unique_ptr<Rig> rig;
 };
 
 // Whether one connection to the served but not allowed port is refused.
@@ -444,44 +450,58 @@ std::string spread(const Stats& r) {
          fmt("%.3f", r.quantile(0.25)) + "-" + fmt("%.3f", r.quantile(0.75)) + ")";
 }
 
-// One configuration's three figures; a functional failure throws.
-Sample measure(const Config& c, int seconds) {
-  const Netns& client = *c.rig->client->ns;
-  const Server& server = *c.rig->server;
-  c.load();
-  if (servedPortRefused(client) != c.enforcing)
+enum class Phase { kConns, kStream, kDenied };
+
+// Builds the configuration's rig, loads its table and proves it enforces.
+void prepare(Config& c) {
+  c.rig = std::make_unique<Rig>();
+  c.load(c.rig->hv());
+  if (servedPortRefused(*c.rig->client->ns) != c.enforcing)
     throw Failure(c.name + ": the port outside the policy is " +
                   (c.enforcing ? "reachable" : "refused"));
-  Sample s;
-  const Attempts conns =
-      inNetns<Attempts>(client, [&] { return connectLoop(kEchoPort, seconds, true); });
-  if (conns.done == 0 || conns.failed > conns.done / 100)
-    throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
-                  " of " + std::to_string(conns.done + conns.failed) + ")");
-  s.conns = conns.perSecond();
-  s.stream = streamBytesPerSecond(client, server, seconds);
-  s.denied = inNetns<Attempts>(client, [&] {
-               return connectLoop(kDeniedPort, seconds / 2.0, false);
-             }).perSecond();
-  return s;
+}
+
+// One figure of one configuration into `s`; a functional failure throws.
+void measure(const Config& c, Phase p, int seconds, Sample& s) {
+  const Netns& client = *c.rig->client->ns;
+  if (p == Phase::kConns) {
+    const Attempts conns =
+        inNetns<Attempts>(client, [&] { return connectLoop(kEchoPort, seconds, true); });
+    if (conns.done == 0 || conns.failed > conns.done / 100)
+      throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
+                    " of " + std::to_string(conns.done + conns.failed) + ")");
+    s.conns = conns.perSecond();
+  } else if (p == Phase::kStream) {
+    s.stream = streamBytesPerSecond(client, *c.rig->server, seconds);
+  } else {
+    s.denied = inNetns<Attempts>(client, [&] {
+                 return connectLoop(kDeniedPort, seconds / 2.0, false);
+               }).perSecond();
+  }
 }
 
 constexpr const char* kBig = "bulkhead 10,000 workloads";
 constexpr const char* kBigNoPre = "bulkhead 10,000, no pre-conntrack chain";
+constexpr const char* kControl = "no table, second rig (--control)";
+
+// A paired ratio's median, or "-" when `base` was not measured (--only).
+std::string ratioCell(const Samples& samples, const std::string& a, const std::string& base,
+                      double Sample::*field) {
+  if (!samples.count(base)) return "-";
+  return fmt("%.3f", pairedRatios(samples, a, base, field).median());
+}
 
 void printTable(const std::vector<Config>& configs, const Samples& samples) {
   std::printf("\n  %-42s %12s %8s %13s %8s %12s\n", "configuration", "new conn/s", "vs ct",
               "stream Gbit/s", "vs none", "denied/s");
   for (const auto& c : configs) {
     const auto& r = samples.at(c.name);
-    std::printf(
-        "  %-42s %12s %8s %13s %8s %12s\n", c.name.c_str(),
-        count(uint64_t(across(r, &Sample::conns).median())).c_str(),
-        fmt("%.3f", pairedRatios(samples, c.name, "conntrack only", &Sample::conns).median())
-            .c_str(),
-        fmt("%.2f", across(r, &Sample::stream).median() * 8 / 1e9).c_str(),
-        fmt("%.3f", pairedRatios(samples, c.name, "no table", &Sample::stream).median()).c_str(),
-        count(uint64_t(across(r, &Sample::denied).median())).c_str());
+    std::printf("  %-42s %12s %8s %13s %8s %12s\n", c.name.c_str(),
+                count(uint64_t(across(r, &Sample::conns).median())).c_str(),
+                ratioCell(samples, c.name, "conntrack only", &Sample::conns).c_str(),
+                fmt("%.2f", across(r, &Sample::stream).median() * 8 / 1e9).c_str(),
+                ratioCell(samples, c.name, "no table", &Sample::stream).c_str(),
+                count(uint64_t(across(r, &Sample::denied).median())).c_str());
     report().figure("new connections/s", c.name, 0, across(r, &Sample::conns).median(), "1/s");
     report().figure("stream", c.name, 0, across(r, &Sample::stream).median() * 8, "bit/s");
     report().figure("denied SYNs/s", c.name, 0, across(r, &Sample::denied).median(), "1/s");
@@ -497,6 +517,8 @@ void printGoal(const Stats& r, double goal, const std::string& what) {
 }
 
 void printGoals(const Samples& samples, bool hasPre) {
+  for (const char* needed : {kBig, "conntrack only", "no table"})
+    if (!samples.count(needed)) return;  // --only left out a baseline
   std::printf("\n  ratios: median of the per-round ratios (paired), with their spread\n");
   // Issue 9: what bulkhead's rules cost on top of connection tracking, and
   // what the whole table costs an established stream.
@@ -504,7 +526,7 @@ void printGoals(const Samples& samples, bool hasPre) {
             "new connections at 10,000 workloads vs conntrack only");
   printGoal(pairedRatios(samples, kBig, "no table", &Sample::stream), 0.95,
             "established stream at 10,000 workloads vs no table");
-  if (!hasPre) return;
+  if (!hasPre || !samples.count(kBigNoPre)) return;
   // Issue 8: the pre-conntrack chain's own cost, with vs without it.
   printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::conns), 0.90,
             "pre-conntrack chain, new connections, with vs without");
@@ -521,6 +543,8 @@ std::string loadAverage() {
 int run(int argc, char** argv) {
   report().init("bench_datapath", argc, argv);
   int rounds = 10, seconds = 1;
+  std::string only;  // measure only configurations whose name contains this
+  bool control = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (auto v = positiveFlag(a, "--rounds="))
@@ -529,39 +553,48 @@ int run(int argc, char** argv) {
       seconds = *v;
     else if (a == "--pin")
       gPin = true;
+    else if (a.rfind("--only=", 0) == 0)
+      only = a.substr(7);
+    else if (a == "--control")
+      control = true;
+    else if (a.rfind("--phase=", 0) == 0)
+      gPhase = a.substr(8);
     else
-      throw Failure("unknown argument " + a + " (--rounds=N --seconds=N --pin)");
+      throw Failure(
+          "unknown argument " + a +
+          " (--rounds=N --seconds=N --pin --control --only=TEXT --phase=conns|stream|denied)");
   }
+  if (!gPhase.empty() && gPhase != "conns" && gPhase != "stream" && gPhase != "denied")
+    throw Failure("--phase= takes conns, stream or denied");
   printBanner("bench_datapath");
   const std::string loadBefore = loadAverage();
-  Rig rig;
-  Netns& hv = rig.hv();
-
   std::map<int, compiler::Ruleset> tables;
   for (int n : {100, 1000, 10000})
     tables.emplace(n, bulkheadTable(n, "bhc0"));
   const compiler::Ruleset before = withoutPreConntrack(tables.at(10000));
   const bool hasPre = before.chains.size() != tables.at(10000).chains.size();
 
-  auto loadRuleset = [&](const compiler::Ruleset& rs) {
-    clearTables(hv);
+  auto loadRuleset = [](Netns& hv, const compiler::Ruleset& rs) {
     testing::KernelApplier applier(hv);
     if (auto st = applier.replace(rs); !st) throw Failure("apply: " + st.error().describe());
   };
-  std::vector<Config> configs = {
-      {"no table", [&] { clearTables(hv); }, false, &rig},
-      {"conntrack only",
-       [&] {
-         clearTables(hv);
-         auto r = hv.exec("printf '%s' '" + std::string(kConntrackOnly) + "' | nft -f -");
-         if (!r.ok()) throw Failure("nft -f: " + r.out);
-       },
-       false, &rig},
-  };
+  std::vector<Config> configs;
+  configs.push_back({"no table", [](Netns&) {}, false, nullptr});
+  // --control: "no table" once more in a rig of its own, whose ratio to the
+  // first tells how far two identical rigs differ in this run.
+  if (control) configs.push_back({kControl, [](Netns&) {}, false, nullptr});
+  configs.push_back({"conntrack only",
+                     [](Netns& hv) {
+                       auto r =
+                           hv.exec("printf '%s' '" + std::string(kConntrackOnly) + "' | nft -f -");
+                       if (!r.ok()) throw Failure("nft -f: " + r.out);
+                     },
+                     false, nullptr});
   for (int n : {100, 1000, 10000})
-    configs.push_back(
-        {"bulkhead " + count(n) + " workloads", [&, n] { loadRuleset(tables.at(n)); }, true, &rig});
-  if (hasPre) configs.push_back({kBigNoPre, [&] { loadRuleset(before); }, true, &rig});
+    configs.push_back({"bulkhead " + count(n) + " workloads",
+                       [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});
+  if (hasPre)
+    configs.push_back({kBigNoPre, [&](Netns& hv) { loadRuleset(hv, before); }, true, nullptr});
   char dirTemplate[] = "/tmp/bench_datapath.XXXXXX";
   if (!mkdtemp(dirTemplate)) throw Failure("mkdtemp");
   const std::string dir = dirTemplate;
@@ -572,33 +605,38 @@ int run(int argc, char** argv) {
   // The translation covers the shapes it knows; a table using one it does
   // not is reported, and that baseline left out rather than approximated.
   std::string iptablesGap;
-  std::unique_ptr<Rig> iptablesRig;
-  bool iptablesLoaded = false;
   try {
     (void)iptables::translate(tables.at(10000));
-    iptablesRig = std::make_unique<Rig>();
     configs.push_back({"iptables + ipset 10,000 workloads",
-                       [&] {
-                         if (!iptablesLoaded)
-                           loadIptables(iptablesRig->hv(), tables.at(10000), dir);
-                         iptablesLoaded = true;
-                       },
-                       true, iptablesRig.get()});
+                       [&](Netns& hv) { loadIptables(hv, tables.at(10000), dir); }, true, nullptr});
   } catch (const Failure& e) {
     iptablesGap = e.what();
   }
 
+  // --only: one configuration at a time, e.g. under `perf record -a`.
+  std::erase_if(configs, [&](const Config& c) { return c.name.find(only) == std::string::npos; });
+  if (configs.empty()) throw Failure("--only=" + only + " matches no configuration");
+  for (auto& c : configs)
+    prepare(c);
+
   Samples samples;
+  for (auto& c : configs)
+    samples[c.name].resize(size_t(rounds));
+  std::vector<Phase> phases;
+  for (auto [p, name] : {std::pair{Phase::kConns, "conns"}, std::pair{Phase::kStream, "stream"},
+                         std::pair{Phase::kDenied, "denied"}})
+    if (phase(name)) phases.push_back(p);
   for (int round = 0; round < rounds; ++round) {
-    // ABBA: every other round in reverse, so a drift over the round
-    // favours no configuration.
-    for (size_t i = 0; i < configs.size(); ++i) {
-      checkInterrupted();
-      const auto& c = configs[round % 2 ? configs.size() - 1 - i : i];
-      samples[c.name].push_back(measure(c, seconds));
-    }
+    // One figure of every configuration back to back, so that each pair
+    // in a ratio was measured seconds apart; ABBA: every other round in
+    // reverse, so a drift over the round favours no configuration.
+    for (const Phase p : phases)
+      for (size_t i = 0; i < configs.size(); ++i) {
+        checkInterrupted();
+        const auto& c = configs[round % 2 ? configs.size() - 1 - i : i];
+        measure(c, p, seconds, samples[c.name][size_t(round)]);
+      }
   }
-  clearTables(hv);
 
   const std::string loadAfter = loadAverage();
   printTable(configs, samples);
