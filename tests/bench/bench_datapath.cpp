@@ -4,17 +4,28 @@
 // but `ct state established,related accept` (the cost of connection
 // tracking alone, which any stateful firewall pays).
 //
-// Three namespaces: a workload (client), a server, and the hypervisor that
-// routes between them and holds the table (tests/support Topology). Each
-// round measures every configuration once, in the opposite order to the
-// round before (ABBA), so that the machine's drift hits them alike; a ratio
-// is the median over rounds of that round's ratio (paired), printed with
-// its spread, since on a shared VM single figures move by several percent:
+// Every configuration has three namespaces of its own: a workload
+// (client), a server, and the hypervisor that routes between them and holds
+// the table (tests/support Topology). Each table is loaded once, before the
+// first round, and never replaced: replacing one between figures (as this
+// bench once did) left the kernel freeing the old 10,000-workload table in
+// a kworker while the next figure ran, which on two CPUs biased exactly the
+// large-table configurations. Each round measures one figure of every
+// configuration back to back, then the next figure, in the opposite order
+// to the round before (ABBA), so that the machine's drift hits them alike;
+// a ratio is the median over rounds of that round's ratio (paired), printed
+// with its spread, since on a shared VM single figures move by several
+// percent:
 //   - new TCP connections per second: an epoll client keeps 32 connections
 //     in flight, each connect, one-byte request, one-byte answer, close
 //     (with a reset, so no TIME_WAIT); the server is an epoll loop in its
 //     own thread, so the client is the bottleneck, not the server;
-//   - single-stream throughput: one connection writing 256 KiB buffers;
+//   - single-stream throughput: one connection writing 256 KiB buffers.
+//     On veth the sending thread's CPU runs most of the path in softirq
+//     (its TCP, the hypervisor's forward and netfilter, the server's TCP
+//     receive), so the stream is bound by the CPU time of one flow's path,
+//     and the table's per-packet work (per 64 KiB GSO segment and per ACK)
+//     adds to exactly that: what one flow pays on a real host too;
 //   - denied connection attempts per second: SYNs to a port the policy
 //     does not allow, answered by the table's TCP reset (without a table
 //     the server's kernel answers them with its own reset: the same shape).
@@ -22,18 +33,27 @@
 // 100, 1,000 and 10,000 workloads plus the one real client workload, and
 // written with the real writer. At 10,000 the table is also measured
 // without its pre-conntrack base chain, so that chain's own cost shows.
-// The iptables + ipset equivalent (iptables_equivalent.h) runs in namespaces
-// of its own: legacy iptables' tables, once made, stay hooked in theirs.
+// The iptables + ipset equivalent (iptables_equivalent.h) is loaded the way
+// those systems load it. With --control a second "no table" rig is
+// measured too: its ratio to the first is how far two identical rigs differ
+// in that run, the floor under every other ratio.
 // The load average is printed before and after: with more runnable jobs
 // than CPUs, single-stream figures swing by whole factors and only many
 // rounds on a quieter machine tell a few percent apart.
 //
-//   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--pin]
+//   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--pin] [--control]
 //
 // --pin puts the client on CPU 0 and the server on CPU 1, so that the
 // scheduler's placement does not change from one sample to the next; on a
 // VM whose CPUs other jobs also use it does worse (a pinned thread waits
 // for its CPU), so it is off by default.
+//
+// For profiling: --only=TEXT measures only the configurations whose name
+// contains TEXT, --phase=conns|stream|denied only that figure, e.g.
+//   perf record -a -g -- sleep 6   while
+//   bench_datapath --only="conntrack only" --phase=conns --rounds=4 --seconds=3
+// (perf report --comms bench_datapath: softirq work is charged to the
+// thread that sent the packet).
 //
 // A benchmark, not a test: it prints figures and PASS/MISS against its goals
 // and exits 1 only on a functional failure (a connection that should work
