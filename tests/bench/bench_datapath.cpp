@@ -7,10 +7,10 @@
 // Every configuration has three namespaces of its own: a workload
 // (client), a server, and the hypervisor that routes between them and holds
 // the table (tests/support Topology). Each table is loaded once, before the
-// first round, and never replaced: replacing one between figures (as this
-// bench once did) left the kernel freeing the old 10,000-workload table in
-// a kworker while the next figure ran, which on two CPUs biased exactly the
-// large-table configurations. Each round measures one figure of every
+// first round, and never replaced: a table replaced between figures is
+// freed by a kworker after the commit, on the same two CPUs as the next
+// figure, and the reload itself (~1 s of kernel work at 10,000 workloads)
+// stretched every round. Each round measures one figure of every
 // configuration back to back, then the next figure, in the opposite order
 // to the round before (ABBA), so that the machine's drift hits them alike;
 // a ratio is the median over rounds of that round's ratio (paired), printed
@@ -62,9 +62,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -152,6 +154,16 @@ sockaddr_in addrOf(const char* ip, int port) {
   return a;
 }
 
+// CPU time of a thread's clock (pthread_getcpuclockid, or the caller's own
+// with CLOCK_THREAD_CPUTIME_ID). This kernel has no IRQ time accounting, so
+// softirq work is charged to the thread it interrupted: on veth that is the
+// thread whose send raised it, i.e. the path of the bench's own packets.
+double cpuSecondsOf(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
 // The server: one epoll thread in the server namespace. On the echo port
 // every read is answered with one byte; on the sink port bytes are counted.
 class Server {
@@ -180,6 +192,8 @@ class Server {
     thread_.join();
   }
   uint64_t sunkBytes() const { return sunk_; }
+  // CPU time of the server thread so far, softirq work it ran included.
+  double cpuSeconds() const { return cpuSecondsOf(cpuClock_); }
 
  private:
   static Fd listenOn(int port) {
@@ -203,6 +217,7 @@ class Server {
     std::map<int, bool> conns;  // fd -> is a sink connection
     std::vector<char> buf(1 << 18);
     epoll_event events[256];
+    pthread_getcpuclockid(pthread_self(), &cpuClock_);
     ready = 1;
     while (!stop_) {
       const int n = epoll_wait(ep.get(), events, 256, 50);
@@ -236,6 +251,7 @@ class Server {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> sunk_{0};
+  clockid_t cpuClock_ = CLOCK_THREAD_CPUTIME_ID;  // set before `ready`
 };
 
 // Runs `fn` on a thread inside `ns` and returns what it returns.
@@ -252,6 +268,7 @@ T inNetns(const Netns& ns, const std::function<T()>& fn) {
 struct Attempts {
   uint64_t done = 0, failed = 0;
   double seconds = 0;
+  double cpu = 0;  // the client thread's CPU seconds meanwhile
   double perSecond() const { return seconds > 0 ? double(done) / seconds : 0; }
 };
 
@@ -287,6 +304,7 @@ Attempts connectLoop(int port, double seconds, bool expectAnswer) {
   for (int i = 0; i < kInFlight; ++i)
     launch();
   const auto t0 = Clock::now();
+  const double cpu0 = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID);
   epoll_event events[kInFlight];
   char b;
   while (secondsSince(t0) < seconds) {
@@ -322,12 +340,20 @@ Attempts connectLoop(int port, double seconds, bool expectAnswer) {
     }
   }
   a.seconds = secondsSince(t0);
+  a.cpu = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID) - cpu0;
   return a;
 }
 
+struct Stream {
+  double bytesPerSecond = 0;
+  double cpuPerGigabyte = 0;  // client and server threads, seconds
+};
+
 // One connection writing for `seconds`; the server counts what arrives.
-double streamBytesPerSecond(const Netns& client, const Server& server, double seconds) {
+Stream stream(const Netns& client, const Server& server, double seconds) {
   const uint64_t before = server.sunkBytes();
+  const double serverCpu0 = server.cpuSeconds();
+  double clientCpu = 0;
   const double took = inNetns<double>(client, [&] {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const sockaddr_in a = addrOf(kServerV4, kSinkPort);
@@ -335,12 +361,15 @@ double streamBytesPerSecond(const Netns& client, const Server& server, double se
       throw Failure("stream connect failed");
     std::vector<char> buf(256 << 10, 'x');
     const auto t0 = Clock::now();
+    const double cpu0 = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID);
     while (secondsSince(t0) < seconds)
       if (::write(s.get(), buf.data(), buf.size()) <= 0) throw Failure("stream write failed");
+    clientCpu = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     return secondsSince(t0);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last bytes land
-  return double(server.sunkBytes() - before) / took;
+  const double bytes = double(server.sunkBytes() - before);
+  return {bytes / took, (clientCpu + server.cpuSeconds() - serverCpu0) / bytes * 1e9};
 }
 
 // --- the tables --------------------------------------------------------------
@@ -420,8 +449,8 @@ struct Rig {
 // One configuration in a rig of its own, its table loaded once before the
 // first round: no table is replaced between two measurements, so no
 // configuration runs while the kernel still frees the one before it (a
-// deleted 10,000-workload table is released by a kworker after the commit,
-// and on two CPUs that took its CPU from whatever was measured next).
+// deleted table is released by a kworker after the commit, on the CPUs
+// that measure the next figure).
 struct Config {
   std::string name;
   std::function<void(Netns& hv)> load;  // puts this configuration's table in hv
@@ -442,6 +471,10 @@ bool servedPortRefused(const Netns& client) {
 // One round's figures of one configuration.
 struct Sample {
   double conns = 0, stream = 0, denied = 0;  // per second: connections, bytes, refusals
+  // CPU seconds of the client and server threads per connection and per
+  // GB: a cost a busy machine distorts far less than a rate (a rate also
+  // counts the time the bench's threads waited for a CPU).
+  double connCpu = 0, streamCpu = 0;
 };
 using Samples = std::map<std::string, std::vector<Sample>>;  // configuration -> rounds
 
@@ -485,14 +518,18 @@ void prepare(Config& c) {
 void measure(const Config& c, Phase p, int seconds, Sample& s) {
   const Netns& client = *c.rig->client->ns;
   if (p == Phase::kConns) {
+    const double serverCpu0 = c.rig->server->cpuSeconds();
     const Attempts conns =
         inNetns<Attempts>(client, [&] { return connectLoop(kEchoPort, seconds, true); });
+    s.connCpu = (conns.cpu + c.rig->server->cpuSeconds() - serverCpu0) / double(conns.done);
     if (conns.done == 0 || conns.failed > conns.done / 100)
       throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
                     " of " + std::to_string(conns.done + conns.failed) + ")");
     s.conns = conns.perSecond();
   } else if (p == Phase::kStream) {
-    s.stream = streamBytesPerSecond(client, *c.rig->server, seconds);
+    const Stream st = stream(client, *c.rig->server, seconds);
+    s.stream = st.bytesPerSecond;
+    s.streamCpu = st.cpuPerGigabyte;
   } else {
     s.denied = inNetns<Attempts>(client, [&] {
                  return connectLoop(kDeniedPort, seconds / 2.0, false);
@@ -504,11 +541,12 @@ constexpr const char* kBig = "bulkhead 10,000 workloads";
 constexpr const char* kBigNoPre = "bulkhead 10,000, no pre-conntrack chain";
 constexpr const char* kControl = "no table, second rig (--control)";
 
-// A paired ratio's median, or "-" when `base` was not measured (--only).
-std::string ratioCell(const Samples& samples, const std::string& a, const std::string& base,
+// The median of the paired ratios a/b, or "-" when one was not measured
+// (--only).
+std::string ratioCell(const Samples& samples, const std::string& a, const std::string& b,
                       double Sample::*field) {
-  if (!samples.count(base)) return "-";
-  return fmt("%.3f", pairedRatios(samples, a, base, field).median());
+  if (!samples.count(a) || !samples.count(b)) return "-";
+  return fmt("%.3f", pairedRatios(samples, a, b, field).median());
 }
 
 void printTable(const std::vector<Config>& configs, const Samples& samples) {
@@ -525,6 +563,20 @@ void printTable(const std::vector<Config>& configs, const Samples& samples) {
     report().figure("new connections/s", c.name, 0, across(r, &Sample::conns).median(), "1/s");
     report().figure("stream", c.name, 0, across(r, &Sample::stream).median() * 8, "bit/s");
     report().figure("denied SYNs/s", c.name, 0, across(r, &Sample::denied).median(), "1/s");
+  }
+  // The same comparison in CPU time per unit of work (base / this, so that
+  // it reads like the rates' ratios: below 1 costs more).
+  std::printf("\n  %-42s %12s %8s %13s %8s\n", "CPU time (client + server threads)", "us/conn",
+              "vs ct", "ms/GB stream", "vs none");
+  for (const auto& c : configs) {
+    const auto& r = samples.at(c.name);
+    std::printf("  %-42s %12s %8s %13s %8s\n", c.name.c_str(),
+                fmt("%.1f", across(r, &Sample::connCpu).median() * 1e6).c_str(),
+                ratioCell(samples, "conntrack only", c.name, &Sample::connCpu).c_str(),
+                fmt("%.1f", across(r, &Sample::streamCpu).median() * 1e3).c_str(),
+                ratioCell(samples, "no table", c.name, &Sample::streamCpu).c_str());
+    report().figure("CPU per connection", c.name, 0, across(r, &Sample::connCpu).median(), "s");
+    report().figure("CPU per GB streamed", c.name, 0, across(r, &Sample::streamCpu).median(), "s");
   }
 }
 
@@ -546,6 +598,15 @@ void printGoals(const Samples& samples, bool hasPre) {
             "new connections at 10,000 workloads vs conntrack only");
   printGoal(pairedRatios(samples, kBig, "no table", &Sample::stream), 0.95,
             "established stream at 10,000 workloads vs no table");
+  // Not goals: the same two in CPU time, which a busy machine distorts less.
+  std::printf("  info  CPU per connection, conntrack only / 10,000 workloads: %s\n",
+              spread(pairedRatios(samples, "conntrack only", kBig, &Sample::connCpu)).c_str());
+  std::printf("  info  CPU per GB streamed, no table / 10,000 workloads: %s\n",
+              spread(pairedRatios(samples, "no table", kBig, &Sample::streamCpu)).c_str());
+  if (samples.count(kControl))
+    std::printf("  info  control, second no-table rig vs first: new conn/s %s, stream %s\n",
+                spread(pairedRatios(samples, kControl, "no table", &Sample::conns)).c_str(),
+                spread(pairedRatios(samples, kControl, "no table", &Sample::stream)).c_str());
   if (!hasPre || !samples.count(kBigNoPre)) return;
   // Issue 8: the pre-conntrack chain's own cost, with vs without it.
   printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::conns), 0.90,
