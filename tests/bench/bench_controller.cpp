@@ -253,6 +253,18 @@ class ControllerProcess {
     pid_ = -1;
   }
   std::string socket() const { return dir_ + "/controller.sock"; }
+  // User + system CPU seconds the controller used so far.
+  double cpuSeconds() const {
+    const std::string s = readFile("/proc/" + std::to_string(pid_) + "/stat");
+    const auto close = s.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream in(s.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::atof(field.c_str());
+    return ticks / double(::sysconf(_SC_CLK_TCK));
+  }
   // VmRSS and VmHWM in MiB.
   std::pair<double, double> rss() const {
     const std::string s = readFile("/proc/" + std::to_string(pid_) + "/status");
@@ -304,15 +316,16 @@ Options parse(int argc, char** argv) {
 // One fleet of n agents against one controller.
 class Rig {
  public:
-  Rig(int n, const std::string& dir) : n_(n), dir_(dir), fleet_(n) {
+  Rig(int n, const std::string& dir) : n_(n), dir_(dir), fleet_(n), stubs_(n), agents_(n) {
     fleet_.t0 = Clock::now();
     controller_ = std::make_unique<ControllerProcess>(dir);
     operator_ = stub();
+    startKeepAlives();
   }
   ~Rig() {
     stopKeepAlives();
     for (auto& a : agents_)
-      a->cancel();
+      if (a) a->cancel();
     fleet_.waitFor([&] { return fleet_.live.load() == 0; }, 10);
     controller_->stop();
   }
@@ -348,8 +361,6 @@ class Rig {
   // each has `snapshots` snapshots.
   double connectAll(uint64_t snapshots, double timeout) {
     const auto start = Clock::now();
-    stubs_.resize(n_);
-    agents_.resize(n_);
     std::mt19937 rng(7);
     while (secondsSince(start) < timeout) {
       for (int h = 0; h < n_; ++h) {
@@ -360,6 +371,7 @@ class Rig {
         }
         // An agent whose stream ended dials again (every agent, at once:
         // the storm), on a channel of its own.
+        std::lock_guard lock(agentsMu_);
         if (agents_[h]) graveyard_.push_back(std::move(agents_[h]));
         if (!stubs_[h]) stubs_[h] = stub();
         const uint64_t applied = graveyard_.empty() ? 0 : lastApplied_;
@@ -386,6 +398,7 @@ class Rig {
       while (!kaStop_) {
         kaCv_.wait_for(lock, std::chrono::seconds(4));
         if (kaStop_) break;
+        std::lock_guard agentsLock(agentsMu_);
         for (auto& a : agents_) {
           v1::AgentMessage m;
           m.mutable_keepalive()->set_sent_unix_ms(1);
@@ -485,7 +498,7 @@ class Rig {
         throw Failure("host-" + std::to_string(g) + " got " + name + " without selecting it");
   }
 
-  double storm() {
+  double storm(double* cpu) {
     controller_->stop();
     // Every stream ends; the agents notice.
     fleet_.waitFor([&] { return fleet_.live.load() == 0; }, 20);
@@ -497,9 +510,13 @@ class Rig {
     const auto start = Clock::now();
     controller_ = std::make_unique<ControllerProcess>(dir_);
     operator_ = stub();
-    stubs_.clear();
-    stubs_.resize(n_);
-    connectAll(target, 60);
+    {
+      std::lock_guard lock(agentsMu_);
+      stubs_.clear();
+      stubs_.resize(n_);
+    }
+    connectAll(target, 300);
+    *cpu = controller_->cpuSeconds();
     return secondsSince(start);
   }
 
@@ -516,6 +533,7 @@ class Rig {
   std::vector<std::unique_ptr<v1::Controller::Stub>> stubs_;
   std::vector<std::unique_ptr<SimAgent>> agents_;
   std::vector<std::unique_ptr<SimAgent>> graveyard_;
+  std::mutex agentsMu_;  // agents_ and stubs_, between connectAll and keepalives
   std::thread keepAlive_;
   std::mutex kaMu_;
   std::condition_variable kaCv_;
@@ -542,9 +560,13 @@ void runFleet(int n, const Options& opt) {
   std::printf("\n== %d agents, %d workloads each, %d apps ==\n", n, kWorkloadsPerHost, kApps);
   Rig rig(n, dir);
   rig.controllerRevision_ = rig.lastApplied_ = rig.push(1);
-  const double connect = rig.connectAll(1, 120);
-  rig.startKeepAlives();
-  std::printf("all %d agents connected with their snapshots in %s\n", n, dur(connect).c_str());
+  const double cpu0 = rig.controller().cpuSeconds();
+  const double connect = rig.connectAll(1, 300);
+  const double connectCpu = rig.controller().cpuSeconds() - cpu0;
+  std::printf("all %d agents connected with their snapshots in %s (controller CPU %s; load %s)\n",
+              n, dur(connect).c_str(), dur(connectCpu).c_str(),
+              trimmed(readFile("/proc/loadavg")).c_str());
+  report().figure("connect all, controller CPU", "bulkhead-controller", n, connectCpu, "s");
   report().figure("connect all (snapshot each)", "bulkhead-controller", n, connect, "s");
 
   Stats perHost, allAcked;
@@ -593,10 +615,13 @@ void runFleet(int n, const Options& opt) {
        "controller RSS at " + std::to_string(n) + " agents: " + fmt("%.1f MiB", rss) +
            " (goal <= 200 MiB at 1,000)");
 
-  const double storm = rig.storm();
+  double stormCpu = 0;
+  const double storm = rig.storm(&stormCpu);
   std::printf(
-      "reconnect storm: controller restarted from its state, %d agents back in sync in %s\n", n,
-      dur(storm).c_str());
+      "reconnect storm: controller restarted from its state, %d agents back in sync in %s "
+      "(controller CPU %s)\n",
+      n, dur(storm).c_str(), dur(stormCpu).c_str());
+  report().figure("reconnect storm, controller CPU", "bulkhead-controller", n, stormCpu, "s");
   report().figure("reconnect storm", "bulkhead-controller", n, storm, "s");
   goal("reconnect storm", judged, storm, 10.0,
        "reconnect storm, " + std::to_string(n) + " agents back in sync: " + dur(storm) +
