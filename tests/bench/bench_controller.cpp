@@ -253,6 +253,21 @@ class ControllerProcess {
     pid_ = -1;
   }
   std::string socket() const { return dir_ + "/controller.sock"; }
+  // The controller's warnings, for a failure's message.
+  std::string warnings() const {
+    std::istringstream in(readFile(dir_ + "/controller.log"));
+    std::deque<std::string> last;
+    for (std::string line; std::getline(in, line);)
+      if (line.find(" warning ") != std::string::npos ||
+          line.find(" error ") != std::string::npos) {
+        last.push_back(line);
+        if (last.size() > 8) last.pop_front();
+      }
+    std::string out;
+    for (const auto& l : last)
+      out += "\n  " + l;
+    return out;
+  }
   // User + system CPU seconds the controller used so far.
   double cpuSeconds() const {
     const std::string s = readFile("/proc/" + std::to_string(pid_) + "/stat");
@@ -437,7 +452,8 @@ class Rig {
     while (reader->Read(&p))
       done = p.done() && p.acked() == p.total();
     if (!reader->Finish().ok() || !done)
-      throw Failure("rollout did not finish with every host acked");
+      throw Failure("rollout did not finish with every host acked; controller:" +
+                    controller_->warnings());
     allAcked.add(secondsSince(fleet_.t0) - t0);
     if (!fleet_.waitFor(
             [&] {
@@ -445,7 +461,9 @@ class Rig {
                                  [](double v) { return v >= 0; });
             },
             30))
-      throw Failure("not every agent got revision " + std::to_string(revision));
+      throw Failure("not every agent got revision " + std::to_string(revision) + "; " +
+                    std::to_string(fleet_.live.load()) +
+                    " streams live; controller:" + controller_->warnings());
     for (double v : fleet_.revisionAt)
       perHost.add(v - t0);
   }

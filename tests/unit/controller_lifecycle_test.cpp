@@ -84,7 +84,7 @@ TEST(ControllerLifecycle, RestartedControllerServesTheLastKnownInventory) {
     b.connect({workload("pay-1", "payments", "192.0.2.21")});
     ASSERT_TRUE(b.next(Kind::kSnapshot));
     b.ack(1);
-    // The inventory is written within the persist delay.
+    // The inventory is written within the persist delay (or at the stop).
     std::this_thread::sleep_for(300ms);
     b.hangUp();
     rig.stop();

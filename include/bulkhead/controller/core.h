@@ -46,8 +46,9 @@ struct ControllerOptions {
   std::chrono::milliseconds keepAlive = kKeepAlivePeriod;
   // A host disconnected longer has its workloads withdrawn from the others.
   std::chrono::milliseconds hostTtl = std::chrono::seconds(300);
-  // The inventory is written at most this often (changes coalesce).
-  std::chrono::milliseconds persistDelay{100};
+  // The inventory is written at most this often (changes coalesce): each
+  // write is the whole inventory, ~1 MB at 1,000 hosts of 10 workloads.
+  std::chrono::milliseconds persistDelay{1000};
   size_t maxBundleBytes = 64u << 20;
   size_t maxWorkloadsPerHost = 65536;
   std::string name;  // this controller's name in FleetStatus
