@@ -4,8 +4,11 @@
 // FleetMember double that records what the link hands it.
 #include "bulkhead/agent/controller_link.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -491,12 +494,25 @@ TEST_F(ControllerLinkTest, StopIsPromptWhileConnectedDiallingOrWaiting) {
   EXPECT_LT(Clock::now() - start, 500ms);
   EXPECT_TRUE(eventually([&] { return !controller_.connected(); }));
 
-  // A TCP controller that never answers (a documentation address).
-  ControllerLink dialling(member_, options({"tcp://192.0.2.1:7444"}));
-  std::this_thread::sleep_for(100ms);
+  // A TCP peer on loopback that accepts the connection and never says a
+  // word: the TLS handshake hangs, the dial waits.
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 4), 0);
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ControllerLink dialling(member_,
+                          options({"tcp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))}));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(dialling.status().connected);
   start = Clock::now();
   dialling.stop();
   EXPECT_LT(Clock::now() - start, 500ms);
+  ::close(silent);
 
   auto o = options({"unix://" + socket("nobody.sock")});
   o.backoffMin = o.backoffMax = 60s;
