@@ -88,8 +88,8 @@ bool readTlsFiles(const Args& args, const std::string& prefix, AgentOptions* o, 
   for (const auto& [flag, pem] : pems) {
     if (!args.has(flag)) continue;
     const bool key = std::string_view(flag) == "--tls-key";
-    if (pem->find("-----BEGIN ") == std::string::npos ||
-        pem->find(key ? "PRIVATE KEY-----" : "CERTIFICATE-----") == std::string::npos) {
+    if (!common::looksLikePem(*pem,
+                              key ? common::PemKind::kPrivateKey : common::PemKind::kCertificate)) {
       err << prefix << flag << " " << args.get(flag) << ": not a PEM "
           << (key ? "private key" : "certificate") << "\n";
       return false;
@@ -152,17 +152,8 @@ Connection connect(const std::string& address, const ClientOptions& o) {
   std::string error;
   parseAgentAddress(address, &parsed, &error);  // checked when the options were read
   grpc::ChannelArguments channelArgs = common::agentChannelArguments(kMaxMessageBytes);
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (parsed.tcp) {
-    grpc::SslCredentialsOptions tls;
-    tls.pem_root_certs = o.caPem;
-    tls.pem_cert_chain = o.certPem;
-    tls.pem_private_key = o.keyPem;
-    credentials = grpc::SslCredentials(tls);
-    if (!o.serverName.empty()) channelArgs.SetSslTargetNameOverride(o.serverName);
-  } else {
-    credentials = grpc::InsecureChannelCredentials();
-  }
+  const common::ClientTls tls{o.caPem, o.certPem, o.keyPem, o.serverName};
+  const auto credentials = common::clientCredentials(parsed.tcp, tls, channelArgs);
   Connection c;
   c.address = address;
   c.peer = o.peer;
