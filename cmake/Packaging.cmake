@@ -1,10 +1,12 @@
 # The Debian package `bulkhead`: `cpack -G DEB` in the build directory.
 # What goes where (prefix /usr):
-#   bin/bulkhead, bin/bulkhead-agent
+#   bin/bulkhead, bin/bulkhead-agent, bin/bulkhead-controller
 #   lib/cni/bulkhead-cni        the chained CNI plugin, next to the standard ones
 #   lib/bulkhead/bulkhead-libvirt-hook, linked from /etc/libvirt/hooks/qemu.d/bulkhead
 #   /lib/systemd/system/        the unit and its drop-ins (packaging/systemd/)
 #   /etc/bulkhead/agent.yaml    conffile (packaging/agent.yaml)
+#   /etc/bulkhead/controller.yaml  conffile (packaging/controller.yaml); its
+#                               unit is installed, not enabled
 #   lib/sysusers.d/bulkhead.conf  the `bulkhead` group, for systemd-sysusers
 #   share/man/man8/             bulkhead.8.gz, bulkhead-agent.8.gz
 #   share/bash-completion/completions/bulkhead
@@ -28,7 +30,7 @@ foreach(dir IN LISTS BULKHEAD_DROPIN_DIRS)
   endif()
 endforeach()
 
-install(FILES ${BULKHEAD_PKG}/agent.yaml DESTINATION /etc/bulkhead)
+install(FILES ${BULKHEAD_PKG}/agent.yaml ${BULKHEAD_PKG}/controller.yaml DESTINATION /etc/bulkhead)
 install(FILES ${BULKHEAD_PKG}/sysusers/bulkhead.conf DESTINATION lib/sysusers.d)
 install(FILES ${BULKHEAD_PKG}/completion/bulkhead
         DESTINATION share/bash-completion/completions)

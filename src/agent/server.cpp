@@ -17,25 +17,11 @@
 #include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/fd.h"
-#include "bulkhead/common/file.h"
+#include "bulkhead/common/grpc_server_tls.h"
 
 namespace bulkhead::agent {
 
 namespace {
-
-// A certificate chain, key or CA bundle is a few kilobytes; a path that
-// names something huge (or endless, like /dev/zero) is a mistake.
-constexpr size_t kMaxPemBytes = 1 << 20;
-
-Result<std::string> readPem(const std::string& path, const char* flag) {
-  auto pem = common::readFileBounded(path, kMaxPemBytes);
-  if (!pem)
-    return makeError(ErrorCode::kInvalidInput,
-                     std::string(flag) + ": cannot read " + path + ": " + pem.error().describe());
-  if (pem->find("-----BEGIN") == std::string::npos)
-    return makeError(ErrorCode::kInvalidInput, std::string(flag) + ": " + path + " is not PEM");
-  return pem;
-}
 
 constexpr gid_t kNoGroup = gid_t(-1);
 
@@ -179,17 +165,10 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
       return makeError(
           ErrorCode::kInvalidInput,
           "--listen " + l + ": TCP listeners need --tls-cert, --tls-key and --tls-client-ca");
-    auto cert = readPem(config.tlsCert, "--tls-cert");
-    if (!cert) return cert.takeError();
-    auto key = readPem(config.tlsKey, "--tls-key");
-    if (!key) return key.takeError();
-    auto ca = readPem(config.tlsClientCa, "--tls-client-ca");
-    if (!ca) return ca.takeError();
-    grpc::SslServerCredentialsOptions ssl(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = *ca;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    auto credentials = grpc::SslServerCredentials(ssl);
+    auto tls =
+        common::mutualTlsServerCredentials(config.tlsCert, config.tlsKey, config.tlsClientCa);
+    if (!tls) return tls.takeError();
+    auto credentials = std::move(*tls);
     if (!config.tlsAllowedNames.empty())
       credentials->SetAuthMetadataProcessor(std::make_shared<AllowedNames>(config.tlsAllowedNames));
     builder.AddListeningPort(endpoint->grpcTarget(), credentials);

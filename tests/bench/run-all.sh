@@ -56,7 +56,7 @@ run_benches() {
 
   # Each bench with the arguments of a full and of a quick run, in the order
   # they run: the CPU-only ones first, the long agent runs last.
-  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_register bench_agent)
+  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_register bench_agent bench_controller)
   declare -A fullArgs=(
     [bench_scan]=""
     [bench_suggest]=""
@@ -67,6 +67,7 @@ run_benches() {
     [bench_hooks]=""
     [bench_register]=""
     [bench_agent]=""
+    [bench_controller]=""
   )
   declare -A quickArgs=(
     [bench_scan]="--packets=20000 --rounds=2"
@@ -78,6 +79,7 @@ run_benches() {
     [bench_hooks]="--workloads=50 --runs=10"
     [bench_register]="--workloads=200 --runs=10"
     [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"
+    [bench_controller]="--agents=20 --runs=1"
   )
   if [ -n "$only" ]; then
     IFS=, read -r -a benches <<<"$only"

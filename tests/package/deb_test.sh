@@ -83,7 +83,8 @@ done
 
 step "control archive: conffiles and maintainer scripts"
 dpkg-deb -e "$deb" "$tmp/control"
-[ "$(cat "$tmp/control/conffiles")" = /etc/bulkhead/agent.yaml ] || fail "conffiles"
+[ "$(cat "$tmp/control/conffiles")" = "$(printf '/etc/bulkhead/agent.yaml\n/etc/bulkhead/controller.yaml')" ] ||
+    fail "conffiles"
 for s in postinst prerm postrm; do
     [ -x "$tmp/control/$s" ] || fail "$s missing or not executable"
     sh -n "$tmp/control/$s" || fail "$s: syntax"
@@ -95,10 +96,10 @@ step "file list"
 dpkg-deb -c "$deb" | awk '{print $1, ($1 ~ /^l/ ? $(NF-2) : $NF)}' | sed 's#\./#/#' >"$tmp/list"
 files=$(awk '$1 !~ /^d/ {print $2}' "$tmp/list" | sort)
 expect=(
-    /usr/bin/bulkhead /usr/bin/bulkhead-agent
+    /usr/bin/bulkhead /usr/bin/bulkhead-agent /usr/bin/bulkhead-controller
     /usr/lib/cni/bulkhead-cni /usr/lib/bulkhead/bulkhead-libvirt-hook
     /etc/libvirt/hooks/qemu.d/bulkhead
-    /etc/bulkhead/agent.yaml
+    /etc/bulkhead/agent.yaml /etc/bulkhead/controller.yaml
     /usr/lib/sysusers.d/bulkhead.conf
     /usr/share/man/man8/bulkhead.8.gz /usr/share/man/man8/bulkhead-agent.8.gz
     /usr/share/bash-completion/completions/bulkhead
@@ -136,6 +137,7 @@ for page in bulkhead.8 bulkhead-agent.8; do
 done
 file "$tmp/x/usr/bin/bulkhead-agent" | grep -q ', stripped' || fail "bulkhead-agent not stripped"
 cmp -s "$tmp/x/etc/bulkhead/agent.yaml" "$src/packaging/agent.yaml" || fail "agent.yaml"
+cmp -s "$tmp/x/etc/bulkhead/controller.yaml" "$src/packaging/controller.yaml" || fail "controller.yaml"
 
 # --- the throwaway root --------------------------------------------------
 root=$tmp/root
@@ -183,6 +185,8 @@ grep -q '^bulkhead:' "$root/etc/gshadow" || fail "no bulkhead group in gshadow"
 echo "group bulkhead: gid $gid"
 [ -L "$wants" ] || fail "not enabled: no $wants"
 [ "$(readlink "$wants")" = /lib/systemd/system/bulkhead-agent.service ] || fail "wants -> $(readlink "$wants")"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/bulkhead-controller.service" ] ||
+    fail "the controller unit must not be enabled by the package"
 [ -e "$dsh_state/bulkhead-agent.service.dsh-also" ] || fail "no deb-systemd-helper state"
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Conffiles}\n' bulkhead |
     grep -q '/etc/bulkhead/agent.yaml [0-9a-f]\{32\}' || fail "agent.yaml not a registered conffile"

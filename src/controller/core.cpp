@@ -1,0 +1,789 @@
+#include "bulkhead/controller/core.h"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "bulkhead/common/escape.h"
+#include "bulkhead/common/host_address.h"
+#include "bulkhead/common/time_format.h"
+#include "bulkhead/policy/loader.h"
+
+namespace bulkhead::controller {
+
+namespace {
+
+constexpr int kAborted = 10;      // grpc::StatusCode::ABORTED
+constexpr int kUnavailable = 14;  // grpc::StatusCode::UNAVAILABLE
+
+std::string hex(const unsigned char* data, unsigned len) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[data[i] >> 4];
+    out += kHex[data[i] & 15];
+  }
+  return out;
+}
+
+int64_t unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             common::WallClock::now().time_since_epoch())
+      .count();
+}
+
+std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
+  std::string out;
+  for (const auto& d : diags)
+    out += (out.empty() ? "" : "\n") + d.toString();
+  return out;
+}
+
+// The workload as an agent reported it, checked as the agent checks a
+// registration (name, app, addresses, labels); addresses normalized.
+Result<v1::Workload> checkedWorkload(const v1::Workload& in, const std::string& host) {
+  if (!in.host().empty() && in.host() != host)
+    return makeError(ErrorCode::kInvalidInput, "workload \"" + escapeForLog(in.name()) +
+                                                   "\" names host \"" + escapeForLog(in.host()) +
+                                                   "\": a host reports only its own workloads");
+  policy::Workload w;
+  w.name = in.name();
+  w.app = in.app();
+  for (const auto& [k, v] : in.labels())
+    w.labels[k] = v;
+  v1::Workload out;
+  for (const auto& a : in.addresses()) {
+    std::string why;
+    const auto text = common::hostAddressText(a, &why);
+    const auto ip = text ? policy::IpAddr::parse(*text) : std::nullopt;
+    if (!ip)
+      return makeError(ErrorCode::kInvalidInput, "workload \"" + escapeForLog(in.name()) +
+                                                     "\": bad address \"" + escapeForLog(a) + "\"");
+    w.addresses.push_back(*ip);
+    out.add_addresses(ip->toString());
+  }
+  // Interfaces are the reporting agent's business (they are never sent to
+  // other hosts): the checks run on a stand-in, the rest as the agent's.
+  w.interfaces = {"remote0"};
+  std::vector<policy::Diagnostic> errors;
+  policy::validateWorkload(w, errors);
+  if (!errors.empty()) return makeError(ErrorCode::kInvalidInput, errors.front().message);
+  out.set_name(in.name());
+  out.set_app(in.app());
+  *out.mutable_labels() = in.labels();
+  out.set_source(in.source());
+  out.set_host(host);
+  return out;
+}
+
+bool sameWorkload(const v1::Workload& a, const v1::Workload& b) {
+  return a.SerializeAsString() == b.SerializeAsString();
+}
+
+}  // namespace
+
+std::string bundleHash(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files) {
+  std::string all;
+  for (const auto& f : files) {
+    all += std::to_string(f.name().size()) + ":" + f.name();
+    all += std::to_string(f.content().size()) + ":" + f.content();
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(all.data(), all.size(), digest, &len, EVP_sha256(), nullptr);
+  return "sha256:" + hex(digest, len);
+}
+
+// One workload of one host. `gen` grows with every change, so what a host
+// holds is a (id, gen) per workload.
+struct ControllerCore::Rec {
+  uint64_t id = 0;
+  uint64_t gen = 0;
+  v1::Workload w;  // host set; the source the agent reported
+};
+
+struct ControllerCore::Host {
+  std::string name;
+  std::map<std::string, std::unique_ptr<Rec>> workloads;
+  std::map<std::string, int> apps;  // local apps, with their workload counts
+  Interest interest;
+  std::unordered_map<std::string, bool> wantCache;  // app -> selected by interest
+  // The stream, while connected.
+  std::shared_ptr<AgentSink> sink;
+  uint64_t session = 0;
+  std::unordered_map<uint64_t, uint64_t> held;  // rec id -> gen it has
+  Clock::time_point lastHeard{}, disconnectedAt{}, sentAt{};
+  bool withdrawn = false;
+  uint64_t acked = 0;
+  uint64_t failedRevision = 0;
+  std::string lastError, agentVersion, address;
+  int64_t lastSeenMs = 0;
+};
+
+ControllerCore::ControllerCore(Store& store, ControllerOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+ControllerCore::~ControllerCore() {
+  stop();
+}
+
+void ControllerCore::installBundleLocked(v1::PolicyRevision bundle) {
+  std::vector<policy::SourceFile> files;
+  for (const auto& f : bundle.files())
+    files.push_back({f.name(), f.content()});
+  auto loaded = policy::loadFiles(files);
+  span_ = SpanIndex(std::move(loaded.bundle));
+  bundleHash_ = bundleHash(bundle.files());
+  bundle_ = std::move(bundle);
+  for (auto& [name, host] : hosts_)
+    refreshInterestLocked(*host);
+}
+
+Status ControllerCore::load() {
+  auto bundle = store_.loadBundle();
+  if (!bundle) return bundle.takeError();
+  auto inventory = store_.loadInventory();
+  if (!inventory) return inventory.takeError();
+  std::lock_guard lock(mu_);
+  if (*bundle) installBundleLocked(std::move(**bundle));
+  const auto now = Clock::now();
+  for (auto& stored : *inventory) {
+    auto host = std::make_unique<Host>();
+    host->name = stored.host;
+    host->acked = stored.ackedRevision;
+    host->lastError = stored.lastError;
+    host->agentVersion = stored.agentVersion;
+    host->lastSeenMs = stored.lastSeenUnixMs;
+    // The TTL of a host the controller has not heard from counts from now.
+    host->disconnectedAt = now;
+    Host& h = *host;
+    hosts_[stored.host] = std::move(host);
+    for (auto& w : stored.workloads)
+      if (auto st = upsertLocked(h, std::move(w)); !st)
+        spdlog::warn("stored workload of host {} skipped: {}", escapeForLog(stored.host),
+                     st.error().message);
+    refreshInterestLocked(h);
+  }
+  dirty_ = false;
+  return {};
+}
+
+void ControllerCore::start() {
+  std::lock_guard lock(runMu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void ControllerCore::stop() {
+  {
+    std::lock_guard lock(runMu_);
+    stopping_ = true;
+  }
+  runCv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::vector<StoredHost> inventory;
+  {
+    std::lock_guard lock(mu_);
+    if (!dirty_) return;
+    inventory = inventoryLocked();
+    dirty_ = false;
+  }
+  if (auto st = store_.saveInventory(inventory); !st)
+    spdlog::error("cannot save the inventory: {}", st.error().describe());
+}
+
+void ControllerCore::run() {
+  const auto period = std::min<std::chrono::milliseconds>(
+      std::chrono::milliseconds(50),
+      std::max<std::chrono::milliseconds>(options_.keepAlive / 5, std::chrono::milliseconds(1)));
+  std::unique_lock lock(runMu_);
+  while (!stopping_) {
+    runCv_.wait_for(lock, period);
+    if (stopping_) break;
+    lock.unlock();
+    tick();
+    lock.lock();
+  }
+}
+
+void ControllerCore::tick() {
+  processDisconnects();
+  std::vector<StoredHost> inventory;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    const bool keepAliveDue = now - lastKeepAlive_ >= options_.keepAlive;
+    if (keepAliveDue) lastKeepAlive_ = now;
+    v1::ControllerMessage keepAlive;
+    keepAlive.mutable_keepalive()->set_sent_unix_ms(unixMs());
+    for (auto& [name, host] : hosts_) {
+      Host& h = *host;
+      if (h.sink) {
+        if (now - h.lastHeard > kMissedKeepAlives * options_.keepAlive) {
+          spdlog::warn("host {} silent for {} keepalive periods: its stream is closed",
+                       escapeForLog(h.name), kMissedKeepAlives);
+          h.sink->close(kUnavailable, "no message for " + std::to_string(kMissedKeepAlives) +
+                                          " keepalive periods");
+          dropSessionLocked(h);
+        } else if (keepAliveDue) {
+          sendLocked(h, keepAlive);
+        }
+        continue;
+      }
+      if (!h.withdrawn && now - h.disconnectedAt > options_.hostTtl) {
+        spdlog::info("host {} away longer than the host TTL: its {} workloads are withdrawn",
+                     escapeForLog(h.name), h.workloads.size());
+        h.withdrawn = true;
+        for (const auto& [n, rec] : h.workloads)
+          retractLocked(*rec);
+        ++epoch_;
+        changed_.notify_all();
+      }
+    }
+    if (dirty_ && now - lastSave_ >= options_.persistDelay) {
+      inventory = inventoryLocked();
+      dirty_ = false;
+      lastSave_ = now;
+    } else {
+      return;
+    }
+  }
+  // Written outside the lock: agents are served meanwhile.
+  if (auto st = store_.saveInventory(inventory); !st) {
+    spdlog::error("cannot save the inventory: {}", st.error().describe());
+    std::lock_guard lock(mu_);
+    dirty_ = true;
+  }
+}
+
+std::vector<StoredHost> ControllerCore::inventoryLocked() const {
+  std::vector<StoredHost> out;
+  for (const auto& [name, h] : hosts_) {
+    StoredHost s;
+    s.host = name;
+    s.agentVersion = h->agentVersion;
+    s.ackedRevision = h->acked;
+    s.lastError = h->lastError;
+    s.lastSeenUnixMs = h->lastSeenMs;
+    for (const auto& [n, rec] : h->workloads)
+      s.workloads.push_back(rec->w);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// ---- workloads and span filtering ------------------------------------------
+
+bool ControllerCore::wantsLocked(Host& host, const std::string& app) const {
+  auto [it, fresh] = host.wantCache.try_emplace(app, false);
+  if (fresh) it->second = span_.wants(host.interest, app);
+  return it->second;
+}
+
+void ControllerCore::refreshInterestLocked(Host& host) {
+  std::set<std::string> apps;
+  for (const auto& [app, count] : host.apps)
+    apps.insert(app);
+  host.interest = span_.interestOf(apps);
+  host.wantCache.clear();
+}
+
+std::vector<const ControllerCore::Rec*> ControllerCore::desiredLocked(Host& host) const {
+  std::vector<const Rec*> out;
+  for (const auto& [app, recs] : byApp_) {
+    if (!wantsLocked(host, app)) continue;
+    for (const Rec* rec : recs) {
+      if (rec->w.host() == host.name) continue;
+      if (hosts_.at(rec->w.host())->withdrawn) continue;
+      out.push_back(rec);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+v1::Workload remoteCopy(const v1::Workload& w) {
+  v1::Workload out = w;
+  out.set_source(v1::Workload::SOURCE_REMOTE);
+  out.clear_interfaces();
+  out.clear_owner();
+  return out;
+}
+
+v1::ControllerMessage upsertMessage(const v1::Workload& w) {
+  v1::ControllerMessage m;
+  *m.mutable_remote_upsert() = remoteCopy(w);
+  return m;
+}
+
+v1::ControllerMessage deleteMessage(const v1::Workload& w) {
+  v1::ControllerMessage m;
+  m.mutable_remote_delete()->set_host(w.host());
+  m.mutable_remote_delete()->set_name(w.name());
+  return m;
+}
+
+}  // namespace
+
+// Brings what a connected host holds to what it needs: upserts for the new
+// and changed, deletes for what it may no longer select. (A send can drop
+// the session, which clears `held`: nothing iterates it while sending.)
+void ControllerCore::syncLocked(Host& host) {
+  if (!host.sink) return;
+  std::unordered_map<uint64_t, uint64_t> next;
+  std::vector<v1::ControllerMessage> out;
+  for (const Rec* rec : desiredLocked(host)) {
+    next[rec->id] = rec->gen;
+    auto it = host.held.find(rec->id);
+    if (it == host.held.end() || it->second != rec->gen) out.push_back(upsertMessage(rec->w));
+  }
+  for (const auto& [id, gen] : host.held)
+    if (!next.count(id)) out.push_back(deleteMessage(recs_.at(id)->w));
+  host.held = std::move(next);
+  for (auto& m : out)
+    sendLocked(host, std::move(m));
+}
+
+// A workload was added or changed: every connected host that selects it
+// gets it, and one that held it but no longer selects it loses it.
+void ControllerCore::fanOutLocked(const Rec& rec) {
+  const bool visible = !hosts_.at(rec.w.host())->withdrawn;
+  for (auto& [name, host] : hosts_) {
+    Host& h = *host;
+    if (!h.sink || name == rec.w.host()) continue;
+    auto it = h.held.find(rec.id);
+    if (visible && wantsLocked(h, rec.w.app())) {
+      if (it != h.held.end() && it->second == rec.gen) continue;
+      h.held[rec.id] = rec.gen;
+      sendLocked(h, upsertMessage(rec.w));
+    } else if (it != h.held.end()) {
+      h.held.erase(it);
+      sendLocked(h, deleteMessage(rec.w));
+    }
+  }
+}
+
+// The workload goes (or is withdrawn): a delete to every host holding it.
+void ControllerCore::retractLocked(const Rec& rec) {
+  for (auto& [name, host] : hosts_) {
+    Host& h = *host;
+    auto it = h.held.find(rec.id);
+    if (it == h.held.end()) continue;
+    h.held.erase(it);
+    sendLocked(h, deleteMessage(rec.w));
+  }
+}
+
+Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
+  auto checked = checkedWorkload(in, host.name);
+  if (!checked) return checked.takeError();
+  v1::Workload w = std::move(*checked);
+  auto existing = host.workloads.find(w.name());
+  Rec* rec = existing == host.workloads.end() ? nullptr : existing->second.get();
+  if (rec && sameWorkload(rec->w, w)) return {};
+  if (!rec && host.workloads.size() >= options_.maxWorkloadsPerHost)
+    return makeError(ErrorCode::kTooLarge,
+                     "host has " + std::to_string(host.workloads.size()) + " workloads, the limit");
+  // An address is one workload's: a host cannot take over an address
+  // another host's workload holds (its traffic would pass as that one's).
+  for (const auto& a : w.addresses()) {
+    auto it = addrOwner_.find(a);
+    if (it != addrOwner_.end() && it->second != rec)
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload \"" + escapeForLog(w.name()) + "\": address " + a +
+                           " is held by workload \"" + escapeForLog(it->second->w.name()) +
+                           "\" of host \"" + escapeForLog(it->second->w.host()) + "\"");
+  }
+  bool appsChanged = false;
+  if (!rec) {
+    auto fresh = std::make_unique<Rec>();
+    fresh->id = nextId_++;
+    rec = fresh.get();
+    recs_[rec->id] = rec;
+    host.workloads[w.name()] = std::move(fresh);
+    appsChanged = host.apps[w.app()]++ == 0;
+  } else {
+    for (const auto& a : rec->w.addresses())
+      addrOwner_.erase(a);
+    if (rec->w.app() != w.app()) {
+      byApp_[rec->w.app()].erase(rec);
+      if (byApp_[rec->w.app()].empty()) byApp_.erase(rec->w.app());
+      const bool oldGone = --host.apps[rec->w.app()] == 0;
+      if (oldGone) host.apps.erase(rec->w.app());
+      const bool newFresh = host.apps[w.app()]++ == 0;
+      appsChanged = oldGone || newFresh;
+    }
+  }
+  rec->w = std::move(w);
+  rec->gen = nextId_++;
+  byApp_[rec->w.app()].insert(rec);
+  for (const auto& a : rec->w.addresses())
+    addrOwner_[a] = rec;
+  dirty_ = true;
+  if (appsChanged) {
+    refreshInterestLocked(host);
+    syncLocked(host);
+  }
+  fanOutLocked(*rec);
+  return {};
+}
+
+void ControllerCore::removeLocked(Host& host, const std::string& name) {
+  auto it = host.workloads.find(name);
+  if (it == host.workloads.end()) return;
+  Rec* rec = it->second.get();
+  retractLocked(*rec);
+  for (const auto& a : rec->w.addresses())
+    addrOwner_.erase(a);
+  byApp_[rec->w.app()].erase(rec);
+  if (byApp_[rec->w.app()].empty()) byApp_.erase(rec->w.app());
+  const bool appGone = --host.apps[rec->w.app()] == 0;
+  if (appGone) host.apps.erase(rec->w.app());
+  recs_.erase(rec->id);
+  host.workloads.erase(it);
+  dirty_ = true;
+  if (appGone) {
+    refreshInterestLocked(host);
+    syncLocked(host);
+  }
+}
+
+// ---- streams -------------------------------------------------------------------
+
+void ControllerCore::sendLocked(Host& host, v1::ControllerMessage message) {
+  if (!host.sink) return;
+  // A sink that refuses has closed itself (fell behind): the agent comes
+  // back with a hello and gets a snapshot.
+  if (!host.sink->send(std::move(message))) dropSessionLocked(host);
+}
+
+void ControllerCore::dropSessionLocked(Host& host) {
+  if (!host.sink) return;
+  sessions_.erase(host.session);
+  host.sink.reset();
+  host.session = 0;
+  host.held.clear();
+  host.disconnectedAt = Clock::now();
+  ++epoch_;
+  changed_.notify_all();
+}
+
+Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
+                                         std::shared_ptr<AgentSink> sink, const std::string& peer) {
+  if (hello.host().empty() || hello.host().size() > 253 || hasControlChars(hello.host()))
+    return makeError(ErrorCode::kInvalidInput, "hello: host must be a name of 1-253 characters");
+  for (const auto& w : hello.workloads())
+    if (!w.host().empty() && w.host() != hello.host())
+      return makeError(ErrorCode::kInvalidInput, "hello: workload \"" + escapeForLog(w.name()) +
+                                                     "\" of host \"" + escapeForLog(w.host()) +
+                                                     "\": a host reports only its own workloads");
+  processDisconnects();
+  std::lock_guard lock(mu_);
+  auto& slot = hosts_[hello.host()];
+  if (!slot) {
+    slot = std::make_unique<Host>();
+    slot->name = hello.host();
+  }
+  Host& host = *slot;
+  if (host.sink) {
+    host.sink->close(kAborted, "replaced by a newer stream of host " + host.name);
+    dropSessionLocked(host);
+  }
+  // The inventory first, while the host has no stream: the others get the
+  // deltas, and this host's snapshot below already reflects them.
+  const bool wasWithdrawn = host.withdrawn;
+  host.withdrawn = false;
+  std::set<std::string> reported;
+  for (const auto& w : hello.workloads())
+    reported.insert(w.name());
+  std::vector<std::string> gone;
+  for (const auto& [name, rec] : host.workloads)
+    if (!reported.count(name)) gone.push_back(name);
+  for (const auto& name : gone)
+    removeLocked(host, name);
+  for (const auto& w : hello.workloads())
+    if (auto st = upsertLocked(host, w); !st)
+      spdlog::warn("host {}: {}", escapeForLog(host.name), st.error().message);
+  if (wasWithdrawn)
+    for (const auto& [name, rec] : host.workloads)
+      fanOutLocked(*rec);
+  refreshInterestLocked(host);
+
+  host.sink = std::move(sink);
+  host.session = nextId_++;
+  sessions_[host.session] = &host;
+  host.agentVersion = hello.agent_version();
+  host.address = peer;
+  host.lastHeard = Clock::now();
+  host.lastSeenMs = unixMs();
+  if (bundle_ && hello.applied_revision() == bundle_->revision())
+    host.acked = hello.applied_revision();
+  if (bundle_) {
+    host.sentAt = Clock::now();
+    targets_.insert(host.name);
+  }
+  v1::ControllerMessage snapshot;
+  auto* s = snapshot.mutable_snapshot();
+  if (bundle_) *s->mutable_policy() = *bundle_;
+  host.held.clear();
+  for (const Rec* rec : desiredLocked(host)) {
+    *s->add_remote_workloads() = remoteCopy(rec->w);
+    host.held[rec->id] = rec->gen;
+  }
+  const uint64_t session = host.session;
+  dirty_ = true;
+  ++epoch_;
+  changed_.notify_all();
+  spdlog::info("host {} connected from {} (applied revision {}, {} workloads, {} remote sent)",
+               escapeForLog(host.name), escapeForLog(peer), hello.applied_revision(),
+               host.workloads.size(), s->remote_workloads_size());
+  sendLocked(host, std::move(snapshot));
+  return session;
+}
+
+Status ControllerCore::received(uint64_t session, const v1::AgentMessage& message) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return makeError(ErrorCode::kUnavailable, "stream replaced or closed");
+  Host& host = *it->second;
+  host.lastHeard = Clock::now();
+  host.lastSeenMs = unixMs();
+  switch (message.message_case()) {
+    case v1::AgentMessage::kHello:
+      return makeError(ErrorCode::kInvalidInput, "hello sent twice on one stream");
+    case v1::AgentMessage::kWorkload: {
+      const auto& change = message.workload();
+      if (change.has_upsert()) {
+        auto st = upsertLocked(host, change.upsert());
+        // Another host's workload ends the stream; a bad one is only logged
+        // (the agent validated it; a reconnect would not help).
+        if (!st && st.error().code == ErrorCode::kInvalidInput) return st;
+        if (!st) spdlog::warn("host {}: {}", escapeForLog(host.name), st.error().message);
+      } else {
+        removeLocked(host, change.deleted());
+      }
+      return {};
+    }
+    case v1::AgentMessage::kAck: {
+      const auto& ack = message.ack();
+      if (ack.applied()) {
+        host.acked = std::max(host.acked, ack.revision());
+        host.lastError.clear();
+      } else {
+        host.failedRevision = ack.revision();
+        host.lastError = ack.error().substr(0, 4096);
+        spdlog::warn("host {} did not apply revision {}: {}", escapeForLog(host.name),
+                     ack.revision(), escapeForLog(host.lastError));
+      }
+      dirty_ = true;
+      ++epoch_;
+      changed_.notify_all();
+      return {};
+    }
+    case v1::AgentMessage::kKeepalive:
+    case v1::AgentMessage::MESSAGE_NOT_SET:
+      return {};
+  }
+  return {};
+}
+
+void ControllerCore::disconnected(uint64_t session) {
+  {
+    std::lock_guard lock(disconnectMu_);
+    pendingDisconnects_.push_back(session);
+  }
+  runCv_.notify_all();
+}
+
+// gRPC may run a stream's end inside a call the core made under its lock
+// (closing a stream): disconnected() only queues, and this applies them.
+void ControllerCore::processDisconnects() {
+  std::vector<uint64_t> pending;
+  {
+    std::lock_guard lock(disconnectMu_);
+    pending.swap(pendingDisconnects_);
+  }
+  if (pending.empty()) return;
+  std::lock_guard lock(mu_);
+  for (uint64_t session : pending) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) continue;
+    spdlog::info("host {} disconnected", escapeForLog(it->second->name));
+    dropSessionLocked(*it->second);
+  }
+}
+
+// ---- policy ----------------------------------------------------------------------
+
+Result<v1::PushPolicyResponse> ControllerCore::push(const v1::PushPolicyRequest& request) {
+  std::lock_guard pushLock(pushMu_);
+  size_t bytes = 0;
+  std::vector<policy::SourceFile> files;
+  for (const auto& f : request.files()) {
+    bytes += f.name().size() + f.content().size();
+    if (f.name().empty())
+      return makeError(ErrorCode::kInvalidInput, "files: a file without a name");
+    files.push_back({f.name(), f.content()});
+  }
+  if (bytes > options_.maxBundleBytes)
+    return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
+                                               " bytes is over the controller's limit of " +
+                                               std::to_string(options_.maxBundleBytes));
+  auto loaded = policy::loadFiles(files);
+  if (!loaded.ok()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(loaded.errors));
+  v1::PushPolicyResponse response;
+  for (const auto& w : loaded.warnings)
+    response.add_warnings(w.toString());
+  const std::string hash = bundleHash(request.files());
+  const std::string version = request.version().empty() ? hash : request.version();
+  if (version.size() > 256 || hasControlChars(version))
+    return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes or not printable");
+  v1::PolicyRevision next;
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t current = bundle_ ? bundle_->revision() : 0;
+    if (bundle_ && hash == bundleHash_) {
+      response.set_revision(current);
+      response.set_version(bundle_->version());
+      response.set_changed(false);
+      return response;
+    }
+    response.set_revision(current + 1);
+    response.set_version(version);
+    response.set_changed(true);
+    if (request.dry_run()) return response;
+    next.set_revision(current + 1);
+  }
+  next.set_version(version);
+  *next.mutable_files() = request.files();
+  // Durable before any agent sees it: a restarted controller never hands
+  // out a revision number twice.
+  if (auto st = store_.saveBundle(next); !st) return st.takeError();
+  std::lock_guard lock(mu_);
+  installBundleLocked(next);
+  targets_.clear();
+  v1::ControllerMessage m;
+  *m.mutable_policy() = next;
+  uint32_t sent = 0;
+  const auto now = Clock::now();
+  for (auto& [name, host] : hosts_) {
+    if (!host->sink) continue;
+    host->sentAt = now;
+    targets_.insert(name);
+    sendLocked(*host, m);  // a copy per host
+    ++sent;
+  }
+  // The new policy may select more or less of the others' workloads.
+  for (auto& [name, host] : hosts_)
+    syncLocked(*host);
+  response.set_hosts_connected(sent);
+  ++epoch_;
+  changed_.notify_all();
+  spdlog::info("revision {} (version {}) sent to {} hosts", next.revision(), escapeForLog(version),
+               sent);
+  return response;
+}
+
+uint64_t ControllerCore::revision() const {
+  std::lock_guard lock(mu_);
+  return bundle_ ? bundle_->revision() : 0;
+}
+
+// ---- status ----------------------------------------------------------------------
+
+v1::FleetStatus ControllerCore::fleetStatus() const {
+  std::lock_guard lock(mu_);
+  v1::FleetStatus out;
+  const uint64_t current = bundle_ ? bundle_->revision() : 0;
+  out.set_revision(current);
+  if (bundle_) out.set_version(bundle_->version());
+  out.set_controller(options_.name);
+  const auto now = Clock::now();
+  auto seconds = [&](Clock::time_point t) {
+    return std::chrono::duration<double>(now - t).count();
+  };
+  for (const auto& [name, h] : hosts_) {
+    auto* s = out.add_hosts();
+    s->set_host(name);
+    s->set_connected(h->sink != nullptr);
+    s->set_acked_revision(h->acked);
+    s->set_workloads(uint32_t(h->workloads.size()));
+    s->set_last_error(h->lastError);
+    if (!h->sink)
+      s->set_lag_seconds(seconds(h->disconnectedAt));
+    else if (h->acked < current)
+      s->set_lag_seconds(seconds(h->sentAt));
+    if (h->lastSeenMs > 0)
+      s->set_last_seen(common::formatRfc3339(
+          common::WallClock::time_point(std::chrono::milliseconds(h->lastSeenMs)),
+          common::TimePrecision::kSeconds));
+    s->set_agent_version(h->agentVersion);
+    if (h->sink) s->set_address(h->address);
+  }
+  return out;
+}
+
+v1::ListWorkloadsResponse ControllerCore::fleetWorkloads(const std::string& host) const {
+  std::lock_guard lock(mu_);
+  v1::ListWorkloadsResponse out;
+  for (const auto& [name, h] : hosts_) {
+    if ((!host.empty() && name != host) || h->withdrawn) continue;
+    for (const auto& [n, rec] : h->workloads)
+      *out.add_workloads() = rec->w;
+  }
+  return out;
+}
+
+Result<v1::RolloutProgress> ControllerCore::rollout(uint64_t revision) const {
+  std::lock_guard lock(mu_);
+  const uint64_t current = bundle_ ? bundle_->revision() : 0;
+  if (revision == 0) revision = current;
+  if (revision == 0 || revision > current)
+    return makeError(ErrorCode::kNotFound,
+                     "revision " + std::to_string(revision) +
+                         " was never pushed (in force: " + std::to_string(current) + ")");
+  v1::RolloutProgress out;
+  out.set_revision(revision);
+  uint32_t acked = 0, total = 0;
+  bool pending = false;
+  for (const auto& [name, h] : hosts_) {
+    if (h->withdrawn) continue;
+    v1::HostRollout r;
+    r.set_host(name);
+    const bool target = revision == current ? targets_.count(name) > 0 : true;
+    if (h->acked >= revision) {
+      r.set_state(v1::HostRollout::STATE_APPLIED);
+      ++acked;
+    } else if (h->failedRevision >= revision) {
+      r.set_state(v1::HostRollout::STATE_FAILED);
+      r.set_error(h->lastError);
+    } else if (h->sink) {
+      r.set_state(v1::HostRollout::STATE_PENDING);
+      pending = true;
+    } else {
+      r.set_state(v1::HostRollout::STATE_DISCONNECTED);
+    }
+    if (target || h->acked >= revision) ++total;
+    *out.add_hosts() = std::move(r);
+  }
+  out.set_acked(acked);
+  out.set_total(total);
+  out.set_done(!pending);
+  return out;
+}
+
+uint64_t ControllerCore::epoch() const {
+  std::lock_guard lock(mu_);
+  return epoch_;
+}
+
+uint64_t ControllerCore::waitForChange(uint64_t epoch, Clock::time_point deadline) const {
+  std::unique_lock lock(mu_);
+  changed_.wait_until(lock, deadline, [&] { return epoch_ != epoch; });
+  return epoch_;
+}
+
+}  // namespace bulkhead::controller

@@ -1,0 +1,197 @@
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "bulkhead/common/fd.h"
+#include "bulkhead/common/file.h"
+#include "bulkhead/common/time_format.h"
+#include "bulkhead/controller/store.h"
+
+namespace bulkhead::controller {
+
+namespace {
+
+// "bhctl" + format 1; then the payload's length (u64, little endian), its
+// SHA-256 and the payload.
+constexpr char kMagic[8] = {'b', 'h', 'c', 't', 'l', '\0', '\1', '\n'};
+constexpr size_t kHeaderBytes = sizeof(kMagic) + 8 + 32;
+constexpr size_t kMaxStoreBytes = size_t(1) << 30;
+
+std::string sha256(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
+Error ioError(const std::string& what, int err) {
+  return makeError(ErrorCode::kIo, what, err);
+}
+
+Status mkdirs(const std::string& dir) {
+  for (size_t pos = 0; pos != std::string::npos;) {
+    pos = dir.find('/', pos + 1);
+    const std::string partial = dir.substr(0, pos);
+    if (partial.empty()) continue;
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
+      return ioError("creating " + partial, errno);
+  }
+  return {};
+}
+
+Status writeAll(int fd, std::string_view data, const std::string& path) {
+  for (size_t done = 0; done < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ioError("writing " + path, errno);
+    done += size_t(n);
+  }
+  return {};
+}
+
+// Replaces `path` whole: a crash at any point leaves the old file or the
+// new one. The rename is durable only once the directory is fsync'd too.
+Status replaceFile(const std::string& dir, const std::string& path, std::string_view payload) {
+  if (auto st = mkdirs(dir); !st) return st;
+  std::string data(kMagic, sizeof(kMagic));
+  uint64_t len = payload.size();
+  for (int i = 0; i < 8; ++i)
+    data += char((len >> (8 * i)) & 0xff);
+  data += sha256(payload);
+  data += payload;
+  const std::string tmp = path + ".tmp";
+  {
+    const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) return ioError("creating " + tmp, errno);
+    Status st = writeAll(fd.get(), data, tmp);
+    if (st && ::fsync(fd.get()) != 0) st = ioError("fsync " + tmp, errno);
+    if (!st) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return ioError("renaming " + tmp + " to " + path, err);
+  }
+  const Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d) return ioError("opening " + dir, errno);
+  if (::fsync(d.get()) != 0) return ioError("fsync " + dir, errno);
+  return {};
+}
+
+Error corrupt(const std::string& path, const std::string& why) {
+  return makeError(ErrorCode::kInvalidInput, "controller store file " + path + " is corrupt (" +
+                                                 why + "); move it away to start without it");
+}
+
+// The payload of `path`; nullopt when the file does not exist.
+Result<std::optional<std::string>> readFile(const std::string& path) {
+  auto data = common::readFileBounded(path, kMaxStoreBytes);
+  if (!data) {
+    if (data.error().code == ErrorCode::kNotFound) return std::optional<std::string>{};
+    return makeError(data.error().code, "cannot read " + path + ": " + data.error().describe(),
+                     data.error().sysErrno);
+  }
+  if (data->size() < kHeaderBytes || std::memcmp(data->data(), kMagic, sizeof(kMagic)) != 0)
+    return corrupt(path, "not a bulkhead-controller store file, format 1");
+  uint64_t len = 0;
+  for (int i = 0; i < 8; ++i)
+    len |= uint64_t(uint8_t((*data)[sizeof(kMagic) + i])) << (8 * i);
+  if (len != data->size() - kHeaderBytes)
+    return corrupt(path, "torn: " + std::to_string(data->size() - kHeaderBytes) + " of " +
+                             std::to_string(len) + " bytes");
+  std::string payload = data->substr(kHeaderBytes);
+  if (sha256(payload) != data->substr(sizeof(kMagic) + 8, 32))
+    return corrupt(path, "checksum mismatch");
+  return std::optional<std::string>(std::move(payload));
+}
+
+}  // namespace
+
+Result<std::optional<v1::PolicyRevision>> FileStore::loadBundle() {
+  auto payload = readFile(bundlePath());
+  if (!payload) return payload.takeError();
+  if (!*payload) return std::optional<v1::PolicyRevision>{};
+  v1::PolicyRevision bundle;
+  if (!bundle.ParseFromString(**payload) || bundle.revision() == 0)
+    return corrupt(bundlePath(), "not a policy revision");
+  return std::optional<v1::PolicyRevision>(std::move(bundle));
+}
+
+Status FileStore::saveBundle(const v1::PolicyRevision& bundle) {
+  std::string payload;
+  if (!bundle.SerializeToString(&payload))
+    return makeError(ErrorCode::kInternal, "cannot serialize the bundle");
+  return replaceFile(dir_, bundlePath(), payload);
+}
+
+// The inventory's payload: the hosts (a FleetStatus, length-prefixed with
+// a u64) then their workloads (a ListWorkloadsResponse, Workload.host set).
+Result<std::vector<StoredHost>> FileStore::loadInventory() {
+  auto payload = readFile(inventoryPath());
+  if (!payload) return payload.takeError();
+  std::vector<StoredHost> out;
+  if (!*payload) return out;
+  const std::string& p = **payload;
+  uint64_t len = 0;
+  for (int i = 0; i < 8 && size_t(i) < p.size(); ++i)
+    len |= uint64_t(uint8_t(p[size_t(i)])) << (8 * i);
+  v1::FleetStatus hosts;
+  v1::ListWorkloadsResponse workloads;
+  if (p.size() < 8 || len > p.size() - 8 || !hosts.ParseFromArray(p.data() + 8, int(len)) ||
+      !workloads.ParseFromArray(p.data() + 8 + len, int(p.size() - 8 - len)))
+    return corrupt(inventoryPath(), "not an inventory");
+  std::map<std::string, size_t> index;
+  for (const auto& h : hosts.hosts()) {
+    StoredHost s;
+    s.host = h.host();
+    s.agentVersion = h.agent_version();
+    s.ackedRevision = h.acked_revision();
+    s.lastError = h.last_error();
+    if (auto t = common::parseRfc3339(h.last_seen()))
+      s.lastSeenUnixMs =
+          std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+    index[s.host] = out.size();
+    out.push_back(std::move(s));
+  }
+  for (const auto& w : workloads.workloads()) {
+    auto it = index.find(w.host());
+    if (it == index.end()) return corrupt(inventoryPath(), "a workload of an unknown host");
+    out[it->second].workloads.push_back(w);
+  }
+  return out;
+}
+
+Status FileStore::saveInventory(const std::vector<StoredHost>& hosts) {
+  v1::FleetStatus status;
+  v1::ListWorkloadsResponse workloads;
+  for (const auto& h : hosts) {
+    auto* s = status.add_hosts();
+    s->set_host(h.host);
+    s->set_agent_version(h.agentVersion);
+    s->set_acked_revision(h.ackedRevision);
+    s->set_last_error(h.lastError);
+    s->set_last_seen(common::formatRfc3339(
+        common::WallClock::time_point(std::chrono::milliseconds(h.lastSeenUnixMs))));
+    for (const auto& w : h.workloads)
+      *workloads.add_workloads() = w;
+  }
+  std::string a, b;
+  if (!status.SerializeToString(&a) || !workloads.SerializeToString(&b))
+    return makeError(ErrorCode::kInternal, "cannot serialize the inventory");
+  std::string payload;
+  for (int i = 0; i < 8; ++i)
+    payload += char((uint64_t(a.size()) >> (8 * i)) & 0xff);
+  payload += a;
+  payload += b;
+  return replaceFile(dir_, inventoryPath(), payload);
+}
+
+}  // namespace bulkhead::controller

@@ -1,0 +1,303 @@
+#include "bulkhead/controller/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <mutex>
+
+#include "bulkhead/common/escape.h"
+
+namespace bulkhead::controller {
+
+grpc::Status toGrpcStatus(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kInvalidInput:
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.message};
+    case ErrorCode::kTooLarge:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.message};
+    case ErrorCode::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, e.message};
+    case ErrorCode::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, e.message};
+    case ErrorCode::kKernel:
+    case ErrorCode::kIo:
+    case ErrorCode::kInternal:
+      return {grpc::StatusCode::INTERNAL, e.describe()};
+  }
+  return {grpc::StatusCode::UNKNOWN, e.describe()};
+}
+
+std::vector<std::string> peerHostNames(const grpc::AuthContext& context) {
+  std::vector<std::string> names;
+  if (!context.IsPeerAuthenticated()) return names;
+  for (const auto& v : context.FindPropertyValues(GRPC_PEER_DNS_PROPERTY_NAME))
+    names.emplace_back(v.data(), v.size());
+  if (names.empty())
+    for (const auto& v : context.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME))
+      names.emplace_back(v.data(), v.size());
+  return names;
+}
+
+namespace {
+
+class AgentStream;
+
+// The outbound side of one stream: a bounded queue and at most one write in
+// flight. gRPC may run a reaction inline in the thread that starts an
+// operation, so StartWrite and Finish are always called without mu_.
+class Outbox : public AgentSink {
+ public:
+  Outbox(AgentStream* stream, const ServiceOptions& options) : stream_(stream), options_(options) {}
+
+  bool send(v1::ControllerMessage message) override;
+  void close(int grpcCode, const std::string& message) override;
+  void onWriteDone(bool ok);
+
+ private:
+  // Under mu_: what to do once mu_ is released.
+  enum class Next : uint8_t { kNothing, kWrite, kFinish };
+  Next nextLocked();
+  void act(Next next);
+
+  std::mutex mu_;
+  AgentStream* stream_;
+  const ServiceOptions& options_;
+  std::deque<v1::ControllerMessage> queue_;
+  size_t queuedBytes_ = 0;
+  v1::ControllerMessage current_;  // the write in flight
+  bool writing_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  grpc::Status finish_;
+};
+
+class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+ public:
+  AgentStream(ControllerCore& core, grpc::CallbackServerContext* context,
+              const ServiceOptions& options)
+      : core_(core), context_(context), outbox_(std::make_shared<Outbox>(this, options)) {
+    if (auto auth = context->auth_context()) names_ = peerHostNames(*auth);
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The agent closed its side or the stream broke.
+      outbox_->close(int(grpc::StatusCode::OK), "");
+      return;
+    }
+    const grpc::Status status = session_ ? later() : hello();
+    if (!status.ok()) {
+      spdlog::warn("agent stream from {} ({}) closed: {}", escapeForLog(context_->peer()),
+                   host_.empty() ? "no hello" : escapeForLog(host_), status.error_message());
+      outbox_->close(int(status.error_code()), status.error_message());
+      return;
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override { outbox_->onWriteDone(ok); }
+
+  void OnDone() override {
+    if (session_) core_.disconnected(session_);
+    delete this;
+  }
+
+ private:
+  static grpc::Status denied(const std::string& message) {
+    return {grpc::StatusCode::PERMISSION_DENIED, message};
+  }
+
+  // A host speaks only for itself: a workload naming another host ends the
+  // stream.
+  grpc::Status ownWorkload(const v1::Workload& w) const {
+    if (w.host().empty() || w.host() == host_) return grpc::Status::OK;
+    return denied("workload \"" + escapeForLog(w.name(), 128) + "\" names host \"" +
+                  escapeForLog(w.host(), 128) + "\": host \"" + escapeForLog(host_, 128) +
+                  "\" reports only its own workloads");
+  }
+
+  grpc::Status hello() {
+    if (!in_.has_hello())
+      return {grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"};
+    const auto& host = in_.hello().host();
+    // Over TLS the certificate names the host; over a unix socket the
+    // hello's name is taken as given.
+    if (!names_.empty() && std::find(names_.begin(), names_.end(), host) == names_.end()) {
+      std::string presented;
+      for (const auto& n : names_)
+        presented += (presented.empty() ? "" : ", ") + escapeForLog(n, 128);
+      return denied("hello names host \"" + escapeForLog(host, 128) +
+                    "\" but the client certificate is for [" + presented + "]");
+    }
+    host_ = host;
+    for (const auto& w : in_.hello().workloads())
+      if (auto st = ownWorkload(w); !st.ok()) return st;
+    auto session = core_.connect(in_.hello(), outbox_, context_->peer());
+    if (!session) return toGrpcStatus(session.error());
+    session_ = *session;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status later() {
+    if (in_.has_workload() && in_.workload().has_upsert())
+      if (auto st = ownWorkload(in_.workload().upsert()); !st.ok()) return st;
+    auto st = core_.received(session_, in_);
+    return st ? grpc::Status::OK : toGrpcStatus(st.error());
+  }
+
+  friend class Outbox;
+  ControllerCore& core_;
+  grpc::CallbackServerContext* context_;
+  std::shared_ptr<Outbox> outbox_;
+  std::vector<std::string> names_;
+  std::string host_;
+  v1::AgentMessage in_;
+  uint64_t session_ = 0;
+};
+
+bool Outbox::send(v1::ControllerMessage message) {
+  Next next;
+  bool accepted = false;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return false;
+    const size_t bytes = message.ByteSizeLong();
+    if (queue_.size() >= options_.maxQueuedMessages ||
+        queuedBytes_ + bytes > options_.maxQueuedBytes) {
+      spdlog::warn("agent stream {} fell behind ({} messages, {} bytes queued): closed",
+                   escapeForLog(stream_->context_->peer()), queue_.size(), queuedBytes_);
+      closing_ = true;
+      queue_.clear();
+      queuedBytes_ = 0;
+      finish_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             "the agent fell behind the controller's updates; reconnect");
+    } else {
+      queue_.push_back(std::move(message));
+      queuedBytes_ += bytes;
+      accepted = true;
+    }
+    next = nextLocked();
+  }
+  act(next);
+  return accepted;
+}
+
+void Outbox::close(int grpcCode, const std::string& message) {
+  Next next;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return;
+    closing_ = true;
+    queue_.clear();
+    queuedBytes_ = 0;
+    finish_ = grpc::Status(grpc::StatusCode(grpcCode), message);
+    next = nextLocked();
+  }
+  act(next);
+}
+
+void Outbox::onWriteDone(bool ok) {
+  Next next;
+  {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok && !closing_) {
+      // The stream is broken; the read side notices too.
+      closing_ = true;
+      queue_.clear();
+      queuedBytes_ = 0;
+      finish_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+    }
+    next = nextLocked();
+  }
+  act(next);
+}
+
+Outbox::Next Outbox::nextLocked() {
+  if (writing_ || finished_) return Next::kNothing;
+  if (closing_) {
+    finished_ = true;
+    return Next::kFinish;
+  }
+  if (queue_.empty()) return Next::kNothing;
+  current_ = std::move(queue_.front());
+  queue_.pop_front();
+  queuedBytes_ -= std::min(queuedBytes_, current_.ByteSizeLong());
+  writing_ = true;
+  return Next::kWrite;
+}
+
+// Without mu_. The stream lives until OnDone, which comes only after Finish
+// and after the write in flight completes.
+void Outbox::act(Next next) {
+  if (next == Next::kWrite) stream_->StartWrite(&current_);
+  if (next == Next::kFinish) stream_->Finish(finish_);
+}
+
+}  // namespace
+
+ControllerService::ControllerService(ControllerCore& core, ServiceOptions options)
+    : core_(core), options_(options) {}
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Connect(
+    grpc::CallbackServerContext* context) {
+  return new AgentStream(core_, context, options_);
+}
+
+grpc::Status ControllerService::PushPolicy(grpc::ServerContext*,
+                                           const v1::PushPolicyRequest* request,
+                                           v1::PushPolicyResponse* response) {
+  auto r = core_.push(*request);
+  if (!r) {
+    if (r.error().code != ErrorCode::kInvalidInput)
+      spdlog::error("PushPolicy: {}", r.error().describe());
+    return toGrpcStatus(r.error());
+  }
+  *response = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::WatchRollout(grpc::ServerContext* context,
+                                             const v1::WatchRolloutRequest* request,
+                                             grpc::ServerWriter<v1::RolloutProgress>* writer) {
+  const auto timeout =
+      std::chrono::seconds(request->timeout_seconds() ? request->timeout_seconds() : 60);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  uint64_t epoch = core_.epoch();
+  std::string last;
+  for (;;) {
+    auto progress = core_.rollout(request->revision());
+    if (!progress) return toGrpcStatus(progress.error());
+    const bool expired = std::chrono::steady_clock::now() >= deadline;
+    if (expired || stopping_) progress->set_done(true);
+    std::string bytes = progress->SerializeAsString();
+    if (bytes != last) {
+      if (!writer->Write(*progress)) return grpc::Status::CANCELLED;
+      last = std::move(bytes);
+    }
+    if (progress->done()) return grpc::Status::OK;
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    // Woken by an ack or a connection change; at least once a second to
+    // notice a cancelled caller or a stop.
+    epoch = core_.waitForChange(
+        epoch, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
+  }
+}
+
+grpc::Status ControllerService::GetFleetStatus(grpc::ServerContext*,
+                                               const v1::GetFleetStatusRequest*,
+                                               v1::FleetStatus* response) {
+  *response = core_.fleetStatus();
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::ListFleetWorkloads(grpc::ServerContext*,
+                                                   const v1::ListFleetWorkloadsRequest* request,
+                                                   v1::ListWorkloadsResponse* response) {
+  *response = core_.fleetWorkloads(request->host());
+  return grpc::Status::OK;
+}
+
+}  // namespace bulkhead::controller

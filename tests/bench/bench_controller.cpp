@@ -1,0 +1,649 @@
+// bench_controller: the real bulkhead-controller binary with N simulated
+// agents in this process, each on its own gRPC channel and stream (the
+// callback API, as the controller's side), each reporting 10 local
+// workloads and acking every revision as an agent does. A bundle of 100
+// apps; each app reaches the next one through an appSelector service, so a
+// host needs the workloads of the ~10 apps its own apps select and nothing
+// else (span filtering).
+//
+//   build/tests/bench/bench_controller [--agents=100,1000] [--runs=N]
+//
+// Figures, per N:
+//   - a policy change: push -> each host has the revision (p50/p99/max), and
+//     push -> every host acked (WatchRollout done);
+//   - one workload registered on one host -> every interested host has it
+//     (p99), and the bytes the controller sent per host for it;
+//   - the controller's RSS with N agents connected;
+//   - reconnect storm: controller stopped and started from its state, until
+//     every agent has its snapshot again.
+// Goals at 1,000 agents (the issue's): policy p99 <= 1 s, workload p99 <=
+// 1 s, RSS <= 200 MiB, reconnect storm <= 10 s.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "bench_report.h"
+#include "bench_util.h"
+#include "bulkhead/v1/controller.grpc.pb.h"
+
+#ifndef BULKHEAD_BINARY_DIR
+#error "BULKHEAD_BINARY_DIR must be defined"
+#endif
+
+namespace bulkhead::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kApps = 100;
+constexpr int kWorkloadsPerHost = 10;
+
+std::string appName(int i) {
+  return "app" + std::to_string(((i % kApps) + kApps) % kApps);
+}
+
+// 100 apps; app i egresses to api-(i+1) = the workloads of app i+1, and to
+// one CIDR service; a GlobalPolicy denies dev -> pci.
+std::string bundleYaml(int revision) {
+  std::string y = "# revision " + std::to_string(revision) + "\n";
+  for (int i = 0; i < kApps; ++i) {
+    y += "apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: " + appName(i) +
+         ", labels: {env: " + (i % 2 ? "prod" : "dev") + "}}\nspec:\n  egress:\n    - to: [api-" +
+         appName(i + 1) + ", ext" + std::to_string(i) + "]\n---\n";
+    y += "apiVersion: bulkhead/v1\nkind: Service\nmetadata: {name: api-" + appName(i) +
+         "}\nspec:\n  appSelector: {app: " + appName(i) + "}\n  ports: [tcp/8443]\n---\n";
+    y += "apiVersion: bulkhead/v1\nkind: Service\nmetadata: {name: ext" + std::to_string(i) +
+         ", labels: {zone: " + (i % 10 ? "std" : "pci") +
+         "}}\nspec:\n  endpoints:\n    - cidrs: [100.64." + std::to_string(i) +
+         ".0/24]\n      ports: [tcp/443]\n---\n";
+  }
+  y += "apiVersion: bulkhead/v1\nkind: GlobalPolicy\nmetadata: {name: pci}\nspec:\n  rules:\n"
+       "    - action: deny\n      from: {env: dev}\n      toSelector: {zone: pci}\n";
+  return y;
+}
+
+v1::Workload makeWorkload(int host, int k, const std::string& name, int app) {
+  v1::Workload w;
+  w.set_name(name);
+  w.set_app(appName(app));
+  const uint32_t a = 0x64600000u + uint32_t(host) * 32 + uint32_t(k);  // 100.96.0.0/12
+  w.add_addresses(std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
+                  std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255));
+  (*w.mutable_labels())["tier"] = "t" + std::to_string(app % 5);
+  return w;
+}
+
+// What every simulated agent records, for the main thread to wait on.
+struct Fleet {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> snapshots;  // per agent: snapshots received
+  std::vector<double> revisionAt;   // per agent: when `watchRevision` arrived
+  std::vector<double> upsertAt;     // per agent: when `watchName` arrived
+  uint64_t watchRevision = 0;
+  std::string watchName;
+  Clock::time_point t0;
+  std::atomic<uint64_t> bytes{0};  // of every message but keepalives
+  std::atomic<int> live{0};
+
+  explicit Fleet(int n) : snapshots(n, 0), revisionAt(n, -1), upsertAt(n, -1) {}
+
+  template <class Pred>
+  bool waitFor(Pred pred, double seconds) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::duration<double>(seconds), pred);
+  }
+};
+
+class SimAgent : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+ public:
+  SimAgent(Fleet& fleet, int index, const std::string& host, std::vector<v1::Workload> workloads)
+      : fleet_(fleet), index_(index), host_(host), workloads_(std::move(workloads)) {}
+
+  void start(v1::Controller::Stub& stub, uint64_t applied) {
+    context_ = std::make_unique<grpc::ClientContext>();
+    stub.async()->Connect(context_.get(), this);
+    v1::AgentMessage hello;
+    hello.mutable_hello()->set_host(host_);
+    hello.mutable_hello()->set_agent_version("bench");
+    hello.mutable_hello()->set_applied_revision(applied);
+    for (const auto& w : workloads_)
+      *hello.mutable_hello()->add_workloads() = w;
+    send(std::move(hello));
+    StartRead(&in_);
+    StartCall();
+    fleet_.live++;
+  }
+
+  void send(v1::AgentMessage m) {
+    bool write = false;
+    {
+      std::lock_guard lock(mu_);
+      if (done_) return;
+      queue_.push_back(std::move(m));
+      if (!writing_) {
+        writing_ = write = true;
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (write) StartWrite(&current_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool write = false;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (ok && !queue_.empty()) {
+        writing_ = write = true;
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (write) StartWrite(&current_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    const double at = secondsSince(fleet_.t0);
+    if (!in_.has_keepalive()) fleet_.bytes += in_.ByteSizeLong();
+    uint64_t revision = 0;
+    if (in_.has_snapshot() && in_.snapshot().has_policy())
+      revision = in_.snapshot().policy().revision();
+    if (in_.has_policy()) revision = in_.policy().revision();
+    if (revision) {
+      applied_ = revision;
+      v1::AgentMessage ack;
+      ack.mutable_ack()->set_revision(revision);
+      ack.mutable_ack()->set_applied(true);
+      send(std::move(ack));
+    }
+    {
+      std::lock_guard lock(fleet_.mu);
+      if (in_.has_snapshot()) fleet_.snapshots[index_]++;
+      if (revision && revision == fleet_.watchRevision) fleet_.revisionAt[index_] = at;
+      if (in_.has_remote_upsert() && in_.remote_upsert().name() == fleet_.watchName)
+        fleet_.upsertAt[index_] = at;
+    }
+    fleet_.cv.notify_all();
+    StartRead(&in_);
+  }
+
+  void OnDone(const grpc::Status&) override {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    fleet_.live--;
+    std::lock_guard lock(fleet_.mu);
+    finished_ = true;
+    fleet_.cv.notify_all();
+  }
+
+  bool finished() const { return finished_; }
+  void cancel() {
+    if (context_) context_->TryCancel();
+  }
+  uint64_t applied() const { return applied_; }
+
+ private:
+  Fleet& fleet_;
+  int index_;
+  std::string host_;
+  std::vector<v1::Workload> workloads_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  v1::ControllerMessage in_;
+  std::mutex mu_;
+  std::deque<v1::AgentMessage> queue_;
+  v1::AgentMessage current_;
+  bool writing_ = false;
+  bool done_ = false;
+  bool finished_ = false;  // under fleet_.mu
+  std::atomic<uint64_t> applied_{0};
+};
+
+// The controller binary, stopped with SIGTERM on destruction.
+class ControllerProcess {
+ public:
+  ControllerProcess(const std::string& dir) : dir_(dir) {
+    const std::string bin = std::string(BULKHEAD_BINARY_DIR) + "/bulkhead-controller";
+    const std::string log = dir + "/controller.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(bin.c_str(), bin.c_str(), "--listen", ("unix://" + socket()).c_str(), "--state-dir",
+              (dir + "/state").c_str(), nullptr);
+      ::_exit(127);
+    }
+    if (pid_ < 0) throw Failure("fork");
+    // Serving once the socket accepts.
+    for (int i = 0; i < 500; ++i) {
+      if (accepts()) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw Failure("bulkhead-controller exited at start: " + readFile(log));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    throw Failure("bulkhead-controller did not start serving in 5 s");
+  }
+  ~ControllerProcess() { stop(); }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  std::string socket() const { return dir_ + "/controller.sock"; }
+  // User + system CPU seconds the controller used so far.
+  double cpuSeconds() const {
+    const std::string s = readFile("/proc/" + std::to_string(pid_) + "/stat");
+    const auto close = s.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream in(s.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::atof(field.c_str());
+    return ticks / double(::sysconf(_SC_CLK_TCK));
+  }
+  // VmRSS and VmHWM in MiB.
+  std::pair<double, double> rss() const {
+    const std::string s = readFile("/proc/" + std::to_string(pid_) + "/status");
+    auto field = [&](const char* name) {
+      const auto at = s.find(name);
+      return at == std::string::npos ? 0.0 : std::atof(s.c_str() + at + std::strlen(name)) / 1024;
+    };
+    return {field("VmRSS:"), field("VmHWM:")};
+  }
+
+ private:
+  bool accepts() const {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    socket().copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    ::close(fd);
+    return ok;
+  }
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+struct Options {
+  std::vector<int> agents{100, 1000};
+  int runs = 5;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--agents=", 0) == 0) {
+      o.agents.clear();
+      std::stringstream s(a.substr(9));
+      std::string n;
+      while (std::getline(s, n, ','))
+        if (auto v = positiveFlag("--agents=" + n, "--agents=")) o.agents.push_back(*v);
+    } else if (auto v = positiveFlag(a, "--runs=")) {
+      o.runs = *v;
+    } else {
+      throw Failure("usage: bench_controller [--agents=100,1000] [--runs=N]");
+    }
+  }
+  return o;
+}
+
+// One fleet of n agents against one controller.
+class Rig {
+ public:
+  Rig(int n, const std::string& dir) : n_(n), dir_(dir), fleet_(n), stubs_(n), agents_(n) {
+    fleet_.t0 = Clock::now();
+    controller_ = std::make_unique<ControllerProcess>(dir);
+    operator_ = stub();
+    startKeepAlives();
+  }
+  ~Rig() {
+    stopKeepAlives();
+    for (auto& a : agents_)
+      if (a) a->cancel();
+    fleet_.waitFor([&] { return fleet_.live.load() == 0; }, 10);
+    controller_->stop();
+  }
+
+  std::unique_ptr<v1::Controller::Stub> stub() const {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetMaxReceiveMessageSize(64 << 20);
+    return v1::Controller::NewStub(grpc::CreateCustomChannel(
+        "unix:" + controller_->socket(), grpc::InsecureChannelCredentials(), args));
+  }
+
+  uint64_t push(int revision) {
+    grpc::ClientContext ctx;
+    v1::PushPolicyRequest req;
+    auto* f = req.add_files();
+    f->set_name("fleet.yaml");
+    f->set_content(bundleYaml(revision));
+    v1::PushPolicyResponse resp;
+    auto st = operator_->PushPolicy(&ctx, req, &resp);
+    if (!st.ok()) throw Failure("PushPolicy: " + st.error_message());
+    return resp.revision();
+  }
+
+  std::vector<v1::Workload> workloadsOf(int h) const {
+    std::vector<v1::Workload> out;
+    for (int k = 0; k < kWorkloadsPerHost; ++k)
+      out.push_back(makeWorkload(h, k, "w" + std::to_string(k), h * kWorkloadsPerHost + k));
+    return out;
+  }
+
+  // Connects (or reconnects) every agent whose stream ended; waits until
+  // each has `snapshots` snapshots.
+  double connectAll(uint64_t snapshots, double timeout) {
+    const auto start = Clock::now();
+    std::mt19937 rng(7);
+    while (secondsSince(start) < timeout) {
+      for (int h = 0; h < n_; ++h) {
+        {
+          std::lock_guard lock(fleet_.mu);
+          if (fleet_.snapshots[h] >= snapshots) continue;
+          if (agents_[h] && !agents_[h]->finished()) continue;
+        }
+        // An agent whose stream ended dials again (every agent, at once:
+        // the storm), on a channel of its own.
+        std::lock_guard lock(agentsMu_);
+        if (agents_[h]) graveyard_.push_back(std::move(agents_[h]));
+        if (!stubs_[h]) stubs_[h] = stub();
+        const uint64_t applied = graveyard_.empty() ? 0 : lastApplied_;
+        agents_[h] =
+            std::make_unique<SimAgent>(fleet_, h, "host-" + std::to_string(h), workloadsOf(h));
+        agents_[h]->start(*stubs_[h], applied);
+      }
+      if (fleet_.waitFor(
+              [&] {
+                for (int h = 0; h < n_; ++h)
+                  if (fleet_.snapshots[h] < snapshots) return false;
+                return true;
+              },
+              0.1 + std::uniform_real_distribution<double>(0, 0.1)(rng)))
+        return secondsSince(start);
+      checkInterrupted();
+    }
+    throw Failure("not every agent got its snapshot within " + dur(timeout));
+  }
+
+  void startKeepAlives() {
+    keepAlive_ = std::thread([this] {
+      std::unique_lock lock(kaMu_);
+      while (!kaStop_) {
+        kaCv_.wait_for(lock, std::chrono::seconds(4));
+        if (kaStop_) break;
+        std::lock_guard agentsLock(agentsMu_);
+        for (auto& a : agents_) {
+          v1::AgentMessage m;
+          m.mutable_keepalive()->set_sent_unix_ms(1);
+          if (a) a->send(std::move(m));
+        }
+      }
+    });
+  }
+  void stopKeepAlives() {
+    {
+      std::lock_guard lock(kaMu_);
+      kaStop_ = true;
+    }
+    kaCv_.notify_all();
+    if (keepAlive_.joinable()) keepAlive_.join();
+  }
+
+  // Push -> each host got the revision; push -> rollout done.
+  void policyChange(int revisionSeed, Stats& perHost, Stats& allAcked) {
+    {
+      std::lock_guard lock(fleet_.mu);
+      std::fill(fleet_.revisionAt.begin(), fleet_.revisionAt.end(), -1);
+      fleet_.watchRevision = controllerRevision_ + 1;
+    }
+    const double t0 = secondsSince(fleet_.t0);
+    const uint64_t revision = push(revisionSeed);
+    if (revision != controllerRevision_ + 1) throw Failure("push did not make a new revision");
+    controllerRevision_ = lastApplied_ = revision;
+    grpc::ClientContext ctx;
+    v1::WatchRolloutRequest req;
+    req.set_revision(revision);
+    req.set_timeout_seconds(60);
+    auto reader = operator_->WatchRollout(&ctx, req);
+    v1::RolloutProgress p;
+    bool done = false;
+    while (reader->Read(&p))
+      done = p.done() && p.acked() == p.total();
+    if (!reader->Finish().ok() || !done)
+      throw Failure("rollout did not finish with every host acked");
+    allAcked.add(secondsSince(fleet_.t0) - t0);
+    if (!fleet_.waitFor(
+            [&] {
+              return std::all_of(fleet_.revisionAt.begin(), fleet_.revisionAt.end(),
+                                 [](double v) { return v >= 0; });
+            },
+            30))
+      throw Failure("not every agent got revision " + std::to_string(revision));
+    for (double v : fleet_.revisionAt)
+      perHost.add(v - t0);
+  }
+
+  // One workload on one host -> every host whose apps select its app.
+  void workloadChange(int run, Stats& perHost, Stats& bytesPerHost, Stats& bytesPerInterested) {
+    const int h = (run * 37 + 11) % n_;
+    const int app = run * 13 + 5;
+    const std::string name = "new-" + std::to_string(run);
+    // Interested: hosts with a workload of app-1 (it egresses to api-app).
+    std::vector<int> interested;
+    for (int g = 0; g < n_; ++g) {
+      if (g == h) continue;
+      for (int k = 0; k < kWorkloadsPerHost; ++k)
+        if (appName(g * kWorkloadsPerHost + k) == appName(app - 1)) {
+          interested.push_back(g);
+          break;
+        }
+    }
+    if (interested.empty()) throw Failure("no host is interested: the bench's layout is wrong");
+    {
+      std::lock_guard lock(fleet_.mu);
+      std::fill(fleet_.upsertAt.begin(), fleet_.upsertAt.end(), -1);
+      fleet_.watchName = name;
+    }
+    const uint64_t bytes0 = fleet_.bytes;
+    const double t0 = secondsSince(fleet_.t0);
+    v1::AgentMessage m;
+    *m.mutable_workload()->mutable_upsert() = makeWorkload(h, 10 + run % 22, name, app);
+    agents_[h]->send(std::move(m));
+    if (!fleet_.waitFor(
+            [&] {
+              for (int g : interested)
+                if (fleet_.upsertAt[g] < 0) return false;
+              return true;
+            },
+            30))
+      throw Failure("not every interested host got " + name);
+    // Anything else it caused arrives meanwhile (nothing, with span filtering).
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const double sent = double(fleet_.bytes - bytes0);
+    bytesPerHost.add(sent / n_);
+    bytesPerInterested.add(sent / double(interested.size()));
+    std::lock_guard lock(fleet_.mu);
+    for (int g : interested)
+      perHost.add(fleet_.upsertAt[g] - t0);
+    for (int g = 0; g < n_; ++g)
+      if (fleet_.upsertAt[g] >= 0 &&
+          std::find(interested.begin(), interested.end(), g) == interested.end())
+        throw Failure("host-" + std::to_string(g) + " got " + name + " without selecting it");
+  }
+
+  double storm(double* cpu) {
+    controller_->stop();
+    // Every stream ends; the agents notice.
+    fleet_.waitFor([&] { return fleet_.live.load() == 0; }, 20);
+    uint64_t target = 0;
+    {
+      std::lock_guard lock(fleet_.mu);
+      target = *std::max_element(fleet_.snapshots.begin(), fleet_.snapshots.end()) + 1;
+    }
+    const auto start = Clock::now();
+    controller_ = std::make_unique<ControllerProcess>(dir_);
+    operator_ = stub();
+    {
+      std::lock_guard lock(agentsMu_);
+      stubs_.clear();
+      stubs_.resize(n_);
+    }
+    connectAll(target, 300);
+    *cpu = controller_->cpuSeconds();
+    return secondsSince(start);
+  }
+
+  ControllerProcess& controller() { return *controller_; }
+  uint64_t controllerRevision_ = 0;
+  uint64_t lastApplied_ = 0;
+
+ private:
+  int n_;
+  std::string dir_;
+  Fleet fleet_;
+  std::unique_ptr<ControllerProcess> controller_;
+  std::unique_ptr<v1::Controller::Stub> operator_;
+  std::vector<std::unique_ptr<v1::Controller::Stub>> stubs_;
+  std::vector<std::unique_ptr<SimAgent>> agents_;
+  std::vector<std::unique_ptr<SimAgent>> graveyard_;
+  std::mutex agentsMu_;  // agents_ and stubs_, between connectAll and keepalives
+  std::thread keepAlive_;
+  std::mutex kaMu_;
+  std::condition_variable kaCv_;
+  bool kaStop_ = false;
+};
+
+void goal(const std::string& name, bool judged, double value, double bound,
+          const std::string& text) {
+  if (judged) {
+    std::printf("%s\n", goalLine(value <= bound, text).c_str());
+    report().goal(name, value <= bound, value, bound, text);
+  } else {
+    std::printf("info  %s (the goal is judged at 1,000 agents)\n", text.c_str());
+  }
+}
+
+void runFleet(int n, const Options& opt) {
+  char tmpl[] = "/tmp/bh-bench-ctl-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{dir};
+  std::printf("\n== %d agents, %d workloads each, %d apps ==\n", n, kWorkloadsPerHost, kApps);
+  Rig rig(n, dir);
+  rig.controllerRevision_ = rig.lastApplied_ = rig.push(1);
+  const double cpu0 = rig.controller().cpuSeconds();
+  const double connect = rig.connectAll(1, 300);
+  const double connectCpu = rig.controller().cpuSeconds() - cpu0;
+  std::printf("all %d agents connected with their snapshots in %s (controller CPU %s; load %s)\n",
+              n, dur(connect).c_str(), dur(connectCpu).c_str(),
+              trimmed(readFile("/proc/loadavg")).c_str());
+  report().figure("connect all, controller CPU", "bulkhead-controller", n, connectCpu, "s");
+  report().figure("connect all (snapshot each)", "bulkhead-controller", n, connect, "s");
+
+  Stats perHost, allAcked;
+  for (int r = 0; r < opt.runs; ++r)
+    rig.policyChange(100 + r, perHost, allAcked);
+  const bool judged = n >= 1000;
+  std::printf(
+      "policy change, push -> host has it: p50 %s  p99 %s  max %s (%zu samples); push -> all "
+      "acked: median %s, max %s\n",
+      dur(perHost.quantile(0.5)).c_str(), dur(perHost.quantile(0.99)).c_str(),
+      dur(perHost.max()).c_str(), perHost.samples.size(), dur(allAcked.median()).c_str(),
+      dur(allAcked.max()).c_str());
+  report().figure("policy change to host p50", "bulkhead-controller", n, perHost.quantile(0.5),
+                  "s");
+  report().figure("policy change to host p99", "bulkhead-controller", n, perHost.quantile(0.99),
+                  "s");
+  report().figure("policy change to host max", "bulkhead-controller", n, perHost.max(), "s");
+  report().figure("policy change acked by all", "bulkhead-controller", n, allAcked.median(), "s");
+  goal("policy change p99", judged, perHost.quantile(0.99), 1.0,
+       "policy change acked by all " + std::to_string(n) + ": p99 " + dur(perHost.quantile(0.99)) +
+           " (goal <= 1 s at 1,000)");
+
+  Stats reach, bytesPerHost, bytesPerInterested;
+  for (int r = 0; r < opt.runs * 2; ++r)
+    rig.workloadChange(r, reach, bytesPerHost, bytesPerInterested);
+  std::printf(
+      "workload registered -> every interested host: p50 %s  p99 %s  max %s (%zu samples)\n",
+      dur(reach.quantile(0.5)).c_str(), dur(reach.quantile(0.99)).c_str(), dur(reach.max()).c_str(),
+      reach.samples.size());
+  std::printf(
+      "bytes sent per workload change: %.1f per host of the fleet, %.0f per interested host\n",
+      bytesPerHost.median(), bytesPerInterested.median());
+  report().figure("workload to interested hosts p99", "bulkhead-controller", n,
+                  reach.quantile(0.99), "s");
+  report().figure("bytes per host per workload change", "bulkhead-controller", n,
+                  bytesPerHost.median(), "B");
+  goal("workload reach p99", judged, reach.quantile(0.99), 1.0,
+       "workload registered reaching every interested host: p99 " + dur(reach.quantile(0.99)) +
+           " (goal <= 1 s at 1,000)");
+
+  const auto [rss, hwm] = rig.controller().rss();
+  std::printf("controller RSS with %d agents: %.1f MiB (peak %.1f MiB)\n", n, rss, hwm);
+  report().figure("controller RSS", "bulkhead-controller", n, rss, "MiB");
+  report().figure("controller peak RSS", "bulkhead-controller", n, hwm, "MiB");
+  goal("controller RSS", judged, rss, 200,
+       "controller RSS at " + std::to_string(n) + " agents: " + fmt("%.1f MiB", rss) +
+           " (goal <= 200 MiB at 1,000)");
+
+  double stormCpu = 0;
+  const double storm = rig.storm(&stormCpu);
+  std::printf(
+      "reconnect storm: controller restarted from its state, %d agents back in sync in %s "
+      "(controller CPU %s)\n",
+      n, dur(storm).c_str(), dur(stormCpu).c_str());
+  report().figure("reconnect storm, controller CPU", "bulkhead-controller", n, stormCpu, "s");
+  report().figure("reconnect storm", "bulkhead-controller", n, storm, "s");
+  goal("reconnect storm", judged, storm, 10.0,
+       "reconnect storm, " + std::to_string(n) + " agents back in sync: " + dur(storm) +
+           " (goal <= 10 s at 1,000)");
+}
+
+int run(int argc, char** argv) {
+  report().init("bench_controller", argc, argv);
+  const Options opt = parse(argc, argv);
+  rlimit limit{65536, 65536};
+  ::setrlimit(RLIMIT_NOFILE, &limit);  // a socket per agent on each side
+  ::signal(SIGPIPE, SIG_IGN);
+  printBanner("bench_controller");
+  for (int n : opt.agents)
+    runFleet(n, opt);
+  report().write();
+  return 0;
+}
+
+}  // namespace
+}  // namespace bulkhead::bench
+
+int main(int argc, char** argv) {
+  return bulkhead::bench::benchMain("bench_controller", bulkhead::bench::run, argc, argv);
+}
