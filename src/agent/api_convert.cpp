@@ -1,11 +1,16 @@
 #include "bulkhead/agent/api_convert.h"
 
+#include <cctype>
+
 #include "bulkhead/agent/core.h"  // nowRfc3339
 #include "bulkhead/common/host_address.h"
 
 namespace bulkhead::agent {
 
-Result<policy::Workload> fromApi(const v1::Workload& w) {
+namespace {
+
+// Name, app, labels, interfaces and addresses, not yet validated.
+Result<policy::Workload> parseWorkload(const v1::Workload& w) {
   policy::Workload out;
   out.name = w.name();
   out.app = w.app();
@@ -25,14 +30,56 @@ Result<policy::Workload> fromApi(const v1::Workload& w) {
                                                      "]: bad address \"" + w.addresses(i) + "\"");
     out.addresses.push_back(*ip);
   }
+  return out;
+}
+
+Status validated(const policy::Workload& w, bool remote) {
   std::vector<policy::Diagnostic> errors;
-  policy::validateWorkload(out, errors);
+  if (remote) {
+    policy::validateRemoteWorkload(w, errors);
+  } else {
+    policy::validateWorkload(w, errors);
+  }
   if (!errors.empty()) {
     std::string msg;
     for (const auto& e : errors)
       msg += (msg.empty() ? "workload: " : "; ") + e.message;
     return makeError(ErrorCode::kInvalidInput, msg);
   }
+  return {};
+}
+
+}  // namespace
+
+Result<policy::Workload> fromApi(const v1::Workload& w) {
+  auto out = parseWorkload(w);
+  if (!out) return out;
+  if (auto st = validated(*out, /*remote=*/false); !st) return st.takeError();
+  return out;
+}
+
+Status checkHostName(const std::string& host) {
+  constexpr size_t kMaxHost = 253;
+  if (host.empty() || host.size() > kMaxHost)
+    return makeError(ErrorCode::kInvalidInput, "host: 1-253 bytes");
+  for (unsigned char c : host)
+    if (!std::isalnum(c) && c != '-' && c != '.' && c != '_')
+      return makeError(ErrorCode::kInvalidInput, "host: only letters, digits, '-', '.' and '_'");
+  return {};
+}
+
+Result<RemoteWorkload> remoteFromApi(const v1::Workload& w) {
+  if (auto st = checkHostName(w.host()); !st) return st.takeError();
+  auto out = parseWorkload(w);
+  if (!out) return out.takeError();
+  if (auto st = validated(*out, /*remote=*/true); !st) return st.takeError();
+  return RemoteWorkload{w.host(), std::move(*out)};
+}
+
+v1::Workload toApi(const RemoteWorkload& w) {
+  v1::Workload out = toApi(w.workload, v1::Workload::SOURCE_REMOTE);
+  out.set_quarantined(false);
+  out.set_host(w.host);
   return out;
 }
 
@@ -143,10 +190,23 @@ v1::StateJournalEntry quarantineRecord(const std::set<std::string>& quarantined,
   return entry;
 }
 
+v1::StateJournalEntry remoteUpsertRecord(const RemoteWorkload& w) {
+  v1::StateJournalEntry entry;
+  *entry.mutable_remote_upsert() = toApi(w);
+  return entry;
+}
+
+v1::StateJournalEntry remoteDeleteRecord(const std::string& host, const std::string& name) {
+  v1::StateJournalEntry entry;
+  entry.mutable_remote_deleted()->set_host(host);
+  entry.mutable_remote_deleted()->set_name(name);
+  return entry;
+}
+
 v1::AgentState snapshotRecord(const std::string& version, const PolicyFiles& files,
                               std::vector<v1::Workload> workloads,
-                              const std::set<std::string>& quarantined,
-                              const QuarantineBook& book) {
+                              const std::set<std::string>& quarantined, const QuarantineBook& book,
+                              const SnapshotExtras& extras) {
   v1::AgentState state;
   state.set_format(1);
   state.set_version(version);
@@ -156,6 +216,9 @@ v1::AgentState snapshotRecord(const std::string& version, const PolicyFiles& fil
   for (const auto& q : quarantined)
     state.add_quarantined(q);
   book.saveTo(state.mutable_quarantines());
+  for (const auto& r : extras.remotes)
+    *state.add_remote_workloads() = toApi(r);
+  state.set_applied_revision(extras.appliedRevision);
   state.set_written_time(nowRfc3339());
   return state;
 }

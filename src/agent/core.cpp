@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <tuple>
 
 #include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/request_checks.h"
@@ -233,8 +234,12 @@ Status AgentCore::save() {
   std::vector<v1::Workload> workloads;
   for (const auto& w : enforcer_.compiler().workloads())
     workloads.push_back(apiWorkload(w));
+  SnapshotExtras extras;
+  for (const auto& [id, w] : enforcer_.compiler().remotes())
+    extras.remotes.push_back(RemoteWorkload{id.first, w});
+  extras.appliedRevision = appliedRevision_;
   const v1::AgentState state =
-      snapshotRecord(version_, files_, std::move(workloads), quarantined_, quarantineBook_);
+      snapshotRecord(version_, files_, std::move(workloads), quarantined_, quarantineBook_, extras);
   if (auto st = store_->save(state); !st) {
     Error e = st.takeError();
     e.message = "the change is in force but could not be saved: " + e.message;
@@ -269,10 +274,19 @@ Status AgentCore::restore() {
       origins_[pw->name] = Origin{w.source(), w.owner()};
     workloads.push_back(std::move(*pw));
   }
+  compiler::RemoteWorkloads remotes;
+  for (const auto& w : state.remote_workloads()) {
+    auto r = remoteFromApi(w);
+    if (!r)
+      return makeError(ErrorCode::kInvalidInput,
+                       "state file " + store_->path() + ": " + r.error().message);
+    remotes[{r->host, r->workload.name}] = std::move(r->workload);
+  }
   markQuarantined(*bundle);
   beforeRewrite();
-  auto diff = enforcer_.load(std::move(*bundle), std::move(workloads));
+  auto diff = enforcer_.load(std::move(*bundle), std::move(workloads), std::move(remotes));
   if (!diff) return diff.takeError();
+  appliedRevision_ = state.applied_revision();
   publishAllInterfaces();
   trackStaged();
   version_ = state.version();
@@ -296,6 +310,17 @@ Status AgentCore::planPolicy(const policy::Bundle& bundle,
 }
 
 Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequest& request) {
+  // One source of policy: a local push would be undone by the next
+  // revision, and the fleet's status would not show it.
+  if (!options_.controller.empty() && !request.dry_run())
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "this agent takes its policy from the controller " + options_.controller +
+                         "; push it there (bulkhead push --controller)");
+  return pushPolicy(request, std::nullopt);
+}
+
+Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyRequest& request,
+                                                      std::optional<uint64_t> revision) {
   if (auto st = checkApplyPolicy(request); !st) return st.takeError();
   const auto start = Clock::now();
   std::lock_guard lock(mu_);
@@ -325,8 +350,9 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
 
   if (hash == contentHash_ && enforcer_.committed()) {
     response.set_changed(false);
-    if (version != version_) {
+    if (version != version_ || (revision && *revision != appliedRevision_)) {
       version_ = version;
+      if (revision) appliedRevision_ = *revision;
       if (auto st = save(); !st) return st.takeError();
     }
     return response;
@@ -345,6 +371,7 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
   files_ = request.files();
   contentHash_ = hash;
   version_ = version;
+  if (revision) appliedRevision_ = *revision;
   lastAppliedTime_ = nowRfc3339();
   ++pushes_;
   response.set_changed(true);
@@ -393,10 +420,12 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
+  const uint64_t change = queueLocalChange({*w, false});
   auto ticket = writeChange(upsertRecord(apiWorkload(*w)));
-  if (!ticket) return ticket.takeError();
   lock.unlock();  // the kernel has it; wait for the disk without the lock
-  if (auto st = awaitSaved(*ticket); !st) return st.takeError();
+  const Status saved = ticket ? awaitSaved(*ticket) : Status(ticket.error());
+  deliverLocalChanges(change);
+  if (!saved) return saved.error();
   return response;
 }
 
@@ -433,10 +462,14 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
+  policy::Workload gone;
+  gone.name = name;
+  const uint64_t change = queueLocalChange({std::move(gone), true});
   auto ticket = writeChange(deleteRecord(name));
-  if (!ticket) return ticket.takeError();
   lock.unlock();  // the kernel has it; wait for the disk without the lock
-  if (auto st = awaitSaved(*ticket); !st) return st.takeError();
+  const Status saved = ticket ? awaitSaved(*ticket) : Status(ticket.error());
+  deliverLocalChanges(change);
+  if (!saved) return saved.error();
   return response;
 }
 
@@ -448,8 +481,11 @@ v1::ListWorkloadsResponse AgentCore::listWorkloads(const std::string& name) cons
     if (name.empty() || w.name == name) all.push_back(toApi(w, v1::Workload::SOURCE_BUNDLE));
   for (const auto& w : enforcer_.compiler().workloads())
     if (name.empty() || w.name == name) all.push_back(apiWorkload(w));
-  std::sort(all.begin(), all.end(),
-            [](const v1::Workload& a, const v1::Workload& b) { return a.name() < b.name(); });
+  for (const auto& [id, w] : enforcer_.compiler().remotes())
+    if (name.empty() || w.name == name) all.push_back(toApi(RemoteWorkload{id.first, w}));
+  std::sort(all.begin(), all.end(), [](const v1::Workload& a, const v1::Workload& b) {
+    return std::tie(a.name(), a.host()) < std::tie(b.name(), b.host());
+  });
   for (auto& w : all)
     *out.add_workloads() = std::move(w);
   return out;
@@ -546,6 +582,8 @@ v1::AgentStatus AgentCore::status() const {
   s.set_drift_repairs(driftRepairs_);
   s.set_last_drift_check(lastDriftCheck_);
   s.set_last_drift_check_time(lastDriftCheckTime_);
+  s.set_remote_workloads(uint32_t(c.remotes().size()));
+  s.set_applied_revision(appliedRevision_);
   s.set_last_applied_time(lastAppliedTime_);
   s.set_pushes(pushes_);
   s.set_workload_changes(workloadChanges_);
@@ -670,6 +708,212 @@ Result<bool> AgentCore::repairAfterLostEvents(const std::string& why) {
 void AgentCore::setNotificationGate(nft::NotificationGate* gate) {
   std::lock_guard lock(mu_);
   enforcer_.setNotificationGate(gate);
+}
+
+// --- fleet member ----------------------------------------------------------------
+
+namespace {
+
+v1::ApplyPolicyRequest revisionRequest(const PolicyRevision& policy) {
+  v1::ApplyPolicyRequest request;
+  request.set_version(policy.version);
+  for (const auto& f : policy.files)
+    *request.add_files() = toApi(f);
+  return request;
+}
+
+bool sameWorkload(const policy::Workload& a, const policy::Workload& b) {
+  return a.name == b.name && a.app == b.app && a.labels == b.labels && a.addresses == b.addresses &&
+         a.interfaces == b.interfaces;
+}
+
+bool sameRemotes(const compiler::RemoteWorkloads& a, const compiler::RemoteWorkloads& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.first == y.first && sameWorkload(x.second, y.second);
+  });
+}
+
+// A controller's remote set, checked as the API checks a registration.
+Result<compiler::RemoteWorkloads> remoteSet(std::vector<RemoteWorkload> remotes) {
+  compiler::RemoteWorkloads out;
+  for (auto& r : remotes) {
+    if (auto st = checkHostName(r.host); !st) return st.takeError();
+    std::vector<policy::Diagnostic> errors;
+    policy::validateRemoteWorkload(r.workload, errors);
+    if (!errors.empty())
+      return makeError(ErrorCode::kInvalidInput,
+                       "remote workload of host " + r.host + ": " + joinDiagnostics(errors));
+    r.workload.quarantined = false;
+    const std::string name = r.workload.name;
+    if (!out.emplace(compiler::RemoteId{r.host, name}, std::move(r.workload)).second)
+      return makeError(ErrorCode::kInvalidInput,
+                       "remote workload \"" + name + "\" of host " + r.host + " listed twice");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<policy::Workload> AgentCore::localWorkloads() const {
+  std::lock_guard lock(mu_);
+  return enforcer_.compiler().workloads();
+}
+
+uint64_t AgentCore::appliedRevision() const {
+  std::lock_guard lock(mu_);
+  return appliedRevision_;
+}
+
+Status AgentCore::applyRevision(const PolicyRevision& policy) {
+  if (policy.revision == 0) return makeError(ErrorCode::kInvalidInput, "revision 0");
+  auto applied = pushPolicy(revisionRequest(policy), policy.revision);
+  if (!applied) return applied.takeError();
+  if (applied->changed())
+    spdlog::info("revision {} (version {}) applied ({})", policy.revision,
+                 escapeForLog(applied->version()), applied->change().summary());
+  return {};
+}
+
+Status AgentCore::applySnapshot(const std::optional<PolicyRevision>& policy,
+                                std::vector<RemoteWorkload> remotes) {
+  auto next = remoteSet(std::move(remotes));
+  if (!next) return next.takeError();
+  std::optional<v1::ApplyPolicyRequest> request;
+  if (policy) {
+    if (policy->revision == 0) return makeError(ErrorCode::kInvalidInput, "revision 0");
+    request = revisionRequest(*policy);
+    if (auto st = checkApplyPolicy(*request); !st) return st;
+    const size_t bytes = bundleBytes(request->files());
+    if (bytes > options_.maxBundleBytes)
+      return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
+                                                 " bytes is over the agent's limit of " +
+                                                 std::to_string(options_.maxBundleBytes));
+  }
+  std::lock_guard lock(mu_);
+  std::optional<policy::Bundle> bundle;
+  std::string hash = contentHash_, version = version_;
+  if (request) {
+    hash = contentHash(request->files());
+    version = request->version().empty() ? hash : request->version();
+    if (version.size() > kMaxVersionBytes)
+      return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes");
+    if (hash != contentHash_ || !enforcer_.committed()) {
+      auto parsed = parseFiles(request->files(), nullptr);
+      if (!parsed) return parsed.takeError();
+      markQuarantined(*parsed);
+      bundle = std::move(*parsed);
+    }
+  }
+  const uint64_t revision = policy ? policy->revision : appliedRevision_;
+  // What a reconnection usually brings: what is in force already. Nothing
+  // for the kernel then (not even an empty transaction).
+  if (!bundle && enforcer_.committed() && sameRemotes(*next, enforcer_.compiler().remotes())) {
+    if (version == version_ && revision == appliedRevision_) return {};
+    version_ = version;
+    appliedRevision_ = revision;
+    return save();
+  }
+  const bool newBundle = bundle.has_value();
+  if (auto st = loadSnapshot(std::move(bundle), std::move(*next)); !st) return st;
+  if (newBundle) {
+    files_ = request->files();
+    contentHash_ = hash;
+    ++pushes_;
+  }
+  version_ = version;
+  appliedRevision_ = revision;
+  return save();
+}
+
+Status AgentCore::loadSnapshot(std::optional<policy::Bundle> bundle,
+                               compiler::RemoteWorkloads remotes) {
+  const auto start = Clock::now();
+  const bool newBundle = bundle.has_value();
+  if (newBundle) beforeRewrite();
+  const auto& c = enforcer_.compiler();
+  auto diff = enforcer_.load(newBundle ? std::move(*bundle) : c.bundle(), c.workloads(),
+                             std::move(remotes));
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kInvalidInput) noteError(e);
+    return e;
+  }
+  if (newBundle) {
+    publishAllInterfaces();
+    applyLatency_.add(msSince(start));
+  }
+  trackStaged();
+  lastAppliedTime_ = nowRfc3339();
+  spdlog::info("controller snapshot applied: {} remote workloads ({})",
+               enforcer_.compiler().remotes().size(), diff->summary());
+  malloc_trim(0);
+  return {};
+}
+
+Status AgentCore::upsertRemoteWorkload(const RemoteWorkload& remote) {
+  if (auto st = checkHostName(remote.host); !st) return st;
+  const auto start = Clock::now();
+  std::unique_lock lock(mu_);
+  auto diff = enforcer_.upsertRemote(remote.host, remote.workload);
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kInvalidInput) noteError(e);
+    return e;
+  }
+  ++workloadChanges_;
+  workloadLatency_.add(msSince(start));
+  trackStaged();
+  const auto& held = enforcer_.compiler().remotes().at({remote.host, remote.workload.name});
+  auto ticket = writeChange(remoteUpsertRecord(RemoteWorkload{remote.host, held}));
+  if (!ticket) return ticket.takeError();
+  lock.unlock();  // the kernel has it; wait for the disk without the lock
+  return awaitSaved(*ticket);
+}
+
+Status AgentCore::deleteRemoteWorkload(const std::string& host, const std::string& name) {
+  if (auto st = checkHostName(host); !st) return st;
+  if (auto st = checkWorkloadName("name", name); !st) return st;
+  const auto start = Clock::now();
+  std::unique_lock lock(mu_);
+  auto diff = enforcer_.removeRemote(host, name);
+  if (!diff) {
+    Error e = diff.takeError();
+    if (e.code != ErrorCode::kInvalidInput && e.code != ErrorCode::kNotFound) noteError(e);
+    return e;
+  }
+  ++workloadChanges_;
+  workloadLatency_.add(msSince(start));
+  trackStaged();
+  auto ticket = writeChange(remoteDeleteRecord(host, name));
+  if (!ticket) return ticket.takeError();
+  lock.unlock();  // the kernel has it; wait for the disk without the lock
+  return awaitSaved(*ticket);
+}
+
+void AgentCore::setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> listener) {
+  std::lock_guard lock(deliverMu_);
+  listener_ = std::move(listener);
+}
+
+uint64_t AgentCore::queueLocalChange(LocalWorkloadChange change) {
+  const uint64_t seq = ++localChangeSeq_;
+  std::lock_guard lock(queueMu_);
+  localChanges_.emplace_back(seq, std::move(change));
+  return seq;
+}
+
+void AgentCore::deliverLocalChanges(uint64_t upTo) {
+  std::lock_guard deliver(deliverMu_);
+  for (;;) {
+    std::pair<uint64_t, LocalWorkloadChange> next;
+    {
+      std::lock_guard lock(queueMu_);
+      if (localChanges_.empty() || localChanges_.front().first > upTo) return;
+      next = std::move(localChanges_.front());
+      localChanges_.pop_front();
+    }
+    if (listener_) listener_(next.second);
+  }
 }
 
 Result<std::vector<v1::PolicyFile>> AgentCore::readPolicyFiles(const std::string& path,

@@ -100,12 +100,52 @@ Status Enforcer::commitOnce(const compiler::RulesetDiff& diff) {
 
 Result<compiler::RulesetDiff> Enforcer::load(policy::Bundle bundle,
                                              std::vector<policy::Workload> workloads) {
+  return load(std::move(bundle), std::move(workloads), compiler_.remotes());
+}
+
+Result<compiler::RulesetDiff> Enforcer::load(policy::Bundle bundle,
+                                             std::vector<policy::Workload> workloads,
+                                             compiler::RemoteWorkloads remotes) {
   policy::Bundle previous = compiler_.bundle();
   std::vector<policy::Workload> previousWorkloads = compiler_.workloads();
-  auto diff = compiler_.reset(std::move(bundle), std::move(workloads));
+  compiler::RemoteWorkloads previousRemotes = compiler_.remotes();
+  auto diff = compiler_.reset(std::move(bundle), std::move(workloads), std::move(remotes));
   if (!diff) return diff;
   if (auto st = commit(*diff); !st) {
-    (void)compiler_.reset(std::move(previous), std::move(previousWorkloads));
+    (void)compiler_.reset(std::move(previous), std::move(previousWorkloads),
+                          std::move(previousRemotes));
+    return st.takeError();
+  }
+  return diff;
+}
+
+Result<compiler::RulesetDiff> Enforcer::upsertRemote(const std::string& host,
+                                                     const policy::Workload& workload) {
+  std::optional<policy::Workload> previous;
+  if (auto it = compiler_.remotes().find({host, workload.name}); it != compiler_.remotes().end())
+    previous = it->second;
+  auto diff = compiler_.upsertRemote(host, workload);
+  if (!diff) return diff;
+  if (auto st = commit(*diff); !st) {
+    if (previous) {
+      (void)compiler_.upsertRemote(host, *previous);
+    } else {
+      (void)compiler_.removeRemote(host, workload.name);
+    }
+    return st.takeError();
+  }
+  return diff;
+}
+
+Result<compiler::RulesetDiff> Enforcer::removeRemote(const std::string& host,
+                                                     const std::string& name) {
+  std::optional<policy::Workload> previous;
+  if (auto it = compiler_.remotes().find({host, name}); it != compiler_.remotes().end())
+    previous = it->second;
+  auto diff = compiler_.removeRemote(host, name);
+  if (!diff) return diff;
+  if (auto st = commit(*diff); !st) {
+    (void)compiler_.upsertRemote(host, *previous);
     return st.takeError();
   }
   return diff;

@@ -18,7 +18,8 @@ constexpr size_t kLogged = 16384;
 grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) {
   grpc::Status st = toGrpcStatus(e);
   if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-      st.error_code() == grpc::StatusCode::NOT_FOUND) {
+      st.error_code() == grpc::StatusCode::NOT_FOUND ||
+      st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
     spdlog::info("{} from {} refused: {}", call, ctx->peer(), escapeForLog(e.describe(), kLogged));
   } else {
     spdlog::error("{} from {} failed: {}", call, ctx->peer(), escapeForLog(e.describe(), kLogged));
@@ -45,6 +46,8 @@ grpc::Status toGrpcStatus(const Error& e) {
       return {grpc::StatusCode::INTERNAL, e.describe()};
     case ErrorCode::kInternal:
       return {grpc::StatusCode::INTERNAL, e.describe()};
+    case ErrorCode::kFailedPrecondition:
+      return {grpc::StatusCode::FAILED_PRECONDITION, e.message};
   }
   return {grpc::StatusCode::UNKNOWN, e.describe()};
 }

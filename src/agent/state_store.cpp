@@ -47,6 +47,24 @@ void replay(v1::AgentState& state, const v1::StateJournalEntry& e) {
     auto it = named(e.deleted());
     if (it != ws->end()) ws->erase(it);
   }
+  auto* remotes = state.mutable_remote_workloads();
+  auto remote = [&](const v1::Workload& w) {
+    return std::find_if(remotes->begin(), remotes->end(), [&](const v1::Workload& x) {
+      return x.host() == w.host() && x.name() == w.name();
+    });
+  };
+  if (e.has_remote_upsert()) {
+    auto it = remote(e.remote_upsert());
+    if (it != remotes->end()) {
+      *it = e.remote_upsert();
+    } else {
+      *remotes->Add() = e.remote_upsert();
+    }
+  }
+  if (e.has_remote_deleted()) {
+    auto it = remote(e.remote_deleted());
+    if (it != remotes->end()) remotes->erase(it);
+  }
   if (e.quarantined_set()) {
     *state.mutable_quarantined() = e.quarantined();
     *state.mutable_quarantines() = e.quarantines();

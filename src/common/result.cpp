@@ -20,6 +20,8 @@ const char* errorCodeName(ErrorCode code) {
       return "i/o error";
     case ErrorCode::kInternal:
       return "internal error";
+    case ErrorCode::kFailedPrecondition:
+      return "failed precondition";
   }
   return "unknown error";
 }

@@ -29,7 +29,7 @@ struct Dests {
 class Compilation {
  public:
   Compilation(policy::Bundle bundle, std::vector<policy::Workload> apiWorkloads,
-              CompileOptions options);
+              CompileOptions options, RemoteWorkloads remotes = {});
 
   // Indexes everything and builds the whole ruleset.
   Status run();
@@ -38,6 +38,7 @@ class Compilation {
   Ruleset takeRuleset() { return std::move(out_); }
   const policy::Bundle& bundle() const { return bundle_; }
   const std::vector<policy::Workload>& apiWorkloads() const { return apiWorkloads_; }
+  const RemoteWorkloads& remotes() const { return remotes_; }
   const CompileOptions& options() const { return options_; }
 
   // Incremental changes (incremental.cpp). Each checks everything before it
@@ -49,6 +50,15 @@ class Compilation {
   bool changesAppSet(const policy::Workload* before, const policy::Workload* after) const;
   Result<RulesetDiff> replaceWorkload(const policy::Workload* before,
                                       const policy::Workload* after);
+  // True when a remote change needs a full compile: its app becomes
+  // selectable (no App document, no local workload, no remote one yet) or
+  // stops being so. The kernel still sees element changes only: such an
+  // app has no chain or set of its own.
+  bool changesRemoteApps(const policy::Workload* before, const policy::Workload* after) const;
+  // Replaces remote `before` (nullptr: none) with `after` (nullptr: removal)
+  // under `id`: destination set elements only.
+  Result<RulesetDiff> replaceRemote(const RemoteId& id, const policy::Workload* before,
+                                    const policy::Workload* after);
   // Moves up to `limit` staged interfaces into the dispatch map (one diff).
   RulesetDiff promoteStaged(size_t limit);
   size_t stagedCount() const { return staged_.size(); }
@@ -102,18 +112,23 @@ class Compilation {
   void dispatchChanges(const policy::Workload* before, const policy::Workload* after,
                        std::map<std::string, ElementChanges>& changes);
   std::set<std::string> reindex(const policy::Workload* before, const policy::Workload* after);
+  // An app's addresses gain `after`'s and lose `before`'s (either may be null).
+  void moveAddresses(const policy::Workload* before, const policy::Workload* after);
   void destinationChanges(const std::set<std::string>& touchedApps,
                           std::map<std::string, ElementChanges>& changes);
 
   policy::Bundle bundle_;
   std::vector<policy::Workload> apiWorkloads_;
   CompileOptions options_;
+  RemoteWorkloads remotes_;
 
   std::map<std::string, const policy::Service*> services_;
   // Every app a chain is made for: documented Apps and, for workloads whose
   // app has none, implicit ones (default deny, no egress).
   std::map<std::string, policy::App> apps_;
-  std::map<std::string, policy::Labels> appLabels_;  // effective labels
+  // Effective labels of every app a selector may match: those of apps_,
+  // and of apps only remote workloads use.
+  std::map<std::string, policy::Labels> appLabels_;
   // Apps an appSelector or toSelector matches; apps only change with a full
   // compile, so this is filled on first use and kept.
   mutable std::map<const policy::Selector*, std::vector<std::string>> selected_;
@@ -121,7 +136,8 @@ class Compilation {
   std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;  // sorted
   std::map<std::string, std::string> ifaceOwner_;                    // -> workload
   std::map<policy::IpAddr, std::string> addrOwner_;                  // -> workload
-  std::map<std::string, size_t> workloadCount_;                      // per app
+  std::map<std::string, size_t> workloadCount_;                      // per app, local
+  std::map<std::string, size_t> remoteCount_;                        // per app
   std::map<std::string, std::string> staged_;  // interface -> app, not yet in dispatch
   std::vector<OrderedRule> globalRules_;
   std::map<std::string, Dependents> dependents_;  // by app whose addresses are used

@@ -115,10 +115,12 @@ void Dests::append(const Dests& o) {
   v6.insert(v6.end(), o.v6.begin(), o.v6.end());
 }
 
-Compilation::Compilation(Bundle bundle, std::vector<Workload> apiWorkloads, CompileOptions options)
+Compilation::Compilation(Bundle bundle, std::vector<Workload> apiWorkloads, CompileOptions options,
+                         RemoteWorkloads remotes)
     : bundle_(std::move(bundle)),
       apiWorkloads_(std::move(apiWorkloads)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      remotes_(std::move(remotes)) {}
 
 // Whether `w` may claim its interfaces and addresses (`exceptName`: the
 // workload it replaces, whose claims do not count).
@@ -160,6 +162,14 @@ Status Compilation::indexWorkloads() {
   }
   for (const auto& w : apiWorkloads_)
     if (auto st = index(w); !st) return st;
+  for (const auto& [id, w] : remotes_) {
+    if (!w.interfaces.empty())
+      return makeError(ErrorCode::kInvalidInput, "remote workload \"" + w.name + "\" of host " +
+                                                     id.first + " has interfaces");
+    auto& addrs = appAddresses_[w.app];
+    addrs.insert(addrs.end(), w.addresses.begin(), w.addresses.end());
+    ++remoteCount_[w.app];
+  }
   for (auto& [app, addrs] : appAddresses_)
     std::sort(addrs.begin(), addrs.end());
   return {};
@@ -179,6 +189,8 @@ void Compilation::indexApps() {
   }
   for (const auto& [name, app] : apps_)
     appLabels_.emplace(name, app.effectiveLabels());
+  for (const auto& [name, count] : remoteCount_)
+    if (!apps_.count(name)) appLabels_.emplace(name, policy::Labels{{"app", name}});
   for (const auto& p : bundle_.globalPolicies)
     for (size_t i = 0; i < p.rules.size(); ++i)
       globalRules_.push_back({&p, i});
@@ -661,7 +673,12 @@ std::string globalSetName(const std::string& policy, size_t ruleIndex, Family fa
 
 Result<Ruleset> compile(const Bundle& bundle, const std::vector<Workload>& extraWorkloads,
                         const CompileOptions& options) {
-  Compilation c(bundle, extraWorkloads, options);
+  return compile(bundle, extraWorkloads, RemoteWorkloads{}, options);
+}
+
+Result<Ruleset> compile(const Bundle& bundle, const std::vector<Workload>& extraWorkloads,
+                        const RemoteWorkloads& remotes, const CompileOptions& options) {
+  Compilation c(bundle, extraWorkloads, options, remotes);
   if (auto st = c.run(); !st) return st.takeError();
   return c.takeRuleset();
 }

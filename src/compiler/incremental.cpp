@@ -28,9 +28,13 @@ ElementChanges& changesOf(std::map<std::string, ElementChanges>& changes, const 
   return changes.try_emplace(set, ElementChanges{set, {}, {}}).first->second;
 }
 
-Status checkWorkload(const Workload& w) {
+Status checkWorkload(const Workload& w, bool remote = false) {
   std::vector<policy::Diagnostic> errors;
-  policy::validateWorkload(w, errors);
+  if (remote) {
+    policy::validateRemoteWorkload(w, errors);
+  } else {
+    policy::validateWorkload(w, errors);
+  }
   if (errors.empty()) return {};
   std::string msg;
   for (const auto& e : errors)
@@ -139,24 +143,19 @@ std::set<std::string> Compilation::reindex(const Workload* before, const Workloa
     touchedApps.insert(before->app);
     for (const auto& i : before->interfaces)
       ifaceOwner_.erase(i);
-    auto& addrs = appAddresses_[before->app];
-    for (const auto& a : before->addresses) {
+    for (const auto& a : before->addresses)
       addrOwner_.erase(a);
-      addrs.erase(std::lower_bound(addrs.begin(), addrs.end(), a));
-    }
     --workloadCount_[before->app];
   }
   if (after) {
     touchedApps.insert(after->app);
     for (const auto& i : after->interfaces)
       ifaceOwner_[i] = after->name;
-    auto& addrs = appAddresses_[after->app];
-    for (const auto& a : after->addresses) {
+    for (const auto& a : after->addresses)
       addrOwner_[a] = after->name;
-      addrs.insert(std::upper_bound(addrs.begin(), addrs.end(), a), a);
-    }
     ++workloadCount_[after->app];
   }
+  moveAddresses(before, after);
   auto it = std::find_if(apiWorkloads_.begin(), apiWorkloads_.end(),
                          [&](const Workload& w) { return w.name == name; });
   if (after) {
@@ -170,6 +169,19 @@ std::set<std::string> Compilation::reindex(const Workload* before, const Workloa
   }
 
   return touchedApps;
+}
+
+void Compilation::moveAddresses(const Workload* before, const Workload* after) {
+  if (before) {
+    auto& addrs = appAddresses_[before->app];
+    for (const auto& a : before->addresses)
+      addrs.erase(std::lower_bound(addrs.begin(), addrs.end(), a));
+  }
+  if (after) {
+    auto& addrs = appAddresses_[after->app];
+    for (const auto& a : after->addresses)
+      addrs.insert(std::upper_bound(addrs.begin(), addrs.end(), a), a);
+  }
 }
 
 // 3. Destination sets holding the touched apps' addresses, recomputed
@@ -222,6 +234,43 @@ Result<RulesetDiff> Compilation::replaceWorkload(const Workload* before, const W
   return diff;
 }
 
+bool Compilation::changesRemoteApps(const Workload* before, const Workload* after) const {
+  if (after && !appLabels_.count(after->app)) return true;  // becomes selectable
+  if (before && (!after || after->app != before->app) && !apps_.count(before->app) &&
+      remoteCount_.at(before->app) == 1)
+    return true;  // the last remote workload of an app nothing else uses
+  return false;
+}
+
+// A remote workload only lends its addresses to destination sets: no
+// interface, so no workload set, dispatch or claim changes.
+Result<RulesetDiff> Compilation::replaceRemote(const RemoteId& id, const Workload* before,
+                                               const Workload* after) {
+  std::set<std::string> touchedApps;
+  if (before) {
+    touchedApps.insert(before->app);
+    --remoteCount_[before->app];
+  }
+  if (after) {
+    touchedApps.insert(after->app);
+    ++remoteCount_[after->app];
+  }
+  moveAddresses(before, after);
+  if (after) {
+    Workload copy = *after;  // `after` may point into remotes_ itself
+    remotes_[id] = std::move(copy);
+  } else {
+    remotes_.erase(id);
+  }
+  std::map<std::string, ElementChanges> changes;
+  destinationChanges(touchedApps, changes);
+  RulesetDiff diff;
+  diff.table = out_.table;
+  for (auto& [set, c] : changes)
+    diff.elements.push_back(std::move(c));
+  return diff;
+}
+
 RulesetDiff Compilation::promoteStaged(size_t limit) {
   RulesetDiff diff;
   diff.table = out_.table;
@@ -253,7 +302,14 @@ IncrementalCompiler::~IncrementalCompiler() = default;
 
 Result<RulesetDiff> IncrementalCompiler::reset(policy::Bundle bundle,
                                                std::vector<Workload> workloads) {
-  auto next = std::make_unique<Compilation>(std::move(bundle), std::move(workloads), options_);
+  return reset(std::move(bundle), std::move(workloads), state_->remotes());
+}
+
+Result<RulesetDiff> IncrementalCompiler::reset(policy::Bundle bundle,
+                                               std::vector<Workload> workloads,
+                                               RemoteWorkloads remotes) {
+  auto next = std::make_unique<Compilation>(std::move(bundle), std::move(workloads), options_,
+                                            std::move(remotes));
   if (auto st = next->run(); !st) return st.takeError();
   RulesetDiff diff = diffRulesets(state_->ruleset(), next->ruleset());
   state_ = std::move(next);
@@ -289,6 +345,51 @@ Result<RulesetDiff> IncrementalCompiler::removeWorkload(const std::string& name)
   }
   const Workload copy = *before;  // replaceWorkload erases the original
   return state_->replaceWorkload(&copy, nullptr);
+}
+
+Result<RulesetDiff> IncrementalCompiler::upsertRemote(const std::string& host,
+                                                      const Workload& workload) {
+  if (auto st = checkWorkload(workload, /*remote=*/true); !st) return st.takeError();
+  if (host.empty()) return makeError(ErrorCode::kInvalidInput, "remote workload: needs a host");
+  Workload w = workload;
+  w.quarantined = false;  // quarantine is the owning host's business
+  const RemoteId id{host, w.name};
+  const auto& remotes = state_->remotes();
+  const auto it = remotes.find(id);
+  const Workload* before = it == remotes.end() ? nullptr : &it->second;
+  if (before && before->app == w.app && before->addresses == w.addresses &&
+      before->labels == w.labels) {
+    RulesetDiff none;
+    none.table = state_->ruleset().table;
+    return none;
+  }
+  if (state_->changesRemoteApps(before, &w)) {
+    RemoteWorkloads next = remotes;
+    next[id] = std::move(w);
+    return reset(state_->bundle(), state_->apiWorkloads(), std::move(next));
+  }
+  return state_->replaceRemote(id, before, &w);
+}
+
+Result<RulesetDiff> IncrementalCompiler::removeRemote(const std::string& host,
+                                                      const std::string& name) {
+  const RemoteId id{host, name};
+  const auto& remotes = state_->remotes();
+  const auto it = remotes.find(id);
+  if (it == remotes.end())
+    return makeError(ErrorCode::kNotFound,
+                     "no remote workload \"" + name + "\" of host \"" + host + "\"");
+  if (state_->changesRemoteApps(&it->second, nullptr)) {
+    RemoteWorkloads next = remotes;
+    next.erase(id);
+    return reset(state_->bundle(), state_->apiWorkloads(), std::move(next));
+  }
+  const Workload copy = it->second;  // replaceRemote erases the original
+  return state_->replaceRemote(id, &copy, nullptr);
+}
+
+const RemoteWorkloads& IncrementalCompiler::remotes() const {
+  return state_->remotes();
 }
 
 RulesetDiff IncrementalCompiler::promoteStaged(size_t limit) {

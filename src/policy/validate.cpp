@@ -218,7 +218,9 @@ bool isValidInterfaceName(std::string_view name) {
   return true;
 }
 
-void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
+namespace {
+
+void checkWorkload(const Workload& w, bool remote, std::vector<Diagnostic>& errors) {
   std::vector<Diagnostic> unused;
   Validator v(errors, unused);
   const std::string what = "workload " + w.name;
@@ -234,7 +236,9 @@ void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
   } else if (!isValidName(w.app)) {
     v.error(w.loc, what + ": invalid app name " + yamltree::quote(w.app));
   }
-  if (w.interfaces.empty()) v.error(w.loc, what + ": needs at least one interface");
+  if (remote && !w.interfaces.empty())
+    v.error(w.loc, what + ": a remote workload has no interfaces on this host");
+  if (!remote && w.interfaces.empty()) v.error(w.loc, what + ": needs at least one interface");
   v.count(what + ": interfaces", w.interfaces.size(), limits::kMaxInterfaces, w.loc);
   std::set<std::string_view> interfaces;
   for (const std::string& i : w.interfaces) {
@@ -254,6 +258,16 @@ void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
       v.error(w.loc, what + ": address " + a.toString() + " listed twice");
     }
   }
+}
+
+}  // namespace
+
+void validateWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
+  checkWorkload(w, /*remote=*/false, errors);
+}
+
+void validateRemoteWorkload(const Workload& w, std::vector<Diagnostic>& errors) {
+  checkWorkload(w, /*remote=*/true, errors);
 }
 
 void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors,

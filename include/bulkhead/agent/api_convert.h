@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/agent/fleet.h"
 #include "bulkhead/agent/quarantine_book.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/compiler/diff.h"
@@ -29,6 +30,14 @@ v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source);
 Status checkOrigin(const v1::Workload& w);
 // The source recorded for an upsert: UNSPECIFIED is API.
 v1::Workload::Source recordedSource(const v1::Workload& w);
+// Another host's workload as a controller sends it (host set, no
+// interfaces; source and quarantine ignored); kInvalidInput names the field.
+Result<RemoteWorkload> remoteFromApi(const v1::Workload& w);
+// Source REMOTE, host set.
+v1::Workload toApi(const RemoteWorkload& w);
+// A host name as hosts are named in a fleet: 1-253 bytes of letters,
+// digits and `-._`.
+Status checkHostName(const std::string& host);
 
 // --- policy files --------------------------------------------------------------
 // A push's files as the loader's; kInvalidInput for a file without a name
@@ -48,9 +57,20 @@ v1::StateJournalEntry deleteRecord(const std::string& name);
 v1::StateJournalEntry quarantineRecord(const std::set<std::string>& quarantined,
                                        const QuarantineBook& book);
 
-// A snapshot: the bundle in force, the API's workloads, the quarantines.
+v1::StateJournalEntry remoteUpsertRecord(const RemoteWorkload& w);
+v1::StateJournalEntry remoteDeleteRecord(const std::string& host, const std::string& name);
+
+// What a snapshot holds besides the API's workloads.
+struct SnapshotExtras {
+  std::vector<RemoteWorkload> remotes;
+  uint64_t appliedRevision = 0;
+};
+
+// A snapshot: the bundle in force, the API's workloads, the quarantines,
+// the remote workloads and the controller's revision.
 v1::AgentState snapshotRecord(const std::string& version, const PolicyFiles& files,
                               std::vector<v1::Workload> workloads,
-                              const std::set<std::string>& quarantined, const QuarantineBook& book);
+                              const std::set<std::string>& quarantined, const QuarantineBook& book,
+                              const SnapshotExtras& extras = {});
 
 }  // namespace bulkhead::agent

@@ -1,13 +1,16 @@
 // The agent's state machine behind the gRPC API: policy pushes, workload
 // registrations and quarantines, each serialized and committed as one
 // kernel transaction, then saved to the state directory; status and
-// latencies; drift repair. Transport-free so tests drive it directly; the
-// gRPC service (service.h) only translates.
+// latencies; drift repair. As a fleet member (fleet.h): the controller's
+// revisions and the other hosts' workloads, through the same path.
+// Transport-free so tests drive it directly; the gRPC service (service.h)
+// only translates.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -18,6 +21,7 @@
 #include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/enforcer.h"
+#include "bulkhead/agent/fleet.h"
 #include "bulkhead/agent/flow_feed.h"
 #include "bulkhead/agent/flow_hub.h"
 #include "bulkhead/agent/quarantine_book.h"
@@ -38,6 +42,10 @@ struct CoreOptions {
   // At most this many per transaction: a request that arrives meanwhile
   // waits for one batch (~15 ms at 10,000 workloads), not for a whole burst.
   size_t promoteBatch = 256;
+  // The controller this agent follows (--controller, as given); non-empty:
+  // policy comes from there only and a local push is refused
+  // (kFailedPrecondition; a dry run is still answered).
+  std::string controller;
 };
 
 // Rolling latency figures over the last samples.
@@ -52,7 +60,7 @@ class LatencyWindow {
   uint64_t count_ = 0;
 };
 
-class AgentCore {
+class AgentCore : public FleetMember {
  public:
   AgentCore(nft::NftKernel& kernel, compiler::CompileOptions compile, CoreOptions options);
 
@@ -62,14 +70,16 @@ class AgentCore {
   Status restore();
 
   // Errors: kInvalidInput (every "file:line:column: message", one a line),
-  // kTooLarge, kKernel / kUnavailable (nothing applied), kIo (applied, not saved).
+  // kTooLarge, kKernel / kUnavailable (nothing applied), kIo (applied, not
+  // saved), kFailedPrecondition (the agent follows a controller).
   Result<v1::ApplyPolicyResponse> applyPolicy(const v1::ApplyPolicyRequest& request);
   Result<v1::UpsertWorkloadResponse> upsertWorkload(const v1::Workload& workload);
   // `owner` non-empty: only when the registration's owner is that (else
   // kNotFound).
   Result<v1::DeleteWorkloadResponse> deleteWorkload(const std::string& name,
                                                     const std::string& owner = "");
-  // `name` non-empty: that workload only (none when absent).
+  // `name` non-empty: that workload only (none when absent). Bundle, local
+  // and remote workloads, by name then host.
   v1::ListWorkloadsResponse listWorkloads(const std::string& name = "") const;
   // `why`: recorded with it (reason, expiry), listed by listQuarantines().
   Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release,
@@ -114,12 +124,34 @@ class AgentCore {
   // The table monitor, paused around large transactions (see
   // nft::NotificationGate); nullptr: none. Outlives its use here.
   void setNotificationGate(nft::NotificationGate* gate);
+  // FleetMember (fleet.h). Remote workloads and the revision are saved
+  // with the rest of the state and restored with it.
+  std::vector<policy::Workload> localWorkloads() const override;
+  uint64_t appliedRevision() const override;
+  Status applySnapshot(const std::optional<PolicyRevision>& policy,
+                       std::vector<RemoteWorkload> remotes) override;
+  Status applyRevision(const PolicyRevision& policy) override;
+  Status upsertRemoteWorkload(const RemoteWorkload& workload) override;
+  Status deleteRemoteWorkload(const std::string& host, const std::string& name) override;
+  void setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> listener) override;
+
   // Reads a directory of policy files as a push would send them.
   static Result<std::vector<v1::PolicyFile>> readPolicyFiles(const std::string& path,
                                                              size_t maxBytes);
 
  private:
   Status save();
+  // applyPolicy without the controller check; `revision`: the controller's.
+  Result<v1::ApplyPolicyResponse> pushPolicy(const v1::ApplyPolicyRequest& request,
+                                             std::optional<uint64_t> revision);
+  // Applies a snapshot's bundle (parsed, or nullopt: the one in force) and
+  // remote set as one transaction; under mu_.
+  Status loadSnapshot(std::optional<policy::Bundle> bundle, compiler::RemoteWorkloads remotes);
+  // A local change for the listener: queued under mu_ (returns its number),
+  // delivered without mu_ once saved, every queued change up to `upTo` in
+  // order (a later change's wait covers the earlier ones' records).
+  uint64_t queueLocalChange(LocalWorkloadChange change);
+  void deliverLocalChanges(uint64_t upTo);
   // Journals one workload change (a full save every so often) and waits
   // until it is durable, all under mu_.
   Status saveChange(const v1::StateJournalEntry& entry);
@@ -178,6 +210,16 @@ class AgentCore {
   uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0, promotions_ = 0;
   std::chrono::steady_clock::time_point lastChange_{};
   std::optional<std::chrono::steady_clock::time_point> stagedSince_;
+  uint64_t appliedRevision_ = 0;
+
+  // Local changes on their way to the listener. Lock order: mu_, then
+  // queueMu_; deliverMu_ is never taken with mu_ held, so the listener may
+  // call back into the core.
+  uint64_t localChangeSeq_ = 0;  // under mu_
+  std::mutex queueMu_;
+  std::deque<std::pair<uint64_t, LocalWorkloadChange>> localChanges_;
+  std::mutex deliverMu_;
+  std::function<void(const LocalWorkloadChange&)> listener_;
 };
 
 std::string nowRfc3339();

@@ -27,15 +27,23 @@ class Enforcer {
   Enforcer(nft::NftKernel& kernel, compiler::CompileOptions options)
       : kernel_(kernel), compiler_(std::move(options)) {}
 
-  // Replaces bundle and API workloads at once (restoring saved state).
+  // Replaces bundle and API workloads at once (restoring saved state);
+  // remote workloads are kept, or replaced by `remotes`.
   Result<compiler::RulesetDiff> load(policy::Bundle bundle,
                                      std::vector<policy::Workload> workloads);
+  Result<compiler::RulesetDiff> load(policy::Bundle bundle, std::vector<policy::Workload> workloads,
+                                     compiler::RemoteWorkloads remotes);
   // Replaces the policy bundle; API workloads are kept.
   Result<compiler::RulesetDiff> setPolicy(policy::Bundle bundle);
   // Adds or replaces an API workload: element changes only, unless its app
   // has no App document and no other workload (then its chain appears).
   Result<compiler::RulesetDiff> upsertWorkload(const policy::Workload& workload);
   Result<compiler::RulesetDiff> removeWorkload(const std::string& name);
+  // Another host's workload (see compiler::RemoteWorkloads): destination
+  // set elements only.
+  Result<compiler::RulesetDiff> upsertRemote(const std::string& host,
+                                             const policy::Workload& workload);
+  Result<compiler::RulesetDiff> removeRemote(const std::string& host, const std::string& name);
   // Moves the staged interfaces into the dispatch map, one transaction (the
   // kernel validates the table once for all of them). On failure the
   // compiler keeps the promotion and the next commit replaces the table.

@@ -11,13 +11,14 @@
 namespace bulkhead {
 
 enum class ErrorCode {
-  kInvalidInput,  // bad policy, flag or request: exit 2 / INVALID_ARGUMENT
-  kTooLarge,      // over a configured limit: RESOURCE_EXHAUSTED
-  kNotFound,      // named thing does not exist
-  kKernel,        // the kernel refused (errno set)
-  kUnavailable,   // cannot reach the kernel / a peer at all
-  kIo,            // file system errors (errno set)
-  kInternal,      // a bug: an invariant did not hold
+  kInvalidInput,        // bad policy, flag or request: exit 2 / INVALID_ARGUMENT
+  kTooLarge,            // over a configured limit: RESOURCE_EXHAUSTED
+  kNotFound,            // named thing does not exist
+  kKernel,              // the kernel refused (errno set)
+  kUnavailable,         // cannot reach the kernel / a peer at all
+  kIo,                  // file system errors (errno set)
+  kInternal,            // a bug: an invariant did not hold
+  kFailedPrecondition,  // not in this state (a push to an agent led by a controller)
 };
 
 const char* errorCodeName(ErrorCode code);

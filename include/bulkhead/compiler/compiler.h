@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bulkhead/common/result.h"
@@ -73,11 +75,24 @@ inline constexpr const char* kInputChain = "input";
 // optionally ending in one `*` (then at least one byte before it).
 Status validateInterfacePattern(const std::string& pattern);
 
+// Workloads of other hosts (sent by a controller), by (host, name): their
+// addresses count in appSelector services, `to: <App>` and GlobalPolicy
+// selectors as local ones do. They have no interfaces, so they are never in
+// the dispatch map, the source or staged sets, and nothing enforces them
+// here; their addresses claim nothing (another host's business). An app
+// that only remote workloads use gets no chain: it is only selectable.
+using RemoteId = std::pair<std::string, std::string>;  // (host, name)
+using RemoteWorkloads = std::map<RemoteId, policy::Workload>;
+
 // Compiles a validated bundle plus the workloads registered through the API
-// (appended to the bundle's own). Fails only on inconsistencies validation
-// should have caught (e.g. two workloads claiming one interface).
+// (appended to the bundle's own) and the remote ones. Fails only on
+// inconsistencies validation should have caught (e.g. two workloads
+// claiming one interface).
 Result<Ruleset> compile(const policy::Bundle& bundle,
                         const std::vector<policy::Workload>& extraWorkloads,
                         const CompileOptions& options = {});
+Result<Ruleset> compile(const policy::Bundle& bundle,
+                        const std::vector<policy::Workload>& extraWorkloads,
+                        const RemoteWorkloads& remotes, const CompileOptions& options = {});
 
 }  // namespace bulkhead::compiler

@@ -36,14 +36,23 @@ class IncrementalCompiler {
   IncrementalCompiler(const IncrementalCompiler&) = delete;
   IncrementalCompiler& operator=(const IncrementalCompiler&) = delete;
 
-  // Full compile of a bundle plus API workloads; returns the diff from the
-  // previous ruleset (a full one the first time). On error nothing changes.
+  // Full compile of a bundle plus API workloads (and the remote workloads
+  // held, or `remotes`); returns the diff from the previous ruleset (a full
+  // one the first time). On error nothing changes.
   Result<RulesetDiff> reset(policy::Bundle bundle, std::vector<policy::Workload> workloads);
+  Result<RulesetDiff> reset(policy::Bundle bundle, std::vector<policy::Workload> workloads,
+                            RemoteWorkloads remotes);
 
   // Adds or replaces an API workload (by name). On error nothing changes.
   Result<RulesetDiff> upsertWorkload(const policy::Workload& workload);
   // Removes an API workload; kNotFound if there is none by that name.
   Result<RulesetDiff> removeWorkload(const std::string& name);
+  // Adds or replaces another host's workload (by host and name; no
+  // interfaces): destination set elements only. The same workload again: an
+  // empty diff. On error nothing changes.
+  Result<RulesetDiff> upsertRemote(const std::string& host, const policy::Workload& workload);
+  // kNotFound if there is none by that host and name.
+  Result<RulesetDiff> removeRemote(const std::string& host, const std::string& name);
   // Moves staged interfaces (at most `limit`, in name order) into @dispatch;
   // an empty diff if none is.
   RulesetDiff promoteStaged(size_t limit = SIZE_MAX);
@@ -53,6 +62,7 @@ class IncrementalCompiler {
   const policy::Bundle& bundle() const;
   // API workloads (the bundle's own are in bundle().workloads).
   const std::vector<policy::Workload>& workloads() const;
+  const RemoteWorkloads& remotes() const;
   const CompileOptions& options() const { return options_; }
 
  private:

@@ -54,6 +54,9 @@ void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors,
 // The checks of one workload on its own (name, interfaces, addresses, limits),
 // used for bundle documents and API registrations alike.
 void validateWorkload(const Workload& workload, std::vector<Diagnostic>& errors);
+// The same for another host's workload, which has no interfaces here (and
+// must list none).
+void validateRemoteWorkload(const Workload& workload, std::vector<Diagnostic>& errors);
 
 // True for a valid object name: a DNS label, [a-z0-9]([-a-z0-9]*[a-z0-9])?, at
 // most limits::kMaxNameLength characters. Names become nftables identifiers.
