@@ -234,6 +234,48 @@ const std::map<std::string, Setter>& setters() {
        [](AgentConfig& c, const std::string& v) -> Status {
          return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
        }},
+      {"controller",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         // URL[,URL...]; repeatable, and a list in the config file.
+         for (size_t start = 0; start <= v.size();) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           const std::string url = v.substr(start, comma - start);
+           auto endpoint = common::parseEndpoint(url, kControllerSchemes, "--controller");
+           if (!endpoint) return endpoint.takeError();
+           c.controllers.push_back(url);
+           start = comma + 1;
+         }
+         return {};
+       }},
+      {"controller-ca",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.controllerCa = v;
+         return {};
+       }},
+      {"controller-cert",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.controllerCert = v;
+         return {};
+       }},
+      {"controller-key",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         c.controllerKey = v;
+         return {};
+       }},
+      {"host",
+       [](AgentConfig& c, const std::string& v) -> Status {
+         // What a certificate's DNS name can say: the controller compares the two.
+         const bool ok = !v.empty() && v.size() <= 253 && v.front() != '-' &&
+                         std::all_of(v.begin(), v.end(), [](char ch) {
+                           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.';
+                         });
+         if (!ok)
+           return bad("--host: \"" + escapeForLog(v) +
+                      "\" is not a host name (1-253 letters, digits, '-', '_', '.')");
+         c.host = v;
+         return {};
+       }},
       {"drift-events",
        [](AgentConfig& c, const std::string& v) -> Status {
          if (v != "true" && v != "false") return bad("--drift-events: expected true or false");
@@ -318,6 +360,26 @@ Status loadConfigFile(const std::string& path, AgentConfig& c) {
   return {};
 }
 
+// The controller settings together: TLS for every tcp:// controller.
+Status checkControllerSettings(const AgentConfig& c) {
+  const bool anyTls =
+      !c.controllerCa.empty() || !c.controllerCert.empty() || !c.controllerKey.empty();
+  if (c.controllers.empty()) {
+    if (anyTls) return bad("--controller-ca, --controller-cert, --controller-key: no --controller");
+    return {};
+  }
+  for (const auto& url : c.controllers) {
+    if (url.rfind("tcp://", 0) != 0) continue;
+    if (c.controllerCa.empty() || c.controllerCert.empty() || c.controllerKey.empty())
+      return bad("--controller " + escapeForLog(url) +
+                 ": TCP is always TLS; give --controller-ca (the CA of the controller's "
+                 "certificate), --controller-cert and --controller-key (this agent's)");
+  }
+  if (c.controllerCert.empty() != c.controllerKey.empty())
+    return bad("--controller-cert and --controller-key go together");
+  return {};
+}
+
 }  // namespace
 
 Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
@@ -346,7 +408,8 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
     if (name == "config") c.configFile = value;
   if (!c.configFile.empty())
     if (auto st = loadConfigFile(c.configFile, c); !st) return st.takeError();
-  bool listenFromFlags = false, syslogFromFlags = false, namesFromFlags = false;
+  bool listenFromFlags = false, syslogFromFlags = false, namesFromFlags = false,
+       controllersFromFlags = false;
   for (const auto& [name, value] : flags) {
     if (name == "config") continue;
     if (name == "listen" && !listenFromFlags) {
@@ -357,6 +420,10 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
       c.tlsAllowedNames.clear();
       namesFromFlags = true;
     }
+    if (name == "controller" && !controllersFromFlags) {
+      c.controllers.clear();
+      controllersFromFlags = true;
+    }
     if (name == "syslog" && !syslogFromFlags) {
       c.syslog.clear();
       syslogFromFlags = true;
@@ -364,6 +431,7 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
     if (auto st = setters().at(name)(c, value); !st) return st.takeError();
   }
   if (c.listen.empty()) c.listen.push_back(kDefaultListen);
+  if (auto st = checkControllerSettings(c); !st) return st.takeError();
   return c;
 }
 

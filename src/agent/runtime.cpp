@@ -3,7 +3,30 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <tuple>
+
+#include "bulkhead/common/file.h"
+
 namespace bulkhead::agent {
+
+namespace {
+
+// The core refuses local pushes when it follows a controller; a core
+// without that option (CoreOptions::controller) is left as it is.
+std::string joinedControllers(const AgentConfig& config) {
+  std::string controllers;
+  for (const auto& c : config.controllers)
+    controllers += (controllers.empty() ? "" : ",") + c;
+  return controllers;
+}
+
+template <class Options>
+void followController(Options& options, const AgentConfig& config) {
+  if constexpr (requires { options.controller = std::string(); })
+    options.controller = joinedControllers(config);
+}
+
+}  // namespace
 
 compiler::CompileOptions compileOptions(const AgentConfig& config) {
   compiler::CompileOptions compile;
@@ -20,6 +43,7 @@ CoreOptions coreOptions(const AgentConfig& config, std::string host) {
   options.stateDir = config.stateDir;
   options.maxBundleBytes = config.maxBundleBytes;
   options.host = std::move(host);
+  followController(options, config);
   return options;
 }
 
@@ -29,7 +53,67 @@ std::string hostName() {
   return buf;
 }
 
+std::string agentHost(const AgentConfig& config) {
+  return config.host.empty() ? hostName() : config.host;
+}
+
+namespace {
+
+// One PEM file of the controller's TLS settings; `flag` names it in errors.
+Result<std::string> readPem(const std::string& flag, const std::string& path,
+                            common::PemKind kind) {
+  constexpr size_t kMaxPemBytes = 1 << 20;  // a PEM file is a few kilobytes
+  if (path.empty()) return std::string();
+  auto text = common::readFileBounded(path, kMaxPemBytes);
+  if (!text)
+    return makeError(ErrorCode::kInvalidInput, flag + " " + path + ": " + text.error().describe());
+  if (!common::looksLikePem(*text, kind))
+    return makeError(ErrorCode::kInvalidInput,
+                     flag + " " + path + ": not a PEM " +
+                         (kind == common::PemKind::kPrivateKey ? "private key" : "certificate"));
+  return text;
+}
+
+}  // namespace
+
+Result<ControllerLinkOptions> controllerLinkOptions(const AgentConfig& config,
+                                                    const std::string& host) {
+  ControllerLinkOptions options;
+  options.controllers = config.controllers;
+  options.host = host;
+  options.agentVersion = kAgentVersion;
+  // A bundle as large as a push may be, and its envelope.
+  options.maxMessageBytes = int(config.maxBundleBytes + (1u << 20));
+  const std::tuple<const char*, const std::string*, common::PemKind, std::string*> pems[] = {
+      {"--controller-ca", &config.controllerCa, common::PemKind::kCertificate, &options.tls.caPem},
+      {"--controller-cert", &config.controllerCert, common::PemKind::kCertificate,
+       &options.tls.certPem},
+      {"--controller-key", &config.controllerKey, common::PemKind::kPrivateKey,
+       &options.tls.keyPem}};
+  for (const auto& [flag, path, kind, out] : pems) {
+    auto pem = readPem(flag, *path, kind);
+    if (!pem) return pem.takeError();
+    *out = std::move(*pem);
+  }
+  return options;
+}
+
+Result<std::unique_ptr<ControllerLink>> startControllerLink(FleetMember& member,
+                                                            const AgentConfig& config,
+                                                            const std::string& host) {
+  if (config.controllers.empty()) return std::unique_ptr<ControllerLink>();
+  auto options = controllerLinkOptions(config, host);
+  if (!options) return options.takeError();
+  spdlog::info("following controller {} as host {}", joinedControllers(config), host);
+  return std::make_unique<ControllerLink>(member, std::move(*options));
+}
+
 PolicyOutcome applyPolicyDir(AgentCore& core, const AgentConfig& config) {
+  if (!config.controllers.empty()) {
+    spdlog::warn("--policies {} ignored: this agent takes its policy from its controller",
+                 config.policiesDir);
+    return PolicyOutcome::kApplied;
+  }
   auto refused = [&](const Error& e) {
     const bool invalid = e.code == ErrorCode::kInvalidInput || e.code == ErrorCode::kTooLarge;
     spdlog::error("policy in {} {}:\n{}", config.policiesDir,

@@ -32,6 +32,13 @@ the config file (without dashes); flags win. See bulkhead-agent(8).
   --flow-format FORMAT          rfc5424, json or cef (default rfc5424)
   --flow-summary-seconds N      period of summary events, 1-86400 (default 60)
   --policies DIR                static policy, applied at start and on SIGHUP
+                                (ignored with --controller)
+  --controller URL,...          follow bulkhead-controller: unix:///path or
+                                tcp://host:port (TLS), tried in order, repeatable
+  --controller-ca FILE --controller-cert FILE --controller-key FILE
+                                TLS of tcp:// controllers: their CA, this agent's
+                                client certificate and key
+  --host NAME                   this agent's name in the fleet (default: hostname)
   --workload-interfaces PATTERN,...
                                 drop interfaces of these names (veth*, vnet*) that no
                                 workload registered (default: none, untouched)

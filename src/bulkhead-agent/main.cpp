@@ -19,11 +19,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "bulkhead/agent/auto_quarantine.h"
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/conntrack.h"
+#include "bulkhead/agent/controller_link.h"
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/notifier.h"
 #include "bulkhead/agent/runtime.h"
@@ -60,7 +62,7 @@ std::optional<std::string> infoText(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help") return std::string(agent::agentUsage());
-    if (arg == "--version") return std::string("bulkhead-agent 0.1.0\n");
+    if (arg == "--version") return "bulkhead-agent " + std::string(agent::kAgentVersion) + "\n";
   }
   return std::nullopt;
 }
@@ -126,6 +128,21 @@ struct FlowSide {
   agent::AutoQuarantine autoQuarantine;
 };
 
+// The link to --controller (nullptr without one). The core is the fleet
+// member when it implements FleetMember; a core that does not cannot follow
+// a controller.
+template <class Core>
+Result<std::unique_ptr<agent::ControllerLink>> followController(Core& core,
+                                                                const agent::AgentConfig& config,
+                                                                const std::string& host) {
+  if constexpr (std::is_base_of_v<agent::FleetMember, Core>) {
+    return agent::startControllerLink(core, config, host);
+  } else {
+    if (config.controllers.empty()) return std::unique_ptr<agent::ControllerLink>();
+    return makeError(ErrorCode::kInvalidInput, "--controller: this agent cannot follow one");
+  }
+}
+
 // Until SIGTERM or SIGINT; SIGHUP re-reads the config and reloads --policies.
 void handleSignals(const sigset_t& signals, agent::AgentCore& core, agent::AgentConfig& config,
                    const std::vector<std::string>& args, agent::Notifier& notifier) {
@@ -164,6 +181,13 @@ int serve(agent::AgentCore& core, agent::AgentConfig& config, const std::vector<
   }
   for (const auto& l : config.listen)
     spdlog::info("serving on {}", l);
+  // Fail-static: readiness does not wait for the controller.
+  auto link = followController(core, config, host);
+  if (!link) {
+    spdlog::error("bulkhead-agent: {}", link.error().describe());
+    (*server)->Shutdown(std::chrono::system_clock::now());
+    return kExitBadInput;
+  }
   // The table is in the kernel and the listeners accept: ready.
   auto notifier = agent::Notifier::fromEnvironment();
   notifier.ready(core.status());
@@ -181,6 +205,7 @@ int serve(agent::AgentCore& core, agent::AgentConfig& config, const std::vector<
   handleSignals(signals, core, config, args, notifier);
   notifier.stopping();
   spdlog::info("stopping; table inet {} stays in the kernel", config.table);
+  if (*link) (*link)->stop();
   service.shutdown();
   core.flows().closeAll();
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -212,7 +237,7 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-agent: cannot reach nftables: {}", kernel.error().describe());
     return kExitRuntime;
   }
-  const std::string host = agent::hostName();
+  const std::string host = agent::agentHost(*config);
   agent::AgentCore core(**kernel, agent::compileOptions(*config),
                         agent::coreOptions(*config, host));
   const auto conntrack = attachConntrack(core);

@@ -56,6 +56,14 @@ struct AgentConfig {
   // unix:// sockets: owned by this group, mode 0660, in a directory the
   // group can traverse; "": the agent's own group. Must name an existing group.
   std::string socketGroup;
+  // The controllers this agent follows (unix:///path or tcp://HOST:PORT,
+  // tried in order); empty: none, policy comes from pushes and --policies.
+  std::vector<std::string> controllers;
+  // The agent's client identity towards tcp:// controllers, and the CA that
+  // signs theirs: all three are needed for tcp://.
+  std::string controllerCa, controllerCert, controllerKey;
+  // This agent's name in the fleet; "": the machine's hostname.
+  std::string host;
 
   bool operator==(const AgentConfig&) const = default;
 };
@@ -63,6 +71,8 @@ struct AgentConfig {
 inline constexpr const char* kDefaultListen = common::kDefaultAgent;
 // What --listen accepts: the local socket, and TCP (always with TLS).
 inline constexpr common::Schemes kListenSchemes{common::Scheme::kUnix, common::Scheme::kTcp};
+// What --controller accepts: a local socket, and TCP (always with TLS).
+inline constexpr common::Schemes kControllerSchemes{common::Scheme::kUnix, common::Scheme::kTcp};
 
 // Parses argv (without argv[0]), reading --config first when given. Errors
 // are kInvalidInput with the flag or file:line at fault. Without any

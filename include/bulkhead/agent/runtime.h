@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bulkhead/agent/config.h"
+#include "bulkhead/agent/controller_link.h"
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/compiler/compiler.h"
@@ -20,14 +21,29 @@
 
 namespace bulkhead::agent {
 
+inline constexpr const char* kAgentVersion = "0.1.0";
+
 compiler::CompileOptions compileOptions(const AgentConfig& config);
 CoreOptions coreOptions(const AgentConfig& config, std::string host);
 // gethostname(), or "localhost".
 std::string hostName();
+// This agent's name in status, flow events and the fleet: --host, else
+// hostName().
+std::string agentHost(const AgentConfig& config);
+
+// The controller link's settings: --controller and its TLS files, read and
+// checked (kInvalidInput naming the flag and the file).
+Result<ControllerLinkOptions> controllerLinkOptions(const AgentConfig& config,
+                                                    const std::string& host);
+// The link to --controller, dialling already; nullptr when there is none.
+Result<std::unique_ptr<ControllerLink>> startControllerLink(FleetMember& member,
+                                                            const AgentConfig& config,
+                                                            const std::string& host);
 
 // Applies --policies DIR (logged either way): kInvalid when the bundle was
 // refused as invalid or too large (nothing applied), kFailed when it could
-// not be read or the kernel refused it.
+// not be read or the kernel refused it. With --controller, the controller
+// is the one source of policy: the directory is ignored (with a warning).
 enum class PolicyOutcome : uint8_t { kApplied, kInvalid, kFailed };
 PolicyOutcome applyPolicyDir(AgentCore& core, const AgentConfig& config);
 
