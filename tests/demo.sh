@@ -131,17 +131,23 @@ kind: App
 metadata: {name: reporting, labels: {env: prod}}
 spec:
   mode: audit
----
-apiVersion: bulkhead/v1
-kind: Workload
-metadata: {name: reporting-1}
-spec: {app: reporting, interfaces: [vrep1], addresses: [192.0.2.30]}
 YAML
 # Every event as JSON lines, as a SIEM would store them: suggest's input.
 "$root/build/bulkhead" --agent "$sock" flows --follow --json >"$work/flows.jsonl" 2>/dev/null &
 pids+=($!)
-echo "== bulkhead push --controller --wait policies/demo (and the audit-mode app reporting):"
-bhc push "$root/policies/demo" "$work/reporting.yaml" --wait | sed 's/^/   /'
+# In a fleet the bundle is the same on every host, so workloads are
+# registered on their host (as orchestration does), not listed in the bundle:
+# the controller sends each host the other hosts' workloads its apps select.
+echo "== bulkhead push --controller --wait (policies/demo's apps and services, and the audit-mode app reporting):"
+bhc push "$root/policies/demo/apps.yaml" "$root/policies/demo/services.yaml" \
+  "$work/reporting.yaml" --wait | sed 's/^/   /'
+echo
+echo "== bulkhead workload add, on hv01:"
+bh workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10 --addr 2001:db8:2::10 |
+  sed 's/^/   /'
+bh workload add devtool-1 --app devtool --iface vdev1 --addr 192.0.2.20 --addr 2001:db8:2::20 |
+  sed 's/^/   /'
+bh workload add reporting-1 --app reporting --iface vrep1 --addr 192.0.2.30 | sed 's/^/   /'
 echo
 echo "== bulkhead status --controller:"
 bhc status | sed 's/^/   /'
