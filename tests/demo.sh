@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The bulkhead demo: installs what is missing, builds, then runs the agent in
-# throwaway network namespaces — a hypervisor, three workloads (billing-1:
-# prod, devtool-1: dev, reporting-1: a new app in audit mode) and a server —
-# pushes policies/demo to it with the CLI, and prints which flows were
-# allowed and which denied. Then billing-1 sweeps port 22 across the network
+# The bulkhead demo: installs what is missing, builds, then runs a small
+# fleet in throwaway network namespaces — a bulkhead-controller, two
+# hypervisors (hv01, hv02) each with its bulkhead-agent, three workloads on
+# hv01 (billing-1: prod, devtool-1: dev, reporting-1: a new app in audit
+# mode), payments-1 on hv02 and a server — pushes policies/demo to the
+# controller with the CLI, and prints which flows were allowed and which
+# denied, and billing-1's cross-host allow to payments-1 appearing the
+# moment payments-1 registers on hv02. Then billing-1 sweeps port 22 across the network
 # and is quarantined automatically, and `bulkhead suggest` turns
 # reporting-1's audited flows into a policy. Needs root (network namespaces).
 # Touches nothing outside the namespaces it makes, and removes them on exit.
@@ -18,16 +21,16 @@ fi
 
 ./packaging/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target bulkhead bulkhead-agent >/dev/null
+cmake --build build -j"$(nproc)" --target bulkhead bulkhead-agent bulkhead-controller >/dev/null
 
 id=$$
 hv=bhdemo-hv-$id; bill=bhdemo-billing-$id; dev=bhdemo-devtool-$id; srv=bhdemo-server-$id
-rep=bhdemo-report-$id
+rep=bhdemo-report-$id; hv2=bhdemo-hv2-$id; pay=bhdemo-pay-$id
 work=$(mktemp -d /tmp/bhdemo.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for n in $hv $bill $dev $srv $rep; do
+  for n in $hv $bill $dev $srv $rep $hv2 $pay; do
     for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$n" 2>/dev/null || true
   done
@@ -38,10 +41,11 @@ trap cleanup EXIT
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # --- the test host: routed /32 and /128 links through the hypervisor -------
-for n in $hv $bill $dev $srv $rep; do ip netns add "$n"; nsx "$n" ip link set lo up; done
+for n in $hv $bill $dev $srv $rep $hv2 $pay; do ip netns add "$n"; nsx "$n" ip link set lo up; done
 nsx $hv sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 nsx $hv ip addr add 203.0.113.1/32 dev lo          # the hypervisor's own address
-attach() {  # attach NS IFACE V4 V6...: host-side veth IFACE in hv, eth0 in NS
+attach() {  # [on=HV] attach NS IFACE V4 V6...: host-side veth IFACE in HV (hv01), eth0 in NS
+  local hv=${on:-$hv}
   local ns=$1 ifc=$2 v4=$3; shift 3
   nsx $hv ip link add "$ifc" type veth peer name eth0 netns "$ns"
   nsx $hv ip link set "$ifc" up
@@ -63,6 +67,17 @@ attach() {  # attach NS IFACE V4 V6...: host-side veth IFACE in hv, eth0 in NS
 attach $bill vbill1 192.0.2.10 2001:db8:2::10
 attach $dev vdev1 192.0.2.20 2001:db8:2::20
 attach $rep vrep1 192.0.2.30
+# hv02: a second hypervisor, one routed link away (203.0.113.2), with
+# payments-1 on it.
+nsx $hv2 sysctl -qw net.ipv4.ip_forward=1
+nsx $hv2 ip addr add 203.0.113.2/32 dev lo
+nsx $hv ip link add fab0 type veth peer name fab0 netns $hv2
+nsx $hv ip link set fab0 up; nsx $hv2 ip link set fab0 up
+nsx $hv ip route add 203.0.113.2/32 dev fab0
+nsx $hv2 ip route add 203.0.113.1/32 dev fab0
+nsx $hv2 ip route add default via 203.0.113.1 dev fab0
+on=$hv2 attach $pay vpay1 192.0.2.40
+nsx $hv ip route add 192.0.2.40/32 via 203.0.113.2 dev fab0
 # The server also answers on 198.51.100.11-40: the hosts of a network to sweep.
 attach $srv vsrv1 198.51.100.10 198.51.100.53 2001:db8:10::10 $(seq -f '198.51.100.%g' 11 40)
 
@@ -73,24 +88,41 @@ listen $srv TCP6-LISTEN:5432,fork,reuseaddr,ipv6only=1
 listen $srv TCP4-LISTEN:22,fork,reuseaddr
 listen $srv UDP4-RECVFROM:53,bind=198.51.100.53,fork,reuseaddr
 listen $hv TCP4-LISTEN:22,fork,reuseaddr
+listen $pay TCP4-LISTEN:8443,fork,reuseaddr
 # On a busy machine socat takes a moment to bind: wait for every listener.
 for _ in $(seq 100); do
   [ "$(nsx $srv ss -Hltn | grep -cE ':(5432|22) ')" -ge 3 ] && nsx $srv ss -Hlun | grep -q ':53 ' &&
-    nsx $hv ss -Hltn | grep -q ':22 ' && break
+    nsx $hv ss -Hltn | grep -q ':22 ' && nsx $pay ss -Hltn | grep -q ':8443 ' && break
   sleep 0.05
 done
 
-# --- the agent, in the hypervisor namespace; policy pushed over its API ----
+# --- the controller, an agent per hypervisor; policy pushed to the controller
+# Agents dial the controller (here over a unix socket; across machines
+# tcp:// with mutual TLS) and get the bundle and the other host's workloads
+# their apps can select.
+ctl="unix://$work/controller.sock"
+"$root/build/bulkhead-controller" --listen "$ctl" --state-dir "$work/ctl-state" \
+  2>"$work/controller.log" &
+pids+=($!)
 sock="unix://$work/agent.sock"
+sock2="unix://$work/agent2.sock"
 # A stand-in SIEM: a UDP syslog receiver on the hypervisor's loopback.
 nsx $hv socat -u UDP4-RECV:5514,bind=127.0.0.1 OPEN:"$work/siem.log",creat,append >/dev/null 2>&1 &
 pids+=($!)
 # --auto-quarantine: a workload caught scanning is quarantined at once.
 nsx $hv "$root/build/bulkhead-agent" --listen "$sock" --state-dir "$work/state" \
-  --syslog udp://127.0.0.1:5514 --auto-quarantine 2>"$work/agent.log" &
+  --syslog udp://127.0.0.1:5514 --auto-quarantine --controller "$ctl" --host hv01 \
+  2>"$work/agent.log" &
+pids+=($!)
+nsx $hv2 "$root/build/bulkhead-agent" --listen "$sock2" --state-dir "$work/state2" \
+  --controller "$ctl" --host hv02 2>"$work/agent2.log" &
 pids+=($!)
 bh() { "$root/build/bulkhead" --agent "$sock" "$@"; }
-for _ in $(seq 100); do bh status >/dev/null 2>&1 && break; sleep 0.05; done
+bhc() { "$root/build/bulkhead" --controller "$ctl" "$@"; }
+for _ in $(seq 200); do
+  [ "$(bhc status --json 2>/dev/null | grep -o '"connected": true' | wc -l)" -eq 2 ] && break
+  sleep 0.05
+done
 # A new app, reporting, runs in audit mode: nothing is blocked, every flow
 # the policy would deny is reported; its policy is suggested at the end.
 cat > "$work/reporting.yaml" <<'YAML'
@@ -99,20 +131,26 @@ kind: App
 metadata: {name: reporting, labels: {env: prod}}
 spec:
   mode: audit
----
-apiVersion: bulkhead/v1
-kind: Workload
-metadata: {name: reporting-1}
-spec: {app: reporting, interfaces: [vrep1], addresses: [192.0.2.30]}
 YAML
 # Every event as JSON lines, as a SIEM would store them: suggest's input.
 "$root/build/bulkhead" --agent "$sock" flows --follow --json >"$work/flows.jsonl" 2>/dev/null &
 pids+=($!)
-echo "== bulkhead push policies/demo (and the audit-mode app reporting):"
-bh push "$root/policies/demo" "$work/reporting.yaml" | sed 's/^/   /'
+# In a fleet the bundle is the same on every host, so workloads are
+# registered on their host (as orchestration does), not listed in the bundle:
+# the controller sends each host the other hosts' workloads its apps select.
+echo "== bulkhead push --controller --wait (policies/demo's apps and services, and the audit-mode app reporting):"
+bhc push "$root/policies/demo/apps.yaml" "$root/policies/demo/services.yaml" \
+  "$work/reporting.yaml" --wait | sed 's/^/   /'
 echo
-echo "== bulkhead workload ls:"
-bh workload ls | sed 's/^/   /'
+echo "== bulkhead workload add, on hv01:"
+bh workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10 --addr 2001:db8:2::10 |
+  sed 's/^/   /'
+bh workload add devtool-1 --app devtool --iface vdev1 --addr 192.0.2.20 --addr 2001:db8:2::20 |
+  sed 's/^/   /'
+bh workload add reporting-1 --app reporting --iface vrep1 --addr 192.0.2.30 | sed 's/^/   /'
+echo
+echo "== bulkhead status --controller:"
+bhc status | sed 's/^/   /'
 echo
 sleep 0.2
 echo "== bulkhead-agent's log:"
@@ -147,6 +185,27 @@ flow $dev "devtool-1 -> dns 198.51.100.53:53/udp" ALLOWED "GlobalPolicy baseline
 flow $hv "hypervisor itself -> 198.51.100.10:22" ALLOWED "the host's own traffic is never touched" TCP4:198.51.100.10:22
 flow $rep "reporting-1 -> postgres-prod 198.51.100.10:5432" ALLOWED "audit mode: allowed, reported" TCP4:198.51.100.10:5432
 flow $rep "reporting-1 -> 198.51.100.10:22 (ssh)" ALLOWED "audit mode: allowed, reported" TCP4:198.51.100.10:22
+echo
+
+# --- across hosts: payments-api selects app payments, wherever it runs -------
+echo "== billing-1 (hv01) -> payments-1 (hv02, 192.0.2.40:8443) through payments-api {app: payments}:"
+flow $bill "billing-1 -> payments-1 192.0.2.40:8443" DENIED "payments-1 not registered on hv02 yet" TCP4:192.0.2.40:8443
+start=$(date +%s%N)
+"$root/build/bulkhead" --agent "$sock2" workload add payments-1 --app payments --iface vpay1 \
+  --addr 192.0.2.40 | sed 's/^/   /'
+for _ in $(seq 200); do
+  out=$(timeout 2 ip netns exec $bill socat -T0.2 - TCP4:192.0.2.40:8443,connect-timeout=0.2 </dev/null 2>&1 || true)
+  [[ $out == *ok* ]] && break
+  sleep 0.005
+done
+echo "   hv01 allows it $(( ($(date +%s%N) - start) / 1000000 )) ms after 'workload add' on hv02 began"
+flow $bill "billing-1 -> payments-1 192.0.2.40:8443" ALLOWED "remote workload in payments-api's set on hv01" TCP4:192.0.2.40:8443
+echo
+echo "== bulkhead workload ls --controller (the fleet):"
+bhc workload ls | sed 's/^/   /'
+echo
+echo "== bulkhead workload ls on hv01 (payments-1 is hv02's, sent by the controller):"
+bh workload ls | sed 's/^/   /'
 echo
 sleep 0.5
 echo "== denied flows as the SIEM received them (RFC 5424 over UDP):"

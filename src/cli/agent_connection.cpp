@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "bulkhead/common/agent_address.h"
+#include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/file.h"
 #include "bulkhead/common/grpc_channel.h"
 
@@ -33,23 +34,28 @@ bool readWholeFile(const std::string& path, std::string* out, std::string* error
   return true;
 }
 
-// --agent (else $BULKHEAD_AGENT, else the default) and --timeout.
-bool readAddressesAndTimeout(const Args& args, const std::string& envAgent,
-                             const std::string& prefix, AgentOptions* o, bool* anyTcp,
+// --agent (else $BULKHEAD_AGENT, else the default), or --controller (else
+// $BULKHEAD_CONTROLLER), and --timeout.
+bool readAddressesAndTimeout(const Args& args, const std::string& envAddress,
+                             const std::string& prefix, ClientOptions* o, bool* anyTcp,
                              std::ostream& err) {
-  if (args.has("--agent")) {
-    o->addresses = args.flags.at("--agent");
+  const bool agent = o->peer == Peer::kAgent;
+  const std::string flag = agent ? "--agent" : "--controller";
+  if (args.has(flag)) {
+    o->addresses = args.flags.at(flag);
+  } else if (!envAddress.empty() || agent) {
+    o->addresses = {envAddress.empty() ? std::string(kDefaultAgent) : envAddress};
   } else {
-    o->addresses = {envAgent.empty() ? std::string(kDefaultAgent) : envAgent};
+    err << prefix << "name the controller with --controller URL or $BULKHEAD_CONTROLLER\n";
+    return false;
   }
   for (const std::string& a : o->addresses) {
-    AgentAddress parsed;
-    std::string error;
-    if (!parseAgentAddress(a, &parsed, &error)) {
-      err << prefix << error << "\n";
+    auto parsed = common::parseEndpoint(a, common::kAgentSchemes, flag);
+    if (!parsed) {
+      err << prefix << parsed.error().message << "\n";
       return false;
     }
-    *anyTcp = *anyTcp || parsed.tcp;
+    *anyTcp = *anyTcp || parsed->scheme == common::Scheme::kTcp;
   }
   if (args.has("--timeout")) {
     const std::string t = args.get("--timeout");
@@ -62,6 +68,7 @@ bool readAddressesAndTimeout(const Args& args, const std::string& envAgent,
       return false;
     }
     o->timeout = std::chrono::seconds(seconds);
+    o->timeoutGiven = true;
   }
   return true;
 }
@@ -107,24 +114,30 @@ int exitCodeFor(grpc::StatusCode code) {
 
 }  // namespace
 
-bool readAgentOptions(const Args& args, const std::string& envAgent, const std::string& command,
-                      AgentOptions* o, std::ostream& err) {
+bool readClientOptions(const Args& args, const std::string& envAddress, const std::string& command,
+                       Peer peer, ClientOptions* o, std::ostream& err) {
   const std::string prefix = "bulkhead " + command + ": ";
+  const std::string name = peer == Peer::kAgent ? "agent" : "controller";
+  o->peer = peer;
   bool anyTcp = false;
-  if (!readAddressesAndTimeout(args, envAgent, prefix, o, &anyTcp, err)) return false;
+  if (!readAddressesAndTimeout(args, envAddress, prefix, o, &anyTcp, err)) return false;
   if (args.has("--tls-cert") != args.has("--tls-key")) {
     err << prefix << "--tls-cert and --tls-key go together\n";
     return false;
   }
   if (anyTcp && !args.has("--tls-ca")) {
-    err << prefix
-        << "tcp:// agents need TLS: name the CA that signed the agent's certificate with "
-           "--tls-ca (and a client certificate with --tls-cert/--tls-key)\n";
+    err << prefix << "tcp:// " << name << "s need TLS: name the CA that signed the " << name
+        << "'s certificate with --tls-ca (and a client certificate with --tls-cert/--tls-key)\n";
     return false;
   }
   if (!readTlsFiles(args, prefix, o, err)) return false;
   o->serverName = args.get("--tls-server-name");
   return true;
+}
+
+bool readAgentOptions(const Args& args, const std::string& envAgent, const std::string& command,
+                      AgentOptions* o, std::ostream& err) {
+  return readClientOptions(args, envAgent, command, Peer::kAgent, o, err);
 }
 
 bool oneAgent(const AgentOptions& o, const std::string& command, std::ostream& err) {
@@ -134,18 +147,18 @@ bool oneAgent(const AgentOptions& o, const std::string& command, std::ostream& e
   return false;
 }
 
-AgentConnection connectAgent(const std::string& address, const AgentOptions& o) {
+Connection connect(const std::string& address, const ClientOptions& o) {
   AgentAddress parsed;
   std::string error;
-  parseAgentAddress(address, &parsed, &error);  // checked by readAgentOptions
+  parseAgentAddress(address, &parsed, &error);  // checked when the options were read
   grpc::ChannelArguments channelArgs = common::agentChannelArguments(kMaxMessageBytes);
   const common::ClientTls tls{o.caPem, o.certPem, o.keyPem, o.serverName};
   const auto credentials = common::clientCredentials(parsed.tcp, tls, channelArgs);
-  AgentConnection c;
+  Connection c;
   c.address = address;
+  c.peer = o.peer;
   c.tcp = parsed.tcp;
   c.channel = grpc::CreateCustomChannel(parsed.target, credentials, channelArgs);
-  c.stub = v1::Agent::NewStub(c.channel);
   return c;
 }
 
@@ -195,30 +208,32 @@ const char* statusCodeName(grpc::StatusCode code) {
   }
 }
 
-bool reachedAgent(const AgentConnection& c) {
+bool reached(const Connection& c) {
   return c.channel->GetState(false) == GRPC_CHANNEL_READY;
 }
 
-int reportFailure(const AgentConnection& c, const grpc::Status& s, std::ostream& err) {
+int reportFailure(const Connection& c, const grpc::Status& s, std::ostream& err) {
   const std::string& message = s.error_message();
   const grpc::StatusCode code = s.error_code();
+  const char* peer = c.peer == Peer::kAgent ? "agent" : "controller";
+  const char* daemon = c.peer == Peer::kAgent ? "bulkhead-agent" : "bulkhead-controller";
   if (code == grpc::StatusCode::INVALID_ARGUMENT && !message.empty()) {
     // "file:line:column: message" lines, one per error.
     std::istringstream lines(message);
     std::string line;
     while (std::getline(lines, line))
       if (!line.empty()) err << c.address << ": " << line << "\n";
-  } else if (code == grpc::StatusCode::UNAVAILABLE && !reachedAgent(c) && c.tcp) {
-    err << c.address
-        << ": cannot reach the agent over TLS (is bulkhead-agent listening there? is its "
-           "certificate signed by --tls-ca and does it trust --tls-cert?): "
+  } else if (code == grpc::StatusCode::UNAVAILABLE && !reached(c) && c.tcp) {
+    err << c.address << ": cannot reach the " << peer << " over TLS (is " << daemon
+        << " listening there? is its certificate signed by --tls-ca and does it trust "
+           "--tls-cert?): "
         << message << "\n";
-  } else if (code == grpc::StatusCode::UNAVAILABLE && !reachedAgent(c)) {
-    err << c.address << ": cannot reach the agent (is bulkhead-agent running?): " << message
-        << "\n";
+  } else if (code == grpc::StatusCode::UNAVAILABLE && !reached(c)) {
+    err << c.address << ": cannot reach the " << peer << " (is " << daemon
+        << " running?): " << message << "\n";
   } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED) {
     err << c.address << ": no answer before the deadline (DEADLINE_EXCEEDED"
-        << (reachedAgent(c) ? "" : "; the agent was never reached") << ")"
+        << (reached(c) ? "" : std::string("; the ") + peer + " was never reached") << ")"
         << (message.empty() ? "" : ": " + message) << "\n";
   } else {
     err << c.address << ": " << statusCodeName(code) << (message.empty() ? "" : ": " + message)

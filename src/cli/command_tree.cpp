@@ -48,6 +48,13 @@ CLI::Option* values(CLI::App* c, const std::string& name, const std::string& met
 
 enum class Agents { kOne, kSeveral };
 
+// push, status and workload ls: also served by a controller.
+void controllerFlag(CLI::App* c) {
+  value(c, "--controller", "URL",
+        "talk to this bulkhead-controller instead of an agent: unix:///path or "
+        "tcp://host:port; default $BULKHEAD_CONTROLLER unless --agent is given");
+}
+
 void agentFlags(CLI::App* c, Agents agents) {
   const std::string where = std::string(
                                 "unix:///path or tcp://host:port; default $BULKHEAD_AGENT, "
@@ -99,12 +106,19 @@ void addPush(CLI::App& app) {
       command(app, "push", "validate, then send the bundle to each agent",
               R"(Validates the bundle locally (nothing is sent if it is invalid), then sends it
 to every --agent at once and prints one line per agent: the version applied,
-unchanged, or the error. The exit code is the worst of the agents'.)");
+unchanged, or the error. The exit code is the worst of the agents'.
+With --controller, sends it to the controller instead, which stores it under
+its next revision and rolls it out to every host; --wait follows the rollout
+and exits 1 naming each host that did not apply it.)");
   words(c, "PATH...");
   agentFlags(c, Agents::kSeveral);
   value(c, "--version", "V", "the bundle's version (default: sha256 of its files)");
   flag(c, "--dry-run", "ask each agent what would change; change nothing");
   flag(c, "--json", "one JSON object per agent per line");
+  controllerFlag(c);
+  flag(c, "--wait",
+       "with --controller: wait until every host acked the revision (--timeout, default 60); "
+       "exit 1 naming those that did not");
 }
 
 void addWorkload(CLI::App& app) {
@@ -112,7 +126,9 @@ void addWorkload(CLI::App& app) {
                         R"(add registers (or replaces, by name) a workload: its app, its host-side
 interfaces (a container's veth, a VM's tap) and its addresses (IPv4 or IPv6).
 rm removes a workload registered through the API (unknown name: exit 2).
-ls lists every workload, from the API and from the bundle.)");
+ls lists every workload, from the API and from the bundle, and those of
+other hosts a controller sent (source remote); with --controller, the
+fleet's workloads with their hosts.)");
   words(w, "");
   CLI::App* add = command(*w, "add", "register (or replace) a workload", "");
   words(add, "NAME");
@@ -127,6 +143,7 @@ ls lists every workload, from the API and from the bundle.)");
   CLI::App* ls = command(*w, "ls", "list every workload", "");
   words(ls, "");
   flag(ls, "--json", "JSON output");
+  controllerFlag(ls);
   agentFlags(ls, Agents::kOne);
 }
 
@@ -134,9 +151,12 @@ void addStatus(CLI::App& app) {
   CLI::App* c = command(app, "status", "the agent's policy version, table, counters, latencies",
                         R"(The agent's policy version and when it was applied, its table, policy and
 ruleset counts, push and workload-change latencies, drift repairs, the flow
-feed's counters and the last error.)");
+feed's counters and the last error. With --controller, the fleet: every
+host, connected or not, the revision it acked, its workloads, its last
+error and its lag.)");
   words(c, "");
   flag(c, "--json", "one JSON object; every count an integer");
+  controllerFlag(c);
   agentFlags(c, Agents::kOne);
 }
 

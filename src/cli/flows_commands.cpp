@@ -90,11 +90,12 @@ struct Listening {
 };
 
 // Reads the stream into `sink` until it ends; the exit code.
-int readFlows(const AgentConnection& c, grpc::ClientContext& ctx,
-              const v1::WatchFlowsRequest& request, Listening how,
-              const std::function<void(const v1::FlowEvent&)>& sink, std::ostream& err) {
+int readFlows(const Connection& c, grpc::ClientContext& ctx, const v1::WatchFlowsRequest& request,
+              Listening how, const std::function<void(const v1::FlowEvent&)>& sink,
+              std::ostream& err) {
   InterruptCanceller canceller(&ctx, how.interruptible);
-  auto reader = c.stub->WatchFlows(&ctx, request);
+  v1::Agent::Stub stub(c.channel);
+  auto reader = stub.WatchFlows(&ctx, request);
   v1::FlowEvent event;
   bool any = false;
   while (reader->Read(&event)) {
@@ -105,8 +106,7 @@ int readFlows(const AgentConnection& c, grpc::ClientContext& ctx,
   const bool interrupted = canceller.interrupted();
   canceller.stop();
   if (s.ok()) return kExitOk;
-  if (how.deadline && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
-      (any || reachedAgent(c)))
+  if (how.deadline && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && (any || reached(c)))
     return kExitOk;
   if (how.interruptible && interrupted && s.error_code() == grpc::StatusCode::CANCELLED)
     return kExitOk;
@@ -122,7 +122,7 @@ int flowsCommand(const Args& args, const AgentOptions& o, std::ostream& out, std
   }
   const bool follow = args.has("--follow");
   const bool json = args.has("--json");
-  AgentConnection c = connectAgent(o.addresses[0], o);
+  const Connection c = connect(o.addresses[0], o);
   grpc::ClientContext ctx;
   if (!follow) setDeadline(ctx, std::chrono::milliseconds(kFlowsWindowMs));
   v1::WatchFlowsRequest request;
@@ -141,7 +141,7 @@ int watchFlowsFor(const Args& args, const std::string& envAgent, const std::stri
   AgentOptions o;
   if (!readAgentOptions(args, envAgent, command, &o, err) || !oneAgent(o, command, err))
     return kExitBadInput;
-  AgentConnection c = connectAgent(o.addresses[0], o);
+  const Connection c = connect(o.addresses[0], o);
   grpc::ClientContext ctx;
   setDeadline(ctx, std::chrono::milliseconds(ms));
   v1::WatchFlowsRequest request;

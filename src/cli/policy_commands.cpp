@@ -95,11 +95,9 @@ PushOutcome pushOne(const std::string& address, const AgentOptions& o,
                     bool json) {
   PushOutcome r;
   std::ostringstream out, err;
-  AgentConnection c = connectAgent(address, o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
+  const Connection c = connect(address, o);
   v1::ApplyPolicyResponse response;
-  const grpc::Status s = c.stub->ApplyPolicy(&ctx, request, &response);
+  const grpc::Status s = invoke(c, &v1::Agent::Stub::ApplyPolicy, request, &response, o.timeout);
   if (!s.ok()) {
     r.code = reportFailure(c, s, err);
     if (json)
@@ -116,34 +114,6 @@ PushOutcome pushOne(const std::string& address, const AgentOptions& o,
   r.out = out.str();
   r.err = err.str();
   return r;
-}
-
-// Reads and validates the bundle as `validate` does; the files for the
-// request, or false (nothing is sent) after printing the errors. `known`:
-// the warnings printed here, not repeated when an agent sends them back.
-bool loadForPush(const Args& args, v1::ApplyPolicyRequest* request, std::set<std::string>* known,
-                 std::ostream& err) {
-  std::vector<policy::Diagnostic> errors;
-  const auto files = policy::readSourceFiles({args.words.begin() + 1, args.words.end()}, errors);
-  auto loaded = policy::loadFiles(files);
-  for (auto& e : loaded.errors)
-    errors.push_back(std::move(e));
-  for (const auto& e : errors)
-    err << e.toString() << "\n";
-  for (const auto& w : loaded.warnings) {
-    known->insert(w.toString());
-    err << "warning: " << w.toString() << "\n";
-  }
-  if (!errors.empty()) {
-    err << "bulkhead push: " << errors.size() << " error(s); nothing sent\n";
-    return false;
-  }
-  for (const auto& f : files) {
-    auto* pf = request->add_files();
-    pf->set_name(f.name);
-    pf->set_content(f.content);
-  }
-  return true;
 }
 
 }  // namespace
@@ -196,22 +166,52 @@ int planCommand(const Args& args, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
-int pushCommand(const Args& args, const std::string& envAgent, std::ostream& out,
-                std::ostream& err) {
+bool pushWordsOk(const Args& args, std::ostream& err) {
   if (args.words.size() < 2) {
     err << "bulkhead push: name at least one policy file or directory\n";
-    return kExitBadInput;
+    return false;
   }
   if (args.has("--version") && args.get("--version").empty()) {
     err << "bulkhead push: --version needs a value\n";
-    return kExitBadInput;
+    return false;
   }
+  return true;
+}
+
+bool loadForPush(const Args& args, google::protobuf::RepeatedPtrField<v1::PolicyFile>* files,
+                 std::set<std::string>* known, std::ostream& err) {
+  std::vector<policy::Diagnostic> errors;
+  const auto sources = policy::readSourceFiles({args.words.begin() + 1, args.words.end()}, errors);
+  auto loaded = policy::loadFiles(sources);
+  for (auto& e : loaded.errors)
+    errors.push_back(std::move(e));
+  for (const auto& e : errors)
+    err << e.toString() << "\n";
+  for (const auto& w : loaded.warnings) {
+    known->insert(w.toString());
+    err << "warning: " << w.toString() << "\n";
+  }
+  if (!errors.empty()) {
+    err << "bulkhead push: " << errors.size() << " error(s); nothing sent\n";
+    return false;
+  }
+  for (const auto& f : sources) {
+    auto* pf = files->Add();
+    pf->set_name(f.name);
+    pf->set_content(f.content);
+  }
+  return true;
+}
+
+int pushCommand(const Args& args, const std::string& envAgent, std::ostream& out,
+                std::ostream& err) {
+  if (!pushWordsOk(args, err)) return kExitBadInput;
   AgentOptions o;
   if (!readAgentOptions(args, envAgent, "push", &o, err)) return kExitBadInput;
   // Validate locally first: an invalid bundle is never sent.
   v1::ApplyPolicyRequest request;
   std::set<std::string> known;
-  if (!loadForPush(args, &request, &known, err)) return kExitBadInput;
+  if (!loadForPush(args, request.mutable_files(), &known, err)) return kExitBadInput;
   request.set_version(args.get("--version"));
   request.set_dry_run(args.has("--dry-run"));
   const bool json = args.has("--json");

@@ -25,16 +25,12 @@ int quarantineCommand(const Args& args, const AgentOptions& o, std::ostream& out
     err << "bulkhead quarantine: name exactly one workload\n";
     return kExitBadInput;
   }
-  AgentConnection c = connectAgent(o.addresses[0], o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
   v1::QuarantineRequest request;
   request.set_name(args.words[1]);
   request.set_release(args.has("--release"));
   v1::QuarantineResponse response;
-  const grpc::Status s = c.stub->Quarantine(&ctx, request, &response);
-  if (!s.ok()) return reportFailure(c, s, err);
-  out << c.address << ": workload " << request.name()
+  if (int code = callOne(o, &v1::Agent::Stub::Quarantine, request, &response, err)) return code;
+  out << o.addresses[0] << ": workload " << request.name()
       << (request.release() ? " released" : " quarantined") << " ("
       << describeChange(response.change());
   if (!request.release()) out << "; " << response.flushed_flows() << " tracked connections cut";
@@ -50,12 +46,10 @@ int quarantineLsCommand(const Args& args, const AgentOptions& o, std::ostream& o
     err << "bulkhead quarantine ls: takes no arguments\n";
     return kExitBadInput;
   }
-  AgentConnection c = connectAgent(o.addresses[0], o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
   v1::ListQuarantinesResponse response;
-  const grpc::Status s = c.stub->ListQuarantines(&ctx, v1::ListQuarantinesRequest(), &response);
-  if (!s.ok()) return reportFailure(c, s, err);
+  if (int code = callOne(o, &v1::Agent::Stub::ListQuarantines, v1::ListQuarantinesRequest(),
+                         &response, err))
+    return code;
   if (args.has("--json")) {
     Json list = Json::array();
     for (const auto& q : response.quarantines()) {

@@ -113,16 +113,13 @@ int statusCommand(const Args& args, const AgentOptions& o, std::ostream& out, st
     err << "bulkhead status: takes no arguments\n";
     return kExitBadInput;
   }
-  AgentConnection c = connectAgent(o.addresses[0], o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
   v1::AgentStatus st;
-  const grpc::Status s = c.stub->GetStatus(&ctx, v1::GetStatusRequest(), &st);
-  if (!s.ok()) return reportFailure(c, s, err);
+  if (int code = callOne(o, &v1::Agent::Stub::GetStatus, v1::GetStatusRequest(), &st, err))
+    return code;
   if (args.has("--json"))
     out << jsonLine(statusJson(st)) << "\n";
   else
-    printStatus(c.address, st, out);
+    printStatus(o.addresses[0], st, out);
   return kExitOk;
 }
 

@@ -5,6 +5,7 @@
 #include "bulkhead/policy/address.h"
 #include "bulkhead/policy/loader.h"
 #include "command_groups.h"
+#include "fleet_output.h"
 #include "output.h"
 
 namespace bulkhead::cli {
@@ -12,21 +13,6 @@ namespace bulkhead::cli {
 namespace {
 
 const char* kAddPrefix = "bulkhead workload add: ";
-
-const char* sourceName(v1::Workload::Source s) {
-  switch (s) {
-    case v1::Workload::SOURCE_API:
-      return "api";
-    case v1::Workload::SOURCE_BUNDLE:
-      return "bundle";
-    case v1::Workload::SOURCE_CNI:
-      return "cni";
-    case v1::Workload::SOURCE_LIBVIRT:
-      return "libvirt";
-    default:
-      return "-";
-  }
-}
 
 // --addr values as the agent reads them: a host address, optionally with
 // /32 or /128. False after printing what is wrong.
@@ -113,17 +99,14 @@ int workloadAddCommand(const Args& args, const AgentOptions& o, std::ostream& ou
                        std::ostream& err) {
   v1::Workload w;
   if (!readWorkload(args, &w, err)) return kExitBadInput;
-  AgentConnection c = connectAgent(o.addresses[0], o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
   v1::UpsertWorkloadRequest request;
   *request.mutable_workload() = w;
   v1::UpsertWorkloadResponse response;
-  const grpc::Status s = c.stub->UpsertWorkload(&ctx, request, &response);
-  if (!s.ok()) return reportFailure(c, s, err);
+  if (int code = callOne(o, &v1::Agent::Stub::UpsertWorkload, request, &response, err)) return code;
+  const std::string& address = o.addresses[0];
   for (const auto& warning : response.warnings())
-    err << c.address << ": warning: " << warning << "\n";
-  out << c.address << ": workload " << w.name() << " registered ("
+    err << address << ": warning: " << warning << "\n";
+  out << address << ": workload " << w.name() << " registered ("
       << describeChange(response.change()) << ")\n";
   return kExitOk;
 }
@@ -134,15 +117,11 @@ int workloadRmCommand(const Args& args, const AgentOptions& o, std::ostream& out
     err << "bulkhead workload rm: name exactly one workload\n";
     return kExitBadInput;
   }
-  AgentConnection c = connectAgent(o.addresses[0], o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
   v1::DeleteWorkloadRequest request;
   request.set_name(args.words[2]);
   v1::DeleteWorkloadResponse response;
-  const grpc::Status s = c.stub->DeleteWorkload(&ctx, request, &response);
-  if (!s.ok()) return reportFailure(c, s, err);
-  out << c.address << ": workload " << request.name() << " removed ("
+  if (int code = callOne(o, &v1::Agent::Stub::DeleteWorkload, request, &response, err)) return code;
+  out << o.addresses[0] << ": workload " << request.name() << " removed ("
       << describeChange(response.change()) << ")\n";
   return kExitOk;
 }
@@ -153,12 +132,10 @@ int workloadLsCommand(const Args& args, const AgentOptions& o, std::ostream& out
     err << "bulkhead workload ls: takes no arguments\n";
     return kExitBadInput;
   }
-  AgentConnection c = connectAgent(o.addresses[0], o);
-  grpc::ClientContext ctx;
-  setDeadline(ctx, o.timeout);
   v1::ListWorkloadsResponse response;
-  const grpc::Status s = c.stub->ListWorkloads(&ctx, v1::ListWorkloadsRequest(), &response);
-  if (!s.ok()) return reportFailure(c, s, err);
+  if (int code =
+          callOne(o, &v1::Agent::Stub::ListWorkloads, v1::ListWorkloadsRequest(), &response, err))
+    return code;
   if (args.has("--json")) {
     Json list = Json::array();
     for (const auto& w : response.workloads())
@@ -169,16 +146,24 @@ int workloadLsCommand(const Args& args, const AgentOptions& o, std::ostream& out
                       {"labels", jsonStringMap(w.labels())},
                       {"source", sourceName(w.source())},
                       {"owner", w.owner()},
-                      {"quarantined", w.quarantined()}});
+                      {"quarantined", w.quarantined()},
+                      {"host", w.host()}});
     out << jsonLine({{"workloads", list}}) << "\n";
     return kExitOk;
   }
+  // Another host's workloads (sent by the controller) add a HOST column.
+  bool remote = false;
+  for (const auto& w : response.workloads())
+    remote = remote || !w.host().empty();
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "APP", "INTERFACES", "ADDRESSES", "SOURCE", "OWNER", "QUARANTINED"}};
-  for (const auto& w : response.workloads())
+  if (remote) rows[0].push_back("HOST");
+  for (const auto& w : response.workloads()) {
     rows.push_back({w.name(), w.app(), joined(w.interfaces()), joined(w.addresses()),
                     sourceName(w.source()), w.owner().empty() ? "-" : w.owner(),
                     w.quarantined() ? "yes" : "no"});
+    if (remote) rows.back().push_back(w.host().empty() ? "-" : w.host());
+  }
   printTable(rows, out);
   return kExitOk;
 }

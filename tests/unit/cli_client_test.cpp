@@ -454,7 +454,7 @@ TEST_F(CliClientTest, JsonOutputKeepsItsDocumentedLayout) {
   EXPECT_EQ(ls.out,
             R"({"workloads": [{"name": "a\"b\\c\n\u0001", "app": "web", "interfaces": ["veth1"], )"
             R"("addresses": [], "labels": {"a": "2", "z": "1"}, "source": "api", "owner": "", )"
-            R"("quarantined": false}]})"
+            R"("quarantined": false, "host": ""}]})"
             "\n");
 
   auto& st = agent().agentStatus;

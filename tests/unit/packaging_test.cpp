@@ -280,9 +280,9 @@ TEST(ManPages, BulkheadFlagsAreAllAccepted) {
 const std::map<std::string, std::set<std::string>> kCommandFlags = {
     {"validate", {}},
     {"plan", {"--workloads", "--table", "--log-group", "--workload-interfaces"}},
-    {"push", {"--agent", "--version", "--dry-run", "--json"}},
-    {"workload", {"--app", "--iface", "--addr", "--label", "--json"}},
-    {"status", {"--json"}},
+    {"push", {"--agent", "--version", "--dry-run", "--json", "--controller", "--wait"}},
+    {"workload", {"--app", "--iface", "--addr", "--label", "--json", "--controller"}},
+    {"status", {"--json", "--controller"}},
     {"quarantine", {"--release", "--json"}},
     {"flows", {"--follow", "--json", "--app", "--workload"}},
     {"suggest", {"--since", "--policies", "--app", "--max-rules", "--output"}},
@@ -340,7 +340,7 @@ TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
 // with "does not apply") are exactly those its --help names.
 TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
   const auto all = manFlags(readFile(kSource / "packaging/man/bulkhead.8"));
-  const std::set<std::string> noValue = {"--json", "--dry-run", "--follow", "--release"};
+  const std::set<std::string> noValue = {"--json", "--dry-run", "--follow", "--release", "--wait"};
   const std::string demo = (kSource / "policies/demo").string();
   const std::map<std::string, std::vector<std::vector<std::string>>> invocations = {
       {"push", {{"push", demo}}},
@@ -423,12 +423,13 @@ TEST(Completion, OffersTheCommandsAndEachCommandsFlags) {
     auto expected = expectedFlags(command);
     if (command == "workload" || command == "quarantine") {
       expected.erase("--json");  // ls only
+      expected.erase("--controller");
     }
     expected.insert("--help");
     EXPECT_EQ(complete(line), expected) << line;
   }
   EXPECT_EQ(complete("bulkhead workload ls --"),
-            (std::set<std::string>{"--json", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
+            (std::set<std::string>{"--json", "--controller", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
                                    "--tls-server-name", "--timeout", "--help"}));
   EXPECT_EQ(complete("bulkhead quarantine ls --"),
             (std::set<std::string>{"--json", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
