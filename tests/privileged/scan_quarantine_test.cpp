@@ -9,7 +9,6 @@
 #include <fstream>
 #include <thread>
 
-#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -18,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-const std::string kBin = binaryDir();
+const std::string kBin = BULKHEAD_BINARY_DIR;
 
 constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
 kind: Service
@@ -79,10 +78,18 @@ metadata: {name: shop-1}
 spec: {app: shop, interfaces: [vshop1], addresses: [192.0.2.60]}
 )";
 
-class ScanQuarantineTest : public AgentHostTest {
+class ScanQuarantineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(setUpHost("scan", kPolicy));
+    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+    sweepStaleNamespaces();
+    dir_ = fs::temp_directory_path() /
+           ("bht-scan-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "policy.yaml") << kPolicy;
+    topo_ = std::make_unique<Topology>();
     for (auto [iface, addr] : {std::pair{"vweb1", "192.0.2.30"},
                                {"vweb2", "192.0.2.31"},
                                {"vscan1", "192.0.2.50"},
@@ -95,25 +102,36 @@ class ScanQuarantineTest : public AgentHostTest {
     for (int i = 11; i <= 40; ++i)
       topo_->addAddress(server, "198.51.100." + std::to_string(i), true);
     topo_->addAddress(server, "203.0.113.50", true);
-    ASSERT_NO_FATAL_FAILURE(listenTcp(*server.ns, {5432, 22, 443, 80}));
-    ASSERT_NO_FATAL_FAILURE(listenTcp(ns("vinv1"), {8080}));
+    for (int port : {5432, 22, 443, 80})
+      procs_.push_back(std::make_unique<Process>(*server.ns, tcpListenCmd(port, false)));
+    procs_.push_back(std::make_unique<Process>(ns("vinv1"), tcpListenCmd(8080, false)));
+    ASSERT_TRUE(waitListening(*server.ns, 80, false));
+    ASSERT_TRUE(waitListening(ns("vinv1"), 8080, false));
   }
 
   void TearDown() override {
     watch_.reset();
     agent_.reset();
-    siem_.reset();
-    AgentHostTest::TearDown();
+    procs_.clear();
+    topo_.reset();
+    fs::remove_all(dir_);
   }
 
   // The agent with a JSON syslog receiver, and `flows --follow --json`.
   void startAgent(const std::string& flags) {
+    socket_ = "unix://" + (dir_ / "agent.sock").string();
     if (!siem_) {
-      siem_ = udpSink(topo_->hv(), 10515, dir_ / "siem.jsonl");
+      siem_ = std::make_unique<Process>(topo_->hv(),
+                                        "exec socat -u UDP4-RECV:10515,bind=127.0.0.1 OPEN:" +
+                                            (dir_ / "siem.jsonl").string() + ",creat,append");
       ASSERT_TRUE(waitListening(topo_->hv(), 10515, true));
     }
-    ASSERT_NO_FATAL_FAILURE(
-        launchAgent("--syslog udp://127.0.0.1:10515 --flow-format json " + flags));
+    agent_ = std::make_unique<Process>(
+        topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ + " --state-dir " +
+                         (dir_ / "state").string() +
+                         " --syslog udp://127.0.0.1:10515 --flow-format json " + flags + " 2>>" +
+                         (dir_ / "agent.log").string());
+    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << readAll(dir_ / "agent.log");
     auto push = cli("push " + (dir_ / "policy.yaml").string());
     ASSERT_TRUE(push.ok()) << push.out;
     watch_ = std::make_unique<Process>(topo_->hv(), "exec " + kBin + "/bulkhead --agent " +
@@ -129,6 +147,12 @@ class ScanQuarantineTest : public AgentHostTest {
     agent_.reset();
   }
 
+  CmdResult cli(const std::string& args) const {
+    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
+  }
+
+  const Netns& ns(const std::string& iface) { return *topo_->host(iface).ns; }
+
   // Connection attempts to port 22 of `count` server addresses (denied).
   void sweep(const std::string& iface, int count) {
     ns(iface).exec("for i in $(seq 11 " + std::to_string(10 + count) +
@@ -141,7 +165,12 @@ class ScanQuarantineTest : public AgentHostTest {
            std::string::npos;
   }
 
-  std::unique_ptr<Process> siem_, watch_;
+  std::unique_ptr<Process> siem_;
+  fs::path dir_;
+  std::string socket_;
+  std::unique_ptr<Topology> topo_;
+  std::vector<std::unique_ptr<Process>> procs_;
+  std::unique_ptr<Process> agent_, watch_;
 };
 
 TEST_F(ScanQuarantineTest, SweepOfPort22IsQuarantinedWithinTwoSecondsAndExpires) {
