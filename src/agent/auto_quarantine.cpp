@@ -99,9 +99,9 @@ void AutoQuarantine::expire() {
       spdlog::info("workload {}: quarantine expired, released", name);
     } else if (r.error().code == ErrorCode::kNotFound) {
       // Gone meanwhile: nothing to release; say it once a minute at most.
-      const auto now = std::chrono::steady_clock::now();
+      const auto now = common::SteadyClock::now();
       auto& last = gone_[name];
-      if (last == std::chrono::steady_clock::time_point{} || now - last > std::chrono::minutes(1)) {
+      if (last == common::SteadyClock::time_point{} || now - last > std::chrono::minutes(1)) {
         spdlog::warn("workload {}: quarantine expired, but the workload is gone", name);
         last = now;
       }

@@ -129,7 +129,7 @@ Status FlowFeed::start() {
   pipeline_ = std::make_unique<flows::Pipeline>(
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
       [this](const flows::FlowEvent& e) { publishToWatchers(hub_, e); }, std::move(exporters));
-  nextSummary_ = flows::Clock::now() + std::chrono::seconds(config_.flowSummarySeconds);
+  nextSummary_ = flows::WallClock::now() + std::chrono::seconds(config_.flowSummarySeconds);
   thread_ = std::thread([this] { run(); });
   return {};
 }
@@ -162,7 +162,7 @@ void FlowFeed::stop() {
 flows::Attribution FlowFeed::resolve(uint32_t ifindex) {
   if (ifindex == 0) return {};
   constexpr auto kIfnameTtl = std::chrono::seconds(2);
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = common::SteadyClock::now();
   auto it = ifnames_.find(ifindex);
   if (it == ifnames_.end() || now - it->second.fetched > kIfnameTtl) {
     char name[IF_NAMESIZE] = {};
@@ -200,7 +200,7 @@ v1::FlowCounters FlowFeed::counters() const {
   return out;
 }
 
-void FlowFeed::maybeSummarize(flows::Clock::time_point now) {
+void FlowFeed::maybeSummarize(flows::WallClock::time_point now) {
   if (now < nextSummary_) return;
   nextSummary_ = now + std::chrono::seconds(config_.flowSummarySeconds);
   const auto c = counters();
@@ -223,11 +223,11 @@ void FlowFeed::maybeSummarize(flows::Clock::time_point now) {
 }
 
 void FlowFeed::run() {
-  auto nextCounters = flows::Clock::now();
-  auto nextTick = flows::Clock::now();
+  auto nextCounters = flows::WallClock::now();
+  auto nextTick = flows::WallClock::now();
   while (!stop_) {
     auto packets = reader_->read(50);
-    const auto now = flows::Clock::now();
+    const auto now = flows::WallClock::now();
     if (packets) {
       for (const auto& p : *packets)
         pipeline_->onPacket(p, now);

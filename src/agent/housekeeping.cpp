@@ -26,7 +26,7 @@ bool allLost(const std::vector<nft::TableEvent>& events) {
 
 Housekeeping::Housekeeping(AgentCore& core, HousekeepingOptions options, TableEventWait events)
     : core_(core), options_(std::move(options)), events_(std::move(events)) {
-  const auto now = Clock::now();
+  const auto now = common::SteadyClock::now();
   nextCheck_ = now + options_.resync;
   nextTrim_ = now;
   lastTrim_ = now;
@@ -40,7 +40,7 @@ void Housekeeping::run(const std::atomic<bool>& stop) {
 void Housekeeping::step() {
   handleEvents();
   promote();
-  const auto now = Clock::now();
+  const auto now = common::SteadyClock::now();
   trimMemory(now);
   periodicCheck(now);
   if (options_.afterRound) options_.afterRound();
@@ -83,7 +83,7 @@ void Housekeeping::promote() {
   }
 }
 
-void Housekeeping::trimMemory(Clock::time_point now) {
+void Housekeeping::trimMemory(common::SteadyClock::time_point now) {
   if (now >= nextTrim_) trimWanted_ = true;
   // Workload changes free small blocks all over the heap; give them back
   // off the request path. malloc_trim locks the arenas while it walks
@@ -97,11 +97,11 @@ void Housekeeping::trimMemory(Clock::time_point now) {
   nextTrim_ = now + kTrimEvery;
 }
 
-void Housekeeping::periodicCheck(Clock::time_point now) {
+void Housekeeping::periodicCheck(common::SteadyClock::time_point now) {
   if (now < nextCheck_) return;
   auto drift = core_.checkDrift("periodic check");
   // From the end of this check: a slow check never runs back to back.
-  nextCheck_ = Clock::now() + options_.resync;
+  nextCheck_ = common::SteadyClock::now() + options_.resync;
   if (!drift) {
     spdlog::error("periodic check of table inet {}: {}", options_.table, drift.error().describe());
   } else if (*drift) {

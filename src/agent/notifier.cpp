@@ -79,11 +79,12 @@ void Notifier::stopping() {
   send_("STOPPING=1\n" + statusLine("stopping; the table stays in the kernel"));
 }
 
-bool Notifier::due(Clock::time_point now) const {
+bool Notifier::due(common::SteadyClock::time_point now) const {
   if (stopping_) return false;
-  auto every = std::chrono::duration_cast<Clock::duration>(kStatusEvery);
+  auto every = std::chrono::duration_cast<common::SteadyClock::duration>(kStatusEvery);
   if (watchdogPeriod_.count() > 0)
-    every = std::min(every, std::chrono::duration_cast<Clock::duration>(watchdogPeriod_ / 2));
+    every = std::min(
+        every, std::chrono::duration_cast<common::SteadyClock::duration>(watchdogPeriod_ / 2));
   return now - lastCheck_ >= every;
 }
 
@@ -91,14 +92,14 @@ void Notifier::housekeeping(const AgentCore& core) {
   if (!active()) return;
   {
     std::lock_guard lock(mu_);
-    if (!due(Clock::now())) return;
+    if (!due(common::SteadyClock::now())) return;
   }
   // status() takes the core's lock: returning from it is the proof of life.
   const auto status = core.status();
-  housekeeping(status, Clock::now());
+  housekeeping(status, common::SteadyClock::now());
 }
 
-void Notifier::housekeeping(const v1::AgentStatus& status, Clock::time_point now) {
+void Notifier::housekeeping(const v1::AgentStatus& status, common::SteadyClock::time_point now) {
   if (!active()) return;
   std::lock_guard lock(mu_);
   if (!due(now)) return;

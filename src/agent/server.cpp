@@ -132,6 +132,48 @@ class AllowedNames : public grpc::AuthMetadataProcessor {
   std::vector<std::string> names_;
 };
 
+// --socket-group: its gid (kNoGroup when not set), checked usable.
+Result<gid_t> socketGroupId(const AgentConfig& config) {
+  if (config.socketGroup.empty()) return kNoGroup;
+  const ::group* g = ::getgrnam(config.socketGroup.c_str());
+  if (!g)
+    return makeError(ErrorCode::kInvalidInput,
+                     "--socket-group: no group named \"" + config.socketGroup + "\"");
+  const gid_t gid = g->gr_gid;
+  if (auto st = checkCanUseGroup(config.socketGroup, gid); !st) return st.takeError();
+  return gid;
+}
+
+// tcp://HOST:PORT (`listen`): TLS with client-certificate verification,
+// always.
+Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const AgentConfig& config,
+                                                                const std::string& listen) {
+  if (config.tlsCert.empty() || config.tlsKey.empty() || config.tlsClientCa.empty())
+    return makeError(
+        ErrorCode::kInvalidInput,
+        "--listen " + listen + ": TCP listeners need --tls-cert, --tls-key and --tls-client-ca");
+  auto tls = common::mutualTlsServerCredentials(config.tlsCert, config.tlsKey, config.tlsClientCa);
+  if (!tls) return tls.takeError();
+  std::shared_ptr<grpc::ServerCredentials> credentials = std::move(*tls);
+  if (!config.tlsAllowedNames.empty())
+    credentials->SetAuthMetadataProcessor(std::make_shared<AllowedNames>(config.tlsAllowedNames));
+  return credentials;
+}
+
+// Local orchestration (root or the socket's group) only. Under the unit the
+// socket is born with the right group (the service's group), and chown is
+// not even in its system-call filter: call it only when the group differs.
+Status restrictSocket(const std::string& path, gid_t socketGid) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return makeError(ErrorCode::kIo, "--listen: " + path, errno);
+  if (socketGid != kNoGroup && st.st_gid != socketGid &&
+      ::lchown(path.c_str(), uid_t(-1), socketGid) != 0)
+    return makeError(ErrorCode::kIo, "--socket-group: chown " + path, errno);
+  if (::chmod(path.c_str(), 0660) != 0)
+    return makeError(ErrorCode::kIo, "chmod 0660 " + path, errno);
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const AgentConfig& config,
@@ -140,61 +182,31 @@ Result<std::unique_ptr<grpc::Server>> startServer(AgentService& service, const A
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(int(std::min<size_t>(maxMessageBytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(int(std::min<size_t>(maxMessageBytes, INT32_MAX)));
-  gid_t socketGid = kNoGroup;
-  if (!config.socketGroup.empty()) {
-    const ::group* g = ::getgrnam(config.socketGroup.c_str());
-    if (!g)
-      return makeError(ErrorCode::kInvalidInput,
-                       "--socket-group: no group named \"" + config.socketGroup + "\"");
-    socketGid = g->gr_gid;
-    if (auto st = checkCanUseGroup(config.socketGroup, socketGid); !st) return st.takeError();
-  }
+  auto socketGid = socketGroupId(config);
+  if (!socketGid) return socketGid.takeError();
   std::vector<std::string> unixPaths;
   for (const auto& l : config.listen) {
     auto endpoint = common::parseEndpoint(l, kListenSchemes, "--listen");
     if (!endpoint) return endpoint.takeError();
     if (endpoint->scheme == common::Scheme::kUnix) {
       const std::string& path = endpoint->path;
-      if (auto st = prepareUnixSocket(path, socketGid); !st) return st.takeError();
+      if (auto st = prepareUnixSocket(path, *socketGid); !st) return st.takeError();
       builder.AddListeningPort(endpoint->grpcTarget(), grpc::InsecureServerCredentials());
       unixPaths.push_back(path);
       continue;
     }
-    // tcp://HOST:PORT: TLS with client-certificate verification, always.
-    if (config.tlsCert.empty() || config.tlsKey.empty() || config.tlsClientCa.empty())
-      return makeError(
-          ErrorCode::kInvalidInput,
-          "--listen " + l + ": TCP listeners need --tls-cert, --tls-key and --tls-client-ca");
-    auto tls =
-        common::mutualTlsServerCredentials(config.tlsCert, config.tlsKey, config.tlsClientCa);
-    if (!tls) return tls.takeError();
-    auto credentials = std::move(*tls);
-    if (!config.tlsAllowedNames.empty())
-      credentials->SetAuthMetadataProcessor(std::make_shared<AllowedNames>(config.tlsAllowedNames));
-    builder.AddListeningPort(endpoint->grpcTarget(), credentials);
+    auto credentials = tlsCredentials(config, l);
+    if (!credentials) return credentials.takeError();
+    builder.AddListeningPort(endpoint->grpcTarget(), *credentials);
   }
   auto server = builder.BuildAndStart();
   if (!server)
     return makeError(ErrorCode::kUnavailable,
                      "cannot start the gRPC server on the --listen addresses (in use?)");
   for (const auto& p : unixPaths) {
-    // Local orchestration (root or the socket's group) only. Under the
-    // unit the socket is born with the right group (the service's group),
-    // and chown is not even in its system-call filter: call it only when
-    // the group differs.
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0) {
+    if (auto st = restrictSocket(p, *socketGid); !st) {
       server->Shutdown();
-      return makeError(ErrorCode::kIo, "--listen: " + p, errno);
-    }
-    if (socketGid != kNoGroup && st.st_gid != socketGid &&
-        ::lchown(p.c_str(), uid_t(-1), socketGid) != 0) {
-      server->Shutdown();
-      return makeError(ErrorCode::kIo, "--socket-group: chown " + p, errno);
-    }
-    if (::chmod(p.c_str(), 0660) != 0) {
-      server->Shutdown();
-      return makeError(ErrorCode::kIo, "chmod 0660 " + p, errno);
+      return st.takeError();
     }
   }
   return server;

@@ -108,6 +108,21 @@ std::optional<DecodedPacket> decodeIpv4(std::span<const uint8_t> b) {
   return out;
 }
 
+// The length of extension header `proto` at `at`; 0 when the buffer ends
+// before the header says how long it is.
+size_t extensionHeaderLength(std::span<const uint8_t> b, size_t at, uint8_t proto) {
+  switch (proto) {
+    case kProtoAh:
+      // AH counts 4-octet units, not counting the first two (RFC 4302).
+      return b.size() < at + 2 ? 0 : (size_t{b[at + 1]} + 2) * 4;
+    case kProtoFragment:
+      return b.size() < at + 8 ? 0 : 8;
+    default:
+      // Next header, length in 8-octet units not counting the first 8.
+      return b.size() < at + 2 ? 0 : (size_t{b[at + 1]} + 1) * 8;
+  }
+}
+
 std::optional<DecodedPacket> decodeIpv6(std::span<const uint8_t> b) {
   if (b.size() < 40) return std::nullopt;
   const uint16_t payloadLen = be16At(b, 4);
@@ -120,66 +135,27 @@ std::optional<DecodedPacket> decodeIpv6(std::span<const uint8_t> b) {
   uint8_t next = b[6];
   size_t at = 40;
   for (int seen = 0;; ++seen) {
-    if (isExtensionHeader(next) && seen == kMaxExtensionHeaders) {
-      // Too many: report where the walk stopped.
-      out.proto = next;
+    out.proto = next;  // where the walk stops, whatever stops it
+    if (!isExtensionHeader(next)) {
+      // The upper-layer protocol (or ESP, No Next Header: nothing more to
+      // decode in them).
+      if (b.size() < at) {
+        out.truncated = true;
+        return out;
+      }
+      decodeTransport(b.subspan(at), true, out);
       return out;
     }
-    size_t len;
-    switch (next) {
-      case kProtoHopByHop:
-      case kProtoRouting:
-      case kProtoDestOpts:
-      case kProtoMobility:
-      case kProtoHip:
-      case kProtoShim6:
-        // Next header, length in 8-octet units not counting the first 8.
-        if (b.size() < at + 2) {
-          out.proto = next;
-          out.truncated = true;
-          return out;
-        }
-        len = (size_t{b[at + 1]} + 1) * 8;
-        break;
-      case kProtoAh:
-        // AH counts 4-octet units, not counting the first two (RFC 4302).
-        if (b.size() < at + 2) {
-          out.proto = next;
-          out.truncated = true;
-          return out;
-        }
-        len = (size_t{b[at + 1]} + 2) * 4;
-        break;
-      case kProtoFragment: {
-        if (b.size() < at + 8) {
-          out.proto = next;
-          out.truncated = true;
-          return out;
-        }
-        const uint8_t inner = b[at];
-        // Offset in the upper 13 bits: a later fragment has no transport
-        // header; report the protocol it belongs to.
-        if ((be16At(b, at + 2) >> 3) != 0) {
-          out.proto = inner;
-          return out;
-        }
-        len = 8;
-        break;
-      }
-      default:
-        // The upper-layer protocol (or ESP, No Next Header: nothing more to
-        // decode in them).
-        out.proto = next;
-        if (b.size() < at) {
-          out.truncated = true;
-          return out;
-        }
-        decodeTransport(b.subspan(at), true, out);
-        return out;
-    }
-    if (b.size() < at + len) {
-      out.proto = next;
+    if (seen == kMaxExtensionHeaders) return out;  // too many
+    const size_t len = extensionHeaderLength(b, at, next);
+    if (len == 0 || b.size() < at + len) {
       out.truncated = true;
+      return out;
+    }
+    // Fragment offset in the upper 13 bits: a later fragment has no
+    // transport header; report the protocol it belongs to.
+    if (next == kProtoFragment && (be16At(b, at + 2) >> 3) != 0) {
+      out.proto = b[at];
       return out;
     }
     next = b[at];

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/nft/netlink_socket.h"
 #include "nflog_parse.h"
 
@@ -171,9 +172,14 @@ class MnlNflogReader final : public NflogReader {
     // needs too); without it take what rmem_max allows.
     rcvBuf_ = std::max(options_.rcvBufBytes, 4096);
     socket_.setReceiveBuffer(rcvBuf_);
+    if (Status s = bindGroup(); !s) return s;
+    bound_ = true;
+    return setGroupOptions();
+  }
 
+  // BIND creates the group's instance owned by this socket's port id.
+  Status bindGroup() {
     const std::string group = groupText(options_.group);
-    // BIND creates the group's instance owned by this socket's port id.
     Status s = configStep("bind", [](nlmsghdr* nlh) {
       nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
       mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof cmd, &cmd);
@@ -193,7 +199,12 @@ class MnlNflogReader final : public NflogReader {
       }
       return s;
     }
-    bound_ = true;
+    return {};
+  }
+
+  // Copy mode, batching and sequence numbers of the bound group.
+  Status setGroupOptions() {
+    Status s;
     // copy_range 0 means "as much as fits" (0xffff) to the kernel; the
     // kernel clamps larger values to 0xffff.
     const uint32_t range = options_.copyRange == 0 ? 0xffff : std::min(options_.copyRange, 0xffffu);
@@ -369,11 +380,10 @@ class MnlNflogReader final : public NflogReader {
       if (!sendConfig(fill, true, &ack.seq)) {
         return makeError(ErrorCode::kUnavailable, "cannot send " + where, errno);
       }
-      const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::milliseconds(kAckTimeoutMs);
+      const auto deadline = common::SteadyClock::now() + std::chrono::milliseconds(kAckTimeoutMs);
       while (!ack.done) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now())
+                              deadline - common::SteadyClock::now())
                               .count();
         if (left <= 0) {
           return makeError(ErrorCode::kUnavailable, "no acknowledgement to " + where, ETIMEDOUT);

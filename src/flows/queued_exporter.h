@@ -18,11 +18,12 @@
 
 #include "bulkhead/common/endpoint.h"
 #include "bulkhead/common/owned.h"
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/flows/exporter.h"
 
 namespace bulkhead::flows {
 
-using SteadyClock = std::chrono::steady_clock;
+using common::SteadyClock;
 
 // Attempts an event stands for in the accounting. A summary event reports
 // attempts that were not delivered; delivering it delivers none of them.

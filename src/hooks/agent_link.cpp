@@ -15,14 +15,15 @@ namespace bulkhead::hooks {
 
 namespace {
 
-using Clock = std::chrono::system_clock;
+// gRPC measures deadlines on the system clock.
+using DeadlineClock = std::chrono::system_clock;
 
 // ListWorkloads at 10,000+ workloads is a few MB.
 constexpr int kMaxMessageBytes = 64 << 20;
 
 class GrpcAgentLink : public AgentLink {
  public:
-  GrpcAgentLink(std::string address, const std::string& target, Clock::time_point deadline)
+  GrpcAgentLink(std::string address, const std::string& target, DeadlineClock::time_point deadline)
       : address_(std::move(address)), deadline_(deadline) {
     channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
                                          common::agentChannelArguments(kMaxMessageBytes));
@@ -92,7 +93,7 @@ class GrpcAgentLink : public AgentLink {
   }
 
   std::string address_;
-  Clock::time_point deadline_;
+  DeadlineClock::time_point deadline_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Agent::Stub> stub_;
 };
@@ -100,7 +101,7 @@ class GrpcAgentLink : public AgentLink {
 }  // namespace
 
 AgentConnector grpcConnector(std::chrono::milliseconds budget) {
-  const Clock::time_point deadline = Clock::now() + budget;
+  const DeadlineClock::time_point deadline = DeadlineClock::now() + budget;
   return [deadline](const std::string& address) -> Result<std::unique_ptr<AgentLink>> {
     common::AgentAddress parsed;
     std::string error;

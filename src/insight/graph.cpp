@@ -68,83 +68,128 @@ void GraphBuilder::addFlow(const FlowRecord& r) {
   denied_[{"app:" + r.app, to}] += r.count;
 }
 
-Graph GraphBuilder::build() const {
-  std::map<std::string, GraphNode> nodes;
-  std::map<std::tuple<std::string, std::string, EdgeKind>, GraphEdge> edges;
-  for (const auto& a : bundle_.apps)
-    nodes["app:" + a.name] = {"app:" + a.name, a.name, NodeKind::kApp};
-  for (const auto& s : bundle_.services)
-    nodes["svc:" + s.name] = {"svc:" + s.name, s.name, NodeKind::kService};
-  auto nodeFor = [&](const std::string& name) {
+namespace {
+
+// The graph being built from a bundle: nodes and edges by key, each once.
+class GraphParts {
+ public:
+  explicit GraphParts(const policy::Bundle& bundle) : bundle_(bundle) {
+    for (const auto& a : bundle_.apps)
+      nodes_["app:" + a.name] = {"app:" + a.name, a.name, NodeKind::kApp};
+    for (const auto& s : bundle_.services)
+      nodes_["svc:" + s.name] = {"svc:" + s.name, s.name, NodeKind::kService};
+  }
+
+  // Each App's egress rules: allowed edges.
+  void addEgress() {
+    for (const auto& a : bundle_.apps) {
+      for (const auto& r : a.egress) {
+        for (const auto& n : r.to)
+          edge("app:" + a.name, nodeFor(n.name), EdgeKind::kAllowed, portsLabel(r.ports));
+        for (const auto& c : r.toCIDRs)
+          edge("app:" + a.name, netNode(c), EdgeKind::kAllowed, portsLabel(r.ports));
+      }
+    }
+  }
+
+  // GlobalPolicy allow and deny rules, from every app they select.
+  void addGlobalPolicies() {
+    for (const auto& gp : bundle_.globalPolicies) {
+      for (const auto& rule : gp.rules) {
+        if (rule.action == policy::RuleAction::kLog) continue;
+        const EdgeKind kind =
+            rule.action == policy::RuleAction::kDeny ? EdgeKind::kForbidden : EdgeKind::kAllowed;
+        const std::vector<std::string> targets = targetsOf(rule);
+        const std::string label =
+            gp.name + (rule.ports.empty() ? "" : " " + portsLabel(rule.ports));
+        for (const auto& a : bundle_.apps) {
+          if (!rule.from.matches(a.effectiveLabels())) continue;
+          for (const auto& t : targets)
+            if (t != "app:" + a.name) edge("app:" + a.name, t, kind, label);
+        }
+      }
+    }
+  }
+
+  // Denied flows: (app, node id) -> attempts; `flowNodes` labels addresses.
+  void addDenied(const std::map<std::pair<std::string, std::string>, uint64_t>& denied,
+                 const std::map<std::string, std::string>& flowNodes) {
+    for (const auto& [key, count] : denied) {
+      const auto& [from, to] = key;
+      nodes_.try_emplace(from, GraphNode{from, from.substr(4), NodeKind::kApp});
+      if (!nodes_.count(to)) {
+        auto it = flowNodes.find(to);
+        const std::string label = it != flowNodes.end() ? it->second : to.substr(4);
+        nodes_[to] = {to, label, to.rfind("app:", 0) == 0 ? NodeKind::kApp : NodeKind::kNetwork};
+      }
+      auto& e = edges_[{from, to, EdgeKind::kDenied}];
+      e.from = from;
+      e.to = to;
+      e.kind = EdgeKind::kDenied;
+      e.count = count;
+      e.label = std::to_string(count) + " denied";
+    }
+  }
+
+  Graph graph() const {
+    Graph g;
+    for (const auto& [id, n] : nodes_)
+      g.nodes.push_back(n);
+    for (const auto& [k, e] : edges_)
+      g.edges.push_back(e);
+    return g;
+  }
+
+ private:
+  std::string nodeFor(const std::string& name) const {
     return bundle_.findService(name) ? "svc:" + name : "app:" + name;
-  };
-  auto netNode = [&](const policy::Cidr& c) {
+  }
+
+  std::string netNode(const policy::Cidr& c) {
     const std::string id = "net:" + c.toString();
-    nodes.try_emplace(id, GraphNode{id, c.toString(), NodeKind::kNetwork});
+    nodes_.try_emplace(id, GraphNode{id, c.toString(), NodeKind::kNetwork});
     return id;
-  };
-  auto edge = [&](const std::string& from, const std::string& to, EdgeKind kind,
-                  const std::string& label) {
-    auto& e = edges[{from, to, kind}];
+  }
+
+  void edge(const std::string& from, const std::string& to, EdgeKind kind,
+            const std::string& label) {
+    auto& e = edges_[{from, to, kind}];
     e.from = from;
     e.to = to;
     e.kind = kind;
     if (!label.empty() && e.label.find(label) == std::string::npos)
       e.label += (e.label.empty() ? "" : "; ") + label;
-  };
-  for (const auto& a : bundle_.apps) {
-    for (const auto& r : a.egress) {
-      for (const auto& n : r.to)
-        edge("app:" + a.name, nodeFor(n.name), EdgeKind::kAllowed, portsLabel(r.ports));
-      for (const auto& c : r.toCIDRs)
-        edge("app:" + a.name, netNode(c), EdgeKind::kAllowed, portsLabel(r.ports));
-    }
   }
-  for (const auto& gp : bundle_.globalPolicies) {
-    for (const auto& rule : gp.rules) {
-      if (rule.action == policy::RuleAction::kLog) continue;
-      const EdgeKind kind =
-          rule.action == policy::RuleAction::kDeny ? EdgeKind::kForbidden : EdgeKind::kAllowed;
-      std::vector<std::string> targets;
-      for (const auto& n : rule.to)
-        targets.push_back(nodeFor(n.name));
-      if (rule.toSelector) {
-        for (const auto& s : bundle_.services)
-          if (rule.toSelector->matches(s.labels)) targets.push_back("svc:" + s.name);
-        for (const auto& x : bundle_.apps)
-          if (rule.toSelector->matches(x.effectiveLabels())) targets.push_back("app:" + x.name);
-      }
-      for (const auto& c : rule.toCIDRs)
-        targets.push_back(netNode(c));
-      const std::string label = gp.name + (rule.ports.empty() ? "" : " " + portsLabel(rule.ports));
-      for (const auto& a : bundle_.apps) {
-        if (!rule.from.matches(a.effectiveLabels())) continue;
-        for (const auto& t : targets)
-          if (t != "app:" + a.name) edge("app:" + a.name, t, kind, label);
-      }
+
+  // The nodes a GlobalPolicy rule's destinations name or select.
+  std::vector<std::string> targetsOf(const policy::GlobalRule& rule) {
+    std::vector<std::string> targets;
+    for (const auto& n : rule.to)
+      targets.push_back(nodeFor(n.name));
+    if (rule.toSelector) {
+      for (const auto& s : bundle_.services)
+        if (rule.toSelector->matches(s.labels)) targets.push_back("svc:" + s.name);
+      for (const auto& x : bundle_.apps)
+        if (rule.toSelector->matches(x.effectiveLabels())) targets.push_back("app:" + x.name);
     }
+    for (const auto& c : rule.toCIDRs)
+      targets.push_back(netNode(c));
+    return targets;
   }
-  for (const auto& [key, count] : denied_) {
-    const auto& [from, to] = key;
-    nodes.try_emplace(from, GraphNode{from, from.substr(4), NodeKind::kApp});
-    if (!nodes.count(to)) {
-      auto it = flowNodes_.find(to);
-      const std::string label = it != flowNodes_.end() ? it->second : to.substr(4);
-      nodes[to] = {to, label, to.rfind("app:", 0) == 0 ? NodeKind::kApp : NodeKind::kNetwork};
-    }
-    auto& e = edges[{from, to, EdgeKind::kDenied}];
-    e.from = from;
-    e.to = to;
-    e.kind = EdgeKind::kDenied;
-    e.count = count;
-    e.label = std::to_string(count) + " denied";
-  }
-  Graph g;
-  for (auto& [id, n] : nodes)
-    g.nodes.push_back(n);
-  for (auto& [k, e] : edges)
-    g.edges.push_back(e);
-  return g;
+
+  const policy::Bundle& bundle_;
+  std::map<std::string, GraphNode> nodes_;
+  std::map<std::tuple<std::string, std::string, EdgeKind>, GraphEdge> edges_;
+};
+
+}  // namespace
+
+Graph GraphBuilder::build() const {
+  GraphParts parts(bundle_);
+  parts.addEgress();
+  parts.addGlobalPolicies();
+  parts.addDenied(denied_, flowNodes_);
+  return parts.graph();
 }
 
 std::string toDot(const Graph& g) {

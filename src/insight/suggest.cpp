@@ -364,25 +364,149 @@ void Suggester::add(const FlowRecord& r) {
   stats(*id).add(r);
 }
 
-Suggestion Suggester::finish() {
-  Suggestion out;
-  SuggestSummary& sum = out.summary;
-  sum.ignoredEvents = ignored_;
-  sum.unattributedEvents = unattributed_;
-  for (const auto& [app, u] : unexpressible_)
-    sum.unexpressibleFlows += u.size();
-  sum.flows = keys_.size() + sum.unexpressibleFlows;
-  sum.left = sum.unexpressibleFlows;
+namespace {
 
-  // Per app: named destinations, and unknown addresses with their ports.
-  struct Unknown {
-    Ports ports;
-    Evidence evidence;
-    uint64_t flows = 0;
-  };
+// A destination the policy does not know: its ports and what reached it.
+struct Unknown {
+  Ports ports;
+  Evidence evidence;
+  uint64_t flows = 0;
+};
+
+// An address's order as IpAddr compares (family, then bytes), as numbers.
+std::tuple<uint8_t, uint64_t, uint64_t> addressWords(const IpAddr& a) {
+  uint64_t hi = 0, lo = 0;
+  std::memcpy(&hi, a.bytes.data(), 8);
+  std::memcpy(&lo, a.bytes.data() + 8, 8);
+  return std::tuple(uint8_t(a.family), __builtin_bswap64(hi), __builtin_bswap64(lo));
+}
+
+using ServiceKey = std::pair<std::vector<Cidr>, Ports>;  // a new Service's endpoints
+
+// Unknown destinations: addresses with the same ports share one Service,
+// named once (`services`) for every app that reaches it.
+void foldUnknown(const std::string& app, std::map<IpAddr, Unknown>& unknown,
+                 std::set<std::string>& taken, std::map<ServiceKey, std::string>& services,
+                 std::vector<Rule>& rules) {
+  std::map<Ports, std::vector<IpAddr>> byPorts;
+  for (const auto& [dst, u] : unknown)
+    byPorts[u.ports].push_back(dst);
+  for (const auto& [ports, addrs] : byPorts) {
+    Rule r;
+    r.newService = true;
+    r.ports = ports;
+    r.cidrs = aggregateHosts({addrs.begin(), addrs.end()});
+    for (const auto& a : addrs) {
+      const Unknown& u = unknown.at(a);
+      r.evidence.merge(u.evidence);
+      r.flows += u.flows;
+    }
+    auto key = std::make_pair(r.cidrs, ports);
+    auto it = services.find(key);
+    if (it == services.end()) {
+      std::string name = serviceName(r.cidrs.front());
+      for (int n = 2; taken.count(name); ++n)
+        name = serviceName(r.cidrs.front()) + "-" + std::to_string(n);
+      taken.insert(name);
+      it = services.emplace(key, name).first;
+    }
+    r.to = it->second;
+    rules.push_back(std::move(r));
+  }
+}
+
+// The suggestion's YAML and summary: one App document per app, then the
+// new Services its active rules use.
+class SuggestionWriter {
+ public:
+  SuggestionWriter(const policy::Bundle& bundle, size_t maxRules, Suggestion& out)
+      : bundle_(bundle), maxRules_(maxRules), y_(out.yaml), sum_(out.summary) {
+    y_ += "# Suggested by `bulkhead suggest` from observed flows. Review each rule;\n";
+    y_ += "# every suggested rule names its evidence. Replace these Apps' documents\n";
+    y_ += "# with the ones below and add the new Services.\n";
+  }
+
+  // `list`: the app's rules, most attempts first once sorted here.
+  void app(const std::string& app, std::vector<Rule>& list,
+           const std::set<std::string>* unexpressible) {
+    std::sort(list.begin(), list.end(), [](const Rule& a, const Rule& b) {
+      if (a.evidence.attempts != b.evidence.attempts)
+        return a.evidence.attempts > b.evidence.attempts;
+      if (a.to != b.to) return a.to < b.to;
+      return a.cidrs < b.cidrs;
+    });
+    const size_t active = std::min(list.size(), maxRules_);
+    sum_.rulesPerApp[app] = {active, list.size() - active};
+    const policy::App* existing = bundle_.findApp(app);
+    header(app, existing, active);
+    for (size_t i = 0; i < list.size(); ++i) {
+      const bool commented = i >= active;
+      emitRule(y_, list[i], commented);
+      (commented ? sum_.left : sum_.covered) += list[i].flows;
+      if (!commented && list[i].newService)
+        used_[{list[i].cidrs, list[i].ports}].merge(list[i].evidence);
+    }
+    if ((!existing || existing->egress.empty()) && active == 0) y_ += "    []\n";
+    if (unexpressible)
+      for (const auto& d : *unexpressible)
+        y_ += "    # not expressible in a policy (protocol): " + d + "\n";
+  }
+
+  void services(const std::map<ServiceKey, std::string>& names) {
+    for (const auto& [key, ev] : used_) {
+      const std::string& name = names.at(key);
+      sum_.newServices.push_back(name);
+      y_ +=
+          "---\n# New Service for a destination the policy does not know: " + ev.describe() + "\n";
+      y_ += "apiVersion: bulkhead/v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n";
+      y_ += "  endpoints:\n    - cidrs: " + cidrList(key.first) +
+            "\n      ports: " + portList(key.second) + "\n";
+    }
+    std::sort(sum_.newServices.begin(), sum_.newServices.end());
+  }
+
+ private:
+  // The App document up to its egress rules, the existing ones kept.
+  void header(const std::string& app, const policy::App* existing, size_t active) {
+    y_ += "---\n";
+    y_ += existing ? "# App " + app + ": existing egress kept, " + std::to_string(active) +
+                         " rules suggested\n"
+                   : "# App " + app + " has no document yet: a new one\n";
+    y_ += "apiVersion: bulkhead/v1\nkind: App\nmetadata:\n  name: " + app + "\n";
+    if (existing && !existing->labels.empty())
+      y_ += "  labels: " + labelMap(existing->labels) + "\n";
+    y_ += "spec:\n";
+    if (existing) {
+      y_ +=
+          std::string("  mode: ") + (existing->mode == policy::Mode::kAudit ? "audit" : "enforce");
+      y_ += existing->mode == policy::Mode::kAudit ? "  # set to enforce once reviewed\n" : "\n";
+      y_ += std::string("  denyAction: ") +
+            (existing->denyAction == policy::DenyAction::kDrop ? "drop" : "reject") + "\n";
+    }
+    y_ += "  egress:\n";
+    if (existing)
+      for (const auto& e : existing->egress)
+        emitExisting(y_, e);
+  }
+
+  const policy::Bundle& bundle_;
+  size_t maxRules_;
+  std::string& y_;
+  SuggestSummary& sum_;
+  std::map<ServiceKey, Evidence> used_;
+};
+
+}  // namespace
+
+// Per app (the names in order): rules to the destinations the policy names,
+// and the addresses it does not know.
+struct Suggester::Destinations {
+  std::set<std::string> apps;
   std::map<std::string, std::map<std::string, Rule>> named;
   std::map<std::string, std::map<IpAddr, Unknown>> unknown;
-  std::set<std::string> apps;
+};
+
+std::vector<uint32_t> Suggester::flowOrder() const {
   // Apps by name: the rank of each app id, so the sort compares numbers.
   std::vector<uint32_t> rank(apps_.size());
   {
@@ -397,32 +521,30 @@ Suggestion Suggester::finish() {
   std::vector<uint32_t> sorted(keys_.size());
   for (uint32_t i = 0; i < sorted.size(); ++i)
     sorted[i] = i;
-  // An address's order as IpAddr compares (family, then bytes), as numbers.
-  auto words = [](const IpAddr& a) {
-    uint64_t hi = 0, lo = 0;
-    std::memcpy(&hi, a.bytes.data(), 8);
-    std::memcpy(&lo, a.bytes.data() + 8, 8);
-    return std::tuple(uint8_t(a.family), __builtin_bswap64(hi), __builtin_bswap64(lo));
-  };
   std::sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
     const FlowKey& x = keys_[a];
     const FlowKey& y = keys_[b];
     if (x.app != y.app) return rank[x.app] < rank[y.app];
-    if (x.dst != y.dst) return words(x.dst) < words(y.dst);
+    if (x.dst != y.dst) return addressWords(x.dst) < addressWords(y.dst);
     return x.port < y.port;
   });
+  return sorted;
+}
+
+Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order) const {
+  Destinations d;
   std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
   std::map<std::string, Rule>* appNamed = nullptr;
-  for (const uint32_t i : sorted) {
+  for (const uint32_t i : order) {
     const FlowKey& key = keys_[i];
     const FlowStats& stats = this->stats(i);
     const IpAddr& dst = key.dst;
     const PortSpec& port = key.port;
     const std::string& app = apps_[key.app];
-    if (apps.empty() || *apps.rbegin() != app) {
-      apps.insert(apps.end(), app);
-      appUnknown = &unknown[app];
-      appNamed = &named[app];
+    if (d.apps.empty() || *d.apps.rbegin() != app) {
+      d.apps.insert(d.apps.end(), app);
+      appUnknown = &d.unknown[app];
+      appNamed = &d.named[app];
     }
     std::string to;
     if (const auto* s = index_.serviceFor(dst, port)) {
@@ -444,108 +566,50 @@ Suggestion Suggester::finish() {
     stats.mergeInto(r.evidence);
     ++r.flows;
   }
+  return d;
+}
 
-  std::vector<uint32_t>().swap(sorted);
+void Suggester::releaseFlows() {
   flowIds_ = FlatTable<FlowKey, uint32_t>(SIZE_MAX, 16);
   std::vector<FlowKey>().swap(keys_);
   std::vector<std::unique_ptr<FlowStats[]>>().swap(chunks_);
+}
 
-  // Unknown destinations: addresses with the same ports share one Service.
-  std::set<std::string> taken;
+Suggestion Suggester::finish() {
+  Suggestion out;
+  SuggestSummary& sum = out.summary;
+  sum.ignoredEvents = ignored_;
+  sum.unattributedEvents = unattributed_;
+  for (const auto& [app, u] : unexpressible_)
+    sum.unexpressibleFlows += u.size();
+  sum.flows = keys_.size() + sum.unexpressibleFlows;
+  sum.left = sum.unexpressibleFlows;
+
+  Destinations d = attribute(flowOrder());
+  releaseFlows();
+
+  std::set<std::string> taken;  // names a new Service may not take
   for (const auto& s : bundle_.services)
     taken.insert(s.name);
   for (const auto& a : bundle_.apps)
     taken.insert(a.name);
-  for (const auto& a : apps)
+  for (const auto& a : d.apps)
     taken.insert(a);
-  std::map<std::pair<std::vector<Cidr>, Ports>, std::string> services;
+  std::map<ServiceKey, std::string> services;
   std::map<std::string, std::vector<Rule>> rules;
-  for (const auto& app : apps) {
-    for (auto& [to, r] : named[app])
+  for (const auto& app : d.apps) {
+    for (auto& [to, r] : d.named[app])
       rules[app].push_back(r);
-    std::map<Ports, std::vector<IpAddr>> byPorts;
-    for (const auto& [dst, u] : unknown[app])
-      byPorts[u.ports].push_back(dst);
-    for (const auto& [ports, addrs] : byPorts) {
-      Rule r;
-      r.newService = true;
-      r.ports = ports;
-      r.cidrs = aggregateHosts({addrs.begin(), addrs.end()});
-      for (const auto& a : addrs) {
-        const Unknown& u = unknown[app].at(a);
-        r.evidence.merge(u.evidence);
-        r.flows += u.flows;
-      }
-      auto key = std::make_pair(r.cidrs, ports);
-      auto it = services.find(key);
-      if (it == services.end()) {
-        std::string name = serviceName(r.cidrs.front());
-        for (int n = 2; taken.count(name); ++n)
-          name = serviceName(r.cidrs.front()) + "-" + std::to_string(n);
-        taken.insert(name);
-        it = services.emplace(key, name).first;
-      }
-      r.to = it->second;
-      rules[app].push_back(std::move(r));
-    }
-    unknown.erase(app);  // folded into rules: its memory goes before the next app's
+    foldUnknown(app, d.unknown[app], taken, services, rules[app]);
+    d.unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }
 
-  std::string& y = out.yaml;
-  y += "# Suggested by `bulkhead suggest` from observed flows. Review each rule;\n";
-  y += "# every suggested rule names its evidence. Replace these Apps' documents\n";
-  y += "# with the ones below and add the new Services.\n";
-  std::map<std::pair<std::vector<Cidr>, Ports>, Evidence> usedServices;
-  for (const auto& app : apps) {
-    auto& list = rules[app];
-    std::sort(list.begin(), list.end(), [](const Rule& a, const Rule& b) {
-      if (a.evidence.attempts != b.evidence.attempts)
-        return a.evidence.attempts > b.evidence.attempts;
-      if (a.to != b.to) return a.to < b.to;
-      return a.cidrs < b.cidrs;
-    });
-    const size_t active = std::min(list.size(), options_.maxRules);
-    sum.rulesPerApp[app] = {active, list.size() - active};
-    const policy::App* existing = bundle_.findApp(app);
-    y += "---\n";
-    y += existing ? "# App " + app + ": existing egress kept, " + std::to_string(active) +
-                        " rules suggested\n"
-                  : "# App " + app + " has no document yet: a new one\n";
-    y += "apiVersion: bulkhead/v1\nkind: App\nmetadata:\n  name: " + app + "\n";
-    if (existing && !existing->labels.empty())
-      y += "  labels: " + labelMap(existing->labels) + "\n";
-    y += "spec:\n";
-    if (existing) {
-      y += std::string("  mode: ") + (existing->mode == policy::Mode::kAudit ? "audit" : "enforce");
-      y += existing->mode == policy::Mode::kAudit ? "  # set to enforce once reviewed\n" : "\n";
-      y += std::string("  denyAction: ") +
-           (existing->denyAction == policy::DenyAction::kDrop ? "drop" : "reject") + "\n";
-    }
-    y += "  egress:\n";
-    if (existing)
-      for (const auto& e : existing->egress)
-        emitExisting(y, e);
-    for (size_t i = 0; i < list.size(); ++i) {
-      const bool commented = i >= active;
-      emitRule(y, list[i], commented);
-      (commented ? sum.left : sum.covered) += list[i].flows;
-      if (!commented && list[i].newService)
-        usedServices[{list[i].cidrs, list[i].ports}].merge(list[i].evidence);
-    }
-    if ((!existing || existing->egress.empty()) && active == 0) y += "    []\n";
-    if (auto u = unexpressible_.find(app); u != unexpressible_.end())
-      for (const auto& d : u->second)
-        y += "    # not expressible in a policy (protocol): " + d + "\n";
+  SuggestionWriter writer(bundle_, options_.maxRules, out);
+  for (const auto& app : d.apps) {
+    auto u = unexpressible_.find(app);
+    writer.app(app, rules[app], u != unexpressible_.end() ? &u->second : nullptr);
   }
-  for (const auto& [key, ev] : usedServices) {
-    const std::string& name = services.at(key);
-    sum.newServices.push_back(name);
-    y += "---\n# New Service for a destination the policy does not know: " + ev.describe() + "\n";
-    y += "apiVersion: bulkhead/v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n";
-    y += "  endpoints:\n    - cidrs: " + cidrList(key.first) +
-         "\n      ports: " + portList(key.second) + "\n";
-  }
-  std::sort(sum.newServices.begin(), sum.newServices.end());
+  writer.services(services);
   return out;
 }
 

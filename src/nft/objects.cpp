@@ -100,7 +100,10 @@ SetPtr makeSetRef(const std::string& table, const std::string& name) {
   return s;
 }
 
-Result<SetPtr> makeSet(const std::string& table, const compiler::Set& set, uint32_t setId) {
+namespace {
+
+// What the kernel cannot hold: a key of no or too many fields, or too long.
+Status checkSetKey(const compiler::Set& set) {
   if (set.fields.empty() || set.fields.size() > NFT_REG32_COUNT) {
     return makeError(ErrorCode::kInvalidInput, "set " + set.name + " has no usable key fields");
   }
@@ -109,13 +112,13 @@ Result<SetPtr> makeSet(const std::string& table, const compiler::Set& set, uint3
     return makeError(ErrorCode::kInvalidInput,
                      "interval set " + set.name + " needs a concatenated key");
   }
-  const uint32_t keyLen = setKeyLength(set.fields);
-  if (keyLen > compiler::kMaxKeyBytes) {
+  if (setKeyLength(set.fields) > compiler::kMaxKeyBytes) {
     return makeError(ErrorCode::kInvalidInput, "set " + set.name + " key is too long");
   }
-  SetPtr s = makeSetRef(table, set.name);
-  if (!s) return makeError(ErrorCode::kInternal, "cannot allocate nftnl set");
+  return {};
+}
 
+uint32_t setFlags(const compiler::Set& set) {
   uint32_t flags = 0;
   if (set.fields.size() > 1) flags |= NFT_SET_CONCAT;
   if (set.interval) flags |= NFT_SET_INTERVAL;
@@ -125,27 +128,28 @@ Result<SetPtr> makeSet(const std::string& table, const compiler::Set& set, uint3
   // packet path. Elements expire only in a set flagged timeout.
   if (set.dynamic) flags |= NFT_SET_EVAL;
   if (set.timeoutSeconds) flags |= NFT_SET_TIMEOUT;
-  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
-  if (set.timeoutSeconds)
-    nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{set.timeoutSeconds} * 1000);  // ms
-  if (set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
-  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, setKeyType(set.fields));
-  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, keyLen);
+  return flags;
+}
+
+// The key's type and length, and the data a verdict map maps to.
+void setKeyAndData(nftnl_set* s, const compiler::Set& set) {
+  nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, setKeyType(set.fields));
+  nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, setKeyLength(set.fields));
   if (set.verdictMap) {
-    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, sizeof(uint32_t) * 4);
+    nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+    nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, sizeof(uint32_t) * 4);
   }
-  if (setId != 0) nftnl_set_set_u32(s.get(), NFTNL_SET_ID, setId);
   if (set.fields.size() > 1) {
     // The kernel needs each field's length to split a concatenated key.
     uint8_t lens[NFT_REG32_COUNT] = {};
     for (size_t i = 0; i < set.fields.size(); ++i)
       lens[i] = static_cast<uint8_t>(compiler::fieldLength(set.fields[i]));
-    nftnl_set_set_data(s.get(), NFTNL_SET_DESC_CONCAT, lens,
-                       static_cast<uint32_t>(set.fields.size()));
+    nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, lens, static_cast<uint32_t>(set.fields.size()));
   }
+}
 
-  // Userdata is for nft only: it prints keys and comments from it.
+// Userdata is for nft only: it prints keys and comments from it.
+Status setUserdata(nftnl_set* s, const compiler::Set& set) {
   UdataPtr ud(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN));
   if (!ud) return makeError(ErrorCode::kInternal, "cannot allocate nftnl udata");
   bool okUd = nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER, keyByteorder(set.fields));
@@ -159,8 +163,24 @@ Result<SetPtr> makeSet(const std::string& table, const compiler::Set& set, uint3
     okUd = okUd && nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_SET_COMMENT, set.comment.c_str());
   }
   if (!okUd) return makeError(ErrorCode::kInternal, "set " + set.name + " userdata too long");
-  nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
+  nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
                      nftnl_udata_buf_len(ud.get()));
+  return {};
+}
+
+}  // namespace
+
+Result<SetPtr> makeSet(const std::string& table, const compiler::Set& set, uint32_t setId) {
+  if (Status st = checkSetKey(set); !st.ok()) return st.error();
+  SetPtr s = makeSetRef(table, set.name);
+  if (!s) return makeError(ErrorCode::kInternal, "cannot allocate nftnl set");
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, setFlags(set));
+  if (set.timeoutSeconds)
+    nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, uint64_t{set.timeoutSeconds} * 1000);  // ms
+  if (set.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, set.size);
+  setKeyAndData(s.get(), set);
+  if (setId != 0) nftnl_set_set_u32(s.get(), NFTNL_SET_ID, setId);
+  if (Status st = setUserdata(s.get(), set); !st.ok()) return st.error();
   return s;
 }
 

@@ -222,6 +222,80 @@ void parseWorkload(Walker& w, const Node& spec, Workload& wl) {
   }
 }
 
+// What every document has: apiVersion (checked here), kind, metadata, spec.
+struct DocumentHeader {
+  const Node* kind = nullptr;
+  std::optional<std::string> kindName;  // unset when missing or not a string
+  Metadata meta;
+  const Node* spec = nullptr;
+};
+
+DocumentHeader parseHeader(Walker& w, const Node& root) {
+  DocumentHeader h;
+  const Node *apiVersion = nullptr, *metadata = nullptr;
+  w.fields(root, "document", {"apiVersion", "kind", "metadata", "spec"},
+           [&](std::string_view key, const Node&, const Node& value) {
+             if (key == "apiVersion") apiVersion = &value;
+             if (key == "kind") h.kind = &value;
+             if (key == "metadata") metadata = &value;
+             if (key == "spec") h.spec = &value;
+           });
+  if (apiVersion == nullptr) {
+    w.error(root, "missing field \"apiVersion\" (expected \"bulkhead/v1\")");
+  } else if (auto v = w.string(*apiVersion, "apiVersion"); v && *v != kApiVersion) {
+    w.error(*apiVersion, "unsupported apiVersion " + quote(*v) + " (expected \"bulkhead/v1\")");
+  }
+  if (h.kind == nullptr) {
+    w.error(root, "missing field \"kind\"");
+  } else {
+    h.kindName = w.string(*h.kind, "kind");
+  }
+  h.meta = parseMetadata(w, metadata, root);
+  return h;
+}
+
+// The object a document of kind *h.kindName describes, added to `into`.
+void parseObject(Walker& w, DocumentHeader& h, Bundle& into, internal::ParseNotes& notes) {
+  static const Node kNullNode{};
+  const Node& specNode = h.spec != nullptr ? *h.spec : kNullNode;
+  const Metadata& meta = h.meta;
+  auto fill = [&](auto& object) {
+    object.name = meta.name.value_or("");
+    object.labels = std::move(h.meta.labels);
+    object.loc = meta.name ? meta.nameLoc : w.loc(w.root());
+  };
+  const std::string& kindName = *h.kindName;
+  if (kindName == "Service") {
+    const size_t errorsBefore = w.errorCount();
+    Service s;
+    fill(s);
+    parseService(w, specNode, s);
+    if (!meta.name) return;
+    if (w.errorCount() != errorsBefore) notes.brokenServices.insert(into.services.size());
+    into.services.push_back(std::move(s));
+  } else if (kindName == "App") {
+    App a;
+    fill(a);
+    parseApp(w, specNode, a);
+    if (meta.name) into.apps.push_back(std::move(a));
+  } else if (kindName == "GlobalPolicy") {
+    GlobalPolicy g;
+    fill(g);
+    parseGlobalPolicy(w, specNode, g);
+    if (meta.name) into.globalPolicies.push_back(std::move(g));
+  } else if (kindName == "Workload") {
+    // Nothing refers to workloads by name, so one with errors is left out.
+    const size_t errorsBefore = w.errorCount();
+    Workload wl;
+    fill(wl);
+    parseWorkload(w, specNode, wl);
+    if (meta.name && w.errorCount() == errorsBefore) into.workloads.push_back(std::move(wl));
+  } else {
+    w.error(*h.kind, "unknown kind " + quote(kindName) +
+                         " (expected Service, App, GlobalPolicy or Workload)");
+  }
+}
+
 void parseDocument(const Document& doc, const std::string& fileName, Bundle& into,
                    std::vector<Diagnostic>& errors, internal::ParseNotes& notes) {
   Walker w(doc, fileName, errors);
@@ -230,65 +304,11 @@ void parseDocument(const Document& doc, const std::string& fileName, Bundle& int
     w.error(root, "a document must be a map with apiVersion, kind, metadata and spec");
     return;
   }
-  const Node *apiVersion = nullptr, *kind = nullptr, *metadata = nullptr, *spec = nullptr;
-  w.fields(root, "document", {"apiVersion", "kind", "metadata", "spec"},
-           [&](std::string_view key, const Node&, const Node& value) {
-             if (key == "apiVersion") apiVersion = &value;
-             if (key == "kind") kind = &value;
-             if (key == "metadata") metadata = &value;
-             if (key == "spec") spec = &value;
-           });
-  if (apiVersion == nullptr) {
-    w.error(root, "missing field \"apiVersion\" (expected \"bulkhead/v1\")");
-  } else if (auto v = w.string(*apiVersion, "apiVersion"); v && *v != kApiVersion) {
-    w.error(*apiVersion, "unsupported apiVersion " + quote(*v) + " (expected \"bulkhead/v1\")");
-  }
-  std::optional<std::string> kindName;
-  if (kind == nullptr) {
-    w.error(root, "missing field \"kind\"");
-  } else {
-    kindName = w.string(*kind, "kind");
-  }
-  Metadata meta = parseMetadata(w, metadata, root);
-  static const Node kNullNode{};
-  const Node& specNode = spec != nullptr ? *spec : kNullNode;
-  auto fill = [&](auto& object) {
-    object.name = meta.name.value_or("");
-    object.labels = std::move(meta.labels);
-    object.loc = meta.name ? meta.nameLoc : w.loc(root);
-  };
+  DocumentHeader header = parseHeader(w, root);
   // Objects without a name are dropped: their error is already reported and
   // they could only cause follow-on errors.
-  if (!kindName) return;
-  if (*kindName == "Service") {
-    const size_t errorsBefore = w.errorCount();
-    Service s;
-    fill(s);
-    parseService(w, specNode, s);
-    if (!meta.name) return;
-    if (w.errorCount() != errorsBefore) notes.brokenServices.insert(into.services.size());
-    into.services.push_back(std::move(s));
-  } else if (*kindName == "App") {
-    App a;
-    fill(a);
-    parseApp(w, specNode, a);
-    if (meta.name) into.apps.push_back(std::move(a));
-  } else if (*kindName == "GlobalPolicy") {
-    GlobalPolicy g;
-    fill(g);
-    parseGlobalPolicy(w, specNode, g);
-    if (meta.name) into.globalPolicies.push_back(std::move(g));
-  } else if (*kindName == "Workload") {
-    // Nothing refers to workloads by name, so one with errors is left out.
-    const size_t errorsBefore = w.errorCount();
-    Workload wl;
-    fill(wl);
-    parseWorkload(w, specNode, wl);
-    if (meta.name && w.errorCount() == errorsBefore) into.workloads.push_back(std::move(wl));
-  } else {
-    w.error(*kind, "unknown kind " + quote(*kindName) +
-                       " (expected Service, App, GlobalPolicy or Workload)");
-  }
+  if (!header.kindName) return;
+  parseObject(w, header, into, notes);
 }
 
 }  // namespace

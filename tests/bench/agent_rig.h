@@ -1,6 +1,7 @@
 // The real agent for the benches that time a whole process against it
 // (bench_hooks, bench_register): in a namespace of its own, its state on
-// disk under a scratch directory, one small policy pushed.
+// disk under a scratch directory, one small policy pushed. The agent is a
+// testing::AgentHost, as in the privileged tests.
 #pragma once
 
 #include <filesystem>
@@ -8,25 +9,35 @@
 #include <string>
 
 #include "bench_util.h"
+#include "support/agent_host.h"
 
 namespace bulkhead::bench {
 
-inline constexpr const char* kRigPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing}
-spec:
-  egress:
-    - to: [postgres-prod]
-)";
+// The command line of the benches on the rig: --workloads=N --runs=N
+// --state-in=DIR (where the rig's directory goes).
+struct RigArgs {
+  int workloads = 10000;
+  int runs = 200;
+  std::filesystem::path base = std::filesystem::temp_directory_path();
+};
 
+inline RigArgs parseRigArgs(int argc, char** argv) {
+  RigArgs out;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--state-in=", 0) == 0)
+      out.base = a.substr(11);
+    else if (auto v = positiveFlag(a, "--workloads="))
+      out.workloads = *v;
+    else if (auto r = positiveFlag(a, "--runs="))
+      out.runs = *r;
+    else
+      throw Failure("unknown argument " + a + " (--workloads=N --runs=N --state-in=DIR)");
+  }
+  return out;
+}
+
+// testing::kBillingPolicy is pushed.
 class AgentRig {
  public:
   // `base`: where the scratch directory goes (its disk is what the
@@ -34,14 +45,12 @@ class AgentRig {
   AgentRig(const std::filesystem::path& base, const std::string& name, const std::string& binDir)
       : dir(base / ("bh-" + name + "-" + std::to_string(getpid()))),
         made_(dir),
-        socket("unix://" + (dir / "agent.sock").string()),
-        agent_(hv, "exec " + binDir + "/bulkhead-agent --listen " + socket + " --state-dir " +
-                       (dir / "state").string() + " 2>>" + (dir / "agent.log").string()),
+        agent_(hv, dir),
+        socket(agent_.socket()),
         cli(binDir + "/bulkhead --agent " + socket + " ") {
-    if (!testing::waitFor([&] { return testing::sh(cli + "status").ok(); }, 10000))
-      throw Failure("agent did not start: " + readFile(dir / "agent.log"));
-    std::ofstream(dir / "policy.yaml") << kRigPolicy;
-    if (auto p = testing::sh(cli + "push " + (dir / "policy.yaml").string()); !p.ok())
+    if (!agent_.launch()) throw Failure("agent did not start: " + agent_.log());
+    std::ofstream(dir / "policy.yaml") << testing::kBillingPolicy;
+    if (auto p = agent_.cli("push " + (dir / "policy.yaml").string()); !p.ok())
       throw Failure("push: " + p.out);
   }
 
@@ -59,12 +68,12 @@ class AgentRig {
 
  public:
   testing::Netns hv;
-  const std::string socket;
 
  private:
-  testing::Process agent_;
+  testing::AgentHost agent_;
 
  public:
+  const std::string socket;
   const std::string cli;  // "bulkhead --agent SOCKET "
 };
 

@@ -257,28 +257,6 @@ size_t expectedElements(const Generated& g, int workloads) {
 
 // --- the agent process ----------------------------------------------------------
 
-// A temporary directory for the socket, the state and the agent's log,
-// removed on exit.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& parent) {
-    std::string tmpl = parent + "/bench_agent.XXXXXX";
-    if (!mkdtemp(tmpl.data())) throw Failure("mkdtemp in " + parent + ": " + std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // "tmpfs", "ext4", ... of the filesystem holding `path`.
 std::string filesystemOf(const std::string& path) {
   return trimmed(testing::sh("stat -f -c %T " + path).out);
@@ -383,18 +361,6 @@ class Agent {
   pid_t pid_ = -1;
   bool pidIsProcess_ = false;
 };
-
-// True when something accepts connections on the unix socket at `path`.
-bool socketAccepts(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
 
 // --- gRPC --------------------------------------------------------------------------
 
@@ -537,7 +503,7 @@ int run(int argc, char** argv) {
   const size_t expected = expectedElements(policy, opt.workloads);
   const int apps = policy.apps;
 
-  ScratchDir dir(opt.tmp);
+  ScratchDir dir("bench_agent", opt.tmp);
   Netns ns;
 
   // 1. Start (empty).

@@ -193,32 +193,6 @@ class TimedKernel : public nft::NftKernel {
   nft::NftKernel& inner_;
 };
 
-// A scratch directory for nft input files and output, removed on exit.
-class ScratchDir {
- public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/bench_apply.XXXXXX";
-    if (!mkdtemp(tmpl)) throw Failure(std::string("mkdtemp: ") + std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw Failure("cannot write " + file(name));
-  }
-
- private:
-  std::string path_;
-};
-
 struct SpawnResult {
   double wall = 0;           // spawn to reaped
   double user = 0, sys = 0;  // the child's CPU time
@@ -878,7 +852,7 @@ int run(int argc, char** argv) {
                     trimmed(v.out));
     std::printf("baseline tools: %s\n", trimmed(v.out).c_str());
   }
-  ScratchDir scratch;
+  ScratchDir scratch("bench_apply");
 
   // 1. Full apply, at each size.
   double fullRatio = 0;

@@ -649,27 +649,6 @@ Options parseOptions(int argc, char** argv) {
   return o;
 }
 
-// A temporary directory for the agent's socket, state, logs and ulogd's
-// config; removed on exit.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = "/tmp/bench_flows.XXXXXX";
-    if (!mkdtemp(tmpl.data())) throw Failure(std::string("mkdtemp: ") + std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::string causes(const FlowCounters& after, const FlowCounters& before) {
   std::string out;
   for (const auto& [cause, n] : after.byCause) {
@@ -695,7 +674,7 @@ int run(int argc, char** argv) {
 
   printBanner("bench_flows", opt.ulogd ? ", " + ulogdVersion() : "");
 
-  ScratchDir dir;
+  ScratchDir dir("bench_flows");
   Topology topo;
   topo.addHost(kWorkloadIface, kWorkloadAddr, "");
   // The flood's destinations: routed on hv to a veth that leads nowhere, so the

@@ -100,25 +100,14 @@ void row(const char* what, const Stats& s) {
 
 int run(int argc, char** argv) {
   report().init("bench_hooks", argc, argv);
-  int workloads = 10000, runs = 200;
-  fs::path base = fs::temp_directory_path();
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--state-in=", 0) == 0)
-      base = a.substr(11);
-    else if (auto v = positiveFlag(a, "--workloads="))
-      workloads = *v;
-    else if (auto r = positiveFlag(a, "--runs="))
-      runs = *r;
-    else
-      throw Failure("unknown argument " + a + " (--workloads=N --runs=N --state-in=DIR)");
-  }
+  const RigArgs args = parseRigArgs(argc, argv);
+  const int workloads = args.workloads, runs = args.runs;
   if (runs > 200) throw Failure("--runs: at most 200 (addresses of one /24)");
   if (!testing::havePrivileges()) throw Failure("needs root, ip and nft");
   printBanner("bench_hooks");
   testing::sweepStaleNamespaces();
 
-  AgentRig rig(base, "bench-hooks", kBin);
+  AgentRig rig(args.base, "bench-hooks", kBin);
   const fs::path& dir = rig.dir;
   testing::Netns& hv = rig.hv;
   const std::string& socket = rig.socket;

@@ -148,36 +148,6 @@ std::string workloadsYaml(const policy::Bundle& b) {
 
 // --- processes ---------------------------------------------------------------------------
 
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& parent) {
-    std::string tmpl = parent + "/bench_push.XXXXXX";
-    if (!mkdtemp(tmpl.data())) throw Failure("mkdtemp in " + parent + ": " + std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-bool socketAccepts(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // The agent's own account of the push (its log line "push ...: parse N ms,
 // compile and commit N ms, save N ms"): milliseconds of each phase.
 struct Phases {
@@ -202,7 +172,7 @@ struct PushSample {
 // start to its exit.
 PushSample pushOnce(const std::string& tmp, const std::string& policyDir) {
   Netns ns;
-  ScratchDir dir(tmp);
+  ScratchDir dir("bench_push", tmp);
   const std::string sock = dir.file("agent.sock"), log = dir.file("agent.log");
   Process agent(ns, "exec " + kAgentBinary + " --listen unix://" + sock + " --state-dir " +
                         dir.file("state") + " 2>>" + log);
@@ -313,7 +283,7 @@ int run(int argc, char** argv) {
   printBanner("bench_push");
 
   const policy::Bundle bundle = generateBundle(opt.workloads);
-  ScratchDir scratch(opt.tmp);
+  ScratchDir scratch("bench_push", opt.tmp);
   const std::string policyDir = scratch.file("policy");
   const size_t yamlBytes = writeYaml(bundle, policyDir);
   const std::string plan = scratch.file("plan.nft");

@@ -6,18 +6,22 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -44,6 +48,47 @@ inline void onSignal(int) {
 // made (namespaces, processes, temporary directories) goes.
 inline void checkInterrupted() {
   if (gInterrupted) throw Failure("interrupted");
+}
+
+// A fresh directory PARENT/NAME.XXXXXX (mkdtemp) for a bench's files: its
+// socket, state, logs, inputs; removed on exit.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name, const std::string& parent = "/tmp") {
+    std::string tmpl = parent + "/" + name + ".XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw Failure("mkdtemp in " + parent + ": " + std::strerror(errno));
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `text` to file(name), replacing it.
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw Failure("cannot write " + file(name));
+  }
+
+ private:
+  std::string path_;
+};
+
+// True when something accepts connections on the unix socket at `path`.
+inline bool socketAccepts(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
 }
 
 inline double secondsSince(std::chrono::steady_clock::time_point t0) {

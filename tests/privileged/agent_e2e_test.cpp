@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -17,85 +18,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBin = BULKHEAD_BINARY_DIR;
+const std::string kBin = binaryDir();
+const char* const kPolicy = kBillingPolicy;
 
-constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod, labels: {env: prod}}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing, labels: {env: prod}}
-spec:
-  egress:
-    - to: [postgres-prod]
-)";
-
-class AgentE2eTest : public ::testing::Test {
+class AgentE2eTest : public AgentHostTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-e2e-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "policy.yaml") << kPolicy;
-    topo_ = std::make_unique<Topology>();
+    ASSERT_NO_FATAL_FAILURE(setUpHost("e2e", kPolicy));
     topo_->addHost("vbill1", "192.0.2.10", "");
     auto& server = topo_->addHost("vsrv1", "198.51.100.10", "");
-    for (int port : {5432, 22})
-      servers_.push_back(std::make_unique<Process>(*server.ns, tcpListenCmd(port, false)));
-    waitListening(*server.ns, 5432, false);
-    socket_ = "unix://" + (dir_ / "agent.sock").string();
+    ASSERT_NO_FATAL_FAILURE(listenTcp(*server.ns, {5432, 22}));
   }
 
-  void TearDown() override {
-    agent_.reset();
-    servers_.clear();
-    topo_.reset();
-    fs::remove_all(dir_);
-  }
-
-  void startAgent(const std::string& extra = "") {
-    agent_ = std::make_unique<Process>(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " +
-                                                        socket_ + " --state-dir " +
-                                                        (dir_ / "state").string() + " " + extra +
-                                                        " 2>>" + (dir_ / "agent.log").string());
-    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
-  }
-
-  // The CLI runs in the root namespace: the unix socket is a file.
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-  }
-
-  std::string log() const { return readAll(dir_ / "agent.log"); }
+  void startAgent(const std::string& extra = "") { launchAgent(extra); }
 
   void pushAndRegister() {
-    auto push = cli("push " + (dir_ / "policy.yaml").string());
-    ASSERT_TRUE(push.ok()) << push.out << log();
+    ASSERT_NO_FATAL_FAILURE(pushPolicy());
     auto add = cli("workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10");
     ASSERT_TRUE(add.ok()) << add.out << log();
     // Enforced already (staged); wait for the promotion so that the table
     // lists as a full compile of the same inputs would.
-    waitPromoted();
-  }
-
-  // Until the agent has moved every staged interface into @dispatch.
-  void waitPromoted() {
-    const bool done = waitFor(
-        [&] {
-          const auto st = cli("status --json");
-          return st.ok() && jsonInt(st.out, "staged_interfaces") == 0;
-        },
-        5000);
-    ASSERT_TRUE(done) << cli("status").out << log();
+    agent_->waitPromoted();
   }
 
   void expectEnforced() {
@@ -112,12 +55,6 @@ class AgentE2eTest : public ::testing::Test {
     static const std::regex budget("(set log_budget \\{[^}]*)\t\telements = \\{[^}]*\\}\n");
     return std::regex_replace(topo_->hv().exec("nft list table inet bulkhead").out, budget, "$1");
   }
-
-  fs::path dir_;
-  std::string socket_;
-  std::unique_ptr<Topology> topo_;
-  std::vector<std::unique_ptr<Process>> servers_;
-  std::unique_ptr<Process> agent_;
 };
 
 TEST_F(AgentE2eTest, PushAndWorkloadAddEnforceAndSocketIsPrivate) {
@@ -174,9 +111,7 @@ TEST_F(AgentE2eTest, QuarantineDropsNewFlowsAndReleaseRestoresThem) {
 TEST_F(AgentE2eTest, StaleSocketIsReplacedLiveOneIsNot) {
   startAgent();
   // A second agent on the same socket would fight over the table: refused.
-  Process second(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ +
-                                  " --state-dir " + (dir_ / "state").string() + " 2>>" +
-                                  (dir_ / "agent.log").string());
+  Process second(topo_->hv(), agentCommand(dir_));
   EXPECT_EQ(second.wait(5000), 1);
   EXPECT_NE(log().find("another process is serving"), std::string::npos) << log();
   // kill -9 leaves the socket file behind; the next agent replaces it.
@@ -256,9 +191,7 @@ TEST_F(AgentE2eTest, CorruptStateIsALoudErrorAndLeavesTheKernelTable) {
   EXPECT_EQ(agent_->wait(5000), 0);
   const std::string before = table();
   std::ofstream(dir_ / "state" / "state.pb", std::ios::trunc) << "garbage, not a state file";
-  Process broken(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ +
-                                  " --state-dir " + (dir_ / "state").string() + " 2>>" +
-                                  (dir_ / "agent.log").string());
+  Process broken(topo_->hv(), agentCommand(dir_));
   EXPECT_EQ(broken.wait(5000), 1);
   EXPECT_NE(log().find("corrupt"), std::string::npos) << log();
   EXPECT_EQ(table(), before);
@@ -288,11 +221,8 @@ TEST_F(AgentE2eTest, BadRequestsGetPreciseErrors) {
 TEST_F(AgentE2eTest, WithoutNetAdminTheAgentAnswersUnavailable) {
   // The same binary without CAP_NET_ADMIN: it serves, but the kernel refuses
   // every transaction.
-  agent_ = std::make_unique<Process>(
-      topo_->hv(), "exec setpriv --inh-caps=-net_admin --bounding-set=-net_admin " + kBin +
-                       "/bulkhead-agent --listen " + socket_ + " --state-dir " +
-                       (dir_ / "state").string() + " 2>>" + (dir_ / "agent.log").string());
-  ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
+  ASSERT_NO_FATAL_FAILURE(
+      launchAgent("", "setpriv --inh-caps=-net_admin --bounding-set=-net_admin"));
   auto push = cli("push " + (dir_ / "policy.yaml").string());
   EXPECT_EQ(push.status, 1) << push.out;
   EXPECT_NE(push.out.find("nothing was applied"), std::string::npos) << push.out;
@@ -327,7 +257,7 @@ TEST_F(AgentE2eTest, ConcurrentPushesEndConsistent) {
   EXPECT_EQ(jsonInt(status, "workloads"), 1u + kClients * kRounds) << status;
   // The kernel holds exactly the plan of the bundle in force plus the
   // registered workloads (once the new interfaces are promoted).
-  waitPromoted();
+  agent_->waitPromoted();
   std::ofstream wl(dir_ / "workloads.yaml");
   wl << "apiVersion: bulkhead/v1\nkind: Workload\nmetadata: {name: billing-1}\n"
         "spec: {app: billing, interfaces: [vbill1], addresses: [192.0.2.10]}\n";

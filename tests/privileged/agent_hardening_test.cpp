@@ -17,6 +17,7 @@
 
 #include "bulkhead/agent/state_store.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -24,7 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBin = BULKHEAD_BINARY_DIR;
+const std::string kBin = binaryDir();
 constexpr const char* kForgedLine = "2026-01-01T00:00:00Z info forged line";
 
 // One App whose egress rule is repeated by 200 aliases of 4003 nodes each:
@@ -86,13 +87,8 @@ long peakRssKib(pid_t pid) {
 class AgentHardeningTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-hard-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("hard");
     socket_ = "unix://" + (dir_ / "agent.sock").string();
   }
 
@@ -102,10 +98,8 @@ class AgentHardeningTest : public ::testing::Test {
   }
 
   void startAgent() {
-    agent_ = std::make_unique<Process>(hv_, "exec " + kBin + "/bulkhead-agent --listen " + socket_ +
-                                                " --state-dir " + (dir_ / "state").string() +
-                                                " 2>>" + (dir_ / "agent.log").string());
-    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
+    agent_ = std::make_unique<AgentHost>(hv_, dir_);
+    agent_->start();
   }
 
   void killAgent() {
@@ -114,24 +108,14 @@ class AgentHardeningTest : public ::testing::Test {
     agent_.reset();
   }
 
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-  }
+  CmdResult cli(const std::string& args) const { return agentCli(socket_, args); }
 
   void add(const std::string& name, const std::string& iface, const std::string& addr) {
     auto r = cli("workload add " + name + " --app billing --iface " + iface + " --addr " + addr);
     ASSERT_TRUE(r.ok()) << r.out << log();
   }
 
-  void waitPromoted() {
-    const bool done = waitFor(
-        [&] {
-          const auto st = cli("status --json");
-          return st.ok() && jsonInt(st.out, "staged_interfaces") == 0;
-        },
-        5000);
-    ASSERT_TRUE(done) << cli("status").out << log();
-  }
+  void waitPromoted() { agent_->waitPromoted(); }
 
   // What must be equal before a crash and after the restart: the workloads
   // (with their quarantine) and the kernel's table.
@@ -154,7 +138,7 @@ class AgentHardeningTest : public ::testing::Test {
   Netns hv_;
   fs::path dir_;
   std::string socket_;
-  std::unique_ptr<Process> agent_;
+  std::unique_ptr<AgentHost> agent_;
 };
 
 TEST_F(AgentHardeningTest, RegistrationsWithoutAPushSurviveKillNine) {

@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "bulkhead/v1/agent.grpc.pb.h"
+#include "support/agent_host.h"
+#include "support/certs.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -18,58 +20,39 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBin = BULKHEAD_BINARY_DIR;
+const std::string kBin = binaryDir();
 
 class AgentTlsNamesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() / ("bht-tlsnames-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    std::string script = "cd " + dir_.string() + " && set -e && openssl req -x509 " + key +
-                         " -keyout ca.key -out ca.crt -days 1 -subj /CN=bulkhead-test-ca && " +
-                         cert(key, "agent", "/CN=localhost",
-                              "subjectAltName=IP:127.0.0.1,DNS:localhost\\n"
-                              "extendedKeyUsage=serverAuth\\n");
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("tlsnames");
     // All four clients are signed by the trusted CA.
-    script += " && " + cert(key, "dns", "/CN=someone-else",
-                            "subjectAltName=DNS:ctl.example\\nextendedKeyUsage=clientAuth\\n");
-    script += " && " + cert(key, "uri", "/CN=someone-else",
-                            "subjectAltName=URI:spiffe://example/ctl\\n"
-                            "extendedKeyUsage=clientAuth\\n");
-    script += " && " + cert(key, "cn", "/CN=ctl-by-cn", "extendedKeyUsage=clientAuth\\n");
-    script += " && " + cert(key, "other", "/CN=intruder",
-                            "subjectAltName=DNS:intruder.example,URI:spiffe://example/x\\n"
-                            "extendedKeyUsage=clientAuth\\n");
-    auto made = sh(script);
-    ASSERT_TRUE(made.ok()) << made.out;
+    for (const auto& made :
+         {makeTestCa(dir_),
+          makeSignedCert(dir_, "agent", "/CN=localhost",
+                         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+          makeSignedCert(dir_, "dns", "/CN=someone-else",
+                         "subjectAltName=DNS:ctl.example\nextendedKeyUsage=clientAuth"),
+          makeSignedCert(dir_, "uri", "/CN=someone-else",
+                         "subjectAltName=URI:spiffe://example/ctl\nextendedKeyUsage=clientAuth"),
+          makeSignedCert(dir_, "cn", "/CN=ctl-by-cn", "extendedKeyUsage=clientAuth"),
+          makeSignedCert(dir_, "other", "/CN=intruder",
+                         "subjectAltName=DNS:intruder.example,URI:spiffe://example/x\n"
+                         "extendedKeyUsage=clientAuth")})
+      ASSERT_TRUE(made.ok()) << made.out;
     port_ = 20000 + (getpid() + 7) % 20000;
     const std::string d = dir_.string();
-    agent_ = std::make_unique<Process>(
-        hv_, "exec " + kBin + "/bulkhead-agent --listen unix://" + d +
-                 "/agent.sock --listen tcp://127.0.0.1:" + std::to_string(port_) + " --tls-cert " +
-                 d + "/agent.crt --tls-key " + d + "/agent.key --tls-client-ca " + d +
-                 "/ca.crt --tls-allowed-names ctl.example,spiffe://example/ctl,ctl-by-cn" +
-                 " --state-dir " + d + "/state 2>>" + d + "/agent.log");
-    for (int i = 0; i < 250 && !fs::exists(dir_ / "agent.sock"); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_TRUE(fs::exists(dir_ / "agent.sock")) << log();
+    agent_ = std::make_unique<AgentHost>(hv_, dir_);
+    ASSERT_NO_FATAL_FAILURE(
+        agent_->start("--listen tcp://127.0.0.1:" + std::to_string(port_) + " --tls-cert " + d +
+                      "/agent.crt --tls-key " + d + "/agent.key --tls-client-ca " + d +
+                      "/ca.crt --tls-allowed-names ctl.example,spiffe://example/ctl,ctl-by-cn"));
   }
 
   void TearDown() override {
     agent_.reset();
     fs::remove_all(dir_);
-  }
-
-  static std::string cert(const std::string& key, const std::string& name,
-                          const std::string& subject, const std::string& ext) {
-    return "openssl req " + key + " -keyout " + name + ".key -out " + name + ".csr -subj " +
-           subject + " && printf '" + ext + "' > " + name + ".ext && openssl x509 -req -in " +
-           name + ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile " + name +
-           ".ext -out " + name + ".crt";
   }
 
   CmdResult cliAs(const std::string& client, const std::string& command) const {
@@ -84,7 +67,7 @@ class AgentTlsNamesTest : public ::testing::Test {
   Netns hv_;
   fs::path dir_;
   int port_ = 0;
-  std::unique_ptr<Process> agent_;
+  std::unique_ptr<AgentHost> agent_;
 };
 
 TEST_F(AgentTlsNamesTest, OnlyListedNamesAreServed) {

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <thread>
 
+#include "support/agent_host.h"
+#include "support/certs.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -15,52 +17,29 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBin = BULKHEAD_BINARY_DIR;
+const std::string kBin = binaryDir();
 
 class AgentTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() / ("bht-tls-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("tls");
     // Test certificates, made here: a CA, the agent's certificate (for
     // 127.0.0.1), a controller's client certificate signed by the CA, and a
     // rogue client certificate signed by nobody we trust.
-    const std::string d = dir_.string();
-    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    auto made =
-        sh("cd " + d +
-           " && set -e && "
-           "openssl req -x509 " +
-           key +
-           " -keyout ca.key -out ca.crt -days 1 -subj /CN=bulkhead-test-ca && "
-           "openssl req " +
-           key +
-           " -keyout agent.key -out agent.csr -subj /CN=localhost && "
-           "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > "
-           "agent.ext && "
-           "openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 "
-           "-extfile agent.ext -out agent.crt && "
-           "openssl req " +
-           key +
-           " -keyout client.key -out client.csr -subj /CN=controller && "
-           "printf 'extendedKeyUsage=clientAuth\\n' > client.ext && "
-           "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 "
-           "-extfile client.ext -out client.crt && "
-           "openssl req -x509 " +
-           key + " -keyout rogue.key -out rogue.crt -days 1 -subj /CN=controller");
-    ASSERT_TRUE(made.ok()) << made.out;
+    for (const auto& made :
+         {makeTestCa(dir_),
+          makeSignedCert(dir_, "agent", "/CN=localhost",
+                         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+          makeSignedCert(dir_, "client", "/CN=controller", "extendedKeyUsage=clientAuth"),
+          makeSelfSignedCert(dir_, "rogue", "/CN=controller")})
+      ASSERT_TRUE(made.ok()) << made.out;
     port_ = 20000 + getpid() % 20000;
-    agent_ = std::make_unique<Process>(
-        hv_, "exec " + kBin + "/bulkhead-agent --listen unix://" + d +
-                 "/agent.sock --listen tcp://127.0.0.1:" + std::to_string(port_) + " --tls-cert " +
-                 d + "/agent.crt --tls-key " + d + "/agent.key --tls-client-ca " + d +
-                 "/ca.crt --state-dir " + d + "/state 2>>" + d + "/agent.log");
-    for (int i = 0; i < 250 && !fs::exists(dir_ / "agent.sock"); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_TRUE(fs::exists(dir_ / "agent.sock")) << log();
+    const std::string d = dir_.string();
+    agent_ = std::make_unique<AgentHost>(hv_, dir_);
+    ASSERT_NO_FATAL_FAILURE(agent_->start("--listen tcp://127.0.0.1:" + std::to_string(port_) +
+                                          " --tls-cert " + d + "/agent.crt --tls-key " + d +
+                                          "/agent.key --tls-client-ca " + d + "/ca.crt"));
   }
 
   void TearDown() override {
@@ -82,7 +61,7 @@ class AgentTlsTest : public ::testing::Test {
   Netns hv_;
   fs::path dir_;
   int port_ = 0;
-  std::unique_ptr<Process> agent_;
+  std::unique_ptr<AgentHost> agent_;
 };
 
 TEST_F(AgentTlsTest, CaSignedClientIsServedOthersAreRefused) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -16,8 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-const std::string kBin = BULKHEAD_BINARY_DIR;
 
 constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
 kind: Service
@@ -35,49 +34,23 @@ spec:
     - to: [sink]
 )";
 
-class DriftQuarantineTest : public ::testing::Test {
+class DriftQuarantineTest : public AgentHostTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+    ASSERT_NO_FATAL_FAILURE(setUpHost("drift", kPolicy));
     ASSERT_TRUE(sh("command -v conntrack").ok()) << "needs conntrack (packaging/install-deps.sh)";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-drift-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "policy.yaml") << kPolicy;
-    topo_ = std::make_unique<Topology>();
     topo_->addHost("vbill1", "192.0.2.10", "");
     topo_->addHost("vsrv1", "198.51.100.10", "");
-    socket_ = "unix://" + (dir_ / "agent.sock").string();
-  }
-
-  void TearDown() override {
-    processes_.clear();
-    agent_.reset();
-    topo_.reset();
-    fs::remove_all(dir_);
   }
 
   void startAgent(const std::string& extra) {
-    agent_ = std::make_unique<Process>(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " +
-                                                        socket_ + " --state-dir " +
-                                                        (dir_ / "state").string() + " " + extra +
-                                                        " 2>>" + (dir_ / "agent.log").string());
-    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
-    ASSERT_TRUE(cli("push " + (dir_ / "policy.yaml").string()).ok()) << log();
+    ASSERT_NO_FATAL_FAILURE(launchAgent(extra));
+    ASSERT_NO_FATAL_FAILURE(pushPolicy());
     auto add = cli("workload add billing-1 --app billing --iface vbill1 --addr 192.0.2.10");
     ASSERT_TRUE(add.ok()) << add.out << log();
-    ASSERT_TRUE(
-        waitFor([&] { return jsonInt(cli("status --json").out, "staged_interfaces") == 0; }, 5000))
-        << log();
+    ASSERT_NO_FATAL_FAILURE(agent_->waitPromoted());
   }
 
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-  }
-  std::string log() const { return readAll(dir_ / "agent.log"); }
   std::vector<std::string> table() const {
     return normalizedNftLines(topo_->hv().exec("nft list table inet bulkhead").out);
   }
@@ -93,12 +66,6 @@ class DriftQuarantineTest : public ::testing::Test {
         .exec("conntrack -L -s " + addr + " 2>/dev/null; conntrack -L -d " + addr + " 2>/dev/null")
         .out;
   }
-
-  fs::path dir_;
-  std::string socket_;
-  std::unique_ptr<Topology> topo_;
-  std::unique_ptr<Process> agent_;
-  std::vector<std::unique_ptr<Process>> processes_;
 };
 
 TEST_F(DriftQuarantineTest, DriftByContentIsRepairedWithTheMonitorDisabled) {
@@ -143,12 +110,12 @@ TEST_F(DriftQuarantineTest, QuarantineStopsALiveTcpStreamAndReleaseAllowsANewOne
   startAgent("");
   const Netns& server = *topo_->host("vsrv1").ns;
   const Netns& workload = *topo_->host("vbill1").ns;
-  processes_.push_back(std::make_unique<Process>(
+  procs_.push_back(std::make_unique<Process>(
       server, "exec socat -u TCP-LISTEN:5432,reuseaddr,fork OPEN:" + (dir_ / "received").string() +
                   ",creat,append"));
   ASSERT_TRUE(waitListening(server, 5432, false));
   // One connection, a line every 10 ms, as a reverse shell keeps its session.
-  processes_.push_back(std::make_unique<Process>(
+  procs_.push_back(std::make_unique<Process>(
       workload, "while true; do echo line; sleep 0.01; done | socat -u - TCP:198.51.100.10:5432"));
   ASSERT_TRUE(waitFor([&] { return received() >= 20; }, 5000)) << "the stream never flowed";
   ASSERT_FALSE(entriesOf("192.0.2.10").empty());

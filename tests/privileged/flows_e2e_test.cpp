@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -18,23 +19,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBin = BULKHEAD_BINARY_DIR;
+const std::string kBin = binaryDir();
 
-constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod, labels: {env: prod}}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing, labels: {env: prod}}
-spec:
-  egress:
-    - to: [postgres-prod]
----
+// kBillingPolicy, an audit-mode dev app a global policy keeps from prod, and
+// the two workloads.
+const std::string kPolicy = std::string(kBillingPolicy) + R"(---
 apiVersion: bulkhead/v1
 kind: App
 metadata: {name: devtool, labels: {env: dev}}
@@ -62,25 +51,16 @@ metadata: {name: devtool-1}
 spec: {app: devtool, interfaces: [vdev1], addresses: [192.0.2.20]}
 )";
 
-class FlowsE2eTest : public ::testing::Test {
+class FlowsE2eTest : public AgentHostTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+    ASSERT_NO_FATAL_FAILURE(setUpHost("flows", kPolicy));
     ASSERT_TRUE(sh("command -v rsyslogd").ok()) << "rsyslog is needed (packaging/install-deps.sh)";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-flows-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     fs::create_directories(dir_ / "rsyslog");
-    std::ofstream(dir_ / "policy.yaml") << kPolicy;
-    topo_ = std::make_unique<Topology>();
     topo_->addHost("vbill1", "192.0.2.10", "");
     topo_->addHost("vdev1", "192.0.2.20", "");
     auto& server = topo_->addHost("vsrv1", "198.51.100.10", "");
-    for (int port : {5432, 22})
-      procs_.push_back(std::make_unique<Process>(*server.ns, tcpListenCmd(port, false)));
-    waitListening(*server.ns, 5432, false);
+    ASSERT_NO_FATAL_FAILURE(listenTcp(*server.ns, {5432, 22}));
     udpPort_ = 10514;
     tcpPort_ = 10601;
   }
@@ -88,9 +68,7 @@ class FlowsE2eTest : public ::testing::Test {
   void TearDown() override {
     agent_.reset();
     rsyslog_.reset();
-    procs_.clear();
-    topo_.reset();
-    fs::remove_all(dir_);
+    AgentHostTest::TearDown();
   }
 
   void startRsyslog() {
@@ -113,21 +91,10 @@ class FlowsE2eTest : public ::testing::Test {
   }
 
   void startAgent(const std::string& targets) {
-    socket_ = "unix://" + (dir_ / "agent.sock").string();
-    agent_ = std::make_unique<Process>(topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " +
-                                                        socket_ + " --state-dir " +
-                                                        (dir_ / "state").string() + " " + targets +
-                                                        " 2>>" + (dir_ / "agent.log").string());
-    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << readAll(dir_ / "agent.log");
+    ASSERT_NO_FATAL_FAILURE(launchAgent(targets));
     auto push = cli("push " + (dir_ / "policy.yaml").string());
     ASSERT_TRUE(push.ok()) << push.out;
   }
-
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-  }
-
-  const Netns& ns(const std::string& iface) { return *topo_->host(iface).ns; }
 
   // Every attempt is exported or counted as suppressed, once idle.
   void expectAccountingExact() {
@@ -142,12 +109,8 @@ class FlowsE2eTest : public ::testing::Test {
         << status;
   }
 
-  fs::path dir_;
-  std::string socket_;
   int udpPort_ = 0, tcpPort_ = 0;
-  std::unique_ptr<Topology> topo_;
-  std::vector<std::unique_ptr<Process>> procs_;
-  std::unique_ptr<Process> rsyslog_, agent_;
+  std::unique_ptr<Process> rsyslog_;
 };
 
 TEST_F(FlowsE2eTest, DeniedFlowsReachRsyslogOverUdpAndTcpWithEveryField) {
@@ -206,9 +169,7 @@ TEST_F(FlowsE2eTest, DeniedFlowsReachRsyslogOverUdpAndTcpWithEveryField) {
 
 TEST_F(FlowsE2eTest, JsonAndCefFormatsParse) {
   const int jsonPort = 10700, cefPort = 10701;
-  procs_.push_back(std::make_unique<Process>(
-      topo_->hv(), "exec socat -u UDP4-RECV:" + std::to_string(jsonPort) +
-                       ",bind=127.0.0.1 OPEN:" + (dir_ / "json.log").string() + ",creat,append"));
+  procs_.push_back(udpSink(topo_->hv(), jsonPort, dir_ / "json.log"));
   waitListening(topo_->hv(), jsonPort, true);
   startAgent("--flow-format json --syslog udp://127.0.0.1:" + std::to_string(jsonPort));
   EXPECT_FALSE(tcpProbe(ns("vbill1"), "198.51.100.10", 22, 2.0).ok);
@@ -227,9 +188,7 @@ TEST_F(FlowsE2eTest, JsonAndCefFormatsParse) {
   EXPECT_TRUE(py.ok() || !sh("command -v python3").ok()) << py.out << json;
 
   agent_.reset();
-  procs_.push_back(std::make_unique<Process>(
-      topo_->hv(), "exec socat -u UDP4-RECV:" + std::to_string(cefPort) +
-                       ",bind=127.0.0.1 OPEN:" + (dir_ / "cef.log").string() + ",creat,append"));
+  procs_.push_back(udpSink(topo_->hv(), cefPort, dir_ / "cef.log"));
   waitListening(topo_->hv(), cefPort, true);
   startAgent("--flow-format cef --syslog udp://127.0.0.1:" + std::to_string(cefPort));
   EXPECT_FALSE(tcpProbe(ns("vbill1"), "198.51.100.10", 22, 2.0).ok);

@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -193,29 +194,14 @@ const std::set<std::string> kRebuilt = {"DynamicUser",
                                         "SystemCallFilter",
                                         "LimitNOFILE"};
 
-constexpr const char* kPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing}
-spec:
-  egress:
-    - to: [postgres-prod]
-)";
+const char* const kPolicy = kBillingPolicy;
 
 class HardeningTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
     ASSERT_TRUE(sh("command -v systemd-analyze setpriv unshare socat").ok())
         << "systemd, util-linux and socat are needed (packaging/install-deps.sh)";
-    sweepStaleNamespaces();
     // Under /run, not /tmp: the sandbox gets its own /tmp.
     dir_ = fs::path("/run") / ("bht-hard-" + std::to_string(getpid()) + "-" +
                                ::testing::UnitTest::GetInstance()->current_test_info()->name());

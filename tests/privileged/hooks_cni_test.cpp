@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/hooks.h"
 #include "support/netns.h"
 
@@ -29,10 +30,7 @@ class HooksCniTest : public ::testing::Test {
                 fs::exists(std::string(kCniPath) + "/host-local"))
         << "needs Debian's containernetworking-plugins (packaging/install-deps.sh)";
     sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-cni-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = freshTestDir("cni");
     fs::create_directories(dir_ / "ipam");
     topo_ = std::make_unique<Topology>();
     auto& server = topo_->addHost("vsrv1", "198.51.100.10", "");

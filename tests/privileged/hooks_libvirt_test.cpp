@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/agent_host.h"
 #include "support/hooks.h"
 #include "support/netns.h"
 
@@ -52,13 +53,8 @@ constexpr const char* kMeta =
 class HooksLibvirtTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-virt-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("virt");
     hv_ = std::make_unique<Netns>();
     auto tap = hv_->exec("ip tuntap add dev vnet7 mode tap && ip link set vnet7 up");
     ASSERT_TRUE(tap.ok()) << tap.out;

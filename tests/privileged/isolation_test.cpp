@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -137,18 +138,11 @@ for _ in range(3):
     s.sendto(ip + tcp + payload, (dst, 0))
 )";
 
-class IsolationTest : public ::testing::Test {
+class IsolationTest : public AgentHostTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+    ASSERT_NO_FATAL_FAILURE(setUpHost("iso", kPolicy));
     ASSERT_TRUE(sh("command -v python3 && command -v socat").ok()) << "python3 and socat needed";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-iso-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "policy.yaml") << kPolicy;
     for (auto [name, text] : {std::pair{"udp_server.py", kUdpServer},
                               {"udp_send.py", kUdpSend},
                               {"udp_flood.py", kUdpFlood},
@@ -156,7 +150,6 @@ class IsolationTest : public ::testing::Test {
                               {"tcp_client.py", kTcpClient},
                               {"tcp_inject.py", kTcpInject}})
       std::ofstream(dir_ / name) << text;
-    topo_ = std::make_unique<Topology>();
     topo_->addHost("vwa", "192.0.2.5", "2001:db8:5::5");
     topo_->addHost("vwb", "192.0.2.6", "2001:db8:6::6");
     auto& server = topo_->addHost("vsrv", "198.51.100.10", "2001:db8:10::10");
@@ -172,9 +165,7 @@ class IsolationTest : public ::testing::Test {
   void TearDown() override {
     agent_.reset();
     receiver_.reset();
-    procs_.clear();
-    topo_.reset();
-    fs::remove_all(dir_);
+    AgentHostTest::TearDown();
   }
 
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
@@ -184,27 +175,15 @@ class IsolationTest : public ::testing::Test {
   void startAgent(const std::string& extra = "", bool push = true) {
     const int port = 10800;
     if (!receiver_) {
-      receiver_ = std::make_unique<Process>(
-          topo_->hv(), "exec socat -u UDP4-RECV:" + std::to_string(port) +
-                           ",bind=127.0.0.1 OPEN:" + path("flows.log") + ",creat,append");
+      receiver_ = udpSink(topo_->hv(), port, path("flows.log"));
       ASSERT_TRUE(waitListening(topo_->hv(), port, true));
     }
-    socket_ = "unix://" + path("agent.sock");
-    agent_ = std::make_unique<Process>(
-        topo_->hv(), "exec " + kBin + "/bulkhead-agent --listen " + socket_ + " --state-dir " +
-                         path("state") + " --flow-format json --syslog udp://127.0.0.1:" +
-                         std::to_string(port) + " " + extra + " 2>>" + path("agent.log"));
-    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << readAll(path("agent.log"));
+    ASSERT_NO_FATAL_FAILURE(launchAgent(
+        "--flow-format json --syslog udp://127.0.0.1:" + std::to_string(port) + " " + extra));
     if (!push) return;
     auto pushed = cli("push " + path("policy.yaml"));
     ASSERT_TRUE(pushed.ok()) << pushed.out;
   }
-
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-  }
-
-  const Netns& ns(const std::string& iface) { return *topo_->host(iface).ns; }
 
   bool udpSend(const std::string& from, const std::string& src, int sport, const std::string& dst,
                const std::string& msg) {
@@ -231,11 +210,7 @@ class IsolationTest : public ::testing::Test {
     return waitFor([&] { return flowLines(parts) > 0; }, ms);
   }
 
-  fs::path dir_;
-  std::string socket_;
-  std::unique_ptr<Topology> topo_;
-  std::vector<std::unique_ptr<Process>> procs_;
-  std::unique_ptr<Process> agent_, receiver_;
+  std::unique_ptr<Process> receiver_;
 };
 
 // B has a UDP exchange with the server from port 4000; A takes B's address

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bulkhead/v1/agent.grpc.pb.h"
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -24,18 +25,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kBin = BULKHEAD_BINARY_DIR;
-
 class JournalCrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-crash-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("crash");
   }
   void TearDown() override {
     agent_.reset();
@@ -44,15 +38,11 @@ class JournalCrashTest : public ::testing::Test {
 
   std::string socketPath() const { return (dir_ / "agent.sock").string(); }
   std::string log() const { return readAll(dir_ / "agent.log"); }
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent unix://" + socketPath() + " " + args);
-  }
+  CmdResult cli(const std::string& args) const { return agentCli("unix://" + socketPath(), args); }
 
   void startAgent() {
-    agent_ = std::make_unique<Process>(
-        hv_, "exec " + kBin + "/bulkhead-agent --listen unix://" + socketPath() + " --state-dir " +
-                 (dir_ / "state").string() + " 2>>" + (dir_ / "agent.log").string());
-    ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
+    agent_ = std::make_unique<AgentHost>(hv_, dir_);
+    agent_->start();
   }
 
   // Registers workloads "r<round>c<client>n<i>" from `clients` threads until
@@ -115,7 +105,7 @@ class JournalCrashTest : public ::testing::Test {
 
   Netns hv_;
   fs::path dir_;
-  std::unique_ptr<Process> agent_;
+  std::unique_ptr<AgentHost> agent_;
 };
 
 TEST_F(JournalCrashTest, EveryAcknowledgedRegistrationSurvivesKillNine) {

@@ -19,6 +19,7 @@
 #include <regex>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -130,12 +131,8 @@ class NotifySocket {
 class NotifyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-notify-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("notify");
     fs::create_directories(dir_ / "policies");
     ns_ = std::make_unique<Netns>();
     socket_ = "unix://" + (dir_ / "agent.sock").string();
@@ -165,15 +162,12 @@ class NotifyTest : public ::testing::Test {
     ASSERT_TRUE(notify_->ok());
     agent_ = std::make_unique<Process>(
         *ns_, "NOTIFY_SOCKET=" + (dir_ / "notify").string() +
-                  (watchdogUsec ? " WATCHDOG_USEC=" + std::to_string(watchdogUsec) : "") +
-                  " exec " + kBin + "/bulkhead-agent --listen " + socket_ + " --state-dir " +
-                  (dir_ / "state").string() + " " + flags + " 2>>" + (dir_ / "agent.log").string());
+                  (watchdogUsec ? " WATCHDOG_USEC=" + std::to_string(watchdogUsec) : "") + " " +
+                  agentCommand(dir_, flags));
     ASSERT_TRUE(waitFor([&] { return !notify_->with("READY=1").empty(); }, 30000)) << log();
   }
 
-  CmdResult cli(const std::string& args) const {
-    return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-  }
+  CmdResult cli(const std::string& args) const { return agentCli(socket_, args); }
   std::string log() const { return readAll(dir_ / "agent.log"); }
 
   fs::path dir_;
@@ -199,9 +193,7 @@ TEST_F(NotifyTest, ReadyOnlyOnceRestoredStateAndPoliciesAreInTheKernel) {
   // A first run leaves a saved state with bundle A.
   writePolicy(dir_ / "a", 20000, "2001:db8:aaaa::1/128");
   {
-    Process first(*ns_, "exec " + kBin + "/bulkhead-agent --listen " + socket_ + " --state-dir " +
-                            (dir_ / "state").string() + " --policies " + (dir_ / "a").string() +
-                            " 2>>" + (dir_ / "agent.log").string());
+    Process first(*ns_, agentCommand(dir_, "--policies " + (dir_ / "a").string()));
     ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 30000)) << log();
     first.kill(SIGTERM);
     ASSERT_EQ(first.wait(5000), 0) << log();
@@ -326,10 +318,7 @@ TEST_F(NotifyTest, WithoutNotifySocketNothingIsSent) {
   notify_ = std::make_unique<NotifySocket>(dir_ / "notify", nullptr);
   ASSERT_TRUE(notify_->ok());
   // WATCHDOG_USEC alone (no NOTIFY_SOCKET): nothing to talk to.
-  agent_ = std::make_unique<Process>(*ns_, "WATCHDOG_USEC=200000 exec " + kBin +
-                                               "/bulkhead-agent --listen " + socket_ +
-                                               " --state-dir " + (dir_ / "state").string() +
-                                               " 2>>" + (dir_ / "agent.log").string());
+  agent_ = std::make_unique<Process>(*ns_, "WATCHDOG_USEC=200000 " + agentCommand(dir_));
   ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
   agent_->kill(SIGHUP);
   std::this_thread::sleep_for(std::chrono::seconds(1));

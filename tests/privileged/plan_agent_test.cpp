@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
@@ -20,12 +21,8 @@ const std::string kSrc = BULKHEAD_SOURCE_DIR;
 class PrivilegedTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
-    sweepStaleNamespaces();
-    dir_ = fs::temp_directory_path() /
-           ("bht-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
+    ASSERT_NO_FATAL_FAILURE(requirePrivileges());
+    dir_ = freshTestDir("plan");
   }
   void TearDown() override { fs::remove_all(dir_); }
   fs::path dir_;
@@ -55,10 +52,8 @@ class AgentTest : public PrivilegedTest {
     fs::copy(kSrc + "/policies/demo", policies_, fs::copy_options::recursive);
   }
   std::string startCmd(int resync = 1) const {
-    return "exec " + kBin + "/bulkhead-agent --policies " + policies_.string() +
-           " --table bh --resync-seconds " + std::to_string(resync) + " --listen unix://" +
-           (dir_ / "agent.sock").string() + " --state-dir " + (dir_ / "state").string() + " 2>>" +
-           (dir_ / "agent.log").string();
+    return agentCommand(dir_, "--policies " + policies_.string() + " --table bh --resync-seconds " +
+                                  std::to_string(resync));
   }
   std::string listTable() const { return hv_.exec("nft list table inet bh").out; }
   std::string log() const { return readAll(dir_ / "agent.log"); }

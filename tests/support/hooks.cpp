@@ -12,24 +12,7 @@ namespace bulkhead::testing {
 
 namespace fs = std::filesystem;
 
-const char* const kHooksPolicy = R"(apiVersion: bulkhead/v1
-kind: Service
-metadata: {name: postgres-prod, labels: {env: prod}}
-spec:
-  endpoints:
-    - cidrs: [198.51.100.10/32]
-      ports: [tcp/5432]
----
-apiVersion: bulkhead/v1
-kind: App
-metadata: {name: billing, labels: {env: prod}}
-spec:
-  egress:
-    - to: [postgres-prod]
-)";
-
 namespace {
-const std::string kBin = BULKHEAD_BINARY_DIR;
 
 std::string shellQuote(const std::string& s) {
   std::string out = "'";
@@ -44,39 +27,22 @@ std::string failClosedFlags(const std::string& pattern) {
 }
 
 HookAgent::HookAgent(Netns& hv, fs::path dir, std::string extraFlags)
-    : hv_(hv), dir_(std::move(dir)), extra_(std::move(extraFlags)) {
-  socket_ = "unix://" + (dir_ / "agent.sock").string();
-}
+    : agent_(hv, std::move(dir)), extra_(std::move(extraFlags)) {}
 
 void HookAgent::start() {
-  process_ = std::make_unique<Process>(hv_, "exec " + kBin + "/bulkhead-agent --listen " + socket_ +
-                                                " --state-dir " + (dir_ / "state").string() + " " +
-                                                extra_ + " 2>>" + (dir_ / "agent.log").string());
-  ASSERT_TRUE(waitFor([&] { return cli("status").ok(); }, 10000)) << log();
+  ASSERT_NO_FATAL_FAILURE(agent_.start(extra_));
   if (pushed_) return;
-  std::ofstream(dir_ / "policy.yaml") << kHooksPolicy;
-  auto push = cli("push " + (dir_ / "policy.yaml").string());
-  ASSERT_TRUE(push.ok()) << push.out << log();
+  std::ofstream(agent_.dir() / "policy.yaml") << kBillingPolicy;
+  ASSERT_NO_FATAL_FAILURE(agent_.push(agent_.dir() / "policy.yaml"));
   pushed_ = true;
 }
 
 void HookAgent::stop() {
-  if (!process_) return;
-  process_->kill(SIGTERM);
-  process_->wait(10000);
-  process_.reset();
-}
-
-CmdResult HookAgent::cli(const std::string& args) const {
-  return sh(kBin + "/bulkhead --agent " + socket_ + " " + args);
-}
-
-std::string HookAgent::log() const {
-  return readAll(dir_ / "agent.log");
+  agent_.stop(10000);
 }
 
 void HookAgent::registerBulk(int n) {
-  auto link = hooks::grpcConnector(std::chrono::minutes(10))(socket_);
+  auto link = hooks::grpcConnector(std::chrono::minutes(10))(socket());
   ASSERT_TRUE(link.ok()) << link.error().message;
   for (int i = 0; i < n; ++i) {
     v1::Workload w;

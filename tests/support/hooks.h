@@ -11,38 +11,35 @@
 #include <string>
 #include <vector>
 
+#include "support/agent_host.h"
 #include "support/netns.h"
 
 namespace bulkhead::testing {
-
-// billing may reach postgres-prod (198.51.100.10, tcp/5432), nothing else.
-extern const char* const kHooksPolicy;
 
 // The agent flags that drop packets of unregistered interfaces matching
 // `pattern` (the runtime's naming) until the hook has registered them.
 std::string failClosedFlags(const std::string& pattern);
 
-// bulkhead-agent in `hv`, its socket and state in `dir`.
+// bulkhead-agent in `hv`, its socket and state in `dir`, with kBillingPolicy
+// pushed once.
 class HookAgent {
  public:
   HookAgent(Netns& hv, std::filesystem::path dir, std::string extraFlags = "");
-  void start();  // and waits until it answers; pushes kHooksPolicy once
+  void start();  // and waits until it answers; pushes kBillingPolicy once
   void stop();   // SIGTERM, waits
-  bool running() const { return process_ != nullptr; }
-  const std::string& socket() const { return socket_; }
-  CmdResult cli(const std::string& args) const;
-  std::string log() const;
+  bool running() const { return agent_.pid() != -1; }
+  const std::string& socket() const { return agent_.socket(); }
+  CmdResult cli(const std::string& args) const { return agent_.cli(args); }
+  std::string log() const { return agent_.log(); }
   // Registers `n` API workloads (name "bulk-<i>", app billing, interface
   // "bk<i>", address 203.0.113.0/24 + 10.x... from 198.18.0.0/15) quickly,
   // in-process over gRPC.
   void registerBulk(int n);
 
  private:
-  Netns& hv_;
-  std::filesystem::path dir_;
-  std::string socket_, extra_;
+  AgentHost agent_;
+  std::string extra_;
   bool pushed_ = false;
-  std::unique_ptr<Process> process_;
 };
 
 // One plugin invocation's outcome.

@@ -335,6 +335,35 @@ void expectMatchesFullCompileOncePromoted(const IncrementalCompiler& inc) {
 
 using Strings = std::vector<std::string>;
 
+// The ruleset held is the full compile of the workloads held: nothing staged.
+void expectFullCompile(const IncrementalCompiler& inc) {
+  auto full = compile(policyBundle(), inc.workloads());
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+}
+
+// Applies `change` (a call on `inc` returning its diff); the diff makes
+// `changes` to the dispatch sets, leaves `staged` interfaces staged, and
+// applied to the ruleset before it gives the one held.
+template <typename Change>
+void expectChange(IncrementalCompiler& inc, Change change, const Strings& changes, size_t staged) {
+  const Ruleset before = inc.ruleset();
+  auto d = change();
+  ASSERT_TRUE(d.ok()) << d.error().describe();
+  EXPECT_EQ(dispatchChanges(inc.ruleset(), *d), changes);
+  EXPECT_EQ(inc.stagedCount(), staged);
+  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
+}
+
+// expectChange for an upsert of `w`, and the ruleset once promoted is the
+// full compile's.
+void expectUpsert(IncrementalCompiler& inc, const Workload& w, const Strings& changes,
+                  size_t staged) {
+  expectChange(
+      inc, [&] { return inc.upsertWorkload(w); }, changes, staged);
+  expectMatchesFullCompileOncePromoted(inc);
+}
+
 TEST(IncrementalCompiler, NewInterfaceIsStagedNotDispatched) {
   IncrementalCompiler inc;
   ASSERT_TRUE(inc.reset(policyBundle(), {}).ok());
@@ -370,14 +399,12 @@ TEST(IncrementalCompiler, PromoteStagedMovesEveryStagedInterfaceIntoDispatch) {
               d.replaceChains.empty() && d.deleteChains.empty() && !d.createTable);
   EXPECT_EQ(inc.stagedCount(), 0u);
   EXPECT_EQ(chainsText(applied(before, d)), chainsText(inc.ruleset()));
-  auto full = compile(policyBundle(), inc.workloads());
-  ASSERT_TRUE(full.ok());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectFullCompile(inc);
 
   const RulesetDiff again = inc.promoteStaged();
   EXPECT_TRUE(again.empty());
   EXPECT_TRUE(again.elements.empty());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectFullCompile(inc);
 }
 
 TEST(IncrementalCompiler, PromoteStagedTakesAtMostTheLimitInNameOrder) {
@@ -400,24 +427,16 @@ TEST(IncrementalCompiler, PromoteStagedTakesAtMostTheLimitInNameOrder) {
             (Strings{"dispatch + \"vc\" : goto app_app2", "st_app2 - \"vc\"", "staged - \"vc\""}));
   EXPECT_EQ(inc.stagedCount(), 0u);
   EXPECT_EQ(chainsText(applied(before, d)), chainsText(inc.ruleset()));
-  auto full = compile(policyBundle(), inc.workloads());
-  ASSERT_TRUE(full.ok());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectFullCompile(inc);
 }
 
 TEST(IncrementalCompiler, RemovingAStagedWorkloadLeavesDispatchAlone) {
   IncrementalCompiler inc;
   ASSERT_TRUE(inc.reset(policyBundle(), {}).ok());
   ASSERT_TRUE(inc.upsertWorkload(workload("a", "app1", {"va"}, "192.0.2.50")).ok());
-  const Ruleset before = inc.ruleset();
-  auto d = inc.removeWorkload("a");
-  ASSERT_TRUE(d.ok()) << d.error().describe();
-  EXPECT_EQ(dispatchChanges(inc.ruleset(), *d), (Strings{"st_app1 - \"va\"", "staged - \"va\""}));
-  EXPECT_EQ(inc.stagedCount(), 0u);
-  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  auto full = compile(policyBundle(), {});
-  ASSERT_TRUE(full.ok());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectChange(
+      inc, [&] { return inc.removeWorkload("a"); }, {"st_app1 - \"va\"", "staged - \"va\""}, 0);
+  expectFullCompile(inc);
   EXPECT_TRUE(inc.promoteStaged().empty());
 }
 
@@ -426,30 +445,19 @@ TEST(IncrementalCompiler, RemovingAPromotedWorkloadRemovesItsDispatchElement) {
   ASSERT_TRUE(inc.reset(policyBundle(), {}).ok());
   ASSERT_TRUE(inc.upsertWorkload(workload("a", "app1", {"va"}, "192.0.2.50")).ok());
   inc.promoteStaged();
-  const Ruleset before = inc.ruleset();
-  auto d = inc.removeWorkload("a");
-  ASSERT_TRUE(d.ok()) << d.error().describe();
-  EXPECT_EQ(dispatchChanges(inc.ruleset(), *d), (Strings{"dispatch - \"va\" : goto app_app1"}));
-  EXPECT_EQ(inc.stagedCount(), 0u);
-  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  auto full = compile(policyBundle(), {});
-  ASSERT_TRUE(full.ok());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectChange(
+      inc, [&] { return inc.removeWorkload("a"); }, {"dispatch - \"va\" : goto app_app1"}, 0);
+  expectFullCompile(inc);
 }
 
 TEST(IncrementalCompiler, ChangingTheAppOfAStagedInterfaceMovesItBetweenStagedSets) {
   IncrementalCompiler inc;
   ASSERT_TRUE(inc.reset(policyBundle(), {}).ok());
   ASSERT_TRUE(inc.upsertWorkload(workload("a", "app1", {"va"}, "192.0.2.50")).ok());
-  const Ruleset before = inc.ruleset();
-  auto d = inc.upsertWorkload(workload("a", "app2", {"va"}, "192.0.2.50"));
-  ASSERT_TRUE(d.ok()) << d.error().describe();
   // @staged keeps it: no remove and add of the same element in one diff.
-  EXPECT_EQ(dispatchChanges(inc.ruleset(), *d), (Strings{"st_app1 - \"va\"", "st_app2 + \"va\""}));
-  EXPECT_EQ(inc.stagedCount(), 1u);
+  expectUpsert(inc, workload("a", "app2", {"va"}, "192.0.2.50"),
+               {"st_app1 - \"va\"", "st_app2 + \"va\""}, 1);
   EXPECT_EQ(renderedElements(inc.ruleset(), kStagedSet), (Strings{"\"va\""}));
-  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  expectMatchesFullCompileOncePromoted(inc);
   EXPECT_EQ(dispatchChanges(inc.ruleset(), inc.promoteStaged()),
             (Strings{"dispatch + \"va\" : goto app_app2", "st_app2 - \"va\"", "staged - \"va\""}));
 }
@@ -459,14 +467,8 @@ TEST(IncrementalCompiler, ChangingTheAppOfADispatchedInterfaceStagesIt) {
   ASSERT_TRUE(inc.reset(policyBundle(), {}).ok());
   ASSERT_TRUE(inc.upsertWorkload(workload("a", "app1", {"va"}, "192.0.2.50")).ok());
   inc.promoteStaged();
-  const Ruleset before = inc.ruleset();
-  auto d = inc.upsertWorkload(workload("a", "app2", {"va"}, "192.0.2.50"));
-  ASSERT_TRUE(d.ok()) << d.error().describe();
-  EXPECT_EQ(dispatchChanges(inc.ruleset(), *d),
-            (Strings{"dispatch - \"va\" : goto app_app1", "st_app2 + \"va\"", "staged + \"va\""}));
-  EXPECT_EQ(inc.stagedCount(), 1u);
-  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  expectMatchesFullCompileOncePromoted(inc);
+  expectUpsert(inc, workload("a", "app2", {"va"}, "192.0.2.50"),
+               {"dispatch - \"va\" : goto app_app1", "st_app2 + \"va\"", "staged + \"va\""}, 1);
 }
 
 TEST(IncrementalCompiler, OnlyInterfacesThatArriveAreStaged) {
@@ -474,14 +476,8 @@ TEST(IncrementalCompiler, OnlyInterfacesThatArriveAreStaged) {
   ASSERT_TRUE(inc.reset(policyBundle(), {}).ok());
   ASSERT_TRUE(inc.upsertWorkload(workload("a", "app1", {"va", "vb"}, "192.0.2.50")).ok());
   inc.promoteStaged();
-  const Ruleset before = inc.ruleset();
-  auto d = inc.upsertWorkload(workload("a", "app1", {"vb", "vc"}, "192.0.2.50"));
-  ASSERT_TRUE(d.ok()) << d.error().describe();
-  EXPECT_EQ(dispatchChanges(inc.ruleset(), *d),
-            (Strings{"dispatch - \"va\" : goto app_app1", "st_app1 + \"vc\"", "staged + \"vc\""}));
-  EXPECT_EQ(inc.stagedCount(), 1u);
-  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  expectMatchesFullCompileOncePromoted(inc);
+  expectUpsert(inc, workload("a", "app1", {"vb", "vc"}, "192.0.2.50"),
+               {"dispatch - \"va\" : goto app_app1", "st_app1 + \"vc\"", "staged + \"vc\""}, 1);
 }
 
 TEST(IncrementalCompiler, UpsertingTheSameInterfacesAgainLeavesDispatchAndStagedAlone) {
@@ -519,18 +515,12 @@ TEST(IncrementalCompiler, ResetDispatchesStagedInterfaces) {
   ASSERT_TRUE(inc.upsertWorkload(workload("a", "app1", {"va"}, "192.0.2.50")).ok());
   ASSERT_TRUE(inc.upsertWorkload(workload("b", "app2", {"vb"}, "192.0.2.60")).ok());
   ASSERT_EQ(inc.stagedCount(), 2u);
-  const Ruleset before = inc.ruleset();
-  auto d = inc.reset(policyBundle(), inc.workloads());
-  ASSERT_TRUE(d.ok()) << d.error().describe();
-  EXPECT_EQ(inc.stagedCount(), 0u);
-  EXPECT_EQ(
-      dispatchChanges(inc.ruleset(), *d),
-      (Strings{"dispatch + \"va\" : goto app_app1", "dispatch + \"vb\" : goto app_app2",
-               "st_app1 - \"va\"", "st_app2 - \"vb\"", "staged - \"va\"", "staged - \"vb\""}));
-  EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  auto full = compile(policyBundle(), inc.workloads());
-  ASSERT_TRUE(full.ok());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectChange(
+      inc, [&] { return inc.reset(policyBundle(), inc.workloads()); },
+      {"dispatch + \"va\" : goto app_app1", "dispatch + \"vb\" : goto app_app2", "st_app1 - \"va\"",
+       "st_app2 - \"vb\"", "staged - \"va\"", "staged - \"vb\""},
+      0);
+  expectFullCompile(inc);
   EXPECT_TRUE(inc.promoteStaged().empty());
 }
 
@@ -546,9 +536,7 @@ TEST(IncrementalCompiler, NewImplicitAppCompilesFullyAndStagesNothing) {
   ASSERT_TRUE(d.ok()) << d.error().describe();
   EXPECT_EQ(inc.stagedCount(), 0u);
   EXPECT_EQ(chainsText(applied(before, *d)), chainsText(inc.ruleset()));
-  auto full = compile(policyBundle(), inc.workloads());
-  ASSERT_TRUE(full.ok());
-  EXPECT_EQ(renderRuleset(inc.ruleset()), renderRuleset(*full));
+  expectFullCompile(inc);
   EXPECT_EQ(renderedElements(inc.ruleset(), kDispatchMap),
             (Strings{"\"va\" : goto app_app1", "\"vg\" : goto app_ghost"}));
 }

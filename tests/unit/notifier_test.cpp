@@ -49,7 +49,7 @@ TEST(NotifierTest, KeepAlivesAtHalfThePeriodAndStatusOnlyOnChange) {
   Sent sent;
   Notifier n(sent.send(), 2s);  // a keep-alive every second
   n.ready(status("v1", 1));
-  const auto t0 = Notifier::Clock::now();
+  const auto t0 = common::SteadyClock::now();
   n.housekeeping(status("v1", 1), t0);
   n.housekeeping(status("v1", 1), t0 + 500ms);  // not due
   n.housekeeping(status("v1", 2), t0 + 1000ms);
@@ -65,7 +65,7 @@ TEST(NotifierTest, WithoutWatchdogOnlyStatusChangesGoOutAtMostOnceASecond) {
   Sent sent;
   Notifier n(sent.send(), 0us);
   n.ready(status("v1", 1));
-  const auto t0 = Notifier::Clock::now();
+  const auto t0 = common::SteadyClock::now();
   n.housekeeping(status("v1", 1), t0);
   n.housekeeping(status("v2", 1), t0 + 300ms);  // not checked yet
   n.housekeeping(status("v2", 1), t0 + 1000ms);
@@ -79,7 +79,7 @@ TEST(NotifierTest, ReloadThenReadyAndNothingAfterStopping) {
   n.reloading("config and policies");
   n.ready(status("v2", 1));
   n.stopping();
-  n.housekeeping(status("v2", 1), Notifier::Clock::now() + 10s);
+  n.housekeeping(status("v2", 1), common::SteadyClock::now() + 10s);
   ASSERT_EQ(sent.messages.size(), 3u);
   EXPECT_EQ(sent.messages[0].rfind("RELOADING=1\nMONOTONIC_USEC=", 0), 0u);
   EXPECT_NE(sent.messages[0].find("\nSTATUS=reloading config and policies"), std::string::npos);
@@ -103,7 +103,7 @@ TEST(NotifierTest, WithoutNotifySocketEverythingIsANoOp) {
   Notifier n = Notifier::fromEnvironment();
   EXPECT_FALSE(n.active());
   n.ready(status("v1", 1));  // must not crash or send
-  n.housekeeping(status("v1", 1), Notifier::Clock::now());
+  n.housekeeping(status("v1", 1), common::SteadyClock::now());
   ::unsetenv("WATCHDOG_USEC");
   ::setenv("NOTIFY_SOCKET", "/nonexistent/notify", 1);
   ::setenv("WATCHDOG_USEC", "4000000", 1);

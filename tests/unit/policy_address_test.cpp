@@ -6,25 +6,32 @@
 namespace bulkhead::policy {
 namespace {
 
-struct CidrCase {
+// One parse: `text`, and what T::parse must make of it.
+struct ParseCase {
   const char* text;
   const char* want;  // toString(), or nullptr when it must fail
   const char* why;   // the reason, for failures
 };
+using CidrCase = ParseCase;
+using PortCase = ParseCase;
+
+template <typename T>
+void expectParse(const ParseCase& c) {
+  std::string why;
+  auto parsed = T::parse(c.text, &why);
+  if (c.want == nullptr) {
+    EXPECT_FALSE(parsed) << c.text;
+    EXPECT_EQ(why, c.why) << c.text;
+  } else {
+    ASSERT_TRUE(parsed) << c.text << ": " << why;
+    EXPECT_EQ(parsed->toString(), c.want);
+  }
+}
 
 class CidrParseTest : public testing::TestWithParam<CidrCase> {};
 
 TEST_P(CidrParseTest, Parses) {
-  const CidrCase& c = GetParam();
-  std::string why;
-  auto cidr = Cidr::parse(c.text, &why);
-  if (c.want == nullptr) {
-    EXPECT_FALSE(cidr) << c.text;
-    EXPECT_EQ(why, c.why) << c.text;
-  } else {
-    ASSERT_TRUE(cidr) << c.text << ": " << why;
-    EXPECT_EQ(cidr->toString(), c.want);
-  }
+  expectParse<Cidr>(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -51,25 +58,10 @@ TEST(CidrTest, Last) {
   EXPECT_EQ(Cidr::parse("2001:db8::/64")->last().toString(), "2001:db8::ffff:ffff:ffff:ffff");
 }
 
-struct PortCase {
-  const char* text;
-  const char* want;  // toString(), or nullptr when it must fail
-  const char* why;
-};
-
 class PortParseTest : public testing::TestWithParam<PortCase> {};
 
 TEST_P(PortParseTest, Parses) {
-  const PortCase& c = GetParam();
-  std::string why;
-  auto port = PortSpec::parse(c.text, &why);
-  if (c.want == nullptr) {
-    EXPECT_FALSE(port) << c.text;
-    EXPECT_EQ(why, c.why) << c.text;
-  } else {
-    ASSERT_TRUE(port) << c.text << ": " << why;
-    EXPECT_EQ(port->toString(), c.want);
-  }
+  expectParse<PortSpec>(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/scratch.h"
+
 namespace bulkhead::agent {
 namespace {
 
@@ -29,12 +31,7 @@ std::string entry(const std::string& name, size_t padding = 0) {
 
 class StateJournalTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-journal-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
+  void SetUp() override { dir_ = testing::scratchPath("bh-journal"); }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path() const { return (dir_ / "journal.pb").string(); }
   StateJournal journal() const { return StateJournal(dir_.string(), path()); }
@@ -48,18 +45,9 @@ class StateJournalTest : public ::testing::Test {
     return out;
   }
   void poke(size_t offset, const std::string& bytes) const {
-    std::fstream f(path(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(std::streamoff(offset));
-    f.write(bytes.data(), std::streamsize(bytes.size()));
+    testing::pokeBytes(path(), offset, bytes);
   }
-  std::string read(size_t offset, size_t n) const {
-    std::ifstream f(path(), std::ios::binary);
-    f.seekg(std::streamoff(offset));
-    std::string out(n, '\0');
-    f.read(out.data(), std::streamsize(n));
-    out.resize(size_t(f.gcount()));
-    return out;
-  }
+  std::string read(size_t offset, size_t n) const { return testing::readBytes(path(), offset, n); }
 
   fs::path dir_;
 };

@@ -14,6 +14,7 @@
 
 #include "bulkhead/agent/core.h"
 #include "support/fake_kernel.h"
+#include "support/scratch.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -39,27 +40,15 @@ std::vector<std::string> names(const v1::AgentState& s) {
 
 class StateStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-store-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
+  void SetUp() override { dir_ = testing::scratchPath("bh-store"); }
   void TearDown() override { fs::remove_all(dir_); }
   fs::path journal() const { return dir_ / "journal.pb"; }
   // Writes `bytes` into the journal file at `offset` (a crash's leftovers).
   void poke(size_t offset, const std::string& bytes) const {
-    std::fstream f(journal(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(std::streamoff(offset));
-    f.write(bytes.data(), std::streamsize(bytes.size()));
+    testing::pokeBytes(journal(), offset, bytes);
   }
   std::string read(size_t offset, size_t n) const {
-    std::ifstream f(journal(), std::ios::binary);
-    f.seekg(std::streamoff(offset));
-    std::string out(n, '\0');
-    f.read(out.data(), std::streamsize(n));
-    out.resize(size_t(f.gcount()));
-    return out;
+    return testing::readBytes(journal(), offset, n);
   }
   fs::path dir_;
 };

@@ -14,6 +14,7 @@
 
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/scan_detector.h"
+#include "bulkhead/common/time_format.h"
 
 namespace bulkhead::agent {
 
@@ -47,7 +48,7 @@ class AutoQuarantine {
   std::deque<ScanFinding> queue_;
   bool stop_ = false;
   std::thread thread_;
-  std::map<std::string, std::chrono::steady_clock::time_point> gone_;  // thread only
+  std::map<std::string, common::SteadyClock::time_point> gone_;  // thread only
 };
 
 }  // namespace bulkhead::agent

@@ -21,6 +21,7 @@
 #include "bulkhead/agent/flow_hub.h"
 #include "bulkhead/agent/scan_detector.h"
 #include "bulkhead/common/result.h"
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/flows/nflog.h"
 #include "bulkhead/flows/pipeline.h"
 #include "bulkhead/flows/sources.h"
@@ -73,7 +74,7 @@ class FlowFeed {
   void run();
   flows::Attribution resolve(uint32_t ifindex);
   void observe(const flows::FlowEvent& e);
-  void maybeSummarize(flows::Clock::time_point now);
+  void maybeSummarize(flows::WallClock::time_point now);
 
   AgentConfig config_;
   std::string host_;
@@ -89,7 +90,7 @@ class FlowFeed {
   // socket, an ioctl and a close per call, too much per packet in a flood.
   struct CachedName {
     std::string name;
-    std::chrono::steady_clock::time_point fetched;
+    common::SteadyClock::time_point fetched;
   };
   std::unordered_map<uint32_t, CachedName> ifnames_;  // flow thread only
 
@@ -99,7 +100,7 @@ class FlowFeed {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   uint64_t lastSummarized_ = 0;
-  flows::Clock::time_point nextSummary_;
+  flows::WallClock::time_point nextSummary_;
 };
 
 }  // namespace bulkhead::agent

@@ -12,6 +12,7 @@
 
 #include "bulkhead/agent/core.h"
 #include "bulkhead/common/result.h"
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/nft/monitor.h"
 
 namespace bulkhead::agent {
@@ -31,8 +32,6 @@ using TableEventWait = std::function<Result<std::vector<nft::TableEvent>>(int ti
 
 class Housekeeping {
  public:
-  using Clock = std::chrono::steady_clock;
-
   Housekeeping(AgentCore& core, HousekeepingOptions options, TableEventWait events);
 
   // Rounds until `stop`.
@@ -44,15 +43,15 @@ class Housekeeping {
  private:
   void handleEvents();
   void promote();
-  void trimMemory(Clock::time_point now);
-  void periodicCheck(Clock::time_point now);
+  void trimMemory(common::SteadyClock::time_point now);
+  void periodicCheck(common::SteadyClock::time_point now);
 
   AgentCore& core_;
   HousekeepingOptions options_;
   TableEventWait events_;
-  Clock::time_point nextCheck_;
-  Clock::time_point nextTrim_;
-  Clock::time_point lastTrim_;
+  common::SteadyClock::time_point nextCheck_;
+  common::SteadyClock::time_point nextTrim_;
+  common::SteadyClock::time_point lastTrim_;
   bool trimWanted_ = false;
 };
 

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/v1/agent.pb.h"
 
 namespace bulkhead::agent {
@@ -21,7 +22,6 @@ class Notifier {
   // Sends one notification ("READY=1\nSTATUS=..."); false when it was not
   // delivered.
   using Send = std::function<bool(const std::string&)>;
-  using Clock = std::chrono::steady_clock;
 
   // `watchdogPeriod`: the service manager's watchdog timeout (0: none).
   // Keep-alives go out at half of it. Safe to call from several threads.
@@ -49,18 +49,18 @@ class Notifier {
   // and the service manager restarts the agent.
   void housekeeping(const AgentCore& core);
   // The same with a status already taken (tests; the clock passed in).
-  void housekeeping(const v1::AgentStatus& status, Clock::time_point now);
+  void housekeeping(const v1::AgentStatus& status, common::SteadyClock::time_point now);
 
   // One line: the version in force and the counts.
   static std::string summary(const v1::AgentStatus& status);
 
  private:
-  bool due(Clock::time_point now) const;
+  bool due(common::SteadyClock::time_point now) const;
 
   std::mutex mu_;
   Send send_;
   std::chrono::microseconds watchdogPeriod_;
-  Clock::time_point lastCheck_{};
+  common::SteadyClock::time_point lastCheck_{};
   std::string lastStatus_;
   bool stopping_ = false;  // no keep-alives after STOPPING=1
 };

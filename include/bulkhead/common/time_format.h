@@ -8,9 +8,11 @@
 
 namespace bulkhead::common {
 
-// Wall-clock time: what events carry and what people read. (Intervals and
-// deadlines use std::chrono::steady_clock, named SteadyClock where kept.)
+// Wall-clock time: what events carry and what people read.
 using WallClock = std::chrono::system_clock;
+// Monotonic time: intervals, deadlines and timers, which a change of the
+// wall clock must not stretch or cut short.
+using SteadyClock = std::chrono::steady_clock;
 
 enum class TimePrecision { kSeconds, kMicros };
 

@@ -17,7 +17,7 @@
 namespace bulkhead::flows {
 
 // Wall-clock time: when an attempt happened, as events report it. (The
-// agent's intervals and deadlines use steady_clock.)
+// agent's intervals and deadlines use common::SteadyClock.)
 using WallClock = common::WallClock;
 // The former name, for code not yet moved over to WallClock.
 using Clock = WallClock;

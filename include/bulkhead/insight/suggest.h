@@ -114,6 +114,13 @@ class Suggester {
     void mergeInto(Evidence& e) const;
   };
   uint32_t appId(const std::string& app);
+  // finish()'s steps (suggest.cpp): the flows by app name, destination and
+  // port; each flow's destination named by the policy or unknown; the
+  // flows' memory released.
+  struct Destinations;
+  std::vector<uint32_t> flowOrder() const;
+  Destinations attribute(const std::vector<uint32_t>& order) const;
+  void releaseFlows();
 
   const policy::Bundle& bundle_;
   SuggestOptions options_;
