@@ -38,10 +38,30 @@ std::string portList(const Ports& ports) {
   return "[" + out + "]";
 }
 
+// IpAddr::toString, without inet_ntop's sprintf for IPv4 (a suggestion
+// over many unknown destinations prints hundreds of thousands).
+std::string addrText(const IpAddr& a) {
+  if (a.family != policy::Family::kIpv4) return a.toString();
+  char buf[16];
+  char* p = buf;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned v = a.bytes[size_t(i)];
+    if (i) *p++ = '.';
+    if (v >= 100) *p++ = char('0' + v / 100);
+    if (v >= 10) *p++ = char('0' + v / 10 % 10);
+    *p++ = char('0' + v % 10);
+  }
+  return std::string(buf, size_t(p - buf));
+}
+
+std::string cidrText(const Cidr& c) {
+  return addrText(c.addr) + "/" + std::to_string(c.prefixLen);
+}
+
 std::string cidrList(const std::vector<Cidr>& cidrs) {
   std::string out;
   for (const auto& c : cidrs)
-    out += (out.empty() ? "" : ", ") + quoted(c.toString());
+    out += (out.empty() ? "" : ", ") + quoted(cidrText(c));
   return "[" + out + "]";
 }
 
@@ -65,7 +85,7 @@ struct Rule {
 };
 
 std::string serviceName(const Cidr& c) {
-  std::string base = c.addr.toString();
+  std::string base = addrText(c.addr);
   std::replace(base.begin(), base.end(), '.', '-');
   std::replace(base.begin(), base.end(), ':', '-');
   if (base.back() == '-') base += "0";
@@ -372,6 +392,8 @@ Suggestion Suggester::finish() {
   for (const auto& [app, u] : unexpressible_)
     sum.unexpressibleFlows += u.size();
   sum.flows = keys_.size() + sum.unexpressibleFlows;
+  // The key -> index table is done with: its memory goes before the sort's.
+  flowIds_ = FlatTable<FlowKey, uint32_t>(SIZE_MAX, 16);
   sum.left = sum.unexpressibleFlows;
 
   // Per app: named destinations, and unknown addresses with their ports.
@@ -394,26 +416,36 @@ Suggestion Suggester::finish() {
     for (uint32_t i = 0; i < byName.size(); ++i)
       rank[byName[i]] = i;
   }
-  std::vector<uint32_t> sorted(keys_.size());
-  for (uint32_t i = 0; i < sorted.size(); ++i)
-    sorted[i] = i;
-  // An address's order as IpAddr compares (family, then bytes), as numbers.
-  auto words = [](const IpAddr& a) {
-    uint64_t hi = 0, lo = 0;
-    std::memcpy(&hi, a.bytes.data(), 8);
-    std::memcpy(&lo, a.bytes.data() + 8, 8);
-    return std::tuple(uint8_t(a.family), __builtin_bswap64(hi), __builtin_bswap64(lo));
+  // Flows by (app name, destination as IpAddr orders it, port), sorted as
+  // packed numbers in one array: no indirection per comparison.
+  struct SortKey {
+    uint64_t app, hi, lo, port;
+    uint32_t index;
+    auto tie() const { return std::tie(app, hi, lo, port); }
   };
-  std::sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
-    const FlowKey& x = keys_[a];
-    const FlowKey& y = keys_[b];
-    if (x.app != y.app) return rank[x.app] < rank[y.app];
-    if (x.dst != y.dst) return words(x.dst) < words(y.dst);
-    return x.port < y.port;
-  });
+  std::vector<SortKey> sorted(keys_.size());
+  for (uint32_t i = 0; i < sorted.size(); ++i) {
+    const FlowKey& k = keys_[i];
+    uint64_t hi = 0, lo = 0;
+    std::memcpy(&hi, k.dst.bytes.data(), 8);
+    std::memcpy(&lo, k.dst.bytes.data() + 8, 8);
+    sorted[i] = {uint64_t(rank[k.app]) << 8 | uint64_t(k.dst.family), __builtin_bswap64(hi),
+                 __builtin_bswap64(lo),
+                 uint64_t(k.port.protoLo) << 40 | uint64_t(k.port.protoHi) << 32 |
+                     uint64_t(k.port.portLo) << 16 | k.port.portHi,
+                 i};
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const SortKey& a, const SortKey& b) { return a.tie() < b.tie(); });
   std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
   std::map<std::string, Rule>* appNamed = nullptr;
-  for (const uint32_t i : sorted) {
+  // Flows of one app come by destination: what names it is worked out
+  // once per destination, and its Unknown (if any) is the map's last.
+  DestinationIndex::Candidates cands;
+  const IpAddr* candsFor = nullptr;
+  Unknown* lastUnknown = nullptr;
+  for (const SortKey& s : sorted) {
+    const uint32_t i = s.index;
     const FlowKey& key = keys_[i];
     const FlowStats& stats = this->stats(i);
     const IpAddr& dst = key.dst;
@@ -423,15 +455,19 @@ Suggestion Suggester::finish() {
       apps.insert(apps.end(), app);
       appUnknown = &unknown[app];
       appNamed = &named[app];
+      lastUnknown = nullptr;
     }
-    std::string to;
-    if (const auto* s = index_.serviceFor(dst, port)) {
-      to = s->name;
-    } else {
-      to = index_.appFor(dst);
+    if (!candsFor || *candsFor != dst) {
+      cands = index_.candidatesFor(dst);
+      candsFor = &dst;
+      lastUnknown = nullptr;
     }
+    const policy::Service* service = cands.serviceFor(port);
+    const std::string& to = service ? service->name : cands.app;
     if (to.empty()) {
-      Unknown& u = (*appUnknown)[dst];
+      if (!lastUnknown)
+        lastUnknown = &appUnknown->emplace_hint(appUnknown->end(), dst, Unknown{})->second;
+      Unknown& u = *lastUnknown;
       addPort(u.ports, port);
       stats.mergeInto(u.evidence);
       ++u.flows;
@@ -445,8 +481,7 @@ Suggestion Suggester::finish() {
     ++r.flows;
   }
 
-  std::vector<uint32_t>().swap(sorted);
-  flowIds_ = FlatTable<FlowKey, uint32_t>(SIZE_MAX, 16);
+  std::vector<SortKey>().swap(sorted);
   std::vector<FlowKey>().swap(keys_);
   std::vector<std::unique_ptr<FlowStats[]>>().swap(chunks_);
 
