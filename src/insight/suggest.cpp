@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "bulkhead/policy/loader.h"
 
@@ -486,7 +487,7 @@ Suggestion Suggester::finish() {
   std::vector<std::unique_ptr<FlowStats[]>>().swap(chunks_);
 
   // Unknown destinations: addresses with the same ports share one Service.
-  std::set<std::string> taken;
+  std::unordered_set<std::string> taken;  // (membership only)
   for (const auto& s : bundle_.services)
     taken.insert(s.name);
   for (const auto& a : bundle_.apps)
@@ -496,21 +497,25 @@ Suggestion Suggester::finish() {
   std::map<std::pair<std::vector<Cidr>, Ports>, std::string> services;
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : apps) {
+    std::vector<Rule>& appRules = rules[app];
     for (auto& [to, r] : named[app])
-      rules[app].push_back(r);
-    std::map<Ports, std::vector<IpAddr>> byPorts;
-    for (const auto& [dst, u] : unknown[app])
-      byPorts[u.ports].push_back(dst);
-    for (const auto& [ports, addrs] : byPorts) {
+      appRules.push_back(r);
+    const std::map<IpAddr, Unknown>& appUnknowns = unknown[app];
+    // Addresses in order within each port set (the map's order).
+    std::map<Ports, std::vector<const std::pair<const IpAddr, Unknown>*>> byPorts;
+    for (const auto& entry : appUnknowns)
+      byPorts[entry.second.ports].push_back(&entry);
+    for (const auto& [ports, entries] : byPorts) {
       Rule r;
       r.newService = true;
       r.ports = ports;
-      r.cidrs = aggregateHosts({addrs.begin(), addrs.end()});
-      for (const auto& a : addrs) {
-        const Unknown& u = unknown[app].at(a);
-        r.evidence.merge(u.evidence);
-        r.flows += u.flows;
+      std::set<IpAddr> addrs;
+      for (const auto* e : entries) {
+        addrs.insert(addrs.end(), e->first);
+        r.evidence.merge(e->second.evidence);
+        r.flows += e->second.flows;
       }
+      r.cidrs = aggregateHosts(addrs);
       auto key = std::make_pair(r.cidrs, ports);
       auto it = services.find(key);
       if (it == services.end()) {
@@ -521,7 +526,7 @@ Suggestion Suggester::finish() {
         it = services.emplace(key, name).first;
       }
       r.to = it->second;
-      rules[app].push_back(std::move(r));
+      appRules.push_back(std::move(r));
     }
     unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }
