@@ -46,22 +46,185 @@ flows::FlowEvent anomalyEvent(const ScanFinding& f, const ScanOptions& o) {
   return e;
 }
 
+namespace scan {
+
+template <typename K, typename M>
+uint32_t DistinctSets<K, M>::open(const K& k, uint64_t h, uint32_t workload, Tick now,
+                                  Tick window) {
+  if (const uint32_t* g = index_.find(k, h)) return *g;
+  uint32_t g;
+  if (!free_.empty()) {
+    g = free_.back();
+    free_.pop_back();
+  } else if (headers_.size() < max_) {
+    g = uint32_t(headers_.size());
+    headers_.emplace_back();
+    members_.resize(members_.size() + cap_);
+    ticks_.resize(ticks_.size() + cap_, 0);
+  } else {
+    g = reclaim(workload, now, window);
+  }
+  Header& x = headers_[g];
+  x.key = k;
+  x.hash = h;
+  x.workload = workload;
+  x.last = x.queued = now;
+  *index_.insert(k, h).first = g;
+  queue_.push_back(g);
+  if (perWorkload_.size() <= workload) perWorkload_.resize(workload + 1, 0);
+  ++perWorkload_[workload];
+  return g;
+}
+
+template <typename K, typename M>
+uint32_t DistinctSets<K, M>::reclaim(uint32_t workload, Tick now, Tick window) {
+  // A workload holding a quarter of all sets (distinct attempts below both
+  // thresholds) starts over, at its own cost, not the others'. Amortized
+  // O(1): the walk frees a quarter of the queue.
+  if (workload < perWorkload_.size() && perWorkload_[workload] * 4 >= max_) {
+    restart(workload);
+    const uint32_t g = free_.back();
+    free_.pop_back();
+    return g;
+  }
+  // Else an expired set, or the oldest one not used since it was queued
+  // (one used since goes to the back, a few times at most).
+  for (int tries = 0;; ++tries) {
+    const uint32_t g = queue_.front();
+    queue_.pop_front();
+    Header& x = headers_[g];
+    if (tries < 4 && live(x.last, now, window) && x.last != x.queued) {
+      x.queued = x.last;
+      queue_.push_back(g);
+      continue;
+    }
+    release(g);
+    return g;
+  }
+}
+
+template <typename K, typename M>
+void DistinctSets<K, M>::release(uint32_t g) {
+  Header& x = headers_[g];
+  empty(g);
+  index_.erase(x.key, x.hash);
+  --perWorkload_[x.workload];
+}
+
+template <typename K, typename M>
+void DistinctSets<K, M>::restart(uint32_t workload) {
+  std::deque<uint32_t> kept;
+  for (const uint32_t g : queue_) {
+    if (headers_[g].workload == workload) {
+      release(g);
+      free_.push_back(g);
+    } else {
+      kept.push_back(g);
+    }
+  }
+  queue_.swap(kept);
+}
+
+template <typename K, typename M>
+typename DistinctSets<K, M>::Touch DistinctSets<K, M>::touch(uint32_t g, const M& m, Tick now,
+                                                             Tick window) {
+  // One pass: members past the window leave, the live ones are counted,
+  // and m is found or takes the first free slot.
+  Tick* t = &ticks_[size_t(g) * cap_];
+  M* ms = &members_[size_t(g) * cap_];
+  Header& x = headers_[g];
+  Touch r;
+  uint32_t hole = kNone;
+  for (uint32_t i = 0; i < cap_; ++i) {
+    if (t[i] == 0) {
+      if (hole == kNone) hole = i;
+      continue;
+    }
+    if (!live(t[i], now, window)) {
+      t[i] = 0;
+      ++x.gen;
+      --used_;
+      if (hole == kNone) hole = i;
+      continue;
+    }
+    ++r.live;
+    if (ms[i] == m) r.slot = i;
+  }
+  if (int32_t(now - x.last) > 0) x.last = now;
+  if (r.slot != kNone) {
+    if (int32_t(now - t[r.slot]) > 0) t[r.slot] = now;
+    return r;
+  }
+  if (hole == kNone) return r;  // full of live members: at the threshold
+  t[hole] = now;
+  ms[hole] = m;
+  ++used_;
+  r.slot = hole;
+  ++r.live;
+  return r;
+}
+
+template <typename K, typename M>
+void DistinctSets<K, M>::empty(uint32_t g) {
+  Tick* t = &ticks_[size_t(g) * cap_];
+  for (size_t i = 0; i < cap_; ++i) {
+    if (t[i]) --used_;
+    t[i] = 0;
+  }
+  ++headers_[g].gen;
+}
+
+template <typename K, typename M>
+void DistinctSets<K, M>::reset() {
+  index_.clear();
+  headers_.clear();
+  members_.clear();
+  ticks_.clear();
+  free_.clear();
+  queue_.clear();
+  perWorkload_.clear();
+  used_ = 0;
+}
+
+template <typename K, typename M>
+size_t DistinctSets<K, M>::bytes() const {
+  return index_.bytes() + headers_.capacity() * sizeof(Header) + members_.capacity() * sizeof(M) +
+         ticks_.capacity() * sizeof(Tick) + free_.capacity() * 4 + queue_.size() * 4 +
+         perWorkload_.capacity() * 4;
+}
+
+}  // namespace scan
+
 ScanDetector::ScanDetector(ScanOptions options)
     : options_(options),
       seed_(uint64_t(std::random_device{}()) << 32 | std::random_device{}()),
-      triples_(std::max<size_t>(options.maxEntries, 1)),
-      sweeps_(std::max<size_t>(options.maxEntries, 1)),
-      scans_(std::max<size_t>(options.maxEntries, 1)),
+      window_(Tick(std::min<int64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(options.window).count(),
+          int64_t(1) << 30))),
+      // Half of maxEntries' members for each kind, in sets of the threshold.
+      sweeps_(options.hosts,
+              std::max<size_t>(16, options.maxEntries / 2 / std::max<uint32_t>(options.hosts, 1))),
+      scans_(options.ports,
+             std::max<size_t>(16, options.maxEntries / 2 / std::max<uint32_t>(options.ports, 1))),
+      cache_(kCacheSets * kCacheWays),
       ids_(kMaxWorkloads) {
-  options_.maxEntries = triples_.maxSize();
+  options_.maxEntries =
+      std::max(options.maxEntries, 16 * size_t(std::max(options.hosts, options.ports)));
 }
 
 size_t ScanDetector::bytes() const {
-  size_t n = triples_.bytes() + sweeps_.bytes() + scans_.bytes() + ids_.bytes() +
-             ring_.capacity() * sizeof(Record) + state_.capacity() * sizeof(Workload);
+  size_t n = sweeps_.bytes() + scans_.bytes() + cache_.capacity() * sizeof(Cached) + ids_.bytes() +
+             state_.capacity() * sizeof(Workload);
   for (const auto& name : names_)
     n += sizeof(std::string) + name.capacity();
   return n;
+}
+
+void ScanDetector::reset() {
+  sweeps_.reset();
+  scans_.reset();
+  std::fill(cache_.begin(), cache_.end(), Cached{});
+  ++epoch_;
 }
 
 namespace {
@@ -91,14 +254,11 @@ uint32_t ScanDetector::workloadId(const std::string& name) {
   }
   if (names_.size() >= kMaxWorkloads) {
     // More names than any host registers: everything starts over.
-    triples_.clear();
-    sweeps_.clear();
-    scans_.clear();
+    reset();
     ids_.clear();
     collided_.clear();
     names_.clear();
     state_.clear();
-    head_ = queued_ = 0;
     id = nullptr;
   }
   const auto fresh = uint32_t(names_.size());
@@ -129,189 +289,176 @@ std::string ScanDetector::portName(uint32_t key) const {
   return (i < protos_.size() ? protos_[i] : std::string("?")) + "/" + std::to_string(key & 0xffff);
 }
 
-uint64_t ScanDetector::hashOf(const Triple& t) const {
-  return hashMix(hashMix(hashMix(seed_, t.wp), t.lo), t.hi);
-}
-
-uint64_t ScanDetector::hashOf(uint64_t sweep) const {
-  return hashMix(seed_ ^ 0x5bd1e995u, sweep);
-}
-
-uint64_t ScanDetector::hashOf(const DstKey& d) const {
-  return hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, d.wf), d.lo), d.hi);
-}
-
-policy::IpAddr ScanDetector::dstOf(const Triple& t) {
-  policy::IpAddr a;
-  a.family = (t.wp >> 24 & 1) ? policy::Family::kIpv6 : policy::Family::kIpv4;
-  std::memcpy(a.bytes.data(), &t.lo, 8);
-  std::memcpy(a.bytes.data() + 8, &t.hi, 8);
-  return a;
-}
-
-void ScanDetector::push(const Record& r) {
-  if (queued_ == ring_.size()) {
-    // Grows (in order) up to maxEntries: there is one record per entry.
-    std::vector<Record> bigger(std::min(std::max<size_t>(64, ring_.size() * 2),
-                                        std::max(options_.maxEntries, queued_ + 1)));
-    for (size_t i = 0; i < queued_; ++i)
-      bigger[i] = ring_[(head_ + i) % ring_.size()];
-    ring_.swap(bigger);
-    head_ = 0;
+scan::Tick ScanDetector::tickOf(Time t) {
+  // Milliseconds from a base an hour before the first attempt (attempts
+  // logged out of order stay after it); 32 bits last 24 days from there,
+  // then the sets start over from a new base.
+  using std::chrono::milliseconds;
+  if (!based_) {
+    base_ = t - std::chrono::hours(1);
+    based_ = true;
   }
-  ring_[(head_ + queued_) % ring_.size()] = r;
-  ++queued_;
-}
-
-ScanDetector::Record ScanDetector::pop() {
-  const Record r = ring_[head_];
-  head_ = (head_ + 1) % ring_.size();
-  --queued_;
-  return r;
-}
-
-void ScanDetector::uncount(const Triple& t, Entry& e) {
-  e.counted = false;
-  const uint64_t s = sweepKey(t), sh = hashOf(s);
-  if (uint32_t* n = sweeps_.find(s, sh); n && --*n == 0) sweeps_.erase(s, sh);
-  const DstKey d = dstKey(t);
-  const uint64_t dh = hashOf(d);
-  if (uint32_t* n = scans_.find(d, dh); n && --*n == 0) scans_.erase(d, dh);
-}
-
-void ScanDetector::drop(const Triple& t) {
-  const uint64_t h = hashOf(t);
-  Entry* e = triples_.find(t, h);
-  if (!e) return;
-  if (e->counted) uncount(t, *e);
-  triples_.erase(t, h);
-  Workload& w = state_[t.wp >> 32];
-  w.live -= std::min<size_t>(w.live, 1);
-}
-
-void ScanDetector::expire(Time now) {
-  // Amortized: each entry leaves once, or is queued again once per window
-  // when it was retried meanwhile.
-  while (queued_ > 0 && now - ring_[head_].when >= options_.window) {
-    const Record r = pop();
-    const Entry* e = triples_.find(r.key, hashOf(r.key));
-    if (!e) continue;
-    if (now - e->when >= options_.window) {
-      drop(r.key);
-    } else {
-      push({r.key, e->when});
-    }
+  int64_t ms = std::chrono::duration_cast<milliseconds>(t - base_).count();
+  if (ms >= int64_t(1) << 31) {
+    reset();
+    base_ = t - std::chrono::hours(1);
+    ms = 3'600'000;
   }
+  return Tick(std::max<int64_t>(ms, 0) + 1);
 }
 
-void ScanDetector::restartWorkload(uint32_t wid) {
-  size_t kept = 0;
-  for (size_t i = 0; i < queued_; ++i) {
-    const Record r = ring_[(head_ + i) % ring_.size()];
-    if ((r.key.wp >> 32) == wid) {
-      drop(r.key);
-    } else {
-      ring_[(head_ + kept++) % ring_.size()] = r;
-    }
-  }
-  queued_ = kept;
-  state_[wid].live = 0;
-}
-
-bool ScanDetector::makeRoom(uint32_t wid) {
-  // At the bound: a workload holding a quarter of all entries (a flood of
-  // distinct attempts below both thresholds) starts over, at its own cost,
-  // not the others'; else the oldest entry goes. Amortized O(1): a restart
-  // walks the queue once and frees a quarter of it.
-  if (state_[wid].live * 4 >= options_.maxEntries) {
-    restartWorkload(wid);
-    return true;
-  }
-  if (queued_ == 0) return false;
-  drop(pop().key);
+bool ScanDetector::attemptKey(const flows::FlowEvent& e, AttemptKey* k) {
+  if (e.workload.size() > 16 || e.proto.size() > 8) return false;
+  k->name0 = word(e.workload, 0);
+  k->name1 = word(e.workload, 8) ^ uint64_t(e.workload.size()) << 56;
+  k->proto = word(e.proto, 0);
+  k->port = uint64_t(e.dport) | uint64_t(e.dst.family == policy::Family::kIpv6) << 16;
+  std::memcpy(&k->lo, e.dst.bytes.data(), 8);
+  std::memcpy(&k->hi, e.dst.bytes.data() + 8, 8);
   return true;
 }
 
-std::optional<ScanFinding> ScanDetector::check(ScanKind kind, const Triple& t,
-                                               const flows::FlowEvent& e, Time& quiet) {
-  // The count crossed the threshold: confirm it from the entries themselves
-  // (an entry retried and queued again may outlive its window in the count;
-  // those found past the window leave the counts now). Rare: at most once
-  // per crossing, and a kind reported is quiet for the window after.
-  const Time now = e.time;
-  const bool hosts = kind == ScanKind::kHosts;
-  const uint64_t sweep = sweepKey(t);
-  const DstKey dst = dstKey(t);
-  std::vector<std::string> members;
-  for (size_t i = 0; i < queued_; ++i) {
-    const Triple& k = ring_[(head_ + i) % ring_.size()].key;
-    if (hosts ? sweepKey(k) != sweep : !(dstKey(k) == dst)) continue;
-    Entry* x = triples_.find(k, hashOf(k));
-    if (!x || !x->counted) continue;
-    if (now - x->when >= options_.window) {
-      uncount(k, *x);
-      continue;
-    }
-    members.push_back(hosts ? dstOf(k).toString() : portName(uint32_t(k.wp & 0xffffff)));
+ScanDetector::Cached* ScanDetector::cacheSet(const AttemptKey& k) {
+  // Only picks a set (a collision costs a search, never a wrong answer).
+  uint64_t x = (k.name0 ^ seed_) * 0x9e3779b97f4a7c15ull ^ k.name1 * 0xc2b2ae3d27d4eb4full ^
+               (k.proto ^ k.port << 40) * 0x165667b19e3779f9ull ^ k.lo * 0xff51afd7ed558ccdull ^
+               k.hi * 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 29;
+  return &cache_[((x * 0xbf58476d1ce4e5b9ull) >> 40 & (kCacheSets - 1)) * kCacheWays];
+}
+
+bool ScanDetector::refresh(const Cached& c, Tick now) {
+  // A repeat of a cached attempt: both members still there (no member of
+  // their sets left since: same generation) and live. Refreshing a live
+  // member changes no count, so no threshold can be crossed here.
+  Tick* st = nullptr;
+  Tick* pt = nullptr;
+  if (c.sweep != scan::kNone) {
+    if (sweeps_.header(c.sweep).gen != c.sweepGen) return false;
+    st = &sweeps_.tick(c.sweep, c.sweepSlot);
+    if (!scan::live(*st, now, window_)) return false;
   }
-  if (members.size() < (hosts ? options_.hosts : options_.ports)) return std::nullopt;
+  if (c.scan != scan::kNone) {
+    if (scans_.header(c.scan).gen != c.scanGen) return false;
+    pt = &scans_.tick(c.scan, c.scanSlot);
+    if (!scan::live(*pt, now, window_)) return false;
+  }
+  const auto later = [now](Tick& t) {
+    if (int32_t(now - t) > 0) t = now;
+  };
+  if (st) {
+    later(*st);
+    later(sweeps_.header(c.sweep).last);
+  }
+  if (pt) {
+    later(*pt);
+    later(scans_.header(c.scan).last);
+  }
+  return true;
+}
+
+std::optional<ScanFinding> ScanDetector::finding(ScanKind kind, uint32_t set,
+                                                 const flows::FlowEvent& e, uint64_t wp) {
+  // The set holds only live members (touch just dropped the others).
+  const bool hosts = kind == ScanKind::kHosts;
+  std::vector<std::string> members;
+  const size_t cap = hosts ? sweeps_.cap() : scans_.cap();
+  for (uint32_t i = 0; i < cap; ++i) {
+    if (hosts) {
+      if (!sweeps_.tick(set, i)) continue;
+      const scan::Addr& a = sweeps_.member(set, i);
+      policy::IpAddr ip;
+      ip.family = a.v6 ? policy::Family::kIpv6 : policy::Family::kIpv4;
+      std::memcpy(ip.bytes.data(), &a.lo, 8);
+      std::memcpy(ip.bytes.data() + 8, &a.hi, 8);
+      members.push_back(ip.toString());
+    } else {
+      if (!scans_.tick(set, i)) continue;
+      members.push_back(portName(scans_.member(set, i)));
+    }
+  }
   ScanFinding f;
   f.kind = kind;
   f.workload = e.workload;
   f.app = e.app;
   f.distinct = uint32_t(members.size());
-  f.port = portName(uint32_t(t.wp & 0xffffff));
+  f.port = portName(uint32_t(wp & 0xffffff));
   f.dst = e.dst;
   f.trigger = e;
   std::sort(members.begin(), members.end());
   members.resize(std::min(members.size(), options_.sample));
   f.sample = std::move(members);
-  quiet = now + options_.window;
+  // Reported: quiet for the window, its set starts empty after it.
+  Workload& w = state_[wp >> 32];
+  (hosts ? w.quietHosts : w.quietPorts) = e.time + options_.window;
+  if (hosts) {
+    sweeps_.empty(set);
+  } else {
+    scans_.empty(set);
+  }
   return f;
 }
 
 std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
   if (e.workload.empty() || !counted(e.action)) return std::nullopt;
-  const Time now = e.time;
-  expire(now);
+  const Tick now = tickOf(e.time);
+  AttemptKey k;
+  Cached* ways = nullptr;
+  if (attemptKey(e, &k)) {
+    ways = cacheSet(k);
+    for (size_t i = 0; i < kCacheWays; ++i)
+      if (ways[i].epoch == epoch_ && ways[i].key == k && refresh(ways[i], now)) return std::nullopt;
+  }
   const uint32_t wid = workloadId(e.workload);
-  // A kind reported within the window is not reported again before its
-  // quiet time ends (a scan that goes on is reported again after it).
-  const bool sweepQuiet = now < state_[wid].quietHosts, scanQuiet = now < state_[wid].quietPorts;
-  if (sweepQuiet && scanQuiet) return std::nullopt;
-  Triple t;
-  t.wp = uint64_t(wid) << 32 | uint64_t(e.dst.family == policy::Family::kIpv6) << 24 | portKey(e);
-  std::memcpy(&t.lo, e.dst.bytes.data(), 8);
-  std::memcpy(&t.hi, e.dst.bytes.data() + 8, 8);
-  const uint64_t h = hashOf(t);
-  auto [entry, fresh] = triples_.insert(t, h);
-  if (!entry) {
-    if (!makeRoom(wid)) return std::nullopt;
-    std::tie(entry, fresh) = triples_.insert(t, h);
-    if (!entry) return std::nullopt;
+  // A kind reported within the window is not looked at before its quiet
+  // time ends (a scan that goes on is reported again after it).
+  const bool sweepOn = options_.hosts && !(e.time < state_[wid].quietHosts);
+  const bool scanOn = options_.ports && !(e.time < state_[wid].quietPorts);
+  if (!sweepOn && !scanOn) return std::nullopt;
+  const uint64_t v6 = e.dst.family == policy::Family::kIpv6;
+  const uint64_t wp = uint64_t(wid) << 32 | v6 << 24 | portKey(e);
+  uint64_t lo, hi;
+  std::memcpy(&lo, e.dst.bytes.data(), 8);
+  std::memcpy(&hi, e.dst.bytes.data() + 8, 8);
+
+  Cached next;
+  std::optional<ScanFinding> found;
+  if (sweepOn) {
+    const uint64_t key = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
+    const uint32_t g = sweeps_.open(key, hashMix(seed_ ^ 0x5bd1e995u, key), wid, now, window_);
+    const auto r = sweeps_.touch(g, scan::Addr{lo, hi, v6}, now, window_);
+    next.sweep = g;
+    next.sweepGen = sweeps_.header(g).gen;
+    next.sweepSlot = uint16_t(r.slot);
+    if (r.live >= options_.hosts) found = finding(ScanKind::kHosts, g, e, wp);
   }
-  if (!fresh && entry->counted) {
-    // A repeat: one probe, its time refreshed.
-    entry->when = std::max(entry->when, now);
-    return std::nullopt;
+  if (scanOn) {
+    const scan::DstKey key{wp >> 32 << 32 | v6, lo, hi};
+    const uint64_t h = hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, key.wf), lo), hi);
+    const uint32_t g = scans_.open(key, h, wid, now, window_);
+    const auto r = scans_.touch(g, uint32_t(wp & 0xffffff), now, window_);
+    next.scan = g;
+    next.scanGen = scans_.header(g).gen;
+    next.scanSlot = uint16_t(r.slot);
+    if (r.live >= options_.ports) {
+      if (found) {
+        // Both crossed at once: this one is reported at the set's next
+        // attempt (the epoch moves on, so no cached repeat skips it).
+      } else {
+        found = finding(ScanKind::kPorts, g, e, wp);
+      }
+    }
   }
-  entry->when = now;
-  entry->counted = true;
-  if (fresh) {
-    push({t, now});
-    ++state_[wid].live;
+  if (found) {
+    ++epoch_;  // a kind is quiet now: every cached attempt is looked up again
+  } else if (ways && sweepOn == bool(options_.hosts) && scanOn == bool(options_.ports)) {
+    // Cached only when no kind is quiet: a hit needs no quiet check.
+    next.key = k;
+    next.epoch = epoch_;
+    ways[1] = ways[0];  // (kCacheWays == 2) most recent first
+    ways[0] = next;
   }
-  // (The count tables hold at most one key per counted entry: never full.)
-  const uint64_t sweep = sweepKey(t);
-  const uint32_t hostCount = ++*sweeps_.insert(sweep, hashOf(sweep)).first;
-  const DstKey dst = dstKey(t);
-  const uint32_t portCount = ++*scans_.insert(dst, hashOf(dst)).first;
-  Workload& w = state_[wid];
-  if (!sweepQuiet && options_.hosts && hostCount >= options_.hosts)
-    if (auto f = check(ScanKind::kHosts, t, e, w.quietHosts)) return f;
-  if (!scanQuiet && options_.ports && portCount >= options_.ports)
-    if (auto f = check(ScanKind::kPorts, t, e, w.quietPorts)) return f;
-  return std::nullopt;
+  return found;
 }
 
 }  // namespace bulkhead::agent

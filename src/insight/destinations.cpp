@@ -85,4 +85,30 @@ const policy::Service* DestinationIndex::serviceFor(const policy::IpAddr& dst,
   return nullptr;
 }
 
+DestinationIndex::Candidates DestinationIndex::candidatesFor(const policy::IpAddr& dst) const {
+  Candidates c;
+  c.app = appFor(dst);
+  for (const auto* s : byName_) {
+    if (s->appSelector) {
+      if (!c.app.empty() && selects(*s->appSelector, c.app)) c.list.emplace_back(s, &s->ports);
+      continue;
+    }
+    for (const auto& e : s->endpoints)
+      if (std::any_of(e.cidrs.begin(), e.cidrs.end(),
+                      [&](const policy::Cidr& x) { return contains(x, dst); }))
+        c.list.emplace_back(s, &e.ports);
+  }
+  return c;
+}
+
+const policy::Service* DestinationIndex::Candidates::serviceFor(
+    const policy::PortSpec& port) const {
+  for (const auto& [s, ports] : list) {
+    if (ports->empty() || std::any_of(ports->begin(), ports->end(),
+                                      [&](const policy::PortSpec& x) { return covers(x, port); }))
+      return s;
+  }
+  return nullptr;
+}
+
 }  // namespace bulkhead::insight

@@ -5,10 +5,19 @@
 // Zeek's scan policy and CrowdSec's port-scan scenario. Fed with every
 // attempt before folding and rate limits; memory is bounded by maxEntries
 // whatever the traffic. Single-threaded (the flow thread).
+//
+// The state is two pools of small distinct-sets: per (workload, port) the
+// destinations seen, per (workload, destination) the ports seen, each set
+// holding at most its threshold of members with the time each was last
+// seen (a set full of live members is a finding, so the count is exact).
+// In front, a direct-mapped cache of recent (workload, port, destination)
+// attempts points at their two members: a repeat refreshes both times
+// without a search.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -23,9 +32,10 @@ struct ScanOptions {
   uint32_t hosts = 20;  // distinct destinations on one port: a sweep
   uint32_t ports = 15;  // distinct ports on one destination: a port scan
   std::chrono::seconds window{60};
-  // (workload, port, destination) entries held at most: the detector's
-  // memory is bounded by this whatever the traffic (about 130 bytes each).
-  size_t maxEntries = 65536;
+  // Members (one attempt's shape in one set) held at most, both kinds
+  // together: the detector's memory is bounded by this whatever the
+  // traffic (about 30 bytes each).
+  size_t maxEntries = 131072;
   size_t sample = 5;  // destinations or ports named in the evidence
 };
 
@@ -47,6 +57,83 @@ struct ScanFinding {
 // The `anomaly` event a finding is reported as (evidence in fields).
 flows::FlowEvent anomalyEvent(const ScanFinding& f, const ScanOptions& o);
 
+namespace scan {
+
+// Milliseconds since the detector's base time, from 1 (0: an empty slot).
+using Tick = uint32_t;
+constexpr uint32_t kNone = ~0u;
+
+// A member is live while younger than the window (a time ahead of `now`,
+// from an attempt logged out of order, counts as live).
+inline bool live(Tick t, Tick now, Tick window) {
+  return t != 0 && int32_t(now - t) < int32_t(window);
+}
+
+// Up to maxGroups sets keyed by K, each of at most `cap` distinct members M
+// with the tick each was last seen. At the bound a new set takes the place
+// of an expired or the oldest one, or, when the workload asking holds a
+// quarter of all sets (a flood below the thresholds), of its own.
+template <typename K, typename M>
+class DistinctSets {
+ public:
+  struct Header {
+    K key{};
+    uint64_t hash = 0;
+    uint32_t workload = 0;
+    uint32_t gen = 0;  // bumped when a member leaves: cached slots go stale
+    Tick last = 0;     // latest attempt
+    Tick queued = 0;   // when put at the back of the eviction queue
+  };
+  struct Touch {
+    uint32_t slot = kNone;  // kNone: every slot holds a live member
+    uint32_t live = 0;      // live members, this one included
+  };
+
+  DistinctSets(size_t cap, size_t maxGroups) : cap_(cap), max_(maxGroups), index_(maxGroups) {}
+
+  uint32_t open(const K& k, uint64_t h, uint32_t workload, Tick now, Tick window);
+  Touch touch(uint32_t g, const M& m, Tick now, Tick window);
+  // Every member out (after a finding).
+  void empty(uint32_t g);
+  void reset();
+
+  Header& header(uint32_t g) { return headers_[g]; }
+  Tick& tick(uint32_t g, uint32_t slot) { return ticks_[size_t(g) * cap_ + slot]; }
+  const M& member(uint32_t g, uint32_t slot) const { return members_[size_t(g) * cap_ + slot]; }
+  size_t cap() const { return cap_; }
+  size_t used() const { return used_; }
+  size_t bytes() const;
+
+ private:
+  uint32_t reclaim(uint32_t workload, Tick now, Tick window);
+  void release(uint32_t g);
+  void restart(uint32_t workload);
+
+  size_t cap_, max_;
+  FlatTable<K, uint32_t> index_;  // key -> set number
+  std::vector<Header> headers_;
+  std::vector<M> members_;  // cap_ per set
+  std::vector<Tick> ticks_;
+  std::vector<uint32_t> free_;
+  std::deque<uint32_t> queue_;         // sets in the order they were (re)queued
+  std::vector<uint32_t> perWorkload_;  // sets held, by workload id
+  size_t used_ = 0;                    // members held
+};
+
+// A destination as a sweep's member (both families in one set).
+struct Addr {
+  uint64_t lo = 0, hi = 0;
+  uint64_t v6 = 0;
+  bool operator==(const Addr&) const = default;
+};
+// A port scan's set: (workload id, family) and the destination.
+struct DstKey {
+  uint64_t wf = 0, lo = 0, hi = 0;
+  bool operator==(const DstKey&) const = default;
+};
+
+}  // namespace scan
+
 class ScanDetector {
  public:
   explicit ScanDetector(ScanOptions options);
@@ -56,8 +143,10 @@ class ScanDetector {
   // within the window. Other actions and unattributed attempts are ignored.
   std::optional<ScanFinding> observe(const flows::FlowEvent& e);
 
-  // (workload, protocol/port, destination) entries held; at most maxEntries.
-  size_t entries() const { return triples_.size(); }
+  // Members held: attempt shapes in the larger of the two kinds' sets (each
+  // distinct (workload, port, destination) is one member of each kind); at
+  // most maxEntries.
+  size_t entries() const { return std::max(sweeps_.used(), scans_.used()); }
   size_t workloads() const { return names_.size(); }
   // Memory held by the detector's tables (grows with use up to its bound).
   size_t bytes() const;
@@ -67,60 +156,48 @@ class ScanDetector {
 
  private:
   using Time = flows::Clock::time_point;
-  // One attempt's shape: the workload's id, the port key and the
-  // destination. wp: workload id << 32 | family << 24 | protocol index << 16 | port.
-  struct Triple {
-    uint64_t wp = 0, lo = 0, hi = 0;
-    bool operator==(const Triple&) const = default;
-  };
-  struct Entry {
-    Time when{};          // last attempt
-    bool counted = true;  // false: found expired at a check, no longer in the counts
-  };
-  struct DstKey {  // (workload id, family) and the destination: a port scan's group
-    uint64_t wf = 0, lo = 0, hi = 0;
-    bool operator==(const DstKey&) const = default;
-  };
-  struct Record {  // expiry order: an entry and its time when queued
-    Triple key;
-    Time when{};
-  };
+  using Tick = scan::Tick;
   struct Workload {
     Time quietHosts{}, quietPorts{};
-    size_t live = 0;  // entries held
   };
+  // A recent attempt, by the event's own fields (no interning on a hit):
+  // workload name and protocol name as words (names up to 16 and 8 bytes;
+  // longer ones are not cached), port, family, destination; and its two
+  // members. Valid while both sets keep their generation and no finding
+  // happened since (epoch): a finding makes a kind quiet.
+  struct AttemptKey {
+    uint64_t name0 = 0, name1 = 0, proto = 0, port = 0, lo = 0, hi = 0;
+    bool operator==(const AttemptKey&) const = default;
+  };
+  struct Cached {
+    AttemptKey key;
+    uint32_t epoch = 0;                                // 0: empty
+    uint32_t sweep = scan::kNone, scan = scan::kNone;  // sets (kNone: kind disabled)
+    uint32_t sweepGen = 0, scanGen = 0;
+    uint16_t sweepSlot = 0, scanSlot = 0;
+  };
+  static constexpr size_t kCacheWays = 2, kCacheSets = 2048;
 
+  static bool attemptKey(const flows::FlowEvent& e, AttemptKey* k);
+  Cached* cacheSet(const AttemptKey& k);
   uint32_t workloadId(const std::string& name);
   uint32_t portKey(const flows::FlowEvent& e);
   std::string portName(uint32_t key) const;
-  uint64_t hashOf(const Triple& t) const;
-  uint64_t hashOf(uint64_t sweep) const;
-  uint64_t hashOf(const DstKey& d) const;
-  static uint64_t sweepKey(const Triple& t) { return t.wp & ~(uint64_t(0xff) << 24); }
-  static DstKey dstKey(const Triple& t) {
-    return {t.wp >> 32 << 32 | (t.wp >> 24 & 0xff), t.lo, t.hi};
-  }
-  static policy::IpAddr dstOf(const Triple& t);
-
-  void expire(Time now);
-  void uncount(const Triple& t, Entry& e);
-  void drop(const Triple& t);  // removes an entry (its record is handled by the caller)
-  bool makeRoom(uint32_t wid);
-  void restartWorkload(uint32_t wid);
-  void push(const Record& r);
-  Record pop();
-  std::optional<ScanFinding> check(ScanKind kind, const Triple& t, const flows::FlowEvent& e,
-                                   Time& quiet);
+  Tick tickOf(Time t);
+  bool refresh(const Cached& c, Tick now);
+  std::optional<ScanFinding> finding(ScanKind kind, uint32_t set, const flows::FlowEvent& e,
+                                     uint64_t wp);
+  void reset();
 
   ScanOptions options_;
   uint64_t seed_;
-  FlatTable<Triple, Entry> triples_;
-  FlatTable<uint64_t, uint32_t> sweeps_;  // (workload, port) -> destinations counted
-  FlatTable<DstKey, uint32_t> scans_;     // (workload, destination) -> ports counted
-  // Every entry once, in the order its time was last queued: expiry pops the
-  // front (a ring over a vector that grows up to maxEntries).
-  std::vector<Record> ring_;
-  size_t head_ = 0, queued_ = 0;
+  Time base_{};
+  bool based_ = false;
+  Tick window_ = 0;
+  scan::DistinctSets<uint64_t, scan::Addr> sweeps_;   // (workload, port) -> destinations
+  scan::DistinctSets<scan::DstKey, uint32_t> scans_;  // (workload, destination) -> ports
+  std::vector<Cached> cache_;  // kCacheSets sets of kCacheWays, most recent first
+  uint32_t epoch_ = 1;         // findings so far + 1
   // Interned workload names: name -> id, and per id its state.
   FlatTable<uint64_t, uint32_t> ids_;                   // name hash -> id
   std::unordered_map<std::string, uint32_t> collided_;  // names whose hash another name has

@@ -36,6 +36,17 @@ class DestinationIndex {
   // The App whose workloads hold dst; "" when none (or two apps claim it).
   std::string appFor(const policy::IpAddr& dst) const;
 
+  // What serviceFor looks at for one destination, worked out once for all
+  // its ports: the Services (by name) whose endpoints hold dst or whose
+  // appSelector selects its App, each with the ports that go with it.
+  struct Candidates {
+    std::string app;  // appFor(dst)
+    std::vector<std::pair<const policy::Service*, const std::vector<policy::PortSpec>*>> list;
+    // serviceFor(dst, port), for the dst these were made for.
+    const policy::Service* serviceFor(const policy::PortSpec& port) const;
+  };
+  Candidates candidatesFor(const policy::IpAddr& dst) const;
+
   const policy::Bundle& bundle() const { return bundle_; }
 
  private:
