@@ -184,8 +184,10 @@ Status UnaryConnection::send(std::string_view bytes) {
 }
 
 Status UnaryConnection::fill(size_t want) {
-  if (inAt_ > 0 && inAt_ == in_.size()) {
-    in_.clear();
+  // Drop what was parsed, so a peer that never stops sending costs a
+  // bounded buffer, not one that grows until the deadline.
+  if (inAt_ > 0 && (inAt_ == in_.size() || inAt_ > 64 * 1024)) {
+    in_.erase(0, inAt_);
     inAt_ = 0;
   }
   while (in_.size() - inAt_ < want) {
