@@ -1,8 +1,10 @@
 #include "bulkhead/hooks/h2_unary.h"
 
+#include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,59 +15,16 @@ namespace bulkhead::hooks {
 
 namespace {
 
-// RFC 9113 section 6: frame types, flags and settings used here.
-enum FrameType : uint8_t {
-  kData = 0x0,
-  kHeaders = 0x1,
-  kRstStream = 0x3,
-  kSettings = 0x4,
-  kPushPromise = 0x5,
-  kPing = 0x6,
-  kGoaway = 0x7,
-  kWindowUpdate = 0x8,
-  kContinuation = 0x9,
-};
-constexpr uint8_t kEndStream = 0x1;
-constexpr uint8_t kAck = 0x1;
-constexpr uint8_t kEndHeaders = 0x4;
-constexpr uint8_t kPadded = 0x8;
-constexpr uint8_t kPriority = 0x20;
-constexpr uint16_t kSettingsEnablePush = 0x2;
-constexpr uint16_t kSettingsInitialWindow = 0x4;
-constexpr uint16_t kSettingsMaxFrame = 0x5;
-
-constexpr size_t kFrameHeaderBytes = 9;
-constexpr uint32_t kOurMaxFrame = 16384;  // the default: we never raise it
-constexpr int64_t kMaxWindow = 0x7fffffff;
-constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-void putBe(std::string& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i)
-    out += char((v >> (8 * i)) & 0xff);
-}
-
-uint64_t getBe(std::string_view in, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i)
-    v = (v << 8) | uint8_t(in[at + size_t(i)]);
-  return v;
-}
-
-void putFrame(std::string& out, uint8_t type, uint8_t flags, uint32_t stream,
-              std::string_view payload) {
-  putBe(out, payload.size(), 3);
-  out += char(type);
-  out += char(flags);
-  putBe(out, stream & 0x7fffffffu, 4);
-  out.append(payload);
-}
-
 Error unavailable(const std::string& why, int err = 0) {
   return makeError(ErrorCode::kUnavailable, err ? why + ": " + std::strerror(err) : why, err);
 }
 
 Error protocol(const std::string& why) {
   return makeError(ErrorCode::kInternal, "not gRPC over HTTP/2: " + why);
+}
+
+Error deadlinePassed() {
+  return unavailable("no answer within the hook's deadline");
 }
 
 // grpc-message is percent-encoded (gRPC's PROTOCOL-HTTP2 spec).
@@ -91,36 +50,135 @@ std::string percentDecode(std::string_view in) {
   return out;
 }
 
-// Strips the padding (and priority fields) a DATA or HEADERS frame may
-// carry; false when they do not fit.
-bool unpad(std::string& payload, uint8_t flags, bool headers) {
-  size_t start = 0, pad = 0;
-  if (flags & kPadded) {
-    if (payload.empty()) return false;
-    pad = uint8_t(payload[0]);
-    start = 1;
-  }
-  if (headers && (flags & kPriority)) start += 5;
-  if (start + pad > payload.size()) return false;
-  payload = payload.substr(start, payload.size() - start - pad);
-  return true;
+uint32_t getBe32(std::string_view in, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i)
+    v = (v << 8) | uint8_t(in[at + i]);
+  return v;
 }
 
 }  // namespace
 
 struct UnaryConnection::Call {
-  uint32_t stream = 0;
-  std::string pending;  // request bytes (gRPC-framed) not yet sent
-  int64_t window = 0;   // the peer's window for this stream
-  std::string block;    // a header block waiting for its CONTINUATION
-  bool blockEndsStream = false;
-  uint32_t blockStream = 0;
+  int32_t stream = -1;
+  size_t maxReply = 0;
+  std::string pending;  // request bytes (gRPC-framed) not yet handed to nghttp2
   std::string httpStatus;
   std::optional<int> grpcStatus;
   std::string grpcMessage;
   std::string body;
-  bool done = false;
+  bool closed = false;
+  uint32_t resetCode = 0;        // RST_STREAM (or GOAWAY) before the trailers
+  std::optional<Error> failure;  // set by a callback that refused the reply
+  std::string libError;          // nghttp2's words for a broken session
 };
+
+namespace {
+
+using Call = UnaryConnection::Call;
+
+Call& callOf(void* userData) {
+  return *static_cast<Call*>(userData);
+}
+
+int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t nameLen,
+             const uint8_t* value, size_t valueLen, uint8_t, void* userData) {
+  if (!userData) return 0;  // between calls
+  Call& call = callOf(userData);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != call.stream) return 0;
+  const std::string_view n(reinterpret_cast<const char*>(name), nameLen);
+  const std::string_view v(reinterpret_cast<const char*>(value), valueLen);
+  if (n == ":status") {
+    call.httpStatus = v;
+  } else if (n == "grpc-status") {
+    int code = 0;
+    for (char c : v)
+      code = (c >= '0' && c <= '9' && code < 1000) ? code * 10 + (c - '0') : 1000;
+    if (v.empty() || code >= 1000) {
+      call.failure = protocol("grpc-status \"" + std::string(v) + "\"");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    call.grpcStatus = code;
+  } else if (n == "grpc-message") {
+    call.grpcMessage = percentDecode(v);
+  } else if (n == "grpc-encoding" && v != "identity") {
+    call.failure = protocol("a compressed reply (" + std::string(v) + ")");
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+int onData(nghttp2_session*, uint8_t, int32_t stream, const uint8_t* data, size_t len,
+           void* userData) {
+  if (!userData) return 0;  // between calls
+  Call& call = callOf(userData);
+  if (stream != call.stream) return 0;
+  if (call.body.size() + len > call.maxReply + 5) {
+    call.failure = makeError(ErrorCode::kInternal, "the agent's reply is larger than " +
+                                                       std::to_string(call.maxReply) + " bytes");
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  call.body.append(reinterpret_cast<const char*>(data), len);
+  return 0;
+}
+
+int onClose(nghttp2_session*, int32_t stream, uint32_t errorCode, void* userData) {
+  if (!userData) return 0;  // between calls
+  Call& call = callOf(userData);
+  if (stream != call.stream) return 0;
+  call.closed = true;
+  // GOAWAY below our stream reaches us here too, as REFUSED_STREAM.
+  if (errorCode != NGHTTP2_NO_ERROR && !call.grpcStatus) call.resetCode = errorCode;
+  return 0;
+}
+
+int onError(nghttp2_session*, int, const char* msg, size_t len, void* userData) {
+  if (!userData) return 0;
+  callOf(userData).libError.assign(msg, len);
+  return 0;
+}
+
+// The request's DATA: nghttp2 asks for as much as the windows allow.
+ssize_t readRequest(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                    nghttp2_data_source* source, void*) {
+  Call& call = *static_cast<Call*>(source->ptr);
+  const size_t n = std::min(length, call.pending.size());
+  std::memcpy(buf, call.pending.data(), n);
+  call.pending.erase(0, n);
+  if (call.pending.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return ssize_t(n);
+}
+
+nghttp2_session* newSession() {
+  nghttp2_session_callbacks* cb = nullptr;
+  if (nghttp2_session_callbacks_new(&cb) != 0) return nullptr;
+  nghttp2_session_callbacks_set_on_header_callback(cb, onHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, onData);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, onClose);
+  nghttp2_session_callbacks_set_error_callback2(cb, onError);
+  nghttp2_session* s = nullptr;
+  const int rv = nghttp2_session_client_new(&s, cb, nullptr);
+  nghttp2_session_callbacks_del(cb);
+  return rv == 0 ? s : nullptr;
+}
+
+nghttp2_nv header(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+void UnaryConnection::SessionFree::operator()(nghttp2_session* s) const {
+  nghttp2_session_del(s);
+}
+
+UnaryConnection::UnaryConnection(std::string socketPath, Clock::time_point deadline,
+                                 size_t maxReplyBytes)
+    : path_(std::move(socketPath)), deadline_(deadline), maxReply_(maxReplyBytes) {}
+
+UnaryConnection::~UnaryConnection() = default;
 
 int UnaryConnection::remainingMs() const {
   const auto left =
@@ -146,29 +204,37 @@ Status UnaryConnection::connect() {
     if (errno == EINTR) continue;
     const int err = errno;
     fd_.reset();
-    if (err == EAGAIN) return unavailable("no answer within the hook's deadline");
+    if (err == EAGAIN) return deadlinePassed();
     return unavailable("unreachable (is bulkhead-agent running?): connect " + path_, err);
   }
-  // The client's preface, our settings (no push; a stream window as large
-  // as HTTP/2 allows, so a long reply needs no WINDOW_UPDATE from us) and
-  // the connection's window raised to match. Sent with the first call.
-  std::string out(kPreface);
-  std::string settings;
-  putBe(settings, kSettingsEnablePush, 2);
-  putBe(settings, 0, 4);
-  putBe(settings, kSettingsInitialWindow, 2);
-  putBe(settings, kMaxWindow, 4);
-  putFrame(out, kSettings, 0, 0, settings);
-  std::string increment;
-  putBe(increment, kMaxWindow - 65535, 4);
-  putFrame(out, kWindowUpdate, 0, 0, increment);
-  return send(out);
+  session_.reset(newSession());
+  if (!session_) return makeError(ErrorCode::kInternal, "nghttp2: out of memory");
+  // No push; stream and connection windows as large as HTTP/2 allows, so a
+  // long reply needs no WINDOW_UPDATE from us. nghttp2 sends the preface
+  // first and these with the first call.
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, NGHTTP2_MAX_WINDOW_SIZE}};
+  if (nghttp2_submit_settings(session_.get(), NGHTTP2_FLAG_NONE, settings, 2) != 0 ||
+      nghttp2_session_set_local_window_size(session_.get(), NGHTTP2_FLAG_NONE, 0,
+                                            NGHTTP2_MAX_WINDOW_SIZE) != 0)
+    return makeError(ErrorCode::kInternal, "nghttp2: cannot set up the session");
+  return {};
 }
 
-Status UnaryConnection::send(std::string_view bytes) {
+// Everything nghttp2 has queued, written in one go where the socket takes it.
+Status UnaryConnection::flush() {
+  std::string out;
+  for (;;) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_.get(), &data);
+    if (n < 0) return protocol(nghttp2_strerror(int(n)));
+    if (n == 0) break;
+    out.append(reinterpret_cast<const char*>(data), size_t(n));
+  }
   size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+  while (done < out.size()) {
+    const ssize_t n = ::send(fd_.get(), out.data() + done, out.size() - done, MSG_NOSIGNAL);
     if (n >= 0) {
       done += size_t(n);
       continue;
@@ -177,225 +243,89 @@ Status UnaryConnection::send(std::string_view bytes) {
     if (errno != EAGAIN) return unavailable("the connection broke", errno);
     pollfd p{fd_.get(), POLLOUT, 0};
     const int ms = remainingMs();
-    if (ms == 0 || ::poll(&p, 1, ms) == 0)
-      return unavailable("no answer within the hook's deadline");
+    if (ms == 0 || ::poll(&p, 1, ms) == 0) return deadlinePassed();
   }
   return {};
 }
 
-Status UnaryConnection::fill(size_t want) {
-  // Drop what was parsed, so a peer that never stops sending costs a
-  // bounded buffer, not one that grows until the deadline.
-  if (inAt_ > 0 && (inAt_ == in_.size() || inAt_ > 64 * 1024)) {
-    in_.erase(0, inAt_);
-    inAt_ = 0;
-  }
-  while (in_.size() - inAt_ < want) {
+// One read, handed to nghttp2 at once: a peer that never stops sending
+// costs this buffer, not one that grows until the deadline.
+Status UnaryConnection::receive() {
+  char buf[64 * 1024];
+  ssize_t n = -1;
+  while (n < 0) {
     pollfd p{fd_.get(), POLLIN, 0};
     const int ms = remainingMs();
     const int ready = ms == 0 ? 0 : ::poll(&p, 1, ms);
     if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) return unavailable("no answer within the hook's deadline");
-    char buf[64 * 1024];
-    const ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) return unavailable("the connection broke", errno);
-    if (n == 0) return unavailable("the agent closed the connection before answering");
-    in_.append(buf, size_t(n));
+    if (ready == 0) return deadlinePassed();
+    n = ::read(fd_.get(), buf, sizeof(buf));
+    if (n < 0 && errno != EINTR && errno != EAGAIN)
+      return unavailable("the connection broke", errno);
   }
+  if (n == 0) return unavailable("the agent closed the connection before answering");
+  const ssize_t rv =
+      nghttp2_session_mem_recv(session_.get(), reinterpret_cast<const uint8_t*>(buf), size_t(n));
+  if (rv < 0) return protocol(nghttp2_strerror(int(rv)));
   return {};
 }
 
-Result<UnaryConnection::Frame> UnaryConnection::readFrame() {
-  if (auto st = fill(kFrameHeaderBytes); !st) return st.takeError();
-  const std::string_view h(in_.data() + inAt_, kFrameHeaderBytes);
-  const size_t len = size_t(getBe(h, 0, 3));
-  if (len > kOurMaxFrame) return protocol("a frame of " + std::to_string(len) + " bytes");
-  Frame f;
-  f.type = uint8_t(h[3]);
-  f.flags = uint8_t(h[4]);
-  f.stream = uint32_t(getBe(h, 5, 4)) & 0x7fffffffu;
-  if (auto st = fill(kFrameHeaderBytes + len); !st) return st.takeError();
-  f.payload.assign(in_, inAt_ + kFrameHeaderBytes, len);
-  inAt_ += kFrameHeaderBytes + len;
-  return f;
-}
-
-// As much of the request as both windows and the peer's frame size allow.
-Status UnaryConnection::sendData(Call& call) {
-  std::string out;
-  while (!call.pending.empty() && sendWindow_ > 0 && call.window > 0) {
-    const size_t n = size_t(std::min<int64_t>(
-        {int64_t(call.pending.size()), sendWindow_, call.window, int64_t(peerMaxFrame_)}));
-    const bool last = n == call.pending.size();
-    putFrame(out, kData, last ? kEndStream : 0, call.stream,
-             std::string_view(call.pending).substr(0, n));
-    call.pending.erase(0, n);
-    sendWindow_ -= int64_t(n);
-    call.window -= int64_t(n);
+// Writes and reads until the call's stream closes.
+Status UnaryConnection::exchange(Call& call) {
+  while (!call.closed) {
+    if (auto st = flush(); !st) return st;
+    // nghttp2 ends a session that met a protocol error (a first frame that
+    // is not SETTINGS, a frame over the size we allow, ...) with GOAWAY.
+    if (!nghttp2_session_want_read(session_.get()) && !nghttp2_session_want_write(session_.get()))
+      return protocol(call.libError.empty() ? "the session ended" : call.libError);
+    Status st = receive();
+    if (call.failure) return std::move(*call.failure);
+    if (!st) return st;
   }
-  return out.empty() ? Status{} : send(out);
-}
-
-Status UnaryConnection::onSettings(const Frame& f, Call& call) {
-  if (f.flags & kAck) return {};
-  if (f.stream != 0 || f.payload.size() % 6 != 0) return protocol("a malformed SETTINGS frame");
-  for (size_t at = 0; at < f.payload.size(); at += 6) {
-    const auto id = uint16_t(getBe(f.payload, at, 2));
-    const auto value = int64_t(getBe(f.payload, at + 2, 4));
-    if (id == kSettingsInitialWindow) {
-      // Section 6.9.2: the change applies to the open stream's window too.
-      call.window += value - peerInitialWindow_;
-      peerInitialWindow_ = value;
-    } else if (id == kSettingsMaxFrame) {
-      peerMaxFrame_ = uint32_t(std::clamp<int64_t>(value, 16384, 16777215));
-    }
-  }
-  std::string ack;
-  putFrame(ack, kSettings, kAck, 0, "");
-  if (auto st = send(ack); !st) return st;
-  return sendData(call);
-}
-
-// HEADERS and CONTINUATION: every block goes through the decoder (its
-// table follows the connection); the call's own blocks are read.
-Status UnaryConnection::onHeaders(Frame& f, Call& call) {
-  if (f.type == kHeaders) {
-    if (!call.block.empty() || call.blockStream != 0)
-      return protocol("HEADERS inside a header block");
-    if (!unpad(f.payload, f.flags, true)) return protocol("a malformed HEADERS frame");
-    call.blockStream = f.stream;
-    call.blockEndsStream = (f.flags & kEndStream) != 0;
-  } else if (call.blockStream == 0 || f.stream != call.blockStream) {
-    return protocol("CONTINUATION outside a header block");
-  }
-  call.block += f.payload;
-  if (call.block.size() > 1u << 20) return protocol("a header block over 1 MiB");
-  if ((f.flags & kEndHeaders) == 0) return {};
-  auto headers = decoder_.decode(call.block);
-  const uint32_t stream = call.blockStream;
-  call.block.clear();
-  call.blockStream = 0;
-  if (!headers) return protocol(headers.error().message);
-  if (stream != call.stream) return {};
-  for (const auto& h : *headers) {
-    if (h.name == ":status") {
-      call.httpStatus = h.value;
-    } else if (h.name == "grpc-status") {
-      int v = 0;
-      for (char c : h.value)
-        v = (c >= '0' && c <= '9' && v < 1000) ? v * 10 + (c - '0') : 1000;
-      if (h.value.empty() || v >= 1000) return protocol("grpc-status \"" + h.value + "\"");
-      call.grpcStatus = v;
-    } else if (h.name == "grpc-message") {
-      call.grpcMessage = percentDecode(h.value);
-    } else if (h.name == "grpc-encoding" && h.value != "identity") {
-      return protocol("a compressed reply (" + h.value + ")");
-    }
-  }
-  if (call.blockEndsStream) call.done = true;
-  return {};
-}
-
-Status UnaryConnection::onFrame(Frame& f, Call& call) {
-  if (call.blockStream != 0 && f.type != kContinuation)
-    return protocol("a frame inside a header block");
-  switch (f.type) {
-    case kData: {
-      receivedSinceUpdate_ += f.payload.size();
-      if (receivedSinceUpdate_ > (1u << 30)) {  // keep the connection's window open
-        std::string inc, out;
-        putBe(inc, receivedSinceUpdate_, 4);
-        putFrame(out, kWindowUpdate, 0, 0, inc);
-        receivedSinceUpdate_ = 0;
-        if (auto st = send(out); !st) return st;
-      }
-      if (f.stream != call.stream) return {};
-      if (!unpad(f.payload, f.flags, false)) return protocol("a malformed DATA frame");
-      if (call.body.size() + f.payload.size() > maxReply_ + 5)
-        return makeError(ErrorCode::kInternal, "the agent's reply is larger than " +
-                                                   std::to_string(maxReply_) + " bytes");
-      call.body += f.payload;
-      if (f.flags & kEndStream) call.done = true;
-      return {};
-    }
-    case kHeaders:
-    case kContinuation:
-      return onHeaders(f, call);
-    case kSettings:
-      return onSettings(f, call);
-    case kPing: {
-      if (f.flags & kAck) return {};
-      std::string out;
-      putFrame(out, kPing, kAck, 0, f.payload);
-      return send(out);
-    }
-    case kWindowUpdate: {
-      if (f.payload.size() != 4) return protocol("a malformed WINDOW_UPDATE frame");
-      const auto inc = int64_t(getBe(f.payload, 0, 4) & 0x7fffffffu);
-      if (f.stream == 0) sendWindow_ += inc;
-      if (f.stream == call.stream) call.window += inc;
-      return sendData(call);
-    }
-    case kRstStream:
-      if (f.stream != call.stream) return {};
-      return unavailable("the agent reset the call (HTTP/2 error " +
-                         std::to_string(f.payload.size() == 4 ? getBe(f.payload, 0, 4) : 0) + ")");
-    case kGoaway: {
-      // Streams up to the last one it names are still answered.
-      const uint32_t last =
-          f.payload.size() >= 4 ? uint32_t(getBe(f.payload, 0, 4)) & 0x7fffffffu : 0;
-      if (last < call.stream) return unavailable("the agent is closing the connection (GOAWAY)");
-      return {};
-    }
-    case kPushPromise:
-      return protocol("PUSH_PROMISE, though push is off");
-    default:
-      return {};  // PRIORITY, and unknown types are ignored
-  }
+  if (call.resetCode != 0)
+    return unavailable("the agent reset the call (HTTP/2 error " + std::to_string(call.resetCode) +
+                       ")");
+  return flush();  // WINDOW_UPDATE and the like, so the next call starts clean
 }
 
 Result<UnaryReply> UnaryConnection::call(std::string_view method, std::string_view request) {
   if (broken_) return unavailable("the connection broke in an earlier call");
   if (!fd_)
     if (auto st = connect(); !st) {
+      session_.reset();
       fd_.reset();
       return st.takeError();
     }
   Call call;
-  call.stream = nextStream_;
-  nextStream_ += 2;
-  call.window = peerInitialWindow_;
-  std::string block;
-  block += char(0x83);  // :method POST (static index 3)
-  block += char(0x86);  // :scheme http (static index 6)
-  hpack::encodeLiteral(block, 4, ":path", method);
-  hpack::encodeLiteral(block, 1, ":authority", "localhost");
-  hpack::encodeLiteral(block, 31, "content-type", "application/grpc");
-  hpack::encodeLiteral(block, 0, "te", "trailers");
-  hpack::encodeLiteral(block, 0, "grpc-timeout",
-                       std::to_string(std::clamp(remainingMs(), 1, 99999999)) + "m");
-  hpack::encodeLiteral(block, 58, "user-agent", "bulkhead-hook");
-  if (block.size() > kOurMaxFrame)
-    return makeError(ErrorCode::kInvalidInput, "method name too long");
-  std::string out;
-  putFrame(out, kHeaders, kEndHeaders, call.stream, block);
+  call.maxReply = maxReply_;
   // The gRPC message: uncompressed flag, u32 length, the message.
   call.pending += char(0);
-  putBe(call.pending, request.size(), 4);
+  for (int i = 3; i >= 0; --i)
+    call.pending += char((request.size() >> (8 * i)) & 0xff);
   call.pending.append(request);
-  Status st = send(out);
-  if (st) st = sendData(call);
-  while (st && !call.done) {
-    auto frame = readFrame();
-    if (!frame) {
-      st = frame.takeError();
-      break;
-    }
-    st = onFrame(*frame, call);
-  }
+  const std::string timeout = std::to_string(std::clamp(remainingMs(), 1, 99999999)) + "m";
+  const nghttp2_nv headers[] = {header(":method", "POST"),
+                                header(":scheme", "http"),
+                                header(":path", method),
+                                header(":authority", "localhost"),
+                                header("content-type", "application/grpc"),
+                                header("te", "trailers"),
+                                header("grpc-timeout", timeout),
+                                header("user-agent", "bulkhead-hook")};
+  nghttp2_data_provider body{};
+  body.source.ptr = &call;
+  body.read_callback = readRequest;
+  nghttp2_session_set_user_data(session_.get(), &call);
+  call.stream = nghttp2_submit_request(session_.get(), nullptr, headers,
+                                       sizeof(headers) / sizeof(headers[0]), &body, &call);
+  if (call.stream < 0)
+    return makeError(ErrorCode::kInvalidInput,
+                     std::string("cannot send the request: ") + nghttp2_strerror(call.stream));
+  Status st = exchange(call);
+  nghttp2_session_set_user_data(session_.get(), nullptr);
   if (!st) {
     broken_ = true;
+    session_.reset();
     fd_.reset();
     return st.takeError();
   }
@@ -406,7 +336,7 @@ Result<UnaryReply> UnaryConnection::call(std::string_view method, std::string_vi
   reply.message = std::move(call.grpcMessage);
   if (reply.grpcStatus != 0) return reply;
   const std::string& b = call.body;
-  if (b.size() < 5 || b[0] != 0 || getBe(b, 1, 4) != b.size() - 5)
+  if (b.size() < 5 || b[0] != 0 || getBe32(b, 1) != b.size() - 5)
     return protocol("a reply that is not one uncompressed gRPC message");
   reply.body = b.substr(5);
   return reply;
