@@ -170,6 +170,27 @@ TEST_F(WireLinkTest, ALongListArrivesOverManyFramesThenTheNextCallWorks) {
   EXPECT_TRUE(l->remove("held", "").ok());
 }
 
+TEST_F(WireLinkTest, AReplyOverTheBoundIsRefusedAndTheConnectionDropped) {
+  agent_.listed = 100;  // about 25 KB
+  UnaryConnection conn((dir_ / "agent.sock").string(), UnaryConnection::Clock::now() + 5s, 4096);
+  auto r = conn.call(std::string(kAgentService) + "ListWorkloads", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInternal);
+  EXPECT_NE(r.error().message.find("larger than 4096 bytes"), std::string::npos)
+      << r.error().message;
+  auto next = conn.call(std::string(kAgentService) + "ListWorkloads", "");
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.error().code, ErrorCode::kUnavailable);
+  agent_.listed = 1;
+  UnaryConnection fresh((dir_ / "agent.sock").string(), UnaryConnection::Clock::now() + 5s, 4096);
+  auto one = fresh.call(std::string(kAgentService) + "ListWorkloads", "");
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->grpcStatus, 0);
+  v1::ListWorkloadsResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(one->body));
+  EXPECT_EQ(parsed.workloads_size(), 1);
+}
+
 TEST_F(WireLinkTest, ASlowAgentEndsAtTheDeadline) {
   v1::Workload w;
   w.set_name("x");
