@@ -19,6 +19,8 @@ packages=(
   # The orchestration hooks: JSON (CNI), XML (libvirt), and the real CNI
   # plugins their tests drive.
   nlohmann-json3-dev libxml2-dev containernetworking-plugins
+  # The hooks' HTTP/2 client (linked from its static archive).
+  libnghttp2-dev
   # suggest/graph: Graphviz renders SVG; xmllint checks it in the tests.
   graphviz libxml2-utils
   # The command line's parser and help (header-only).

@@ -1,61 +1,61 @@
-// gRPC behind hooks::AgentLink. One translation unit: gRPC's headers are slow
-// to compile.
+// hooks::AgentLink over the agent's gRPC API, spoken by UnaryConnection
+// (h2_unary.h) rather than gRPC's client library: a hook is one process,
+// one or two calls, and the library's start-up was most of its run.
 #include "bulkhead/hooks/agent_link.h"
 
-#include <grpc/support/log.h>
-#include <grpcpp/grpcpp.h>
-
-#include <cstdlib>
-
 #include "bulkhead/common/agent_address.h"
-#include "bulkhead/common/grpc_channel.h"
-#include "bulkhead/v1/agent.grpc.pb.h"
+#include "bulkhead/hooks/h2_unary.h"
 
 namespace bulkhead::hooks {
 
 namespace {
 
-// gRPC measures deadlines on the system clock.
-using DeadlineClock = std::chrono::system_clock;
+using Clock = UnaryConnection::Clock;
 
 // ListWorkloads at 10,000+ workloads is a few MB.
-constexpr int kMaxMessageBytes = 64 << 20;
+constexpr size_t kMaxMessageBytes = 64 << 20;
 
-class GrpcAgentLink : public AgentLink {
+// gRPC status codes (grpc/status.h) the hooks tell apart.
+enum GrpcCode : int {
+  kGrpcDeadlineExceeded = 4,
+  kGrpcNotFound = 5,
+  kGrpcInvalidArgument = 3,
+  kGrpcResourceExhausted = 8,
+  kGrpcUnavailable = 14,
+};
+
+// The service's methods as the wire names them. Spelled out, not read from
+// the descriptor: building protobuf's descriptor pool would be a good part
+// of a hook's run (tests/unit/hooks_wire_test.cpp checks them against it).
+std::string methodPath(const std::string& method) {
+  return std::string(kAgentService) + method;
+}
+
+class WireAgentLink : public AgentLink {
  public:
-  GrpcAgentLink(std::string address, const std::string& target, DeadlineClock::time_point deadline)
-      : address_(std::move(address)), deadline_(deadline) {
-    channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                         common::agentChannelArguments(kMaxMessageBytes));
-    stub_ = v1::Agent::NewStub(channel_);
-  }
+  WireAgentLink(std::string address, std::string socketPath, Clock::time_point deadline)
+      : address_(std::move(address)), conn_(std::move(socketPath), deadline, kMaxMessageBytes) {}
 
   Status upsert(const v1::Workload& workload) override {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline_);
     v1::UpsertWorkloadRequest request;
     *request.mutable_workload() = workload;
     v1::UpsertWorkloadResponse response;
-    return check(stub_->UpsertWorkload(&ctx, request, &response));
+    return call("UpsertWorkload", request, &response);
   }
 
   Status remove(const std::string& name, const std::string& owner) override {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline_);
     v1::DeleteWorkloadRequest request;
     request.set_name(name);
     request.set_owner(owner);
     v1::DeleteWorkloadResponse response;
-    return check(stub_->DeleteWorkload(&ctx, request, &response));
+    return call("DeleteWorkload", request, &response);
   }
 
   Result<std::vector<v1::Workload>> list(const std::string& name) override {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline_);
     v1::ListWorkloadsRequest request;
     request.set_name(name);
     v1::ListWorkloadsResponse response;
-    if (auto st = check(stub_->ListWorkloads(&ctx, request, &response)); !st) return st.takeError();
+    if (auto st = call("ListWorkloads", request, &response); !st) return st.takeError();
     // An agent older than the name filter returns everything.
     std::vector<v1::Workload> out;
     for (auto& w : *response.mutable_workloads())
@@ -64,44 +64,56 @@ class GrpcAgentLink : public AgentLink {
   }
 
   Status ping() override {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline_);
     v1::AgentStatus status;
-    return check(stub_->GetStatus(&ctx, v1::GetStatusRequest(), &status));
+    return call("GetStatus", v1::GetStatusRequest(), &status);
   }
 
  private:
-  Status check(const grpc::Status& s) const {
-    if (s.ok()) return {};
+  Status call(const std::string& method, const google::protobuf::Message& request,
+              google::protobuf::Message* response) {
+    std::string bytes;
+    if (!request.SerializeToString(&bytes))
+      return makeError(ErrorCode::kInternal, "cannot serialize a " + method + " request");
+    auto reply = conn_.call(methodPath(method), bytes);
     const std::string where = "agent " + address_ + ": ";
-    switch (s.error_code()) {
-      case grpc::StatusCode::UNAVAILABLE:
+    if (!reply) {
+      Error e = reply.takeError();
+      e.message = where + e.message;
+      return e;
+    }
+    if (reply->grpcStatus != 0) return check(*reply, where);
+    if (!response->ParseFromString(reply->body))
+      return makeError(ErrorCode::kInternal, where + "a " + method + " reply that does not parse");
+    return {};
+  }
+
+  static Status check(const UnaryReply& r, const std::string& where) {
+    switch (r.grpcStatus) {
+      case kGrpcUnavailable:
         return makeError(ErrorCode::kUnavailable,
-                         where + "unreachable (is bulkhead-agent running?): " + s.error_message());
-      case grpc::StatusCode::DEADLINE_EXCEEDED:
+                         where + "unreachable (is bulkhead-agent running?): " + r.message);
+      case kGrpcDeadlineExceeded:
         return makeError(ErrorCode::kUnavailable, where + "no answer within the hook's deadline");
-      case grpc::StatusCode::NOT_FOUND:
-        return makeError(ErrorCode::kNotFound, where + s.error_message());
-      case grpc::StatusCode::INVALID_ARGUMENT:
-      case grpc::StatusCode::RESOURCE_EXHAUSTED:
-        return makeError(ErrorCode::kInvalidInput, where + "refused: " + s.error_message());
+      case kGrpcNotFound:
+        return makeError(ErrorCode::kNotFound, where + r.message);
+      case kGrpcInvalidArgument:
+      case kGrpcResourceExhausted:
+        return makeError(ErrorCode::kInvalidInput, where + "refused: " + r.message);
       default:
-        return makeError(ErrorCode::kInternal, where + "failed (gRPC code " +
-                                                   std::to_string(int(s.error_code())) +
-                                                   "): " + s.error_message());
+        return makeError(
+            ErrorCode::kInternal,
+            where + "failed (gRPC code " + std::to_string(r.grpcStatus) + "): " + r.message);
     }
   }
 
   std::string address_;
-  DeadlineClock::time_point deadline_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Agent::Stub> stub_;
+  UnaryConnection conn_;
 };
 
 }  // namespace
 
 AgentConnector grpcConnector(std::chrono::milliseconds budget) {
-  const DeadlineClock::time_point deadline = DeadlineClock::now() + budget;
+  const Clock::time_point deadline = Clock::now() + budget;
   return [deadline](const std::string& address) -> Result<std::unique_ptr<AgentLink>> {
     common::AgentAddress parsed;
     std::string error;
@@ -112,10 +124,9 @@ AgentConnector grpcConnector(std::chrono::milliseconds budget) {
                        "agent address \"" + address +
                            "\": a hook talks to the local agent over its unix socket "
                            "(unix:///path)");
-    // gRPC's own log lines would repeat what the hook reports, on the
-    // runtime's stderr; GRPC_VERBOSITY brings them back.
-    if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
-    return std::unique_ptr<AgentLink>(new GrpcAgentLink(address, parsed.target, deadline));
+    // The target is "unix:/path"; the connection opens on the first call.
+    return std::unique_ptr<AgentLink>(
+        new WireAgentLink(address, parsed.target.substr(5), deadline));
   };
 }
 

@@ -56,6 +56,10 @@ class AgentLink {
 using AgentConnector =
     std::function<Result<std::unique_ptr<AgentLink>>(const std::string& address)>;
 
+// The agent's gRPC service as request paths name it: "/bulkhead.v1.Agent/"
+// followed by the method.
+inline constexpr const char* kAgentService = "/bulkhead.v1.Agent/";
+
 // The real connector: gRPC over the agent's unix socket, every call of the
 // link ending by `start + budget`.
 AgentConnector grpcConnector(std::chrono::milliseconds budget = kDefaultBudget);
