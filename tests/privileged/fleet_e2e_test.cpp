@@ -456,8 +456,9 @@ TEST_F(FleetE2eTest, DISABLED_AHostReportsOnlyItsOwnWorkloadsAndTheControllerIsT
   EXPECT_EQ(fleet.out.find("evil-1"), std::string::npos) << fleet.out;
   EXPECT_EQ(connectedHosts(), 3) << fleetStatus();
   for (const auto& h : fleetJson().value("hosts", nlohmann::json::array())) {
-    if (h.value("host", "") == "hb")
+    if (h.value("host", "") == "hb") {
       EXPECT_NE(h.value("address", "").find("203.0.113.12"), std::string::npos) << h.dump();
+    }
   }
 
   // An agent with --controller refuses a push of its own, naming the

@@ -116,8 +116,12 @@ void compare(uint32_t seed, ScanOptions o, int steps, int maxStepMs, unsigned ga
     EXPECT_EQ(got->workload, want->workload) << i;
     EXPECT_EQ(got->distinct, want->distinct) << i;
     EXPECT_EQ(got->sample, want->sample) << i;
-    if (got->kind == ScanKind::kHosts) EXPECT_EQ(got->port, want->port) << i;
-    if (got->kind == ScanKind::kPorts) EXPECT_EQ(got->dst, want->dst) << i;
+    if (got->kind == ScanKind::kHosts) {
+      EXPECT_EQ(got->port, want->port) << i;
+    }
+    if (got->kind == ScanKind::kPorts) {
+      EXPECT_EQ(got->dst, want->dst) << i;
+    }
   }
   EXPECT_GT(findings, 10) << "seed " << seed << ": the traffic must cross the thresholds";
 }
