@@ -5,8 +5,6 @@
 // decides every case: app selectors across hosts following registrations,
 // span filtering, fail-static while the controller is away, a restart from
 // its state, a rollout with a host down, and the identity checks.
-// DISABLED_ until they have run once against the merged controller, link
-// and agent core (written before those landed; see the branch's report).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -296,7 +294,7 @@ class FleetE2eTest : public ::testing::Test {
   std::vector<std::unique_ptr<Process>> listeners_;
 };
 
-TEST_F(FleetE2eTest, DISABLED_CrossHostSelectorsFollowRegistrationsAndSpanFiltering) {
+TEST_F(FleetE2eTest, CrossHostSelectorsFollowRegistrationsAndSpanFiltering) {
   Workload& fe = addWorkload("ha", "fe-1", "frontend", "vfe1", "192.0.2.10");
   Workload& pay = addWorkload("hb", "pay-1", "payments", "vpay1", "192.0.2.20");
   Workload& vault = addWorkload("hb", "vault-1", "vault", "vvault1", "192.0.2.21");
@@ -342,7 +340,7 @@ TEST_F(FleetE2eTest, DISABLED_CrossHostSelectorsFollowRegistrationsAndSpanFilter
   EXPECT_NE(fleet.out.find(R"("host": "hb", "name": "pay-1")"), std::string::npos) << fleet.out;
 }
 
-TEST_F(FleetE2eTest, DISABLED_ControllerAwayIsFailStaticAndARestartResyncsWithoutRewriting) {
+TEST_F(FleetE2eTest, ControllerAwayIsFailStaticAndARestartResyncsWithoutRewriting) {
   Workload& fe = addWorkload("ha", "fe-1", "frontend", "vfe1", "192.0.2.10");
   Workload& fe2 = addWorkload("ha", "fe-2", "frontend", "vfe2", "192.0.2.11");
   Workload& pay = addWorkload("hb", "pay-1", "payments", "vpay1", "192.0.2.20");
@@ -368,10 +366,17 @@ TEST_F(FleetE2eTest, DISABLED_ControllerAwayIsFailStaticAndARestartResyncsWithou
   // Back from its state: the same revision, the agents resync without any
   // chain or rule being written, and fe-2 reaches the others (c's
   // reporting selects frontend).
-  std::vector<std::unique_ptr<Process>> monitors;
-  for (auto& [name, h] : hosts_)
-    monitors.push_back(std::make_unique<Process>(
-        *h.ns, "exec nft monitor rules chains tables > " + (dir_ / (name + ".monitor")).string()));
+  // Chains, rules and sets with their kernel handles: a rewrite gives new
+  // handles. (`nft monitor` cannot be used here: nftables 1.0.6 mis-prints,
+  // and may exit on, the concatenated interval elements of the app sets.)
+  auto objects = [&](const std::string& host) {
+    return sh("ip netns exec " + hosts_.at(host).ns->name() +
+              " nft -a list table inet bulkhead | grep '# handle' | sort")
+        .out;
+  };
+  std::map<std::string, std::string> before;
+  for (const char* h : {"ha", "hb", "hc"})
+    before[h] = objects(h);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   startController();
   ASSERT_TRUE(waitFor([&] { return connectedHosts() == 3; }, 15000)) << fleetStatus() << logs();
@@ -384,16 +389,13 @@ TEST_F(FleetE2eTest, DISABLED_ControllerAwayIsFailStaticAndARestartResyncsWithou
   const auto fleet = ctl("workload ls --json");
   EXPECT_NE(fleet.out.find(R"("host": "ha", "name": "fe-2")"), std::string::npos) << fleet.out;
   EXPECT_TRUE(reaches(fe, pay, 8443));
-  monitors.clear();
   for (const char* h : {"ha", "hb", "hc"}) {
-    const std::string events = readAll((dir_ / (std::string(h) + ".monitor")).string());
-    EXPECT_EQ(events.find("add rule"), std::string::npos) << h << ":\n" << events;
-    EXPECT_EQ(events.find("add chain"), std::string::npos) << h << ":\n" << events;
-    EXPECT_EQ(events.find("delete"), std::string::npos) << h << ":\n" << events;
+    EXPECT_NE(before[h].find("chain"), std::string::npos) << h << ": no table listed";
+    EXPECT_EQ(objects(h), before[h]) << h << ": chains, rules or sets were rewritten";
   }
 }
 
-TEST_F(FleetE2eTest, DISABLED_PushWaitNamesAHostThatIsDownAndItCatchesUpOnReconnect) {
+TEST_F(FleetE2eTest, PushWaitNamesAHostThatIsDownAndItCatchesUpOnReconnect) {
   Workload& fe = addWorkload("ha", "fe-1", "frontend", "vfe1", "192.0.2.10");
   Workload& rep = addWorkload("hc", "rep-1", "reporting", "vrep1", "192.0.2.30");
   listen(rep, 7000);
@@ -432,7 +434,7 @@ spec:
       << fleetStatus() << logs();
 }
 
-TEST_F(FleetE2eTest, DISABLED_AHostReportsOnlyItsOwnWorkloadsAndTheControllerIsTheOneSourceOfPolicy) {
+TEST_F(FleetE2eTest, AHostReportsOnlyItsOwnWorkloadsAndTheControllerIsTheOneSourceOfPolicy) {
   // An agent holding a's certificate that calls itself hb, on a fourth
   // host of the fabric: its hello is refused, so its workload reaches
   // nobody, and hb's own link stays.
