@@ -1,4 +1,5 @@
 #include "bulkhead/agent/config.h"
+#include "bulkhead/common/config_keys.h"
 
 #include <grp.h>
 #include <yaml-cpp/yaml.h>
@@ -286,27 +287,6 @@ const std::map<std::string, Setter>& setters() {
   return kSetters;
 }
 
-// Config keys may also be spelled in camelCase (`logGroup`, `tlsClientCA`):
-// the one place that maps them to the flags' dashed names.
-std::string dashedKey(const std::string& key) {
-  std::string out;
-  for (size_t i = 0; i < key.size(); ++i) {
-    const char ch = key[i];
-    if (ch >= 'A' && ch <= 'Z') {
-      const bool afterLower = i > 0 && ((key[i - 1] >= 'a' && key[i - 1] <= 'z') ||
-                                        (key[i - 1] >= '0' && key[i - 1] <= '9'));
-      // The last capital of an acronym starts the next word: "CAFile".
-      const bool endsAcronym = i > 0 && key[i - 1] >= 'A' && key[i - 1] <= 'Z' &&
-                               i + 1 < key.size() && key[i + 1] >= 'a' && key[i + 1] <= 'z';
-      if (afterLower || endsAcronym) out += '-';
-      out += char(ch - 'A' + 'a');
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
-
 std::string at(const std::string& path, const YAML::Mark& mark) {
   if (mark.is_null()) return path + ":0:0";
   return path + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
@@ -319,8 +299,9 @@ Status applySetting(const std::string& path, const YAML::Node& key, const YAML::
                     AgentConfig& c) {
   if (!key.IsScalar()) return bad(at(path, key.Mark()) + ": a setting's name must be a plain word");
   const std::string name = key.Scalar();
-  auto it = setters().find(dashedKey(name));
-  if (it == setters().end() || (name.find('-') != std::string::npos && dashedKey(name) != name))
+  auto it = setters().find(common::dashedKey(name));
+  if (it == setters().end() ||
+      (name.find('-') != std::string::npos && common::dashedKey(name) != name))
     return bad(at(path, key.Mark()) + ": unknown setting \"" + escapeForLog(name) + "\"");
   std::vector<std::pair<std::string, YAML::Mark>> values;
   if (value.IsSequence()) {

@@ -18,6 +18,7 @@
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/fd.h"
 #include "bulkhead/common/grpc_server_tls.h"
+#include "bulkhead/common/unix_socket.h"
 
 namespace bulkhead::agent {
 
@@ -78,27 +79,7 @@ Status prepareUnixSocket(const std::string& path, gid_t group) {
   if (slash != std::string::npos && slash > 0) {
     if (auto st = prepareSocketDir(path.substr(0, slash), group); !st) return st;
   }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return {};
-    return makeError(ErrorCode::kIo, "--listen: " + path, errno);
-  }
-  if (!S_ISSOCK(st.st_mode))
-    return makeError(ErrorCode::kInvalidInput, "--listen: " + path + " exists and is not a socket");
-  const Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return makeError(ErrorCode::kIo, "socket", errno);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
-  const int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  const int err = errno;
-  if (rc == 0)
-    return makeError(ErrorCode::kUnavailable,
-                     "--listen: another process is serving on " + path + " (another agent?)");
-  if (err != ECONNREFUSED) return makeError(ErrorCode::kIo, "--listen: probing " + path, err);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    return makeError(ErrorCode::kIo, "--listen: removing stale " + path, errno);
-  return {};
+  return common::replaceStaleSocket(path, "agent");
 }
 
 // --tls-allowed-names: runs on every call of a TLS connection, after the

@@ -1,4 +1,5 @@
 #include "bulkhead/controller/config.h"
+#include "bulkhead/common/config_keys.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -62,23 +63,6 @@ const std::map<std::string, Setter>& setters() {
   return kSetters;
 }
 
-// camelCase keys of the file (`hostTtl`, `tlsClientCA`) as the flags'
-// dashed names.
-std::string dashedKey(const std::string& key) {
-  std::string out;
-  for (size_t i = 0; i < key.size(); ++i) {
-    const char ch = key[i];
-    const bool upper = ch >= 'A' && ch <= 'Z';
-    if (upper && i > 0) {
-      const char prev = key[i - 1];
-      const bool afterLower = (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9');
-      if (afterLower) out += '-';
-    }
-    out += upper ? char(ch - 'A' + 'a') : ch;
-  }
-  return out;
-}
-
 std::string at(const std::string& file, const YAML::Mark& mark) {
   if (mark.is_null()) return file + ":0:0";
   return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
@@ -93,7 +77,7 @@ Status loadConfigFile(const std::string& file, ControllerConfig& c) {
       if (!kv.first.IsScalar())
         return bad(at(file, kv.first.Mark()) + ": a setting's name must be a plain word");
       const std::string name = kv.first.Scalar();
-      auto it = setters().find(dashedKey(name));
+      auto it = setters().find(common::dashedKey(name));
       if (it == setters().end())
         return bad(at(file, kv.first.Mark()) + ": unknown setting \"" + escapeForLog(name) + "\"");
       if (!kv.second.IsScalar())

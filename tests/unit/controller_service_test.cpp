@@ -259,6 +259,7 @@ TEST(ControllerService, AddressHeldByAnotherHostIsNotTaken) {
   a.connect({workload("web-1", "frontend", "192.0.2.11")});
   b.connect({workload("pay-1", "payments", "192.0.2.21")});
   ASSERT_TRUE(a.next(Kind::kSnapshot));
+  ASSERT_TRUE(b.next(Kind::kSnapshot));  // host-b's hello is in
   // host-e claims payments on host-b's address: refused, a never sees it.
   evil.connect({workload("pay-x", "payments", "192.0.2.21")});
   ASSERT_TRUE(evil.next(Kind::kSnapshot));
