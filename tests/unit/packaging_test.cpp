@@ -429,8 +429,8 @@ TEST(Completion, OffersTheCommandsAndEachCommandsFlags) {
     EXPECT_EQ(complete(line), expected) << line;
   }
   EXPECT_EQ(complete("bulkhead workload ls --"),
-            (std::set<std::string>{"--json", "--controller", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
-                                   "--tls-server-name", "--timeout", "--help"}));
+            (std::set<std::string>{"--json", "--controller", "--agent", "--tls-ca", "--tls-cert",
+                                   "--tls-key", "--tls-server-name", "--timeout", "--help"}));
   EXPECT_EQ(complete("bulkhead quarantine ls --"),
             (std::set<std::string>{"--json", "--agent", "--tls-ca", "--tls-cert", "--tls-key",
                                    "--tls-server-name", "--timeout", "--help"}));
