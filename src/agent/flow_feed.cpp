@@ -123,9 +123,8 @@ Status FlowFeed::start() {
     scan.hosts = config_.scanHosts;
     scan.ports = config_.scanPorts;
     scan.window = std::chrono::seconds(config_.scanWindowSeconds);
-    scans_ = std::make_unique<ScanDetectorThread>(scan, host_,
-                                                  [this](const ScanFinding& f) { onFinding(f); });
-    popts.observe = [this](const flows::FlowEvent& e) { scans_->offer(e); };
+    scans_.emplace(scan);
+    popts.observe = [this](const flows::FlowEvent& e) { observe(e); };
   }
   pipeline_ = std::make_unique<flows::Pipeline>(
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
@@ -142,18 +141,19 @@ void FlowFeed::publish(const flows::FlowEvent& e) {
     x->offer(e);
 }
 
-void FlowFeed::onFinding(const ScanFinding& found) {
-  const flows::FlowEvent anomaly = anomalyEvent(found, scans_->options());
-  spdlog::warn("workload {} (app {}): {} ({} distinct in {} s)", found.workload, found.app,
-               anomaly.reason, found.distinct, scans_->options().window.count());
+void FlowFeed::observe(const flows::FlowEvent& e) {
+  auto found = scans_->observe(e);
+  if (!found) return;
+  const flows::FlowEvent anomaly = anomalyEvent(*found, scans_->options());
+  spdlog::warn("workload {} (app {}): {} ({} distinct in {} s)", found->workload, found->app,
+               anomaly.reason, found->distinct, scans_->options().window.count());
   publish(anomaly);
-  if (onScan_) onScan_(found);
+  if (onScan_) onScan_(*found);
 }
 
 void FlowFeed::stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
-  if (scans_) scans_->stop();  // after the flow thread: what it handed over is looked at
   if (pipeline_)
     for (auto& e : pipeline_->exporters())
       e->flush(500);
@@ -203,11 +203,6 @@ v1::FlowCounters FlowFeed::counters() const {
 void FlowFeed::maybeSummarize(flows::WallClock::time_point now) {
   if (now < nextSummary_) return;
   nextSummary_ = now + std::chrono::seconds(config_.flowSummarySeconds);
-  if (scans_ && scans_->dropped() > scanDropsReported_) {
-    spdlog::warn("scan detection: {} attempts not looked at (its queue was full)",
-                 scans_->dropped() - scanDropsReported_);
-    scanDropsReported_ = scans_->dropped();
-  }
   const auto c = counters();
   if (c.suppressed() <= lastSummarized_) return;
   const uint64_t fresh = c.suppressed() - lastSummarized_;

@@ -234,10 +234,6 @@ TEST_F(FlowFeedSourcesTest, ASweepRaisesAnAnomalyToTheTargetsAndTheHandler) {
   ASSERT_NE(anomaly, got.end());
   EXPECT_EQ(anomaly->reason, "scan/hosts");
   EXPECT_EQ(anomaly->workload, "web-1");
-  // The handler runs on the detector's thread right after the event went out.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (scans.load() == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(scans.load(), 1);
 }
 

@@ -19,7 +19,7 @@
 
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/flow_hub.h"
-#include "bulkhead/agent/scan_detector_thread.h"
+#include "bulkhead/agent/scan_detector.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/common/time_format.h"
 #include "bulkhead/flows/nflog.h"
@@ -54,9 +54,8 @@ class FlowFeed {
            flows::FeedSources sources = {});
   ~FlowFeed();
 
-  // Called on the scan detector's thread for each scan found
-  // (config.scanDetection), after its `anomaly` event went out. Set before
-  // start().
+  // Called on the flow thread for each scan found (config.scanDetection),
+  // after its `anomaly` event went out. Set before start().
   void onScan(std::function<void(const ScanFinding&)> handler) { onScan_ = std::move(handler); }
 
   // Binds the NFLOG group and builds the exporters; starts the thread.
@@ -74,16 +73,14 @@ class FlowFeed {
  private:
   void run();
   flows::Attribution resolve(uint32_t ifindex);
-  void onFinding(const ScanFinding& found);
+  void observe(const flows::FlowEvent& e);
   void maybeSummarize(flows::WallClock::time_point now);
 
   AgentConfig config_;
   std::string host_;
   flows::FeedSources sources_;
   FlowHub& hub_;
-  // Fed by the flow thread; detects on a thread of its own.
-  std::unique_ptr<ScanDetectorThread> scans_;
-  uint64_t scanDropsReported_ = 0;
+  std::optional<ScanDetector> scans_;  // flow thread only
   std::function<void(const ScanFinding&)> onScan_;
   std::unique_ptr<flows::NflogReader> reader_;
   std::unique_ptr<flows::Pipeline> pipeline_;
