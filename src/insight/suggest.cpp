@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "bulkhead/policy/loader.h"
 
@@ -38,10 +40,30 @@ std::string portList(const Ports& ports) {
   return "[" + out + "]";
 }
 
+// IpAddr::toString, without inet_ntop's sprintf for IPv4 (a suggestion
+// over many unknown destinations prints hundreds of thousands).
+std::string addrText(const IpAddr& a) {
+  if (a.family != policy::Family::kIpv4) return a.toString();
+  char buf[16];
+  char* p = buf;
+  for (size_t i = 0; i < 4; ++i) {
+    const unsigned v = a.bytes[i];
+    if (i) *p++ = '.';
+    if (v >= 100) *p++ = char('0' + v / 100);
+    if (v >= 10) *p++ = char('0' + v / 10 % 10);
+    *p++ = char('0' + v % 10);
+  }
+  return std::string(buf, size_t(p - buf));
+}
+
+std::string cidrText(const Cidr& c) {
+  return addrText(c.addr) + "/" + std::to_string(c.prefixLen);
+}
+
 std::string cidrList(const std::vector<Cidr>& cidrs) {
   std::string out;
   for (const auto& c : cidrs)
-    out += (out.empty() ? "" : ", ") + quoted(c.toString());
+    out += (out.empty() ? "" : ", ") + quoted(cidrText(c));
   return "[" + out + "]";
 }
 
@@ -65,7 +87,7 @@ struct Rule {
 };
 
 std::string serviceName(const Cidr& c) {
-  std::string base = c.addr.toString();
+  std::string base = addrText(c.addr);
   std::replace(base.begin(), base.end(), '.', '-');
   std::replace(base.begin(), base.end(), ':', '-');
   if (base.back() == '-') base += "0";
@@ -383,32 +405,56 @@ std::tuple<uint8_t, uint64_t, uint64_t> addressWords(const IpAddr& a) {
 
 using ServiceKey = std::pair<std::vector<Cidr>, Ports>;  // a new Service's endpoints
 
+// Names of new Services: the endpoints' first address, with the smallest
+// suffix -2, -3, ... that no Service, App or earlier new Service has.
+// Names are only ever added, so the search for a name goes on where the
+// last one with the same base stopped (many Services can start at one
+// address: without this, naming them is quadratic).
+class ServiceNames {
+ public:
+  void take(const std::string& name) { taken_.insert(name); }
+  std::string claim(const Cidr& first) {
+    const std::string base = serviceName(first);
+    std::string name = base;
+    if (taken_.count(name)) {
+      int& n = next_.try_emplace(base, 2).first->second;
+      for (name = base + "-" + std::to_string(n); taken_.count(name);)
+        name = base + "-" + std::to_string(++n);
+      ++n;
+    }
+    taken_.insert(name);
+    return name;
+  }
+
+ private:
+  std::unordered_set<std::string> taken_;
+  std::unordered_map<std::string, int> next_;  // base -> the first suffix not yet tried
+};
+
 // Unknown destinations: addresses with the same ports share one Service,
 // named once (`services`) for every app that reaches it.
-void foldUnknown(const std::string& app, std::map<IpAddr, Unknown>& unknown,
-                 std::set<std::string>& taken, std::map<ServiceKey, std::string>& services,
-                 std::vector<Rule>& rules) {
-  std::map<Ports, std::vector<IpAddr>> byPorts;
-  for (const auto& [dst, u] : unknown)
-    byPorts[u.ports].push_back(dst);
-  for (const auto& [ports, addrs] : byPorts) {
+void foldUnknown(const std::map<IpAddr, Unknown>& unknown, ServiceNames& names,
+                 std::map<ServiceKey, std::string>& services, std::vector<Rule>& rules) {
+  // Addresses in order within each port set (the map's order), each
+  // entry reached once (no second lookup by address).
+  std::map<Ports, std::vector<const std::pair<const IpAddr, Unknown>*>> byPorts;
+  for (const auto& entry : unknown)
+    byPorts[entry.second.ports].push_back(&entry);
+  for (const auto& [ports, entries] : byPorts) {
     Rule r;
     r.newService = true;
     r.ports = ports;
-    r.cidrs = aggregateHosts({addrs.begin(), addrs.end()});
-    for (const auto& a : addrs) {
-      const Unknown& u = unknown.at(a);
-      r.evidence.merge(u.evidence);
-      r.flows += u.flows;
+    std::set<IpAddr> addrs;
+    for (const auto* e : entries) {
+      addrs.insert(addrs.end(), e->first);
+      r.evidence.merge(e->second.evidence);
+      r.flows += e->second.flows;
     }
+    r.cidrs = aggregateHosts(addrs);
     auto key = std::make_pair(r.cidrs, ports);
     auto it = services.find(key);
     if (it == services.end()) {
-      std::string name = serviceName(r.cidrs.front());
-      for (int n = 2; taken.count(name); ++n)
-        name = serviceName(r.cidrs.front()) + "-" + std::to_string(n);
-      taken.insert(name);
-      it = services.emplace(key, name).first;
+      it = services.emplace(key, names.claim(r.cidrs.front())).first;
     }
     r.to = it->second;
     rules.push_back(std::move(r));
@@ -518,16 +564,28 @@ std::vector<uint32_t> Suggester::flowOrder() const {
     for (uint32_t i = 0; i < byName.size(); ++i)
       rank[byName[i]] = i;
   }
-  std::vector<uint32_t> sorted(keys_.size());
-  for (uint32_t i = 0; i < sorted.size(); ++i)
-    sorted[i] = i;
-  std::sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
-    const FlowKey& x = keys_[a];
-    const FlowKey& y = keys_[b];
-    if (x.app != y.app) return rank[x.app] < rank[y.app];
-    if (x.dst != y.dst) return addressWords(x.dst) < addressWords(y.dst);
-    return x.port < y.port;
-  });
+  // Flows by (app name, destination as IpAddr orders it, port), sorted as
+  // packed numbers in one array: no indirection per comparison.
+  struct SortKey {
+    uint64_t app, hi, lo, port;
+    uint32_t index;
+    auto tie() const { return std::tie(app, hi, lo, port); }
+  };
+  std::vector<SortKey> keys(keys_.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) {
+    const FlowKey& k = keys_[i];
+    const auto [family, hi, lo] = addressWords(k.dst);
+    const PortSpec& p = k.port;
+    keys[i] = {
+        uint64_t(rank[k.app]) << 8 | family, hi, lo,
+        uint64_t(p.protoLo) << 40 | uint64_t(p.protoHi) << 32 | uint64_t(p.portLo) << 16 | p.portHi,
+        i};
+  }
+  std::sort(keys.begin(), keys.end(),
+            [](const SortKey& a, const SortKey& b) { return a.tie() < b.tie(); });
+  std::vector<uint32_t> sorted(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i)
+    sorted[i] = keys[i].index;
   return sorted;
 }
 
@@ -535,6 +593,11 @@ Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order)
   Destinations d;
   std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
   std::map<std::string, Rule>* appNamed = nullptr;
+  // Flows of one app come by destination: what names it is worked out
+  // once per destination, and its Unknown (if any) is the map's last.
+  DestinationIndex::Candidates cands;
+  const IpAddr* candsFor = nullptr;
+  Unknown* lastUnknown = nullptr;
   for (const uint32_t i : order) {
     const FlowKey& key = keys_[i];
     const FlowStats& stats = this->stats(i);
@@ -545,15 +608,19 @@ Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order)
       d.apps.insert(d.apps.end(), app);
       appUnknown = &d.unknown[app];
       appNamed = &d.named[app];
+      lastUnknown = nullptr;
     }
-    std::string to;
-    if (const auto* s = index_.serviceFor(dst, port)) {
-      to = s->name;
-    } else {
-      to = index_.appFor(dst);
+    if (!candsFor || *candsFor != dst) {
+      cands = index_.candidatesFor(dst);
+      candsFor = &dst;
+      lastUnknown = nullptr;
     }
+    const policy::Service* service = cands.serviceFor(port);
+    const std::string& to = service ? service->name : cands.app;
     if (to.empty()) {
-      Unknown& u = (*appUnknown)[dst];
+      if (!lastUnknown)
+        lastUnknown = &appUnknown->emplace_hint(appUnknown->end(), dst, Unknown{})->second;
+      Unknown& u = *lastUnknown;
       addPort(u.ports, port);
       stats.mergeInto(u.evidence);
       ++u.flows;
@@ -585,22 +652,24 @@ Suggestion Suggester::finish() {
   sum.flows = keys_.size() + sum.unexpressibleFlows;
   sum.left = sum.unexpressibleFlows;
 
+  // The key -> index table is done with: its memory goes before the sort's.
+  flowIds_ = FlatTable<FlowKey, uint32_t>(SIZE_MAX, 16);
   Destinations d = attribute(flowOrder());
   releaseFlows();
 
-  std::set<std::string> taken;  // names a new Service may not take
+  ServiceNames names;  // names a new Service may not take
   for (const auto& s : bundle_.services)
-    taken.insert(s.name);
+    names.take(s.name);
   for (const auto& a : bundle_.apps)
-    taken.insert(a.name);
+    names.take(a.name);
   for (const auto& a : d.apps)
-    taken.insert(a);
+    names.take(a);
   std::map<ServiceKey, std::string> services;
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : d.apps) {
     for (auto& [to, r] : d.named[app])
       rules[app].push_back(r);
-    foldUnknown(app, d.unknown[app], taken, services, rules[app]);
+    foldUnknown(d.unknown[app], names, services, rules[app]);
     d.unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }
 
