@@ -242,6 +242,17 @@ TEST(EtcdClient, TlsWithClientCertificate) {
   ASSERT_TRUE(put.ok()) << put.error().describe();
   EXPECT_EQ(client->get("/tls")->kvs.at(0).value, "v");
 
+  // By name: the channel's authority (and SNI) is the endpoint's host,
+  // which the certificate names (DNS:localhost).
+  auto byName = etcd.clientOptions();
+  byName.endpoints = {"https://localhost:" +
+                      etcd.endpoint().substr(etcd.endpoint().rfind(':') + 1)};
+  auto named = connectTo(byName);
+  ASSERT_TRUE(named);
+  auto viaName = named->get("/tls");
+  ASSERT_TRUE(viaName.ok()) << viaName.error().describe();
+  EXPECT_EQ(viaName->kvs.at(0).value, "v");
+
   // Without a client certificate etcd refuses the handshake.
   auto anonymous = etcd.clientOptions();
   anonymous.certFile.clear();

@@ -48,10 +48,16 @@ struct Event {
 
 class ClientImpl;
 
-// Thread-safe; one gRPC channel over all endpoints, failing over to the
-// next when one is unreachable. Errors: etcd unreachable -> kUnavailable
-// (naming the endpoints), deadline -> kUnavailable ("timed out"),
-// a request etcd refuses as too large -> kTooLarge.
+// Thread-safe. One gRPC channel per endpoint (an https endpoint is verified
+// against, and sent SNI for, its own host name); a call starts on the
+// endpoint that last answered and moves on to the next while endpoints
+// answer UNAVAILABLE (refused, unreachable, member without a leader), so a
+// call fails only when every endpoint did. Each attempt has requestTimeout.
+// Errors: etcd unreachable -> kUnavailable naming the endpoints; deadline ->
+// kUnavailable ("timed out after N ms"); a request etcd refuses as too large
+// (its --max-request-bytes, 1.5 MiB by default) -> kTooLarge; bad input ->
+// kInvalidInput. A write that failed with kUnavailable may still have been
+// applied (the answer was lost): putIf's caller rereads before retrying.
 class Client {
  public:
   static Result<std::unique_ptr<Client>> connect(const ClientOptions& options);
@@ -84,8 +90,10 @@ class Client {
   std::unique_ptr<ClientImpl> impl_;
 };
 
-// Keeps leases alive (one background thread, a keepalive every ttl/3);
-// reports a lease that expired (etcd unreachable longer than its TTL).
+// Keeps leases alive (one background thread, a keepalive every ttl/3, every
+// 500 ms after a failure); reports a lease that expired (etcd unreachable
+// longer than its TTL, or etcd no longer knows it) once, on that thread,
+// and forgets it.
 class LeaseKeeper {
  public:
   LeaseKeeper(Client& client, std::function<void(int64_t lease)> onExpired);
@@ -102,7 +110,11 @@ class LeaseKeeper {
   std::unique_ptr<State> state_;
 };
 
-// A watch of a prefix from startRevision (inclusive), on its own thread.
+// A watch of a prefix from startRevision (inclusive; values below 1 count
+// as 1, the oldest retained revision), on its own thread. The callbacks run
+// on that thread, one at a time; they must not destroy the Watcher.
+// onEvents gets the events in revision order and the revision of the last
+// one; a batch never splits a revision.
 // Survives etcd restarts and failover: re-creates the watch from the last
 // revision it delivered + 1 (no event lost or repeated). When etcd has
 // compacted past that revision, calls onCompacted(compactRevision) once and
@@ -113,7 +125,9 @@ class Watcher {
   struct Callbacks {
     std::function<void(const std::vector<Event>&, int64_t revision)> onEvents;
     std::function<void(int64_t compactRevision)> onCompacted;
-    std::function<void(const Status&)> onDisconnected;  // optional: logged by the owner
+    // Optional, for the owner's log: the stream broke; the watcher retries
+    // with a back-off growing from 100 ms to 2 s.
+    std::function<void(const Status&)> onDisconnected;
   };
   Watcher(Client& client, std::string prefix, int64_t startRevision, Callbacks callbacks);
   ~Watcher();  // stops and joins
