@@ -66,6 +66,14 @@ bool isTooLarge(const grpc::Status& status) {
          m.find("too large") != std::string::npos;
 }
 
+// gRPC's words for a connection that never got as far as a call (a
+// refused port, a failed handshake), as opposed to etcd's own answers.
+bool connectFailed(const std::string& message) {
+  for (const char* word : {"connect", "handshake", "Handshake", "SSL", "ssl", "Socket closed"})
+    if (message.find(word) != std::string::npos) return true;
+  return false;
+}
+
 ErrorCode codeFor(const grpc::Status& status) {
   if (isTooLarge(status)) return ErrorCode::kTooLarge;
   switch (status.error_code()) {
@@ -139,7 +147,7 @@ Error ClientImpl::toError(const grpc::Status& status, const std::string& what) c
   const bool tls = !channels_.empty() && channels_.front().endpoint.tls;
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
     detail = "timed out after " + std::to_string(options_.requestTimeout.count()) + " ms";
-  else if (tls && status.error_code() == grpc::StatusCode::UNAVAILABLE)
+  else if (tls && status.error_code() == grpc::StatusCode::UNAVAILABLE && connectFailed(detail))
     detail += " (TLS: is etcd serving https, with a certificate the CA signs for that host?)";
   std::string message = "etcd " + what + ": " + detail;
   if (codeFor(status) == ErrorCode::kUnavailable) message += " [endpoints " + endpointList() + "]";

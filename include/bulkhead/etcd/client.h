@@ -60,6 +60,8 @@ class ClientImpl;
 // applied (the answer was lost): putIf's caller rereads before retrying.
 class Client {
  public:
+  // Checks the options and reads the TLS files (kInvalidInput); does not
+  // contact etcd: the first call reports an etcd that cannot be reached.
   static Result<std::unique_ptr<Client>> connect(const ClientOptions& options);
   ~Client();
   Client(const Client&) = delete;
