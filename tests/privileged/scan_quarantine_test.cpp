@@ -207,7 +207,7 @@ TEST_F(ScanQuarantineTest, SweepOfPort22IsQuarantinedWithinTwoSecondsAndExpires)
   // Released by hand before its expiry.
   ASSERT_TRUE(cli("quarantine web-1 --release").ok());
   EXPECT_FALSE(quarantined("web-1"));
-  EXPECT_TRUE(tcpProbe(ns("vweb1"), "198.51.100.10", 5432).ok);
+  EXPECT_TRUE(tcpProbe(ns("vweb1"), "198.51.100.10", 5432).ok) << cli("quarantine ls").out << log();
 }
 
 TEST_F(ScanQuarantineTest, FewAttemptsAndTheScannerAppAreNotQuarantined) {
