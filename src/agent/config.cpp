@@ -54,235 +54,193 @@ Status parseAtLeastOne(const std::string& flag, const std::string& v, uint32_t m
   return st;
 }
 
-// One setter per key; shared by flags and the config file.
-using Setter = std::function<Status(AgentConfig&, const std::string&)>;
+// How one key's value is read and stored; shared by flags and the config
+// file. `flag` ("--key") names the setting in messages.
+using Setter = std::function<Status(AgentConfig&, const std::string& flag, const std::string& v)>;
 
+// The value as it is (a path, a PEM file, a directory).
+Setter text(std::string AgentConfig::*field) {
+  return [field](AgentConfig& c, const std::string&, const std::string& v) -> Status {
+    c.*field = v;
+    return {};
+  };
+}
+
+// A number from 0 to max.
+Setter number(uint32_t max, uint32_t AgentConfig::*field) {
+  return [max, field](AgentConfig& c, const std::string& flag, const std::string& v) {
+    return parseUint(flag, v, max, &(c.*field));
+  };
+}
+
+// A number from 1 to max.
+Setter positive(uint32_t max, uint32_t AgentConfig::*field) {
+  return [max, field](AgentConfig& c, const std::string& flag, const std::string& v) {
+    return parseAtLeastOne(flag, v, max, &(c.*field));
+  };
+}
+
+Setter onOff(bool AgentConfig::*field) {
+  return [field](AgentConfig& c, const std::string& flag, const std::string& v) {
+    return parseBool(flag, v, &(c.*field));
+  };
+}
+
+// Calls `each` for every item of "ITEM[,ITEM...]", empty items included.
+Status forEachListed(const std::string& v, const std::function<Status(std::string)>& each) {
+  for (size_t start = 0; start <= v.size();) {
+    const size_t comma = std::min(v.find(',', start), v.size());
+    if (auto st = each(v.substr(start, comma - start)); !st) return st;
+    start = comma + 1;
+  }
+  return {};
+}
+
+Status setListen(AgentConfig& c, const std::string& flag, const std::string& v) {
+  auto endpoint = common::parseEndpoint(v, kListenSchemes, flag);
+  if (!endpoint) return endpoint.takeError();
+  c.listen.push_back(v);
+  return {};
+}
+
+Status setSyslog(AgentConfig& c, const std::string& flag, const std::string& v) {
+  auto endpoint = common::parseEndpoint(v, flows::kFlowTargetSchemes, flag);
+  if (!endpoint) return endpoint.takeError();
+  c.syslog.push_back(v);
+  return {};
+}
+
+// URL[,URL...]; repeatable, and a list in the config file.
+Status setControllers(AgentConfig& c, const std::string& flag, const std::string& v) {
+  return forEachListed(v, [&](std::string url) -> Status {
+    auto endpoint = common::parseEndpoint(url, kControllerSchemes, flag);
+    if (!endpoint) return endpoint.takeError();
+    c.controllers.push_back(std::move(url));
+    return {};
+  });
+}
+
+Status setTable(AgentConfig& c, const std::string& flag, const std::string& v) {
+  if (!policy::isValidName(v))
+    return bad(flag + ": not a valid table name: \"" + escapeForLog(v) + "\"");
+  c.table = v;
+  return {};
+}
+
+Status setLogGroup(AgentConfig& c, const std::string& flag, const std::string& v) {
+  uint32_t n = 0;
+  if (auto st = parseUint(flag, v, 65535, &n); !st) return st;
+  c.logGroup = uint16_t(n);
+  return {};
+}
+
+// Given in bytes; kept within what one gRPC message can carry.
+Status setMaxBundleBytes(AgentConfig& c, const std::string& flag, const std::string& v) {
+  uint32_t bytes = 0;
+  auto st = parseUint(flag, v, 1u << 30, &bytes);
+  if (st) c.maxBundleBytes = bytes;
+  return st;
+}
+
+Status setFlowFormat(AgentConfig& c, const std::string& flag, const std::string& v) {
+  if (v != "rfc5424" && v != "json" && v != "cef")
+    return bad(flag + ": expected rfc5424, json or cef");
+  c.flowFormat = v;
+  return {};
+}
+
+// Only the form here: whether the host knows the group is checkHostNames()'s
+// (a config written for hosts with the package's group must parse anywhere).
+Status setSocketGroup(AgentConfig& c, const std::string& flag, const std::string& v) {
+  if (v.empty() || v.size() > 32 || v.find_first_of(":/ \t\n") != std::string::npos)
+    return bad(flag + ": not a group name: \"" + v + "\"");
+  c.socketGroup = v;
+  return {};
+}
+
+// NAME[,NAME...] (DNS or URI names, or CNs), blanks around each trimmed;
+// repeatable, and a list in the config file.
+Status setTlsAllowedNames(AgentConfig& c, const std::string& flag, const std::string& v) {
+  return forEachListed(v, [&](std::string name) -> Status {
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    const bool control = std::any_of(name.begin(), name.end(), [](char ch) {
+      return uint8_t(ch) < 0x20 || uint8_t(ch) == 0x7f;
+    });
+    if (name.empty() || name.size() > 1024 || control)
+      return bad(flag + ": expected NAME[,NAME...] (DNS or URI names, or CNs)");
+    c.tlsAllowedNames.push_back(std::move(name));
+    return {};
+  });
+}
+
+// PATTERN[,PATTERN...]; repeated flags and config lists add up.
+Status setWorkloadInterfaces(AgentConfig& c, const std::string& flag, const std::string& v) {
+  return forEachListed(v, [&](std::string pattern) -> Status {
+    if (auto st = compiler::validateInterfacePattern(pattern); !st)
+      return bad(flag + ": " + st.error().message);
+    c.workloadInterfaces.push_back(std::move(pattern));
+    return {};
+  });
+}
+
+// What a certificate's DNS name can say: the controller compares the two.
+Status setHost(AgentConfig& c, const std::string& flag, const std::string& v) {
+  const bool ok = !v.empty() && v.size() <= 253 && v.front() != '-' &&
+                  std::all_of(v.begin(), v.end(), [](char ch) {
+                    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                           (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.';
+                  });
+  if (!ok)
+    return bad(flag + ": \"" + escapeForLog(v) +
+               "\" is not a host name (1-253 letters, digits, '-', '_', '.')");
+  c.host = v;
+  return {};
+}
+
+Status setDriftEvents(AgentConfig& c, const std::string& flag, const std::string& v) {
+  if (v != "true" && v != "false") return bad(flag + ": expected true or false");
+  c.driftEvents = v == "true";
+  return {};
+}
+
+// Every key the agent takes, as a flag ("--key") or in the config file.
 const std::map<std::string, Setter>& setters() {
+  using C = AgentConfig;
   static const std::map<std::string, Setter> kSetters = {
-      {"listen",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         auto endpoint = common::parseEndpoint(v, kListenSchemes, "--listen");
-         if (!endpoint) return endpoint.takeError();
-         c.listen.push_back(v);
-         return {};
-       }},
-      {"tls-cert",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.tlsCert = v;
-         return {};
-       }},
-      {"tls-key",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.tlsKey = v;
-         return {};
-       }},
-      {"tls-client-ca",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.tlsClientCa = v;
-         return {};
-       }},
-      {"state-dir",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.stateDir = v;
-         return {};
-       }},
-      {"table",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         if (!policy::isValidName(v))
-           return bad("--table: not a valid table name: \"" + escapeForLog(v) + "\"");
-         c.table = v;
-         return {};
-       }},
-      {"log-group",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         uint32_t n = 0;
-         if (auto st = parseUint("--log-group", v, 65535, &n); !st) return st;
-         c.logGroup = uint16_t(n);
-         return {};
-       }},
-      {"log-rate",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         auto st = parseUint("--log-rate", v, 1000000, &c.logRate);
-         if (st && c.logRate == 0) return bad("--log-rate: must be a number from 1 to 1000000");
-         return st;
-       }},
-      {"flow-workload-rate",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         auto st = parseUint("--flow-workload-rate", v, 1000000, &c.flowWorkloadRate);
-         if (st && c.flowWorkloadRate == 0)
-           return bad("--flow-workload-rate: must be a number from 1 to 1000000");
-         return st;
-       }},
-      {"syslog",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         auto endpoint = common::parseEndpoint(v, flows::kFlowTargetSchemes, "--syslog");
-         if (!endpoint) return endpoint.takeError();
-         c.syslog.push_back(v);
-         return {};
-       }},
-      {"syslog-tls-ca",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.syslogTlsCa = v;
-         return {};
-       }},
-      {"syslog-tls-cert",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.syslogTlsCert = v;
-         return {};
-       }},
-      {"syslog-tls-key",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.syslogTlsKey = v;
-         return {};
-       }},
-      {"flow-format",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         if (v != "rfc5424" && v != "json" && v != "cef")
-           return bad("--flow-format: expected rfc5424, json or cef");
-         c.flowFormat = v;
-         return {};
-       }},
-      {"policies",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.policiesDir = v;
-         return {};
-       }},
-      {"max-bundle-bytes",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         uint32_t bytes = 0;
-         // Given in bytes; kept within what one gRPC message can carry.
-         auto st = parseUint("--max-bundle-bytes", v, 1u << 30, &bytes);
-         if (st) c.maxBundleBytes = bytes;
-         return st;
-       }},
-      {"flow-summary-seconds",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         auto st = parseUint("--flow-summary-seconds", v, 86400, &c.flowSummarySeconds);
-         if (st && c.flowSummarySeconds == 0)
-           return bad("--flow-summary-seconds: must be a number from 1 to 86400");
-         return st;
-       }},
-      {"socket-group",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         // Only the form here: whether the host knows the group is
-         // checkHostNames()'s (a config written for hosts with the package's
-         // group must parse anywhere).
-         if (v.empty() || v.size() > 32 || v.find_first_of(":/ \t\n") != std::string::npos)
-           return bad("--socket-group: not a group name: \"" + v + "\"");
-         c.socketGroup = v;
-         return {};
-       }},
-      {"tls-allowed-names",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         // NAME[,NAME...]; repeatable, and a list in the config file.
-         size_t start = 0;
-         while (start <= v.size()) {
-           size_t end = v.find(',', start);
-           if (end == std::string::npos) end = v.size();
-           std::string name = v.substr(start, end - start);
-           while (!name.empty() && name.front() == ' ')
-             name.erase(0, 1);
-           while (!name.empty() && name.back() == ' ')
-             name.pop_back();
-           const bool control = std::any_of(name.begin(), name.end(), [](char ch) {
-             return uint8_t(ch) < 0x20 || uint8_t(ch) == 0x7f;
-           });
-           if (name.empty() || name.size() > 1024 || control)
-             return bad("--tls-allowed-names: expected NAME[,NAME...] (DNS or URI names, or CNs)");
-           c.tlsAllowedNames.push_back(std::move(name));
-           start = end + 1;
-         }
-         return {};
-       }},
-      {"workload-interfaces",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         // PATTERN[,PATTERN...]; repeated flags and config lists add up.
-         for (size_t start = 0; start <= v.size();) {
-           const size_t comma = std::min(v.find(',', start), v.size());
-           const std::string p = v.substr(start, comma - start);
-           if (auto st = compiler::validateInterfacePattern(p); !st)
-             return bad("--workload-interfaces: " + st.error().message);
-           c.workloadInterfaces.push_back(p);
-           start = comma + 1;
-         }
-         return {};
-       }},
-      {"scan-detection",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseBool("--scan-detection", v, &c.scanDetection);
-       }},
-      {"auto-quarantine",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseBool("--auto-quarantine", v, &c.autoQuarantine);
-       }},
-      {"scan-hosts",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseAtLeastOne("--scan-hosts", v, 65536, &c.scanHosts);
-       }},
-      {"scan-ports",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseAtLeastOne("--scan-ports", v, 65536, &c.scanPorts);
-       }},
-      {"scan-window",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseAtLeastOne("--scan-window", v, 86400, &c.scanWindowSeconds);
-       }},
-      {"quarantine-seconds",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseAtLeastOne("--quarantine-seconds", v, 30 * 86400, &c.quarantineSeconds);
-       }},
-      {"resync-seconds",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         return parseUint("--resync-seconds", v, 86400, &c.resyncSeconds);
-       }},
-      {"controller",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         // URL[,URL...]; repeatable, and a list in the config file.
-         for (size_t start = 0; start <= v.size();) {
-           const size_t comma = std::min(v.find(',', start), v.size());
-           const std::string url = v.substr(start, comma - start);
-           auto endpoint = common::parseEndpoint(url, kControllerSchemes, "--controller");
-           if (!endpoint) return endpoint.takeError();
-           c.controllers.push_back(url);
-           start = comma + 1;
-         }
-         return {};
-       }},
-      {"controller-ca",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.controllerCa = v;
-         return {};
-       }},
-      {"controller-cert",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.controllerCert = v;
-         return {};
-       }},
-      {"controller-key",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         c.controllerKey = v;
-         return {};
-       }},
-      {"host",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         // What a certificate's DNS name can say: the controller compares the two.
-         const bool ok = !v.empty() && v.size() <= 253 && v.front() != '-' &&
-                         std::all_of(v.begin(), v.end(), [](char ch) {
-                           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.';
-                         });
-         if (!ok)
-           return bad("--host: \"" + escapeForLog(v) +
-                      "\" is not a host name (1-253 letters, digits, '-', '_', '.')");
-         c.host = v;
-         return {};
-       }},
-      {"drift-events",
-       [](AgentConfig& c, const std::string& v) -> Status {
-         if (v != "true" && v != "false") return bad("--drift-events: expected true or false");
-         c.driftEvents = v == "true";
-         return {};
-       }},
+      {"listen", setListen},
+      {"tls-cert", text(&C::tlsCert)},
+      {"tls-key", text(&C::tlsKey)},
+      {"tls-client-ca", text(&C::tlsClientCa)},
+      {"tls-allowed-names", setTlsAllowedNames},
+      {"socket-group", setSocketGroup},
+      {"state-dir", text(&C::stateDir)},
+      {"table", setTable},
+      {"policies", text(&C::policiesDir)},
+      {"max-bundle-bytes", setMaxBundleBytes},
+      {"workload-interfaces", setWorkloadInterfaces},
+      {"resync-seconds", number(86400, &C::resyncSeconds)},
+      {"drift-events", setDriftEvents},
+      {"log-group", setLogGroup},
+      {"log-rate", positive(1000000, &C::logRate)},
+      {"flow-workload-rate", positive(1000000, &C::flowWorkloadRate)},
+      {"flow-summary-seconds", positive(86400, &C::flowSummarySeconds)},
+      {"flow-format", setFlowFormat},
+      {"syslog", setSyslog},
+      {"syslog-tls-ca", text(&C::syslogTlsCa)},
+      {"syslog-tls-cert", text(&C::syslogTlsCert)},
+      {"syslog-tls-key", text(&C::syslogTlsKey)},
+      {"scan-detection", onOff(&C::scanDetection)},
+      {"auto-quarantine", onOff(&C::autoQuarantine)},
+      {"scan-hosts", positive(65536, &C::scanHosts)},
+      {"scan-ports", positive(65536, &C::scanPorts)},
+      {"scan-window", positive(86400, &C::scanWindowSeconds)},
+      {"quarantine-seconds", positive(30 * 86400, &C::quarantineSeconds)},
+      {"controller", setControllers},
+      {"controller-ca", text(&C::controllerCa)},
+      {"controller-cert", text(&C::controllerCert)},
+      {"controller-key", text(&C::controllerKey)},
+      {"host", setHost},
   };
   return kSetters;
 }
@@ -319,7 +277,8 @@ Status applySetting(const std::string& path, const YAML::Node& key, const YAML::
   for (const auto& [v, mark] : values) {
     if (hasControlChars(v))
       return bad(at(path, mark) + ": \"" + name + "\": control characters are not allowed");
-    if (auto st = it->second(c, v); !st) return bad(at(path, mark) + ": " + st.error().message);
+    if (auto st = it->second(c, "--" + it->first, v); !st)
+      return bad(at(path, mark) + ": " + st.error().message);
   }
   return {};
 }
@@ -409,7 +368,7 @@ Result<AgentConfig> parseAgentArgs(const std::vector<std::string>& argv) {
       c.syslog.clear();
       syslogFromFlags = true;
     }
-    if (auto st = setters().at(name)(c, value); !st) return st.takeError();
+    if (auto st = setters().at(name)(c, "--" + name, value); !st) return st.takeError();
   }
   if (c.listen.empty()) c.listen.push_back(kDefaultListen);
   if (auto st = checkControllerSettings(c); !st) return st.takeError();

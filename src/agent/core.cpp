@@ -21,10 +21,10 @@ namespace bulkhead::agent {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using common::SteadyClock;
 
-double msSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+double msSince(SteadyClock::time_point start) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - start).count();
 }
 
 std::string sha256Hex(const std::string& data) {
@@ -319,23 +319,36 @@ Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequ
   return pushPolicy(request, std::nullopt);
 }
 
-Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyRequest& request,
-                                                      std::optional<uint64_t> revision) {
-  if (auto st = checkApplyPolicy(request); !st) return st.takeError();
-  const auto start = Clock::now();
-  std::lock_guard lock(mu_);
+Result<policy::Bundle> AgentCore::readBundle(const v1::ApplyPolicyRequest& request,
+                                             v1::ApplyPolicyResponse& response) const {
   const size_t bytes = bundleBytes(request.files());
   if (bytes > options_.maxBundleBytes)
     return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
                                                " bytes is over the agent's limit of " +
                                                std::to_string(options_.maxBundleBytes));
-  v1::ApplyPolicyResponse response;
   std::vector<std::string> warnings;
   auto bundle = parseFiles(request.files(), &warnings);
-  if (!bundle) return bundle.takeError();
-  const double parseMs = msSince(start);
   for (auto& w : warnings)
     response.add_warnings(std::move(w));
+  return bundle;
+}
+
+Status AgentCore::renamePolicy(const std::string& version, std::optional<uint64_t> revision) {
+  if (version == version_ && (!revision || *revision == appliedRevision_)) return {};
+  version_ = version;
+  if (revision) appliedRevision_ = *revision;
+  return save();
+}
+
+Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyRequest& request,
+                                                      std::optional<uint64_t> revision) {
+  if (auto st = checkApplyPolicy(request); !st) return st.takeError();
+  const auto start = SteadyClock::now();
+  std::lock_guard lock(mu_);
+  v1::ApplyPolicyResponse response;
+  auto bundle = readBundle(request, response);
+  if (!bundle) return bundle.takeError();
+  const double parseMs = msSince(start);
   const std::string hash = contentHash(request.files());
   const std::string version = request.version().empty() ? hash : request.version();
   if (version.size() > 256)
@@ -350,15 +363,11 @@ Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyReque
 
   if (hash == contentHash_ && enforcer_.committed()) {
     response.set_changed(false);
-    if (version != version_ || (revision && *revision != appliedRevision_)) {
-      version_ = version;
-      if (revision) appliedRevision_ = *revision;
-      if (auto st = save(); !st) return st.takeError();
-    }
+    if (auto st = renamePolicy(version, revision); !st) return st.takeError();
     return response;
   }
   beforeRewrite();
-  const auto compileStart = Clock::now();
+  const auto compileStart = SteadyClock::now();
   auto diff = enforcer_.setPolicy(std::move(*bundle));
   if (!diff) {
     Error e = diff.takeError();
@@ -377,7 +386,7 @@ Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyReque
   response.set_changed(true);
   *response.mutable_change() = toApi(*diff);
   applyLatency_.add(msSince(start));
-  const auto saveStart = Clock::now();
+  const auto saveStart = SteadyClock::now();
   if (auto st = save(); !st) return st.takeError();
   // Where a push's time goes (bench_push reads this line).
   spdlog::info(
@@ -391,7 +400,7 @@ Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyReque
 
 Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload& workload) {
   if (auto st = checkWorkload(workload); !st) return st.takeError();
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   auto w = fromApi(workload);
   if (!w) return w.takeError();
   if (auto st = checkOrigin(workload); !st) return st.takeError();
@@ -433,7 +442,7 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
                                                              const std::string& owner) {
   if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   if (auto st = checkClientString("owner", owner, 256); !st) return st.takeError();
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   std::unique_lock lock(mu_);
   for (const auto& w : enforcer_.compiler().bundle().workloads)
     if (w.name == name)
@@ -599,13 +608,13 @@ v1::AgentStatus AgentCore::status() const {
   return s;
 }
 
-Clock::duration AgentCore::quietFor() const {
+common::SteadyClock::duration AgentCore::quietFor() const {
   std::lock_guard lock(mu_);
-  return Clock::now() - lastChange_;
+  return SteadyClock::now() - lastChange_;
 }
 
 void AgentCore::trackStaged() {
-  lastChange_ = Clock::now();
+  lastChange_ = SteadyClock::now();
   if (enforcer_.stagedCount() == 0) {
     stagedSince_.reset();
   } else if (!stagedSince_) {
@@ -614,7 +623,7 @@ void AgentCore::trackStaged() {
 }
 
 Result<size_t> AgentCore::promoteStaged(bool force) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   std::lock_guard lock(mu_);
   const size_t staged = enforcer_.stagedCount();
   if (staged == 0) {
@@ -827,7 +836,7 @@ Status AgentCore::applySnapshot(const std::optional<PolicyRevision>& policy,
 
 Status AgentCore::loadSnapshot(std::optional<policy::Bundle> bundle,
                                compiler::RemoteWorkloads remotes) {
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   const bool newBundle = bundle.has_value();
   if (newBundle) beforeRewrite();
   const auto& c = enforcer_.compiler();
@@ -852,7 +861,7 @@ Status AgentCore::loadSnapshot(std::optional<policy::Bundle> bundle,
 
 Status AgentCore::upsertRemoteWorkload(const RemoteWorkload& remote) {
   if (auto st = checkHostName(remote.host); !st) return st;
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   std::unique_lock lock(mu_);
   auto diff = enforcer_.upsertRemote(remote.host, remote.workload);
   if (!diff) {
@@ -873,7 +882,7 @@ Status AgentCore::upsertRemoteWorkload(const RemoteWorkload& remote) {
 Status AgentCore::deleteRemoteWorkload(const std::string& host, const std::string& name) {
   if (auto st = checkHostName(host); !st) return st;
   if (auto st = checkWorkloadName("name", name); !st) return st;
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   std::unique_lock lock(mu_);
   auto diff = enforcer_.removeRemote(host, name);
   if (!diff) {

@@ -6,6 +6,7 @@
 
 #include "bulkhead/agent/request_checks.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/grpc_status.h"
 
 namespace bulkhead::agent {
 
@@ -16,7 +17,7 @@ namespace {
 constexpr size_t kLogged = 16384;
 
 grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) {
-  grpc::Status st = toGrpcStatus(e);
+  grpc::Status st = common::grpcStatus(e);
   if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
       st.error_code() == grpc::StatusCode::NOT_FOUND ||
       st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
@@ -28,29 +29,6 @@ grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) 
 }
 
 }  // namespace
-
-grpc::Status toGrpcStatus(const Error& e) {
-  switch (e.code) {
-    case ErrorCode::kInvalidInput:
-      return {grpc::StatusCode::INVALID_ARGUMENT, e.message};
-    case ErrorCode::kTooLarge:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.message};
-    case ErrorCode::kNotFound:
-      return {grpc::StatusCode::NOT_FOUND, e.message};
-    case ErrorCode::kUnavailable:
-      return {grpc::StatusCode::UNAVAILABLE, "cannot reach the kernel: " + e.describe()};
-    case ErrorCode::kKernel:
-      return {grpc::StatusCode::UNAVAILABLE,
-              "the kernel refused the change, nothing was applied: " + e.describe()};
-    case ErrorCode::kIo:
-      return {grpc::StatusCode::INTERNAL, e.describe()};
-    case ErrorCode::kInternal:
-      return {grpc::StatusCode::INTERNAL, e.describe()};
-    case ErrorCode::kFailedPrecondition:
-      return {grpc::StatusCode::FAILED_PRECONDITION, e.message};
-  }
-  return {grpc::StatusCode::UNKNOWN, e.describe()};
-}
 
 grpc::Status AgentService::ApplyPolicy(grpc::ServerContext* ctx, const v1::ApplyPolicyRequest* req,
                                        v1::ApplyPolicyResponse* resp) {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "bulkhead/common/fd.h"
+#include "bulkhead/common/file.h"
 #include "bulkhead/common/result.h"
 
 namespace bulkhead::agent::state_io {
@@ -21,20 +22,9 @@ inline Error ioError(const std::string& what, int err) {
   return makeError(ErrorCode::kIo, what, err);
 }
 
-// Writes all of `data` at `offset` (pwrite), or at the file position when
-// `offset` is negative.
-inline Status writeAll(int fd, std::string_view data, off_t offset, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        offset < 0 ? ::write(fd, data.data() + done, data.size() - done)
-                   : ::pwrite(fd, data.data() + done, data.size() - done, offset + off_t(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ioError("writing " + path, errno);
-    done += size_t(n);
-  }
-  return {};
-}
+using common::mkdirs;
+using common::syncDirectory;
+using common::writeAll;
 
 // Writes `length` zero bytes from `offset`.
 inline Status writeZeros(int fd, off_t offset, size_t length, const std::string& path) {
@@ -45,26 +35,6 @@ inline Status writeZeros(int fd, off_t offset, size_t length, const std::string&
     offset += off_t(n);
     length -= n;
   }
-  return {};
-}
-
-inline Status mkdirs(const std::string& dir) {
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = dir.find('/', pos + 1);
-    const std::string partial = dir.substr(0, pos);
-    if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
-      return ioError("creating " + partial, errno);
-  }
-  return {};
-}
-
-// A rename or a new file is durable only once its directory entry is.
-inline Status syncDirectory(const std::string& dir) {
-  const Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!d) return ioError("opening " + dir, errno);
-  if (::fsync(d.get()) != 0) return ioError("fsync " + dir, errno);
   return {};
 }
 

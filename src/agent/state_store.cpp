@@ -113,28 +113,10 @@ Status StateStore::append(const v1::StateJournalEntry& entry) {
 }
 
 Status StateStore::save(const v1::AgentState& state) {
-  if (auto st = state_io::mkdirs(dir_); !st) return st;
   std::string data;
   if (!state.SerializeToString(&data))
     return makeError(ErrorCode::kInternal, "cannot serialize the agent state");
-  const std::string p = path();
-  const std::string tmp = p + ".tmp";
-  {
-    const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return ioError("creating " + tmp, errno);
-    Status st = state_io::writeAll(fd.get(), data, -1, tmp);
-    if (st && ::fsync(fd.get()) != 0) st = ioError("fsync " + tmp, errno);
-    if (!st) {
-      ::unlink(tmp.c_str());
-      return st;
-    }
-  }
-  if (::rename(tmp.c_str(), p.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ioError("renaming " + tmp + " to " + p, err);
-  }
-  if (auto st = state_io::syncDirectory(dir_); !st) return st;
+  if (auto st = common::replaceFile(dir_, path(), data); !st) return st;
   // The snapshot holds every journalled change now; a crash before the
   // journal is emptied only replays changes the snapshot already has.
   return journal_.reset();

@@ -32,6 +32,7 @@
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/defaults.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/signals.h"
 #include "bulkhead/nft/counters.h"
 #include "bulkhead/nft/mnl_kernel.h"
 
@@ -65,18 +66,6 @@ std::optional<std::string> infoText(int argc, char** argv) {
     if (arg == "--version") return "bulkhead-agent " + std::string(agent::kAgentVersion) + "\n";
   }
   return std::nullopt;
-}
-
-// Signals are taken synchronously in the main loop; blocked before any
-// thread starts so every thread inherits the mask.
-sigset_t blockSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP})
-    sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  return signals;
 }
 
 // Quarantine cuts the workload's live flows through this table; without
@@ -231,7 +220,7 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-agent: {}", config.error().message);
     return kExitBadInput;
   }
-  const sigset_t signals = blockSignals();
+  const sigset_t signals = common::blockDaemonSignals();
   auto kernel = nft::MnlKernel::open();
   if (!kernel) {
     spdlog::error("bulkhead-agent: cannot reach nftables: {}", kernel.error().describe());

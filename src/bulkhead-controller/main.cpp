@@ -14,6 +14,7 @@
 
 #include "bulkhead/common/defaults.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/signals.h"
 #include "bulkhead/controller/config.h"
 #include "bulkhead/controller/core.h"
 #include "bulkhead/controller/server.h"
@@ -30,16 +31,6 @@ std::string hostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
   return buf;
-}
-
-sigset_t blockSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP})
-    sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  return signals;
 }
 
 // kExitOk when applied or unchanged.
@@ -81,7 +72,7 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-controller: {}", config.error().message);
     return kExitBadInput;
   }
-  const sigset_t signals = blockSignals();
+  const sigset_t signals = common::blockDaemonSignals();
   controller::FileStore store(config->stateDir);
   controller::ControllerCore core(store, controller::controllerOptions(*config, hostName()));
   if (auto st = core.load(); !st) {

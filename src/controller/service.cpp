@@ -7,25 +7,12 @@
 #include <mutex>
 
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/grpc_status.h"
 
 namespace bulkhead::controller {
 
 grpc::Status toGrpcStatus(const Error& e) {
-  switch (e.code) {
-    case ErrorCode::kInvalidInput:
-      return {grpc::StatusCode::INVALID_ARGUMENT, e.message};
-    case ErrorCode::kTooLarge:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.message};
-    case ErrorCode::kNotFound:
-      return {grpc::StatusCode::NOT_FOUND, e.message};
-    case ErrorCode::kUnavailable:
-      return {grpc::StatusCode::UNAVAILABLE, e.message};
-    case ErrorCode::kKernel:
-    case ErrorCode::kIo:
-    case ErrorCode::kInternal:
-      return {grpc::StatusCode::INTERNAL, e.describe()};
-  }
-  return {grpc::StatusCode::UNKNOWN, e.describe()};
+  return common::grpcStatus(e);
 }
 
 std::vector<std::string> peerHostNames(const grpc::AuthContext& context) {

@@ -10,8 +10,6 @@ namespace bulkhead::hooks {
 
 namespace {
 
-using Clock = UnaryConnection::Clock;
-
 // ListWorkloads at 10,000+ workloads is a few MB.
 constexpr size_t kMaxMessageBytes = 64 << 20;
 
@@ -33,7 +31,8 @@ std::string methodPath(const std::string& method) {
 
 class WireAgentLink : public AgentLink {
  public:
-  WireAgentLink(std::string address, std::string socketPath, Clock::time_point deadline)
+  WireAgentLink(std::string address, std::string socketPath,
+                common::SteadyClock::time_point deadline)
       : address_(std::move(address)), conn_(std::move(socketPath), deadline, kMaxMessageBytes) {}
 
   Status upsert(const v1::Workload& workload) override {
@@ -113,7 +112,7 @@ class WireAgentLink : public AgentLink {
 }  // namespace
 
 AgentConnector grpcConnector(std::chrono::milliseconds budget) {
-  const Clock::time_point deadline = Clock::now() + budget;
+  const common::SteadyClock::time_point deadline = common::SteadyClock::now() + budget;
   return [deadline](const std::string& address) -> Result<std::unique_ptr<AgentLink>> {
     common::AgentAddress parsed;
     std::string error;

@@ -174,7 +174,7 @@ void UnaryConnection::SessionFree::operator()(nghttp2_session* s) const {
   nghttp2_session_del(s);
 }
 
-UnaryConnection::UnaryConnection(std::string socketPath, Clock::time_point deadline,
+UnaryConnection::UnaryConnection(std::string socketPath, common::SteadyClock::time_point deadline,
                                  size_t maxReplyBytes)
     : path_(std::move(socketPath)), deadline_(deadline), maxReply_(maxReplyBytes) {}
 
@@ -182,7 +182,8 @@ UnaryConnection::~UnaryConnection() = default;
 
 int UnaryConnection::remainingMs() const {
   const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - common::SteadyClock::now())
+          .count();
   return left <= 0 ? 0 : int(std::min<int64_t>(left, 1 << 30));
 }
 

@@ -19,7 +19,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <utility>
+
+#include "bulkhead/common/owned.h"
+#include "bulkhead/common/time_format.h"
 
 namespace bulkhead::nft {
 
@@ -149,79 +153,55 @@ std::string str(const char* s) {
   return s == nullptr ? std::string() : std::string(s);
 }
 
+// One libnftnl object type's parse of a message: the table it names and,
+// with nameAttr, the object's own name. The object is freed on every path.
+template <class T, auto Alloc, auto Free, auto Parse, auto Get>
+bool readNames(const nlmsghdr* nlh, uint16_t tableAttr, std::optional<uint16_t> nameAttr,
+               std::string& table, std::string& name) {
+  const Owned<T, Free> obj(Alloc());
+  if (!obj || Parse(nlh, obj.get()) < 0) return false;
+  table = str(Get(obj.get(), tableAttr));
+  if (nameAttr) name = str(Get(obj.get(), *nameAttr));
+  return true;
+}
+
+// A rule has no name: its chain and handle stand for one.
+bool readRuleNames(const nlmsghdr* nlh, std::string& table, std::string& name) {
+  const Owned<nftnl_rule, nftnl_rule_free> r(nftnl_rule_alloc());
+  if (!r || nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) return false;
+  table = str(nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE));
+  name = str(nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN));
+  if (nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
+    name += " handle " + std::to_string(nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE));
+  return true;
+}
+
 // The table a message is about and the object's own name ("" for a table),
 // through libnftnl's parsers. False when the parser refused the message (for
 // instance a rule with an expression this libnftnl does not know).
 bool parseNames(const nlmsghdr* nlh, Object object, std::string& table, std::string& name) {
   switch (object) {
-    case Object::kTable: {
-      nftnl_table* t = nftnl_table_alloc();
-      if (t == nullptr) return false;
-      const bool ok = nftnl_table_nlmsg_parse(nlh, t) >= 0;
-      if (ok) table = str(nftnl_table_get_str(t, NFTNL_TABLE_NAME));
-      nftnl_table_free(t);
-      return ok;
-    }
-    case Object::kChain: {
-      nftnl_chain* c = nftnl_chain_alloc();
-      if (c == nullptr) return false;
-      const bool ok = nftnl_chain_nlmsg_parse(nlh, c) >= 0;
-      if (ok) {
-        table = str(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE));
-        name = str(nftnl_chain_get_str(c, NFTNL_CHAIN_NAME));
-      }
-      nftnl_chain_free(c);
-      return ok;
-    }
-    case Object::kRule: {
-      nftnl_rule* r = nftnl_rule_alloc();
-      if (r == nullptr) return false;
-      const bool ok = nftnl_rule_nlmsg_parse(nlh, r) >= 0;
-      if (ok) {
-        table = str(nftnl_rule_get_str(r, NFTNL_RULE_TABLE));
-        name = str(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
-        if (nftnl_rule_is_set(r, NFTNL_RULE_HANDLE)) {
-          name += " handle " + std::to_string(nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE));
-        }
-      }
-      nftnl_rule_free(r);
-      return ok;
-    }
+    case Object::kTable:
+      return readNames<nftnl_table, nftnl_table_alloc, nftnl_table_free, nftnl_table_nlmsg_parse,
+                       nftnl_table_get_str>(nlh, NFTNL_TABLE_NAME, std::nullopt, table, name);
+    case Object::kChain:
+      return readNames<nftnl_chain, nftnl_chain_alloc, nftnl_chain_free, nftnl_chain_nlmsg_parse,
+                       nftnl_chain_get_str>(nlh, NFTNL_CHAIN_TABLE, NFTNL_CHAIN_NAME, table, name);
+    case Object::kRule:
+      return readRuleNames(nlh, table, name);
     case Object::kSet:
-    case Object::kElement: {
-      nftnl_set* s = nftnl_set_alloc();
-      if (s == nullptr) return false;
-      const bool ok = (object == Object::kSet ? nftnl_set_nlmsg_parse(nlh, s)
-                                              : nftnl_set_elems_nlmsg_parse(nlh, s)) >= 0;
-      if (ok) {
-        table = str(nftnl_set_get_str(s, NFTNL_SET_TABLE));
-        name = str(nftnl_set_get_str(s, NFTNL_SET_NAME));
-      }
-      nftnl_set_free(s);
-      return ok;
-    }
-    case Object::kObj: {
-      nftnl_obj* o = nftnl_obj_alloc();
-      if (o == nullptr) return false;
-      const bool ok = nftnl_obj_nlmsg_parse(nlh, o) >= 0;
-      if (ok) {
-        table = str(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE));
-        name = str(nftnl_obj_get_str(o, NFTNL_OBJ_NAME));
-      }
-      nftnl_obj_free(o);
-      return ok;
-    }
-    case Object::kFlowtable: {
-      nftnl_flowtable* f = nftnl_flowtable_alloc();
-      if (f == nullptr) return false;
-      const bool ok = nftnl_flowtable_nlmsg_parse(nlh, f) >= 0;
-      if (ok) {
-        table = str(nftnl_flowtable_get_str(f, NFTNL_FLOWTABLE_TABLE));
-        name = str(nftnl_flowtable_get_str(f, NFTNL_FLOWTABLE_NAME));
-      }
-      nftnl_flowtable_free(f);
-      return ok;
-    }
+      return readNames<nftnl_set, nftnl_set_alloc, nftnl_set_free, nftnl_set_nlmsg_parse,
+                       nftnl_set_get_str>(nlh, NFTNL_SET_TABLE, NFTNL_SET_NAME, table, name);
+    case Object::kElement:
+      return readNames<nftnl_set, nftnl_set_alloc, nftnl_set_free, nftnl_set_elems_nlmsg_parse,
+                       nftnl_set_get_str>(nlh, NFTNL_SET_TABLE, NFTNL_SET_NAME, table, name);
+    case Object::kObj:
+      return readNames<nftnl_obj, nftnl_obj_alloc, nftnl_obj_free, nftnl_obj_nlmsg_parse,
+                       nftnl_obj_get_str>(nlh, NFTNL_OBJ_TABLE, NFTNL_OBJ_NAME, table, name);
+    case Object::kFlowtable:
+      return readNames<nftnl_flowtable, nftnl_flowtable_alloc, nftnl_flowtable_free,
+                       nftnl_flowtable_nlmsg_parse, nftnl_flowtable_get_str>(
+          nlh, NFTNL_FLOWTABLE_TABLE, NFTNL_FLOWTABLE_NAME, table, name);
   }
   return false;
 }
@@ -474,15 +454,16 @@ Status TableMonitor::drain(std::vector<TableEvent>& out) {
 }
 
 Result<std::vector<TableEvent>> TableMonitor::wait(int timeoutMs) {
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
+  const auto deadline =
+      common::SteadyClock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
   std::vector<TableEvent> out;
   for (;;) {
     if (Status s = takeGateEvents(out); !s) return s.takeError();
     if (Status s = drain(out); !s) return s.takeError();
     if (!out.empty() && !pending_.active) return out;
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - common::SteadyClock::now())
+            .count();
     int pollMs = static_cast<int>(std::max<long long>(left, 0));
     // A commit's NEWGEN is due: wait only briefly for it.
     if (pending_.active) pollMs = std::min(pollMs, kGenerationGraceMs);
@@ -491,7 +472,7 @@ Result<std::vector<TableEvent>> TableMonitor::wait(int timeoutMs) {
     if (!*ready) {
       flushPending(out, 0, "");
       // Timed out (or the NEWGEN never came: a change by the kernel itself).
-      if (!out.empty() || Clock::now() >= deadline) return out;
+      if (!out.empty() || common::SteadyClock::now() >= deadline) return out;
     }
   }
 }

@@ -10,15 +10,17 @@
 #include <chrono>
 #include <cstring>
 
+#include "bulkhead/common/time_format.h"
+
 namespace bulkhead::nft {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using common::SteadyClock;
 
-int msUntil(Clock::time_point deadline) {
+int msUntil(SteadyClock::time_point deadline) {
   const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
   return static_cast<int>(std::max<long long>(left, 0));
 }
 
@@ -95,7 +97,7 @@ void NetlinkSocket::discardQueued() {
 }
 
 Result<bool> NetlinkSocket::waitReadable(int timeoutMs) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
+  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
   for (;;) {
     pollfd pfd{fd(), POLLIN, 0};
     const int ready = poll(&pfd, 1, msUntil(deadline));
@@ -106,7 +108,7 @@ Result<bool> NetlinkSocket::waitReadable(int timeoutMs) {
 }
 
 Result<NetlinkSocket::Received> NetlinkSocket::receive(int timeoutMs) {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
+  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(std::max(timeoutMs, 0));
   for (;;) {
     // MSG_TRUNC: the real length of a datagram that did not fit.
     const ssize_t n = recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);

@@ -140,8 +140,8 @@ struct Expect {
   uint8_t icmpType = 0;
 };
 
-void checkPacket(const LoggedPacket& p, const Expect& e, uint32_t ifindex, Clock::time_point from,
-                 Clock::time_point to) {
+void checkPacket(const LoggedPacket& p, const Expect& e, uint32_t ifindex, WallClock::time_point from,
+                 WallClock::time_point to) {
   SCOPED_TRACE(std::string(e.prefix) + (e.v6 ? " v6" : " v4"));
   EXPECT_EQ(p.prefix, e.prefix);
   EXPECT_EQ(p.inIfindex, ifindex);
@@ -174,7 +174,7 @@ void checkPacket(const LoggedPacket& p, const Expect& e, uint32_t ifindex, Clock
 
 TEST_F(NflogTest, LogsDeniedTrafficOfBothFamilies) {
   openReader();
-  const auto from = Clock::now();
+  const auto from = WallClock::now();
   // Fixed source ports so the decoded ports can be checked.
   work().exec(
       "timeout 3 socat -T0.3 - TCP4:198.51.100.10:22,sourceport=41022,"
@@ -187,7 +187,7 @@ TEST_F(NflogTest, LogsDeniedTrafficOfBothFamilies) {
   // A large echo: the payload handed over is cut at the copy range.
   work().exec("ping -q -c 2 -i 0.2 -W 0.3 -s 1000 198.51.100.10");
   work().exec("ping -6 -q -c 2 -i 0.2 -W 0.3 2001:db8:10::10");
-  const auto to = Clock::now();
+  const auto to = WallClock::now();
 
   // Each kind at least once (a TCP SYN may be retransmitted).
   const auto all = collect(8, 3000, [](const LoggedPacket&) { return true; });

@@ -114,7 +114,7 @@ std::unique_ptr<Process> rsyslogd(const Netns& ns, const TempDir& d, const std::
 
 FlowEvent deniedFlow() {
   FlowEvent e;
-  e.time = Clock::now();
+  e.time = WallClock::now();
   e.host = "hv01";
   e.action = FlowAction::kDeny;
   e.app = "billing";

@@ -20,6 +20,7 @@
 #include "bulkhead/cli/client.h"
 #include "bulkhead/cli/commands.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
+#include "support/cli_run.h"
 
 namespace bulkhead::cli {
 namespace {
@@ -104,20 +105,9 @@ class FakeAgent final : public v1::Agent::Service {
   std::mutex mu;
 };
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using testing::CliRun;
+using testing::contains;
+using testing::run;
 
 // A fake agent serving on dir/name.
 class FakeServer {

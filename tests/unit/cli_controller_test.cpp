@@ -19,6 +19,7 @@
 #include "bulkhead/cli/commands.h"
 #include "bulkhead/v1/agent.grpc.pb.h"
 #include "bulkhead/v1/controller.grpc.pb.h"
+#include "support/cli_run.h"
 
 namespace bulkhead::cli {
 namespace {
@@ -84,20 +85,9 @@ class CountingAgent final : public v1::Agent::Service {
   std::atomic<int> calls{0};
 };
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using testing::CliRun;
+using testing::contains;
+using testing::run;
 
 const char* kApp = R"(apiVersion: bulkhead/v1
 kind: App

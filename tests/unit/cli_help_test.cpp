@@ -13,24 +13,14 @@
 
 #include "bulkhead/cli/commands.h"
 #include "bulkhead/cli/help.h"
+#include "support/cli_run.h"
 
 namespace bulkhead::cli {
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using testing::CliRun;
+using testing::contains;
+using testing::run;
 
 std::set<std::string> flagsIn(const std::string& text) {
   static const std::regex re("(--[a-z][a-z-]*[a-z])");

@@ -8,21 +8,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/cli_run.h"
+
 namespace bulkhead::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  const int code = cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using testing::CliRun;
+using testing::run;
 
 class CliTest : public ::testing::Test {
  protected:

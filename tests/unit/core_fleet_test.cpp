@@ -14,6 +14,7 @@
 #include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/grpc_status.h"
 #include "support/fake_kernel.h"
 
 namespace bulkhead::agent {
@@ -335,7 +336,7 @@ TEST_F(CoreFleetTest, LocalPushIsRefusedUnderAController) {
   auto refused = core.applyPolicy(push);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
-  const grpc::Status st = toGrpcStatus(refused.error());
+  const grpc::Status st = common::grpcStatus(refused.error());
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(st.error_message().find("tcp://controller.example:7444"), std::string::npos)
       << st.error_message();

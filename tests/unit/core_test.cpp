@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/grpc_status.h"
 #include "bulkhead/compiler/render.h"
 #include "support/fake_kernel.h"
 
@@ -106,7 +107,7 @@ TEST_F(CoreTest, InvalidPushNamesFileLineColumnAndChangesNothing) {
   EXPECT_NE(r.error().message.find("policy.yaml:6:12: unknown service or app \"nowhere\""),
             std::string::npos)
       << r.error().message;
-  EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(common::grpcStatus(r.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(kernel_.commits, 1);
   EXPECT_EQ(core.status().apps(), 1u);
 }
@@ -115,7 +116,7 @@ TEST_F(CoreTest, OversizedPushIsResourceExhausted) {
   AgentCore core(kernel_, {}, options());
   auto r = core.applyPolicy(push(std::string(5000, '#')));
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(common::grpcStatus(r.error()).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(kernel_.commits, 0);
 }
 
@@ -143,11 +144,11 @@ TEST_F(CoreTest, WorkloadsAreElementChangesAndValidated) {
 
   auto bad = core.upsertWorkload(apiWorkload("web-2", "192.0.2.300"));
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(toGrpcStatus(bad.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(common::grpcStatus(bad.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(bad.error().message.find("workload.addresses[0]"), std::string::npos);
   auto clash = core.upsertWorkload(apiWorkload("web-3", "192.0.2.10"));
   ASSERT_FALSE(clash.ok());
-  EXPECT_EQ(toGrpcStatus(clash.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(common::grpcStatus(clash.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   auto ls = core.listWorkloads();
   ASSERT_EQ(ls.workloads_size(), 2);
@@ -272,7 +273,7 @@ TEST_F(CoreTest, KernelRefusalIsUnavailableAndNotSaved) {
   changed.replace(changed.find("tcp/5432"), 8, "tcp/5433");
   auto r = core.applyPolicy(push(changed));
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(toGrpcStatus(r.error()).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(common::grpcStatus(r.error()).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(fs::last_write_time(dir_ / "state.pb"), saved);
   EXPECT_NE(core.status().last_error().find("kernel refused"), std::string::npos);
 }

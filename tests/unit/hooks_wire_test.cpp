@@ -172,7 +172,7 @@ TEST_F(WireLinkTest, ALongListArrivesOverManyFramesThenTheNextCallWorks) {
 
 TEST_F(WireLinkTest, AReplyOverTheBoundIsRefusedAndTheConnectionDropped) {
   agent_.listed = 100;  // about 25 KB
-  UnaryConnection conn((dir_ / "agent.sock").string(), UnaryConnection::Clock::now() + 5s, 4096);
+  UnaryConnection conn((dir_ / "agent.sock").string(), common::SteadyClock::now() + 5s, 4096);
   auto r = conn.call(std::string(kAgentService) + "ListWorkloads", "");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kInternal);
@@ -182,7 +182,7 @@ TEST_F(WireLinkTest, AReplyOverTheBoundIsRefusedAndTheConnectionDropped) {
   ASSERT_FALSE(next.ok());
   EXPECT_EQ(next.error().code, ErrorCode::kUnavailable);
   agent_.listed = 1;
-  UnaryConnection fresh((dir_ / "agent.sock").string(), UnaryConnection::Clock::now() + 5s, 4096);
+  UnaryConnection fresh((dir_ / "agent.sock").string(), common::SteadyClock::now() + 5s, 4096);
   auto one = fresh.call(std::string(kAgentService) + "ListWorkloads", "");
   ASSERT_TRUE(one.ok()) << one.error().message;
   EXPECT_EQ(one->grpcStatus, 0);

@@ -8,6 +8,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/escape.h"
+#include "bulkhead/common/grpc_status.h"
 #include "bulkhead/policy/limits.h"
 #include "support/fake_kernel.h"
 
@@ -29,7 +30,7 @@ v1::Workload workload() {
 void expectRefused(const Status& st, const std::string& field) {
   ASSERT_FALSE(st.ok()) << field;
   EXPECT_EQ(st.error().code, ErrorCode::kInvalidInput);
-  EXPECT_EQ(toGrpcStatus(st.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(common::grpcStatus(st.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(st.error().message.rfind(field + ":", 0), 0u) << st.error().message;
   EXPECT_FALSE(hasControlChars(st.error().message)) << st.error().message;
 }

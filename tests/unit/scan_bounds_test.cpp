@@ -14,7 +14,7 @@ namespace bulkhead::agent {
 namespace {
 
 using namespace std::chrono_literals;
-const flows::Clock::time_point kT0 = flows::Clock::time_point(1'800'000'000s);
+const flows::WallClock::time_point kT0 = flows::WallClock::time_point(1'800'000'000s);
 
 uint64_t h64(uint64_t k) {
   return hashMix(0x1234, k);
@@ -85,7 +85,7 @@ TEST(FlatTableTest, KeysVaryingOnlyInHighBytesSpreadOverTheSlots) {
 }
 
 flows::FlowEvent attempt(const std::string& workload, const policy::IpAddr& dst, uint16_t port,
-                         flows::Clock::time_point t) {
+                         flows::WallClock::time_point t) {
   flows::FlowEvent e;
   e.time = t;
   e.action = flows::FlowAction::kDeny;

@@ -13,9 +13,9 @@ namespace bulkhead::agent {
 namespace {
 
 using namespace std::chrono_literals;
-const flows::Clock::time_point kT0 = flows::Clock::time_point(1'800'000'000s);
+const flows::WallClock::time_point kT0 = flows::WallClock::time_point(1'800'000'000s);
 
-flows::FlowEvent attempt(const std::string& dst, uint16_t port, flows::Clock::time_point t,
+flows::FlowEvent attempt(const std::string& dst, uint16_t port, flows::WallClock::time_point t,
                          flows::FlowAction action = flows::FlowAction::kDeny) {
   flows::FlowEvent e;
   e.time = t;

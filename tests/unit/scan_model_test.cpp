@@ -17,7 +17,7 @@ namespace bulkhead::agent {
 namespace {
 
 using namespace std::chrono_literals;
-using Time = flows::Clock::time_point;
+using Time = flows::WallClock::time_point;
 const Time kT0 = Time(1'800'000'000s);
 
 class Model {

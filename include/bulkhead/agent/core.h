@@ -27,6 +27,7 @@
 #include "bulkhead/agent/quarantine_book.h"
 #include "bulkhead/agent/state_store.h"
 #include "bulkhead/common/result.h"
+#include "bulkhead/common/time_format.h"
 #include "bulkhead/v1/agent.pb.h"
 
 namespace bulkhead::agent {
@@ -96,7 +97,7 @@ class AgentCore : public FleetMember {
   Result<size_t> promoteStaged(bool force = false);
 
   // Time since the last policy or workload change.
-  std::chrono::steady_clock::duration quietFor() const;
+  common::SteadyClock::duration quietFor() const;
 
   // Drift: the kernel's table differs from what was applied (compared by
   // content: see checkDrift), or `force` (someone changed it): put the whole
@@ -144,6 +145,12 @@ class AgentCore : public FleetMember {
   // applyPolicy without the controller check; `revision`: the controller's.
   Result<v1::ApplyPolicyResponse> pushPolicy(const v1::ApplyPolicyRequest& request,
                                              std::optional<uint64_t> revision);
+  // A push's bundle, parsed, within the size limit; its warnings into `response`.
+  Result<policy::Bundle> readBundle(const v1::ApplyPolicyRequest& request,
+                                    v1::ApplyPolicyResponse& response) const;
+  // The bundle in force pushed again: records its new version (and the
+  // controller's revision), if any.
+  Status renamePolicy(const std::string& version, std::optional<uint64_t> revision);
   // Applies a snapshot's bundle (parsed, or nullopt: the one in force) and
   // remote set as one transaction; under mu_.
   Status loadSnapshot(std::optional<policy::Bundle> bundle, compiler::RemoteWorkloads remotes);
@@ -208,8 +215,8 @@ class AgentCore : public FleetMember {
   std::string lastDriftCheck_, lastDriftCheckTime_;
   LatencyWindow applyLatency_, workloadLatency_, promotionLatency_;
   uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0, promotions_ = 0;
-  std::chrono::steady_clock::time_point lastChange_{};
-  std::optional<std::chrono::steady_clock::time_point> stagedSince_;
+  common::SteadyClock::time_point lastChange_{};
+  std::optional<common::SteadyClock::time_point> stagedSince_;
   uint64_t appliedRevision_ = 0;
 
   // Local changes on their way to the listener. Lock order: mu_, then

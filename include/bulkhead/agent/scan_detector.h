@@ -155,7 +155,7 @@ class ScanDetector {
   static constexpr size_t kMaxWorkloads = 65536;  // interned names; beyond, all state starts over
 
  private:
-  using Time = flows::Clock::time_point;
+  using Time = flows::WallClock::time_point;
   using Tick = scan::Tick;
   struct Workload {
     Time quietHosts{}, quietPorts{};

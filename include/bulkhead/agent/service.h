@@ -1,5 +1,5 @@
 // The gRPC face of AgentCore: translates requests and maps errors to precise
-// status codes; logs each failure once, with the call and the peer.
+// status codes (common::grpcStatus); logs each failure once, with the call and the peer.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -13,12 +13,6 @@
 #include "bulkhead/v1/agent.grpc.pb.h"
 
 namespace bulkhead::agent {
-
-// kInvalidInput -> INVALID_ARGUMENT, kTooLarge -> RESOURCE_EXHAUSTED,
-// kNotFound -> NOT_FOUND, kUnavailable and kernel refusals -> UNAVAILABLE
-// (nothing was applied; retry later), kIo -> INTERNAL (applied, not saved),
-// kInternal -> INTERNAL.
-grpc::Status toGrpcStatus(const Error& error);
 
 class AgentService final : public v1::Agent::Service {
  public:

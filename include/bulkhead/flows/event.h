@@ -19,7 +19,8 @@ namespace bulkhead::flows {
 // Wall-clock time: when an attempt happened, as events report it. (The
 // agent's intervals and deadlines use common::SteadyClock.)
 using WallClock = common::WallClock;
-// The former name, for code not yet moved over to WallClock.
+// Old name of WallClock, still used by tests/bench/bench_scan.cpp only; do not
+// use it in new code (it goes once that bench says WallClock).
 using Clock = WallClock;
 
 // What the kernel (or the agent) did with an attempt: a closed set. Events

@@ -17,6 +17,7 @@
 
 #include "bulkhead/common/fd.h"
 #include "bulkhead/common/result.h"
+#include "bulkhead/common/time_format.h"
 
 struct nghttp2_session;
 
@@ -36,9 +37,8 @@ struct UnaryReply {
 // of an answered call is in the reply, not an error.
 class UnaryConnection {
  public:
-  using Clock = std::chrono::system_clock;
-
-  UnaryConnection(std::string socketPath, Clock::time_point deadline, size_t maxReplyBytes);
+  UnaryConnection(std::string socketPath, common::SteadyClock::time_point deadline,
+                  size_t maxReplyBytes);
   ~UnaryConnection();
   UnaryConnection(const UnaryConnection&) = delete;
   UnaryConnection& operator=(const UnaryConnection&) = delete;
@@ -60,7 +60,7 @@ class UnaryConnection {
   int remainingMs() const;
 
   std::string path_;
-  Clock::time_point deadline_;
+  common::SteadyClock::time_point deadline_;
   size_t maxReply_;
   Fd fd_;
   bool broken_ = false;

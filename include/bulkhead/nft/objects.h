@@ -16,19 +16,19 @@
 #include <span>
 #include <string>
 
+#include "bulkhead/common/owned.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/compiler/ruleset.h"
-#include "bulkhead/nft/owner.h"
 
 namespace bulkhead::nft {
 
-using TablePtr = Owner<nftnl_table, nftnl_table_free>;
-using ChainPtr = Owner<nftnl_chain, nftnl_chain_free>;
-using SetPtr = Owner<nftnl_set, nftnl_set_free>;
-using RulePtr = Owner<nftnl_rule, nftnl_rule_free>;
-using ExprPtr = Owner<nftnl_expr, nftnl_expr_free>;
-using SetElemPtr = Owner<nftnl_set_elem, nftnl_set_elem_free>;
-using UdataPtr = Owner<nftnl_udata_buf, nftnl_udata_buf_free>;
+using TablePtr = Owned<nftnl_table, nftnl_table_free>;
+using ChainPtr = Owned<nftnl_chain, nftnl_chain_free>;
+using SetPtr = Owned<nftnl_set, nftnl_set_free>;
+using RulePtr = Owned<nftnl_rule, nftnl_rule_free>;
+using ExprPtr = Owned<nftnl_expr, nftnl_expr_free>;
+using SetElemPtr = Owned<nftnl_set_elem, nftnl_set_elem_free>;
+using UdataPtr = Owned<nftnl_udata_buf, nftnl_udata_buf_free>;
 
 // Names of sets created in the batch being built -> their NFTNL_SET_ID, so a
 // rule in the same batch can reference them.
