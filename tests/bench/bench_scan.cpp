@@ -99,7 +99,7 @@ double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_
       nullptr, std::move(exporters));
   // Packet times 2 us apart (500,000 a second); the fold windows close
   // every 20 ms of that time, as the agent's flow thread ticks.
-  auto now = flows::Clock::now();
+  auto now = flows::WallClock::now();
   auto nextTick = now;
   const double t0 = threadSeconds();
   for (size_t i = 0; i < packets.size(); ++i) {

@@ -19,9 +19,6 @@ namespace bulkhead::flows {
 // Wall-clock time: when an attempt happened, as events report it. (The
 // agent's intervals and deadlines use common::SteadyClock.)
 using WallClock = common::WallClock;
-// Old name of WallClock, still used by tests/bench/bench_scan.cpp only; do not
-// use it in new code (it goes once that bench says WallClock).
-using Clock = WallClock;
 
 // What the kernel (or the agent) did with an attempt: a closed set. Events
 // name it in lower case ("deny"); log prefixes carry the first six.
