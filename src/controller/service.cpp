@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <optional>
 
 #include "bulkhead/common/escape.h"
 
@@ -43,6 +45,55 @@ namespace {
 
 class AgentStream;
 
+bool isRemoteChange(const v1::ControllerMessage& m) {
+  return m.has_remote_upsert() || m.has_remote_delete() || m.has_remote_batch();
+}
+
+// A run of remote changes folded into one RemoteBatch: the last state of
+// each (host, name) wins, so each key appears once and the batch's lists
+// commute.
+class RemoteFold {
+ public:
+  void add(v1::ControllerMessage& m) {
+    if (m.has_remote_upsert()) upsert(std::move(*m.mutable_remote_upsert()));
+    if (m.has_remote_delete()) erase(std::move(*m.mutable_remote_delete()));
+    if (m.has_remote_batch()) {
+      for (auto& w : *m.mutable_remote_batch()->mutable_deletes())
+        erase(std::move(w));
+      for (auto& w : *m.mutable_remote_batch()->mutable_upserts())
+        upsert(std::move(w));
+    }
+  }
+
+  v1::ControllerMessage message() {
+    v1::ControllerMessage out;
+    auto* batch = out.mutable_remote_batch();
+    for (auto& [key, change] : last_) {
+      if (change.upsert) {
+        *batch->add_upserts() = std::move(*change.upsert);
+      } else {
+        auto* d = batch->add_deletes();
+        d->set_host(key.first);
+        d->set_name(key.second);
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Change {
+    std::optional<v1::Workload> upsert;  // nullopt: deleted
+  };
+  void upsert(v1::Workload w) {
+    auto key = std::make_pair(w.host(), w.name());
+    last_[std::move(key)].upsert = std::move(w);
+  }
+  void erase(v1::RemoteWorkloadKey k) {
+    last_[{std::move(*k.mutable_host()), std::move(*k.mutable_name())}].upsert.reset();
+  }
+  std::map<std::pair<std::string, std::string>, Change> last_;
+};
+
 // The outbound side of one stream: a bounded queue and at most one write in
 // flight. gRPC may run a reaction inline in the thread that starts an
 // operation, so StartWrite and Finish are always called without mu_.
@@ -53,11 +104,18 @@ class Outbox : public AgentSink {
   bool send(v1::ControllerMessage message) override;
   void close(int grpcCode, const std::string& message) override;
   void onWriteDone(bool ok);
+  // The agent applies RemoteBatch (its hello said so): queued remote
+  // changes go out folded into one message per write.
+  void allowBatches() {
+    std::lock_guard lock(mu_);
+    batches_ = true;
+  }
 
  private:
   // Under mu_: what to do once mu_ is released.
   enum class Next : uint8_t { kNothing, kWrite, kFinish };
   Next nextLocked();
+  v1::ControllerMessage popLocked();
   void act(Next next);
 
   std::mutex mu_;
@@ -67,6 +125,7 @@ class Outbox : public AgentSink {
   size_t queuedBytes_ = 0;
   v1::ControllerMessage current_;  // the write in flight
   bool writing_ = false;
+  bool batches_ = false;
   bool closing_ = false;
   bool finished_ = false;
   grpc::Status finish_;
@@ -134,6 +193,7 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
     host_ = host;
     for (const auto& w : in_.hello().workloads())
       if (auto st = ownWorkload(w); !st.ok()) return st;
+    if (in_.hello().remote_batches()) outbox_->allowBatches();
     auto session = core_.connect(in_.hello(), outbox_, context_->peer());
     if (!session) return toGrpcStatus(session.error());
     session_ = *session;
@@ -163,6 +223,9 @@ bool Outbox::send(v1::ControllerMessage message) {
   {
     std::lock_guard lock(mu_);
     if (closing_) return false;
+    // Any write proves the controller alive: a keepalive behind others is
+    // not needed (and would split a run of remote changes).
+    if (message.has_keepalive() && (writing_ || !queue_.empty())) return true;
     const size_t bytes = message.ByteSizeLong();
     if (queue_.size() >= options_.maxQueuedMessages ||
         queuedBytes_ + bytes > options_.maxQueuedBytes) {
@@ -222,11 +285,25 @@ Outbox::Next Outbox::nextLocked() {
     return Next::kFinish;
   }
   if (queue_.empty()) return Next::kNothing;
-  current_ = std::move(queue_.front());
-  queue_.pop_front();
-  queuedBytes_ -= std::min(queuedBytes_, current_.ByteSizeLong());
+  current_ = popLocked();
+  if (batches_ && isRemoteChange(current_) && !queue_.empty() && isRemoteChange(queue_.front())) {
+    // Queued while the stream was busy: one message, one write, and one
+    // transaction on the agent, instead of one of each per change.
+    std::vector<v1::ControllerMessage> run;
+    run.push_back(std::move(current_));
+    while (!queue_.empty() && isRemoteChange(queue_.front()))
+      run.push_back(popLocked());
+    current_ = foldRemoteChanges(std::move(run));
+  }
   writing_ = true;
   return Next::kWrite;
+}
+
+v1::ControllerMessage Outbox::popLocked() {
+  v1::ControllerMessage m = std::move(queue_.front());
+  queue_.pop_front();
+  queuedBytes_ -= std::min(queuedBytes_, m.ByteSizeLong());
+  return m;
 }
 
 // Without mu_. The stream lives until OnDone, which comes only after Finish
@@ -237,6 +314,13 @@ void Outbox::act(Next next) {
 }
 
 }  // namespace
+
+v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> changes) {
+  RemoteFold fold;
+  for (auto& m : changes)
+    fold.add(m);
+  return fold.message();
+}
 
 ControllerService::ControllerService(ControllerCore& core, ServiceOptions options)
     : core_(core), options_(options) {}
