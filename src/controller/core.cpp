@@ -454,7 +454,9 @@ Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
   for (const auto& a : rec->w.addresses())
     addrOwner_[a] = rec;
   dirty_ = true;
-  if (appsChanged) {
+  // A host without a stream (a hello being read, the store being loaded)
+  // gets its interest computed once, after all its workloads.
+  if (appsChanged && host.sink) {
     refreshInterestLocked(host);
     syncLocked(host);
   }
@@ -476,7 +478,7 @@ void ControllerCore::removeLocked(Host& host, const std::string& name) {
   recs_.erase(rec->id);
   host.workloads.erase(it);
   dirty_ = true;
-  if (appGone) {
+  if (appGone && host.sink) {
     refreshInterestLocked(host);
     syncLocked(host);
   }

@@ -3,10 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "bulkhead/common/escape.h"
 
@@ -42,6 +45,67 @@ std::vector<std::string> peerHostNames(const grpc::AuthContext& context) {
 }
 
 namespace {
+
+// Starts the writes of streams that got a message while idle, on a thread
+// of its own: the core sends under its lock, and a write started there
+// runs gRPC's write path (framing, the socket) under that lock, which then
+// serializes every stream's writes with the core's work. Changes queued
+// meanwhile go out folded with the first.
+class WriteStarter {
+ public:
+  WriteStarter() : thread_([this] { run(); }) {}
+  ~WriteStarter() { stop(); }
+
+  void post(std::function<void()> start) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      pending_.push_back(std::move(start));
+    }
+    cv_.notify_one();
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (!thread_.joinable()) return;
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();  // the last stream let go of it from its own thread
+    } else {
+      thread_.join();
+    }
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::vector<std::function<void()>> batch;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+        if (stopping_) return;
+        batch.swap(pending_);
+      }
+      for (auto& start : batch)
+        start();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> pending_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// One for the process: its thread waits while no stream has anything new.
+std::shared_ptr<WriteStarter> writeStarter() {
+  static const auto starter = std::make_shared<WriteStarter>();
+  return starter;
+}
 
 class AgentStream;
 
@@ -97,13 +161,16 @@ class RemoteFold {
 // The outbound side of one stream: a bounded queue and at most one write in
 // flight. gRPC may run a reaction inline in the thread that starts an
 // operation, so StartWrite and Finish are always called without mu_.
-class Outbox : public AgentSink {
+class Outbox : public AgentSink, public std::enable_shared_from_this<Outbox> {
  public:
-  Outbox(AgentStream* stream, const ServiceOptions& options) : stream_(stream), options_(options) {}
+  Outbox(AgentStream* stream, const ServiceOptions& options, std::shared_ptr<WriteStarter> starter)
+      : stream_(stream), options_(options), starter_(std::move(starter)) {}
 
   bool send(v1::ControllerMessage message) override;
   void close(int grpcCode, const std::string& message) override;
   void onWriteDone(bool ok);
+  // Starts the next write if none is in flight (WriteStarter's thread).
+  void kick();
   // The agent applies RemoteBatch (its hello said so): queued remote
   // changes go out folded into one message per write.
   void allowBatches() {
@@ -121,6 +188,8 @@ class Outbox : public AgentSink {
   std::mutex mu_;
   AgentStream* stream_;
   const ServiceOptions& options_;
+  std::shared_ptr<WriteStarter> starter_;
+  bool kickPosted_ = false;
   std::deque<v1::ControllerMessage> queue_;
   size_t queuedBytes_ = 0;
   v1::ControllerMessage current_;  // the write in flight
@@ -134,8 +203,10 @@ class Outbox : public AgentSink {
 class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
  public:
   AgentStream(ControllerCore& core, grpc::CallbackServerContext* context,
-              const ServiceOptions& options)
-      : core_(core), context_(context), outbox_(std::make_shared<Outbox>(this, options)) {
+              const ServiceOptions& options, std::shared_ptr<WriteStarter> starter)
+      : core_(core),
+        context_(context),
+        outbox_(std::make_shared<Outbox>(this, options, std::move(starter))) {
     if (auto auth = context->auth_context()) names_ = peerHostNames(*auth);
     StartRead(&in_);
   }
@@ -218,8 +289,9 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
 };
 
 bool Outbox::send(v1::ControllerMessage message) {
-  Next next;
+  Next next = Next::kNothing;
   bool accepted = false;
+  bool post = false;
   {
     std::lock_guard lock(mu_);
     if (closing_) return false;
@@ -241,10 +313,25 @@ bool Outbox::send(v1::ControllerMessage message) {
       queuedBytes_ += bytes;
       accepted = true;
     }
+    if (closing_) {
+      next = nextLocked();
+    } else if (!writing_ && !kickPosted_) {
+      kickPosted_ = post = true;
+    }
+  }
+  if (post) starter_->post([self = shared_from_this()] { self->kick(); });
+  act(next);
+  return accepted;
+}
+
+void Outbox::kick() {
+  Next next;
+  {
+    std::lock_guard lock(mu_);
+    kickPosted_ = false;
     next = nextLocked();
   }
   act(next);
-  return accepted;
 }
 
 void Outbox::close(int grpcCode, const std::string& message) {
@@ -327,7 +414,7 @@ ControllerService::ControllerService(ControllerCore& core, ServiceOptions option
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Connect(
     grpc::CallbackServerContext* context) {
-  return new AgentStream(core_, context, options_);
+  return new AgentStream(core_, context, options_, writeStarter());
 }
 
 grpc::Status ControllerService::PushPolicy(grpc::ServerContext*,
