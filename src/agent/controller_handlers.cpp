@@ -30,6 +30,8 @@ void ControllerSession::handle(const v1::ControllerMessage& m) {
       return onRemoteUpsert(m.remote_upsert());
     case Case::kRemoteDelete:
       return onRemoteDelete(m.remote_delete());
+    case Case::kRemoteBatch:
+      return onRemoteBatch(m.remote_batch());
     default:
       return;  // a message of a newer controller: nothing to do with it here
   }
@@ -123,6 +125,30 @@ void ControllerSession::onRemoteDelete(const v1::RemoteWorkloadKey& key) {
     return;
   fail("remote workload " + escapeForLog(key.host()) + "/" + escapeForLog(key.name()) +
        " not removed: " + st.error().describe());
+}
+
+// Many changes, one transaction: entries the controller got wrong are
+// skipped as single ones are; a batch the agent could not apply ends the
+// stream (the next snapshot puts it right).
+void ControllerSession::onRemoteBatch(const v1::RemoteBatch& batch) {
+  std::vector<RemoteWorkload> upserts;
+  upserts.reserve(batch.upserts_size());
+  for (const auto& w : batch.upserts()) {
+    auto remote = remoteFromApi(w, options_.host);
+    if (!remote) {
+      spdlog::warn("controller {}: {}; ignored", url_, remote.error().message);
+      continue;
+    }
+    upserts.push_back(std::move(*remote));
+  }
+  std::vector<RemoteWorkloadKey> deletes;
+  deletes.reserve(batch.deletes_size());
+  for (const auto& k : batch.deletes())
+    deletes.push_back({k.host(), k.name()});
+  const Status st = member_.applyRemoteChanges(upserts, deletes);
+  if (st) return;
+  fail("a batch of " + std::to_string(upserts.size() + deletes.size()) +
+       " remote workload changes not applied: " + st.error().describe());
 }
 
 }  // namespace bulkhead::agent

@@ -24,6 +24,7 @@ v1::AgentMessage helloMessage(const std::string& host, const std::string& versio
   hello->set_host(host);
   hello->set_agent_version(version);
   hello->set_applied_revision(appliedRevision);
+  hello->set_remote_batches(true);  // onRemoteBatch
   for (const auto& w : workloads)
     *hello->add_workloads() = reportedWorkload(w, host);
   return m;

@@ -63,6 +63,7 @@ class ControllerSession {
   void onPolicy(const v1::PolicyRevision& policy);
   void onRemoteUpsert(const v1::Workload& w);
   void onRemoteDelete(const v1::RemoteWorkloadKey& key);
+  void onRemoteBatch(const v1::RemoteBatch& batch);
   std::vector<RemoteWorkload> remotesOf(const v1::Snapshot& snapshot);
 
   // Queues a message for the writer (acks); dropped once the stream is over.

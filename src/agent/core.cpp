@@ -899,6 +899,51 @@ Status AgentCore::deleteRemoteWorkload(const std::string& host, const std::strin
   return awaitSaved(*ticket);
 }
 
+// A controller's batch: one transaction, one journal sync.
+Status AgentCore::applyRemoteChanges(const std::vector<RemoteWorkload>& upserts,
+                                     const std::vector<RemoteWorkloadKey>& deletes) {
+  std::vector<std::pair<std::string, policy::Workload>> in;
+  std::vector<compiler::RemoteId> out;
+  for (const auto& u : upserts)
+    if (auto st = checkHostName(u.host); !st)
+      spdlog::warn("remote workload {}/{} refused: {}", escapeForLog(u.host),
+                   escapeForLog(u.workload.name), st.error().message);
+    else
+      in.emplace_back(u.host, u.workload);
+  for (const auto& d : deletes)
+    if (checkHostName(d.host) && checkWorkloadName("name", d.name))
+      out.emplace_back(d.host, d.name);
+  const auto start = Clock::now();
+  std::unique_lock lock(mu_);
+  std::vector<std::string> skipped;
+  auto diff = enforcer_.applyRemotes(in, out, skipped);
+  if (!diff) {
+    noteError(diff.error());
+    return diff.takeError();
+  }
+  for (const auto& why : skipped)
+    spdlog::warn("remote workload change skipped: {}", escapeForLog(why));
+  workloadChanges_ += in.size() + out.size();
+  workloadLatency_.add(msSince(start));
+  trackStaged();
+  StateStore::Ticket last{0};
+  auto journal = [&](const v1::StateJournalEntry& entry) -> Status {
+    auto ticket = writeChange(entry);
+    if (!ticket) return ticket.takeError();
+    last = std::max(last, *ticket);
+    return {};
+  };
+  const auto& held = enforcer_.compiler().remotes();
+  for (const auto& [host, name] : out)
+    if (!held.count({host, name}))
+      if (auto st = journal(remoteDeleteRecord(host, name)); !st) return st;
+  for (const auto& [host, w] : in)
+    if (auto it = held.find({host, w.name}); it != held.end())
+      if (auto st = journal(remoteUpsertRecord(RemoteWorkload{host, it->second})); !st) return st;
+  lock.unlock();  // the kernel has it; wait for the disk without the lock
+  return awaitSaved(last);
+}
+
 void AgentCore::setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> listener) {
   std::lock_guard lock(deliverMu_);
   listener_ = std::move(listener);

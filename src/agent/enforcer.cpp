@@ -151,6 +151,33 @@ Result<compiler::RulesetDiff> Enforcer::removeRemote(const std::string& host,
   return diff;
 }
 
+Result<compiler::RulesetDiff> Enforcer::applyRemotes(
+    const std::vector<std::pair<std::string, policy::Workload>>& upserts,
+    const std::vector<compiler::RemoteId>& deletes, std::vector<std::string>& skipped) {
+  const compiler::Ruleset before = compiler_.ruleset();
+  compiler::RemoteWorkloads previous = compiler_.remotes();
+  for (const auto& id : deletes)
+    if (auto diff = compiler_.removeRemote(id.first, id.second);
+        !diff && diff.error().code != ErrorCode::kNotFound)
+      skipped.push_back(id.first + "/" + id.second + ": " + diff.error().message);
+  for (const auto& [host, w] : upserts) {
+    auto diff = compiler_.upsertRemote(host, w);
+    if (diff) continue;
+    if (diff.error().code != ErrorCode::kInvalidInput) {
+      (void)compiler_.reset(compiler_.bundle(), compiler_.workloads(), std::move(previous));
+      return diff.takeError();
+    }
+    skipped.push_back(host + "/" + w.name + ": " + diff.error().message);
+  }
+  // The changes of the whole batch against the table the kernel holds.
+  compiler::RulesetDiff diff = compiler::diffRulesets(before, compiler_.ruleset());
+  if (auto st = commit(diff); !st) {
+    (void)compiler_.reset(compiler_.bundle(), compiler_.workloads(), std::move(previous));
+    return st.takeError();
+  }
+  return diff;
+}
+
 Result<compiler::RulesetDiff> Enforcer::setPolicy(policy::Bundle bundle) {
   policy::Bundle previous = compiler_.bundle();
   auto diff = compiler_.reset(std::move(bundle), compiler_.workloads());

@@ -134,6 +134,7 @@ void ControllerCore::installBundleLocked(v1::PolicyRevision bundle) {
     files.push_back({f.name(), f.content()});
   auto loaded = policy::loadFiles(files);
   span_ = SpanIndex(std::move(loaded.bundle));
+  wanters_.clear();
   bundleHash_ = bundleHash(bundle.files());
   bundle_ = std::move(bundle);
   for (auto& [name, host] : hosts_)
@@ -288,6 +289,21 @@ void ControllerCore::refreshInterestLocked(Host& host) {
     apps.insert(app);
   host.interest = span_.interestOf(apps);
   host.wantCache.clear();
+  for (auto& [app, hosts] : wanters_) {
+    if (wantsLocked(host, app)) {
+      hosts.insert(&host);
+    } else {
+      hosts.erase(&host);
+    }
+  }
+}
+
+const std::set<ControllerCore::Host*>& ControllerCore::wantersLocked(const std::string& app) {
+  auto [it, fresh] = wanters_.try_emplace(app);
+  if (fresh)
+    for (auto& [name, host] : hosts_)
+      if (wantsLocked(*host, app)) it->second.insert(host.get());
+  return it->second;
 }
 
 std::vector<const ControllerCore::Rec*> ControllerCore::desiredLocked(Host& host) const {
@@ -348,9 +364,22 @@ void ControllerCore::syncLocked(Host& host) {
 }
 
 // A workload was added or changed: every connected host that selects it
-// gets it, and one that held it but no longer selects it loses it.
-void ControllerCore::fanOutLocked(const Rec& rec) {
+// gets it, and one that held it but no longer selects it loses it. A host
+// holds only what it selects (syncLocked keeps it so as its apps change),
+// so unless the workload changed its app or is withdrawn, the hosts that
+// select it are the only ones to visit.
+void ControllerCore::fanOutLocked(const Rec& rec, bool appChanged) {
   const bool visible = !hosts_.at(rec.w.host())->withdrawn;
+  if (visible && !appChanged) {
+    for (Host* h : wantersLocked(rec.w.app())) {
+      if (!h->sink || h->name == rec.w.host()) continue;
+      auto [it, fresh] = h->held.try_emplace(rec.id, rec.gen);
+      if (!fresh && it->second == rec.gen) continue;
+      it->second = rec.gen;
+      sendLocked(*h, upsertMessage(rec.w));
+    }
+    return;
+  }
   for (auto& [name, host] : hosts_) {
     Host& h = *host;
     if (!h.sink || name == rec.w.host()) continue;
@@ -398,6 +427,7 @@ Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
                            "\" of host \"" + escapeForLog(it->second->w.host()) + "\"");
   }
   bool appsChanged = false;
+  bool appMoved = false;
   if (!rec) {
     auto fresh = std::make_unique<Rec>();
     fresh->id = nextId_++;
@@ -409,6 +439,7 @@ Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
     for (const auto& a : rec->w.addresses())
       addrOwner_.erase(a);
     if (rec->w.app() != w.app()) {
+      appMoved = true;
       byApp_[rec->w.app()].erase(rec);
       if (byApp_[rec->w.app()].empty()) byApp_.erase(rec->w.app());
       const bool oldGone = --host.apps[rec->w.app()] == 0;
@@ -423,11 +454,13 @@ Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
   for (const auto& a : rec->w.addresses())
     addrOwner_[a] = rec;
   dirty_ = true;
-  if (appsChanged) {
+  // A host without a stream (a hello being read, the store being loaded)
+  // gets its interest computed once, after all its workloads.
+  if (appsChanged && host.sink) {
     refreshInterestLocked(host);
     syncLocked(host);
   }
-  fanOutLocked(*rec);
+  fanOutLocked(*rec, appMoved);
   return {};
 }
 
@@ -445,7 +478,7 @@ void ControllerCore::removeLocked(Host& host, const std::string& name) {
   recs_.erase(rec->id);
   host.workloads.erase(it);
   dirty_ = true;
-  if (appGone) {
+  if (appGone && host.sink) {
     refreshInterestLocked(host);
     syncLocked(host);
   }

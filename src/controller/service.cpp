@@ -3,8 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/grpc_status.h"
@@ -28,32 +33,155 @@ std::vector<std::string> peerHostNames(const grpc::AuthContext& context) {
 
 namespace {
 
+// Starts the writes of streams that got a message while idle, on a thread
+// of its own: the core sends under its lock, and a write started there
+// runs gRPC's write path (framing, the socket) under that lock, which then
+// serializes every stream's writes with the core's work. Changes queued
+// meanwhile go out folded with the first.
+class WriteStarter {
+ public:
+  WriteStarter() : thread_([this] { run(); }) {}
+  ~WriteStarter() { stop(); }
+
+  void post(std::function<void()> start) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      pending_.push_back(std::move(start));
+    }
+    cv_.notify_one();
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (!thread_.joinable()) return;
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();  // the last stream let go of it from its own thread
+    } else {
+      thread_.join();
+    }
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::vector<std::function<void()>> batch;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+        if (stopping_) return;
+        batch.swap(pending_);
+      }
+      for (auto& start : batch)
+        start();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> pending_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// One for the process: its thread waits while no stream has anything new.
+std::shared_ptr<WriteStarter> writeStarter() {
+  static const auto starter = std::make_shared<WriteStarter>();
+  return starter;
+}
+
 class AgentStream;
+
+bool isRemoteChange(const v1::ControllerMessage& m) {
+  return m.has_remote_upsert() || m.has_remote_delete() || m.has_remote_batch();
+}
+
+// A run of remote changes folded into one RemoteBatch: the last state of
+// each (host, name) wins, so each key appears once and the batch's lists
+// commute.
+class RemoteFold {
+ public:
+  void add(v1::ControllerMessage& m) {
+    if (m.has_remote_upsert()) upsert(std::move(*m.mutable_remote_upsert()));
+    if (m.has_remote_delete()) erase(std::move(*m.mutable_remote_delete()));
+    if (m.has_remote_batch()) {
+      for (auto& w : *m.mutable_remote_batch()->mutable_deletes())
+        erase(std::move(w));
+      for (auto& w : *m.mutable_remote_batch()->mutable_upserts())
+        upsert(std::move(w));
+    }
+  }
+
+  v1::ControllerMessage message() {
+    v1::ControllerMessage out;
+    auto* batch = out.mutable_remote_batch();
+    for (auto& [key, change] : last_) {
+      if (change.upsert) {
+        *batch->add_upserts() = std::move(*change.upsert);
+      } else {
+        auto* d = batch->add_deletes();
+        d->set_host(key.first);
+        d->set_name(key.second);
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Change {
+    std::optional<v1::Workload> upsert;  // nullopt: deleted
+  };
+  void upsert(v1::Workload w) {
+    auto key = std::make_pair(w.host(), w.name());
+    last_[std::move(key)].upsert = std::move(w);
+  }
+  void erase(v1::RemoteWorkloadKey k) {
+    last_[{std::move(*k.mutable_host()), std::move(*k.mutable_name())}].upsert.reset();
+  }
+  std::map<std::pair<std::string, std::string>, Change> last_;
+};
 
 // The outbound side of one stream: a bounded queue and at most one write in
 // flight. gRPC may run a reaction inline in the thread that starts an
 // operation, so StartWrite and Finish are always called without mu_.
-class Outbox : public AgentSink {
+class Outbox : public AgentSink, public std::enable_shared_from_this<Outbox> {
  public:
-  Outbox(AgentStream* stream, const ServiceOptions& options) : stream_(stream), options_(options) {}
+  Outbox(AgentStream* stream, const ServiceOptions& options, std::shared_ptr<WriteStarter> starter)
+      : stream_(stream), options_(options), starter_(std::move(starter)) {}
 
   bool send(v1::ControllerMessage message) override;
   void close(int grpcCode, const std::string& message) override;
   void onWriteDone(bool ok);
+  // Starts the next write if none is in flight (WriteStarter's thread).
+  void kick();
+  // The agent applies RemoteBatch (its hello said so): queued remote
+  // changes go out folded into one message per write.
+  void allowBatches() {
+    std::lock_guard lock(mu_);
+    batches_ = true;
+  }
 
  private:
   // Under mu_: what to do once mu_ is released.
   enum class Next : uint8_t { kNothing, kWrite, kFinish };
   Next nextLocked();
+  v1::ControllerMessage popLocked();
   void act(Next next);
 
   std::mutex mu_;
   AgentStream* stream_;
   const ServiceOptions& options_;
+  std::shared_ptr<WriteStarter> starter_;
+  bool kickPosted_ = false;
   std::deque<v1::ControllerMessage> queue_;
   size_t queuedBytes_ = 0;
   v1::ControllerMessage current_;  // the write in flight
   bool writing_ = false;
+  bool batches_ = false;
   bool closing_ = false;
   bool finished_ = false;
   grpc::Status finish_;
@@ -62,8 +190,10 @@ class Outbox : public AgentSink {
 class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
  public:
   AgentStream(ControllerCore& core, grpc::CallbackServerContext* context,
-              const ServiceOptions& options)
-      : core_(core), context_(context), outbox_(std::make_shared<Outbox>(this, options)) {
+              const ServiceOptions& options, std::shared_ptr<WriteStarter> starter)
+      : core_(core),
+        context_(context),
+        outbox_(std::make_shared<Outbox>(this, options, std::move(starter))) {
     if (auto auth = context->auth_context()) names_ = peerHostNames(*auth);
     StartRead(&in_);
   }
@@ -121,6 +251,7 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
     host_ = host;
     for (const auto& w : in_.hello().workloads())
       if (auto st = ownWorkload(w); !st.ok()) return st;
+    if (in_.hello().remote_batches()) outbox_->allowBatches();
     auto session = core_.connect(in_.hello(), outbox_, context_->peer());
     if (!session) return toGrpcStatus(session.error());
     session_ = *session;
@@ -145,11 +276,15 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
 };
 
 bool Outbox::send(v1::ControllerMessage message) {
-  Next next;
+  Next next = Next::kNothing;
   bool accepted = false;
+  bool post = false;
   {
     std::lock_guard lock(mu_);
     if (closing_) return false;
+    // Any write proves the controller alive: a keepalive behind others is
+    // not needed (and would split a run of remote changes).
+    if (message.has_keepalive() && (writing_ || !queue_.empty())) return true;
     const size_t bytes = message.ByteSizeLong();
     if (queue_.size() >= options_.maxQueuedMessages ||
         queuedBytes_ + bytes > options_.maxQueuedBytes) {
@@ -165,10 +300,25 @@ bool Outbox::send(v1::ControllerMessage message) {
       queuedBytes_ += bytes;
       accepted = true;
     }
+    if (closing_) {
+      next = nextLocked();
+    } else if (!writing_ && !kickPosted_) {
+      kickPosted_ = post = true;
+    }
+  }
+  if (post) starter_->post([self = shared_from_this()] { self->kick(); });
+  act(next);
+  return accepted;
+}
+
+void Outbox::kick() {
+  Next next;
+  {
+    std::lock_guard lock(mu_);
+    kickPosted_ = false;
     next = nextLocked();
   }
   act(next);
-  return accepted;
 }
 
 void Outbox::close(int grpcCode, const std::string& message) {
@@ -209,11 +359,25 @@ Outbox::Next Outbox::nextLocked() {
     return Next::kFinish;
   }
   if (queue_.empty()) return Next::kNothing;
-  current_ = std::move(queue_.front());
-  queue_.pop_front();
-  queuedBytes_ -= std::min(queuedBytes_, current_.ByteSizeLong());
+  current_ = popLocked();
+  if (batches_ && isRemoteChange(current_) && !queue_.empty() && isRemoteChange(queue_.front())) {
+    // Queued while the stream was busy: one message, one write, and one
+    // transaction on the agent, instead of one of each per change.
+    std::vector<v1::ControllerMessage> run;
+    run.push_back(std::move(current_));
+    while (!queue_.empty() && isRemoteChange(queue_.front()))
+      run.push_back(popLocked());
+    current_ = foldRemoteChanges(std::move(run));
+  }
   writing_ = true;
   return Next::kWrite;
+}
+
+v1::ControllerMessage Outbox::popLocked() {
+  v1::ControllerMessage m = std::move(queue_.front());
+  queue_.pop_front();
+  queuedBytes_ -= std::min(queuedBytes_, m.ByteSizeLong());
+  return m;
 }
 
 // Without mu_. The stream lives until OnDone, which comes only after Finish
@@ -225,12 +389,19 @@ void Outbox::act(Next next) {
 
 }  // namespace
 
+v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> changes) {
+  RemoteFold fold;
+  for (auto& m : changes)
+    fold.add(m);
+  return fold.message();
+}
+
 ControllerService::ControllerService(ControllerCore& core, ServiceOptions options)
     : core_(core), options_(options) {}
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Connect(
     grpc::CallbackServerContext* context) {
-  return new AgentStream(core_, context, options_);
+  return new AgentStream(core_, context, options_, writeStarter());
 }
 
 grpc::Status ControllerService::PushPolicy(grpc::ServerContext*,

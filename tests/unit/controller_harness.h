@@ -145,6 +145,9 @@ class SimAgent {
                  std::move(host), autoAck) {}
   ~SimAgent() { hangUp(); }
 
+  // The next hello says the agent takes RemoteBatch messages.
+  bool batches = false;
+
   void connect(const std::vector<v1::Workload>& workloads, uint64_t applied = 0,
                const std::string& helloHost = "") {
     hangUp();
@@ -155,6 +158,7 @@ class SimAgent {
     hello->set_host(helloHost.empty() ? host_ : helloHost);
     hello->set_agent_version("sim");
     hello->set_applied_revision(applied);
+    hello->set_remote_batches(batches);
     for (const auto& w : workloads)
       *hello->add_workloads() = w;
     write(m);

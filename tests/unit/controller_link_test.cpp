@@ -87,6 +87,14 @@ class RecordingMember final : public FleetMember {
     deletes.push_back(host + "/" + name);
     return {};
   }
+  Status applyRemoteChanges(const std::vector<RemoteWorkload>& u,
+                            const std::vector<RemoteWorkloadKey>& d) override {
+    {
+      std::lock_guard lock(mu);
+      ++batchCalls;
+    }
+    return FleetMember::applyRemoteChanges(u, d);  // recorded one by one
+  }
   void setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> l) override {
     std::lock_guard lock(mu);
     listener = std::move(l);
@@ -120,6 +128,7 @@ class RecordingMember final : public FleetMember {
   std::vector<PolicyRevision> revisions;
   std::vector<RemoteWorkload> upserts;
   std::vector<std::string> deletes;
+  int batchCalls = 0;
   std::function<void(const LocalWorkloadChange&)> listener;
 };
 
@@ -382,6 +391,29 @@ TEST_F(ControllerLinkTest, RemoteUpsertsAndDeletesReachTheMember) {
   EXPECT_EQ(upserts[0].workload.app, "payments");
   EXPECT_EQ(upserts[0].workload.labels.at("app"), "payments");
   EXPECT_EQ(member_.read(&RecordingMember::deletes)[0], "host-b/pay-1");
+}
+
+TEST_F(ControllerLinkTest, HelloTakesBatchesAndABatchReachesTheMemberAtOnce) {
+  ControllerServer server(controller_, "unix:" + socket());
+  auto link = connectedLink(options({"unix://" + socket()}));
+  ASSERT_TRUE(
+      eventually([&] { return !controller_.receivedOf(v1::AgentMessage::kHello).empty(); }));
+  EXPECT_TRUE(controller_.receivedOf(v1::AgentMessage::kHello)[0].hello().remote_batches());
+  v1::ControllerMessage m;
+  auto* batch = m.mutable_remote_batch();
+  *batch->add_upserts() = remoteWorkload("host-b", "pay-1", "198.51.100.7");
+  *batch->add_upserts() = remoteWorkload("host-a", "web-9", "198.51.100.9");  // ours: skipped
+  *batch->add_upserts() = remoteWorkload("host-c", "pay-2", "198.51.100.8");
+  batch->add_deletes()->set_host("host-b");
+  batch->mutable_deletes(0)->set_name("pay-0");
+  ASSERT_TRUE(controller_.send(m));
+  ASSERT_TRUE(eventually([&] { return member_.read(&RecordingMember::upserts).size() == 2; }));
+  EXPECT_EQ(member_.read(&RecordingMember::batchCalls), 1);
+  const auto upserts = member_.read(&RecordingMember::upserts);
+  EXPECT_EQ(upserts[0].host + "/" + upserts[0].workload.name, "host-b/pay-1");
+  EXPECT_EQ(upserts[1].host + "/" + upserts[1].workload.name, "host-c/pay-2");
+  EXPECT_EQ(member_.read(&RecordingMember::deletes), std::vector<std::string>{"host-b/pay-0"});
+  EXPECT_TRUE(link->status().connected);
 }
 
 TEST_F(ControllerLinkTest, ADeltaBeforeTheSnapshotIsRefusedAndTheStreamDialledAgain) {

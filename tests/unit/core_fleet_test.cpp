@@ -229,6 +229,47 @@ TEST_F(CoreFleetTest, SnapshotIsOneTransactionAndAnEqualOneChangesNothing) {
   EXPECT_EQ(core.status().remote_workloads(), 1u);
 }
 
+TEST_F(CoreFleetTest, RemoteBatchIsOneTransactionOfElementChangesAndSurvivesRestart) {
+  {
+    AgentCore core(kernel_, {}, options());
+    ASSERT_TRUE(core.upsertWorkload(localApi("fe", "frontend", "192.0.2.10")).ok());
+    ASSERT_TRUE(
+        core.applySnapshot(revision(4), {remote("host-b", "pay-1", "payments", "198.51.100.20")})
+            .ok());
+    ASSERT_TRUE(core.promoteStaged(true).ok());
+    const int commits = kernel_.commits;
+    const auto chains = kernel_.content.chains;
+    ASSERT_EQ(elements("a4_frontend").size(), 1u);
+    // Three new, one gone, one unknown delete, one refused (a bad host name).
+    ASSERT_TRUE(core.applyRemoteChanges({remote("host-b", "pay-2", "payments", "198.51.100.21"),
+                                         remote("host-b", "pay-3", "payments", "198.51.100.23"),
+                                         remote("host-c", "cache-1", "cache", "198.51.100.30"),
+                                         remote("host b", "bad", "payments", "198.51.100.40")},
+                                        {{"host-b", "pay-1"}, {"host-z", "unknown"}})
+                    .ok());
+    EXPECT_EQ(kernel_.commits, commits + 1);  // one transaction for all of it
+    EXPECT_EQ(kernel_.content.chains, chains);
+    EXPECT_EQ(elements("a4_frontend").size(), 2u);
+    EXPECT_EQ(elements("g4_no-cache_0").size(), 1u);
+    EXPECT_EQ(core.status().remote_workloads(), 3u);
+    auto drift = core.checkDrift("test");
+    ASSERT_TRUE(drift.ok());
+    EXPECT_FALSE(drift->has_value()) << **drift;
+    // Nothing to change: no transaction.
+    ASSERT_TRUE(core.applyRemoteChanges({}, {{"host-b", "pay-1"}}).ok());
+    EXPECT_EQ(kernel_.commits, commits + 1);
+  }
+  // Journaled: a restart has the batch's result.
+  testing::FakeKernel fresh;
+  AgentCore restarted(fresh, {}, options());
+  ASSERT_TRUE(restarted.restore().ok());
+  std::set<std::string> remotes;
+  const auto list = restarted.listWorkloads();
+  for (const auto& w : list.workloads())
+    if (w.source() == v1::Workload::SOURCE_REMOTE) remotes.insert(w.host() + "/" + w.name());
+  EXPECT_EQ(remotes, (std::set<std::string>{"host-b/pay-2", "host-b/pay-3", "host-c/cache-1"}));
+}
+
 TEST_F(CoreFleetTest, RevisionsApplyAsPushesAndSurviveRestartWithRemotes) {
   {
     AgentCore core(kernel_, {}, options());

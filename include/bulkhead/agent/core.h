@@ -134,6 +134,8 @@ class AgentCore : public FleetMember {
   Status applyRevision(const PolicyRevision& policy) override;
   Status upsertRemoteWorkload(const RemoteWorkload& workload) override;
   Status deleteRemoteWorkload(const std::string& host, const std::string& name) override;
+  Status applyRemoteChanges(const std::vector<RemoteWorkload>& upserts,
+                            const std::vector<RemoteWorkloadKey>& deletes) override;
   void setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> listener) override;
 
   // Reads a directory of policy files as a push would send them.

@@ -44,6 +44,14 @@ class Enforcer {
   Result<compiler::RulesetDiff> upsertRemote(const std::string& host,
                                              const policy::Workload& workload);
   Result<compiler::RulesetDiff> removeRemote(const std::string& host, const std::string& name);
+  // Several remote changes as one transaction: deletes, then upserts, each
+  // through the compiler, then the ruleset's difference committed at once.
+  // An entry the compiler refuses (kInvalidInput) is skipped and described
+  // in `skipped`; a delete of an unknown one is nothing. On a kernel error
+  // nothing changes.
+  Result<compiler::RulesetDiff> applyRemotes(
+      const std::vector<std::pair<std::string, policy::Workload>>& upserts,
+      const std::vector<compiler::RemoteId>& deletes, std::vector<std::string>& skipped);
   // Moves the staged interfaces into the dispatch map, one transaction (the
   // kernel validates the table once for all of them). On failure the
   // compiler keeps the promotion and the next commit replaces the table.

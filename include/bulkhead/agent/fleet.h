@@ -26,6 +26,12 @@ struct RemoteWorkload {
   bool operator==(const RemoteWorkload&) const = default;
 };
 
+// A remote workload by its identity, for a delete.
+struct RemoteWorkloadKey {
+  std::string host;
+  std::string name;
+};
+
 // One revision of the fleet's bundle as the controller sends it.
 struct PolicyRevision {
   uint64_t revision = 0;
@@ -61,6 +67,22 @@ class FleetMember {
   // Element changes only (not table rewrites) where the policy allows.
   virtual Status upsertRemoteWorkload(const RemoteWorkload& workload) = 0;
   virtual Status deleteRemoteWorkload(const std::string& host, const std::string& name) = 0;
+  // Several remote changes at once (a controller's batch; each key at most
+  // once). An entry refused as invalid is skipped (logged), a delete of an
+  // unknown one is nothing; any other error: the caller resyncs. AgentCore
+  // applies them as one transaction; this default, one by one.
+  virtual Status applyRemoteChanges(const std::vector<RemoteWorkload>& upserts,
+                                    const std::vector<RemoteWorkloadKey>& deletes) {
+    for (const auto& d : deletes)
+      if (auto st = deleteRemoteWorkload(d.host, d.name);
+          !st && st.error().code != ErrorCode::kNotFound &&
+          st.error().code != ErrorCode::kInvalidInput)
+        return st;
+    for (const auto& u : upserts)
+      if (auto st = upsertRemoteWorkload(u); !st && st.error().code != ErrorCode::kInvalidInput)
+        return st;
+    return {};
+  }
 
   // Called after every local workload change is applied and saved, outside
   // the member's lock, in the order of the changes; at most one listener

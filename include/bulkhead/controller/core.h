@@ -108,10 +108,11 @@ class ControllerCore {
 
   Status upsertLocked(Host& host, v1::Workload w);
   void removeLocked(Host& host, const std::string& name);
-  void fanOutLocked(const Rec& rec);
+  void fanOutLocked(const Rec& rec, bool appChanged = false);
   void retractLocked(const Rec& rec);
   void refreshInterestLocked(Host& host);
   bool wantsLocked(Host& host, const std::string& app) const;
+  const std::set<Host*>& wantersLocked(const std::string& app);
   std::vector<const Rec*> desiredLocked(Host& host) const;
   void syncLocked(Host& host);
   void sendLocked(Host& host, v1::ControllerMessage message);
@@ -136,6 +137,10 @@ class ControllerCore {
   std::map<std::string, std::unique_ptr<Host>> hosts_;
   std::unordered_map<uint64_t, Rec*> recs_;
   std::map<std::string, std::set<Rec*>> byApp_;
+  // app -> the hosts whose apps select it, filled on first use per app and
+  // kept current by refreshInterestLocked: a workload change visits only
+  // the hosts that select it, not the whole fleet.
+  std::unordered_map<std::string, std::set<Host*>> wanters_;
   std::map<std::string, Rec*> addrOwner_;
   std::unordered_map<uint64_t, Host*> sessions_;
   uint64_t nextId_ = 1;

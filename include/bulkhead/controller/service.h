@@ -25,6 +25,12 @@ struct ServiceOptions {
 
 grpc::Status toGrpcStatus(const Error& e);
 
+// Remote changes (remote_upsert, remote_delete, remote_batch messages)
+// folded, in order, into one RemoteBatch: the last state of each (host,
+// name) wins, so each key appears once. What a stream sends an agent that
+// takes batches when several changes wait for it.
+v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> changes);
+
 class ControllerService
     : public v1::Controller::WithCallbackMethod_Connect<v1::Controller::Service> {
  public:
