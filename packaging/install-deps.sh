@@ -28,6 +28,9 @@ packages=(
   # The benchmarks' second baseline (legacy iptables + ipset) and their
   # report (tests/bench/run-all.sh: jq merges the figures, gnuplot plots).
   iptables ipset jq gnuplot-nox
+  # The controller's optional etcd store: the server its tests start, etcdctl,
+  # and the .proto files the etcd client's stubs are generated from.
+  etcd-server etcd-client golang-etcd-server-dev
 )
 
 missing=()
