@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/host_address.h"
@@ -197,6 +198,8 @@ void ControllerCore::start() {
   if (thread_.joinable()) return;
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
+  // etcd's latency (seconds when it is away) never holds up keepalives.
+  if (shared_) storeThread_ = std::thread([this] { runStore(); });
 }
 
 void ControllerCore::stop() {
@@ -206,6 +209,7 @@ void ControllerCore::stop() {
   }
   runCv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (storeThread_.joinable()) storeThread_.join();
   // The records of a shared store are left to their leases: the agents
   // move to another controller, which takes them over.
   if (shared_) return shared_->stopWatching();
@@ -234,12 +238,28 @@ void ControllerCore::run() {
   }
 }
 
+// The shared store's writes and reloads, on their own thread; after a
+// failed write (etcd away) the next try waits a second.
+void ControllerCore::runStore() {
+  std::unique_lock lock(runMu_);
+  while (!stopping_) {
+    runCv_.wait_for(lock, std::chrono::milliseconds(50));
+    if (stopping_) break;
+    lock.unlock();
+    shared_->poll();
+    auto failure = flushHosts();
+    // One line per transition, not per retry.
+    if (failure && !storeFailing_)
+      spdlog::warn("cannot write host records to the store (retried every second): {}", *failure);
+    if (!failure && storeFailing_) spdlog::info("host records written to the store again");
+    storeFailing_ = failure.has_value();
+    lock.lock();
+    if (storeFailing_) runCv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+  }
+}
+
 void ControllerCore::tick() {
   processDisconnects();
-  if (shared_) {
-    shared_->poll();
-    flushHosts();
-  }
   std::vector<StoredHost> inventory;
   {
     std::lock_guard lock(mu_);
@@ -800,6 +820,9 @@ void ControllerCore::onBundle(v1::PolicyRevision bundle) {
 // disconnected while the stream is here, this controller's record is the
 // true one and is written again.
 void ControllerCore::applyStoredHostLocked(StoredHost stored) {
+  // This controller's own record (a reload has them): what the core holds
+  // is newer or the same.
+  if (stored.controller == instance_) return;
   auto& slot = hosts_[stored.host];
   if (!slot) {
     slot = std::make_unique<Host>();
@@ -808,10 +831,9 @@ void ControllerCore::applyStoredHostLocked(StoredHost stored) {
   }
   Host& h = *slot;
   if (h.sink) {
-    if (stored.controller == instance_) return;  // this controller's own record
     if (!stored.connected) return touchLocked(h);
-    spdlog::info("host {} moved to controller {}: its stream here is closed",
-                 escapeForLog(h.name), escapeForLog(stored.controller));
+    spdlog::info("host {} moved to controller {}: its stream here is closed", escapeForLog(h.name),
+                 escapeForLog(stored.controller));
     h.sink->close(kAborted, "host " + h.name + " moved to controller " + stored.controller);
     dropSessionLocked(h);
     toRelease_.push_back(h.name);
@@ -837,6 +859,8 @@ void ControllerCore::applyStoredHostLocked(StoredHost stored) {
   h.controller = stored.controller;
   if (h.elsewhere && !stored.connected) h.disconnectedAt = Clock::now();
   h.elsewhere = stored.connected;
+  // Its controller sends it the revision in force: a target of the rollout.
+  if (h.elsewhere && bundle_) targets_.insert(h.name);
   ++epoch_;
   changed_.notify_all();
 }
@@ -885,8 +909,11 @@ void ControllerCore::onReload(SharedStore::Contents contents) {
 }
 
 // Writes the records of the hosts whose streams are here (or just ended
-// here), outside the lock.
-void ControllerCore::flushHosts() {
+// here), outside the lock, several at a time (each etcd write waits for
+// its disk). The error of a write that failed (those hosts are written
+// again later).
+std::optional<std::string> ControllerCore::flushHosts() {
+  constexpr size_t kParallel = 16;
   std::vector<StoredHost> writes;
   std::vector<std::string> releases;
   {
@@ -904,16 +931,36 @@ void ControllerCore::flushHosts() {
   }
   for (const auto& name : releases)
     shared_->releaseHost(name);
-  for (const auto& stored : writes) {
-    const Status st = shared_->putHost(stored);
-    if (st) continue;
-    spdlog::warn("cannot store host {}: {}", escapeForLog(stored.host), st.error().describe());
-    std::lock_guard lock(mu_);
-    auto it = hosts_.find(stored.host);
-    if (it == hosts_.end()) continue;
-    if (!it->second->sink && !stored.connected) it->second->leaving = true;
-    dirtyHosts_.insert(stored.host);
+  std::vector<const StoredHost*> failed;
+  std::string why;
+  for (size_t start = 0; start < writes.size(); start += kParallel) {
+    std::vector<std::future<Status>> batch;
+    const size_t end = std::min(writes.size(), start + kParallel);
+    for (size_t i = start; i < end; ++i)
+      batch.push_back(
+          std::async(std::launch::async, [this, &w = writes[i]] { return shared_->putHost(w); }));
+    for (size_t i = start; i < end; ++i) {
+      const Status st = batch[i - start].get();
+      if (st) continue;
+      if (failed.empty())
+        why = "host " + escapeForLog(writes[i].host) + ": " + st.error().describe();
+      failed.push_back(&writes[i]);
+    }
+    if (!failed.empty()) {  // etcd is away: the rest waits too
+      for (size_t i = end; i < writes.size(); ++i)
+        failed.push_back(&writes[i]);
+      break;
+    }
   }
+  if (failed.empty()) return std::nullopt;
+  std::lock_guard lock(mu_);
+  for (const StoredHost* stored : failed) {
+    auto it = hosts_.find(stored->host);
+    if (it == hosts_.end()) continue;
+    if (!it->second->sink && !stored->connected) it->second->leaving = true;
+    dirtyHosts_.insert(stored->host);
+  }
+  return why;
 }
 
 uint64_t ControllerCore::revision() const {

@@ -96,8 +96,8 @@ EtcdStore::EtcdStore(std::unique_ptr<etcd::Client> client, EtcdStoreOptions opti
     : client_(std::move(client)),
       options_(std::move(options)),
       instance_(options_.name + "#" + randomId()) {
-  keeper_ = std::make_unique<etcd::LeaseKeeper>(*client_,
-                                                [this](int64_t lease) { leaseExpired(lease); });
+  keeper_ =
+      std::make_unique<etcd::LeaseKeeper>(*client_, [this](int64_t lease) { leaseExpired(lease); });
 }
 
 EtcdStore::~EtcdStore() {
@@ -172,8 +172,7 @@ void EtcdStore::startWatcher(int64_t fromRevision) {
     onEvents(events);
   };
   callbacks.onCompacted = [this](int64_t revision) {
-    spdlog::warn("etcd compacted past the watched revision (compacted at {}): reloading",
-                 revision);
+    spdlog::warn("etcd compacted past the watched revision (compacted at {}): reloading", revision);
     reloadNeeded_ = true;
   };
   callbacks.onDisconnected = [](const Status& st) {

@@ -128,13 +128,14 @@ class ControllerCore {
   void hostGoneLocked(const std::string& name);
   void onBundle(v1::PolicyRevision bundle);
   void onReload(SharedStore::Contents contents);
-  void flushHosts();
+  std::optional<std::string> flushHosts();
+  void runStore();
   void processDisconnects();
   std::vector<StoredHost> inventoryLocked() const;
   void run();
 
   Store& store_;
-  SharedStore* shared_;  // store_.shared()
+  SharedStore* shared_;   // store_.shared()
   std::string instance_;  // shared_->instance()
   ControllerOptions options_;
   mutable std::mutex mu_;
@@ -154,7 +155,7 @@ class ControllerCore {
   std::unordered_map<uint64_t, Host*> sessions_;
   uint64_t nextId_ = 1;
   bool dirty_ = false;
-  std::set<std::string> dirtyHosts_;   // shared store: records to write
+  std::set<std::string> dirtyHosts_;    // shared store: records to write
   std::vector<std::string> toRelease_;  // shared store: records another controller took
   Clock::time_point lastSave_{};
   Clock::time_point lastKeepAlive_{};
@@ -166,6 +167,8 @@ class ControllerCore {
   std::condition_variable runCv_;
   bool stopping_ = false;
   std::thread thread_;
+  std::thread storeThread_;    // shared stores: writes and reloads
+  bool storeFailing_ = false;  // on storeThread_ only
 };
 
 // "sha256:<hex>" of the files' names and contents: the same formula as the
