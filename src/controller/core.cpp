@@ -984,11 +984,11 @@ v1::FleetStatus ControllerCore::fleetStatus() const {
   for (const auto& [name, h] : hosts_) {
     auto* s = out.add_hosts();
     s->set_host(name);
-    s->set_connected(h->sink != nullptr);
+    s->set_connected(h->sink != nullptr || h->elsewhere);
     s->set_acked_revision(h->acked);
     s->set_workloads(uint32_t(h->workloads.size()));
     s->set_last_error(h->lastError);
-    if (!h->sink)
+    if (!h->sink && !h->elsewhere)
       s->set_lag_seconds(seconds(h->disconnectedAt));
     else if (h->acked < current)
       s->set_lag_seconds(seconds(h->sentAt));
@@ -997,7 +997,7 @@ v1::FleetStatus ControllerCore::fleetStatus() const {
           common::WallClock::time_point(std::chrono::milliseconds(h->lastSeenMs)),
           common::TimePrecision::kSeconds));
     s->set_agent_version(h->agentVersion);
-    if (h->sink) s->set_address(h->address);
+    if (h->sink || h->elsewhere) s->set_address(h->address);
   }
   return out;
 }
@@ -1036,7 +1036,7 @@ Result<v1::RolloutProgress> ControllerCore::rollout(uint64_t revision) const {
     } else if (h->failedRevision >= revision) {
       r.set_state(v1::HostRollout::STATE_FAILED);
       r.set_error(h->lastError);
-    } else if (h->sink) {
+    } else if (h->sink || h->elsewhere) {
       r.set_state(v1::HostRollout::STATE_PENDING);
       pending = true;
     } else {

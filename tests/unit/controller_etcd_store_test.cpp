@@ -334,7 +334,8 @@ TEST_F(ControllerEtcd, HostMovingToAnotherControllerKeepsItsEntries) {
       [](const auto& m) { return testing_util::isRemoteDeleteOf(m, "host-a", "pay-1"); }, 10ms));
   EXPECT_TRUE(hasWorkload(a.core->fleetWorkloads(""), "host-a", "pay-1"));
   bool connected = false;
-  for (const auto& h : a.core->fleetStatus().hosts())
+  const auto status = a.core->fleetStatus();
+  for (const auto& h : status.hosts())
     if (h.host() == "host-a") connected = h.connected();
   EXPECT_TRUE(connected);
 }
