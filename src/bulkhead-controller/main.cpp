@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "bulkhead/common/signals.h"
 #include "bulkhead/controller/config.h"
 #include "bulkhead/controller/core.h"
+#include "bulkhead/controller/etcd_store.h"
 #include "bulkhead/controller/server.h"
 #include "bulkhead/controller/service.h"
 #include "bulkhead/controller/store.h"
@@ -51,6 +53,35 @@ int pushPolicies(controller::ControllerCore& core, const controller::ControllerC
   return common::kExitOk;
 }
 
+// The embedded store under --state-dir, or etcd with --etcd.
+Result<std::unique_ptr<controller::Store>> openStore(const controller::ControllerConfig& config,
+                                                     const std::string& name) {
+  if (config.etcdEndpoints.empty())
+    return std::unique_ptr<controller::Store>(
+        std::make_unique<controller::FileStore>(config.stateDir));
+  etcd::ClientOptions options;
+  options.endpoints = config.etcdEndpoints;
+  options.caFile = config.etcdCa;
+  options.certFile = config.etcdCert;
+  options.keyFile = config.etcdKey;
+  auto client = etcd::Client::connect(options);
+  if (!client) return client.takeError();
+  controller::EtcdStoreOptions storeOptions;
+  storeOptions.prefix = config.etcdPrefix;
+  storeOptions.hostTtl = std::chrono::seconds(config.hostTtlSeconds);
+  storeOptions.name = name;
+  return std::unique_ptr<controller::Store>(
+      std::make_unique<controller::EtcdStore>(std::move(*client), std::move(storeOptions)));
+}
+
+std::string storeName(const controller::ControllerConfig& config) {
+  if (config.etcdEndpoints.empty()) return config.stateDir;
+  std::string out = "etcd ";
+  for (const auto& e : config.etcdEndpoints)
+    out += (out.size() > 5 ? "," : "") + e;
+  return out + " under " + config.etcdPrefix;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,10 +104,14 @@ int main(int argc, char** argv) {
     return kExitBadInput;
   }
   const sigset_t signals = common::blockDaemonSignals();
-  controller::FileStore store(config->stateDir);
-  controller::ControllerCore core(store, controller::controllerOptions(*config, hostName()));
+  auto store = openStore(*config, hostName());
+  if (!store) {
+    spdlog::error("bulkhead-controller: {}", store.error().describe());
+    return store.error().code == ErrorCode::kInvalidInput ? kExitBadInput : kExitRuntime;
+  }
+  controller::ControllerCore core(**store, controller::controllerOptions(*config, hostName()));
   if (auto st = core.load(); !st) {
-    spdlog::error("bulkhead-controller: cannot load the state in {}: {}", config->stateDir,
+    spdlog::error("bulkhead-controller: cannot load the state in {}: {}", storeName(*config),
                   st.error().describe());
     return kExitRuntime;
   }
@@ -89,7 +124,7 @@ int main(int argc, char** argv) {
     return server.error().code == ErrorCode::kInvalidInput ? kExitBadInput : kExitRuntime;
   }
   spdlog::info("serving on {} (revision {}, state in {})", config->listen, core.revision(),
-               config->stateDir);
+               storeName(*config));
   sd_notify(0, "READY=1");
   for (;;) {
     const int sig = sigwaitinfo(&signals, nullptr);

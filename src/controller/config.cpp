@@ -27,6 +27,31 @@ Setter path(std::string ControllerConfig::*field) {
   };
 }
 
+// "http://HOST:PORT" or "https://HOST:PORT", comma-separated.
+Status etcdEndpoints(ControllerConfig& c, const std::string& v) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = v.find(',', start);
+    const std::string url = v.substr(start, comma == std::string::npos ? comma : comma - start);
+    const size_t scheme = url.find("://");
+    const std::string s = scheme == std::string::npos ? "" : url.substr(0, scheme);
+    const std::string rest = scheme == std::string::npos ? "" : url.substr(scheme + 3);
+    const size_t colon = rest.rfind(':');
+    if ((s != "http" && s != "https") || colon == std::string::npos || colon == 0 ||
+        colon + 1 == rest.size() ||
+        rest.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+        rest.find('/') != std::string::npos)
+      return bad("--etcd: \"" + escapeForLog(url) +
+                 "\" is not http://HOST:PORT or https://HOST:PORT");
+    out.push_back(url);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  c.etcdEndpoints = std::move(out);
+  return {};
+}
+
 const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> kSetters = {
       {"listen",
@@ -39,7 +64,24 @@ const std::map<std::string, Setter>& setters() {
       {"tls-cert", path(&ControllerConfig::tlsCert)},
       {"tls-key", path(&ControllerConfig::tlsKey)},
       {"tls-client-ca", path(&ControllerConfig::tlsClientCa)},
-      {"state-dir", path(&ControllerConfig::stateDir)},
+      {"state-dir",
+       [](ControllerConfig& c, const std::string& v) -> Status {
+         if (v.empty()) return bad("a path must not be empty");
+         c.stateDir = v;
+         c.stateDirSet = true;
+         return {};
+       }},
+      {"etcd", etcdEndpoints},
+      {"etcd-ca", path(&ControllerConfig::etcdCa)},
+      {"etcd-cert", path(&ControllerConfig::etcdCert)},
+      {"etcd-key", path(&ControllerConfig::etcdKey)},
+      {"etcd-prefix",
+       [](ControllerConfig& c, const std::string& v) -> Status {
+         if (v.empty() || v.front() != '/' || v.back() != '/' || v.size() > 256)
+           return bad("--etcd-prefix: must start and end with '/' (e.g. /bulkhead/)");
+         c.etcdPrefix = v;
+         return {};
+       }},
       {"policies", path(&ControllerConfig::policiesDir)},
       {"host-ttl",
        [](ControllerConfig& c, const std::string& v) -> Status {
@@ -133,13 +175,21 @@ Result<ControllerConfig> parseControllerArgs(const std::vector<std::string>& arg
       (c.tlsCert.empty() || c.tlsKey.empty() || c.tlsClientCa.empty()))
     return bad("--listen " + c.listen +
                ": TCP listeners need --tls-cert, --tls-key and --tls-client-ca (mutual TLS)");
+  if (!c.etcdEndpoints.empty() && c.stateDirSet)
+    return bad("--etcd and --state-dir exclude each other: the store is etcd or the directory");
+  if (c.etcdCert.empty() != c.etcdKey.empty())
+    return bad("--etcd-cert and --etcd-key go together (etcd's client certificate and key)");
+  if (c.etcdEndpoints.empty() && (!c.etcdCa.empty() || !c.etcdCert.empty()))
+    return bad("--etcd-ca, --etcd-cert and --etcd-key need --etcd");
   return c;
 }
 
 const char* controllerUsage() {
   return R"(usage: bulkhead-controller [--config FILE] [--listen tcp://HOST:PORT | unix:///PATH]
                            [--tls-cert F --tls-key F --tls-client-ca F]
-                           [--state-dir DIR] [--policies DIR] [--host-ttl SECONDS]
+                           [--state-dir DIR | --etcd URL[,URL...] [--etcd-ca F]
+                            [--etcd-cert F --etcd-key F] [--etcd-prefix /bulkhead/]]
+                           [--policies DIR] [--host-ttl SECONDS]
 
 Holds the fleet's policy bundle and every host's workloads; agents dial it
 (bulkhead-agent --controller). See docs/controller.md.
@@ -150,6 +200,12 @@ Holds the fleet's policy bundle and every host's workloads; agents dial it
   --tls-key FILE         its private key (PEM)
   --tls-client-ca FILE   CA that signs the agents' and operators' certificates
   --state-dir DIR        bundle, revision and inventory (default /var/lib/bulkhead-controller)
+  --etcd URLS            etcd v3 endpoints (http:// or https://, comma-separated):
+                         the shared store of several controllers, instead of --state-dir
+  --etcd-ca FILE         CA of etcd's server certificates (https://)
+  --etcd-cert FILE       client certificate towards etcd (PEM), with --etcd-key
+  --etcd-key FILE        its private key (PEM)
+  --etcd-prefix PREFIX   keys under this prefix (default /bulkhead/)
   --policies DIR         bundle pushed at start when it differs from the stored one
   --host-ttl SECONDS     a host away longer has its workloads withdrawn (default 300)
   --max-bundle-bytes N   largest bundle accepted (default 67108864)

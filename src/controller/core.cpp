@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/host_address.h"
@@ -119,10 +120,16 @@ struct ControllerCore::Host {
   uint64_t failedRevision = 0;
   std::string lastError, agentVersion, address;
   int64_t lastSeenMs = 0;
+  // Shared stores: the host's stream is on another controller (`controller`
+  // wrote its record), or was on this one until just now and its record
+  // still says connected.
+  bool elsewhere = false;
+  bool leaving = false;
+  std::string controller;
 };
 
 ControllerCore::ControllerCore(Store& store, ControllerOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store), shared_(store.shared()), options_(std::move(options)) {}
 
 ControllerCore::~ControllerCore() {
   stop();
@@ -142,6 +149,23 @@ void ControllerCore::installBundleLocked(v1::PolicyRevision bundle) {
 }
 
 Status ControllerCore::load() {
+  if (shared_) {
+    instance_ = shared_->instance();
+    auto contents = shared_->loadAll();
+    if (!contents) return contents.takeError();
+    onReload(std::move(*contents));
+    shared_->watch({[this](v1::PolicyRevision b) { onBundle(std::move(b)); },
+                    [this](StoredHost h) {
+                      std::lock_guard lock(mu_);
+                      applyStoredHostLocked(std::move(h));
+                    },
+                    [this](const std::string& host) {
+                      std::lock_guard lock(mu_);
+                      hostGoneLocked(host);
+                    },
+                    [this](SharedStore::Contents c) { onReload(std::move(c)); }});
+    return {};
+  }
   auto bundle = store_.loadBundle();
   if (!bundle) return bundle.takeError();
   auto inventory = store_.loadInventory();
@@ -175,6 +199,8 @@ void ControllerCore::start() {
   if (thread_.joinable()) return;
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
+  // etcd's latency (seconds when it is away) never holds up keepalives.
+  if (shared_) storeThread_ = std::thread([this] { runStore(); });
 }
 
 void ControllerCore::stop() {
@@ -184,6 +210,10 @@ void ControllerCore::stop() {
   }
   runCv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (storeThread_.joinable()) storeThread_.join();
+  // The records of a shared store are left to their leases: the agents
+  // move to another controller, which takes them over.
+  if (shared_) return shared_->stopWatching();
   std::vector<StoredHost> inventory;
   {
     std::lock_guard lock(mu_);
@@ -206,6 +236,26 @@ void ControllerCore::run() {
     lock.unlock();
     tick();
     lock.lock();
+  }
+}
+
+// The shared store's writes and reloads, on their own thread; after a
+// failed write (etcd away) the next try waits a second.
+void ControllerCore::runStore() {
+  std::unique_lock lock(runMu_);
+  while (!stopping_) {
+    runCv_.wait_for(lock, std::chrono::milliseconds(50));
+    if (stopping_) break;
+    lock.unlock();
+    shared_->poll();
+    auto failure = flushHosts();
+    // One line per transition, not per retry.
+    if (failure && !storeFailing_)
+      spdlog::warn("cannot write host records to the store (retried every second): {}", *failure);
+    if (!failure && storeFailing_) spdlog::info("host records written to the store again");
+    storeFailing_ = failure.has_value();
+    lock.lock();
+    if (storeFailing_) runCv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
   }
 }
 
@@ -233,7 +283,8 @@ void ControllerCore::tick() {
         }
         continue;
       }
-      if (!h.withdrawn && now - h.disconnectedAt > options_.hostTtl) {
+      // On a shared store the host's record expires instead, everywhere.
+      if (!shared_ && !h.withdrawn && now - h.disconnectedAt > options_.hostTtl) {
         spdlog::info("host {} away longer than the host TTL: its {} workloads are withdrawn",
                      escapeForLog(h.name), h.workloads.size());
         h.withdrawn = true;
@@ -243,7 +294,7 @@ void ControllerCore::tick() {
         changed_.notify_all();
       }
     }
-    if (dirty_ && now - lastSave_ >= options_.persistDelay) {
+    if (!shared_ && dirty_ && now - lastSave_ >= options_.persistDelay) {
       inventory = inventoryLocked();
       dirty_ = false;
       lastSave_ = now;
@@ -259,19 +310,24 @@ void ControllerCore::tick() {
   }
 }
 
+StoredHost ControllerCore::storedLocked(const Host& h) const {
+  StoredHost s;
+  s.host = h.name;
+  s.agentVersion = h.agentVersion;
+  s.ackedRevision = h.acked;
+  s.lastError = h.lastError;
+  s.lastSeenUnixMs = h.lastSeenMs;
+  for (const auto& [n, rec] : h.workloads)
+    s.workloads.push_back(rec->w);
+  s.connected = h.sink != nullptr;
+  s.address = h.address;
+  return s;
+}
+
 std::vector<StoredHost> ControllerCore::inventoryLocked() const {
   std::vector<StoredHost> out;
-  for (const auto& [name, h] : hosts_) {
-    StoredHost s;
-    s.host = name;
-    s.agentVersion = h->agentVersion;
-    s.ackedRevision = h->acked;
-    s.lastError = h->lastError;
-    s.lastSeenUnixMs = h->lastSeenMs;
-    for (const auto& [n, rec] : h->workloads)
-      s.workloads.push_back(rec->w);
-    out.push_back(std::move(s));
-  }
+  for (const auto& [name, h] : hosts_)
+    out.push_back(storedLocked(*h));
   return out;
 }
 
@@ -453,9 +509,10 @@ Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
   byApp_[rec->w.app()].insert(rec);
   for (const auto& a : rec->w.addresses())
     addrOwner_[a] = rec;
-  dirty_ = true;
-  // A host without a stream (a hello being read, the store being loaded)
-  // gets its interest computed once, after all its workloads.
+  touchLocked(host);
+  // A host without a stream (a hello being read, the store being loaded, a
+  // host served by another controller) gets its interest computed once,
+  // when it connects here, not once per workload.
   if (appsChanged && host.sink) {
     refreshInterestLocked(host);
     syncLocked(host);
@@ -477,7 +534,7 @@ void ControllerCore::removeLocked(Host& host, const std::string& name) {
   if (appGone) host.apps.erase(rec->w.app());
   recs_.erase(rec->id);
   host.workloads.erase(it);
-  dirty_ = true;
+  touchLocked(host);
   if (appGone && host.sink) {
     refreshInterestLocked(host);
     syncLocked(host);
@@ -500,6 +557,10 @@ void ControllerCore::dropSessionLocked(Host& host) {
   host.session = 0;
   host.held.clear();
   host.disconnectedAt = Clock::now();
+  if (shared_) {
+    host.leaving = true;  // its record says connected until written again
+    touchLocked(host);
+  }
   ++epoch_;
   changed_.notify_all();
 }
@@ -567,7 +628,9 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
     host.held[rec->id] = rec->gen;
   }
   const uint64_t session = host.session;
-  dirty_ = true;
+  host.elsewhere = false;
+  host.leaving = false;
+  touchLocked(host);
   ++epoch_;
   changed_.notify_all();
   spdlog::info("host {} connected from {} (applied revision {}, {} workloads, {} remote sent)",
@@ -611,7 +674,7 @@ Status ControllerCore::received(uint64_t session, const v1::AgentMessage& messag
         spdlog::warn("host {} did not apply revision {}: {}", escapeForLog(host.name),
                      ack.revision(), escapeForLog(host.lastError));
       }
-      dirty_ = true;
+      touchLocked(host);
       ++epoch_;
       changed_.notify_all();
       return {};
@@ -692,17 +755,70 @@ Result<v1::PushPolicyResponse> ControllerCore::push(const v1::PushPolicyRequest&
   }
   next.set_version(version);
   *next.mutable_files() = request.files();
+  if (shared_) return pushShared(std::move(next), hash, std::move(response));
   // Durable before any agent sees it: a restarted controller never hands
   // out a revision number twice.
   if (auto st = store_.saveBundle(next); !st) return st.takeError();
   std::lock_guard lock(mu_);
-  installBundleLocked(next);
+  const uint32_t sent = distributeBundleLocked(next);
+  response.set_hosts_connected(sent);
+  spdlog::info("revision {} (version {}) sent to {} hosts", next.revision(), escapeForLog(version),
+               sent);
+  return response;
+}
+
+// On a shared store the revision is the store's: the bundle is written only
+// if no other controller wrote one since the one in force here; if one did,
+// that one is installed first and the push compared with it again.
+Result<v1::PushPolicyResponse> ControllerCore::pushShared(v1::PolicyRevision next,
+                                                          const std::string& hash,
+                                                          v1::PushPolicyResponse response) {
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    uint64_t current = 0;
+    {
+      std::lock_guard lock(mu_);
+      current = bundle_ ? bundle_->revision() : 0;
+      if (bundle_ && hash == bundleHash_) {
+        response.set_revision(current);
+        response.set_version(bundle_->version());
+        response.set_changed(false);
+        return response;
+      }
+    }
+    auto stored = shared_->putBundle(next, current);
+    if (!stored) return stored.takeError();
+    if (*stored) {
+      next.set_revision(uint64_t(**stored));
+      std::lock_guard lock(mu_);
+      // The watch may have brought it already.
+      if (!bundle_ || bundle_->revision() < next.revision()) distributeBundleLocked(next);
+      response.set_revision(next.revision());
+      response.set_hosts_connected(uint32_t(targets_.size()));
+      spdlog::info("revision {} (version {}) stored; sent to {} hosts", next.revision(),
+                   escapeForLog(next.version()), targets_.size());
+      return response;
+    }
+    auto theirs = store_.loadBundle();
+    if (!theirs) return theirs.takeError();
+    if (*theirs) onBundle(std::move(**theirs));
+  }
+  return makeError(ErrorCode::kUnavailable, "other controllers stored a bundle at each of " +
+                                                std::to_string(kAttempts) +
+                                                " attempts; push again");
+}
+
+// Installs a new revision and sends it to every host connected here; the
+// hosts connected to other controllers count as its targets too.
+uint32_t ControllerCore::distributeBundleLocked(const v1::PolicyRevision& bundle) {
+  installBundleLocked(bundle);
   targets_.clear();
   v1::ControllerMessage m;
-  *m.mutable_policy() = next;
+  *m.mutable_policy() = bundle;
   uint32_t sent = 0;
   const auto now = Clock::now();
   for (auto& [name, host] : hosts_) {
+    if (host->elsewhere) targets_.insert(name);
     if (!host->sink) continue;
     host->sentAt = now;
     targets_.insert(name);
@@ -712,12 +828,173 @@ Result<v1::PushPolicyResponse> ControllerCore::push(const v1::PushPolicyRequest&
   // The new policy may select more or less of the others' workloads.
   for (auto& [name, host] : hosts_)
     syncLocked(*host);
-  response.set_hosts_connected(sent);
   ++epoch_;
   changed_.notify_all();
-  spdlog::info("revision {} (version {}) sent to {} hosts", next.revision(), escapeForLog(version),
-               sent);
-  return response;
+  return sent;
+}
+
+// ---- shared stores ---------------------------------------------------------------
+
+void ControllerCore::touchLocked(Host& host) {
+  dirty_ = true;
+  if (shared_) dirtyHosts_.insert(host.name);
+}
+
+void ControllerCore::onBundle(v1::PolicyRevision bundle) {
+  std::lock_guard lock(mu_);
+  if (bundle_ && bundle.revision() <= bundle_->revision()) return;
+  const uint32_t sent = distributeBundleLocked(bundle);
+  spdlog::info("revision {} (version {}) from the store: sent to {} hosts", bundle.revision(),
+               escapeForLog(bundle.version()), sent);
+}
+
+// Another controller's record of a host. When that controller says the
+// host's stream is on it while this one still holds a stream of the host,
+// the agent moved and the stream here is stale; when it says the host is
+// disconnected while the stream is here, this controller's record is the
+// true one and is written again.
+void ControllerCore::applyStoredHostLocked(StoredHost stored) {
+  // This controller's own record (a reload has them): what the core holds
+  // is newer or the same.
+  if (stored.controller == instance_) return;
+  auto& slot = hosts_[stored.host];
+  if (!slot) {
+    slot = std::make_unique<Host>();
+    slot->name = stored.host;
+    slot->disconnectedAt = Clock::now();
+  }
+  Host& h = *slot;
+  if (h.sink) {
+    if (!stored.connected) return touchLocked(h);
+    spdlog::info("host {} moved to controller {}: its stream here is closed", escapeForLog(h.name),
+                 escapeForLog(stored.controller));
+    h.sink->close(kAborted, "host " + h.name + " moved to controller " + stored.controller);
+    dropSessionLocked(h);
+    toRelease_.push_back(h.name);
+  }
+  std::set<std::string> reported;
+  for (const auto& w : stored.workloads)
+    reported.insert(w.name());
+  std::vector<std::string> gone;
+  for (const auto& [name, rec] : h.workloads)
+    if (!reported.count(name)) gone.push_back(name);
+  for (const auto& name : gone)
+    removeLocked(h, name);
+  for (auto& w : stored.workloads)
+    if (auto st = upsertLocked(h, std::move(w)); !st)
+      spdlog::warn("host {} (from the store): {}", escapeForLog(h.name), st.error().message);
+  h.leaving = false;
+  dirtyHosts_.erase(h.name);  // the other controller's record stands
+  h.acked = stored.ackedRevision;
+  h.lastError = stored.lastError;
+  h.agentVersion = stored.agentVersion;
+  h.lastSeenMs = stored.lastSeenUnixMs;
+  h.address = stored.address;
+  h.controller = stored.controller;
+  if (h.elsewhere && !stored.connected) h.disconnectedAt = Clock::now();
+  h.elsewhere = stored.connected;
+  // Its controller sends it the revision in force: a target of the rollout.
+  if (h.elsewhere && bundle_) targets_.insert(h.name);
+  ++epoch_;
+  changed_.notify_all();
+}
+
+// A host's record expired: no controller holds its stream. Its workloads
+// are withdrawn from every host; a host whose stream is here is written
+// again.
+void ControllerCore::hostGoneLocked(const std::string& name) {
+  auto it = hosts_.find(name);
+  if (it == hosts_.end()) return;
+  Host& h = *it->second;
+  if (h.sink) return touchLocked(h);
+  spdlog::info("host {} gone from the store: its {} workloads are withdrawn", escapeForLog(name),
+               h.workloads.size());
+  std::vector<std::string> names;
+  for (const auto& [n, rec] : h.workloads)
+    names.push_back(n);
+  for (const auto& n : names)
+    removeLocked(h, n);
+  dirtyHosts_.erase(name);
+  targets_.erase(name);
+  hosts_.erase(it);
+  ++epoch_;
+  changed_.notify_all();
+}
+
+void ControllerCore::onReload(SharedStore::Contents contents) {
+  std::lock_guard lock(mu_);
+  if (contents.bundle && (!bundle_ || contents.bundle->revision() > bundle_->revision())) {
+    if (bundle_) {
+      distributeBundleLocked(*contents.bundle);
+    } else {
+      installBundleLocked(std::move(*contents.bundle));
+    }
+  }
+  std::set<std::string> present;
+  for (auto& stored : contents.hosts) {
+    present.insert(stored.host);
+    applyStoredHostLocked(std::move(stored));
+  }
+  std::vector<std::string> gone;
+  for (const auto& [name, h] : hosts_)
+    if (!present.count(name)) gone.push_back(name);
+  for (const auto& name : gone)
+    hostGoneLocked(name);
+}
+
+// Writes the records of the hosts whose streams are here (or just ended
+// here), outside the lock, several at a time (each etcd write waits for
+// its disk). The error of a write that failed (those hosts are written
+// again later).
+std::optional<std::string> ControllerCore::flushHosts() {
+  constexpr size_t kParallel = 16;
+  std::vector<StoredHost> writes;
+  std::vector<std::string> releases;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& name : dirtyHosts_) {
+      auto it = hosts_.find(name);
+      if (it == hosts_.end()) continue;
+      Host& h = *it->second;
+      if (!h.sink && !h.leaving) continue;
+      writes.push_back(storedLocked(h));
+      h.leaving = false;
+    }
+    dirtyHosts_.clear();
+    releases.swap(toRelease_);
+  }
+  for (const auto& name : releases)
+    shared_->releaseHost(name);
+  std::vector<const StoredHost*> failed;
+  std::string why;
+  for (size_t start = 0; start < writes.size(); start += kParallel) {
+    std::vector<std::future<Status>> batch;
+    const size_t end = std::min(writes.size(), start + kParallel);
+    for (size_t i = start; i < end; ++i)
+      batch.push_back(
+          std::async(std::launch::async, [this, &w = writes[i]] { return shared_->putHost(w); }));
+    for (size_t i = start; i < end; ++i) {
+      const Status st = batch[i - start].get();
+      if (st) continue;
+      if (failed.empty())
+        why = "host " + escapeForLog(writes[i].host) + ": " + st.error().describe();
+      failed.push_back(&writes[i]);
+    }
+    if (!failed.empty()) {  // etcd is away: the rest waits too
+      for (size_t i = end; i < writes.size(); ++i)
+        failed.push_back(&writes[i]);
+      break;
+    }
+  }
+  if (failed.empty()) return std::nullopt;
+  std::lock_guard lock(mu_);
+  for (const StoredHost* stored : failed) {
+    auto it = hosts_.find(stored->host);
+    if (it == hosts_.end()) continue;
+    if (!it->second->sink && !stored->connected) it->second->leaving = true;
+    dirtyHosts_.insert(stored->host);
+  }
+  return why;
 }
 
 uint64_t ControllerCore::revision() const {
@@ -741,11 +1018,11 @@ v1::FleetStatus ControllerCore::fleetStatus() const {
   for (const auto& [name, h] : hosts_) {
     auto* s = out.add_hosts();
     s->set_host(name);
-    s->set_connected(h->sink != nullptr);
+    s->set_connected(h->sink != nullptr || h->elsewhere);
     s->set_acked_revision(h->acked);
     s->set_workloads(uint32_t(h->workloads.size()));
     s->set_last_error(h->lastError);
-    if (!h->sink)
+    if (!h->sink && !h->elsewhere)
       s->set_lag_seconds(seconds(h->disconnectedAt));
     else if (h->acked < current)
       s->set_lag_seconds(seconds(h->sentAt));
@@ -754,7 +1031,7 @@ v1::FleetStatus ControllerCore::fleetStatus() const {
           common::WallClock::time_point(std::chrono::milliseconds(h->lastSeenMs)),
           common::TimePrecision::kSeconds));
     s->set_agent_version(h->agentVersion);
-    if (h->sink) s->set_address(h->address);
+    if (h->sink || h->elsewhere) s->set_address(h->address);
   }
   return out;
 }
@@ -793,7 +1070,7 @@ Result<v1::RolloutProgress> ControllerCore::rollout(uint64_t revision) const {
     } else if (h->failedRevision >= revision) {
       r.set_state(v1::HostRollout::STATE_FAILED);
       r.set_error(h->lastError);
-    } else if (h->sink) {
+    } else if (h->sink || h->elsewhere) {
       r.set_state(v1::HostRollout::STATE_PENDING);
       pending = true;
     } else {

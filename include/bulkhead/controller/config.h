@@ -15,6 +15,7 @@ namespace bulkhead::controller {
 inline constexpr const char* kDefaultListen = "tcp://0.0.0.0:7444";
 inline constexpr const char* kDefaultStateDir = "/var/lib/bulkhead-controller";
 inline constexpr uint32_t kDefaultHostTtlSeconds = 300;
+inline constexpr const char* kDefaultEtcdPrefix = "/bulkhead/";
 inline constexpr common::Schemes kControllerListenSchemes{common::Scheme::kUnix,
                                                           common::Scheme::kTcp};
 
@@ -23,6 +24,11 @@ struct ControllerConfig {
   std::string listen = kDefaultListen;
   std::string tlsCert, tlsKey, tlsClientCa;
   std::string stateDir = kDefaultStateDir;
+  bool stateDirSet = false;  // given by flag or file (an error with --etcd)
+  // The shared store (docs/controller.md, "etcd"): empty for the embedded one.
+  std::vector<std::string> etcdEndpoints;  // http://HOST:PORT or https://HOST:PORT
+  std::string etcdCa, etcdCert, etcdKey;
+  std::string etcdPrefix = kDefaultEtcdPrefix;
   std::string policiesDir;  // the initial bundle, pushed at start when it differs
   uint32_t hostTtlSeconds = kDefaultHostTtlSeconds;
   size_t maxBundleBytes = 64u << 20;
@@ -31,7 +37,8 @@ struct ControllerConfig {
 
 // argv without the program name. kInvalidInput with the flag (or
 // file:line:column) in the message. A tcp:// listener needs --tls-cert,
-// --tls-key and --tls-client-ca.
+// --tls-key and --tls-client-ca. --etcd and --state-dir exclude each other;
+// --etcd-cert and --etcd-key go together.
 Result<ControllerConfig> parseControllerArgs(const std::vector<std::string>& argv);
 
 // --help's text.

@@ -62,7 +62,8 @@ class ControllerCore {
   ControllerCore& operator=(const ControllerCore&) = delete;
 
   // The bundle and the last-known inventory from the store (hosts start
-  // disconnected; their workloads are served until the TTL runs out).
+  // disconnected; their workloads are served until the TTL runs out). On
+  // a shared store it then follows the other controllers' writes.
   Status load();
   // The thread of keepalives, silent peers, the TTL and the store writes.
   void start();
@@ -118,11 +119,25 @@ class ControllerCore {
   void sendLocked(Host& host, v1::ControllerMessage message);
   void dropSessionLocked(Host& host);
   void installBundleLocked(v1::PolicyRevision bundle);
+  uint32_t distributeBundleLocked(const v1::PolicyRevision& bundle);
+  Result<v1::PushPolicyResponse> pushShared(v1::PolicyRevision next, const std::string& hash,
+                                            v1::PushPolicyResponse response);
+  // Shared stores: the other controllers' writes, and this one's own.
+  void touchLocked(Host& host);
+  StoredHost storedLocked(const Host& host) const;
+  void applyStoredHostLocked(StoredHost stored);
+  void hostGoneLocked(const std::string& name);
+  void onBundle(v1::PolicyRevision bundle);
+  void onReload(SharedStore::Contents contents);
+  std::optional<std::string> flushHosts();
+  void runStore();
   void processDisconnects();
   std::vector<StoredHost> inventoryLocked() const;
   void run();
 
   Store& store_;
+  SharedStore* shared_;   // store_.shared()
+  std::string instance_;  // shared_->instance()
   ControllerOptions options_;
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
@@ -145,6 +160,8 @@ class ControllerCore {
   std::unordered_map<uint64_t, Host*> sessions_;
   uint64_t nextId_ = 1;
   bool dirty_ = false;
+  std::set<std::string> dirtyHosts_;    // shared store: records to write
+  std::vector<std::string> toRelease_;  // shared store: records another controller took
   Clock::time_point lastSave_{};
   Clock::time_point lastKeepAlive_{};
 
@@ -155,6 +172,8 @@ class ControllerCore {
   std::condition_variable runCv_;
   bool stopping_ = false;
   std::thread thread_;
+  std::thread storeThread_;    // shared stores: writes and reloads
+  bool storeFailing_ = false;  // on storeThread_ only
 };
 
 // "sha256:<hex>" of the files' names and contents: the same formula as the

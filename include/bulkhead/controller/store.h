@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,15 @@ struct StoredHost {
   std::string lastError;
   int64_t lastSeenUnixMs = 0;
   std::vector<v1::Workload> workloads;
+  // Shared stores only: the controller that wrote the record (its
+  // instance, "name#id"), whether the host's stream is on it, and the
+  // stream's peer address.
+  std::string controller;
+  bool connected = false;
+  std::string address;
 };
+
+class SharedStore;
 
 class Store {
  public:
@@ -38,6 +47,55 @@ class Store {
   virtual Result<std::vector<StoredHost>> loadInventory() = 0;
   // The whole inventory, replacing the stored one; durable when it returns.
   virtual Status saveInventory(const std::vector<StoredHost>& hosts) = 0;
+  // A store several controllers serve from at once; nullptr for one of a
+  // single controller.
+  virtual SharedStore* shared() { return nullptr; }
+};
+
+// The part of a store shared by several controllers (EtcdStore): the
+// bundle's revision comes from the store, each host is written on its own
+// by the controller holding its stream, and the others' writes come back
+// as events. The core never calls it under its lock; the events arrive on
+// the store's threads.
+class SharedStore {
+ public:
+  struct Contents {
+    std::optional<v1::PolicyRevision> bundle;
+    std::vector<StoredHost> hosts;
+  };
+  struct Events {
+    // A bundle another controller (or this one) stored.
+    std::function<void(v1::PolicyRevision)> onBundle;
+    // Another controller's record of a host.
+    std::function<void(StoredHost)> onHost;
+    // A host's record is gone: no controller kept it (the host TTL ran out).
+    std::function<void(const std::string& host)> onHostGone;
+    // Everything again, after events were lost (a compacted revision).
+    std::function<void(Contents)> onReload;
+  };
+
+  virtual ~SharedStore() = default;
+  // The bundle and every host now; watch() delivers what changes after.
+  virtual Result<Contents> loadAll() = 0;
+  virtual void watch(Events events) = 0;
+  virtual void stopWatching() = 0;
+  // Stores `bundle` (its revision is ignored) if the one in force is still
+  // revision `current` (0: none). Returns the new revision, or nullopt
+  // when another controller stored one first.
+  virtual Result<std::optional<uint64_t>> putBundle(const v1::PolicyRevision& bundle,
+                                                    uint64_t current) = 0;
+  // This controller's record of a host whose stream it holds (connected)
+  // or just lost (not connected): kept alive while connected, left to
+  // expire after the host TTL otherwise.
+  virtual Status putHost(const StoredHost& host) = 0;
+  // Stops keeping a host's record alive without writing it (the host's
+  // stream moved to another controller, which keeps it now).
+  virtual void releaseHost(const std::string& host) = 0;
+  // This controller's instance name as its records carry it.
+  virtual std::string instance() const = 0;
+  // Background work on the caller's thread (the core's tick): a reload and
+  // a new watch after a compaction.
+  virtual void poll() = 0;
 };
 
 // Two files under a directory, each replaced whole: written to a temporary
