@@ -913,7 +913,7 @@ Status AgentCore::applyRemoteChanges(const std::vector<RemoteWorkload>& upserts,
   for (const auto& d : deletes)
     if (checkHostName(d.host) && checkWorkloadName("name", d.name))
       out.emplace_back(d.host, d.name);
-  const auto start = Clock::now();
+  const auto start = common::SteadyClock::now();
   std::unique_lock lock(mu_);
   std::vector<std::string> skipped;
   auto diff = enforcer_.applyRemotes(in, out, skipped);

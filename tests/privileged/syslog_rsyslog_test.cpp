@@ -34,7 +34,7 @@ constexpr int kTcpPort = 5515;
 
 FlowEvent event(uint16_t sport, const std::string& workload) {
   FlowEvent e;
-  e.time = Clock::now();
+  e.time = WallClock::now();
   e.host = "hv01";
   e.action = sport % 2 ? FlowAction::kDeny : FlowAction::kAudit;
   e.app = "billing";
