@@ -565,8 +565,9 @@ void ControllerCore::dropSessionLocked(Host& host) {
   changed_.notify_all();
 }
 
-Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
-                                         std::shared_ptr<AgentSink> sink, const std::string& peer) {
+namespace {
+
+Status checkHello(const v1::AgentHello& hello) {
   if (hello.host().empty() || hello.host().size() > 253 || hasControlChars(hello.host()))
     return makeError(ErrorCode::kInvalidInput, "hello: host must be a name of 1-253 characters");
   for (const auto& w : hello.workloads())
@@ -574,20 +575,14 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
       return makeError(ErrorCode::kInvalidInput, "hello: workload \"" + escapeForLog(w.name()) +
                                                      "\" of host \"" + escapeForLog(w.host()) +
                                                      "\": a host reports only its own workloads");
-  processDisconnects();
-  std::lock_guard lock(mu_);
-  auto& slot = hosts_[hello.host()];
-  if (!slot) {
-    slot = std::make_unique<Host>();
-    slot->name = hello.host();
-  }
-  Host& host = *slot;
-  if (host.sink) {
-    host.sink->close(kAborted, "replaced by a newer stream of host " + host.name);
-    dropSessionLocked(host);
-  }
-  // The inventory first, while the host has no stream: the others get the
-  // deltas, and this host's snapshot below already reflects them.
+  return {};
+}
+
+}  // namespace
+
+// The hello's inventory replaces what was known of the host, while it has
+// no stream: the others get the deltas, and its snapshot reflects them.
+void ControllerCore::reconcileLocked(Host& host, const v1::AgentHello& hello) {
   const bool wasWithdrawn = host.withdrawn;
   host.withdrawn = false;
   std::set<std::string> reported;
@@ -605,6 +600,38 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
     for (const auto& [name, rec] : host.workloads)
       fanOutLocked(*rec);
   refreshInterestLocked(host);
+}
+
+// The bundle in force and every remote workload the host needs; what it
+// now holds is recorded in host.held.
+v1::ControllerMessage ControllerCore::snapshotLocked(Host& host) {
+  v1::ControllerMessage snapshot;
+  auto* s = snapshot.mutable_snapshot();
+  if (bundle_) *s->mutable_policy() = *bundle_;
+  host.held.clear();
+  for (const Rec* rec : desiredLocked(host)) {
+    *s->add_remote_workloads() = remoteCopy(rec->w);
+    host.held[rec->id] = rec->gen;
+  }
+  return snapshot;
+}
+
+Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
+                                         std::shared_ptr<AgentSink> sink, const std::string& peer) {
+  if (auto st = checkHello(hello); !st) return st.takeError();
+  processDisconnects();
+  std::lock_guard lock(mu_);
+  auto& slot = hosts_[hello.host()];
+  if (!slot) {
+    slot = std::make_unique<Host>();
+    slot->name = hello.host();
+  }
+  Host& host = *slot;
+  if (host.sink) {
+    host.sink->close(kAborted, "replaced by a newer stream of host " + host.name);
+    dropSessionLocked(host);
+  }
+  reconcileLocked(host, hello);
 
   host.sink = std::move(sink);
   host.session = nextId_++;
@@ -619,14 +646,7 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
     host.sentAt = Clock::now();
     targets_.insert(host.name);
   }
-  v1::ControllerMessage snapshot;
-  auto* s = snapshot.mutable_snapshot();
-  if (bundle_) *s->mutable_policy() = *bundle_;
-  host.held.clear();
-  for (const Rec* rec : desiredLocked(host)) {
-    *s->add_remote_workloads() = remoteCopy(rec->w);
-    host.held[rec->id] = rec->gen;
-  }
+  v1::ControllerMessage snapshot = snapshotLocked(host);
   const uint64_t session = host.session;
   host.elsewhere = false;
   host.leaving = false;
@@ -635,7 +655,7 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
   changed_.notify_all();
   spdlog::info("host {} connected from {} (applied revision {}, {} workloads, {} remote sent)",
                escapeForLog(host.name), escapeForLog(peer), hello.applied_revision(),
-               host.workloads.size(), s->remote_workloads_size());
+               host.workloads.size(), snapshot.snapshot().remote_workloads_size());
   sendLocked(host, std::move(snapshot));
   return session;
 }

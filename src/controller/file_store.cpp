@@ -1,13 +1,8 @@
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <map>
 
-#include "bulkhead/common/fd.h"
 #include "bulkhead/common/file.h"
 #include "bulkhead/common/time_format.h"
 #include "bulkhead/controller/store.h"
@@ -29,61 +24,16 @@ std::string sha256(std::string_view data) {
   return std::string(reinterpret_cast<const char*>(digest), len);
 }
 
-Error ioError(const std::string& what, int err) {
-  return makeError(ErrorCode::kIo, what, err);
-}
-
-Status mkdirs(const std::string& dir) {
-  for (size_t pos = 0; pos != std::string::npos;) {
-    pos = dir.find('/', pos + 1);
-    const std::string partial = dir.substr(0, pos);
-    if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
-      return ioError("creating " + partial, errno);
-  }
-  return {};
-}
-
-Status writeAll(int fd, std::string_view data, const std::string& path) {
-  for (size_t done = 0; done < data.size();) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ioError("writing " + path, errno);
-    done += size_t(n);
-  }
-  return {};
-}
-
-// Replaces `path` whole: a crash at any point leaves the old file or the
-// new one. The rename is durable only once the directory is fsync'd too.
-Status replaceFile(const std::string& dir, const std::string& path, std::string_view payload) {
-  if (auto st = mkdirs(dir); !st) return st;
+// The store file of `payload`: magic, length, SHA-256, payload, replaced
+// whole (common::replaceFile: a crash leaves the old file or the new one).
+Status writeStoreFile(const std::string& dir, const std::string& path, std::string_view payload) {
   std::string data(kMagic, sizeof(kMagic));
   uint64_t len = payload.size();
   for (int i = 0; i < 8; ++i)
     data += char((len >> (8 * i)) & 0xff);
   data += sha256(payload);
   data += payload;
-  const std::string tmp = path + ".tmp";
-  {
-    const Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return ioError("creating " + tmp, errno);
-    Status st = writeAll(fd.get(), data, tmp);
-    if (st && ::fsync(fd.get()) != 0) st = ioError("fsync " + tmp, errno);
-    if (!st) {
-      ::unlink(tmp.c_str());
-      return st;
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ioError("renaming " + tmp + " to " + path, err);
-  }
-  const Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!d) return ioError("opening " + dir, errno);
-  if (::fsync(d.get()) != 0) return ioError("fsync " + dir, errno);
-  return {};
+  return common::replaceFile(dir, path, data);
 }
 
 Error corrupt(const std::string& path, const std::string& why) {
@@ -129,7 +79,7 @@ Status FileStore::saveBundle(const v1::PolicyRevision& bundle) {
   std::string payload;
   if (!bundle.SerializeToString(&payload))
     return makeError(ErrorCode::kInternal, "cannot serialize the bundle");
-  return replaceFile(dir_, bundlePath(), payload);
+  return writeStoreFile(dir_, bundlePath(), payload);
 }
 
 // The inventory's payload: the hosts (a FleetStatus, length-prefixed with
@@ -191,7 +141,7 @@ Status FileStore::saveInventory(const std::vector<StoredHost>& hosts) {
     payload += char((uint64_t(a.size()) >> (8 * i)) & 0xff);
   payload += a;
   payload += b;
-  return replaceFile(dir_, inventoryPath(), payload);
+  return writeStoreFile(dir_, inventoryPath(), payload);
 }
 
 }  // namespace bulkhead::controller

@@ -140,8 +140,8 @@ struct Expect {
   uint8_t icmpType = 0;
 };
 
-void checkPacket(const LoggedPacket& p, const Expect& e, uint32_t ifindex, WallClock::time_point from,
-                 WallClock::time_point to) {
+void checkPacket(const LoggedPacket& p, const Expect& e, uint32_t ifindex,
+                 WallClock::time_point from, WallClock::time_point to) {
   SCOPED_TRACE(std::string(e.prefix) + (e.v6 ? " v6" : " v4"));
   EXPECT_EQ(p.prefix, e.prefix);
   EXPECT_EQ(p.inIfindex, ifindex);

@@ -112,6 +112,8 @@ class ControllerCore {
   void fanOutLocked(const Rec& rec, bool appChanged = false);
   void retractLocked(const Rec& rec);
   void refreshInterestLocked(Host& host);
+  void reconcileLocked(Host& host, const v1::AgentHello& hello);
+  v1::ControllerMessage snapshotLocked(Host& host);
   bool wantsLocked(Host& host, const std::string& app) const;
   const std::set<Host*>& wantersLocked(const std::string& app);
   std::vector<const Rec*> desiredLocked(Host& host) const;
