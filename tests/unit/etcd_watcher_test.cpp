@@ -103,11 +103,27 @@ TEST(EtcdWatcher, StartRevisionInThePastReplaysFromThere) {
   EXPECT_GT(r2, r1);
 }
 
+// Puts key=value once: right after etcd is back, the client's channel may
+// still be backing off and refuse the call (UNAVAILABLE, nothing written);
+// a call that failed otherwise may have been applied, so the key is read
+// before a retry. The watcher, not the client, is under test here.
+Result<int64_t> putOnce(Client& client, const std::string& key, const std::string& value) {
+  Result<int64_t> r = client.put(key, value);
+  for (int attempt = 0; !r && r.error().code == ErrorCode::kUnavailable && attempt < 50;
+       ++attempt) {
+    std::this_thread::sleep_for(100ms);
+    auto got = client.get(key);
+    if (got && !got->kvs.empty() && got->kvs[0].value == value) return got->kvs[0].modRevision;
+    r = client.put(key, value);
+  }
+  return r;
+}
+
 // Writes `n` keys /r/<from>.. and returns their revisions.
 std::vector<int64_t> writeSome(Client& client, int from, int n) {
   std::vector<int64_t> revs;
   for (int i = from; i < from + n; ++i) {
-    auto r = client.put("/r/" + std::to_string(i), std::to_string(i));
+    auto r = putOnce(client, "/r/" + std::to_string(i), std::to_string(i));
     EXPECT_TRUE(r.ok()) << r.error().describe();
     if (r) revs.push_back(*r);
   }
