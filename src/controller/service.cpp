@@ -31,8 +31,6 @@ std::vector<std::string> peerHostNames(const grpc::AuthContext& context) {
   return names;
 }
 
-namespace {
-
 // Starts the writes of streams that got a message while idle, on a thread
 // of its own: the core sends under its lock, and a write started there
 // runs gRPC's write path (framing, the socket) under that lock, which then
@@ -88,11 +86,7 @@ class WriteStarter {
   std::thread thread_;
 };
 
-// One for the process: its thread waits while no stream has anything new.
-std::shared_ptr<WriteStarter> writeStarter() {
-  static const auto starter = std::make_shared<WriteStarter>();
-  return starter;
-}
+namespace {
 
 class AgentStream;
 
@@ -397,11 +391,11 @@ v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> chang
 }
 
 ControllerService::ControllerService(ControllerCore& core, ServiceOptions options)
-    : core_(core), options_(options) {}
+    : core_(core), options_(options), starter_(std::make_shared<WriteStarter>()) {}
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Connect(
     grpc::CallbackServerContext* context) {
-  return new AgentStream(core_, context, options_, writeStarter());
+  return new AgentStream(core_, context, options_, starter_);
 }
 
 grpc::Status ControllerService::PushPolicy(grpc::ServerContext*,

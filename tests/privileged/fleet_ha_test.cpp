@@ -112,6 +112,15 @@ class FleetHaTest : public ::testing::Test {
         << status(0) << logs();
   }
 
+  // The fleet on `etcd`, and a first push that every agent applied.
+  void startFleetAndPush(const std::string& etcd, const std::string& version, uint64_t* revision) {
+    ASSERT_NO_FATAL_FAILURE(startFleet(etcd));
+    const uint64_t r = push(0, version);
+    ASSERT_GT(r, 0u) << logs();
+    ASSERT_TRUE(waitFor([&] { return allApplied(r); }, 10000)) << logs();
+    *revision = r;
+  }
+
   std::string socket(int i) const { return (dir_ / ("c" + std::to_string(i) + ".sock")).string(); }
 
   void startController(int i) {
@@ -291,10 +300,8 @@ TEST_F(FleetHaTest, PushesReachEveryAgentAcrossAControllerFailover) {
 TEST_F(FleetHaTest, AWorkloadOnOneControllersHostReachesTheOthers) {
   EtcdServer etcd;
   ASSERT_TRUE(etcd.ok()) << etcd.log();
-  ASSERT_NO_FATAL_FAILURE(startFleet(etcd.endpoint()));
-  const uint64_t r1 = push(0, "first");
-  ASSERT_GT(r1, 0u) << logs();
-  ASSERT_TRUE(waitFor([&] { return allApplied(r1); }, 10000)) << logs();
+  uint64_t r1 = 0;
+  ASSERT_NO_FATAL_FAILURE(startFleetAndPush(etcd.endpoint(), "first", &r1));
   // frontend on hc (served by c1) selects payments on ha (served by c0).
   ASSERT_NO_FATAL_FAILURE(addWorkload("hc", "fe-1", "frontend", "vfe1", "192.0.2.30"));
   ASSERT_NO_FATAL_FAILURE(addWorkload("ha", "pay-1", "payments", "vpay1", "192.0.2.10"));
@@ -311,10 +318,8 @@ TEST_F(FleetHaTest, AWorkloadOnOneControllersHostReachesTheOthers) {
 TEST_F(FleetHaTest, EtcdRestartedOrCompactedUnderRunningControllers) {
   EtcdServer etcd;
   ASSERT_TRUE(etcd.ok()) << etcd.log();
-  ASSERT_NO_FATAL_FAILURE(startFleet(etcd.endpoint()));
-  const uint64_t r1 = push(0, "first");
-  ASSERT_GT(r1, 0u) << logs();
-  ASSERT_TRUE(waitFor([&] { return allApplied(r1); }, 10000)) << logs();
+  uint64_t r1 = 0;
+  ASSERT_NO_FATAL_FAILURE(startFleetAndPush(etcd.endpoint(), "first", &r1));
 
   // etcd restarted: the watches resume; a push after it is back reaches all.
   ASSERT_TRUE(etcd.restart()) << etcd.log();
@@ -349,10 +354,8 @@ TEST_F(FleetHaTest, ThreeMemberEtcdWithOneMemberKilledKeepsWorking) {
   std::string list;
   for (const auto& e : cluster.endpoints())
     list += (list.empty() ? "" : ",") + e;
-  ASSERT_NO_FATAL_FAILURE(startFleet(list));
-  const uint64_t r1 = push(0, "three members");
-  ASSERT_GT(r1, 0u) << logs();
-  ASSERT_TRUE(waitFor([&] { return allApplied(r1); }, 10000)) << logs();
+  uint64_t r1 = 0;
+  ASSERT_NO_FATAL_FAILURE(startFleetAndPush(list, "three members", &r1));
   cluster.killMember(0);
   const uint64_t r2 = push(1, "one member down", 20000);
   ASSERT_GT(r2, r1) << logs();

@@ -14,23 +14,17 @@
 #include "bulkhead/nft/table_content.h"
 #include "support/apply.h"
 #include "support/netns.h"
+#include "support/source_tree.h"
 
 namespace bulkhead::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string demoYaml() {
   std::string all;
   for (const char* f : {"apps.yaml", "services.yaml", "workloads.yaml"})
-    all += readFile(fs::path(BULKHEAD_SOURCE_DIR) / "policies/demo" / f) + "\n---\n";
+    all += testing::readText(fs::path(BULKHEAD_SOURCE_DIR) / "policies/demo" / f) + "\n---\n";
   return all;
 }
 
@@ -60,7 +54,8 @@ TEST(TableContentKernelTest, FreshlyAppliedGoldensCompareEqual) {
   ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
   sweepStaleNamespaces();
   const std::vector<std::pair<std::string, std::string>> inputs = {
-      {"spec-example", readFile(fs::path(BULKHEAD_SOURCE_DIR) / "tests/golden/spec-example.yaml")},
+      {"spec-example",
+       testing::readText(fs::path(BULKHEAD_SOURCE_DIR) / "tests/golden/spec-example.yaml")},
       {"demo", demoYaml()},
   };
   for (const auto& [name, yaml] : inputs) {

@@ -15,19 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "support/source_tree.h"
+
 namespace bulkhead {
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSource = BULKHEAD_SOURCE_DIR;
-
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+const fs::path kSource = testing::kSourceDir;
 
 std::vector<fs::path> documents() {
   std::vector<fs::path> docs = {kSource / "README.md"};
@@ -50,7 +45,7 @@ template <class Check>
 std::vector<std::string> badMatches(const std::regex& re, Check ok) {
   std::vector<std::string> bad;
   for (const auto& doc : documents()) {
-    const std::string text = readFile(doc);
+    const std::string text = testing::readText(doc);
     for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it) {
       const std::string m = (*it)[1].str();
       if (!ok(doc, m)) bad.push_back(doc.filename().string() + ": " + m);
@@ -111,7 +106,7 @@ TEST(DocsReferencesTest, SourceFilesNamedExist) {
 TEST(DocsReferencesTest, QualifiedNamesExist) {
   std::set<std::string> identifiers;
   for (const auto& f : codeFiles()) {
-    const std::string text = readFile(f);
+    const std::string text = testing::readText(f);
     for (size_t i = 0; i < text.size();) {
       if (!std::isalpha(uint8_t(text[i])) && text[i] != '_') {
         ++i;
@@ -143,7 +138,7 @@ TEST(DocsReferencesTest, NothingPointsOutsideTheRepository) {
     files.push_back(doc);
   std::vector<std::string> bad;
   for (const auto& f : files) {
-    const std::string text = readFile(f);
+    const std::string text = testing::readText(f);
     for (const auto& s : outside)
       if (text.find(s) != std::string::npos)
         bad.push_back(fs::relative(f, kSource).string() + ": " + s);

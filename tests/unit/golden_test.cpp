@@ -11,18 +11,12 @@
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/render.h"
 #include "bulkhead/policy/loader.h"
+#include "support/source_tree.h"
 
 namespace bulkhead::compiler {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> goldenCases() {
   std::vector<std::string> names;
@@ -51,7 +45,7 @@ TEST_P(GoldenTest, PlanMatchesGolden) {
     GTEST_SKIP() << "updated " << golden;
   }
   ASSERT_TRUE(fs::exists(golden)) << "missing " << golden << " (BULKHEAD_UPDATE_GOLDEN=1)";
-  EXPECT_EQ(text, readFile(golden));
+  EXPECT_EQ(text, testing::readText(golden));
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenTest, ::testing::ValuesIn(goldenCases()),

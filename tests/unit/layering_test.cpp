@@ -13,19 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "support/source_tree.h"
+
 namespace bulkhead {
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSource = BULKHEAD_SOURCE_DIR;
-
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+const fs::path kSource = testing::kSourceDir;
 
 struct Libraries {
   std::set<std::string> names;                         // add_library(bulkhead_*)
@@ -33,7 +28,7 @@ struct Libraries {
 };
 
 Libraries fromCMake() {
-  const std::string cmake = readFile(kSource / "CMakeLists.txt");
+  const std::string cmake = testing::readText(kSource / "CMakeLists.txt");
   Libraries libs;
   const std::regex added(R"(add_library\((bulkhead_\w+))");
   for (std::sregex_iterator it(cmake.begin(), cmake.end(), added), end; it != end; ++it)
@@ -97,7 +92,7 @@ TEST(LayeringTest, NoLayerIncludesALayerItDoesNotLink) {
       const std::string own = libraryOf(rel, libs);
       if (own.empty()) continue;
       const std::set<std::string> allowed = reachable(libs, own);
-      const std::string text = readFile(e.path());
+      const std::string text = testing::readText(e.path());
       for (std::sregex_iterator it(text.begin(), text.end(), include), end; it != end; ++it) {
         const std::string target = libraryOf((*it)[1], libs);
         ++checked;
@@ -114,7 +109,7 @@ TEST(LayeringTest, NoLayerIncludesALayerItDoesNotLink) {
 // the bulkhead libraries the first links, without their prefix.
 TEST(LayeringTest, ArchitectureTableMatchesCMake) {
   const Libraries libs = fromCMake();
-  const std::string doc = readFile(kSource / "docs" / "architecture.md");
+  const std::string doc = testing::readText(kSource / "docs" / "architecture.md");
   const std::regex row(R"(\n\| `(bulkhead_\w+)` \| ([^|\n]*) \|)");
   const std::regex word(R"([a-z_]+)");
   std::set<std::string> documented;

@@ -20,31 +20,15 @@
 #include "bulkhead/agent/config.h"
 #include "bulkhead/cli/commands.h"
 #include "bulkhead/cli/help.h"
+#include "support/cli_run.h"
+#include "support/source_tree.h"
 
 namespace bulkhead {
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSource = BULKHEAD_SOURCE_DIR;
-
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CliResult {
-  int code;
-  std::string out, err;
-};
-
-CliResult cli(const std::vector<std::string>& argv) {
-  std::ostringstream out, err;
-  const int code = cli::run(argv, out, err);
-  return {code, out.str(), err.str()};
-}
+const fs::path kSource = testing::kSourceDir;
 
 // stdout of a shell command, and its exit status.
 std::pair<int, std::string> shell(const std::string& command) {
@@ -108,18 +92,18 @@ TEST(ExamplePolicies, TheDirectoriesTheReadmeNamesExist) {
   for (const char* want :
        {"demo", "environments", "banking", "atm-hr", "shared-services", "audit-rollout"})
     EXPECT_TRUE(names.count(want)) << "policies/" << want;
-  const auto readme = readFile(kSource / "policies/README.md");
+  const auto readme = testing::readText(kSource / "policies/README.md");
   for (const auto& n : names)
     EXPECT_NE(readme.find("`" + n + "/`"), std::string::npos) << n << " not in policies/README.md";
 }
 
 TEST(ExamplePolicies, EveryDirectoryValidatesWithoutWarningsAndCompiles) {
   for (const auto& dir : policyDirs()) {
-    const auto v = cli({"validate", dir.string()});
+    const auto v = testing::run({"validate", dir.string()});
     EXPECT_EQ(v.code, 0) << dir << "\n" << v.err;
     EXPECT_EQ(v.err, "") << dir;
     EXPECT_EQ(v.out.rfind("valid: ", 0), 0u) << dir;
-    const auto p = cli({"plan", dir.string()});
+    const auto p = testing::run({"plan", dir.string()});
     EXPECT_EQ(p.code, 0) << dir << "\n" << p.err;
     EXPECT_NE(p.out.find("table inet bulkhead"), std::string::npos) << dir;
   }
@@ -142,7 +126,7 @@ TEST(ExamplePolicies, OnlyDocumentationAddresses) {
   const std::regex v6(R"(\b[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{0,4}){2,7})");
   for (const auto& e : fs::recursive_directory_iterator(kSource / "policies")) {
     if (!e.is_regular_file()) continue;
-    const auto text = readFile(e.path());
+    const auto text = testing::readText(e.path());
     for (auto it = std::sregex_iterator(text.begin(), text.end(), v4); it != std::sregex_iterator();
          ++it) {
       const auto a = it->str();
@@ -161,7 +145,7 @@ TEST(ExamplePolicies, OnlyDocumentationAddresses) {
 
 // The set of a GlobalPolicy rule in `plan`'s output.
 std::string planSet(const std::string& dir, const std::string& set) {
-  const auto p = cli({"plan", (kSource / "policies" / dir).string()});
+  const auto p = testing::run({"plan", (kSource / "policies" / dir).string()});
   const auto start = p.out.find("set " + set + " {");
   if (start == std::string::npos) return {};
   return p.out.substr(start, p.out.find('}', start) - start);
@@ -185,7 +169,7 @@ TEST(ExamplePolicies, TheSegmentationTheyClaimIsInTheRuleset) {
   EXPECT_NE(planSet("shared-services", "g4_shared-services_1").find("198.51.100.123 . udp . 123"),
             std::string::npos);
   // Audit: the app's default logs as audit and accepts; the PCI deny holds.
-  const auto audit = cli({"plan", (kSource / "policies/audit-rollout").string()}).out;
+  const auto audit = testing::run({"plan", (kSource / "policies/audit-rollout").string()}).out;
   const auto chain = audit.substr(audit.find("chain app_reporting {"));
   const auto body = chain.substr(0, chain.find("\n\t}"));  // rules hold braces too (meters)
   EXPECT_NE(body.find("bh:audit:default"), std::string::npos);
@@ -209,7 +193,7 @@ TEST(ShippedConfig, IsAcceptedByTheAgentsParser) {
 // Every commented-out "# key: value" (and "#   - item" below an empty key)
 // made live: the result must parse, so no example in the file is stale.
 TEST(ShippedConfig, EveryCommentedKeyIsAValidSetting) {
-  std::istringstream in(readFile(kShippedConfig));
+  std::istringstream in(testing::readText(kShippedConfig));
   const std::regex keyLine(R"(^# ?([a-z][a-z-]*):(?:\s+(\S.*?))?\s*(#.*)?$)");
   const std::regex itemLine(R"(^#\s+- (\S+)\s*(#.*)?$)");
   std::string line, live, openKey;
@@ -237,7 +221,7 @@ TEST(ShippedConfig, EveryCommentedKeyIsAValidSetting) {
   ASSERT_TRUE(c.ok()) << c.error().message << "\n" << live;
   EXPECT_EQ(c->syslog.size(), 3u);
   // Every key of the file is an option of the man page and of --help.
-  const auto man = manFlags(readFile(kSource / "packaging/man/bulkhead-agent.8"));
+  const auto man = manFlags(testing::readText(kSource / "packaging/man/bulkhead-agent.8"));
   const auto help = plainFlags(std::string(agent::agentUsage()));
   for (const auto& k : keys) {
     EXPECT_TRUE(man.count("--" + k)) << k << " not in bulkhead-agent.8";
@@ -249,7 +233,7 @@ TEST(ShippedConfig, EveryCommentedKeyIsAValidSetting) {
 // Man pages and --help
 
 TEST(ManPages, AgentOptionsMatchTheParserAndHelp) {
-  const auto man = manFlags(readFile(kSource / "packaging/man/bulkhead-agent.8"));
+  const auto man = manFlags(testing::readText(kSource / "packaging/man/bulkhead-agent.8"));
   const auto help = plainFlags(std::string(agent::agentUsage()));
   EXPECT_EQ(man, help);
   for (const auto& f : man) {
@@ -263,7 +247,7 @@ TEST(ManPages, AgentOptionsMatchTheParserAndHelp) {
 }
 
 TEST(ManPages, BulkheadFlagsAreAllAccepted) {
-  const auto roff = readFile(kSource / "packaging/man/bulkhead.8");
+  const auto roff = testing::readText(kSource / "packaging/man/bulkhead.8");
   const auto man = manFlags(roff);
   for (const auto& f : man) {
     cli::Args args;
@@ -299,12 +283,12 @@ std::set<std::string> expectedFlags(const std::string& command) {
 }
 
 TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
-  const auto roff = readFile(kSource / "packaging/man/bulkhead.8");
+  const auto roff = testing::readText(kSource / "packaging/man/bulkhead.8");
   const auto agentStart = roff.find(".SH AGENT FLAGS");
   const auto agentSection =
       manFlags(roff.substr(agentStart, roff.find("\n.SH", agentStart + 1) - agentStart));
   for (const auto& [command, own] : kCommandFlags) {
-    const auto r = cli({command, "--help"});
+    const auto r = testing::run({command, "--help"});
     EXPECT_EQ(r.code, 0) << command;
     EXPECT_EQ(r.out.rfind("usage: bulkhead " + command, 0), 0u) << command << ":\n" << r.out;
     EXPECT_EQ(plainFlags(r.out), expectedFlags(command)) << command << ":\n" << r.out;
@@ -328,9 +312,10 @@ TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
     EXPECT_EQ(inMan, expectedFlags(command)) << command;
   }
   // Help of a subcommand, and before the command.
-  EXPECT_EQ(cli({"workload", "add", "--help"}).out.rfind("usage: bulkhead workload add", 0), 0u);
-  EXPECT_EQ(cli({"--help", "status"}).out, cli({"status", "--help"}).out);
-  const auto top = cli({"--help"});
+  EXPECT_EQ(
+      testing::run({"workload", "add", "--help"}).out.rfind("usage: bulkhead workload add", 0), 0u);
+  EXPECT_EQ(testing::run({"--help", "status"}).out, testing::run({"status", "--help"}).out);
+  const auto top = testing::run({"--help"});
   EXPECT_EQ(top.code, 0);
   for (const auto& [command, _] : kCommandFlags)
     EXPECT_NE(top.out.find("  " + command + " "), std::string::npos) << command;
@@ -339,7 +324,7 @@ TEST(Help, EveryCommandHasItsOwnHelpMatchingTheManPage) {
 // The flags the parser lets each command take (every other one is refused
 // with "does not apply") are exactly those its --help names.
 TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
-  const auto all = manFlags(readFile(kSource / "packaging/man/bulkhead.8"));
+  const auto all = manFlags(testing::readText(kSource / "packaging/man/bulkhead.8"));
   const std::set<std::string> noValue = {"--json", "--dry-run", "--follow", "--release", "--wait"};
   const std::string demo = (kSource / "policies/demo").string();
   const std::map<std::string, std::vector<std::vector<std::string>>> invocations = {
@@ -370,7 +355,8 @@ TEST(Help, NamesExactlyTheFlagsEachCommandAccepts) {
           for (const char* a :
                {"--agent", "unix:///nonexistent/bh-packaging-test", "--timeout", "1"})
             argv.push_back(a);
-        if (cli(argv).err.find("does not apply") == std::string::npos) accepted.insert(flag);
+        if (testing::run(argv).err.find("does not apply") == std::string::npos)
+          accepted.insert(flag);
         fs::remove(fs::temp_directory_path() / ("bh-help-" + std::to_string(getpid())));
       }
     auto named = plainFlags(cli::commandHelp(command));

@@ -31,6 +31,10 @@ grpc::Status toGrpcStatus(const Error& e);
 // takes batches when several changes wait for it.
 v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> changes);
 
+// Starts the streams' writes off the core's lock (service.cpp). Shared by
+// the service and its streams: a stream may outlive the service.
+class WriteStarter;
+
 class ControllerService
     : public v1::Controller::WithCallbackMethod_Connect<v1::Controller::Service> {
  public:
@@ -56,6 +60,8 @@ class ControllerService
   ControllerCore& core_;
   ServiceOptions options_;
   std::atomic<bool> stopping_{false};
+  // One thread per service; it waits while no stream has anything new.
+  std::shared_ptr<WriteStarter> starter_;
 };
 
 // The names a verified client certificate carries: its DNS SANs, else its
