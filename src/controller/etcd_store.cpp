@@ -5,7 +5,7 @@
 #include <random>
 
 #include "bulkhead/common/escape.h"
-#include "bulkhead/common/time_format.h"
+#include "store_codec.h"
 
 namespace bulkhead::controller {
 
@@ -20,11 +20,6 @@ std::string randomId() {
   return out;
 }
 
-void putU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i)
-    out += char((v >> (8 * i)) & 0xff);
-}
-
 Result<v1::PolicyRevision> decodeBundle(const etcd::KeyValue& kv) {
   v1::PolicyRevision bundle;
   if (!bundle.ParseFromString(kv.value) || kv.modRevision <= 0)
@@ -36,55 +31,35 @@ Result<v1::PolicyRevision> decodeBundle(const etcd::KeyValue& kv) {
 
 }  // namespace
 
-// A FleetStatus (controller: the instance; one HostStatus) prefixed by its
-// length as a u64, then the workloads as a ListWorkloadsResponse.
+// A FleetStatus (controller: the instance; one HostStatus) and the
+// workloads as a ListWorkloadsResponse, framed by joinFramed.
 std::string encodeHostRecord(const StoredHost& h) {
   v1::FleetStatus status;
   status.set_controller(h.controller);
   auto* s = status.add_hosts();
-  s->set_host(h.host);
+  toHostStatus(h, s);
   s->set_connected(h.connected);
-  s->set_acked_revision(h.ackedRevision);
-  s->set_last_error(h.lastError);
   s->set_workloads(uint32_t(h.workloads.size()));
-  s->set_last_seen(common::formatRfc3339(
-      common::WallClock::time_point(std::chrono::milliseconds(h.lastSeenUnixMs))));
-  s->set_agent_version(h.agentVersion);
   s->set_address(h.address);
   v1::ListWorkloadsResponse workloads;
   for (const auto& w : h.workloads)
     *workloads.add_workloads() = w;
-  const std::string a = status.SerializeAsString();
-  std::string out;
-  putU64(out, a.size());
-  out += a;
-  out += workloads.SerializeAsString();
-  return out;
+  return joinFramed(status.SerializeAsString(), workloads.SerializeAsString());
 }
 
 std::optional<StoredHost> decodeHostRecord(const std::string& p) {
-  if (p.size() < 8) return std::nullopt;
-  uint64_t len = 0;
-  for (int i = 0; i < 8; ++i)
-    len |= uint64_t(uint8_t(p[size_t(i)])) << (8 * i);
+  const auto parts = splitFramed(p);
   v1::FleetStatus status;
   v1::ListWorkloadsResponse workloads;
-  if (len > p.size() - 8 || !status.ParseFromArray(p.data() + 8, int(len)) ||
-      !workloads.ParseFromArray(p.data() + 8 + len, int(p.size() - 8 - len)) ||
+  if (!parts || !status.ParseFromArray(parts->first.data(), int(parts->first.size())) ||
+      !workloads.ParseFromArray(parts->second.data(), int(parts->second.size())) ||
       status.hosts_size() != 1)
     return std::nullopt;
   const auto& s = status.hosts(0);
-  StoredHost h;
-  h.host = s.host();
+  StoredHost h = fromHostStatus(s);
   h.controller = status.controller();
   h.connected = s.connected();
-  h.ackedRevision = s.acked_revision();
-  h.lastError = s.last_error();
-  h.agentVersion = s.agent_version();
   h.address = s.address();
-  if (auto t = common::parseRfc3339(s.last_seen()))
-    h.lastSeenUnixMs =
-        std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
   for (const auto& w : workloads.workloads()) {
     if (w.host() != h.host) return std::nullopt;
     h.workloads.push_back(w);

@@ -4,8 +4,8 @@
 #include <map>
 
 #include "bulkhead/common/file.h"
-#include "bulkhead/common/time_format.h"
 #include "bulkhead/controller/store.h"
+#include "store_codec.h"
 
 namespace bulkhead::controller {
 
@@ -28,9 +28,7 @@ std::string sha256(std::string_view data) {
 // whole (common::replaceFile: a crash leaves the old file or the new one).
 Status writeStoreFile(const std::string& dir, const std::string& path, std::string_view payload) {
   std::string data(kMagic, sizeof(kMagic));
-  uint64_t len = payload.size();
-  for (int i = 0; i < 8; ++i)
-    data += char((len >> (8 * i)) & 0xff);
+  appendU64(data, payload.size());
   data += sha256(payload);
   data += payload;
   return common::replaceFile(dir, path, data);
@@ -51,9 +49,7 @@ Result<std::optional<std::string>> readFile(const std::string& path) {
   }
   if (data->size() < kHeaderBytes || std::memcmp(data->data(), kMagic, sizeof(kMagic)) != 0)
     return corrupt(path, "not a bulkhead-controller store file, format 1");
-  uint64_t len = 0;
-  for (int i = 0; i < 8; ++i)
-    len |= uint64_t(uint8_t((*data)[sizeof(kMagic) + i])) << (8 * i);
+  const uint64_t len = readU64(std::string_view(*data).substr(sizeof(kMagic), 8));
   if (len != data->size() - kHeaderBytes)
     return corrupt(path, "torn: " + std::to_string(data->size() - kHeaderBytes) + " of " +
                              std::to_string(len) + " bytes");
@@ -89,27 +85,16 @@ Result<std::vector<StoredHost>> FileStore::loadInventory() {
   if (!payload) return payload.takeError();
   std::vector<StoredHost> out;
   if (!*payload) return out;
-  const std::string& p = **payload;
-  uint64_t len = 0;
-  for (int i = 0; i < 8 && size_t(i) < p.size(); ++i)
-    len |= uint64_t(uint8_t(p[size_t(i)])) << (8 * i);
+  const auto parts = splitFramed(**payload);
   v1::FleetStatus hosts;
   v1::ListWorkloadsResponse workloads;
-  if (p.size() < 8 || len > p.size() - 8 || !hosts.ParseFromArray(p.data() + 8, int(len)) ||
-      !workloads.ParseFromArray(p.data() + 8 + len, int(p.size() - 8 - len)))
+  if (!parts || !hosts.ParseFromArray(parts->first.data(), int(parts->first.size())) ||
+      !workloads.ParseFromArray(parts->second.data(), int(parts->second.size())))
     return corrupt(inventoryPath(), "not an inventory");
   std::map<std::string, size_t> index;
   for (const auto& h : hosts.hosts()) {
-    StoredHost s;
-    s.host = h.host();
-    s.agentVersion = h.agent_version();
-    s.ackedRevision = h.acked_revision();
-    s.lastError = h.last_error();
-    if (auto t = common::parseRfc3339(h.last_seen()))
-      s.lastSeenUnixMs =
-          std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
-    index[s.host] = out.size();
-    out.push_back(std::move(s));
+    index[h.host()] = out.size();
+    out.push_back(fromHostStatus(h));
   }
   for (const auto& w : workloads.workloads()) {
     auto it = index.find(w.host());
@@ -123,25 +108,14 @@ Status FileStore::saveInventory(const std::vector<StoredHost>& hosts) {
   v1::FleetStatus status;
   v1::ListWorkloadsResponse workloads;
   for (const auto& h : hosts) {
-    auto* s = status.add_hosts();
-    s->set_host(h.host);
-    s->set_agent_version(h.agentVersion);
-    s->set_acked_revision(h.ackedRevision);
-    s->set_last_error(h.lastError);
-    s->set_last_seen(common::formatRfc3339(
-        common::WallClock::time_point(std::chrono::milliseconds(h.lastSeenUnixMs))));
+    toHostStatus(h, status.add_hosts());
     for (const auto& w : h.workloads)
       *workloads.add_workloads() = w;
   }
   std::string a, b;
   if (!status.SerializeToString(&a) || !workloads.SerializeToString(&b))
     return makeError(ErrorCode::kInternal, "cannot serialize the inventory");
-  std::string payload;
-  for (int i = 0; i < 8; ++i)
-    payload += char((uint64_t(a.size()) >> (8 * i)) & 0xff);
-  payload += a;
-  payload += b;
-  return writeStoreFile(dir_, inventoryPath(), payload);
+  return writeStoreFile(dir_, inventoryPath(), joinFramed(a, b));
 }
 
 }  // namespace bulkhead::controller
