@@ -82,7 +82,9 @@ nsx $hv ip route add 192.0.2.40/32 via 203.0.113.2 dev fab0
 attach $srv vsrv1 198.51.100.10 198.51.100.53 2001:db8:10::10 $(seq -f '198.51.100.%g' 11 40)
 
 # --- services: postgres on the server, dns, and ssh on server and hypervisor -
-listen() { local ns=$1; shift; ip netns exec "$ns" socat "$@" SYSTEM:'echo ok' >/dev/null 2>&1 & pids+=($!); }
+# The answering shell reads to the client's EOF, and socat waits up to 5 s for
+# it: a shell that exits before socat relays, or starts late, loses the "ok".
+listen() { local ns=$1; shift; ip netns exec "$ns" socat -t5 "$@" SYSTEM:'echo ok; exec cat >/dev/null' >/dev/null 2>&1 & pids+=($!); }
 listen $srv TCP4-LISTEN:5432,fork,reuseaddr
 listen $srv TCP6-LISTEN:5432,fork,reuseaddr,ipv6only=1
 listen $srv TCP4-LISTEN:22,fork,reuseaddr

@@ -261,7 +261,7 @@ class FleetE2eTest : public ::testing::Test {
   }
 
   bool reaches(const Workload& from, const Workload& to, int port) const {
-    return tcpProbe(*from.ns, to.addr, port, 0.5).ok;
+    return tcpProbe(*from.ns, to.addr, port, 1.5).ok;
   }
 
   // Waits up to `ms` for reaches() to become `want`; the seconds it took,

@@ -212,8 +212,15 @@ void Topology::addAddress(Host& host, const std::string& addr, bool route) {
 }
 
 std::string tcpListenCmd(int port, bool v6) {
-  return std::string("exec socat ") + (v6 ? "TCP6-LISTEN:" : "TCP4-LISTEN:") +
-         std::to_string(port) + (v6 ? ",ipv6only=1" : "") + ",fork,reuseaddr SYSTEM:'echo ok'";
+  // The answering shell stays until the client's EOF (cat): a shell that
+  // exited before socat's transfer loop began made socat's first write to it
+  // fail (EPIPE) and the child exit without relaying the answer. -t5: after
+  // the probe's half-close (its stdin is empty, so at once) socat waits up to
+  // 5 s, not the default 0.5 s, for the answer; forking the shell on a loaded
+  // machine took longer, and permitted probes came back empty.
+  return std::string("exec socat -t5 ") + (v6 ? "TCP6-LISTEN:" : "TCP4-LISTEN:") +
+         std::to_string(port) + (v6 ? ",ipv6only=1" : "") +
+         ",fork,reuseaddr SYSTEM:'echo ok; exec cat >/dev/null'";
 }
 
 std::string udpListenCmd(int port, bool v6, const std::string& bindAddr) {
