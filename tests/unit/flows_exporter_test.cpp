@@ -399,7 +399,10 @@ TEST(FlowsExporter, QueueFullAccountingAndBoundedShutdown) {
   for (int i = 0; i < 10; ++i)
     accepted += (*ex)->offer(event(i, 3)) ? 1 : 0;
   EXPECT_EQ(accepted, 4);
-  std::this_thread::sleep_for(milliseconds(150));
+  // The exporter's thread tries to connect on its own time: wait for its
+  // first refusal (a loaded machine can take longer than a fixed sleep).
+  for (int i = 0; i < 300 && (*ex)->stats().sendErrors == 0; ++i)
+    std::this_thread::sleep_for(milliseconds(10));
   const auto s = (*ex)->stats();
   EXPECT_EQ(s.droppedQueueFull, 18u);
   EXPECT_EQ(s.queued, 4u);
@@ -439,6 +442,9 @@ TEST(FlowsExporter, UnixDatagramAndReceiverRestart) {
   got = rx->recv(2000);
   ASSERT_TRUE(got);
   EXPECT_NE(got->find("spt=3 "), std::string::npos);
+  // The receiver can hold the datagram before the exporter's thread has
+  // counted it: wait until the exporter has resolved everything.
+  EXPECT_TRUE((*ex)->flush(3000));
   const auto s = (*ex)->stats();
   EXPECT_EQ(s.delivered, 2u);
   EXPECT_GE(s.reconnects, 1u);
