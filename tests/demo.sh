@@ -19,9 +19,16 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-./packaging/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target bulkhead bulkhead-agent bulkhead-controller >/dev/null
+# BULKHEAD_DEMO_BUILD=DIR: use the binaries already built in DIR (how CTest
+# runs the demo, as `demo.readme`); otherwise install what is missing and
+# build into ./build.
+bin=${BULKHEAD_DEMO_BUILD:-}
+if [ -z "$bin" ]; then
+  ./packaging/install-deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j"$(nproc)" --target bulkhead bulkhead-agent bulkhead-controller >/dev/null
+  bin=$root/build
+fi
 
 id=$$
 hv=bhdemo-hv-$id; bill=bhdemo-billing-$id; dev=bhdemo-devtool-$id; srv=bhdemo-server-$id
@@ -103,7 +110,7 @@ done
 # tcp:// with mutual TLS) and get the bundle and the other host's workloads
 # their apps can select.
 ctl="unix://$work/controller.sock"
-"$root/build/bulkhead-controller" --listen "$ctl" --state-dir "$work/ctl-state" \
+"$bin/bulkhead-controller" --listen "$ctl" --state-dir "$work/ctl-state" \
   2>"$work/controller.log" &
 pids+=($!)
 sock="unix://$work/agent.sock"
@@ -112,15 +119,15 @@ sock2="unix://$work/agent2.sock"
 nsx $hv socat -u UDP4-RECV:5514,bind=127.0.0.1 OPEN:"$work/siem.log",creat,append >/dev/null 2>&1 &
 pids+=($!)
 # --auto-quarantine: a workload caught scanning is quarantined at once.
-nsx $hv "$root/build/bulkhead-agent" --listen "$sock" --state-dir "$work/state" \
+nsx $hv "$bin/bulkhead-agent" --listen "$sock" --state-dir "$work/state" \
   --syslog udp://127.0.0.1:5514 --auto-quarantine --controller "$ctl" --host hv01 \
   2>"$work/agent.log" &
 pids+=($!)
-nsx $hv2 "$root/build/bulkhead-agent" --listen "$sock2" --state-dir "$work/state2" \
+nsx $hv2 "$bin/bulkhead-agent" --listen "$sock2" --state-dir "$work/state2" \
   --controller "$ctl" --host hv02 2>"$work/agent2.log" &
 pids+=($!)
-bh() { "$root/build/bulkhead" --agent "$sock" "$@"; }
-bhc() { "$root/build/bulkhead" --controller "$ctl" "$@"; }
+bh() { "$bin/bulkhead" --agent "$sock" "$@"; }
+bhc() { "$bin/bulkhead" --controller "$ctl" "$@"; }
 for _ in $(seq 200); do
   [ "$(bhc status --json 2>/dev/null | grep -o '"connected": true' | wc -l)" -eq 2 ] && break
   sleep 0.05
@@ -135,7 +142,7 @@ spec:
   mode: audit
 YAML
 # Every event as JSON lines, as a SIEM would store them: suggest's input.
-"$root/build/bulkhead" --agent "$sock" flows --follow --json >"$work/flows.jsonl" 2>/dev/null &
+"$bin/bulkhead" --agent "$sock" flows --follow --json >"$work/flows.jsonl" 2>/dev/null &
 pids+=($!)
 # In a fleet the bundle is the same on every host, so workloads are
 # registered on their host (as orchestration does), not listed in the bundle:
@@ -193,7 +200,7 @@ echo
 echo "== billing-1 (hv01) -> payments-1 (hv02, 192.0.2.40:8443) through payments-api {app: payments}:"
 flow $bill "billing-1 -> payments-1 192.0.2.40:8443" DENIED "payments-1 not registered on hv02 yet" TCP4:192.0.2.40:8443
 start=$(date +%s%N)
-"$root/build/bulkhead" --agent "$sock2" workload add payments-1 --app payments --iface vpay1 \
+"$bin/bulkhead" --agent "$sock2" workload add payments-1 --app payments --iface vpay1 \
   --addr 192.0.2.40 | sed 's/^/   /'
 for _ in $(seq 200); do
   out=$(timeout 2 ip netns exec $bill socat -T0.2 - TCP4:192.0.2.40:8443,connect-timeout=0.2 </dev/null 2>&1 || true)
@@ -245,7 +252,7 @@ echo
 
 # --- a policy for the audit-mode app, from what it did -----------------------
 echo "== bulkhead suggest flows.jsonl --policies policies/demo --app reporting:"
-"$root/build/bulkhead" suggest "$work/flows.jsonl" --policies "$root/policies/demo" \
+"$bin/bulkhead" suggest "$work/flows.jsonl" --policies "$root/policies/demo" \
   --policies "$work/reporting.yaml" --app reporting 2>"$work/suggest.err" | sed 's/^/   /'
 sed 's/^/   /' "$work/suggest.err"
 echo
