@@ -177,6 +177,7 @@ Status ControllerCore::load() {
     auto host = std::make_unique<Host>();
     host->name = stored.host;
     host->acked = stored.ackedRevision;
+    host->failedRevision = stored.failedRevision;
     host->lastError = stored.lastError;
     host->agentVersion = stored.agentVersion;
     host->lastSeenMs = stored.lastSeenUnixMs;
@@ -315,6 +316,7 @@ StoredHost ControllerCore::storedLocked(const Host& h) const {
   s.host = h.name;
   s.agentVersion = h.agentVersion;
   s.ackedRevision = h.acked;
+  s.failedRevision = h.failedRevision;
   s.lastError = h.lastError;
   s.lastSeenUnixMs = h.lastSeenMs;
   for (const auto& [n, rec] : h.workloads)
@@ -906,6 +908,7 @@ void ControllerCore::applyStoredHostLocked(StoredHost stored) {
   h.leaving = false;
   dirtyHosts_.erase(h.name);  // the other controller's record stands
   h.acked = stored.ackedRevision;
+  h.failedRevision = stored.failedRevision;
   h.lastError = stored.lastError;
   h.agentVersion = stored.agentVersion;
   h.lastSeenMs = stored.lastSeenUnixMs;
@@ -1040,6 +1043,7 @@ v1::FleetStatus ControllerCore::fleetStatus() const {
     s->set_host(name);
     s->set_connected(h->sink != nullptr || h->elsewhere);
     s->set_acked_revision(h->acked);
+    s->set_failed_revision(h->failedRevision);
     s->set_workloads(uint32_t(h->workloads.size()));
     s->set_last_error(h->lastError);
     if (!h->sink && !h->elsewhere)

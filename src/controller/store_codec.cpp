@@ -10,6 +10,7 @@ void toHostStatus(const StoredHost& host, v1::HostStatus* out) {
   out->set_host(host.host);
   out->set_agent_version(host.agentVersion);
   out->set_acked_revision(host.ackedRevision);
+  out->set_failed_revision(host.failedRevision);
   out->set_last_error(host.lastError);
   out->set_last_seen(common::formatRfc3339(
       common::WallClock::time_point(std::chrono::milliseconds(host.lastSeenUnixMs))));
@@ -20,6 +21,7 @@ StoredHost fromHostStatus(const v1::HostStatus& status) {
   h.host = status.host();
   h.agentVersion = status.agent_version();
   h.ackedRevision = status.acked_revision();
+  h.failedRevision = status.failed_revision();
   h.lastError = status.last_error();
   if (auto t = common::parseRfc3339(status.last_seen()))
     h.lastSeenUnixMs =

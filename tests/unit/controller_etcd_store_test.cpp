@@ -265,6 +265,36 @@ TEST_F(ControllerEtcd, AcksRecordedInEtcdCompleteRolloutsEverywhere) {
     }));
 }
 
+TEST_F(ControllerEtcd, AFailedRevisionIsFailedOnEveryController) {
+  Ctl a(etcd_.endpoint(), "ctl-a"), b(etcd_.endpoint(), "ctl-b");
+  auto sinkA = std::make_shared<TestSink>();
+  auto sa = a.core->connect(hello("host-a", {}), sinkA, "peer-a");
+  ASSERT_TRUE(sa);
+  auto pushed = b.core->push(pushOf(kFleetBundle, "v1"));
+  ASSERT_TRUE(pushed) << pushed.error().describe();
+  const uint64_t rev = pushed->revision();
+  ASSERT_TRUE(sinkA->next([&](const auto& m) { return m.has_policy(); }));
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_revision(rev);
+  ack.mutable_ack()->set_applied(false);
+  ack.mutable_ack()->set_error("kernel refused: set too large");
+  ASSERT_TRUE(a.core->received(*sa, ack));
+  // b never held host-a's stream: it learns the failure from etcd, and the
+  // rollout it reports is finished, not pending.
+  for (auto* core : {a.core.get(), b.core.get()}) {
+    ASSERT_TRUE(waitUntil([&] {
+      auto r = core->rollout(rev);
+      return r && r->hosts_size() == 1 && r->hosts(0).state() == v1::HostRollout::STATE_FAILED &&
+             r->done();
+    })) << (core == b.core.get() ? "ctl-b" : "ctl-a");
+    auto r = core->rollout(rev);
+    EXPECT_EQ(r->hosts(0).error(), "kernel refused: set too large");
+    auto status = core->fleetStatus();
+    ASSERT_EQ(status.hosts_size(), 1);
+    EXPECT_EQ(status.hosts(0).failed_revision(), rev);
+  }
+}
+
 TEST_F(ControllerEtcd, ConcurrentPushesGetDistinctRevisionsAndConverge) {
   Ctl a(etcd_.endpoint(), "ctl-a"), b(etcd_.endpoint(), "ctl-b");
   Result<v1::PushPolicyResponse> ra = makeError(ErrorCode::kInternal, "not run");

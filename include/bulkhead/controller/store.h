@@ -23,6 +23,7 @@ struct StoredHost {
   std::string host;
   std::string agentVersion;
   uint64_t ackedRevision = 0;
+  uint64_t failedRevision = 0;  // the last revision it failed to apply
   std::string lastError;
   int64_t lastSeenUnixMs = 0;
   std::vector<v1::Workload> workloads;
