@@ -415,7 +415,8 @@ void ControllerCore::syncLocked(Host& host) {
   for (const Rec* rec : desiredLocked(host)) {
     next[rec->id] = rec->gen;
     auto it = host.held.find(rec->id);
-    if (it == host.held.end() || it->second != rec->gen) out.push_back(upsertMessage(rec->w, rec->remote));
+    if (it == host.held.end() || it->second != rec->gen)
+      out.push_back(upsertMessage(rec->w, rec->remote));
   }
   for (const auto& [id, gen] : host.held)
     if (!next.count(id)) out.push_back(deleteMessage(recs_.at(id)->w));
