@@ -123,6 +123,29 @@ v1::Workload::Source recordedSource(const v1::Workload& w) {
   return w.source() == v1::Workload::SOURCE_UNSPECIFIED ? v1::Workload::SOURCE_API : w.source();
 }
 
+LocalSource localSource(v1::Workload::Source source) {
+  switch (source) {
+    case v1::Workload::SOURCE_CNI:
+      return LocalSource::kCni;
+    case v1::Workload::SOURCE_LIBVIRT:
+      return LocalSource::kLibvirt;
+    default:
+      return LocalSource::kApi;
+  }
+}
+
+v1::Workload::Source toApi(LocalSource source) {
+  switch (source) {
+    case LocalSource::kCni:
+      return v1::Workload::SOURCE_CNI;
+    case LocalSource::kLibvirt:
+      return v1::Workload::SOURCE_LIBVIRT;
+    case LocalSource::kApi:
+      break;
+  }
+  return v1::Workload::SOURCE_API;
+}
+
 Result<std::vector<policy::SourceFile>> fromApi(const PolicyFiles& files) {
   std::vector<policy::SourceFile> sources;
   sources.reserve(files.size());

@@ -7,10 +7,9 @@
 
 namespace bulkhead::agent {
 
-v1::Workload reportedWorkload(const policy::Workload& w, const std::string& host) {
-  // The registration's origin (API, CNI, libvirt) is not FleetMember's to
-  // tell: UNSPECIFIED, "a local registration".
-  v1::Workload out = toApi(w, v1::Workload::SOURCE_UNSPECIFIED);
+v1::Workload reportedWorkload(const policy::Workload& w, LocalSource source,
+                              const std::string& host) {
+  v1::Workload out = toApi(w, toApi(source));
   out.clear_interfaces();
   out.set_host(host);
   return out;
@@ -18,7 +17,7 @@ v1::Workload reportedWorkload(const policy::Workload& w, const std::string& host
 
 v1::AgentMessage helloMessage(const std::string& host, const std::string& version,
                               uint64_t appliedRevision,
-                              const std::vector<policy::Workload>& workloads) {
+                              const std::vector<LocalWorkload>& workloads) {
   v1::AgentMessage m;
   v1::AgentHello* hello = m.mutable_hello();
   hello->set_host(host);
@@ -26,7 +25,7 @@ v1::AgentMessage helloMessage(const std::string& host, const std::string& versio
   hello->set_applied_revision(appliedRevision);
   hello->set_remote_batches(true);  // onRemoteBatch
   for (const auto& w : workloads)
-    *hello->add_workloads() = reportedWorkload(w, host);
+    *hello->add_workloads() = reportedWorkload(w.workload, w.source, host);
   return m;
 }
 
@@ -35,7 +34,8 @@ v1::AgentMessage changeMessage(const LocalWorkloadChange& change, const std::str
   if (change.removed) {
     m.mutable_workload()->set_deleted(change.workload.name);
   } else {
-    *m.mutable_workload()->mutable_upsert() = reportedWorkload(change.workload, host);
+    *m.mutable_workload()->mutable_upsert() =
+        reportedWorkload(change.workload, change.source, host);
   }
   return m;
 }

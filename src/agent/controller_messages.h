@@ -12,13 +12,14 @@
 
 namespace bulkhead::agent {
 
-// A local workload as the controller sees it: this host's, no interfaces
-// (they mean nothing elsewhere), no owner.
-v1::Workload reportedWorkload(const policy::Workload& w, const std::string& host);
+// A local workload as the controller sees it: this host's, with its source
+// (API, CNI, libvirt), no interfaces (they mean nothing elsewhere), no owner.
+v1::Workload reportedWorkload(const policy::Workload& w, LocalSource source,
+                              const std::string& host);
 
 v1::AgentMessage helloMessage(const std::string& host, const std::string& version,
                               uint64_t appliedRevision,
-                              const std::vector<policy::Workload>& workloads);
+                              const std::vector<LocalWorkload>& workloads);
 v1::AgentMessage changeMessage(const LocalWorkloadChange& change, const std::string& host);
 v1::AgentMessage ackMessage(uint64_t revision, const Status& applied);
 v1::AgentMessage keepAliveMessage();

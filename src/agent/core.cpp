@@ -429,7 +429,7 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
-  const uint64_t change = queueLocalChange({*w, false});
+  const uint64_t change = queueLocalChange({*w, false, localSource(source)});
   auto ticket = writeChange(upsertRecord(apiWorkload(*w)));
   lock.unlock();  // the kernel has it; wait for the disk without the lock
   const Status saved = ticket ? awaitSaved(*ticket) : Status(ticket.error());
@@ -763,9 +763,14 @@ Result<compiler::RemoteWorkloads> remoteSet(std::vector<RemoteWorkload> remotes)
 
 }  // namespace
 
-std::vector<policy::Workload> AgentCore::localWorkloads() const {
+std::vector<LocalWorkload> AgentCore::localWorkloads() const {
   std::lock_guard lock(mu_);
-  return enforcer_.compiler().workloads();
+  std::vector<LocalWorkload> out;
+  for (const auto& w : enforcer_.compiler().workloads()) {
+    auto it = origins_.find(w.name);
+    out.push_back({w, it == origins_.end() ? LocalSource::kApi : localSource(it->second.source)});
+  }
+  return out;
 }
 
 uint64_t AgentCore::appliedRevision() const {

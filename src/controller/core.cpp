@@ -102,6 +102,9 @@ struct ControllerCore::Rec {
   uint64_t id = 0;
   uint64_t gen = 0;
   v1::Workload w;  // host set; the source the agent reported
+  // w as other hosts get it (SOURCE_REMOTE, no interfaces or owner),
+  // encoded once per change and shared by every message that carries it.
+  SharedBytes remote;
 };
 
 struct ControllerCore::Host {
@@ -143,6 +146,7 @@ void ControllerCore::installBundleLocked(v1::PolicyRevision bundle) {
   span_ = SpanIndex(std::move(loaded.bundle));
   wanters_.clear();
   bundleHash_ = bundleHash(bundle.files());
+  bundleBytes_ = encodeShared(bundle);
   bundle_ = std::move(bundle);
   for (auto& [name, host] : hosts_)
     refreshInterestLocked(*host);
@@ -232,9 +236,16 @@ void ControllerCore::run() {
       std::max<std::chrono::milliseconds>(options_.keepAlive / 5, std::chrono::milliseconds(1)));
   std::unique_lock lock(runMu_);
   while (!stopping_) {
+    const auto before = Clock::now();
     runCv_.wait_for(lock, period);
     if (stopping_) break;
     lock.unlock();
+    {
+      // Woken late (a starved CPU), or kept waiting for the core's lock.
+      std::lock_guard core(mu_);
+      const auto now = Clock::now();
+      noteLatenessLocked(now - before - period, now);
+    }
     tick();
     lock.lock();
   }
@@ -268,12 +279,11 @@ void ControllerCore::tick() {
     const auto now = Clock::now();
     const bool keepAliveDue = now - lastKeepAlive_ >= options_.keepAlive;
     if (keepAliveDue) lastKeepAlive_ = now;
-    v1::ControllerMessage keepAlive;
-    keepAlive.mutable_keepalive()->set_sent_unix_ms(unixMs());
+    const Outgoing keepAlive = Outgoing::keepAlive(unixMs());
     for (auto& [name, host] : hosts_) {
       Host& h = *host;
       if (h.sink) {
-        if (now - h.lastHeard > kMissedKeepAlives * options_.keepAlive) {
+        if (now - std::max(h.lastHeard, backlogAt_) > kMissedKeepAlives * options_.keepAlive) {
           spdlog::warn("host {} silent for {} keepalive periods: its stream is closed",
                        escapeForLog(h.name), kMissedKeepAlives);
           h.sink->close(kUnavailable, "no message for " + std::to_string(kMissedKeepAlives) +
@@ -387,17 +397,12 @@ v1::Workload remoteCopy(const v1::Workload& w) {
   return out;
 }
 
-v1::ControllerMessage upsertMessage(const v1::Workload& w) {
-  v1::ControllerMessage m;
-  *m.mutable_remote_upsert() = remoteCopy(w);
-  return m;
+Outgoing upsertMessage(const v1::Workload& w, const SharedBytes& remote) {
+  return Outgoing::upsert(w.host(), w.name(), remote);
 }
 
-v1::ControllerMessage deleteMessage(const v1::Workload& w) {
-  v1::ControllerMessage m;
-  m.mutable_remote_delete()->set_host(w.host());
-  m.mutable_remote_delete()->set_name(w.name());
-  return m;
+Outgoing deleteMessage(const v1::Workload& w) {
+  return Outgoing::remove(w.host(), w.name());
 }
 
 }  // namespace
@@ -408,11 +413,12 @@ v1::ControllerMessage deleteMessage(const v1::Workload& w) {
 void ControllerCore::syncLocked(Host& host) {
   if (!host.sink) return;
   std::unordered_map<uint64_t, uint64_t> next;
-  std::vector<v1::ControllerMessage> out;
+  std::vector<Outgoing> out;
   for (const Rec* rec : desiredLocked(host)) {
     next[rec->id] = rec->gen;
     auto it = host.held.find(rec->id);
-    if (it == host.held.end() || it->second != rec->gen) out.push_back(upsertMessage(rec->w));
+    if (it == host.held.end() || it->second != rec->gen)
+      out.push_back(upsertMessage(rec->w, rec->remote));
   }
   for (const auto& [id, gen] : host.held)
     if (!next.count(id)) out.push_back(deleteMessage(recs_.at(id)->w));
@@ -434,7 +440,7 @@ void ControllerCore::fanOutLocked(const Rec& rec, bool appChanged) {
       auto [it, fresh] = h->held.try_emplace(rec.id, rec.gen);
       if (!fresh && it->second == rec.gen) continue;
       it->second = rec.gen;
-      sendLocked(*h, upsertMessage(rec.w));
+      sendLocked(*h, upsertMessage(rec.w, rec.remote));
     }
     return;
   }
@@ -445,7 +451,7 @@ void ControllerCore::fanOutLocked(const Rec& rec, bool appChanged) {
     if (visible && wantsLocked(h, rec.w.app())) {
       if (it != h.held.end() && it->second == rec.gen) continue;
       h.held[rec.id] = rec.gen;
-      sendLocked(h, upsertMessage(rec.w));
+      sendLocked(h, upsertMessage(rec.w, rec.remote));
     } else if (it != h.held.end()) {
       h.held.erase(it);
       sendLocked(h, deleteMessage(rec.w));
@@ -507,6 +513,7 @@ Status ControllerCore::upsertLocked(Host& host, v1::Workload in) {
     }
   }
   rec->w = std::move(w);
+  rec->remote = encodeShared(remoteCopy(rec->w));
   rec->gen = nextId_++;
   byApp_[rec->w.app()].insert(rec);
   for (const auto& a : rec->w.addresses())
@@ -545,7 +552,7 @@ void ControllerCore::removeLocked(Host& host, const std::string& name) {
 
 // ---- streams -------------------------------------------------------------------
 
-void ControllerCore::sendLocked(Host& host, v1::ControllerMessage message) {
+void ControllerCore::sendLocked(Host& host, Outgoing message) {
   if (!host.sink) return;
   // A sink that refuses has closed itself (fell behind): the agent comes
   // back with a hello and gets a snapshot.
@@ -606,16 +613,14 @@ void ControllerCore::reconcileLocked(Host& host, const v1::AgentHello& hello) {
 
 // The bundle in force and every remote workload the host needs; what it
 // now holds is recorded in host.held.
-v1::ControllerMessage ControllerCore::snapshotLocked(Host& host) {
-  v1::ControllerMessage snapshot;
-  auto* s = snapshot.mutable_snapshot();
-  if (bundle_) *s->mutable_policy() = *bundle_;
+Outgoing ControllerCore::snapshotLocked(Host& host) {
   host.held.clear();
+  std::vector<SharedBytes> remotes;
   for (const Rec* rec : desiredLocked(host)) {
-    *s->add_remote_workloads() = remoteCopy(rec->w);
+    remotes.push_back(rec->remote);
     host.held[rec->id] = rec->gen;
   }
-  return snapshot;
+  return Outgoing::snapshot(bundle_ ? bundleBytes_ : nullptr, remotes);
 }
 
 Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
@@ -648,7 +653,7 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
     host.sentAt = Clock::now();
     targets_.insert(host.name);
   }
-  v1::ControllerMessage snapshot = snapshotLocked(host);
+  Outgoing snapshot = snapshotLocked(host);
   const uint64_t session = host.session;
   host.elsewhere = false;
   host.leaving = false;
@@ -657,17 +662,29 @@ Result<uint64_t> ControllerCore::connect(const v1::AgentHello& hello,
   changed_.notify_all();
   spdlog::info("host {} connected from {} (applied revision {}, {} workloads, {} remote sent)",
                escapeForLog(host.name), escapeForLog(peer), hello.applied_revision(),
-               host.workloads.size(), snapshot.snapshot().remote_workloads_size());
+               host.workloads.size(), host.held.size());
   sendLocked(host, std::move(snapshot));
   return session;
 }
 
-Status ControllerCore::received(uint64_t session, const v1::AgentMessage& message) {
+// A delay beyond a fifth of a keepalive period (at least 1 ms) in reading
+// or in the background thread means the controller is behind.
+void ControllerCore::noteLatenessLocked(Clock::duration late, Clock::time_point now) {
+  const auto threshold =
+      std::max<Clock::duration>(options_.keepAlive / 5, std::chrono::milliseconds(1));
+  if (late > threshold) backlogAt_ = std::max(backlogAt_, now);
+}
+
+Status ControllerCore::received(uint64_t session, const v1::AgentMessage& message,
+                                Clock::time_point readAt) {
   std::lock_guard lock(mu_);
+  const auto now = Clock::now();
+  if (readAt == Clock::time_point{}) readAt = now;
+  noteLatenessLocked(now - readAt, now);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return makeError(ErrorCode::kUnavailable, "stream replaced or closed");
   Host& host = *it->second;
-  host.lastHeard = Clock::now();
+  host.lastHeard = std::max(host.lastHeard, readAt);
   host.lastSeenMs = unixMs();
   switch (message.message_case()) {
     case v1::AgentMessage::kHello:
@@ -835,8 +852,7 @@ Result<v1::PushPolicyResponse> ControllerCore::pushShared(v1::PolicyRevision nex
 uint32_t ControllerCore::distributeBundleLocked(const v1::PolicyRevision& bundle) {
   installBundleLocked(bundle);
   targets_.clear();
-  v1::ControllerMessage m;
-  *m.mutable_policy() = bundle;
+  const Outgoing m = Outgoing::policy(bundleBytes_);
   uint32_t sent = 0;
   const auto now = Clock::now();
   for (auto& [name, host] : hosts_) {
@@ -844,7 +860,7 @@ uint32_t ControllerCore::distributeBundleLocked(const v1::PolicyRevision& bundle
     if (!host->sink) continue;
     host->sentAt = now;
     targets_.insert(name);
-    sendLocked(*host, m);  // a copy per host
+    sendLocked(*host, m);  // the bundle's bytes are shared
     ++sent;
   }
   // The new policy may select more or less of the others' workloads.

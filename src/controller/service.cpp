@@ -90,54 +90,25 @@ namespace {
 
 class AgentStream;
 
-bool isRemoteChange(const v1::ControllerMessage& m) {
-  return m.has_remote_upsert() || m.has_remote_delete() || m.has_remote_batch();
+// The message's parts as slices of one byte buffer: shared parts are
+// referenced (the slice holds a reference), framing bytes copied.
+grpc::ByteBuffer toByteBuffer(const Outgoing& m) {
+  constexpr size_t kCopyBelow = 256;
+  std::vector<grpc::Slice> slices;
+  slices.reserve(m.parts().size());
+  for (const auto& part : m.parts()) {
+    if (part->empty()) continue;
+    if (part->size() < kCopyBelow) {
+      slices.emplace_back(part->data(), part->size());
+      continue;
+    }
+    auto* keep = new SharedBytes(part);
+    slices.emplace_back(
+        const_cast<char*>(part->data()), part->size(),
+        [](void* k) { delete static_cast<SharedBytes*>(k); }, keep);
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
 }
-
-// A run of remote changes folded into one RemoteBatch: the last state of
-// each (host, name) wins, so each key appears once and the batch's lists
-// commute.
-class RemoteFold {
- public:
-  void add(v1::ControllerMessage& m) {
-    if (m.has_remote_upsert()) upsert(std::move(*m.mutable_remote_upsert()));
-    if (m.has_remote_delete()) erase(std::move(*m.mutable_remote_delete()));
-    if (m.has_remote_batch()) {
-      for (auto& w : *m.mutable_remote_batch()->mutable_deletes())
-        erase(std::move(w));
-      for (auto& w : *m.mutable_remote_batch()->mutable_upserts())
-        upsert(std::move(w));
-    }
-  }
-
-  v1::ControllerMessage message() {
-    v1::ControllerMessage out;
-    auto* batch = out.mutable_remote_batch();
-    for (auto& [key, change] : last_) {
-      if (change.upsert) {
-        *batch->add_upserts() = std::move(*change.upsert);
-      } else {
-        auto* d = batch->add_deletes();
-        d->set_host(key.first);
-        d->set_name(key.second);
-      }
-    }
-    return out;
-  }
-
- private:
-  struct Change {
-    std::optional<v1::Workload> upsert;  // nullopt: deleted
-  };
-  void upsert(v1::Workload w) {
-    auto key = std::make_pair(w.host(), w.name());
-    last_[std::move(key)].upsert = std::move(w);
-  }
-  void erase(v1::RemoteWorkloadKey k) {
-    last_[{std::move(*k.mutable_host()), std::move(*k.mutable_name())}].upsert.reset();
-  }
-  std::map<std::pair<std::string, std::string>, Change> last_;
-};
 
 // The outbound side of one stream: a bounded queue and at most one write in
 // flight. gRPC may run a reaction inline in the thread that starts an
@@ -147,7 +118,7 @@ class Outbox : public AgentSink, public std::enable_shared_from_this<Outbox> {
   Outbox(AgentStream* stream, const ServiceOptions& options, std::shared_ptr<WriteStarter> starter)
       : stream_(stream), options_(options), starter_(std::move(starter)) {}
 
-  bool send(v1::ControllerMessage message) override;
+  bool send(Outgoing message) override;
   void close(int grpcCode, const std::string& message) override;
   void onWriteDone(bool ok);
   // Starts the next write if none is in flight (WriteStarter's thread).
@@ -163,7 +134,7 @@ class Outbox : public AgentSink, public std::enable_shared_from_this<Outbox> {
   // Under mu_: what to do once mu_ is released.
   enum class Next : uint8_t { kNothing, kWrite, kFinish };
   Next nextLocked();
-  v1::ControllerMessage popLocked();
+  Outgoing popLocked();
   void act(Next next);
 
   std::mutex mu_;
@@ -171,9 +142,9 @@ class Outbox : public AgentSink, public std::enable_shared_from_this<Outbox> {
   const ServiceOptions& options_;
   std::shared_ptr<WriteStarter> starter_;
   bool kickPosted_ = false;
-  std::deque<v1::ControllerMessage> queue_;
+  std::deque<Outgoing> queue_;
   size_t queuedBytes_ = 0;
-  v1::ControllerMessage current_;  // the write in flight
+  grpc::ByteBuffer current_;  // the write in flight
   bool writing_ = false;
   bool batches_ = false;
   bool closing_ = false;
@@ -181,7 +152,9 @@ class Outbox : public AgentSink, public std::enable_shared_from_this<Outbox> {
   grpc::Status finish_;
 };
 
-class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+// Raw bytes both ways: outbound messages are written from their shared
+// encoded parts (wire.h), inbound ones parsed here.
+class AgentStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   AgentStream(ControllerCore& core, grpc::CallbackServerContext* context,
               const ServiceOptions& options, std::shared_ptr<WriteStarter> starter)
@@ -198,7 +171,11 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
       outbox_->close(int(grpc::StatusCode::OK), "");
       return;
     }
-    const grpc::Status status = session_ ? later() : hello();
+    // When the controller read it, before any wait for the core: the
+    // silence check counts from here (ControllerCore::received).
+    const auto readAt = std::chrono::steady_clock::now();
+    grpc::Status status = parse();
+    if (status.ok()) status = session_ ? later(readAt) : hello();
     if (!status.ok()) {
       spdlog::warn("agent stream from {} ({}) closed: {}", escapeForLog(context_->peer()),
                    host_.empty() ? "no hello" : escapeForLog(host_), status.error_message());
@@ -229,10 +206,17 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
                   "\" reports only its own workloads");
   }
 
+  grpc::Status parse() {
+    message_.Clear();
+    auto st = grpc::SerializationTraits<v1::AgentMessage>::Deserialize(&in_, &message_);
+    if (st.ok()) return st;
+    return {grpc::StatusCode::INVALID_ARGUMENT, "not an AgentMessage: " + st.error_message()};
+  }
+
   grpc::Status hello() {
-    if (!in_.has_hello())
+    if (!message_.has_hello())
       return {grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"};
-    const auto& host = in_.hello().host();
+    const auto& host = message_.hello().host();
     // Over TLS the certificate names the host; over a unix socket the
     // hello's name is taken as given.
     if (!names_.empty() && std::find(names_.begin(), names_.end(), host) == names_.end()) {
@@ -243,19 +227,19 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
                     "\" but the client certificate is for [" + presented + "]");
     }
     host_ = host;
-    for (const auto& w : in_.hello().workloads())
+    for (const auto& w : message_.hello().workloads())
       if (auto st = ownWorkload(w); !st.ok()) return st;
-    if (in_.hello().remote_batches()) outbox_->allowBatches();
-    auto session = core_.connect(in_.hello(), outbox_, context_->peer());
+    if (message_.hello().remote_batches()) outbox_->allowBatches();
+    auto session = core_.connect(message_.hello(), outbox_, context_->peer());
     if (!session) return toGrpcStatus(session.error());
     session_ = *session;
     return grpc::Status::OK;
   }
 
-  grpc::Status later() {
-    if (in_.has_workload() && in_.workload().has_upsert())
-      if (auto st = ownWorkload(in_.workload().upsert()); !st.ok()) return st;
-    auto st = core_.received(session_, in_);
+  grpc::Status later(std::chrono::steady_clock::time_point readAt) {
+    if (message_.has_workload() && message_.workload().has_upsert())
+      if (auto st = ownWorkload(message_.workload().upsert()); !st.ok()) return st;
+    auto st = core_.received(session_, message_, readAt);
     return st ? grpc::Status::OK : toGrpcStatus(st.error());
   }
 
@@ -265,11 +249,12 @@ class AgentStream : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Control
   std::shared_ptr<Outbox> outbox_;
   std::vector<std::string> names_;
   std::string host_;
-  v1::AgentMessage in_;
+  grpc::ByteBuffer in_;
+  v1::AgentMessage message_;
   uint64_t session_ = 0;
 };
 
-bool Outbox::send(v1::ControllerMessage message) {
+bool Outbox::send(Outgoing message) {
   Next next = Next::kNothing;
   bool accepted = false;
   bool post = false;
@@ -278,8 +263,8 @@ bool Outbox::send(v1::ControllerMessage message) {
     if (closing_) return false;
     // Any write proves the controller alive: a keepalive behind others is
     // not needed (and would split a run of remote changes).
-    if (message.has_keepalive() && (writing_ || !queue_.empty())) return true;
-    const size_t bytes = message.ByteSizeLong();
+    if (message.kind() == Outgoing::Kind::kKeepAlive && (writing_ || !queue_.empty())) return true;
+    const size_t bytes = message.size();
     if (queue_.size() >= options_.maxQueuedMessages ||
         queuedBytes_ + bytes > options_.maxQueuedBytes) {
       spdlog::warn("agent stream {} fell behind ({} messages, {} bytes queued): closed",
@@ -353,24 +338,25 @@ Outbox::Next Outbox::nextLocked() {
     return Next::kFinish;
   }
   if (queue_.empty()) return Next::kNothing;
-  current_ = popLocked();
-  if (batches_ && isRemoteChange(current_) && !queue_.empty() && isRemoteChange(queue_.front())) {
+  Outgoing next = popLocked();
+  if (batches_ && next.isRemoteChange() && !queue_.empty() && queue_.front().isRemoteChange()) {
     // Queued while the stream was busy: one message, one write, and one
     // transaction on the agent, instead of one of each per change.
-    std::vector<v1::ControllerMessage> run;
-    run.push_back(std::move(current_));
-    while (!queue_.empty() && isRemoteChange(queue_.front()))
+    std::vector<Outgoing> run;
+    run.push_back(std::move(next));
+    while (!queue_.empty() && queue_.front().isRemoteChange())
       run.push_back(popLocked());
-    current_ = foldRemoteChanges(std::move(run));
+    next = foldRemoteChanges(run);
   }
+  current_ = toByteBuffer(next);
   writing_ = true;
   return Next::kWrite;
 }
 
-v1::ControllerMessage Outbox::popLocked() {
-  v1::ControllerMessage m = std::move(queue_.front());
+Outgoing Outbox::popLocked() {
+  Outgoing m = std::move(queue_.front());
   queue_.pop_front();
-  queuedBytes_ -= std::min(queuedBytes_, m.ByteSizeLong());
+  queuedBytes_ -= std::min(queuedBytes_, m.size());
   return m;
 }
 
@@ -384,16 +370,17 @@ void Outbox::act(Next next) {
 }  // namespace
 
 v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> changes) {
-  RemoteFold fold;
-  for (auto& m : changes)
-    fold.add(m);
-  return fold.message();
+  std::vector<Outgoing> encoded;
+  encoded.reserve(changes.size());
+  for (const auto& m : changes)
+    encoded.push_back(Outgoing::of(m));
+  return foldRemoteChanges(encoded).decode();
 }
 
 ControllerService::ControllerService(ControllerCore& core, ServiceOptions options)
     : core_(core), options_(options), starter_(std::make_shared<WriteStarter>()) {}
 
-grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* ControllerService::Connect(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ControllerService::Connect(
     grpc::CallbackServerContext* context) {
   return new AgentStream(core_, context, options_, starter_);
 }

@@ -30,10 +30,10 @@ using Clock = std::chrono::steady_clock;
 // An agent's stream as the core sees it: what was sent, kept in order.
 class TestSink : public AgentSink {
  public:
-  bool send(v1::ControllerMessage message) override {
+  bool send(Outgoing message) override {
     std::lock_guard lock(mu_);
     if (closed_) return false;
-    inbox_.push_back(std::move(message));
+    inbox_.push_back(message.decode());
     cv_.notify_all();
     return true;
   }

@@ -56,7 +56,7 @@ class RecordingMember final : public FleetMember {
     std::vector<RemoteWorkload> remotes;
   };
 
-  std::vector<policy::Workload> localWorkloads() const override {
+  std::vector<LocalWorkload> localWorkloads() const override {
     std::lock_guard lock(mu);
     return locals;
   }
@@ -121,7 +121,7 @@ class RecordingMember final : public FleetMember {
   }
 
   mutable std::mutex mu;
-  std::vector<policy::Workload> locals;
+  std::vector<LocalWorkload> locals;
   uint64_t applied = 0;
   bool refuseRevisions = false;
   std::vector<Snapshot> snapshots;
@@ -250,7 +250,8 @@ class ControllerLinkTest : public ::testing::Test {
            ("bh-link-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
-    member_.locals = {localWorkload("web-1", "192.0.2.10"), localWorkload("web-2", "2001:db8::2")};
+    member_.locals = {{localWorkload("web-1", "192.0.2.10")},
+                      {localWorkload("web-2", "2001:db8::2")}};
     member_.applied = 7;
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -463,7 +464,7 @@ TEST_F(ControllerLinkTest, ControllerGoneChangesNothingAndTheNextHelloCarriesEve
   ASSERT_TRUE(eventually([&] { return !link->status().connected; }));
   {
     std::lock_guard lock(member_.mu);
-    member_.locals.push_back(localWorkload("web-late", "192.0.2.99"));
+    member_.locals.push_back({localWorkload("web-late", "192.0.2.99")});
   }
   member_.change(localWorkload("web-late", "192.0.2.99"), false);
   std::this_thread::sleep_for(300ms);  // several redials against nothing

@@ -158,7 +158,7 @@ TEST_F(CoreFleetTest, RemoteAndLocalOfOneNameCoexistInListAndStatus) {
   EXPECT_EQ(s.applied_revision(), 1u);
   // Only local registrations go to the controller.
   ASSERT_EQ(core.localWorkloads().size(), 1u);
-  EXPECT_EQ(core.localWorkloads()[0].app, "frontend");
+  EXPECT_EQ(core.localWorkloads()[0].workload.app, "frontend");
   // Deleting the local one leaves the remote one.
   ASSERT_TRUE(core.deleteWorkload("web").ok());
   ASSERT_EQ(core.listWorkloads().workloads_size(), 1);

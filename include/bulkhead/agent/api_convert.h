@@ -30,6 +30,10 @@ v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source);
 Status checkOrigin(const v1::Workload& w);
 // The source recorded for an upsert: UNSPECIFIED is API.
 v1::Workload::Source recordedSource(const v1::Workload& w);
+// A recorded source as the fleet link reports it, and back (CNI and
+// libvirt as such, anything else API).
+LocalSource localSource(v1::Workload::Source source);
+v1::Workload::Source toApi(LocalSource source);
 // Another host's workload as a controller sends it (host set, no
 // interfaces; source and quarantine ignored); kInvalidInput names the field.
 Result<RemoteWorkload> remoteFromApi(const v1::Workload& w);

@@ -127,7 +127,7 @@ class AgentCore : public FleetMember {
   void setNotificationGate(nft::NotificationGate* gate);
   // FleetMember (fleet.h). Remote workloads and the revision are saved
   // with the rest of the state and restored with it.
-  std::vector<policy::Workload> localWorkloads() const override;
+  std::vector<LocalWorkload> localWorkloads() const override;
   uint64_t appliedRevision() const override;
   Status applySnapshot(const std::optional<PolicyRevision>& policy,
                        std::vector<RemoteWorkload> remotes) override;

@@ -39,11 +39,21 @@ struct PolicyRevision {
   std::vector<policy::SourceFile> files;
 };
 
+// Who registered a local workload; the controller lists it with this.
+enum class LocalSource : uint8_t { kApi, kCni, kLibvirt };
+
+// A local registration, as the hello reports it.
+struct LocalWorkload {
+  policy::Workload workload;
+  LocalSource source = LocalSource::kApi;
+};
+
 // A local registration changed (API, CNI, libvirt): reported to the
 // controller as it happens. `removed`: only workload.name is meaningful.
 struct LocalWorkloadChange {
   policy::Workload workload;
   bool removed = false;
+  LocalSource source = LocalSource::kApi;
 };
 
 class FleetMember {
@@ -52,7 +62,7 @@ class FleetMember {
 
   // Local registrations (not the bundle's Workload documents, not remote
   // workloads), for the hello.
-  virtual std::vector<policy::Workload> localWorkloads() const = 0;
+  virtual std::vector<LocalWorkload> localWorkloads() const = 0;
   // The last revision applied (kept across restarts); 0: none.
   virtual uint64_t appliedRevision() const = 0;
 

@@ -22,6 +22,7 @@
 #include "bulkhead/common/result.h"
 #include "bulkhead/controller/span.h"
 #include "bulkhead/controller/store.h"
+#include "bulkhead/controller/wire.h"
 #include "bulkhead/v1/controller.pb.h"
 
 namespace bulkhead::controller {
@@ -33,11 +34,12 @@ inline constexpr int kMissedKeepAlives = 3;
 
 // One agent's outbound stream. send() never blocks: it queues, and returns
 // false when the stream is closed or has fallen too far behind (it then
-// closes itself; the agent reconnects and gets a snapshot).
+// closes itself; the agent reconnects and gets a snapshot). Messages come
+// encoded (wire.h): the parts they share with other hosts' are not copied.
 class AgentSink {
  public:
   virtual ~AgentSink() = default;
-  virtual bool send(v1::ControllerMessage message) = 0;
+  virtual bool send(Outgoing message) = 0;
   // Ends the stream with this status (once; later calls do nothing).
   virtual void close(int grpcCode, const std::string& message) = 0;
 };
@@ -82,8 +84,11 @@ class ControllerCore {
   // Every later message of the session. An error ends the stream:
   // kInvalidInput for a second hello or another host's workload (the
   // service refuses those first, as PERMISSION_DENIED), kUnavailable for a
-  // session already replaced.
-  Status received(uint64_t session, const v1::AgentMessage& message);
+  // session already replaced. `readAt`: when the stream read it (default:
+  // now); the host's silence counts from there, and a read that waited
+  // long for the core marks the controller as backlogged (see tick()).
+  Status received(uint64_t session, const v1::AgentMessage& message,
+                  std::chrono::steady_clock::time_point readAt = {});
   // The stream ended; a session already replaced is ignored. Safe from any
   // thread and any gRPC callback (it does not take the core's lock).
   void disconnected(uint64_t session);
@@ -99,7 +104,12 @@ class ControllerCore {
 
   uint64_t revision() const;
   // Runs one round of the background work now (tests drive time this way
-  // with short options).
+  // with short options). A connected host is silent, and its stream
+  // closed, when nothing was read from it for kMissedKeepAlives periods
+  // counted from its last read, or from the controller's last backlog if
+  // later: while the controller is too busy to read promptly (a read
+  // waited for the core, or this thread woke late), messages sitting in
+  // its own queues are not the peer's silence.
   void tick();
 
  private:
@@ -113,12 +123,12 @@ class ControllerCore {
   void retractLocked(const Rec& rec);
   void refreshInterestLocked(Host& host);
   void reconcileLocked(Host& host, const v1::AgentHello& hello);
-  v1::ControllerMessage snapshotLocked(Host& host);
+  Outgoing snapshotLocked(Host& host);
   bool wantsLocked(Host& host, const std::string& app) const;
   const std::set<Host*>& wantersLocked(const std::string& app);
   std::vector<const Rec*> desiredLocked(Host& host) const;
   void syncLocked(Host& host);
-  void sendLocked(Host& host, v1::ControllerMessage message);
+  void sendLocked(Host& host, Outgoing message);
   void dropSessionLocked(Host& host);
   void installBundleLocked(v1::PolicyRevision bundle);
   uint32_t distributeBundleLocked(const v1::PolicyRevision& bundle);
@@ -147,6 +157,7 @@ class ControllerCore {
 
   std::mutex pushMu_;  // one push at a time (validation and store outside mu_)
   std::optional<v1::PolicyRevision> bundle_;
+  SharedBytes bundleBytes_;  // bundle_ encoded, shared by every host's message
   std::string bundleHash_;
   SpanIndex span_;
   std::set<std::string> targets_;  // hosts the current revision was sent to
@@ -166,6 +177,8 @@ class ControllerCore {
   std::vector<std::string> toRelease_;  // shared store: records another controller took
   Clock::time_point lastSave_{};
   Clock::time_point lastKeepAlive_{};
+  Clock::time_point backlogAt_{};  // the last time a read or the run loop was late
+  void noteLatenessLocked(Clock::duration late, Clock::time_point now);
 
   std::mutex disconnectMu_;  // taken alone, never with mu_ held... see .cpp
   std::vector<uint64_t> pendingDisconnects_;

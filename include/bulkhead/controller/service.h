@@ -36,11 +36,11 @@ v1::ControllerMessage foldRemoteChanges(std::vector<v1::ControllerMessage> chang
 class WriteStarter;
 
 class ControllerService
-    : public v1::Controller::WithCallbackMethod_Connect<v1::Controller::Service> {
+    : public v1::Controller::WithRawCallbackMethod_Connect<v1::Controller::Service> {
  public:
   ControllerService(ControllerCore& core, ServiceOptions options = {});
 
-  grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* Connect(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(
       grpc::CallbackServerContext* context) override;
   grpc::Status PushPolicy(grpc::ServerContext* context, const v1::PushPolicyRequest* request,
                           v1::PushPolicyResponse* response) override;
