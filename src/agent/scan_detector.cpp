@@ -214,7 +214,7 @@ ScanDetector::ScanDetector(ScanOptions options)
 
 size_t ScanDetector::bytes() const {
   size_t n = sweeps_.bytes() + scans_.bytes() + cache_.capacity() * sizeof(Cached) + ids_.bytes() +
-             state_.capacity() * sizeof(Workload);
+             state_.capacity() * sizeof(Workload) + protos_.capacity() * sizeof(std::string);
   for (const auto& name : names_)
     n += sizeof(std::string) + name.capacity();
   return n;
@@ -229,57 +229,79 @@ void ScanDetector::reset() {
 
 namespace {
 
-// Up to 8 bytes of `s` from `at` as one word, built in registers (a short
-// memcpy into a word stalls on store forwarding).
-uint64_t word(std::string_view s, size_t at) {
-  uint64_t w = 0;
-  for (size_t i = at; i < s.size() && i < at + 8; ++i)
-    w |= uint64_t(static_cast<unsigned char>(s[i])) << (8 * (i - at));
-  return w;
+// A string of up to 16 bytes as two words, exact together with its length:
+// two overlapping loads (a loop of byte shifts costs more than the rest of
+// a cached repeat).
+[[gnu::always_inline]] inline void shortWords(const char* p, size_t n, uint64_t* w0, uint64_t* w1) {
+  if (n >= 8) {
+    std::memcpy(w0, p, 8);
+    std::memcpy(w1, p + n - 8, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    *w0 = a | uint64_t(b) << 32;
+    *w1 = 0;
+  } else {
+    *w0 = n ? uint64_t(uint8_t(p[0])) | uint64_t(uint8_t(p[n / 2])) << 8 |
+                  uint64_t(uint8_t(p[n - 1])) << 16
+            : 0;
+    *w1 = 0;
+  }
 }
 
 }  // namespace
 
 uint32_t ScanDetector::workloadId(const std::string& name) {
-  // Workload names are short: up to 16 bytes taken as two words, a longer
-  // one (rare) hashed whole.
-  const uint64_t h = name.size() <= 16 ? hashMix(hashMix(seed_, word(name, 0)),
-                                                 word(name, 8) ^ uint64_t(name.size()) << 56)
-                                       : hashMix(seed_, std::hash<std::string_view>()(name));
-  uint32_t* id = ids_.find(h, h);
-  if (id && names_[*id] == name) return *id;
-  if (id) {
-    // Another name with the same 64-bit hash (practically never).
-    if (auto it = collided_.find(name); it != collided_.end()) return it->second;
+  if (name.size() <= 16) {
+    NameKey key;
+    shortWords(name.data(), name.size(), &key.w0, &key.w1);
+    key.size = name.size();
+    if (const uint32_t* id = ids_.find(key, hashMix(hashMix(seed_ ^ key.size, key.w0), key.w1)))
+      return *id;
+  } else if (auto it = longIds_.find(name); it != longIds_.end()) {
+    return it->second;
   }
+  return internWorkload(name);
+}
+
+uint32_t ScanDetector::internWorkload(const std::string& name) {
   if (names_.size() >= kMaxWorkloads) {
     // More names than any host registers: everything starts over.
     reset();
     ids_.clear();
-    collided_.clear();
+    longIds_.clear();
     names_.clear();
     state_.clear();
-    id = nullptr;
   }
   const auto fresh = uint32_t(names_.size());
   names_.push_back(name);
   state_.emplace_back();
-  if (id) {
-    collided_.emplace(name, fresh);
+  if (name.size() <= 16) {
+    NameKey key;
+    shortWords(name.data(), name.size(), &key.w0, &key.w1);
+    key.size = name.size();
+    *ids_.insert(key, hashMix(hashMix(seed_ ^ key.size, key.w0), key.w1)).first = fresh;
   } else {
-    *ids_.insert(h, h).first = fresh;
+    longIds_.emplace(name, fresh);
   }
   return fresh;
 }
 
 uint32_t ScanDetector::portKey(const flows::FlowEvent& e) {
-  // Protocol names interned: a port is (protocol index, port number).
+  // Protocol names interned: a port is (protocol index, port number). Names
+  // up to 8 bytes compare as one word.
+  const size_t n = e.proto.size();
+  uint64_t w0 = 0, w1 = 0;
+  if (n <= 8) shortWords(e.proto.data(), n, &w0, &w1);
   size_t i = 0;
-  while (i < protos_.size() && protos_[i] != e.proto)
+  while (i < protos_.size() && !(protoKeys_[i].second == n &&
+                                 (n <= 8 ? protoKeys_[i].first == w0 : protos_[i] == e.proto)))
     ++i;
   if (i == protos_.size()) {
     if (protos_.size() >= 255) return 0xff0000u | e.dport;  // (never: IP has 256 protocols)
     protos_.push_back(e.proto);
+    protoKeys_.emplace_back(w0, n);
   }
   return uint32_t(i) << 16 | e.dport;
 }
@@ -289,7 +311,7 @@ std::string ScanDetector::portName(uint32_t key) const {
   return (i < protos_.size() ? protos_[i] : std::string("?")) + "/" + std::to_string(key & 0xffff);
 }
 
-scan::Tick ScanDetector::tickOf(Time t) {
+[[gnu::always_inline]] inline scan::Tick ScanDetector::tickOf(Time t) {
   // Milliseconds from a base an hour before the first attempt (attempts
   // logged out of order stay after it); 32 bits last 24 days from there,
   // then the sets start over from a new base.
@@ -307,27 +329,36 @@ scan::Tick ScanDetector::tickOf(Time t) {
   return Tick(std::max<int64_t>(ms, 0) + 1);
 }
 
-bool ScanDetector::attemptKey(const flows::FlowEvent& e, AttemptKey* k) {
-  if (e.workload.size() > 16 || e.proto.size() > 8) return false;
-  k->name0 = word(e.workload, 0);
-  k->name1 = word(e.workload, 8) ^ uint64_t(e.workload.size()) << 56;
-  k->proto = word(e.proto, 0);
-  k->port = uint64_t(e.dport) | uint64_t(e.dst.family == policy::Family::kIpv6) << 16;
+[[gnu::always_inline]] inline bool ScanDetector::attemptKey(const flows::FlowEvent& e, AttemptKey* k) {
+  const size_t n = e.workload.size(), pn = e.proto.size();
+  if (n > 16 || pn > 4) return false;
+  uint64_t p0, p1;
+  shortWords(e.workload.data(), n, &k->name0, &k->name1);
+  shortWords(e.proto.data(), pn, &p0, &p1);
+  k->pw = uint64_t(uint32_t(p0)) | uint64_t(e.dport) << 32 |
+          uint64_t(e.dst.family == policy::Family::kIpv6) << 48 | uint64_t(n) << 49 |
+          uint64_t(pn) << 54;
   std::memcpy(&k->lo, e.dst.bytes.data(), 8);
   std::memcpy(&k->hi, e.dst.bytes.data() + 8, 8);
   return true;
 }
 
-ScanDetector::Cached* ScanDetector::cacheSet(const AttemptKey& k) {
+[[gnu::always_inline]] inline ScanDetector::Cached* ScanDetector::cacheSet(const AttemptKey& k) {
   // Only picks a set (a collision costs a search, never a wrong answer).
   uint64_t x = (k.name0 ^ seed_) * 0x9e3779b97f4a7c15ull ^ k.name1 * 0xc2b2ae3d27d4eb4full ^
-               (k.proto ^ k.port << 40) * 0x165667b19e3779f9ull ^ k.lo * 0xff51afd7ed558ccdull ^
+               k.pw * 0x165667b19e3779f9ull ^ k.lo * 0xff51afd7ed558ccdull ^
                k.hi * 0xc4ceb9fe1a85ec53ull;
   x ^= x >> 29;
   return &cache_[((x * 0xbf58476d1ce4e5b9ull) >> 40 & (kCacheSets - 1)) * kCacheWays];
 }
 
-bool ScanDetector::refresh(const Cached& c, Tick now) {
+[[gnu::always_inline]] inline bool ScanDetector::cachedRepeat(const AttemptKey& k, Cached* ways, Tick now) {
+  for (size_t i = 0; i < kCacheWays; ++i)
+    if (ways[i].epoch == epoch_ && ways[i].key == k && refresh(ways[i], now)) return true;
+  return false;
+}
+
+[[gnu::always_inline]] inline bool ScanDetector::refresh(const Cached& c, Tick now) {
   // A repeat of a cached attempt: both members still there (no member of
   // their sets left since: same generation) and live. Refreshing a live
   // member changes no count, so no threshold can be crossed here.
@@ -403,12 +434,14 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
   if (e.workload.empty() || !counted(e.action)) return std::nullopt;
   const Tick now = tickOf(e.time);
   AttemptKey k;
-  Cached* ways = nullptr;
-  if (attemptKey(e, &k)) {
-    ways = cacheSet(k);
-    for (size_t i = 0; i < kCacheWays; ++i)
-      if (ways[i].epoch == epoch_ && ways[i].key == k && refresh(ways[i], now)) return std::nullopt;
-  }
+  if (!attemptKey(e, &k)) return observeNew(e, now, nullptr, nullptr);
+  Cached* ways = cacheSet(k);
+  if (cachedRepeat(k, ways, now)) return std::nullopt;
+  return observeNew(e, now, &k, ways);
+}
+
+std::optional<ScanFinding> ScanDetector::observeNew(const flows::FlowEvent& e, Tick now,
+                                                    const AttemptKey* k, Cached* ways) {
   const uint32_t wid = workloadId(e.workload);
   // A kind reported within the window is not looked at before its quiet
   // time ends (a scan that goes on is reported again after it).
@@ -417,48 +450,63 @@ std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
   if (!sweepOn && !scanOn) return std::nullopt;
   const uint64_t v6 = e.dst.family == policy::Family::kIpv6;
   const uint64_t wp = uint64_t(wid) << 32 | v6 << 24 | portKey(e);
-  uint64_t lo, hi;
-  std::memcpy(&lo, e.dst.bytes.data(), 8);
-  std::memcpy(&hi, e.dst.bytes.data() + 8, 8);
-
-  Cached next;
+  Placed placed;
   std::optional<ScanFinding> found;
-  if (sweepOn) {
-    const uint64_t key = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
-    const uint32_t g = sweeps_.open(key, hashMix(seed_ ^ 0x5bd1e995u, key), wid, now, window_);
-    const auto r = sweeps_.touch(g, scan::Addr{lo, hi, v6}, now, window_);
-    next.sweep = g;
-    next.sweepGen = sweeps_.header(g).gen;
-    next.sweepSlot = uint16_t(r.slot);
-    if (r.live >= options_.hosts) found = finding(ScanKind::kHosts, g, e, wp);
-  }
+  if (sweepOn) found = sweepStep(e, wp, now, &placed);
   if (scanOn) {
-    const scan::DstKey key{wp >> 32 << 32 | v6, lo, hi};
-    const uint64_t h = hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, key.wf), lo), hi);
-    const uint32_t g = scans_.open(key, h, wid, now, window_);
-    const auto r = scans_.touch(g, uint32_t(wp & 0xffffff), now, window_);
-    next.scan = g;
-    next.scanGen = scans_.header(g).gen;
-    next.scanSlot = uint16_t(r.slot);
-    if (r.live >= options_.ports) {
-      if (found) {
-        // Both crossed at once: this one is reported at the set's next
-        // attempt (the epoch moves on, so no cached repeat skips it).
-      } else {
-        found = finding(ScanKind::kPorts, g, e, wp);
-      }
-    }
+    auto f = scanStep(e, wp, now, found.has_value(), &placed);
+    if (f) found = std::move(f);
   }
   if (found) {
     ++epoch_;  // a kind is quiet now: every cached attempt is looked up again
   } else if (ways && sweepOn == bool(options_.hosts) && scanOn == bool(options_.ports)) {
     // Cached only when no kind is quiet: a hit needs no quiet check.
-    next.key = k;
-    next.epoch = epoch_;
     ways[1] = ways[0];  // (kCacheWays == 2) most recent first
-    ways[0] = next;
+    Cached& c = ways[0];
+    c.key = *k;
+    c.epoch = epoch_;
+    c.sweep = placed.sweep;
+    c.scan = placed.scan;
+    c.sweepGen = placed.sweepGen;
+    c.scanGen = placed.scanGen;
+    c.sweepSlot = placed.sweepSlot;
+    c.scanSlot = placed.scanSlot;
   }
   return found;
+}
+
+std::optional<ScanFinding> ScanDetector::sweepStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
+                                                   Placed* placed) {
+  const uint64_t key = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
+  const uint32_t g =
+      sweeps_.open(key, hashMix(seed_ ^ 0x5bd1e995u, key), uint32_t(wp >> 32), now, window_);
+  scan::Addr a;
+  std::memcpy(&a.lo, e.dst.bytes.data(), 8);
+  std::memcpy(&a.hi, e.dst.bytes.data() + 8, 8);
+  a.v6 = wp >> 24 & 1;
+  const auto r = sweeps_.touch(g, a, now, window_);
+  placed->sweep = g;
+  placed->sweepGen = sweeps_.header(g).gen;
+  placed->sweepSlot = uint16_t(r.slot);
+  if (r.live >= options_.hosts) return finding(ScanKind::kHosts, g, e, wp);
+  return std::nullopt;
+}
+
+std::optional<ScanFinding> ScanDetector::scanStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
+                                                  bool reported, Placed* placed) {
+  scan::DstKey key{wp >> 32 << 32 | (wp >> 24 & 1), 0, 0};
+  std::memcpy(&key.lo, e.dst.bytes.data(), 8);
+  std::memcpy(&key.hi, e.dst.bytes.data() + 8, 8);
+  const uint64_t h = hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, key.wf), key.lo), key.hi);
+  const uint32_t g = scans_.open(key, h, uint32_t(wp >> 32), now, window_);
+  const auto r = scans_.touch(g, uint32_t(wp & 0xffffff), now, window_);
+  placed->scan = g;
+  placed->scanGen = scans_.header(g).gen;
+  placed->scanSlot = uint16_t(r.slot);
+  // Both crossed at once: this one is reported at the set's next attempt
+  // (the epoch moves on, so no cached repeat skips it).
+  if (r.live >= options_.ports && !reported) return finding(ScanKind::kPorts, g, e, wp);
+  return std::nullopt;
 }
 
 }  // namespace bulkhead::agent

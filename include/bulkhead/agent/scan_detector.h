@@ -10,7 +10,7 @@
 // destinations seen, per (workload, destination) the ports seen, each set
 // holding at most its threshold of members with the time each was last
 // seen (a set full of live members is a finding, so the count is exact).
-// In front, a direct-mapped cache of recent (workload, port, destination)
+// In front, a two-way cache of recent (workload, port, destination)
 // attempts points at their two members: a repeat refreshes both times
 // without a search.
 #pragma once
@@ -161,26 +161,47 @@ class ScanDetector {
     Time quietHosts{}, quietPorts{};
   };
   // A recent attempt, by the event's own fields (no interning on a hit):
-  // workload name and protocol name as words (names up to 16 and 8 bytes;
-  // longer ones are not cached), port, family, destination; and its two
-  // members. Valid while both sets keep their generation and no finding
-  // happened since (epoch): a finding makes a kind quiet.
+  // the workload name as two words (names up to 16 bytes), one word of
+  // protocol name (up to 4 bytes), port, family and both lengths, and the
+  // destination; longer names are not cached. Its two members are valid
+  // while both sets keep their generation and no finding happened since
+  // (epoch): a finding makes a kind quiet. One cache line an entry.
   struct AttemptKey {
-    uint64_t name0 = 0, name1 = 0, proto = 0, port = 0, lo = 0, hi = 0;
+    uint64_t name0 = 0, name1 = 0, pw = 0, lo = 0, hi = 0;
     bool operator==(const AttemptKey&) const = default;
   };
-  struct Cached {
+  struct alignas(64) Cached {
     AttemptKey key;
     uint32_t epoch = 0;                                // 0: empty
     uint32_t sweep = scan::kNone, scan = scan::kNone;  // sets (kNone: kind disabled)
     uint32_t sweepGen = 0, scanGen = 0;
     uint16_t sweepSlot = 0, scanSlot = 0;
   };
-  static constexpr size_t kCacheWays = 2, kCacheSets = 2048;
+  static_assert(sizeof(Cached) == 64);
+  // A short workload name as an exact key (its bytes and length).
+  struct NameKey {
+    uint64_t w0 = 0, w1 = 0, size = 0;
+    bool operator==(const NameKey&) const = default;
+  };
+  // Where a new attempt's members went (the cache entry's second half).
+  struct Placed {
+    uint32_t sweep = scan::kNone, scan = scan::kNone;
+    uint32_t sweepGen = 0, scanGen = 0;
+    uint16_t sweepSlot = 0, scanSlot = 0;
+  };
+  static constexpr size_t kCacheWays = 2, kCacheSets = 1024;
 
   static bool attemptKey(const flows::FlowEvent& e, AttemptKey* k);
   Cached* cacheSet(const AttemptKey& k);
+  bool cachedRepeat(const AttemptKey& k, Cached* ways, Tick now);
+  std::optional<ScanFinding> observeNew(const flows::FlowEvent& e, Tick now, const AttemptKey* k,
+                                        Cached* ways);
+  std::optional<ScanFinding> sweepStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
+                                       Placed* placed);
+  std::optional<ScanFinding> scanStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
+                                      bool reported, Placed* placed);
   uint32_t workloadId(const std::string& name);
+  uint32_t internWorkload(const std::string& name);
   uint32_t portKey(const flows::FlowEvent& e);
   std::string portName(uint32_t key) const;
   Tick tickOf(Time t);
@@ -198,12 +219,16 @@ class ScanDetector {
   scan::DistinctSets<scan::DstKey, uint32_t> scans_;  // (workload, destination) -> ports
   std::vector<Cached> cache_;  // kCacheSets sets of kCacheWays, most recent first
   uint32_t epoch_ = 1;         // findings so far + 1
-  // Interned workload names: name -> id, and per id its state.
-  FlatTable<uint64_t, uint32_t> ids_;                   // name hash -> id
-  std::unordered_map<std::string, uint32_t> collided_;  // names whose hash another name has
+  // Interned workload names: name -> id, and per id its state. Names up to
+  // 16 bytes by their exact bytes in a flat table; longer ones (rare) in a
+  // map. Exact keys: two names never share an id.
+  FlatTable<NameKey, uint32_t> ids_;
+  std::unordered_map<std::string, uint32_t> longIds_;
   std::vector<std::string> names_;
   std::vector<Workload> state_;
-  std::vector<std::string> protos_;  // interned protocol names
+  // Interned protocol names, with their exact short key (0: longer than 8).
+  std::vector<std::string> protos_;
+  std::vector<std::pair<uint64_t, uint64_t>> protoKeys_;
 };
 
 }  // namespace bulkhead::agent
