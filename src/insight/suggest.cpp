@@ -405,6 +405,23 @@ std::tuple<uint8_t, uint64_t, uint64_t> addressWords(const IpAddr& a) {
 
 using ServiceKey = std::pair<std::vector<Cidr>, Ports>;  // a new Service's endpoints
 
+// Looked up once per unknown destination (the worst case has tens of
+// thousands): hashed, not compared as vectors in a tree.
+struct ServiceKeyHash {
+  size_t operator()(const ServiceKey& k) const {
+    uint64_t h = k.first.size();
+    for (const Cidr& c : k.first) {
+      const auto [family, hi, lo] = addressWords(c.addr);
+      h = hashMix(hashMix(h, uint64_t(family) << 8 | c.prefixLen), hi ^ hashMix(0, lo));
+    }
+    for (const PortSpec& p : k.second)
+      h = hashMix(h, uint64_t(p.protoLo) << 40 | uint64_t(p.protoHi) << 32 |
+                         uint64_t(p.portLo) << 16 | p.portHi);
+    return size_t(h);
+  }
+};
+using ServiceNameMap = std::unordered_map<ServiceKey, std::string, ServiceKeyHash>;
+
 // Names of new Services: the endpoints' first address, with the smallest
 // suffix -2, -3, ... that no Service, App or earlier new Service has.
 // Names are only ever added, so the search for a name goes on where the
@@ -432,30 +449,40 @@ class ServiceNames {
 };
 
 // Unknown destinations: addresses with the same ports share one Service,
-// named once (`services`) for every app that reaches it.
-void foldUnknown(const std::map<IpAddr, Unknown>& unknown, ServiceNames& names,
-                 std::map<ServiceKey, std::string>& services, std::vector<Rule>& rules) {
+// named once (`services`) for every app that reaches it. The entries'
+// evidence is moved out (`unknown` is done with after this).
+void foldUnknown(std::map<IpAddr, Unknown>& unknown, ServiceNames& names, ServiceNameMap& services,
+                 std::vector<Rule>& rules) {
   // Addresses in order within each port set (the map's order), each
   // entry reached once (no second lookup by address).
-  std::map<Ports, std::vector<const std::pair<const IpAddr, Unknown>*>> byPorts;
-  for (const auto& entry : unknown)
+  std::map<Ports, std::vector<std::pair<const IpAddr, Unknown>*>> byPorts;
+  for (auto& entry : unknown)
     byPorts[entry.second.ports].push_back(&entry);
-  for (const auto& [ports, entries] : byPorts) {
+  for (auto& [ports, entries] : byPorts) {
     Rule r;
     r.newService = true;
     r.ports = ports;
-    std::set<IpAddr> addrs;
-    for (const auto* e : entries) {
-      addrs.insert(addrs.end(), e->first);
-      r.evidence.merge(e->second.evidence);
-      r.flows += e->second.flows;
+    // The first entry's evidence is the rule's as it is (a merge into
+    // nothing is a copy); one address is its own host prefix.
+    r.evidence = std::move(entries.front()->second.evidence);
+    r.flows = entries.front()->second.flows;
+    for (size_t i = 1; i < entries.size(); ++i) {
+      r.evidence.merge(entries[i]->second.evidence);
+      r.flows += entries[i]->second.flows;
     }
-    r.cidrs = aggregateHosts(addrs);
+    if (entries.size() == 1) {
+      const IpAddr& a = entries.front()->first;
+      r.cidrs.push_back(Cidr{a, uint8_t(a.size() * 8)});
+    } else {
+      std::set<IpAddr> addrs;
+      for (const auto* e : entries)
+        addrs.insert(addrs.end(), e->first);
+      r.cidrs = aggregateHosts(addrs);
+    }
     auto key = std::make_pair(r.cidrs, ports);
     auto it = services.find(key);
-    if (it == services.end()) {
-      it = services.emplace(key, names.claim(r.cidrs.front())).first;
-    }
+    if (it == services.end())
+      it = services.emplace(std::move(key), names.claim(r.cidrs.front())).first;
     r.to = it->second;
     rules.push_back(std::move(r));
   }
@@ -498,7 +525,7 @@ class SuggestionWriter {
         y_ += "    # not expressible in a policy (protocol): " + d + "\n";
   }
 
-  void services(const std::map<ServiceKey, std::string>& names) {
+  void services(const ServiceNameMap& names) {
     for (const auto& [key, ev] : used_) {
       const std::string& name = names.at(key);
       sum_.newServices.push_back(name);
@@ -598,7 +625,13 @@ Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order)
   DestinationIndex::Candidates cands;
   const IpAddr* candsFor = nullptr;
   Unknown* lastUnknown = nullptr;
-  for (const uint32_t i : order) {
+  constexpr size_t kAhead = 16;  // flows come in sorted order, their keys and stats anywhere
+  for (size_t at = 0; at < order.size(); ++at) {
+    if (at + kAhead < order.size()) {
+      __builtin_prefetch(&keys_[order[at + kAhead]]);
+      __builtin_prefetch(&this->stats(order[at + kAhead]));
+    }
+    const uint32_t i = order[at];
     const FlowKey& key = keys_[i];
     const FlowStats& stats = this->stats(i);
     const IpAddr& dst = key.dst;
@@ -664,11 +697,11 @@ Suggestion Suggester::finish() {
     names.take(a.name);
   for (const auto& a : d.apps)
     names.take(a);
-  std::map<ServiceKey, std::string> services;
+  ServiceNameMap services;
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : d.apps) {
     for (auto& [to, r] : d.named[app])
-      rules[app].push_back(r);
+      rules[app].push_back(std::move(r));
     foldUnknown(d.unknown[app], names, services, rules[app]);
     d.unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }
