@@ -139,28 +139,56 @@ void Evidence::add(const FlowRecord& r) {
   }
 }
 
-void Evidence::addSource(const IpAddr& a) {
-  if (sources.size() >= kMaxSources) return;
+namespace {
+
+// Evidence's sources: sorted, no duplicates, at most kMaxSources.
+void addSourceTo(std::vector<IpAddr>& sources, const IpAddr& a) {
+  if (sources.size() >= Evidence::kMaxSources) return;
   auto at = std::lower_bound(sources.begin(), sources.end(), a);
   if (at == sources.end() || *at != a) sources.insert(at, a);
 }
 
-void Evidence::merge(const Evidence& o) {
-  attempts += o.attempts;
-  if (sources.size() + o.sources.size() <= kMaxSources) {
+void mergeSources(std::vector<IpAddr>& sources, const std::vector<IpAddr>& o) {
+  if (sources.size() + o.size() <= Evidence::kMaxSources) {
     std::vector<IpAddr> both;
-    both.reserve(sources.size() + o.sources.size());
-    std::set_union(sources.begin(), sources.end(), o.sources.begin(), o.sources.end(),
-                   std::back_inserter(both));
+    both.reserve(sources.size() + o.size());
+    std::set_union(sources.begin(), sources.end(), o.begin(), o.end(), std::back_inserter(both));
     sources = std::move(both);
   } else {
-    for (const auto& s : o.sources) {
-      if (sources.size() >= kMaxSources) break;
-      addSource(s);
+    for (const auto& s : o) {
+      if (sources.size() >= Evidence::kMaxSources) break;
+      addSourceTo(sources, s);
     }
   }
+}
+
+}  // namespace
+
+void Evidence::addSource(const IpAddr& a) {
+  addSourceTo(sources, a);
+}
+
+void Evidence::merge(const Evidence& o) {
+  attempts += o.attempts;
+  mergeSources(sources, o.sources);
   if (!o.first.empty() && (first.empty() || o.first < first)) first = o.first;
   if (!o.last.empty() && (last.empty() || o.last > last)) last = o.last;
+}
+
+void EvidenceSum::merge(const EvidenceSum& o) {
+  attempts += o.attempts;
+  mergeSources(sources, o.sources);
+  if (!o.first.empty() && (first.empty() || o.first < first)) first.assign(o.first);
+  if (!o.last.empty() && (last.empty() || last < o.last)) last.assign(o.last);
+}
+
+Evidence EvidenceSum::evidence() && {
+  Evidence e;
+  e.attempts = attempts;
+  e.sources = std::move(sources);
+  e.first = first.str();
+  e.last = last.str();
+  return e;
 }
 
 std::string Evidence::describe() const {
@@ -226,72 +254,6 @@ uint64_t Suggester::hashOf(const FlowKey& k) {
                         uint64_t(k.port.portLo) << 16 | k.port.portHi);
 }
 
-namespace {
-
-// Fields of the agent's time form: offset in the text, digits, bits packed.
-struct TimeField {
-  int at, digits, bits;
-};
-constexpr TimeField kTimeFields[] = {{0, 4, 14}, {5, 2, 4},  {8, 2, 5},  {11, 2, 5},
-                                     {14, 2, 6}, {17, 2, 6}, {20, 6, 20}};
-constexpr std::string_view kTimeShape = "0000-00-00T00:00:00.000000Z";
-
-}  // namespace
-
-uint64_t Suggester::TimeText::pack(std::string_view t) {
-  if (t.size() != kTimeShape.size()) return 0;
-  for (size_t i = 0; i < t.size(); ++i) {
-    const bool digit = t[i] >= '0' && t[i] <= '9';
-    if (kTimeShape[i] == '0' ? !digit : t[i] != kTimeShape[i]) return 0;
-  }
-  uint64_t packed = 1;  // a leading 1: never 0
-  for (const auto& f : kTimeFields) {
-    uint64_t v = 0;
-    for (int i = 0; i < f.digits; ++i)
-      v = v * 10 + uint64_t(t[size_t(f.at + i)] - '0');
-    if (v >> f.bits) return 0;  // (a month 16 or more, ...: not a time, kept as text)
-    packed = packed << f.bits | v;
-  }
-  return packed;
-}
-
-std::string_view Suggester::TimeText::view(char (&buf)[32]) const {
-  if (text_) return *text_;
-  if (packed_ == 0) return {};
-  std::memcpy(buf, kTimeShape.data(), kTimeShape.size());
-  uint64_t p = packed_;
-  for (auto f = std::rbegin(kTimeFields); f != std::rend(kTimeFields); ++f) {
-    uint64_t v = p & ((uint64_t(1) << f->bits) - 1);
-    p >>= f->bits;
-    for (int i = f->digits - 1; i >= 0; --i, v /= 10)
-      buf[size_t(f->at + i)] = char('0' + v % 10);
-  }
-  return {buf, kTimeShape.size()};
-}
-
-std::string Suggester::TimeText::str() const {
-  char buf[32];
-  return std::string(view(buf));
-}
-
-bool Suggester::TimeText::before(std::string_view t, uint64_t packed) const {
-  if (packed && packed_) return packed < packed_;
-  return t < str();
-}
-
-bool Suggester::TimeText::after(std::string_view t, uint64_t packed) const {
-  if (packed && packed_) return packed > packed_;
-  return t > str();
-}
-
-void Suggester::TimeText::assign(std::string_view t, uint64_t packed) {
-  packed_ = packed;
-  if (packed)
-    text_.reset();
-  else
-    text_ = std::make_unique<std::string>(t);
-}
-
 void Suggester::FlowStats::add(const FlowRecord& r) {
   attempts += r.count;
   if (r.hasSrc) {
@@ -312,38 +274,21 @@ void Suggester::FlowStats::add(const FlowRecord& r) {
   }
 }
 
-void Suggester::FlowStats::mergeInto(Evidence& e) const {
+void Suggester::FlowStats::mergeInto(EvidenceSum& e) const {
   constexpr size_t kFew = 8;
-  if (more && more->size() > kFew) {
-    e.merge(evidence());
-    return;
-  }
-  // What Evidence::merge does, source by source (a sorted union either way).
   e.attempts += attempts;
-  if (more) {
+  // What merging this flow's sources would do, source by source when few
+  // (a sorted union either way).
+  if (more && more->size() > kFew) {
+    mergeSources(e.sources, *more);
+  } else if (more) {
     for (const auto& s : *more)
-      e.addSource(s);
+      addSourceTo(e.sources, s);
   } else if (hasSource) {
-    e.addSource(source);
+    addSourceTo(e.sources, source);
   }
-  char buf[32];
-  if (const std::string_view t = first.view(buf); !t.empty() && (e.first.empty() || t < e.first))
-    e.first.assign(t);
-  if (const std::string_view t = last.view(buf); !t.empty() && (e.last.empty() || t > e.last))
-    e.last.assign(t);
-}
-
-Evidence Suggester::FlowStats::evidence() const {
-  Evidence e;
-  e.attempts = attempts;
-  if (more) {
-    e.sources = *more;
-  } else if (hasSource) {
-    e.sources.push_back(source);
-  }
-  e.first = first.str();
-  e.last = last.str();
-  return e;
+  if (!first.empty() && (e.first.empty() || first < e.first)) e.first.assign(first);
+  if (!last.empty() && (e.last.empty() || e.last < last)) e.last.assign(last);
 }
 
 uint32_t Suggester::appId(const std::string& app) {
@@ -391,7 +336,7 @@ namespace {
 // A destination the policy does not know: its ports and what reached it.
 struct Unknown {
   Ports ports;
-  Evidence evidence;
+  EvidenceSum evidence;
   uint64_t flows = 0;
 };
 
@@ -462,14 +407,15 @@ void foldUnknown(std::map<IpAddr, Unknown>& unknown, ServiceNames& names, Servic
     Rule r;
     r.newService = true;
     r.ports = ports;
-    // The first entry's evidence is the rule's as it is (a merge into
+    // The first entry's evidence is the sum's as it is (a merge into
     // nothing is a copy); one address is its own host prefix.
-    r.evidence = std::move(entries.front()->second.evidence);
+    EvidenceSum sum = std::move(entries.front()->second.evidence);
     r.flows = entries.front()->second.flows;
     for (size_t i = 1; i < entries.size(); ++i) {
-      r.evidence.merge(entries[i]->second.evidence);
+      sum.merge(entries[i]->second.evidence);
       r.flows += entries[i]->second.flows;
     }
+    r.evidence = std::move(sum).evidence();
     if (entries.size() == 1) {
       const IpAddr& a = entries.front()->first;
       r.cidrs.push_back(Cidr{a, uint8_t(a.size() * 8)});
@@ -575,7 +521,7 @@ class SuggestionWriter {
 // and the addresses it does not know.
 struct Suggester::Destinations {
   std::set<std::string> apps;
-  std::map<std::string, std::map<std::string, Rule>> named;
+  std::map<std::string, std::map<std::string, std::pair<Rule, EvidenceSum>>> named;
   std::map<std::string, std::map<IpAddr, Unknown>> unknown;
 };
 
@@ -619,7 +565,7 @@ std::vector<uint32_t> Suggester::flowOrder() const {
 Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order) const {
   Destinations d;
   std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
-  std::map<std::string, Rule>* appNamed = nullptr;
+  std::map<std::string, std::pair<Rule, EvidenceSum>>* appNamed = nullptr;
   // Flows of one app come by destination: what names it is worked out
   // once per destination, and its Unknown (if any) is the map's last.
   DestinationIndex::Candidates cands;
@@ -659,11 +605,11 @@ Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order)
       ++u.flows;
       continue;
     }
-    Rule& r = (*appNamed)[to];
+    auto& [r, sum] = (*appNamed)[to];
     r.to = to;
     r.narrow = true;
     addPort(r.ports, port);
-    stats.mergeInto(r.evidence);
+    stats.mergeInto(sum);
     ++r.flows;
   }
   return d;
@@ -700,8 +646,10 @@ Suggestion Suggester::finish() {
   ServiceNameMap services;
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : d.apps) {
-    for (auto& [to, r] : d.named[app])
-      rules[app].push_back(std::move(r));
+    for (auto& [to, named] : d.named[app]) {
+      named.first.evidence = std::move(named.second).evidence();
+      rules[app].push_back(std::move(named.first));
+    }
     foldUnknown(d.unknown[app], names, services, rules[app]);
     d.unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }
