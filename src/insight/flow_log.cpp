@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 namespace bulkhead::insight {
@@ -265,6 +266,26 @@ class FlatReader {
   Fields& f_;
 };
 
+// The agent writes IPv4 addresses as plain dotted quads: read here, without
+// IpAddr::parse's copy and inet_pton. Any other text (IPv6, leading zeros,
+// anything malformed) goes to IpAddr::parse, which decides.
+std::optional<policy::IpAddr> parseAddress(std::string_view t) {
+  policy::IpAddr a;  // IPv4, all bytes zero
+  size_t i = 0;
+  for (size_t octet = 0; octet < 4; ++octet) {
+    if (octet > 0 && (i >= t.size() || t[i++] != '.')) return policy::IpAddr::parse(t);
+    const size_t start = i;
+    unsigned v = 0;
+    while (i < t.size() && i - start < 3 && t[i] >= '0' && t[i] <= '9')
+      v = v * 10 + unsigned(t[i++] - '0');
+    if (i == start || v > 255 || (t[start] == '0' && i - start > 1))
+      return policy::IpAddr::parse(t);
+    a.bytes[octet] = uint8_t(v);
+  }
+  if (i != t.size()) return policy::IpAddr::parse(t);
+  return a;
+}
+
 }  // namespace
 
 bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
@@ -279,7 +300,7 @@ bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
   auto good = [&](int k) { return f.has[k] && !f.bad[k]; };
   if (!good(kAction)) return *why = "no \"action\" string", false;
   if (!good(kDst)) return *why = "no \"dst\" string", false;
-  auto ip = policy::IpAddr::parse(f.str[kDst]);
+  auto ip = parseAddress(f.str[kDst]);
   if (!ip) return *why = "bad \"dst\" address", false;
   if (f.bad[kDport] || f.num[0] > 65535) return *why = "\"dport\" is not a port number", false;
   if (f.bad[kCount]) return *why = "\"count\" is not a count", false;
@@ -297,7 +318,7 @@ bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
   r.src = {};
   r.hasSrc = false;
   if (good(kSrc)) {
-    if (auto s = policy::IpAddr::parse(f.str[kSrc])) {
+    if (auto s = parseAddress(f.str[kSrc])) {
       r.src = *s;
       r.hasSrc = true;
     }

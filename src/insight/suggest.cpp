@@ -374,6 +374,7 @@ using ServiceNameMap = std::unordered_map<ServiceKey, std::string, ServiceKeyHas
 // address: without this, naming them is quadratic).
 class ServiceNames {
  public:
+  void reserve(size_t n) { taken_.reserve(n); }  // (no rehash as they come)
   void take(const std::string& name) { taken_.insert(name); }
   std::string claim(const Cidr& first) {
     const std::string base = serviceName(first);
@@ -643,7 +644,12 @@ Suggestion Suggester::finish() {
     names.take(a.name);
   for (const auto& a : d.apps)
     names.take(a);
+  size_t unknown = 0;  // at most one new Service each
+  for (const auto& [app, u] : d.unknown)
+    unknown += u.size();
+  names.reserve(unknown + bundle_.services.size() + bundle_.apps.size() + d.apps.size());
   ServiceNameMap services;
+  services.reserve(unknown);
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : d.apps) {
     for (auto& [to, named] : d.named[app]) {
