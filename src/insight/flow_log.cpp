@@ -308,13 +308,14 @@ bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
   r.dst = *ip;
   r.dport = uint16_t(f.num[0]);
   r.count = f.num[1];
-  // Copied, not moved: both keep their buffers for the next line.
-  r.action = f.str[kAction];
-  r.app = f.str[kApp];
-  r.workload = f.str[kWorkload];
-  r.proto = f.str[kProto];
-  r.reason = f.str[kReason];
-  r.time = f.str[kTime];
+  // Swapped, not copied or moved: both keep a buffer for the next line
+  // (reset() empties the fields before it).
+  r.action.swap(f.str[kAction]);
+  r.app.swap(f.str[kApp]);
+  r.workload.swap(f.str[kWorkload]);
+  r.proto.swap(f.str[kProto]);
+  r.reason.swap(f.str[kReason]);
+  r.time.swap(f.str[kTime]);
   r.src = {};
   r.hasSrc = false;
   if (good(kSrc)) {

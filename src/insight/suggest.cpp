@@ -33,11 +33,21 @@ void addPort(Ports& ports, const PortSpec& p) {
   if (at == ports.end() || *at != p) ports.insert(at, p);
 }
 
+// The lists as the YAML shows them, appended in place (a suggestion over
+// many unknown destinations writes tens of thousands).
+void appendPorts(std::string& out, const Ports& ports) {
+  out += '[';
+  for (size_t i = 0; i < ports.size(); ++i) {
+    if (i) out += ", ";
+    out += ports[i].toString();
+  }
+  out += ']';
+}
+
 std::string portList(const Ports& ports) {
   std::string out;
-  for (const auto& p : ports)
-    out += (out.empty() ? "" : ", ") + p.toString();
-  return "[" + out + "]";
+  appendPorts(out, ports);
+  return out;
 }
 
 // IpAddr::toString, without inet_ntop's sprintf for IPv4 (a suggestion
@@ -60,11 +70,19 @@ std::string cidrText(const Cidr& c) {
   return addrText(c.addr) + "/" + std::to_string(c.prefixLen);
 }
 
+void appendCidrs(std::string& out, const std::vector<Cidr>& cidrs) {
+  out += '[';
+  for (size_t i = 0; i < cidrs.size(); ++i) {
+    if (i) out += ", ";
+    out += quoted(cidrText(cidrs[i]));
+  }
+  out += ']';
+}
+
 std::string cidrList(const std::vector<Cidr>& cidrs) {
   std::string out;
-  for (const auto& c : cidrs)
-    out += (out.empty() ? "" : ", ") + quoted(cidrText(c));
-  return "[" + out + "]";
+  appendCidrs(out, cidrs);
+  return out;
 }
 
 std::string labelMap(const policy::Labels& labels) {
@@ -97,16 +115,30 @@ std::string serviceName(const Cidr& c) {
 }
 
 void emitRule(std::string& out, const Rule& r, bool commented) {
-  const std::string c = commented ? "    # " : "    ";
-  out += "    # " + std::string(commented ? "over --max-rules, left out: " : "suggested: ") +
-         r.evidence.describe() + "\n";
+  const std::string_view c = commented ? "    # " : "    ";
+  out += "    # ";
+  out += commented ? "over --max-rules, left out: " : "suggested: ";
+  out += r.evidence.describe();
+  out += '\n';
+  auto portsLine = [&] {
+    out += c;
+    out += "  ports: ";
+    appendPorts(out, r.ports);
+    out += '\n';
+  };
   if (commented && r.newService) {
-    out += c + "- toCIDRs: " + cidrList(r.cidrs) + "\n";
-    out += c + "  ports: " + portList(r.ports) + "\n";
+    out += c;
+    out += "- toCIDRs: ";
+    appendCidrs(out, r.cidrs);
+    out += '\n';
+    portsLine();
     return;
   }
-  out += c + "- to: [" + r.to + "]\n";
-  if (r.narrow) out += c + "  ports: " + portList(r.ports) + "\n";
+  out += c;
+  out += "- to: [";
+  out += r.to;
+  out += "]\n";
+  if (r.narrow) portsLine();
 }
 
 void emitExisting(std::string& out, const policy::EgressRule& e) {
