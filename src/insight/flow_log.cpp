@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 namespace bulkhead::insight {
@@ -47,12 +48,22 @@ struct Fields {
   }
 };
 
+// By length first: a key of the agent's lines costs one or two compares.
 Key keyOf(std::string_view k) {
-  static constexpr std::string_view kNames[] = {"action", "dst",  "app", "workload", "proto",
-                                                "reason", "time", "src", "dport",    "count"};
-  for (int i = 0; i < kOther; ++i)
-    if (k == kNames[i]) return Key(i);
-  return kOther;
+  switch (k.size()) {
+    case 3:
+      return k == "dst" ? kDst : k == "app" ? kApp : k == "src" ? kSrc : kOther;
+    case 4:
+      return k == "time" ? kTime : kOther;
+    case 5:
+      return k == "proto" ? kProto : k == "dport" ? kDport : k == "count" ? kCount : kOther;
+    case 6:
+      return k == "action" ? kAction : k == "reason" ? kReason : kOther;
+    case 8:
+      return k == "workload" ? kWorkload : kOther;
+    default:
+      return kOther;
+  }
 }
 
 void setString(Fields& f, Key k, std::string_view v) {
@@ -255,6 +266,26 @@ class FlatReader {
   Fields& f_;
 };
 
+// The agent writes IPv4 addresses as plain dotted quads: read here, without
+// IpAddr::parse's copy and inet_pton. Any other text (IPv6, leading zeros,
+// anything malformed) goes to IpAddr::parse, which decides.
+std::optional<policy::IpAddr> parseAddress(std::string_view t) {
+  policy::IpAddr a;  // IPv4, all bytes zero
+  size_t i = 0;
+  for (size_t octet = 0; octet < 4; ++octet) {
+    if (octet > 0 && (i >= t.size() || t[i++] != '.')) return policy::IpAddr::parse(t);
+    const size_t start = i;
+    unsigned v = 0;
+    while (i < t.size() && i - start < 3 && t[i] >= '0' && t[i] <= '9')
+      v = v * 10 + unsigned(t[i++] - '0');
+    if (i == start || v > 255 || (t[start] == '0' && i - start > 1))
+      return policy::IpAddr::parse(t);
+    a.bytes[octet] = uint8_t(v);
+  }
+  if (i != t.size()) return policy::IpAddr::parse(t);
+  return a;
+}
+
 }  // namespace
 
 bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
@@ -269,7 +300,7 @@ bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
   auto good = [&](int k) { return f.has[k] && !f.bad[k]; };
   if (!good(kAction)) return *why = "no \"action\" string", false;
   if (!good(kDst)) return *why = "no \"dst\" string", false;
-  auto ip = policy::IpAddr::parse(f.str[kDst]);
+  auto ip = parseAddress(f.str[kDst]);
   if (!ip) return *why = "bad \"dst\" address", false;
   if (f.bad[kDport] || f.num[0] > 65535) return *why = "\"dport\" is not a port number", false;
   if (f.bad[kCount]) return *why = "\"count\" is not a count", false;
@@ -277,17 +308,18 @@ bool parseFlowLine(std::string_view line, FlowRecord* out, std::string* why) {
   r.dst = *ip;
   r.dport = uint16_t(f.num[0]);
   r.count = f.num[1];
-  // Copied, not moved: both keep their buffers for the next line.
-  r.action = f.str[kAction];
-  r.app = f.str[kApp];
-  r.workload = f.str[kWorkload];
-  r.proto = f.str[kProto];
-  r.reason = f.str[kReason];
-  r.time = f.str[kTime];
+  // Swapped, not copied or moved: both keep a buffer for the next line
+  // (reset() empties the fields before it).
+  r.action.swap(f.str[kAction]);
+  r.app.swap(f.str[kApp]);
+  r.workload.swap(f.str[kWorkload]);
+  r.proto.swap(f.str[kProto]);
+  r.reason.swap(f.str[kReason]);
+  r.time.swap(f.str[kTime]);
   r.src = {};
   r.hasSrc = false;
   if (good(kSrc)) {
-    if (auto s = policy::IpAddr::parse(f.str[kSrc])) {
+    if (auto s = parseAddress(f.str[kSrc])) {
       r.src = *s;
       r.hasSrc = true;
     }

@@ -33,11 +33,21 @@ void addPort(Ports& ports, const PortSpec& p) {
   if (at == ports.end() || *at != p) ports.insert(at, p);
 }
 
+// The lists as the YAML shows them, appended in place (a suggestion over
+// many unknown destinations writes tens of thousands).
+void appendPorts(std::string& out, const Ports& ports) {
+  out += '[';
+  for (size_t i = 0; i < ports.size(); ++i) {
+    if (i) out += ", ";
+    out += ports[i].toString();
+  }
+  out += ']';
+}
+
 std::string portList(const Ports& ports) {
   std::string out;
-  for (const auto& p : ports)
-    out += (out.empty() ? "" : ", ") + p.toString();
-  return "[" + out + "]";
+  appendPorts(out, ports);
+  return out;
 }
 
 // IpAddr::toString, without inet_ntop's sprintf for IPv4 (a suggestion
@@ -60,11 +70,19 @@ std::string cidrText(const Cidr& c) {
   return addrText(c.addr) + "/" + std::to_string(c.prefixLen);
 }
 
+void appendCidrs(std::string& out, const std::vector<Cidr>& cidrs) {
+  out += '[';
+  for (size_t i = 0; i < cidrs.size(); ++i) {
+    if (i) out += ", ";
+    out += quoted(cidrText(cidrs[i]));
+  }
+  out += ']';
+}
+
 std::string cidrList(const std::vector<Cidr>& cidrs) {
   std::string out;
-  for (const auto& c : cidrs)
-    out += (out.empty() ? "" : ", ") + quoted(cidrText(c));
-  return "[" + out + "]";
+  appendCidrs(out, cidrs);
+  return out;
 }
 
 std::string labelMap(const policy::Labels& labels) {
@@ -97,16 +115,30 @@ std::string serviceName(const Cidr& c) {
 }
 
 void emitRule(std::string& out, const Rule& r, bool commented) {
-  const std::string c = commented ? "    # " : "    ";
-  out += "    # " + std::string(commented ? "over --max-rules, left out: " : "suggested: ") +
-         r.evidence.describe() + "\n";
+  const std::string_view c = commented ? "    # " : "    ";
+  out += "    # ";
+  out += commented ? "over --max-rules, left out: " : "suggested: ";
+  out += r.evidence.describe();
+  out += '\n';
+  auto portsLine = [&] {
+    out += c;
+    out += "  ports: ";
+    appendPorts(out, r.ports);
+    out += '\n';
+  };
   if (commented && r.newService) {
-    out += c + "- toCIDRs: " + cidrList(r.cidrs) + "\n";
-    out += c + "  ports: " + portList(r.ports) + "\n";
+    out += c;
+    out += "- toCIDRs: ";
+    appendCidrs(out, r.cidrs);
+    out += '\n';
+    portsLine();
     return;
   }
-  out += c + "- to: [" + r.to + "]\n";
-  if (r.narrow) out += c + "  ports: " + portList(r.ports) + "\n";
+  out += c;
+  out += "- to: [";
+  out += r.to;
+  out += "]\n";
+  if (r.narrow) portsLine();
 }
 
 void emitExisting(std::string& out, const policy::EgressRule& e) {
@@ -129,47 +161,6 @@ void emitExisting(std::string& out, const policy::EgressRule& e) {
 }
 
 }  // namespace
-
-void Evidence::add(const FlowRecord& r) {
-  attempts += r.count;
-  if (r.hasSrc) addSource(r.src);
-  if (!r.time.empty()) {
-    if (first.empty() || r.time < first) first = r.time;
-    if (last.empty() || r.time > last) last = r.time;
-  }
-}
-
-void Evidence::addSource(const IpAddr& a) {
-  if (sources.size() >= kMaxSources) return;
-  auto at = std::lower_bound(sources.begin(), sources.end(), a);
-  if (at == sources.end() || *at != a) sources.insert(at, a);
-}
-
-void Evidence::merge(const Evidence& o) {
-  attempts += o.attempts;
-  if (sources.size() + o.sources.size() <= kMaxSources) {
-    std::vector<IpAddr> both;
-    both.reserve(sources.size() + o.sources.size());
-    std::set_union(sources.begin(), sources.end(), o.sources.begin(), o.sources.end(),
-                   std::back_inserter(both));
-    sources = std::move(both);
-  } else {
-    for (const auto& s : o.sources) {
-      if (sources.size() >= kMaxSources) break;
-      addSource(s);
-    }
-  }
-  if (!o.first.empty() && (first.empty() || o.first < first)) first = o.first;
-  if (!o.last.empty() && (last.empty() || o.last > last)) last = o.last;
-}
-
-std::string Evidence::describe() const {
-  std::string out = std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
-  out += " from " + std::to_string(sources.size()) + (sources.size() >= kMaxSources ? "+" : "") +
-         (sources.size() == 1 ? " source" : " sources");
-  if (!first.empty()) out += ", first " + first + ", last " + last;
-  return out;
-}
 
 std::string SuggestSummary::text() const {
   std::string out = "bulkhead suggest: " + std::to_string(flows) + " flows, " +
@@ -226,72 +217,6 @@ uint64_t Suggester::hashOf(const FlowKey& k) {
                         uint64_t(k.port.portLo) << 16 | k.port.portHi);
 }
 
-namespace {
-
-// Fields of the agent's time form: offset in the text, digits, bits packed.
-struct TimeField {
-  int at, digits, bits;
-};
-constexpr TimeField kTimeFields[] = {{0, 4, 14}, {5, 2, 4},  {8, 2, 5},  {11, 2, 5},
-                                     {14, 2, 6}, {17, 2, 6}, {20, 6, 20}};
-constexpr std::string_view kTimeShape = "0000-00-00T00:00:00.000000Z";
-
-}  // namespace
-
-uint64_t Suggester::TimeText::pack(std::string_view t) {
-  if (t.size() != kTimeShape.size()) return 0;
-  for (size_t i = 0; i < t.size(); ++i) {
-    const bool digit = t[i] >= '0' && t[i] <= '9';
-    if (kTimeShape[i] == '0' ? !digit : t[i] != kTimeShape[i]) return 0;
-  }
-  uint64_t packed = 1;  // a leading 1: never 0
-  for (const auto& f : kTimeFields) {
-    uint64_t v = 0;
-    for (int i = 0; i < f.digits; ++i)
-      v = v * 10 + uint64_t(t[size_t(f.at + i)] - '0');
-    if (v >> f.bits) return 0;  // (a month 16 or more, ...: not a time, kept as text)
-    packed = packed << f.bits | v;
-  }
-  return packed;
-}
-
-std::string_view Suggester::TimeText::view(char (&buf)[32]) const {
-  if (text_) return *text_;
-  if (packed_ == 0) return {};
-  std::memcpy(buf, kTimeShape.data(), kTimeShape.size());
-  uint64_t p = packed_;
-  for (auto f = std::rbegin(kTimeFields); f != std::rend(kTimeFields); ++f) {
-    uint64_t v = p & ((uint64_t(1) << f->bits) - 1);
-    p >>= f->bits;
-    for (int i = f->digits - 1; i >= 0; --i, v /= 10)
-      buf[size_t(f->at + i)] = char('0' + v % 10);
-  }
-  return {buf, kTimeShape.size()};
-}
-
-std::string Suggester::TimeText::str() const {
-  char buf[32];
-  return std::string(view(buf));
-}
-
-bool Suggester::TimeText::before(std::string_view t, uint64_t packed) const {
-  if (packed && packed_) return packed < packed_;
-  return t < str();
-}
-
-bool Suggester::TimeText::after(std::string_view t, uint64_t packed) const {
-  if (packed && packed_) return packed > packed_;
-  return t > str();
-}
-
-void Suggester::TimeText::assign(std::string_view t, uint64_t packed) {
-  packed_ = packed;
-  if (packed)
-    text_.reset();
-  else
-    text_ = std::make_unique<std::string>(t);
-}
-
 void Suggester::FlowStats::add(const FlowRecord& r) {
   attempts += r.count;
   if (r.hasSrc) {
@@ -310,40 +235,6 @@ void Suggester::FlowStats::add(const FlowRecord& r) {
     if (first.empty() || first.before(r.time, packed)) first.assign(r.time, packed);
     if (last.empty() || last.after(r.time, packed)) last.assign(r.time, packed);
   }
-}
-
-void Suggester::FlowStats::mergeInto(Evidence& e) const {
-  constexpr size_t kFew = 8;
-  if (more && more->size() > kFew) {
-    e.merge(evidence());
-    return;
-  }
-  // What Evidence::merge does, source by source (a sorted union either way).
-  e.attempts += attempts;
-  if (more) {
-    for (const auto& s : *more)
-      e.addSource(s);
-  } else if (hasSource) {
-    e.addSource(source);
-  }
-  char buf[32];
-  if (const std::string_view t = first.view(buf); !t.empty() && (e.first.empty() || t < e.first))
-    e.first.assign(t);
-  if (const std::string_view t = last.view(buf); !t.empty() && (e.last.empty() || t > e.last))
-    e.last.assign(t);
-}
-
-Evidence Suggester::FlowStats::evidence() const {
-  Evidence e;
-  e.attempts = attempts;
-  if (more) {
-    e.sources = *more;
-  } else if (hasSource) {
-    e.sources.push_back(source);
-  }
-  e.first = first.str();
-  e.last = last.str();
-  return e;
 }
 
 uint32_t Suggester::appId(const std::string& app) {
@@ -391,7 +282,7 @@ namespace {
 // A destination the policy does not know: its ports and what reached it.
 struct Unknown {
   Ports ports;
-  Evidence evidence;
+  EvidenceSum evidence;
   uint64_t flows = 0;
 };
 
@@ -405,6 +296,23 @@ std::tuple<uint8_t, uint64_t, uint64_t> addressWords(const IpAddr& a) {
 
 using ServiceKey = std::pair<std::vector<Cidr>, Ports>;  // a new Service's endpoints
 
+// Looked up once per unknown destination (the worst case has tens of
+// thousands): hashed, not compared as vectors in a tree.
+struct ServiceKeyHash {
+  size_t operator()(const ServiceKey& k) const {
+    uint64_t h = k.first.size();
+    for (const Cidr& c : k.first) {
+      const auto [family, hi, lo] = addressWords(c.addr);
+      h = hashMix(hashMix(h, uint64_t(family) << 8 | c.prefixLen), hi ^ hashMix(0, lo));
+    }
+    for (const PortSpec& p : k.second)
+      h = hashMix(h, uint64_t(p.protoLo) << 40 | uint64_t(p.protoHi) << 32 |
+                         uint64_t(p.portLo) << 16 | p.portHi);
+    return size_t(h);
+  }
+};
+using ServiceNameMap = std::unordered_map<ServiceKey, std::string, ServiceKeyHash>;
+
 // Names of new Services: the endpoints' first address, with the smallest
 // suffix -2, -3, ... that no Service, App or earlier new Service has.
 // Names are only ever added, so the search for a name goes on where the
@@ -412,6 +320,7 @@ using ServiceKey = std::pair<std::vector<Cidr>, Ports>;  // a new Service's endp
 // address: without this, naming them is quadratic).
 class ServiceNames {
  public:
+  void reserve(size_t n) { taken_.reserve(n); }  // (no rehash as they come)
   void take(const std::string& name) { taken_.insert(name); }
   std::string claim(const Cidr& first) {
     const std::string base = serviceName(first);
@@ -432,30 +341,41 @@ class ServiceNames {
 };
 
 // Unknown destinations: addresses with the same ports share one Service,
-// named once (`services`) for every app that reaches it.
-void foldUnknown(const std::map<IpAddr, Unknown>& unknown, ServiceNames& names,
-                 std::map<ServiceKey, std::string>& services, std::vector<Rule>& rules) {
+// named once (`services`) for every app that reaches it. The entries'
+// evidence is moved out (`unknown` is done with after this).
+void foldUnknown(std::map<IpAddr, Unknown>& unknown, ServiceNames& names, ServiceNameMap& services,
+                 std::vector<Rule>& rules) {
   // Addresses in order within each port set (the map's order), each
   // entry reached once (no second lookup by address).
-  std::map<Ports, std::vector<const std::pair<const IpAddr, Unknown>*>> byPorts;
-  for (const auto& entry : unknown)
+  std::map<Ports, std::vector<std::pair<const IpAddr, Unknown>*>> byPorts;
+  for (auto& entry : unknown)
     byPorts[entry.second.ports].push_back(&entry);
-  for (const auto& [ports, entries] : byPorts) {
+  for (auto& [ports, entries] : byPorts) {
     Rule r;
     r.newService = true;
     r.ports = ports;
-    std::set<IpAddr> addrs;
-    for (const auto* e : entries) {
-      addrs.insert(addrs.end(), e->first);
-      r.evidence.merge(e->second.evidence);
-      r.flows += e->second.flows;
+    // The first entry's evidence is the sum's as it is (a merge into
+    // nothing is a copy); one address is its own host prefix.
+    EvidenceSum sum = std::move(entries.front()->second.evidence);
+    r.flows = entries.front()->second.flows;
+    for (size_t i = 1; i < entries.size(); ++i) {
+      sum.merge(entries[i]->second.evidence);
+      r.flows += entries[i]->second.flows;
     }
-    r.cidrs = aggregateHosts(addrs);
+    r.evidence = std::move(sum).evidence();
+    if (entries.size() == 1) {
+      const IpAddr& a = entries.front()->first;
+      r.cidrs.push_back(Cidr{a, uint8_t(a.size() * 8)});
+    } else {
+      std::set<IpAddr> addrs;
+      for (const auto* e : entries)
+        addrs.insert(addrs.end(), e->first);
+      r.cidrs = aggregateHosts(addrs);
+    }
     auto key = std::make_pair(r.cidrs, ports);
     auto it = services.find(key);
-    if (it == services.end()) {
-      it = services.emplace(key, names.claim(r.cidrs.front())).first;
-    }
+    if (it == services.end())
+      it = services.emplace(std::move(key), names.claim(r.cidrs.front())).first;
     r.to = it->second;
     rules.push_back(std::move(r));
   }
@@ -498,7 +418,7 @@ class SuggestionWriter {
         y_ += "    # not expressible in a policy (protocol): " + d + "\n";
   }
 
-  void services(const std::map<ServiceKey, std::string>& names) {
+  void services(const ServiceNameMap& names) {
     for (const auto& [key, ev] : used_) {
       const std::string& name = names.at(key);
       sum_.newServices.push_back(name);
@@ -548,7 +468,7 @@ class SuggestionWriter {
 // and the addresses it does not know.
 struct Suggester::Destinations {
   std::set<std::string> apps;
-  std::map<std::string, std::map<std::string, Rule>> named;
+  std::map<std::string, std::map<std::string, std::pair<Rule, EvidenceSum>>> named;
   std::map<std::string, std::map<IpAddr, Unknown>> unknown;
 };
 
@@ -592,13 +512,19 @@ std::vector<uint32_t> Suggester::flowOrder() const {
 Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order) const {
   Destinations d;
   std::map<IpAddr, Unknown>* appUnknown = nullptr;  // the current app's (flows come by app)
-  std::map<std::string, Rule>* appNamed = nullptr;
+  std::map<std::string, std::pair<Rule, EvidenceSum>>* appNamed = nullptr;
   // Flows of one app come by destination: what names it is worked out
   // once per destination, and its Unknown (if any) is the map's last.
   DestinationIndex::Candidates cands;
   const IpAddr* candsFor = nullptr;
   Unknown* lastUnknown = nullptr;
-  for (const uint32_t i : order) {
+  constexpr size_t kAhead = 16;  // flows come in sorted order, their keys and stats anywhere
+  for (size_t at = 0; at < order.size(); ++at) {
+    if (at + kAhead < order.size()) {
+      __builtin_prefetch(&keys_[order[at + kAhead]]);
+      __builtin_prefetch(&this->stats(order[at + kAhead]));
+    }
+    const uint32_t i = order[at];
     const FlowKey& key = keys_[i];
     const FlowStats& stats = this->stats(i);
     const IpAddr& dst = key.dst;
@@ -626,11 +552,11 @@ Suggester::Destinations Suggester::attribute(const std::vector<uint32_t>& order)
       ++u.flows;
       continue;
     }
-    Rule& r = (*appNamed)[to];
+    auto& [r, sum] = (*appNamed)[to];
     r.to = to;
     r.narrow = true;
     addPort(r.ports, port);
-    stats.mergeInto(r.evidence);
+    stats.mergeInto(sum);
     ++r.flows;
   }
   return d;
@@ -664,11 +590,18 @@ Suggestion Suggester::finish() {
     names.take(a.name);
   for (const auto& a : d.apps)
     names.take(a);
-  std::map<ServiceKey, std::string> services;
+  size_t unknown = 0;  // at most one new Service each
+  for (const auto& [app, u] : d.unknown)
+    unknown += u.size();
+  names.reserve(unknown + bundle_.services.size() + bundle_.apps.size() + d.apps.size());
+  ServiceNameMap services;
+  services.reserve(unknown);
   std::map<std::string, std::vector<Rule>> rules;
   for (const auto& app : d.apps) {
-    for (auto& [to, r] : d.named[app])
-      rules[app].push_back(r);
+    for (auto& [to, named] : d.named[app]) {
+      named.first.evidence = std::move(named.second).evidence();
+      rules[app].push_back(std::move(named.first));
+    }
     foldUnknown(d.unknown[app], names, services, rules[app]);
     d.unknown.erase(app);  // folded into rules: its memory goes before the next app's
   }

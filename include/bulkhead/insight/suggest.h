@@ -22,6 +22,7 @@
 #include "bulkhead/common/flat_table.h"
 #include "bulkhead/insight/destinations.h"
 #include "bulkhead/insight/flow_log.h"
+#include "bulkhead/insight/time_text.h"
 #include "bulkhead/policy/model.h"
 
 namespace bulkhead::insight {
@@ -42,6 +43,17 @@ struct Evidence {
   void addSource(const policy::IpAddr& a);  // up to kMaxSources
   void merge(const Evidence& o);
   std::string describe() const;  // "12 attempts from 1 source, first ..., last ..."
+};
+
+// Evidence as it adds up over many flows (suggest's aggregation): the same
+// counts and sources, the times kept packed until the evidence is written.
+struct EvidenceSum {
+  uint64_t attempts = 0;
+  std::vector<policy::IpAddr> sources;  // as Evidence::sources
+  TimeText first, last;
+
+  void merge(const EvidenceSum& o);  // as Evidence::merge
+  Evidence evidence() &&;
 };
 
 struct SuggestSummary {
@@ -82,25 +94,6 @@ class Suggester {
     bool operator==(const FlowKey&) const = default;
   };
   static uint64_t hashOf(const FlowKey& k);
-  // A time as the events carry it: the agent's form
-  // (2026-11-28T09:00:01.123456Z) packed into 8 bytes, whose order is the
-  // text's; any other text kept as it is.
-  class TimeText {
-   public:
-    static uint64_t pack(std::string_view t);  // 0: not the agent's form
-    bool empty() const { return packed_ == 0 && !text_; }
-    std::string str() const;
-    // The text, formatted into `buf` when packed (no allocation).
-    std::string_view view(char (&buf)[32]) const;
-    // Compared as text, as Evidence compares times.
-    bool before(std::string_view t, uint64_t packed) const;
-    bool after(std::string_view t, uint64_t packed) const;
-    void assign(std::string_view t, uint64_t packed);
-
-   private:
-    uint64_t packed_ = 0;
-    std::unique_ptr<std::string> text_;
-  };
   struct FlowStats {
     uint64_t attempts = 0;
     policy::IpAddr source;
@@ -108,10 +101,9 @@ class Suggester {
     std::unique_ptr<std::vector<policy::IpAddr>> more;  // every source, sorted, once two
     TimeText first, last;
     void add(const FlowRecord& r);
-    Evidence evidence() const;
-    // Evidence::merge(evidence()) without building it: no allocation when
-    // the flow has few sources.
-    void mergeInto(Evidence& e) const;
+    // Into a rule's or a destination's sum: no allocation when the flow has
+    // few sources, times compared as numbers.
+    void mergeInto(EvidenceSum& e) const;
   };
   uint32_t appId(const std::string& app);
   // finish()'s steps (suggest.cpp): the flows by app name, destination and
