@@ -271,10 +271,22 @@ TEST_F(ScanQuarantineTest, SuggestFromAuditFlowsValidatesAndEnforces) {
   // `suggest --agent --since` listens to the agent meanwhile.
   const fs::path live = dir_ / "live.yaml";
   std::thread listener([&] {
-    sh(kBin + "/bulkhead suggest --agent " + socket_ + " --since 3s --policies " +
+    sh(kBin + "/bulkhead suggest --agent " + socket_ + " --since 6s --policies " +
        (dir_ / "policy.yaml").string() + " --app shop -o " + live.string() + " 2>" +
        (dir_ / "live.err").string());
   });
+  // Joined however the test ends (the CLI stops after --since).
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{listener};
+  // It says "listening" just before it subscribes: give the subscription a
+  // moment after that (a loaded machine starts the CLI late), and a window
+  // (6 s) that outlasts the probes below.
+  ASSERT_TRUE(waitFor(
+      [&] { return readAll(dir_ / "live.err").find("listening") != std::string::npos; }, 5000));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   // shop is in audit mode: these connect, and each is logged as audit.
   EXPECT_TRUE(tcpProbe(ns("vshop1"), "198.51.100.10", 5432).ok);
