@@ -112,7 +112,7 @@ TEST_F(CoreOriginTest, BadOriginsAreRefused) {
   v1::Workload unknown = bundle;
   unknown.set_source(static_cast<v1::Workload::Source>(42));
   EXPECT_EQ(core.upsertWorkload(unknown).error().code, ErrorCode::kInvalidInput);
-  for (const std::string owner : {std::string("a b"), std::string("x\n"), std::string(257, 'a')}) {
+  for (const std::string& owner : {std::string("a b"), std::string("x\n"), std::string(257, 'a')}) {
     v1::Workload w = cniWorkload("w-1", owner, "veth1", "192.0.2.1");
     EXPECT_EQ(core.upsertWorkload(w).error().code, ErrorCode::kInvalidInput) << owner;
   }

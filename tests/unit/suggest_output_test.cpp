@@ -101,7 +101,7 @@ TEST(SuggestOutputTest, GeneratedInputGivesTheGoldenBytes) {
     lines += eventLine(rng, i);
   // Every address of a /29 and of a /126 on one port: aggregated prefixes.
   for (int i = 0; i < 8; ++i) {
-    for (const std::string dst :
+    for (const std::string& dst :
          {"203.0.113." + std::to_string(128 + i), "2001:db8:99::" + std::to_string(i % 4)})
       lines += "{\"time\":\"2026-11-28T09:00:0" + std::to_string(i) +
                ".000000Z\",\"action\":\"deny\",\"app\":\"app9\",\"dst\":\"" + dst +
