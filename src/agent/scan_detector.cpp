@@ -329,7 +329,8 @@ std::string ScanDetector::portName(uint32_t key) const {
   return Tick(std::max<int64_t>(ms, 0) + 1);
 }
 
-[[gnu::always_inline]] inline bool ScanDetector::attemptKey(const flows::FlowEvent& e, AttemptKey* k) {
+[[gnu::always_inline]] inline bool ScanDetector::attemptKey(const flows::FlowEvent& e,
+                                                            AttemptKey* k) {
   const size_t n = e.workload.size(), pn = e.proto.size();
   if (n > 16 || pn > 4) return false;
   uint64_t p0, p1;
@@ -352,7 +353,8 @@ std::string ScanDetector::portName(uint32_t key) const {
   return &cache_[((x * 0xbf58476d1ce4e5b9ull) >> 40 & (kCacheSets - 1)) * kCacheWays];
 }
 
-[[gnu::always_inline]] inline bool ScanDetector::cachedRepeat(const AttemptKey& k, Cached* ways, Tick now) {
+[[gnu::always_inline]] inline bool ScanDetector::cachedRepeat(const AttemptKey& k, Cached* ways,
+                                                              Tick now) {
   for (size_t i = 0; i < kCacheWays; ++i)
     if (ways[i].epoch == epoch_ && ways[i].key == k && refresh(ways[i], now)) return true;
   return false;
