@@ -9,9 +9,13 @@
 
 #include "bulkhead/agent/scan_detector.h"
 #include "bulkhead/common/flat_table.h"
+#include "scan_attempts.h"
 
 namespace bulkhead::agent {
 namespace {
+
+using testing_scan::attempt;
+using testing_scan::v6;
 
 using namespace std::chrono_literals;
 const flows::WallClock::time_point kT0 = flows::WallClock::time_point(1'800'000'000s);
@@ -82,26 +86,6 @@ TEST(FlatTableTest, KeysVaryingOnlyInHighBytesSpreadOverTheSlots) {
   for (uint64_t i = 0; i < 10000; ++i)
     homes.insert(hashMix(hashMix(99, 7), i << 40) & 16383);
   EXPECT_GT(homes.size(), 7000u);  // about 7,400 for a uniform hash
-}
-
-flows::FlowEvent attempt(const std::string& workload, const policy::IpAddr& dst, uint16_t port,
-                         flows::WallClock::time_point t) {
-  flows::FlowEvent e;
-  e.time = t;
-  e.action = flows::FlowAction::kDeny;
-  e.app = "web";
-  e.workload = workload;
-  e.dst = dst;
-  e.dport = port;
-  e.proto = "tcp";
-  return e;
-}
-
-policy::IpAddr v6(uint32_t i) {
-  policy::IpAddr a = *policy::IpAddr::parse("2001:db8::");
-  for (int b = 0; b < 4; ++b)
-    a.bytes[size_t(15 - b)] = uint8_t(i >> (8 * b));
-  return a;
 }
 
 policy::IpAddr v4(int i) {

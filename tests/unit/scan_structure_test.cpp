@@ -9,26 +9,16 @@
 #include <string>
 
 #include "bulkhead/agent/scan_detector.h"
+#include "scan_attempts.h"
 
 namespace bulkhead::agent {
 namespace {
 
 using namespace std::chrono_literals;
+using testing_scan::attempt;
+using testing_scan::v6;
 using Time = flows::WallClock::time_point;
 const Time kT0 = Time(1'800'000'000s);
-
-flows::FlowEvent attempt(const std::string& workload, const policy::IpAddr& dst, uint16_t port,
-                         Time t, const std::string& proto = "tcp") {
-  flows::FlowEvent e;
-  e.time = t;
-  e.action = flows::FlowAction::kDeny;
-  e.app = "app";
-  e.workload = workload;
-  e.dst = dst;
-  e.dport = port;
-  e.proto = proto;
-  return e;
-}
 
 policy::IpAddr v4(uint32_t i) {
   policy::IpAddr a;
@@ -36,13 +26,6 @@ policy::IpAddr v4(uint32_t i) {
   const uint32_t x = 0xc6336400u + i;  // 198.51.100.0/24 onward
   for (int b = 0; b < 4; ++b)
     a.bytes[size_t(b)] = uint8_t(x >> (8 * (3 - b)));
-  return a;
-}
-
-policy::IpAddr v6(uint64_t i) {
-  policy::IpAddr a = *policy::IpAddr::parse("2001:db8::");
-  for (int b = 0; b < 8; ++b)
-    a.bytes[size_t(15 - b)] = uint8_t(i >> (8 * b));
   return a;
 }
 
