@@ -616,10 +616,18 @@ class Rig {
     return secondsSince(start);
   }
 
+  struct Failover {
+    int moved = 0;        // agents that were on A
+    double total = 0;     // kill -> every one of them in sync on B
+    double lastDial = 0;  // kill -> the last of them dialled B (its stream ended)
+    Stats dialToSync;     // per agent: dialled B -> B's snapshot
+  };
+
   // SIGKILL controller A; each of its agents, once its stream has ended,
   // dials B with the revision it holds. Until every one of them has B's
-  // snapshot at the current revision; `moved` is how many there were.
-  double failover(int* moved) {
+  // snapshot at the current revision.
+  Failover failover() {
+    Failover out;
     std::vector<int> onA;
     std::vector<uint64_t> before(n_);
     {
@@ -628,9 +636,11 @@ class Rig {
         if (at_[h] == 0) onA.push_back(h);
       before = fleet_.snapshots;
     }
-    *moved = int(onA.size());
+    out.moved = int(onA.size());
     const uint64_t current = controllerRevision_;
+    std::vector<double> dialAt(n_, -1);
     const auto start = Clock::now();
+    const double start0 = secondsSince(fleet_.t0);
     controllers_[0]->kill();
     while (secondsSince(start) < 60) {
       for (int h : onA) {
@@ -641,6 +651,7 @@ class Rig {
         }
         std::lock_guard lock(agentsMu_);
         at_[h] = 1;
+        dialAt[h] = secondsSince(fleet_.t0);
         dialLocked(h, agents_[h]->applied());
       }
       if (fleet_.waitFor(
@@ -650,8 +661,15 @@ class Rig {
                     return false;
                 return true;
               },
-              0.02))
-        return secondsSince(start);
+              0.02)) {
+        out.total = secondsSince(start);
+        std::lock_guard lock(fleet_.mu);
+        for (int h : onA) {
+          out.lastDial = std::max(out.lastDial, dialAt[h] - start0);
+          out.dialToSync.add(fleet_.revisionAt[h] - dialAt[h]);
+        }
+        return out;
+      }
       checkInterrupted();
     }
     throw Failure("the agents of the killed controller were not back in sync within 60 s; B:" +
@@ -722,6 +740,25 @@ EtcdFigures etcdFigures(const std::string& endpoint) {
   if (!st.ok()) throw Failure("etcd count of keys: " + st.error_message());
   out.keys = range.count();
   return out;
+}
+
+// etcd's WAL fsyncs so far (count, seconds), from its /metrics: what an
+// etcd write waits for.
+std::pair<double, double> etcdFsyncs(const std::string& endpoint) {
+  const auto out = testing::sh("curl -s --max-time 5 " + endpoint + "/metrics").out;
+  auto value = [&](const std::string& name) {
+    const auto at = out.find("\n" + name + " ");
+    return at == std::string::npos ? 0.0 : std::atof(out.c_str() + at + name.size() + 2);
+  };
+  return {value("etcd_disk_wal_fsync_duration_seconds_count"),
+          value("etcd_disk_wal_fsync_duration_seconds_sum")};
+}
+
+std::string fsyncsSince(const std::string& endpoint, std::pair<double, double> before) {
+  const auto now = etcdFsyncs(endpoint);
+  const double n = now.first - before.first;
+  return fmt("%.0f etcd WAL fsyncs", n) +
+         (n > 0 ? ", mean " + dur((now.second - before.second) / n) : std::string());
 }
 
 void reportPolicy(const std::string& config, int n, bool judged, const Stats& perHost,
@@ -804,8 +841,12 @@ void runFleet(int n, const Options& opt) {
   }
 
   Stats perHost, allAcked;
+  const auto fsyncs0 = etcd ? etcdFsyncs(etcd->endpoint()) : std::pair<double, double>{};
   for (int r = 0; r < opt.runs; ++r)
     rig.policyChange(100 + r, perHost, allAcked);
+  if (etcd)
+    std::printf("%d policy changes acked by all: %s\n", opt.runs,
+                fsyncsSince(etcd->endpoint(), fsyncs0).c_str());
   reportPolicy(config, n, judged, perHost, allAcked,
                opt.etcd ? "policy change pushed to A" : "policy change");
 
@@ -831,12 +872,20 @@ void runFleet(int n, const Options& opt) {
   reportRss(rig, config, n, judged);
 
   if (opt.etcd) {
-    int moved = 0;
-    const double failover = rig.failover(&moved);
+    const auto fsyncs1 = etcdFsyncs(etcd->endpoint());
+    const auto f = rig.failover();
+    std::printf("failover: %s\n", fsyncsSince(etcd->endpoint(), fsyncs1).c_str());
+    const int moved = f.moved;
+    const double failover = f.total;
     std::printf(
-        "failover: controller A SIGKILLed, its %d agents on B in sync at revision %llu in %s\n",
-        moved, static_cast<unsigned long long>(rig.controllerRevision_), dur(failover).c_str());
+        "failover: controller A SIGKILLed, its %d agents on B in sync at revision %llu in %s "
+        "(the last dialled B after %s; dial -> B's snapshot p50 %s, p99 %s; controller B CPU "
+        "%s so far)\n",
+        moved, static_cast<unsigned long long>(rig.controllerRevision_), dur(failover).c_str(),
+        dur(f.lastDial).c_str(), dur(f.dialToSync.quantile(0.5)).c_str(),
+        dur(f.dialToSync.quantile(0.99)).c_str(), dur(rig.controller(1).cpuSeconds()).c_str());
     report().figure("failover, agents of A in sync on B", config, n, failover, "s");
+    report().figure("failover, dial to snapshot p99", config, n, f.dialToSync.quantile(0.99), "s");
     goal("failover", judged, failover, 10.0,
          "failover, " + std::to_string(moved) + " agents of the killed controller in sync on B: " +
              dur(failover) + " (goal <= 10 s at 1,000)");
