@@ -789,8 +789,16 @@ Result<v1::PushPolicyResponse> ControllerCore::push(const v1::PushPolicyRequest&
     response.set_revision(current + 1);
     response.set_version(version);
     response.set_changed(true);
-    if (request.dry_run()) return response;
+    if (request.dry_run() && !shared_) return response;
     next.set_revision(current + 1);
+  }
+  // On a shared store every write (host records, acks, other pushes) moves
+  // the store's revision: a dry run asks it what the push would get now.
+  if (request.dry_run()) {
+    auto revision = shared_->nextRevision();
+    if (!revision) return revision.takeError();
+    response.set_revision(*revision);
+    return response;
   }
   next.set_version(version);
   *next.mutable_files() = request.files();

@@ -230,6 +230,15 @@ Result<std::optional<uint64_t>> EtcdStore::putBundle(const v1::PolicyRevision& b
   return std::optional<uint64_t>(uint64_t(**r));
 }
 
+// etcd gives a write the store's revision + 1: what a dry run reports. A
+// push made later gets more when anything (a host record, an ack, another
+// controller's push) is written between the two.
+Result<uint64_t> EtcdStore::nextRevision() {
+  auto r = client_->get(bundleKey());
+  if (!r) return r.takeError();
+  return uint64_t(r->revision) + 1;
+}
+
 Result<int64_t> EtcdStore::liveLease(const std::string& host) {
   {
     std::lock_guard lock(leaseMu_);

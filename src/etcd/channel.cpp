@@ -1,6 +1,8 @@
 // The client's gRPC channels: TLS, failover across endpoints, error mapping.
 #include <grpcpp/grpcpp.h>
 
+#include <thread>
+
 #include "bulkhead/common/file.h"
 #include "client_impl.h"
 
@@ -13,6 +15,8 @@ constexpr size_t kMaxPemBytes = 1 << 20;
 // refused by etcd; anything far beyond it is refused here before sending.
 constexpr int kMaxReceiveBytes = 256 << 20;
 constexpr int kMaxSendBytes = 16 << 20;
+// Between two looks at the channels while every endpoint is unavailable.
+constexpr auto kRetryPause = std::chrono::milliseconds(20);
 
 grpc::ChannelArguments channelArguments() {
   grpc::ChannelArguments args;
@@ -121,7 +125,15 @@ void ClientImpl::failedOn(size_t index) {
   current_.compare_exchange_strong(expected, (expected + 1) % channels_.size());
 }
 
+// First a round over the endpoints that fails fast on each (a dead member
+// costs nothing when another answers). When every one was unavailable --
+// etcd restarting, a channel still in its reconnect back-off -- the call
+// waits for a channel to become ready, until requestTimeout from the start,
+// and is sent there with wait_for_ready: a put during a short restart
+// succeeds once etcd is back. wait_for_ready only delays the sending; a
+// call that failed after being sent is not repeated by gRPC.
 grpc::Status ClientImpl::invoke(const Call& call) {
+  const auto deadline = std::chrono::system_clock::now() + options_.requestTimeout;
   grpc::Status status;
   const size_t start = current();
   for (size_t i = 0; i < channels_.size(); ++i) {
@@ -132,7 +144,39 @@ grpc::Status ClientImpl::invoke(const Call& call) {
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return status;
     failedOn(index);
   }
+  const grpc::Status firstRound = status;
+  while (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    const auto index = readyChannel(deadline);
+    if (!index) return firstRound;
+    grpc::ClientContext context;
+    context.set_deadline(deadline);
+    context.set_wait_for_ready(true);
+    status = call(channels_[*index], context);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      current_ = *index;
+      break;
+    }
+    // Ready but refused (a member without a leader): again a little later.
+    std::this_thread::sleep_for(kRetryPause);
+  }
   return status;
+}
+
+// gRPC moves a channel out of TRANSIENT_FAILURE when its back-off ends
+// (GetState(true) asks it to connect). The states are polled rather than
+// the call left to wait_for_ready alone: with several endpoints the first
+// to come back wins, and when none does the caller reports the first
+// round's error (a refused port, a TLS handshake that failed), not a bare
+// deadline.
+std::optional<size_t> ClientImpl::readyChannel(std::chrono::system_clock::time_point deadline) {
+  for (;;) {
+    for (size_t i = 0; i < channels_.size(); ++i) {
+      const size_t index = (current() + i) % channels_.size();
+      if (channels_[index].channel->GetState(true) == GRPC_CHANNEL_READY) return index;
+    }
+    if (std::chrono::system_clock::now() + kRetryPause >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(kRetryPause);
+  }
 }
 
 std::string ClientImpl::endpointList() const {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ class ClientImpl {
   // then on the others in turn while they answer UNAVAILABLE (refused,
   // unreachable, or a member without a leader).
   using Call = std::function<grpc::Status(EndpointChannel&, grpc::ClientContext&)>;
+  // When every endpoint answered UNAVAILABLE, waits (within that same
+  // requestTimeout) for a channel to be ready and sends with wait_for_ready.
   grpc::Status invoke(const Call& call);
 
   // A gRPC failure as bulkhead's error, naming the operation and endpoints.
@@ -53,6 +56,8 @@ class ClientImpl {
 
  private:
   ClientImpl() = default;
+  // The first channel READY before `deadline`, or nullopt.
+  std::optional<size_t> readyChannel(std::chrono::system_clock::time_point deadline);
   ClientOptions options_;
   std::vector<EndpointChannel> channels_;
   std::atomic<size_t> current_{0};

@@ -56,7 +56,7 @@ run_benches() {
 
   # Each bench with the arguments of a full and of a quick run, in the order
   # they run: the CPU-only ones first, the long agent runs last.
-  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_register bench_agent bench_controller)
+  benches=(bench_scan bench_suggest bench_apply bench_datapath bench_push bench_flows bench_hooks bench_register bench_agent bench_controller bench_controller_etcd)
   declare -A fullArgs=(
     [bench_scan]=""
     [bench_suggest]=""
@@ -68,6 +68,7 @@ run_benches() {
     [bench_register]=""
     [bench_agent]=""
     [bench_controller]=""
+    [bench_controller_etcd]="--etcd"
   )
   declare -A quickArgs=(
     [bench_scan]="--packets=20000 --rounds=2"
@@ -80,7 +81,12 @@ run_benches() {
     [bench_register]="--workloads=200 --runs=10"
     [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"
     [bench_controller]="--agents=20 --runs=1"
+    [bench_controller_etcd]="--etcd --agents=20 --runs=1"
   )
+  # An entry that runs another bench's binary (in another mode); the others
+  # run their own.
+  declare -A binaries=([bench_controller_etcd]=bench_controller)
+  bin() { echo "$build/tests/bench/${binaries[$1]:-$1}"; }
   if [ -n "$only" ]; then
     IFS=, read -r -a benches <<<"$only"
     for b in "${benches[@]}"; do
@@ -88,7 +94,7 @@ run_benches() {
     done
   fi
   for b in "${benches[@]}"; do
-    [ -x "$build/tests/bench/$b" ] || die "$build/tests/bench/$b not built (cmake --build build -j2)"
+    [ -x "$(bin "$b")" ] || die "$(bin "$b") not built (cmake --build build -j2)"
   done
 
   mkdir -p "$out"
@@ -97,7 +103,7 @@ run_benches() {
     echo "run-all: $b $args" >&2
     start=$(date +%s)
     # shellcheck disable=SC2086 # the arguments are words
-    if "$build/tests/bench/$b" $args --json="$tmp/$b.json" >"$out/$b.txt" 2>&1 &&
+    if "$(bin "$b")" $args --json="$tmp/$b.json" >"$out/$b.txt" 2>&1 &&
       jq -e . "$tmp/$b.json" >/dev/null; then
       echo "run-all: $b done in $(($(date +%s) - start)) s" >&2
     else

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CTest bench.run_all_quick: tests/bench/run-all.sh --quick, on the three
-# benches that take seconds (scan, suggest, apply), into a scratch directory;
+# benches that take seconds (scan, suggest, apply), and then on
+# bench_controller_etcd (another binary's mode), into a scratch directory;
 # checks that what it produces is there and well formed: results.json (the
 # machine, every bench's figures and goals), each bench's text, the apply
 # plots as SVG. Timings are not judged. Needs root (bench_apply makes
@@ -69,4 +70,21 @@ for plot in apply change; do
   grep -q "<svg" "$f" || fail "$plot.svg is not an SVG"
   [ "$(grep -c "<path" "$f")" -gt 3 ] || fail "$plot.svg draws nothing"
 done
+# An entry that runs another bench's binary in another mode:
+# bench_controller_etcd is bench_controller --etcd (its own etcd, two
+# controllers), reported under its own name with etcd's figures.
+etcdOut="$out/etcd"
+bash "$src/tests/bench/run-all.sh" --quick --only=bench_controller_etcd --build="$build" \
+  --out="$etcdOut" || fail "run-all.sh --quick --only=bench_controller_etcd exited $?"
+r="$etcdOut/results.json"
+jq -e '.failed == [] and ([.benches[] | select(.bench == "bench_controller_etcd")] | length == 1)' \
+  "$r" >/dev/null || fail "bench_controller_etcd: $(jq -c '{failed, benches: [.benches[].bench]}' "$r")"
+for name in "etcd database size" "etcd keys" "failover, agents of A in sync on B" \
+  "policy change pushed to A to host p99" "controller RSS B"; do
+  jq -e --arg n "$name" '[.benches[] | select(.bench == "bench_controller_etcd") | .figures[]
+      | select(.name == $n and .value > 0)] | length == 1' "$r" >/dev/null ||
+    fail "bench_controller_etcd: no figure \"$name\""
+done
+grep -q "^bench_controller_etcd " "$etcdOut/bench_controller_etcd.txt" ||
+  fail "bench_controller_etcd.txt lacks the bench's banner"
 echo "run-all --quick: results.json, texts and plots well formed"

@@ -9,8 +9,10 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "support/certs.h"
@@ -21,19 +23,34 @@ namespace bulkhead::testing {
 namespace {
 
 constexpr int kServeTimeoutMs = 20000;
+constexpr auto kRestartRetryFor = std::chrono::seconds(10);
 
-uint16_t freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+bool bindable(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
+  addr.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
-  return port;
+  return ok;
+}
+
+// A free port below the kernel's ephemeral range (ip_local_port_range):
+// while an etcd is down for a restart, its port cannot be handed to an
+// outgoing connection or to another process's bind(0). Another test
+// process drawing the same port in that window is left to restart()'s
+// retries.
+uint16_t freePort() {
+  int low = 32768, high = 60999;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low >> high;
+  static std::mt19937 random(std::random_device{}());
+  const int first = 10000, last = std::max(first + 1000, low - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const auto port = uint16_t(std::uniform_int_distribution<int>(first, last)(random));
+    if (bindable(port)) return port;
+  }
+  return 0;
 }
 
 std::string clientUrl(const EtcdMember& m, bool tls) {
@@ -140,6 +157,22 @@ bool waitServing(EtcdMember& m, etcd::ClientOptions options) {
   return false;
 }
 
+// Starts m and waits until it serves. etcd exits at once when its port is
+// taken: by another process that probes a port (a bind without listen),
+// or, rarely, by another test's etcd. It is started again on the same
+// ports for a while: a probe closes within moments.
+bool startServing(EtcdMember& m, const std::vector<std::string>& args,
+                  const etcd::ClientOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    m.pid = spawn(args, m.logFile);
+    if (waitServing(m, options)) return true;
+    if (alive(m) || std::chrono::steady_clock::now() - start > kRestartRetryFor) return false;
+    std::ofstream(m.logFile, std::ios::app) << "[test] etcd exited; starting it again\n";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 EtcdMember makeMember(const std::filesystem::path& dir, int index) {
   EtcdMember m;
   m.name = "m" + std::to_string(index);
@@ -204,8 +237,7 @@ void EtcdServer::kill() {
 bool EtcdServer::restart() {
   signalAndReap(member_, SIGKILL);
   const std::string cluster = member_.name + "=" + peerUrl(member_);
-  member_.pid = spawn(memberArgs(member_, tls_, dir_, cluster), member_.logFile);
-  return waitServing(member_, clientOptions());
+  return startServing(member_, memberArgs(member_, tls_, dir_, cluster), clientOptions());
 }
 
 Status EtcdServer::compact(int64_t revision) {
@@ -264,10 +296,9 @@ void EtcdCluster::killMember(int i) {
 bool EtcdCluster::restartMember(int i) {
   auto& m = members_.at(size_t(i));
   signalAndReap(m, SIGKILL);
-  m.pid = spawn(memberArgs(m, {}, dir_, initialCluster_), m.logFile);
   etcd::ClientOptions options;
   options.endpoints = {clientUrl(m, false)};
-  return waitServing(m, options);
+  return startServing(m, memberArgs(m, {}, dir_, initialCluster_), options);
 }
 
 std::string EtcdCluster::log(int i) const {

@@ -1,7 +1,7 @@
 // Real etcd servers for tests: /usr/bin/etcd on loopback with free ports
-// and a scratch data directory, started by the test and killed in the
-// destructor even when the test failed (and by the kernel when the test
-// process dies: PR_SET_PDEATHSIG). No root needed.
+// (below the ephemeral range, so that a restart finds its port) and a scratch data directory,
+// started by the test and killed in the destructor even when the test failed (and by the kernel
+// when the test process dies: PR_SET_PDEATHSIG). No root needed.
 #pragma once
 
 #include <sys/types.h>
@@ -42,11 +42,14 @@ class EtcdServer {
   etcd::ClientOptions clientOptions() const;
   const std::filesystem::path& certDir() const { return dir_; }  // ca.crt, client.crt/key
 
-  void stop();     // SIGTERM, waits for the exit
-  void kill();     // SIGKILL, waits for the exit
-  bool restart();  // same data dir and ports; true once it serves again
+  void stop();  // SIGTERM, waits for the exit
+  void kill();  // SIGKILL, waits for the exit
+  // Same data dir and ports; true once it serves again. While the port is
+  // briefly taken by another process, etcd is started again (up to 10 s).
+  bool restart();
   Status compact(int64_t revision);
   std::string log() const;  // the server's output, for failure messages
+  uint16_t clientPort() const { return member_.clientPort; }
 
  private:
   EtcdTls tls_;

@@ -312,6 +312,30 @@ TEST_F(ControllerEtcd, ConcurrentPushesGetDistinctRevisionsAndConverge) {
       << a.core->revision() << " " << b.core->revision() << " want " << last;
 }
 
+// On etcd a push's revision is etcd's: a dry run reports the one the push
+// would get if nothing else is written first, not the bundle's + 1.
+TEST_F(ControllerEtcd, DryRunReportsTheRevisionThePushWouldGet) {
+  Ctl a(etcd_.endpoint(), "ctl-a");
+  auto first = a.core->push(pushOf(kFleetBundle, "v1"));
+  ASSERT_TRUE(first) << first.error().describe();
+  // Other writes move etcd's revision past the bundle's.
+  auto client = etcd::Client::connect(etcd_.clientOptions());
+  ASSERT_TRUE(client);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE((*client)->put("/elsewhere/" + std::to_string(i), "x"));
+  auto dry = pushOf(std::string(kFleetBundle) + "\n# v2\n", "v2");
+  dry.set_dry_run(true);
+  auto planned = a.core->push(dry);
+  ASSERT_TRUE(planned) << planned.error().describe();
+  EXPECT_TRUE(planned->changed());
+  EXPECT_EQ(a.core->revision(), first->revision());  // nothing stored
+  dry.set_dry_run(false);
+  auto pushed = a.core->push(dry);
+  ASSERT_TRUE(pushed) << pushed.error().describe();
+  EXPECT_EQ(planned->revision(), pushed->revision());
+  EXPECT_EQ(pushed->revision(), first->revision() + 4);
+}
+
 TEST_F(ControllerEtcd, LeaseExpiryWithdrawsAHostGoneEverywhere) {
   Ctl a(etcd_.endpoint(), "ctl-a", 2s), b(etcd_.endpoint(), "ctl-b", 2s);
   ASSERT_TRUE(a.core->push(pushOf(kFleetBundle)));

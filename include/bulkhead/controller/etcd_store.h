@@ -60,6 +60,7 @@ class EtcdStore : public Store, public SharedStore {
   void releaseHost(const std::string& host) override;
   std::string instance() const override { return instance_; }
   void poll() override;
+  Result<uint64_t> nextRevision() override;
 
   std::string bundleKey() const { return options_.prefix + "bundle"; }
   std::string hostKey(const std::string& host) const { return options_.prefix + "hosts/" + host; }

@@ -97,6 +97,9 @@ class SharedStore {
   // Background work on the caller's thread (the core's tick): a reload and
   // a new watch after a compaction.
   virtual void poll() = 0;
+  // The revision a bundle stored now would get if nothing else is written
+  // first (a dry run's answer): the store's revision + 1.
+  virtual Result<uint64_t> nextRevision() = 0;
 };
 
 // Two files under a directory, each replaced whole: written to a temporary

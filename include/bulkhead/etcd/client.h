@@ -53,6 +53,10 @@ class ClientImpl;
 // endpoint that last answered and moves on to the next while endpoints
 // answer UNAVAILABLE (refused, unreachable, member without a leader), so a
 // call fails only when every endpoint did. Each attempt has requestTimeout.
+// When every endpoint was unavailable (etcd restarting, a channel still in
+// its reconnect back-off), the call waits for one to be ready and is sent
+// there, still within requestTimeout of its start: a put made during a
+// short etcd restart succeeds once etcd is back.
 // Errors: etcd unreachable -> kUnavailable naming the endpoints; deadline ->
 // kUnavailable ("timed out after N ms"); a request etcd refuses as too large
 // (its --max-request-bytes, 1.5 MiB by default) -> kTooLarge; bad input ->
