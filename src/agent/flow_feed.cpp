@@ -124,7 +124,7 @@ Status FlowFeed::start() {
     scan.ports = config_.scanPorts;
     scan.window = std::chrono::seconds(config_.scanWindowSeconds);
     scans_.emplace(scan);
-    popts.observe = [this](const flows::FlowEvent& e) { observe(e); };
+    popts.observe = [this](const flows::FlowEvent& e, bool repeat) { observe(e, repeat); };
   }
   pipeline_ = std::make_unique<flows::Pipeline>(
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
@@ -141,8 +141,8 @@ void FlowFeed::publish(const flows::FlowEvent& e) {
     x->offer(e);
 }
 
-void FlowFeed::observe(const flows::FlowEvent& e) {
-  auto found = scans_->observe(e);
+void FlowFeed::observe(const flows::FlowEvent& e, bool repeat) {
+  auto found = scans_->observe(e, repeat);
   if (!found) return;
   const flows::FlowEvent anomaly = anomalyEvent(*found, scans_->options());
   spdlog::warn("workload {} (app {}): {} ({} distinct in {} s)", found->workload, found->app,

@@ -432,7 +432,7 @@ std::optional<ScanFinding> ScanDetector::finding(ScanKind kind, uint32_t set,
   return f;
 }
 
-std::optional<ScanFinding> ScanDetector::observe(const flows::FlowEvent& e) {
+std::optional<ScanFinding> ScanDetector::observeFull(const flows::FlowEvent& e) {
   if (e.workload.empty() || !counted(e.action)) return std::nullopt;
   const Tick now = tickOf(e.time);
   AttemptKey k;

@@ -36,11 +36,15 @@ void Pipeline::onPacket(const LoggedPacket& p, WallClock::time_point now) {
   e.dport = decoded->dport;
   e.proto = protoName(decoded->proto);
   e.count = 1;
-  if (options_.observe && !who.scanExempt) options_.observe(e);
-
   FoldKey key{e.workload, e.dst, e.dport, e.proto, e.action, e.reason};
   auto it = folds_.find(key);
-  if (it != folds_.end() && now < it->second.windowEnd) {
+  const bool open = it != folds_.end() && now < it->second.windowEnd;
+  // Every attempt is observed before folding and the rate limit; the fold
+  // lookup only tells the observer whether it saw this exact one already.
+  const bool observed = options_.observe && !who.scanExempt;
+  if (observed) options_.observe(e, open && it->second.observed);
+
+  if (open) {
     // A repeat within the window: folded into the follow-up event.
     Fold& f = it->second;
     if (f.pending.count == 0) {
@@ -62,7 +66,7 @@ void Pipeline::onPacket(const LoggedPacket& p, WallClock::time_point now) {
   }
   FlowEvent none = e;
   none.count = 0;
-  folds_.emplace(key, Fold{none, now + options_.foldWindow});
+  folds_.emplace(key, Fold{none, now + options_.foldWindow, observed});
   // The first attempt goes out at once: a scan is seen when it starts.
   emit(e, now);
 }

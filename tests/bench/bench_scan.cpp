@@ -86,8 +86,8 @@ double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_
   o.workloadRate = 1e9;  // the limit is not what is measured
   o.workloadBurst = 1e9;
   if (detect)
-    o.observe = [&](const flows::FlowEvent& e) {
-      if (detector.observe(e)) ++*findings;
+    o.observe = [&](const flows::FlowEvent& e, bool repeat) {
+      if (detector.observe(e, repeat)) ++*findings;
     };
   std::vector<std::unique_ptr<flows::Exporter>> exporters;
   exporters.push_back(std::make_unique<CountingExporter>());

@@ -73,7 +73,7 @@ class FlowFeed {
  private:
   void run();
   flows::Attribution resolve(uint32_t ifindex);
-  void observe(const flows::FlowEvent& e);
+  void observe(const flows::FlowEvent& e, bool repeat);
   void maybeSummarize(flows::WallClock::time_point now);
 
   AgentConfig config_;

@@ -141,7 +141,16 @@ class ScanDetector {
   // One denied (or audited) attempt; the finding when it crosses a
   // threshold. A workload reported for a kind is not reported again for it
   // within the window. Other actions and unattributed attempts are ignored.
-  std::optional<ScanFinding> observe(const flows::FlowEvent& e);
+  // `repeat` (the flow pipeline's fold hint, PipelineOptions::observe): the
+  // same (workload, destination, port, protocol) was observed less than a
+  // fold window ago. It changes no distinct count, only a last-seen time
+  // that matters at the scale of the window, so it is skipped: last-seen
+  // lags by at most one fold window (the first attempt of each fold window
+  // is looked at in full).
+  std::optional<ScanFinding> observe(const flows::FlowEvent& e, bool repeat = false) {
+    if (repeat) return std::nullopt;
+    return observeFull(e);
+  }
 
   // Members held: attempt shapes in the larger of the two kinds' sets (each
   // distinct (workload, port, destination) is one member of each kind); at
@@ -191,6 +200,7 @@ class ScanDetector {
   };
   static constexpr size_t kCacheWays = 2, kCacheSets = 1024;
 
+  std::optional<ScanFinding> observeFull(const flows::FlowEvent& e);
   static bool attemptKey(const flows::FlowEvent& e, AttemptKey* k);
   Cached* cacheSet(const AttemptKey& k);
   bool cachedRepeat(const AttemptKey& k, Cached* ways, Tick now);

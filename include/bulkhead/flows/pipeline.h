@@ -36,8 +36,12 @@ struct PipelineOptions {
   double workloadBurst = 400;
   size_t maxFoldKeys = 65536;  // bounded memory under a scan of many destinations
   // Sees every attributed attempt as it arrives, before folding and the
-  // rate limit (scan detection); called on the reader's thread.
-  std::function<void(const FlowEvent&)> observe;
+  // rate limit (scan detection); called on the reader's thread. `repeat`:
+  // an identical attempt (the same fold key: workload, destination, port,
+  // protocol, action, reason) was already passed here within the fold
+  // window still open, so the observer has seen this tuple less than a
+  // fold window ago and may skip it.
+  std::function<void(const FlowEvent&, bool repeat)> observe;
 };
 
 // Causes of suppression, as reported in status.
@@ -80,6 +84,7 @@ class Pipeline {
   struct Fold {
     FlowEvent pending;  // count 0: nothing folded yet
     WallClock::time_point windowEnd;
+    bool observed = false;  // its first attempt was passed to observe
   };
   struct Bucket {
     double tokens;
