@@ -119,6 +119,57 @@ Status checkOrigin(const v1::Workload& w) {
   return {};
 }
 
+v1::Workload::Source toApi(WorkloadSource source) {
+  switch (source) {
+    case WorkloadSource::kBundle:
+      return v1::Workload::SOURCE_BUNDLE;
+    case WorkloadSource::kCni:
+      return v1::Workload::SOURCE_CNI;
+    case WorkloadSource::kLibvirt:
+      return v1::Workload::SOURCE_LIBVIRT;
+    case WorkloadSource::kRemote:
+      return v1::Workload::SOURCE_REMOTE;
+    case WorkloadSource::kApi:
+      break;
+  }
+  return v1::Workload::SOURCE_API;
+}
+
+WorkloadSource fromApi(v1::Workload::Source source) {
+  switch (source) {
+    case v1::Workload::SOURCE_BUNDLE:
+      return WorkloadSource::kBundle;
+    case v1::Workload::SOURCE_CNI:
+      return WorkloadSource::kCni;
+    case v1::Workload::SOURCE_LIBVIRT:
+      return WorkloadSource::kLibvirt;
+    case v1::Workload::SOURCE_REMOTE:
+      return WorkloadSource::kRemote;
+    default:
+      return WorkloadSource::kApi;
+  }
+}
+
+Result<WorkloadRegistration> registrationFromApi(const v1::Workload& w) {
+  auto workload = fromApi(w);
+  if (!workload) return workload.takeError();
+  if (auto st = checkOrigin(w); !st) return st.takeError();
+  return WorkloadRegistration{std::move(*workload), fromApi(w.source()), w.owner()};
+}
+
+v1::Workload toApi(const WorkloadView& w) {
+  v1::Workload out = toApi(w.workload, toApi(w.source));
+  out.set_owner(w.owner);
+  out.set_host(w.host);
+  return out;
+}
+
+Result<WorkloadView> viewFromApi(const v1::Workload& w) {
+  auto workload = fromApi(w);
+  if (!workload) return workload.takeError();
+  return WorkloadView{std::move(*workload), fromApi(w.source()), w.owner(), w.host()};
+}
+
 v1::Workload::Source recordedSource(const v1::Workload& w) {
   return w.source() == v1::Workload::SOURCE_UNSPECIFIED ? v1::Workload::SOURCE_API : w.source();
 }
@@ -164,36 +215,35 @@ v1::PolicyFile toApi(policy::SourceFile file) {
   return p;
 }
 
-size_t bundleBytes(const PolicyFiles& files) {
-  size_t bytes = 0;
+PolicyFiles toApi(const std::vector<policy::SourceFile>& files) {
+  PolicyFiles out;
+  out.Reserve(int(files.size()));
   for (const auto& f : files)
-    bytes += f.name().size() + f.content().size();
-  return bytes;
+    *out.Add() = toApi(f);
+  return out;
 }
 
-v1::RulesetChange toApi(const compiler::RulesetDiff& diff) {
-  v1::RulesetChange c;
-  uint64_t adds = 0, removes = 0;
-  for (const auto& e : diff.elements) {
-    adds += e.add.size();
-    removes += e.remove.size();
-  }
-  for (const auto& s : diff.addSets)
-    adds += s.elements.size();
-  c.set_element_adds(adds);
-  c.set_element_removes(removes);
-  c.set_sets_added(uint32_t(diff.addSets.size()));
-  c.set_sets_deleted(uint32_t(diff.deleteSets.size()));
-  c.set_chains_added(uint32_t(diff.addChains.size()));
-  c.set_chains_rewritten(uint32_t(diff.replaceChains.size()));
-  c.set_chains_deleted(uint32_t(diff.deleteChains.size()));
-  c.set_summary(diff.summary());
-  return c;
+PolicyPush fromApi(const v1::ApplyPolicyRequest& request) {
+  PolicyPush push;
+  push.files.reserve(request.files_size());
+  for (const auto& f : request.files())
+    push.files.push_back({f.name(), f.content()});
+  push.version = request.version();
+  push.dryRun = request.dry_run();
+  return push;
 }
 
-v1::StateJournalEntry upsertRecord(v1::Workload w) {
+v1::ApplyPolicyRequest toApi(const PolicyPush& push) {
+  v1::ApplyPolicyRequest request;
+  *request.mutable_files() = toApi(push.files);
+  request.set_version(push.version);
+  request.set_dry_run(push.dryRun);
+  return request;
+}
+
+v1::StateJournalEntry upsertRecord(const WorkloadView& w) {
   v1::StateJournalEntry entry;
-  *entry.mutable_upsert() = std::move(w);
+  *entry.mutable_upsert() = toApi(w);
   return entry;
 }
 
@@ -226,16 +276,17 @@ v1::StateJournalEntry remoteDeleteRecord(const std::string& host, const std::str
   return entry;
 }
 
-v1::AgentState snapshotRecord(const std::string& version, const PolicyFiles& files,
-                              std::vector<v1::Workload> workloads,
+v1::AgentState snapshotRecord(const std::string& version,
+                              const std::vector<policy::SourceFile>& files,
+                              const std::vector<WorkloadView>& workloads,
                               const std::set<std::string>& quarantined, const QuarantineBook& book,
                               const SnapshotExtras& extras) {
   v1::AgentState state;
   state.set_format(1);
   state.set_version(version);
-  *state.mutable_files() = files;
-  for (auto& w : workloads)
-    *state.add_workloads() = std::move(w);
+  *state.mutable_files() = toApi(files);
+  for (const auto& w : workloads)
+    *state.add_workloads() = toApi(w);
   for (const auto& q : quarantined)
     state.add_quarantined(q);
   book.saveTo(state.mutable_quarantines());

@@ -70,10 +70,10 @@ void AutoQuarantine::act(const ScanFinding& f) {
   int64_t until = 0;
   uint32_t seconds = 0;
   const auto list = core_.listQuarantines();
-  for (const auto& q : list.quarantines())
-    if (q.workload() == f.workload) {
-      until = q.until_unix();
-      seconds = q.seconds();
+  for (const auto& q : list)
+    if (q.workload == f.workload) {
+      until = q.untilUnix;
+      seconds = q.seconds;
     }
   spdlog::warn("workload {} quarantined: {} ({} distinct), for {} s", f.workload, why.reason,
                f.distinct, seconds);

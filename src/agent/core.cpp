@@ -41,13 +41,64 @@ std::string sha256Hex(const std::string& data) {
 }
 
 // Identifies a bundle's content: the same files give the same hash.
-std::string contentHash(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files) {
+std::string contentHash(const std::vector<policy::SourceFile>& files) {
   std::string all;
   for (const auto& f : files) {
-    all += std::to_string(f.name().size()) + ":" + f.name();
-    all += std::to_string(f.content().size()) + ":" + f.content();
+    all += std::to_string(f.name.size()) + ":" + f.name;
+    all += std::to_string(f.content.size()) + ":" + f.content;
   }
   return "sha256:" + sha256Hex(all);
+}
+
+// Bytes of names and contents: what the bundle limit counts.
+size_t bundleBytes(const std::vector<policy::SourceFile>& files) {
+  size_t bytes = 0;
+  for (const auto& f : files)
+    bytes += f.name.size() + f.content.size();
+  return bytes;
+}
+
+// What a local registration must be beyond a valid workload: registered by
+// the API, the CNI plugin or the libvirt hook, and an owner that is
+// printable ASCII without spaces, at most 256 bytes.
+Status checkRegistration(const WorkloadRegistration& r) {
+  std::vector<policy::Diagnostic> errors;
+  policy::validateWorkload(r.workload, errors);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors)
+      msg += (msg.empty() ? "workload: " : "; ") + e.message;
+    return makeError(ErrorCode::kInvalidInput, msg);
+  }
+  if (r.source != WorkloadSource::kApi && r.source != WorkloadSource::kCni &&
+      r.source != WorkloadSource::kLibvirt)
+    return makeError(ErrorCode::kInvalidInput,
+                     "workload.source: only api, cni or libvirt can register a workload");
+  constexpr size_t kMaxOwner = 256;
+  if (r.owner.size() > kMaxOwner)
+    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
+  for (unsigned char c : r.owner)
+    if (c < 0x21 || c > 0x7e)
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload.owner: only printable ASCII without spaces");
+  return {};
+}
+
+LocalSource localSourceOf(WorkloadSource source) {
+  switch (source) {
+    case WorkloadSource::kCni:
+      return LocalSource::kCni;
+    case WorkloadSource::kLibvirt:
+      return LocalSource::kLibvirt;
+    default:
+      return LocalSource::kApi;
+  }
+}
+
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
@@ -69,26 +120,26 @@ void LatencyWindow::add(double ms) {
   if (samples_.size() > kSamples) samples_.pop_front();
 }
 
-v1::Latency LatencyWindow::summary() const {
-  v1::Latency l;
-  l.set_count(count_);
+LatencySummary LatencyWindow::summary() const {
+  LatencySummary l;
+  l.count = count_;
   if (samples_.empty()) return l;
   std::vector<double> sorted(samples_.begin(), samples_.end());
   std::sort(sorted.begin(), sorted.end());
   auto at = [&](double q) {
     return sorted[std::min(sorted.size() - 1, size_t(q * sorted.size()))];
   };
-  l.set_p50_ms(at(0.50));
-  l.set_p99_ms(at(0.99));
-  l.set_max_ms(sorted.back());
+  l.p50Ms = at(0.50);
+  l.p99Ms = at(0.99);
+  l.maxMs = sorted.back();
   return l;
 }
 
-v1::Workload AgentCore::apiWorkload(const policy::Workload& w) const {
-  v1::Workload out = toApi(w, v1::Workload::SOURCE_API);
+WorkloadView AgentCore::localView(const policy::Workload& w) const {
+  WorkloadView out{w, WorkloadSource::kApi, "", ""};
   if (auto it = origins_.find(w.name); it != origins_.end()) {
-    out.set_source(it->second.source);
-    out.set_owner(it->second.owner);
+    out.source = it->second.source;
+    out.owner = it->second.owner;
   }
   return out;
 }
@@ -98,12 +149,12 @@ AgentCore::AgentCore(nft::NftKernel& kernel, compiler::CompileOptions compile, C
   if (!options_.stateDir.empty()) store_.emplace(options_.stateDir);
 }
 
-Result<policy::Bundle> AgentCore::parseFiles(
-    const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
-    std::vector<std::string>* warnings) const {
-  auto sources = fromApi(files);
-  if (!sources) return sources.takeError();
-  auto loaded = policy::loadFiles(*sources);
+Result<policy::Bundle> AgentCore::parseFiles(const std::vector<policy::SourceFile>& files,
+                                             std::vector<std::string>* warnings) const {
+  for (const auto& f : files)
+    if (f.name.empty() || f.name.size() > kMaxFileNameBytes)
+      return makeError(ErrorCode::kInvalidInput, "files: every file needs a name (1-4096 bytes)");
+  auto loaded = policy::loadFiles(files);
   if (warnings)
     for (const auto& w : loaded.warnings)
       warnings->push_back(w.toString());
@@ -126,7 +177,7 @@ void AgentCore::setConntrack(ConntrackTable* conntrack) {
   conntrack_ = conntrack;
 }
 
-void AgentCore::flushFlows(const policy::Workload& workload, v1::QuarantineResponse& response) {
+void AgentCore::flushFlows(const policy::Workload& workload, QuarantineOutcome& outcome) {
   if (!conntrack_) return;
   // The table now drops the workload's new flows; its established ones
   // still ride their conntrack entries until those are gone. Once deleted,
@@ -137,10 +188,10 @@ void AgentCore::flushFlows(const policy::Workload& workload, v1::QuarantineRespo
     e.message = "quarantine of " + workload.name +
                 " is in force, but its live connections were not cut: " + e.message;
     noteError(e);
-    response.add_warnings(e.describe());
+    outcome.warnings.push_back(e.describe());
     return;
   }
-  response.set_flushed_flows(*flushed);
+  outcome.flushedFlows = *flushed;
 }
 
 void AgentCore::beforeRewrite() {
@@ -231,15 +282,15 @@ void AgentCore::noteError(const Error& e) {
 
 Status AgentCore::save() {
   if (!store_) return {};
-  std::vector<v1::Workload> workloads;
+  std::vector<WorkloadView> workloads;
   for (const auto& w : enforcer_.compiler().workloads())
-    workloads.push_back(apiWorkload(w));
+    workloads.push_back(localView(w));
   SnapshotExtras extras;
   for (const auto& [id, w] : enforcer_.compiler().remotes())
     extras.remotes.push_back(RemoteWorkload{id.first, w});
   extras.appliedRevision = appliedRevision_;
   const v1::AgentState state =
-      snapshotRecord(version_, files_, std::move(workloads), quarantined_, quarantineBook_, extras);
+      snapshotRecord(version_, files_, workloads, quarantined_, quarantineBook_, extras);
   if (auto st = store_->save(state); !st) {
     Error e = st.takeError();
     e.message = "the change is in force but could not be saved: " + e.message;
@@ -255,8 +306,12 @@ Status AgentCore::restore() {
   auto loaded = store_->load();
   if (!loaded) return loaded.takeError();
   if (!*loaded) return {};
-  const v1::AgentState& state = **loaded;
-  auto bundle = parseFiles(state.files(), nullptr);
+  return restoreState(**loaded);
+}
+
+Status AgentCore::restoreState(const v1::AgentState& state) {
+  auto files = fromApi(state.files());
+  auto bundle = files ? parseFiles(*files, nullptr) : Result<policy::Bundle>(files.takeError());
   if (!bundle)
     return makeError(ErrorCode::kInvalidInput, "state file " + store_->path() +
                                                    " holds a bundle that no longer validates:\n" +
@@ -265,14 +320,14 @@ Status AgentCore::restore() {
   quarantineBook_.load(state.quarantines(), quarantined_);
   std::vector<policy::Workload> workloads;
   for (const auto& w : state.workloads()) {
-    auto pw = fromApi(w);
-    if (!pw)
+    auto view = viewFromApi(w);
+    if (!view)
       return makeError(ErrorCode::kInvalidInput,
-                       "state file " + store_->path() + ": " + pw.error().message);
-    pw->quarantined = quarantined_.count(pw->name) > 0;
-    if (w.source() != v1::Workload::SOURCE_API || !w.owner().empty())
-      origins_[pw->name] = Origin{w.source(), w.owner()};
-    workloads.push_back(std::move(*pw));
+                       "state file " + store_->path() + ": " + view.error().message);
+    view->workload.quarantined = quarantined_.count(view->workload.name) > 0;
+    if (view->source != WorkloadSource::kApi || !view->owner.empty())
+      origins_[view->workload.name] = Origin{view->source, view->owner};
+    workloads.push_back(std::move(view->workload));
   }
   compiler::RemoteWorkloads remotes;
   for (const auto& w : state.remote_workloads()) {
@@ -290,47 +345,46 @@ Status AgentCore::restore() {
   publishAllInterfaces();
   trackStaged();
   version_ = state.version();
-  files_ = state.files();
+  files_ = std::move(*files);
   contentHash_ = contentHash(files_);
   lastAppliedTime_ = nowRfc3339();
   malloc_trim(0);
   return {};
 }
 
-Status AgentCore::planPolicy(const policy::Bundle& bundle,
-                             v1::ApplyPolicyResponse& response) const {
+Status AgentCore::planPolicy(const policy::Bundle& bundle, PushOutcome& outcome) const {
   auto next =
       compiler::compile(bundle, enforcer_.compiler().workloads(), enforcer_.compiler().options());
   if (!next) return next.takeError();
   const auto diff = compiler::diffRulesets(enforcer_.ruleset(), *next);
-  response.set_changed(!diff.empty());
-  *response.mutable_change() = toApi(diff);
-  response.set_plan(compiler::renderRuleset(*next));
+  outcome.changed = !diff.empty();
+  outcome.change = ChangeCounts::of(diff);
+  outcome.plan = compiler::renderRuleset(*next);
   return {};
 }
 
-Result<v1::ApplyPolicyResponse> AgentCore::applyPolicy(const v1::ApplyPolicyRequest& request) {
+Result<PushOutcome> AgentCore::applyPolicy(const PolicyPush& push) {
   // One source of policy: a local push would be undone by the next
   // revision, and the fleet's status would not show it.
-  if (!options_.controller.empty() && !request.dry_run())
+  if (!options_.controller.empty() && !push.dryRun)
     return makeError(ErrorCode::kFailedPrecondition,
                      "this agent takes its policy from the controller " + options_.controller +
                          "; push it there (bulkhead push --controller)");
-  return pushPolicy(request, std::nullopt);
+  return pushPolicy(push, std::nullopt);
 }
 
-Result<policy::Bundle> AgentCore::readBundle(const v1::ApplyPolicyRequest& request,
-                                             v1::ApplyPolicyResponse& response) const {
-  const size_t bytes = bundleBytes(request.files());
+Status AgentCore::checkBundleSize(const PolicyPush& push) const {
+  const size_t bytes = bundleBytes(push.files);
   if (bytes > options_.maxBundleBytes)
     return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
                                                " bytes is over the agent's limit of " +
                                                std::to_string(options_.maxBundleBytes));
-  std::vector<std::string> warnings;
-  auto bundle = parseFiles(request.files(), &warnings);
-  for (auto& w : warnings)
-    response.add_warnings(std::move(w));
-  return bundle;
+  return {};
+}
+
+Result<policy::Bundle> AgentCore::readBundle(const PolicyPush& push, PushOutcome& outcome) const {
+  if (auto st = checkBundleSize(push); !st) return st.takeError();
+  return parseFiles(push.files, &outcome.warnings);
 }
 
 Status AgentCore::renamePolicy(const std::string& version, std::optional<uint64_t> revision) {
@@ -340,31 +394,31 @@ Status AgentCore::renamePolicy(const std::string& version, std::optional<uint64_
   return save();
 }
 
-Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyRequest& request,
-                                                      std::optional<uint64_t> revision) {
-  if (auto st = checkApplyPolicy(request); !st) return st.takeError();
+Result<PushOutcome> AgentCore::pushPolicy(const PolicyPush& push,
+                                          std::optional<uint64_t> revision) {
+  if (auto st = checkPolicyPush(push); !st) return st.takeError();
   const auto start = SteadyClock::now();
   std::lock_guard lock(mu_);
-  v1::ApplyPolicyResponse response;
-  auto bundle = readBundle(request, response);
+  PushOutcome outcome;
+  auto bundle = readBundle(push, outcome);
   if (!bundle) return bundle.takeError();
   const double parseMs = msSince(start);
-  const std::string hash = contentHash(request.files());
-  const std::string version = request.version().empty() ? hash : request.version();
+  const std::string hash = contentHash(push.files);
+  const std::string version = push.version.empty() ? hash : push.version;
   if (version.size() > 256)
     return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes");
-  response.set_version(version);
+  outcome.version = version;
   markQuarantined(*bundle);
 
-  if (request.dry_run()) {
-    if (auto st = planPolicy(*bundle, response); !st) return st.takeError();
-    return response;
+  if (push.dryRun) {
+    if (auto st = planPolicy(*bundle, outcome); !st) return st.takeError();
+    return outcome;
   }
 
   if (hash == contentHash_ && enforcer_.committed()) {
-    response.set_changed(false);
+    outcome.changed = false;
     if (auto st = renamePolicy(version, revision); !st) return st.takeError();
-    return response;
+    return outcome;
   }
   beforeRewrite();
   const auto compileStart = SteadyClock::now();
@@ -377,14 +431,14 @@ Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyReque
   const double compileMs = msSince(compileStart);
   publishAllInterfaces();
   trackStaged();
-  files_ = request.files();
+  files_ = push.files;
   contentHash_ = hash;
   version_ = version;
   if (revision) appliedRevision_ = *revision;
   lastAppliedTime_ = nowRfc3339();
   ++pushes_;
-  response.set_changed(true);
-  *response.mutable_change() = toApi(*diff);
+  outcome.changed = true;
+  outcome.change = ChangeCounts::of(*diff);
   applyLatency_.add(msSince(start));
   const auto saveStart = SteadyClock::now();
   if (auto st = save(); !st) return st.takeError();
@@ -395,15 +449,13 @@ Result<v1::ApplyPolicyResponse> AgentCore::pushPolicy(const v1::ApplyPolicyReque
   // A push builds and drops a whole ruleset's worth of temporaries: hand
   // the freed memory back to the system instead of keeping it mapped.
   malloc_trim(0);
-  return response;
+  return outcome;
 }
 
-Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload& workload) {
-  if (auto st = checkWorkload(workload); !st) return st.takeError();
+Result<WorkloadOutcome> AgentCore::upsertWorkload(const WorkloadRegistration& registration) {
   const auto start = SteadyClock::now();
-  auto w = fromApi(workload);
-  if (!w) return w.takeError();
-  if (auto st = checkOrigin(workload); !st) return st.takeError();
+  if (auto st = checkRegistration(registration); !st) return st.takeError();
+  std::optional<policy::Workload> w = registration.workload;
   std::unique_lock lock(mu_);
   w->quarantined = quarantined_.count(w->name) > 0;
   std::optional<policy::Workload> previous;
@@ -416,30 +468,30 @@ Result<v1::UpsertWorkloadResponse> AgentCore::upsertWorkload(const v1::Workload&
     return e;
   }
   publishInterfaces(previous ? &*previous : nullptr, &*w);
-  const auto source = recordedSource(workload);
-  if (source == v1::Workload::SOURCE_API && workload.owner().empty())
+  const WorkloadSource source = registration.source;
+  if (source == WorkloadSource::kApi && registration.owner.empty())
     origins_.erase(w->name);
   else
-    origins_[w->name] = Origin{source, workload.owner()};
-  v1::UpsertWorkloadResponse response;
-  *response.mutable_change() = toApi(*diff);
+    origins_[w->name] = Origin{source, registration.owner};
+  WorkloadOutcome outcome;
+  outcome.change = ChangeCounts::of(*diff);
   if (!enforcer_.compiler().bundle().findApp(w->app))
-    response.add_warnings("workload " + w->name + ": app " + w->app +
-                          " has no App document; it gets default deny");
+    outcome.warnings.push_back("workload " + w->name + ": app " + w->app +
+                               " has no App document; it gets default deny");
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
-  const uint64_t change = queueLocalChange({*w, false, localSource(source)});
-  auto ticket = writeChange(upsertRecord(apiWorkload(*w)));
+  const uint64_t change = queueLocalChange({*w, false, localSourceOf(source)});
+  auto ticket = writeChange(upsertRecord(localView(*w)));
   lock.unlock();  // the kernel has it; wait for the disk without the lock
   const Status saved = ticket ? awaitSaved(*ticket) : Status(ticket.error());
   deliverLocalChanges(change);
   if (!saved) return saved.error();
-  return response;
+  return outcome;
 }
 
-Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& name,
-                                                             const std::string& owner) {
+Result<WorkloadOutcome> AgentCore::deleteWorkload(const std::string& name,
+                                                  const std::string& owner) {
   if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   if (auto st = checkClientString("owner", owner, 256); !st) return st.takeError();
   const auto start = SteadyClock::now();
@@ -466,8 +518,8 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   }
   publishInterfaces(previous ? &*previous : nullptr, nullptr);
   origins_.erase(name);
-  v1::DeleteWorkloadResponse response;
-  *response.mutable_change() = toApi(*diff);
+  WorkloadOutcome outcome;
+  outcome.change = ChangeCounts::of(*diff);
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
@@ -479,29 +531,29 @@ Result<v1::DeleteWorkloadResponse> AgentCore::deleteWorkload(const std::string& 
   const Status saved = ticket ? awaitSaved(*ticket) : Status(ticket.error());
   deliverLocalChanges(change);
   if (!saved) return saved.error();
-  return response;
+  return outcome;
 }
 
-v1::ListWorkloadsResponse AgentCore::listWorkloads(const std::string& name) const {
+std::vector<WorkloadView> AgentCore::listWorkloads(const std::string& name) const {
   std::lock_guard lock(mu_);
-  v1::ListWorkloadsResponse out;
-  std::vector<v1::Workload> all;
+  std::vector<WorkloadView> all;
   for (const auto& w : enforcer_.compiler().bundle().workloads)
-    if (name.empty() || w.name == name) all.push_back(toApi(w, v1::Workload::SOURCE_BUNDLE));
+    if (name.empty() || w.name == name) all.push_back({w, WorkloadSource::kBundle, "", ""});
   for (const auto& w : enforcer_.compiler().workloads())
-    if (name.empty() || w.name == name) all.push_back(apiWorkload(w));
+    if (name.empty() || w.name == name) all.push_back(localView(w));
   for (const auto& [id, w] : enforcer_.compiler().remotes())
-    if (name.empty() || w.name == name) all.push_back(toApi(RemoteWorkload{id.first, w}));
-  std::sort(all.begin(), all.end(), [](const v1::Workload& a, const v1::Workload& b) {
-    return std::tie(a.name(), a.host()) < std::tie(b.name(), b.host());
+    if (name.empty() || w.name == name) {
+      all.push_back({w, WorkloadSource::kRemote, "", id.first});
+      all.back().workload.quarantined = false;  // quarantine is the owning host's
+    }
+  std::sort(all.begin(), all.end(), [](const WorkloadView& a, const WorkloadView& b) {
+    return std::tie(a.workload.name, a.host) < std::tie(b.workload.name, b.host);
   });
-  for (auto& w : all)
-    *out.add_workloads() = std::move(w);
-  return out;
+  return all;
 }
 
-Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bool release,
-                                                     const QuarantineWhy& why) {
+Result<QuarantineOutcome> AgentCore::quarantine(const std::string& name, bool release,
+                                                const QuarantineWhy& why) {
   if (auto st = checkWorkloadName("name", name); !st) return st.takeError();
   std::lock_guard lock(mu_);
   const auto& compiler = enforcer_.compiler();
@@ -537,74 +589,65 @@ Result<v1::QuarantineResponse> AgentCore::quarantine(const std::string& name, bo
     return e;
   }
   quarantined_ = std::move(next);
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = unixNow();
   if (release) {
     quarantineBook_.end(name, now);
   } else {
     quarantineBook_.start(name, why, now);
   }
   trackStaged();
-  v1::QuarantineResponse response;
-  *response.mutable_change() = toApi(*diff);
-  if (!release && target) flushFlows(*target, response);
+  QuarantineOutcome outcome;
+  outcome.change = ChangeCounts::of(*diff);
+  if (!release && target) flushFlows(*target, outcome);
   ++workloadChanges_;
   if (auto st = saveChange(quarantineRecord(quarantined_, quarantineBook_)); !st)
     return st.takeError();
-  return response;
+  return outcome;
 }
 
-v1::ListQuarantinesResponse AgentCore::listQuarantines() const {
+std::vector<QuarantineEntry> AgentCore::listQuarantines() const {
   std::lock_guard lock(mu_);
-  v1::ListQuarantinesResponse out;
-  for (auto& r : quarantineBook_.active())
-    *out.add_quarantines() = std::move(r);
+  std::vector<QuarantineEntry> out;
+  for (const auto& r : quarantineBook_.active())
+    out.push_back(fromApi(r));  // the book keeps its records as they are saved
   return out;
 }
 
 std::vector<std::string> AgentCore::dueQuarantines() const {
   std::lock_guard lock(mu_);
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  return quarantineBook_.due(now);
+  return quarantineBook_.due(unixNow());
 }
 
-v1::AgentStatus AgentCore::status() const {
+AgentStatusView AgentCore::status() const {
   std::lock_guard lock(mu_);
   const auto& c = enforcer_.compiler();
   const auto& rs = enforcer_.ruleset();
-  v1::AgentStatus s;
-  s.set_version(version_);
-  s.set_table(rs.table);
-  s.set_apps(uint32_t(c.bundle().apps.size()));
-  s.set_services(uint32_t(c.bundle().services.size()));
-  s.set_global_policies(uint32_t(c.bundle().globalPolicies.size()));
-  s.set_workloads(uint32_t(c.bundle().workloads.size() + c.workloads().size()));
-  s.set_set_elements(rs.elementCount());
-  s.set_chains(uint32_t(rs.chains.size()));
-  s.set_last_error(lastError_);
-  s.set_last_error_time(lastErrorTime_);
-  *s.mutable_apply_latency() = applyLatency_.summary();
-  *s.mutable_workload_latency() = workloadLatency_.summary();
-  s.set_drift_repairs(driftRepairs_);
-  s.set_last_drift_check(lastDriftCheck_);
-  s.set_last_drift_check_time(lastDriftCheckTime_);
-  s.set_remote_workloads(uint32_t(c.remotes().size()));
-  s.set_applied_revision(appliedRevision_);
-  s.set_last_applied_time(lastAppliedTime_);
-  s.set_pushes(pushes_);
-  s.set_workload_changes(workloadChanges_);
-  s.set_host(options_.host);
-  s.set_staged_interfaces(uint32_t(enforcer_.stagedCount()));
-  s.set_promotions(promotions_);
-  *s.mutable_promotion_latency() = promotionLatency_.summary();
-  if (feed_) {
-    *s.mutable_flows() = feed_->counters();
-  } else {
-    s.mutable_flows();
-  }
+  AgentStatusView s;
+  s.version = version_;
+  s.table = rs.table;
+  s.host = options_.host;
+  s.apps = uint32_t(c.bundle().apps.size());
+  s.services = uint32_t(c.bundle().services.size());
+  s.globalPolicies = uint32_t(c.bundle().globalPolicies.size());
+  s.workloads = uint32_t(c.bundle().workloads.size() + c.workloads().size());
+  s.setElements = rs.elementCount();
+  s.chains = uint32_t(rs.chains.size());
+  s.remoteWorkloads = uint32_t(c.remotes().size());
+  s.stagedInterfaces = uint32_t(enforcer_.stagedCount());
+  s.appliedRevision = appliedRevision_;
+  s.pushes = pushes_;
+  s.workloadChanges = workloadChanges_;
+  s.promotions = promotions_;
+  s.driftRepairs = driftRepairs_;
+  s.lastError = lastError_;
+  s.lastErrorTime = lastErrorTime_;
+  s.lastAppliedTime = lastAppliedTime_;
+  s.lastDriftCheck = lastDriftCheck_;
+  s.lastDriftCheckTime = lastDriftCheckTime_;
+  s.applyLatency = applyLatency_.summary();
+  s.workloadLatency = workloadLatency_.summary();
+  s.promotionLatency = promotionLatency_.summary();
+  if (feed_) s.flows = fromApi(feed_->counters());  // the feed counts in the wire's type
   return s;
 }
 
@@ -723,12 +766,8 @@ void AgentCore::setNotificationGate(nft::NotificationGate* gate) {
 
 namespace {
 
-v1::ApplyPolicyRequest revisionRequest(const PolicyRevision& policy) {
-  v1::ApplyPolicyRequest request;
-  request.set_version(policy.version);
-  for (const auto& f : policy.files)
-    *request.add_files() = toApi(f);
-  return request;
+PolicyPush revisionPush(const PolicyRevision& policy) {
+  return PolicyPush{policy.files, policy.version, false};
 }
 
 bool sameWorkload(const policy::Workload& a, const policy::Workload& b) {
@@ -768,7 +807,7 @@ std::vector<LocalWorkload> AgentCore::localWorkloads() const {
   std::vector<LocalWorkload> out;
   for (const auto& w : enforcer_.compiler().workloads()) {
     auto it = origins_.find(w.name);
-    out.push_back({w, it == origins_.end() ? LocalSource::kApi : localSource(it->second.source)});
+    out.push_back({w, it == origins_.end() ? LocalSource::kApi : localSourceOf(it->second.source)});
   }
   return out;
 }
@@ -780,11 +819,11 @@ uint64_t AgentCore::appliedRevision() const {
 
 Status AgentCore::applyRevision(const PolicyRevision& policy) {
   if (policy.revision == 0) return makeError(ErrorCode::kInvalidInput, "revision 0");
-  auto applied = pushPolicy(revisionRequest(policy), policy.revision);
+  auto applied = pushPolicy(revisionPush(policy), policy.revision);
   if (!applied) return applied.takeError();
-  if (applied->changed())
+  if (applied->changed)
     spdlog::info("revision {} (version {}) applied ({})", policy.revision,
-                 escapeForLog(applied->version()), applied->change().summary());
+                 escapeForLog(applied->version), applied->change ? applied->change->summary : "");
   return {};
 }
 
@@ -792,27 +831,23 @@ Status AgentCore::applySnapshot(const std::optional<PolicyRevision>& policy,
                                 std::vector<RemoteWorkload> remotes) {
   auto next = remoteSet(std::move(remotes));
   if (!next) return next.takeError();
-  std::optional<v1::ApplyPolicyRequest> request;
+  std::optional<PolicyPush> request;
   if (policy) {
     if (policy->revision == 0) return makeError(ErrorCode::kInvalidInput, "revision 0");
-    request = revisionRequest(*policy);
-    if (auto st = checkApplyPolicy(*request); !st) return st;
-    const size_t bytes = bundleBytes(request->files());
-    if (bytes > options_.maxBundleBytes)
-      return makeError(ErrorCode::kTooLarge, "bundle of " + std::to_string(bytes) +
-                                                 " bytes is over the agent's limit of " +
-                                                 std::to_string(options_.maxBundleBytes));
+    request = revisionPush(*policy);
+    if (auto st = checkPolicyPush(*request); !st) return st;
+    if (auto st = checkBundleSize(*request); !st) return st;
   }
   std::lock_guard lock(mu_);
   std::optional<policy::Bundle> bundle;
   std::string hash = contentHash_, version = version_;
   if (request) {
-    hash = contentHash(request->files());
-    version = request->version().empty() ? hash : request->version();
+    hash = contentHash(request->files);
+    version = request->version.empty() ? hash : request->version;
     if (version.size() > kMaxVersionBytes)
       return makeError(ErrorCode::kInvalidInput, "version: longer than 256 bytes");
     if (hash != contentHash_ || !enforcer_.committed()) {
-      auto parsed = parseFiles(request->files(), nullptr);
+      auto parsed = parseFiles(request->files, nullptr);
       if (!parsed) return parsed.takeError();
       markQuarantined(*parsed);
       bundle = std::move(*parsed);
@@ -830,7 +865,7 @@ Status AgentCore::applySnapshot(const std::optional<PolicyRevision>& policy,
   const bool newBundle = bundle.has_value();
   if (auto st = loadSnapshot(std::move(bundle), std::move(*next)); !st) return st;
   if (newBundle) {
-    files_ = request->files();
+    files_ = std::move(request->files);
     contentHash_ = hash;
     ++pushes_;
   }
@@ -975,22 +1010,17 @@ void AgentCore::deliverLocalChanges(uint64_t upTo) {
   }
 }
 
-Result<std::vector<v1::PolicyFile>> AgentCore::readPolicyFiles(const std::string& path,
-                                                               size_t maxBytes) {
+Result<std::vector<policy::SourceFile>> AgentCore::readPolicyFiles(const std::string& path,
+                                                                   size_t maxBytes) {
   std::vector<policy::Diagnostic> errors;
   auto files = policy::readSourceFiles({path}, errors);
   if (!errors.empty()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(errors));
-  std::vector<v1::PolicyFile> out;
-  size_t total = 0;
-  for (auto& f : files) {
-    total += f.name.size() + f.content.size();
-    out.push_back(toApi(std::move(f)));
-  }
+  const size_t total = bundleBytes(files);
   if (total > maxBytes)
     return makeError(ErrorCode::kTooLarge, path + ": " + std::to_string(total) +
                                                " bytes of policy is over the limit of " +
                                                std::to_string(maxBytes));
-  return out;
+  return files;
 }
 
 }  // namespace bulkhead::agent

@@ -39,20 +39,20 @@ Notifier Notifier::fromEnvironment() {
                   microseconds(usec));
 }
 
-std::string Notifier::summary(const v1::AgentStatus& s) {
+std::string Notifier::summary(const AgentStatusView& s) {
   std::ostringstream out;
-  if (s.version().empty()) {
+  if (s.version.empty()) {
     out << "no policy yet";
   } else {
-    out << "version " << s.version() << " in force";
+    out << "version " << s.version << " in force";
   }
-  out << ": " << s.workloads() << " workloads, " << s.apps() << " apps, " << s.set_elements()
-      << " elements, " << s.chains() << " chains in table inet " << s.table();
-  if (s.drift_repairs() > 0) out << ", " << s.drift_repairs() << " drift repairs";
+  out << ": " << s.workloads << " workloads, " << s.apps << " apps, " << s.setElements
+      << " elements, " << s.chains << " chains in table inet " << s.table;
+  if (s.driftRepairs > 0) out << ", " << s.driftRepairs << " drift repairs";
   return out.str();
 }
 
-void Notifier::ready(const v1::AgentStatus& status) {
+void Notifier::ready(const AgentStatusView& status) {
   if (!active()) return;
   std::lock_guard lock(mu_);
   lastStatus_ = summary(status);
@@ -99,7 +99,7 @@ void Notifier::housekeeping(const AgentCore& core) {
   housekeeping(status, common::SteadyClock::now());
 }
 
-void Notifier::housekeeping(const v1::AgentStatus& status, common::SteadyClock::time_point now) {
+void Notifier::housekeeping(const AgentStatusView& status, common::SteadyClock::time_point now) {
   if (!active()) return;
   std::lock_guard lock(mu_);
   if (!due(now)) return;

@@ -30,16 +30,33 @@ Status checkClientString(std::string_view field, std::string_view value, size_t 
   return {};
 }
 
-Status checkApplyPolicy(const v1::ApplyPolicyRequest& request) {
-  if (auto st = checkClientString("version", request.version(), kMaxVersionBytes); !st) return st;
-  for (int i = 0; i < request.files_size(); ++i) {
-    const std::string& name = request.files(i).name();
-    const std::string field = indexed("files", i) + ".name";
+namespace {
+
+// `nameOf(i)`: file i's name; `count` of them.
+template <typename NameOf>
+Status checkPolicyStrings(std::string_view version, size_t count, NameOf nameOf) {
+  if (auto st = checkClientString("version", version, kMaxVersionBytes); !st) return st;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string& name = nameOf(i);
+    const std::string field = indexed("files", int(i)) + ".name";
     if (name.empty())
       return makeError(ErrorCode::kInvalidInput, field + ": every file needs a name");
     if (auto st = checkClientString(field, name, kMaxFileNameBytes); !st) return st;
   }
   return {};
+}
+
+}  // namespace
+
+Status checkApplyPolicy(const v1::ApplyPolicyRequest& request) {
+  return checkPolicyStrings(
+      request.version(), size_t(request.files_size()),
+      [&](size_t i) -> const std::string& { return request.files(int(i)).name(); });
+}
+
+Status checkPolicyPush(const PolicyPush& push) {
+  return checkPolicyStrings(push.version, push.files.size(),
+                            [&](size_t i) -> const std::string& { return push.files[i].name; });
 }
 
 Status checkWorkloadName(std::string_view field, std::string_view name) {

@@ -122,17 +122,16 @@ PolicyOutcome applyPolicyDir(AgentCore& core, const AgentConfig& config) {
   };
   auto files = AgentCore::readPolicyFiles(config.policiesDir, config.maxBundleBytes);
   if (!files) return refused(files.error());
-  v1::ApplyPolicyRequest req;
-  for (auto& f : *files)
-    *req.add_files() = std::move(f);
-  auto r = core.applyPolicy(req);
+  PolicyPush push;
+  push.files = std::move(*files);
+  auto r = core.applyPolicy(push);
   if (!r) return refused(r.error());
-  for (const auto& w : r->warnings())
+  for (const auto& w : r->warnings)
     spdlog::warn("{}", w);
   const auto st = core.status();
   spdlog::info("policy from {} in force in table inet {}: version {}, {} elements, {} chains ({})",
-               config.policiesDir, st.table(), r->version(), st.set_elements(), st.chains(),
-               r->changed() ? r->change().summary() : "unchanged");
+               config.policiesDir, st.table, r->version, st.setElements, st.chains,
+               r->changed && r->change ? r->change->summary : "unchanged");
   return PolicyOutcome::kApplied;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/request_checks.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/grpc_status.h"
@@ -32,7 +33,7 @@ grpc::Status logged(grpc::ServerContext* ctx, const char* call, const Error& e) 
 
 grpc::Status AgentService::ApplyPolicy(grpc::ServerContext* ctx, const v1::ApplyPolicyRequest* req,
                                        v1::ApplyPolicyResponse* resp) {
-  auto r = core_.applyPolicy(*req);
+  auto r = api::applyPolicy(core_, *req);
   if (!r) return logged(ctx, "ApplyPolicy", r.error());
   if (r->changed())
     spdlog::info("policy {} applied ({})", escapeForLog(r->version()), r->change().summary());
@@ -43,7 +44,7 @@ grpc::Status AgentService::ApplyPolicy(grpc::ServerContext* ctx, const v1::Apply
 grpc::Status AgentService::UpsertWorkload(grpc::ServerContext* ctx,
                                           const v1::UpsertWorkloadRequest* req,
                                           v1::UpsertWorkloadResponse* resp) {
-  auto r = core_.upsertWorkload(req->workload());
+  auto r = api::upsertWorkload(core_, req->workload());
   if (!r) return logged(ctx, "UpsertWorkload", r.error());
   *resp = std::move(*r);
   return grpc::Status::OK;
@@ -52,7 +53,7 @@ grpc::Status AgentService::UpsertWorkload(grpc::ServerContext* ctx,
 grpc::Status AgentService::DeleteWorkload(grpc::ServerContext* ctx,
                                           const v1::DeleteWorkloadRequest* req,
                                           v1::DeleteWorkloadResponse* resp) {
-  auto r = core_.deleteWorkload(req->name(), req->owner());
+  auto r = api::deleteWorkload(core_, req->name(), req->owner());
   if (!r) return logged(ctx, "DeleteWorkload", r.error());
   *resp = std::move(*r);
   return grpc::Status::OK;
@@ -60,13 +61,13 @@ grpc::Status AgentService::DeleteWorkload(grpc::ServerContext* ctx,
 
 grpc::Status AgentService::ListWorkloads(grpc::ServerContext*, const v1::ListWorkloadsRequest* req,
                                          v1::ListWorkloadsResponse* resp) {
-  *resp = core_.listWorkloads(req->name());
+  *resp = api::listWorkloads(core_, req->name());
   return grpc::Status::OK;
 }
 
 grpc::Status AgentService::Quarantine(grpc::ServerContext* ctx, const v1::QuarantineRequest* req,
                                       v1::QuarantineResponse* resp) {
-  auto r = core_.quarantine(req->name(), req->release());
+  auto r = api::quarantine(core_, req->name(), req->release());
   if (!r) return logged(ctx, "Quarantine", r.error());
   spdlog::warn("workload {} {}", escapeForLog(req->name()),
                req->release() ? "released" : "quarantined");
@@ -76,13 +77,13 @@ grpc::Status AgentService::Quarantine(grpc::ServerContext* ctx, const v1::Quaran
 
 grpc::Status AgentService::ListQuarantines(grpc::ServerContext*, const v1::ListQuarantinesRequest*,
                                            v1::ListQuarantinesResponse* resp) {
-  *resp = core_.listQuarantines();
+  *resp = api::listQuarantines(core_);
   return grpc::Status::OK;
 }
 
 grpc::Status AgentService::GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
                                      v1::AgentStatus* resp) {
-  *resp = core_.status();
+  *resp = api::status(core_);
   return grpc::Status::OK;
 }
 

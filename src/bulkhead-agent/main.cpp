@@ -238,9 +238,9 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
   const auto restored = core.status();
-  if (!restored.version().empty() || restored.workloads() > 0)
+  if (!restored.version.empty() || restored.workloads > 0)
     spdlog::info("restored version {} from {}: {} workloads, {} elements in table inet {}",
-                 escapeForLog(restored.version()), config->stateDir, restored.workloads(),
-                 restored.set_elements(), restored.table());
+                 escapeForLog(restored.version), config->stateDir, restored.workloads,
+                 restored.setElements, restored.table);
   return serve(core, *config, args, (*kernel)->portId(), signals, host);
 }

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/nft/mnl_kernel.h"
 #include "support/netns.h"
 
@@ -122,7 +123,7 @@ class RemoteWorkloadsTest : public ::testing::Test {
 TEST_F(RemoteWorkloadsTest, RemotePaymentsOpensAndClosesTheSelector) {
   core_ = makeCore();
   ASSERT_TRUE(core_->applySnapshot(PolicyRevision{1, "r1", {{"fleet.yaml", kPolicy}}}, {}).ok());
-  ASSERT_TRUE(core_->upsertWorkload(toV1(local())).ok());
+  ASSERT_TRUE(agent::api::upsertWorkload(*core_, toV1(local())).ok());
   ASSERT_TRUE(core_->promoteStaged(true).ok());
 
   // No payments workload anywhere: the selector selects nothing.
@@ -131,9 +132,9 @@ TEST_F(RemoteWorkloadsTest, RemotePaymentsOpensAndClosesTheSelector) {
   EXPECT_LT(denied.seconds, 2.0) << "rejected, not timed out";
 
   // Another host's payments workload registers: element changes only.
-  const auto before = core_->status();
+  const auto before = agent::api::status(*core_);
   ASSERT_TRUE(core_->upsertRemoteWorkload(remotePayments()).ok());
-  const auto after = core_->status();
+  const auto after = agent::api::status(*core_);
   EXPECT_EQ(after.chains(), before.chains());
   EXPECT_EQ(after.set_elements(), before.set_elements() + 1);
   EXPECT_TRUE(reaches()) << table();

@@ -16,6 +16,7 @@
 #include "../../src/agent/controller_messages.h"
 #include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/grpc_status.h"
 #include "support/fake_kernel.h"
@@ -114,7 +115,7 @@ class CoreFleetTest : public ::testing::Test {
 TEST_F(CoreFleetTest, RemoteWorkloadJoinsSelectorsThroughElementChangesOnly) {
   AgentCore core(kernel_, {}, options());
   ASSERT_TRUE(core.applySnapshot(revision(1), {}).ok());
-  ASSERT_TRUE(core.upsertWorkload(localApi("fe", "frontend", "192.0.2.10")).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, localApi("fe", "frontend", "192.0.2.10")).ok());
   ASSERT_TRUE(core.promoteStaged(true).ok());
   const nft::TableContent before = kernel_.content;
   EXPECT_TRUE(elements("a4_frontend").empty());
@@ -157,9 +158,9 @@ TEST_F(CoreFleetTest, RemoteWorkloadJoinsSelectorsThroughElementChangesOnly) {
 TEST_F(CoreFleetTest, RemoteAndLocalOfOneNameCoexistInListAndStatus) {
   AgentCore core(kernel_, {}, options());
   ASSERT_TRUE(core.applySnapshot(revision(1), {}).ok());
-  ASSERT_TRUE(core.upsertWorkload(localApi("web", "frontend", "192.0.2.10")).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, localApi("web", "frontend", "192.0.2.10")).ok());
   ASSERT_TRUE(core.upsertRemoteWorkload(remote("host-b", "web", "payments", "198.51.100.20")).ok());
-  const auto list = core.listWorkloads();
+  const auto list = api::listWorkloads(core);
   ASSERT_EQ(list.workloads_size(), 2);
   EXPECT_EQ(list.workloads(0).host(), "");
   EXPECT_EQ(list.workloads(0).source(), v1::Workload::SOURCE_API);
@@ -167,17 +168,17 @@ TEST_F(CoreFleetTest, RemoteAndLocalOfOneNameCoexistInListAndStatus) {
   EXPECT_EQ(list.workloads(1).source(), v1::Workload::SOURCE_REMOTE);
   EXPECT_EQ(list.workloads(1).interfaces_size(), 0);
   EXPECT_EQ(list.workloads(1).addresses(0), "198.51.100.20");
-  EXPECT_EQ(core.listWorkloads("web").workloads_size(), 2);
-  const auto s = core.status();
+  EXPECT_EQ(api::listWorkloads(core, "web").workloads_size(), 2);
+  const auto s = api::status(core);
   EXPECT_EQ(s.remote_workloads(), 1u);
   EXPECT_EQ(s.applied_revision(), 1u);
   // Only local registrations go to the controller.
   ASSERT_EQ(core.localWorkloads().size(), 1u);
   EXPECT_EQ(core.localWorkloads()[0].workload.app, "frontend");
   // Deleting the local one leaves the remote one.
-  ASSERT_TRUE(core.deleteWorkload("web").ok());
-  ASSERT_EQ(core.listWorkloads().workloads_size(), 1);
-  EXPECT_EQ(core.listWorkloads().workloads(0).host(), "host-b");
+  ASSERT_TRUE(api::deleteWorkload(core, "web").ok());
+  ASSERT_EQ(api::listWorkloads(core).workloads_size(), 1);
+  EXPECT_EQ(api::listWorkloads(core).workloads(0).host(), "host-b");
 }
 
 TEST_F(CoreFleetTest, RemoteWithInterfacesOrBadHostIsRefused) {
@@ -198,12 +199,12 @@ TEST_F(CoreFleetTest, RemoteWithInterfacesOrBadHostIsRefused) {
                                         remote("host-b", "p", "payments", "198.51.100.21")})
           .ok());
   EXPECT_EQ(kernel_.commits, commits);
-  EXPECT_EQ(core.status().remote_workloads(), 0u);
+  EXPECT_EQ(api::status(core).remote_workloads(), 0u);
 }
 
 TEST_F(CoreFleetTest, SnapshotIsOneTransactionAndAnEqualOneChangesNothing) {
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.upsertWorkload(localApi("fe", "frontend", "192.0.2.10")).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, localApi("fe", "frontend", "192.0.2.10")).ok());
   const int commits = kernel_.commits;
   const std::vector<RemoteWorkload> remotes = {
       remote("host-b", "pay-1", "payments", "198.51.100.20"),
@@ -212,7 +213,7 @@ TEST_F(CoreFleetTest, SnapshotIsOneTransactionAndAnEqualOneChangesNothing) {
   ASSERT_TRUE(core.applySnapshot(revision(4), remotes).ok());
   EXPECT_EQ(kernel_.commits, commits + 1);  // bundle and remotes together
   EXPECT_EQ(core.appliedRevision(), 4u);
-  EXPECT_EQ(core.status().remote_workloads(), 3u);
+  EXPECT_EQ(api::status(core).remote_workloads(), 3u);
   EXPECT_FALSE(elements("a4_frontend").empty());
 
   // The reconnection case: the same again, and the same without a bundle.
@@ -232,7 +233,7 @@ TEST_F(CoreFleetTest, SnapshotIsOneTransactionAndAnEqualOneChangesNothing) {
           .ok());
   EXPECT_EQ(kernel_.commits, commits + 2);
   EXPECT_EQ(kernel_.content.chains, chains);
-  EXPECT_EQ(core.status().remote_workloads(), 1u);
+  EXPECT_EQ(api::status(core).remote_workloads(), 1u);
   EXPECT_TRUE(elements("g4_no-cache_0").empty());
 
   // A snapshot whose bundle does not validate: nothing applied.
@@ -241,13 +242,13 @@ TEST_F(CoreFleetTest, SnapshotIsOneTransactionAndAnEqualOneChangesNothing) {
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidInput);
   EXPECT_EQ(kernel_.commits, commits + 2);
   EXPECT_EQ(core.appliedRevision(), 4u);
-  EXPECT_EQ(core.status().remote_workloads(), 1u);
+  EXPECT_EQ(api::status(core).remote_workloads(), 1u);
 }
 
 TEST_F(CoreFleetTest, RemoteBatchIsOneTransactionOfElementChangesAndSurvivesRestart) {
   {
     AgentCore core(kernel_, {}, options());
-    ASSERT_TRUE(core.upsertWorkload(localApi("fe", "frontend", "192.0.2.10")).ok());
+    ASSERT_TRUE(api::upsertWorkload(core, localApi("fe", "frontend", "192.0.2.10")).ok());
     ASSERT_TRUE(
         core.applySnapshot(revision(4), {remote("host-b", "pay-1", "payments", "198.51.100.20")})
             .ok());
@@ -266,7 +267,7 @@ TEST_F(CoreFleetTest, RemoteBatchIsOneTransactionOfElementChangesAndSurvivesRest
     EXPECT_EQ(kernel_.content.chains, chains);
     EXPECT_EQ(elements("a4_frontend").size(), 2u);
     EXPECT_EQ(elements("g4_no-cache_0").size(), 1u);
-    EXPECT_EQ(core.status().remote_workloads(), 3u);
+    EXPECT_EQ(api::status(core).remote_workloads(), 3u);
     auto drift = core.checkDrift("test");
     ASSERT_TRUE(drift.ok());
     EXPECT_FALSE(drift->has_value()) << **drift;
@@ -279,7 +280,7 @@ TEST_F(CoreFleetTest, RemoteBatchIsOneTransactionOfElementChangesAndSurvivesRest
   AgentCore restarted(fresh, {}, options());
   ASSERT_TRUE(restarted.restore().ok());
   std::set<std::string> remotes;
-  const auto list = restarted.listWorkloads();
+  const auto list = api::listWorkloads(restarted);
   for (const auto& w : list.workloads())
     if (w.source() == v1::Workload::SOURCE_REMOTE) remotes.insert(w.host() + "/" + w.name());
   EXPECT_EQ(remotes, (std::set<std::string>{"host-b/pay-2", "host-b/pay-3", "host-c/cache-1"}));
@@ -290,8 +291,8 @@ TEST_F(CoreFleetTest, RevisionsApplyAsPushesAndSurviveRestartWithRemotes) {
     AgentCore core(kernel_, {}, options());
     ASSERT_TRUE(core.applyRevision(revision(3)).ok());
     EXPECT_EQ(core.appliedRevision(), 3u);
-    EXPECT_EQ(core.status().version(), "rev-3");
-    ASSERT_TRUE(core.upsertWorkload(localApi("fe", "frontend", "192.0.2.10")).ok());
+    EXPECT_EQ(api::status(core).version(), "rev-3");
+    ASSERT_TRUE(api::upsertWorkload(core, localApi("fe", "frontend", "192.0.2.10")).ok());
     ASSERT_TRUE(
         core.upsertRemoteWorkload(remote("host-b", "pay-1", "payments", "198.51.100.20")).ok());
     ASSERT_TRUE(
@@ -311,7 +312,7 @@ TEST_F(CoreFleetTest, RevisionsApplyAsPushesAndSurviveRestartWithRemotes) {
   AgentCore restarted(fresh, {}, options());
   ASSERT_TRUE(restarted.restore().ok());
   EXPECT_EQ(restarted.appliedRevision(), 3u);
-  const auto list = restarted.listWorkloads();
+  const auto list = api::listWorkloads(restarted);
   ASSERT_EQ(list.workloads_size(), 2);
   EXPECT_EQ(list.workloads(1).name(), "pay-1");
   EXPECT_EQ(list.workloads(1).host(), "host-b");
@@ -331,7 +332,7 @@ TEST_F(CoreFleetTest, RevisionsApplyAsPushesAndSurviveRestartWithRemotes) {
   AgentCore again(third, {}, options());
   ASSERT_TRUE(again.restore().ok());
   EXPECT_EQ(again.appliedRevision(), 6u);
-  EXPECT_EQ(again.status().remote_workloads(), 1u);
+  EXPECT_EQ(api::status(again).remote_workloads(), 1u);
 }
 
 TEST_F(CoreFleetTest, LocalChangesReachTheListenerInOrderOutsideTheLock) {
@@ -344,12 +345,12 @@ TEST_F(CoreFleetTest, LocalChangesReachTheListenerInOrderOutsideTheLock) {
     // Calls back into the core: would deadlock under its lock.
     listedThen.push_back(core.localWorkloads().size());
   });
-  ASSERT_TRUE(core.upsertWorkload(localApi("w1", "frontend", "192.0.2.11")).ok());
-  ASSERT_TRUE(core.upsertWorkload(localApi("w2", "frontend", "192.0.2.12")).ok());
-  ASSERT_TRUE(core.deleteWorkload("w1").ok());
+  ASSERT_TRUE(api::upsertWorkload(core, localApi("w1", "frontend", "192.0.2.11")).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, localApi("w2", "frontend", "192.0.2.12")).ok());
+  ASSERT_TRUE(api::deleteWorkload(core, "w1").ok());
   // Not local changes: remote workloads, refused registrations.
   ASSERT_TRUE(core.upsertRemoteWorkload(remote("host-b", "p", "payments", "198.51.100.20")).ok());
-  EXPECT_FALSE(core.upsertWorkload(localApi("w3", "frontend", "192.0.2.12")).ok());
+  EXPECT_FALSE(api::upsertWorkload(core, localApi("w3", "frontend", "192.0.2.12")).ok());
   const std::vector<std::pair<std::string, bool>> want = {
       {"w1", false}, {"w2", false}, {"w1", true}};
   EXPECT_EQ(seen, want);
@@ -364,8 +365,8 @@ TEST_F(CoreFleetTest, LocalChangesReachTheListenerInOrderOutsideTheLock) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 10; ++i) {
         const int id = 20 + t * 10 + i;
-        ASSERT_TRUE(core.upsertWorkload(localApi("c" + std::to_string(id), "frontend",
-                                                 "192.0.2." + std::to_string(id)))
+        ASSERT_TRUE(api::upsertWorkload(core, localApi("c" + std::to_string(id), "frontend",
+                                                       "192.0.2." + std::to_string(id)))
                         .ok());
       }
     });
@@ -377,7 +378,7 @@ TEST_F(CoreFleetTest, LocalChangesReachTheListenerInOrderOutsideTheLock) {
     names.insert(n);
   EXPECT_EQ(names.size(), 40u);
   core.setLocalChangeListener(nullptr);
-  ASSERT_TRUE(core.deleteWorkload("w2").ok());
+  ASSERT_TRUE(api::deleteWorkload(core, "w2").ok());
   EXPECT_EQ(seen.size(), 40u);
 }
 
@@ -389,7 +390,7 @@ TEST_F(CoreFleetTest, LocalPushIsRefusedUnderAController) {
   auto* f = push.add_files();
   f->set_name("p.yaml");
   f->set_content(kFleetPolicy);
-  auto refused = core.applyPolicy(push);
+  auto refused = api::applyPolicy(core, push);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
   const grpc::Status st = common::grpcStatus(refused.error());
@@ -399,7 +400,7 @@ TEST_F(CoreFleetTest, LocalPushIsRefusedUnderAController) {
   EXPECT_EQ(kernel_.commits, 0);
   // A dry run applies nothing: still answered.
   push.set_dry_run(true);
-  EXPECT_TRUE(core.applyPolicy(push).ok());
+  EXPECT_TRUE(api::applyPolicy(core, push).ok());
   EXPECT_EQ(kernel_.commits, 0);
   // The controller's own revisions go through.
   EXPECT_TRUE(core.applyRevision(revision(1)).ok());
@@ -418,18 +419,19 @@ TEST_F(CoreFleetTest, HelloAndChangesCarryTheRegistrationsSource) {
     EXPECT_EQ(m.workload().upsert().interfaces_size(), 0);
     changed[c.workload.name] = m.workload().upsert().source();
   });
-  ASSERT_TRUE(core.upsertWorkload(
-                      registration("c1", "192.0.2.11", v1::Workload::SOURCE_CNI, "0123abcd/eth0"))
-                  .ok());
-  ASSERT_TRUE(core.upsertWorkload(registration("vm1", "192.0.2.12", v1::Workload::SOURCE_LIBVIRT,
-                                               "6f1c1f8e-9c64-4f7e-8d0c-2f4a5b6c7d8e"))
+  ASSERT_TRUE(api::upsertWorkload(
+                  core, registration("c1", "192.0.2.11", v1::Workload::SOURCE_CNI, "0123abcd/eth0"))
                   .ok());
   ASSERT_TRUE(
-      core.upsertWorkload(registration("api1", "192.0.2.13", v1::Workload::SOURCE_API)).ok());
-  // UNSPECIFIED is recorded (and reported) as API.
-  ASSERT_TRUE(
-      core.upsertWorkload(registration("any1", "192.0.2.14", v1::Workload::SOURCE_UNSPECIFIED))
+      api::upsertWorkload(core, registration("vm1", "192.0.2.12", v1::Workload::SOURCE_LIBVIRT,
+                                             "6f1c1f8e-9c64-4f7e-8d0c-2f4a5b6c7d8e"))
           .ok());
+  ASSERT_TRUE(
+      api::upsertWorkload(core, registration("api1", "192.0.2.13", v1::Workload::SOURCE_API)).ok());
+  // UNSPECIFIED is recorded (and reported) as API.
+  ASSERT_TRUE(api::upsertWorkload(
+                  core, registration("any1", "192.0.2.14", v1::Workload::SOURCE_UNSPECIFIED))
+                  .ok());
   const std::map<std::string, v1::Workload::Source> want = {{"c1", v1::Workload::SOURCE_CNI},
                                                             {"vm1", v1::Workload::SOURCE_LIBVIRT},
                                                             {"api1", v1::Workload::SOURCE_API},
@@ -446,8 +448,8 @@ TEST_F(CoreFleetTest, HelloAndChangesCarryTheRegistrationsSource) {
   EXPECT_EQ(reported, want);
 
   // A re-registration from another source is reported with the new one.
-  ASSERT_TRUE(core.upsertWorkload(
-                      registration("api1", "192.0.2.13", v1::Workload::SOURCE_CNI, "4567ef01/eth0"))
+  ASSERT_TRUE(api::upsertWorkload(core, registration("api1", "192.0.2.13", v1::Workload::SOURCE_CNI,
+                                                     "4567ef01/eth0"))
                   .ok());
   EXPECT_EQ(changed["api1"], v1::Workload::SOURCE_CNI);
   core.setLocalChangeListener(nullptr);

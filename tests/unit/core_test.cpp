@@ -1,6 +1,7 @@
 // AgentCore: versions, no-op pushes, dry runs, workloads, quarantine, saved
 // state, and errors — against a kernel that can refuse (tests/support/fake_kernel.h).
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -80,28 +81,27 @@ class CoreTest : public ::testing::Test {
 
 TEST_F(CoreTest, PushVersionsAndSamePushIsANoOp) {
   AgentCore core(kernel_, {}, options());
-  auto r = core.applyPolicy(push(kPolicy));
+  auto r = api::applyPolicy(core, push(kPolicy));
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_TRUE(r->changed());
   EXPECT_EQ(r->version().rfind("sha256:", 0), 0u);
   EXPECT_EQ(kernel_.commits, 1);
-  auto again = core.applyPolicy(push(kPolicy));
+  auto again = api::applyPolicy(core, push(kPolicy));
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->changed());
   EXPECT_EQ(again->version(), r->version());
   EXPECT_EQ(kernel_.commits, 1) << "the same bundle again must not touch the kernel";
-  auto named = core.applyPolicy(push(kPolicy, "v42"));
+  auto named = api::applyPolicy(core, push(kPolicy, "v42"));
   ASSERT_TRUE(named.ok());
   EXPECT_FALSE(named->changed());
-  EXPECT_EQ(core.status().version(), "v42");
+  EXPECT_EQ(api::status(core).version(), "v42");
 }
 
 TEST_F(CoreTest, InvalidPushNamesFileLineColumnAndChangesNothing) {
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
-  auto r =
-      core.applyPolicy(push("apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: x}\n"
-                            "spec:\n  egress:\n    - to: [nowhere]\n"));
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
+  auto r = api::applyPolicy(core, push("apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: x}\n"
+                                       "spec:\n  egress:\n    - to: [nowhere]\n"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput);
   EXPECT_NE(r.error().message.find("policy.yaml:6:12: unknown service or app \"nowhere\""),
@@ -109,12 +109,12 @@ TEST_F(CoreTest, InvalidPushNamesFileLineColumnAndChangesNothing) {
       << r.error().message;
   EXPECT_EQ(common::grpcStatus(r.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(kernel_.commits, 1);
-  EXPECT_EQ(core.status().apps(), 1u);
+  EXPECT_EQ(api::status(core).apps(), 1u);
 }
 
 TEST_F(CoreTest, OversizedPushIsResourceExhausted) {
   AgentCore core(kernel_, {}, options());
-  auto r = core.applyPolicy(push(std::string(5000, '#')));
+  auto r = api::applyPolicy(core, push(std::string(5000, '#')));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(common::grpcStatus(r.error()).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(kernel_.commits, 0);
@@ -124,70 +124,70 @@ TEST_F(CoreTest, DryRunReturnsPlanAndAppliesNothing) {
   AgentCore core(kernel_, {}, options());
   auto req = push(kPolicy);
   req.set_dry_run(true);
-  auto r = core.applyPolicy(req);
+  auto r = api::applyPolicy(core, req);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->changed());
   EXPECT_NE(r->plan().find("table inet bulkhead"), std::string::npos);
   EXPECT_GT(r->change().element_adds(), 0u);
   EXPECT_EQ(kernel_.commits, 0);
-  EXPECT_EQ(core.status().version(), "");
+  EXPECT_EQ(api::status(core).version(), "");
 }
 
 TEST_F(CoreTest, WorkloadsAreElementChangesAndValidated) {
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
-  auto r = core.upsertWorkload(apiWorkload("web-1", "192.0.2.10"));
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
+  auto r = api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10"));
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->change().chains_added() + r->change().chains_rewritten(), 0u);
   EXPECT_EQ(r->change().element_adds(), 4u);  // staged, st_web, registered, src4
-  EXPECT_EQ(core.status().staged_interfaces(), 1u);
+  EXPECT_EQ(api::status(core).staged_interfaces(), 1u);
 
-  auto bad = core.upsertWorkload(apiWorkload("web-2", "192.0.2.300"));
+  auto bad = api::upsertWorkload(core, apiWorkload("web-2", "192.0.2.300"));
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(common::grpcStatus(bad.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(bad.error().message.find("workload.addresses[0]"), std::string::npos);
-  auto clash = core.upsertWorkload(apiWorkload("web-3", "192.0.2.10"));
+  auto clash = api::upsertWorkload(core, apiWorkload("web-3", "192.0.2.10"));
   ASSERT_FALSE(clash.ok());
   EXPECT_EQ(common::grpcStatus(clash.error()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
-  auto ls = core.listWorkloads();
+  auto ls = api::listWorkloads(core);
   ASSERT_EQ(ls.workloads_size(), 2);
   EXPECT_EQ(ls.workloads(0).name(), "web-1");
   EXPECT_EQ(ls.workloads(0).source(), v1::Workload::SOURCE_API);
   EXPECT_EQ(ls.workloads(1).source(), v1::Workload::SOURCE_BUNDLE);
 
-  EXPECT_EQ(core.deleteWorkload("nope").error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(core.deleteWorkload("web-static").error().code, ErrorCode::kInvalidInput);
-  ASSERT_TRUE(core.deleteWorkload("web-1").ok());
-  EXPECT_EQ(core.status().workloads(), 1u);
+  EXPECT_EQ(api::deleteWorkload(core, "nope").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(api::deleteWorkload(core, "web-static").error().code, ErrorCode::kInvalidInput);
+  ASSERT_TRUE(api::deleteWorkload(core, "web-1").ok());
+  EXPECT_EQ(api::status(core).workloads(), 1u);
 }
 
 TEST_F(CoreTest, WorkloadsSurvivePushes) {
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
-  ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
-  ASSERT_TRUE(core.applyPolicy(push(std::string(kPolicy) + "\n# v2\n")).ok());
-  EXPECT_EQ(core.listWorkloads().workloads_size(), 2);
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
+  ASSERT_TRUE(api::applyPolicy(core, push(std::string(kPolicy) + "\n# v2\n")).ok());
+  EXPECT_EQ(api::listWorkloads(core).workloads_size(), 2);
 }
 
 TEST_F(CoreTest, QuarantineApiAndBundleWorkloads) {
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
-  ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
-  ASSERT_TRUE(core.quarantine("web-1", false).ok());
-  ASSERT_TRUE(core.quarantine("web-static", false).ok());
-  EXPECT_EQ(core.quarantine("nope", false).error().code, ErrorCode::kNotFound);
-  const auto quarantined = core.listWorkloads();
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
+  ASSERT_TRUE(api::quarantine(core, "web-1", false).ok());
+  ASSERT_TRUE(api::quarantine(core, "web-static", false).ok());
+  EXPECT_EQ(api::quarantine(core, "nope", false).error().code, ErrorCode::kNotFound);
+  const auto quarantined = api::listWorkloads(core);
   for (const auto& w : quarantined.workloads())
     EXPECT_TRUE(w.quarantined()) << w.name();
   // Quarantine holds across a push and a re-registration.
-  ASSERT_TRUE(core.applyPolicy(push(std::string(kPolicy) + "\n# v2\n")).ok());
-  ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
-  const auto still = core.listWorkloads();
+  ASSERT_TRUE(api::applyPolicy(core, push(std::string(kPolicy) + "\n# v2\n")).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
+  const auto still = api::listWorkloads(core);
   for (const auto& w : still.workloads())
     EXPECT_TRUE(w.quarantined()) << w.name();
-  ASSERT_TRUE(core.quarantine("web-1", true).ok());
-  const auto released = core.listWorkloads();
+  ASSERT_TRUE(api::quarantine(core, "web-1", true).ok());
+  const auto released = api::listWorkloads(core);
   for (const auto& w : released.workloads())
     EXPECT_EQ(w.quarantined(), w.name() == "web-static") << w.name();
 }
@@ -196,21 +196,21 @@ TEST_F(CoreTest, StateIsSavedAndRestored) {
   std::string version, plan;
   {
     AgentCore core(kernel_, {}, options());
-    ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
-    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
-    ASSERT_TRUE(core.quarantine("web-1", false).ok());
-    version = core.status().version();
+    ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
+    ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
+    ASSERT_TRUE(api::quarantine(core, "web-1", false).ok());
+    version = api::status(core).version();
   }
   testing::FakeKernel fresh;
   AgentCore restored(fresh, {}, options());
   ASSERT_TRUE(restored.restore().ok());
   EXPECT_EQ(fresh.commits, 1) << "one transaction puts the saved table back";
-  EXPECT_EQ(restored.status().version(), version);
-  auto ls = restored.listWorkloads();
+  EXPECT_EQ(api::status(restored).version(), version);
+  auto ls = api::listWorkloads(restored);
   ASSERT_EQ(ls.workloads_size(), 2);
   EXPECT_TRUE(ls.workloads(0).quarantined());
   // The same bundle pushed again is a no-op after a restart too.
-  auto again = restored.applyPolicy(push(kPolicy));
+  auto again = api::applyPolicy(restored, push(kPolicy));
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->changed());
 }
@@ -218,11 +218,11 @@ TEST_F(CoreTest, StateIsSavedAndRestored) {
 TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
   {
     AgentCore core(kernel_, {}, options());
-    ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+    ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
     const auto snapshot = fs::file_size(dir_ / "state.pb");
-    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
-    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-2", "192.0.2.11")).ok());
-    ASSERT_TRUE(core.deleteWorkload("web-1").ok());
+    ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
+    ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-2", "192.0.2.11")).ok());
+    ASSERT_TRUE(api::deleteWorkload(core, "web-1").ok());
     EXPECT_EQ(fs::file_size(dir_ / "state.pb"), snapshot)
         << "a workload change is a journal record";
     EXPECT_GT(fs::file_size(dir_ / "journal.pb"), 0u);
@@ -242,13 +242,13 @@ TEST_F(CoreTest, WorkloadChangesAreJournalledAndATornRecordIsIgnored) {
   testing::FakeKernel fresh;
   AgentCore restored(fresh, {}, options());
   ASSERT_TRUE(restored.restore().ok());
-  auto ls = restored.listWorkloads();
+  auto ls = api::listWorkloads(restored);
   ASSERT_EQ(ls.workloads_size(), 2);
   EXPECT_EQ(ls.workloads(0).name(), "web-2");
   // A push writes a new snapshot and empties the journal.
   std::string changed = kPolicy;
   changed.replace(changed.find("tcp/5432"), 8, "tcp/5433");
-  ASSERT_TRUE(restored.applyPolicy(push(changed)).ok());
+  ASSERT_TRUE(api::applyPolicy(restored, push(changed)).ok());
   StateStore after(dir_.string());
   ASSERT_TRUE(after.load().ok());
   EXPECT_EQ(after.journalEntries(), 0u);
@@ -266,16 +266,16 @@ TEST_F(CoreTest, CorruptStateIsAnErrorAndTouchesNothing) {
 
 TEST_F(CoreTest, KernelRefusalIsUnavailableAndNotSaved) {
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
   const auto saved = fs::last_write_time(dir_ / "state.pb");
   kernel_.refuse = 2;
   std::string changed = kPolicy;
   changed.replace(changed.find("tcp/5432"), 8, "tcp/5433");
-  auto r = core.applyPolicy(push(changed));
+  auto r = api::applyPolicy(core, push(changed));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(common::grpcStatus(r.error()).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(fs::last_write_time(dir_ / "state.pb"), saved);
-  EXPECT_NE(core.status().last_error().find("kernel refused"), std::string::npos);
+  EXPECT_NE(api::status(core).last_error().find("kernel refused"), std::string::npos);
 }
 
 // Promotion is due once no workload changed for promoteIdle, or the oldest
@@ -292,11 +292,11 @@ TEST_F(CoreTest, StagedInterfacesArePromotedWhenQuietOrOld) {
     o.promoteIdle = idle;
     o.promoteMaxAge = age;
     AgentCore core(kernel_, {}, o);
-    ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+    ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
     auto none = core.promoteStaged(true);
     ASSERT_TRUE(none.ok());
     EXPECT_EQ(*none, 0u);  // nothing staged: nothing to do, even forced
-    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-1", "192.0.2.10")).ok());
+    ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
     const int commits = kernel_.commits;
     auto p = core.promoteStaged();
     ASSERT_TRUE(p.ok());
@@ -307,7 +307,7 @@ TEST_F(CoreTest, StagedInterfacesArePromotedWhenQuietOrOld) {
       ASSERT_TRUE(forced.ok());
       EXPECT_EQ(*forced, 1u);
     }
-    const auto st = core.status();
+    const auto st = api::status(core);
     EXPECT_EQ(st.staged_interfaces(), 0u);
     EXPECT_EQ(st.promotions(), 1u);
     EXPECT_EQ(st.promotion_latency().count(), 1u);
@@ -321,19 +321,19 @@ TEST_F(CoreTest, PromotionGoesInBatchesAndTheRestStaysDue) {
   o.promoteMaxAge = std::chrono::milliseconds(0);
   o.promoteBatch = 2;
   AgentCore core(kernel_, {}, o);
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
   for (int i = 0; i < 5; ++i)
-    ASSERT_TRUE(core.upsertWorkload(apiWorkload("web-" + std::to_string(i),
-                                                "192.0.2." + std::to_string(10 + i)))
+    ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-" + std::to_string(i),
+                                                      "192.0.2." + std::to_string(10 + i)))
                     .ok());
-  EXPECT_EQ(core.status().staged_interfaces(), 5u);
+  EXPECT_EQ(api::status(core).staged_interfaces(), 5u);
   for (size_t expected : {2u, 2u, 1u, 0u}) {
     auto p = core.promoteStaged();
     ASSERT_TRUE(p.ok());
     EXPECT_EQ(*p, expected);
   }
-  EXPECT_EQ(core.status().staged_interfaces(), 0u);
-  EXPECT_EQ(core.status().promotions(), 3u);
+  EXPECT_EQ(api::status(core).staged_interfaces(), 0u);
+  EXPECT_EQ(api::status(core).promotions(), 3u);
 }
 
 // Lost notifications repair the table only when someone else committed since
@@ -343,20 +343,20 @@ TEST_F(CoreTest, LostEventsRepairOnlyAfterAForeignCommit) {
   // enough (drift_test.cpp decides by content).
   kernel_.readable = false;
   AgentCore core(kernel_, {}, options());
-  ASSERT_TRUE(core.applyPolicy(push(kPolicy)).ok());
+  ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());
   const int commits = kernel_.commits;
   auto r = core.repairAfterLostEvents("notifications lost");
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(*r);
   EXPECT_EQ(kernel_.commits, commits);
-  EXPECT_EQ(core.status().drift_repairs(), 0u);
+  EXPECT_EQ(api::status(core).drift_repairs(), 0u);
 
   ++kernel_.gen;  // another program committed (to any table)
   r = core.repairAfterLostEvents("notifications lost");
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(*r);
   EXPECT_EQ(kernel_.commits, commits + 1);
-  EXPECT_EQ(core.status().drift_repairs(), 1u);
+  EXPECT_EQ(api::status(core).drift_repairs(), 1u);
   // The repair was ours: lost notifications now need no second one.
   r = core.repairAfterLostEvents("notifications lost");
   ASSERT_TRUE(r.ok());

@@ -5,9 +5,11 @@
 
 #include <vector>
 
+#include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/config.h"
 #include "bulkhead/agent/conntrack.h"
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/nft/table_content.h"
 #include "support/fake_kernel.h"
@@ -21,10 +23,7 @@ v1::ApplyPolicyRequest demoPush() {
   auto files =
       AgentCore::readPolicyFiles(std::string(BULKHEAD_SOURCE_DIR) + "/policies/demo", 1u << 20);
   EXPECT_TRUE(files) << files.error().describe();
-  v1::ApplyPolicyRequest r;
-  for (auto& f : *files)
-    *r.add_files() = std::move(f);
-  return r;
+  return toApi(PolicyPush{std::move(*files), "", false});
 }
 
 v1::Workload apiWorkload(const std::string& name, const std::string& v4, const std::string& v6) {
@@ -56,9 +55,9 @@ class FakeConntrack : public ConntrackTable {
 class DriftTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto pushed = core_.applyPolicy(demoPush());
+    auto pushed = api::applyPolicy(core_, demoPush());
     ASSERT_TRUE(pushed) << pushed.error().describe();
-    ASSERT_TRUE(core_.upsertWorkload(apiWorkload("api-1", "192.0.2.77", "2001:db8:2::77")));
+    ASSERT_TRUE(api::upsertWorkload(core_, apiWorkload("api-1", "192.0.2.77", "2001:db8:2::77")));
     ASSERT_TRUE(core_.promoteStaged(true));
     ASSERT_TRUE(kernel_.content.exists);
   }
@@ -85,8 +84,8 @@ TEST_F(DriftTest, RoundTripComparesEqual) {
   auto drift = core_.checkDrift("test");
   ASSERT_TRUE(drift) << drift.error().describe();
   EXPECT_FALSE(drift->has_value()) << **drift;
-  EXPECT_EQ(core_.status().drift_repairs(), 0u);
-  EXPECT_NE(core_.status().last_drift_check().find("in sync"), std::string::npos);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
+  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos);
   EXPECT_GE(kernel_.reads, 1);
 }
 
@@ -122,7 +121,7 @@ TEST_P(DriftTamperTest, DiffersThenRepaired) {
   ASSERT_TRUE(drift->has_value()) << GetParam().name << " went unnoticed";
   EXPECT_NE((*drift)->find(GetParam().expect), std::string::npos) << **drift;
   EXPECT_EQ(kernel_.commits, commits + 1);  // one whole replace
-  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
   EXPECT_TRUE(kernel_.content.chains == before.chains);
   EXPECT_TRUE(normalized(kernel_.content).sets == normalized(before).sets);
 
@@ -198,7 +197,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(TableContentTest, FullBatchRoundTripAndMissingElements) {
   testing::FakeKernel kernel(kTable);
   AgentCore core(kernel, compiler::CompileOptions{}, CoreOptions{});
-  auto pushed = core.applyPolicy(demoPush());
+  auto pushed = api::applyPolicy(core, demoPush());
   ASSERT_TRUE(pushed) << pushed.error().describe();
   // What the fake holds came from a replace batch (add, delete, add table).
   const nft::TableContent committed = kernel.content;
@@ -224,7 +223,7 @@ TEST_F(DriftTest, HousekeepingRepairsATamperedTableOnThePeriodicTick) {
 
   housekeeping.step();  // nothing drifted: nothing committed
   const int commits = kernel_.commits;
-  EXPECT_EQ(core_.status().drift_repairs(), 0u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
 
   kernel_.content.chains[someChain()].rules.clear();
   kernel_.content.sets[someSet()].elements.erase(kernel_.content.sets[someSet()].elements.begin());
@@ -232,12 +231,12 @@ TEST_F(DriftTest, HousekeepingRepairsATamperedTableOnThePeriodicTick) {
   ++kernel_.gen;  // those changes were commits
   housekeeping.step();
   EXPECT_EQ(kernel_.commits, commits + 1);
-  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
   EXPECT_TRUE(kernel_.content.chains == good.chains);
   EXPECT_TRUE(normalized(kernel_.content).sets == normalized(good).sets);
-  EXPECT_NE(core_.status().last_drift_check().find("repaired"), std::string::npos)
-      << core_.status().last_drift_check();
-  EXPECT_FALSE(core_.status().last_drift_check_time().empty());
+  EXPECT_NE(api::status(core_).last_drift_check().find("repaired"), std::string::npos)
+      << api::status(core_).last_drift_check();
+  EXPECT_FALSE(api::status(core_).last_drift_check_time().empty());
 }
 
 TEST_F(DriftTest, HousekeepingWaitsForTheResyncPeriod) {
@@ -248,7 +247,7 @@ TEST_F(DriftTest, HousekeepingWaitsForTheResyncPeriod) {
   kernel_.content.chains[someChain()].rules.clear();
   ++kernel_.gen;
   housekeeping.step();
-  EXPECT_EQ(core_.status().drift_repairs(), 0u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
 }
 
 // Events: a foreign change repairs at once; lost notifications repair only
@@ -284,20 +283,20 @@ TEST_F(DriftTest, LostNotificationsDecideByContent) {
   pending = {lost};
   housekeeping.step();
   EXPECT_EQ(kernel_.commits, commits + 1);
-  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
 
   nft::TableEvent foreign;
   foreign.what = "delete rule inet bulkhead by pid 1 (nft)";
   pending = {foreign};
   housekeeping.step();
   EXPECT_EQ(kernel_.commits, commits + 2);
-  EXPECT_EQ(core_.status().drift_repairs(), 2u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 2u);
 }
 
 TEST_F(DriftTest, QuarantineFlushesTheWorkloadsConnectionsAndReleaseDoesNot) {
   FakeConntrack conntrack;
   core_.setConntrack(&conntrack);
-  auto q = core_.quarantine("api-1", false);
+  auto q = api::quarantine(core_, "api-1", false);
   ASSERT_TRUE(q) << q.error().describe();
   ASSERT_EQ(conntrack.calls.size(), 1u);
   std::vector<std::string> flushed;
@@ -307,13 +306,13 @@ TEST_F(DriftTest, QuarantineFlushesTheWorkloadsConnectionsAndReleaseDoesNot) {
   EXPECT_EQ(q->flushed_flows(), 3u);
 
   // A bundle workload: its addresses too.
-  ASSERT_TRUE(core_.quarantine("billing-1", false));
+  ASSERT_TRUE(api::quarantine(core_, "billing-1", false));
   ASSERT_EQ(conntrack.calls.size(), 2u);
   ASSERT_EQ(conntrack.calls[1].size(), 2u);
   EXPECT_EQ(conntrack.calls[1][0].toString(), "192.0.2.10");
 
-  ASSERT_TRUE(core_.quarantine("api-1", true));
-  ASSERT_TRUE(core_.quarantine("billing-1", true));
+  ASSERT_TRUE(api::quarantine(core_, "api-1", true));
+  ASSERT_TRUE(api::quarantine(core_, "billing-1", true));
   EXPECT_EQ(conntrack.calls.size(), 2u);
 }
 
@@ -321,13 +320,13 @@ TEST_F(DriftTest, QuarantineStaysInForceWhenTheFlushFails) {
   FakeConntrack conntrack;
   conntrack.fail = true;
   core_.setConntrack(&conntrack);
-  auto q = core_.quarantine("api-1", false);
+  auto q = api::quarantine(core_, "api-1", false);
   ASSERT_TRUE(q) << q.error().describe();
   ASSERT_EQ(q->warnings_size(), 1);
   EXPECT_NE(q->warnings(0).find("live connections were not cut"), std::string::npos);
-  EXPECT_NE(core_.status().last_error().find("live connections"), std::string::npos);
+  EXPECT_NE(api::status(core_).last_error().find("live connections"), std::string::npos);
   bool quarantined = false;
-  const auto listed = core_.listWorkloads();
+  const auto listed = api::listWorkloads(core_);
   for (const auto& w : listed.workloads())
     if (w.name() == "api-1") quarantined = w.quarantined();
   EXPECT_TRUE(quarantined);
@@ -336,7 +335,7 @@ TEST_F(DriftTest, QuarantineStaysInForceWhenTheFlushFails) {
 TEST_F(DriftTest, UnknownWorkloadFlushesNothing) {
   FakeConntrack conntrack;
   core_.setConntrack(&conntrack);
-  EXPECT_FALSE(core_.quarantine("nobody", false));
+  EXPECT_FALSE(api::quarantine(core_, "nobody", false));
   EXPECT_TRUE(conntrack.calls.empty());
 }
 

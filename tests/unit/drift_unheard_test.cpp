@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/housekeeping.h"
 #include "bulkhead/nft/monitor.h"
 #include "support/fake_kernel.h"
@@ -92,19 +93,19 @@ class DriftUnheardTest : public ::testing::Test {
 };
 
 TEST_F(DriftUnheardTest, QuietPushLeavesNothingToCheck) {
-  auto pushed = core_.applyPolicy(bigPush(600));
+  auto pushed = api::applyPolicy(core_, bigPush(600));
   ASSERT_TRUE(pushed) << pushed.error().describe();
   EXPECT_EQ(gate_.pauses, 1);
   EXPECT_TRUE(gate_.pending.empty());
   auto hk = housekeeping();
   hk.step();
   EXPECT_EQ(kernel_.reads, 0);
-  EXPECT_EQ(core_.status().drift_repairs(), 0u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
 }
 
 TEST_F(DriftUnheardTest, ForeignCommitDuringAQuietPushIsFoundAndRepaired) {
   kernel_.tamperAfterNext = true;
-  auto pushed = core_.applyPolicy(bigPush(600));
+  auto pushed = api::applyPolicy(core_, bigPush(600));
   ASSERT_TRUE(pushed) << pushed.error().describe();
   ASSERT_EQ(gate_.pending.size(), 1u);
   const int commits = kernel_.commits;
@@ -112,7 +113,7 @@ TEST_F(DriftUnheardTest, ForeignCommitDuringAQuietPushIsFoundAndRepaired) {
   hk.step();
   EXPECT_GE(kernel_.reads, 1);
   EXPECT_EQ(kernel_.commits, commits + 1);  // one whole replace
-  EXPECT_EQ(core_.status().drift_repairs(), 1u);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
   // Put back: the check by content now agrees.
   auto drift = core_.checkDrift("test");
   ASSERT_TRUE(drift) << drift.error().describe();

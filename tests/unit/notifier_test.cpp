@@ -23,14 +23,14 @@ struct Sent {
   }
 };
 
-v1::AgentStatus status(const std::string& version, uint32_t workloads) {
-  v1::AgentStatus s;
-  s.set_version(version);
-  s.set_table("bulkhead");
-  s.set_workloads(workloads);
-  s.set_apps(2);
-  s.set_set_elements(40);
-  s.set_chains(7);
+AgentStatusView status(const std::string& version, uint32_t workloads) {
+  AgentStatusView s;
+  s.version = version;
+  s.table = "bulkhead";
+  s.workloads = workloads;
+  s.apps = 2;
+  s.setElements = 40;
+  s.chains = 7;
   return s;
 }
 

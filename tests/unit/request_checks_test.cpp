@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/grpc_status.h"
@@ -50,21 +51,21 @@ class RequestChecksTest : public ::testing::Test {
 TEST_F(RequestChecksTest, PushVersionAndFileNames) {
   v1::ApplyPolicyRequest r;
   r.set_version(kForged);
-  expectRefused(statusOf(core_.applyPolicy(r)), "version");
+  expectRefused(statusOf(api::applyPolicy(core_, r)), "version");
   r.set_version(std::string(257, 'v'));
-  expectRefused(statusOf(core_.applyPolicy(r)), "version");
+  expectRefused(statusOf(api::applyPolicy(core_, r)), "version");
   r.set_version("v1");
   r.add_files()->set_name("ok.yaml");
   r.add_files()->set_name("a.yaml\n2026-01-01T00:00:00Z info forged");
-  expectRefused(statusOf(core_.applyPolicy(r)), "files[1].name");
+  expectRefused(statusOf(api::applyPolicy(core_, r)), "files[1].name");
   r.mutable_files(1)->set_name(std::string("a\x1b[2J.yaml"));
-  expectRefused(statusOf(core_.applyPolicy(r)), "files[1].name");
+  expectRefused(statusOf(api::applyPolicy(core_, r)), "files[1].name");
   r.mutable_files(1)->set_name(std::string(4097, 'f'));
-  expectRefused(statusOf(core_.applyPolicy(r)), "files[1].name");
+  expectRefused(statusOf(api::applyPolicy(core_, r)), "files[1].name");
   r.mutable_files(1)->set_name("");
-  expectRefused(statusOf(core_.applyPolicy(r)), "files[1].name");
+  expectRefused(statusOf(api::applyPolicy(core_, r)), "files[1].name");
   EXPECT_EQ(kernel_.commits, 0);
-  EXPECT_EQ(core_.status().version(), "");
+  EXPECT_EQ(api::status(core_).version(), "");
 }
 
 TEST_F(RequestChecksTest, WorkloadFields) {
@@ -90,17 +91,17 @@ TEST_F(RequestChecksTest, WorkloadFields) {
   for (const auto& c : cases) {
     v1::Workload w = workload();
     c.spoil(w);
-    expectRefused(statusOf(core_.upsertWorkload(w)), c.field);
+    expectRefused(statusOf(api::upsertWorkload(core_, w)), c.field);
   }
   EXPECT_EQ(kernel_.commits, 0);
-  EXPECT_TRUE(core_.upsertWorkload(workload()).ok()) << "the unspoilt workload is fine";
+  EXPECT_TRUE(api::upsertWorkload(core_, workload()).ok()) << "the unspoilt workload is fine";
 }
 
 TEST_F(RequestChecksTest, NamesInDeleteAndQuarantine) {
-  expectRefused(statusOf(core_.deleteWorkload("web-1\ninfo forged")), "name");
-  expectRefused(statusOf(core_.quarantine("web-1\ninfo forged", false)), "name");
-  expectRefused(statusOf(core_.quarantine(std::string(1000, 'a'), true)), "name");
-  auto missing = core_.deleteWorkload("web-9");
+  expectRefused(statusOf(api::deleteWorkload(core_, "web-1\ninfo forged")), "name");
+  expectRefused(statusOf(api::quarantine(core_, "web-1\ninfo forged", false)), "name");
+  expectRefused(statusOf(api::quarantine(core_, std::string(1000, 'a'), true)), "name");
+  auto missing = api::deleteWorkload(core_, "web-9");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound) << "a clean unknown name is NOT_FOUND";
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/state_store.h"
 #include "support/fake_kernel.h"
 
@@ -69,8 +70,8 @@ TEST_F(StateCompatTest, CoreRestoresTheEarlierStateIntoTheKernel) {
   AgentCore core(kernel, {}, o);
   ASSERT_TRUE(core.restore().ok());
   EXPECT_EQ(kernel.commits, 1);
-  EXPECT_EQ(core.status().version(), "v7");
-  const auto listed = core.listWorkloads();
+  EXPECT_EQ(api::status(core).version(), "v7");
+  const auto listed = api::listWorkloads(core);
   ASSERT_EQ(listed.workloads_size(), 2);
   EXPECT_EQ(listed.workloads(0).name(), "web-2");
   EXPECT_TRUE(listed.workloads(0).quarantined());
@@ -81,8 +82,8 @@ TEST_F(StateCompatTest, CoreRestoresTheEarlierStateIntoTheKernel) {
   EXPECT_TRUE(kernel.content.chains.count("app_web"));
   ASSERT_TRUE(kernel.content.sets.count("quarantine"));
   EXPECT_EQ(kernel.content.sets.at("quarantine").elements.size(), 1u);
-  ASSERT_EQ(core.listQuarantines().quarantines_size(), 1);
-  EXPECT_EQ(core.listQuarantines().quarantines(0).workload(), "web-2");
+  ASSERT_EQ(api::listQuarantines(core).quarantines_size(), 1);
+  EXPECT_EQ(api::listQuarantines(core).quarantines(0).workload(), "web-2");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bulkhead/agent/core.h"
+#include "bulkhead/agent/core_api.h"
 #include "support/fake_kernel.h"
 #include "support/scratch.h"
 
@@ -219,13 +220,13 @@ TEST_F(StateStoreTest, CoreRestoresJournalOnlyWorkloadsIntoTheKernel) {
     ASSERT_TRUE(core.restore().ok());
     v1::Workload a = upsert("web-1", "192.0.2.10").upsert();
     v1::Workload b = upsert("web-2", "192.0.2.11").upsert();
-    ASSERT_TRUE(core.upsertWorkload(a).ok());
-    ASSERT_TRUE(core.upsertWorkload(b).ok());
-    ASSERT_TRUE(core.quarantine("web-2", false).ok());
+    ASSERT_TRUE(api::upsertWorkload(core, a).ok());
+    ASSERT_TRUE(api::upsertWorkload(core, b).ok());
+    ASSERT_TRUE(api::quarantine(core, "web-2", false).ok());
     ASSERT_TRUE(core.promoteStaged(true).ok());
-    before = core.listWorkloads().DebugString();
-    elements = core.status().set_elements();
-    chains = core.status().chains();
+    before = api::listWorkloads(core).DebugString();
+    elements = api::status(core).set_elements();
+    chains = api::status(core).chains();
   }
   ASSERT_FALSE(fs::exists(dir_ / "state.pb")) << "no push: the journal holds everything";
   testing::FakeKernel fresh;
@@ -234,13 +235,13 @@ TEST_F(StateStoreTest, CoreRestoresJournalOnlyWorkloadsIntoTheKernel) {
   AgentCore restored(fresh, {}, o);
   ASSERT_TRUE(restored.restore().ok());
   EXPECT_EQ(fresh.commits, 1) << "the journal's workloads are put back in one transaction";
-  EXPECT_EQ(restored.listWorkloads().DebugString(), before);
-  EXPECT_EQ(restored.status().set_elements(), elements);
-  EXPECT_EQ(restored.status().chains(), chains);
+  EXPECT_EQ(api::listWorkloads(restored).DebugString(), before);
+  EXPECT_EQ(api::status(restored).set_elements(), elements);
+  EXPECT_EQ(api::status(restored).chains(), chains);
   // The next registration keeps them.
-  ASSERT_TRUE(restored.upsertWorkload(upsert("web-3", "192.0.2.12").upsert()).ok());
-  EXPECT_EQ(restored.listWorkloads().workloads_size(), 3);
-  EXPECT_EQ(restored.status().workloads(), 3u);
+  ASSERT_TRUE(api::upsertWorkload(restored, upsert("web-3", "192.0.2.12").upsert()).ok());
+  EXPECT_EQ(api::listWorkloads(restored).workloads_size(), 3);
+  EXPECT_EQ(api::status(restored).workloads(), 3u);
 }
 
 }  // namespace

@@ -1,12 +1,17 @@
-// The agent core's one boundary with the wire types of proto/bulkhead/v1:
-// API messages and state records to and from the policy model and the
-// compiler's values. The core speaks these functions, not the fields.
+// The agent's one boundary with the wire types of proto/bulkhead/v1: API
+// messages and state records to and from the core's values (core_types.h),
+// the policy model and the compiler's values. The core speaks its own types;
+// its callers (the gRPC service through core_api.h, the controller link, the
+// runtime) and the state records convert here, not field by field elsewhere.
+// Workloads, files and records: this file; responses, quarantines and status:
+// api_convert_responses.cpp.
 #pragma once
 
 #include <set>
 #include <string>
 #include <vector>
 
+#include "bulkhead/agent/core_types.h"
 #include "bulkhead/agent/fleet.h"
 #include "bulkhead/agent/quarantine_book.h"
 #include "bulkhead/common/result.h"
@@ -34,6 +39,15 @@ v1::Workload::Source recordedSource(const v1::Workload& w);
 // libvirt as such, anything else API).
 LocalSource localSource(v1::Workload::Source source);
 v1::Workload::Source toApi(LocalSource source);
+// Who registered a workload, and back (UNSPECIFIED is API).
+v1::Workload::Source toApi(WorkloadSource source);
+WorkloadSource fromApi(v1::Workload::Source source);
+// An upsert as the core takes it: fromApi, then checkOrigin.
+Result<WorkloadRegistration> registrationFromApi(const v1::Workload& w);
+// A listed (or saved) workload: source, owner and host set.
+v1::Workload toApi(const WorkloadView& w);
+// A saved workload (validated as fromApi; source and owner as recorded).
+Result<WorkloadView> viewFromApi(const v1::Workload& w);
 // Another host's workload as a controller sends it (host set, no
 // interfaces; source and quarantine ignored); kInvalidInput names the field.
 Result<RemoteWorkload> remoteFromApi(const v1::Workload& w);
@@ -48,14 +62,29 @@ Status checkHostName(const std::string& host);
 // (or one over 4096 bytes).
 Result<std::vector<policy::SourceFile>> fromApi(const PolicyFiles& files);
 v1::PolicyFile toApi(policy::SourceFile file);
-// Bytes of names and contents: what the bundle limit counts.
-size_t bundleBytes(const PolicyFiles& files);
+PolicyFiles toApi(const std::vector<policy::SourceFile>& files);
+// A push as the core takes it (nothing checked yet: the core checks it).
+PolicyPush fromApi(const v1::ApplyPolicyRequest& request);
+v1::ApplyPolicyRequest toApi(const PolicyPush& push);
 
-// --- changes -------------------------------------------------------------------
-v1::RulesetChange toApi(const compiler::RulesetDiff& diff);
+// --- outcomes, quarantines, status (api_convert_responses.cpp) -----------------
+v1::RulesetChange toApi(const ChangeCounts& change);
+ChangeCounts fromApi(const v1::RulesetChange& change);
+v1::ApplyPolicyResponse toApi(const PushOutcome& outcome);
+v1::UpsertWorkloadResponse toUpsertResponse(const WorkloadOutcome& outcome);
+v1::DeleteWorkloadResponse toDeleteResponse(const WorkloadOutcome& outcome);
+v1::QuarantineResponse toApi(const QuarantineOutcome& outcome);
+v1::ListWorkloadsResponse toApi(const std::vector<WorkloadView>& workloads);
+v1::QuarantineRecord toApi(const QuarantineEntry& entry);
+QuarantineEntry fromApi(const v1::QuarantineRecord& record);
+v1::ListQuarantinesResponse toApi(const std::vector<QuarantineEntry>& entries);
+v1::Latency toApi(const LatencySummary& latency);
+v1::FlowCounters toApi(const FlowFeedCounts& counts);
+FlowFeedCounts fromApi(const v1::FlowCounters& counters);
+v1::AgentStatus toApi(const AgentStatusView& status);
 
 // --- state records (state.proto) ------------------------------------------------
-v1::StateJournalEntry upsertRecord(v1::Workload w);
+v1::StateJournalEntry upsertRecord(const WorkloadView& w);
 v1::StateJournalEntry deleteRecord(const std::string& name);
 // The whole quarantined set and the book: each record sets absolute values.
 v1::StateJournalEntry quarantineRecord(const std::set<std::string>& quarantined,
@@ -72,8 +101,9 @@ struct SnapshotExtras {
 
 // A snapshot: the bundle in force, the API's workloads, the quarantines,
 // the remote workloads and the controller's revision.
-v1::AgentState snapshotRecord(const std::string& version, const PolicyFiles& files,
-                              std::vector<v1::Workload> workloads,
+v1::AgentState snapshotRecord(const std::string& version,
+                              const std::vector<policy::SourceFile>& files,
+                              const std::vector<WorkloadView>& workloads,
                               const std::set<std::string>& quarantined, const QuarantineBook& book,
                               const SnapshotExtras& extras = {});
 

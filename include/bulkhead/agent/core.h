@@ -3,8 +3,9 @@
 // kernel transaction, then saved to the state directory; status and
 // latencies; drift repair. As a fleet member (fleet.h): the controller's
 // revisions and the other hosts' workloads, through the same path.
-// Transport-free so tests drive it directly; the gRPC service (service.h)
-// only translates.
+// Transport-free and in its own types (core_types.h), so tests drive it
+// directly; the wire's messages are made from those in api_convert.h, and
+// core_api.h is the core as the gRPC service (service.h) calls it.
 #pragma once
 
 #include <chrono>
@@ -18,8 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/conntrack.h"
+#include "bulkhead/agent/core_types.h"
 #include "bulkhead/agent/enforcer.h"
 #include "bulkhead/agent/fleet.h"
 #include "bulkhead/agent/flow_feed.h"
@@ -28,7 +29,6 @@
 #include "bulkhead/agent/state_store.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/common/time_format.h"
-#include "bulkhead/v1/agent.pb.h"
 
 namespace bulkhead::agent {
 
@@ -53,7 +53,7 @@ struct CoreOptions {
 class LatencyWindow {
  public:
   void add(double ms);
-  v1::Latency summary() const;
+  LatencySummary summary() const;
 
  private:
   static constexpr size_t kSamples = 1024;
@@ -73,22 +73,24 @@ class AgentCore : public FleetMember {
   // Errors: kInvalidInput (every "file:line:column: message", one a line),
   // kTooLarge, kKernel / kUnavailable (nothing applied), kIo (applied, not
   // saved), kFailedPrecondition (the agent follows a controller).
-  Result<v1::ApplyPolicyResponse> applyPolicy(const v1::ApplyPolicyRequest& request);
-  Result<v1::UpsertWorkloadResponse> upsertWorkload(const v1::Workload& workload);
+  Result<PushOutcome> applyPolicy(const PolicyPush& push);
+  // kInvalidInput: the workload does not validate, or the source is not
+  // kApi, kCni or kLibvirt, or the owner is not printable ASCII (<= 256).
+  Result<WorkloadOutcome> upsertWorkload(const WorkloadRegistration& registration);
   // `owner` non-empty: only when the registration's owner is that (else
   // kNotFound).
-  Result<v1::DeleteWorkloadResponse> deleteWorkload(const std::string& name,
-                                                    const std::string& owner = "");
+  Result<WorkloadOutcome> deleteWorkload(const std::string& name, const std::string& owner = "");
   // `name` non-empty: that workload only (none when absent). Bundle, local
   // and remote workloads, by name then host.
-  v1::ListWorkloadsResponse listWorkloads(const std::string& name = "") const;
+  std::vector<WorkloadView> listWorkloads(const std::string& name = "") const;
   // `why`: recorded with it (reason, expiry), listed by listQuarantines().
-  Result<v1::QuarantineResponse> quarantine(const std::string& name, bool release,
-                                            const QuarantineWhy& why = {});
-  v1::ListQuarantinesResponse listQuarantines() const;
+  Result<QuarantineOutcome> quarantine(const std::string& name, bool release,
+                                       const QuarantineWhy& why = {});
+  // In force, sorted by workload.
+  std::vector<QuarantineEntry> listQuarantines() const;
   // Quarantines whose expiry has passed (the caller releases them).
   std::vector<std::string> dueQuarantines() const;
-  v1::AgentStatus status() const;
+  AgentStatusView status() const;
 
   // Moves staged interfaces into the dispatch map when due (see CoreOptions)
   // or `force`d, one batch; returns how many moved (0: none staged, or not
@@ -139,17 +141,17 @@ class AgentCore : public FleetMember {
   void setLocalChangeListener(std::function<void(const LocalWorkloadChange&)> listener) override;
 
   // Reads a directory of policy files as a push would send them.
-  static Result<std::vector<v1::PolicyFile>> readPolicyFiles(const std::string& path,
-                                                             size_t maxBytes);
+  static Result<std::vector<policy::SourceFile>> readPolicyFiles(const std::string& path,
+                                                                 size_t maxBytes);
 
  private:
   Status save();
   // applyPolicy without the controller check; `revision`: the controller's.
-  Result<v1::ApplyPolicyResponse> pushPolicy(const v1::ApplyPolicyRequest& request,
-                                             std::optional<uint64_t> revision);
-  // A push's bundle, parsed, within the size limit; its warnings into `response`.
-  Result<policy::Bundle> readBundle(const v1::ApplyPolicyRequest& request,
-                                    v1::ApplyPolicyResponse& response) const;
+  Result<PushOutcome> pushPolicy(const PolicyPush& push, std::optional<uint64_t> revision);
+  // A push's bundle, parsed, within the size limit; its warnings into `outcome`.
+  Result<policy::Bundle> readBundle(const PolicyPush& push, PushOutcome& outcome) const;
+  // A push's size against the limit (kTooLarge).
+  Status checkBundleSize(const PolicyPush& push) const;
   // The bundle in force pushed again: records its new version (and the
   // controller's revision), if any.
   Status renamePolicy(const std::string& version, std::optional<uint64_t> revision);
@@ -169,14 +171,14 @@ class AgentCore : public FleetMember {
   // (which takes mu_ only to note an error). Ticket 0: nothing to wait for.
   Result<StateStore::Ticket> writeChange(const v1::StateJournalEntry& entry);
   Status awaitSaved(StateStore::Ticket ticket);
-  // A dry run: the change `bundle` would make and its plan, into `response`.
-  Status planPolicy(const policy::Bundle& bundle, v1::ApplyPolicyResponse& response) const;
+  // A dry run: the change `bundle` would make and its plan, into `outcome`.
+  Status planPolicy(const policy::Bundle& bundle, PushOutcome& outcome) const;
   void noteError(const Error& e);
-  Result<policy::Bundle> parseFiles(const google::protobuf::RepeatedPtrField<v1::PolicyFile>& files,
+  Result<policy::Bundle> parseFiles(const std::vector<policy::SourceFile>& files,
                                     std::vector<std::string>* warnings) const;
   void markQuarantined(policy::Bundle& bundle) const;
   // After a quarantine is in force: deletes the workload's conntrack entries.
-  void flushFlows(const policy::Workload& workload, v1::QuarantineResponse& response);
+  void flushFlows(const policy::Workload& workload, QuarantineOutcome& outcome);
   // Before a change that may rewrite chains (and so reset their counters).
   void beforeRewrite();
   // Puts the whole ruleset back after drift; under mu_.
@@ -189,8 +191,10 @@ class AgentCore : public FleetMember {
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.
   void trackStaged();
-  // An API workload as the API shows it, with who registered it.
-  v1::Workload apiWorkload(const policy::Workload& w) const;
+  // A local registration as listed and saved, with who registered it.
+  WorkloadView localView(const policy::Workload& w) const;
+  // The restored state's bundle, workloads and quarantines, into the kernel.
+  Status restoreState(const v1::AgentState& state);
 
   mutable std::mutex mu_;
   Enforcer enforcer_;
@@ -203,11 +207,11 @@ class AgentCore : public FleetMember {
 
   std::string version_;
   std::string contentHash_;
-  google::protobuf::RepeatedPtrField<v1::PolicyFile> files_;
+  std::vector<policy::SourceFile> files_;
   std::set<std::string> quarantined_;
   // Who registered each API workload (source, owner), by name; absent: API.
   struct Origin {
-    v1::Workload::Source source = v1::Workload::SOURCE_API;
+    WorkloadSource source = WorkloadSource::kApi;
     std::string owner;
   };
   std::unordered_map<std::string, Origin> origins_;

@@ -10,8 +10,8 @@
 #include <mutex>
 #include <string>
 
+#include "bulkhead/agent/core_types.h"
 #include "bulkhead/common/time_format.h"
-#include "bulkhead/v1/agent.pb.h"
 
 namespace bulkhead::agent {
 
@@ -37,7 +37,7 @@ class Notifier {
   bool active() const { return static_cast<bool>(send_); }
   std::chrono::microseconds watchdogPeriod() const { return watchdogPeriod_; }
 
-  void ready(const v1::AgentStatus& status);
+  void ready(const AgentStatusView& status);
   void reloading(const std::string& what);
   void stopping();
 
@@ -49,10 +49,10 @@ class Notifier {
   // and the service manager restarts the agent.
   void housekeeping(const AgentCore& core);
   // The same with a status already taken (tests; the clock passed in).
-  void housekeeping(const v1::AgentStatus& status, common::SteadyClock::time_point now);
+  void housekeeping(const AgentStatusView& status, common::SteadyClock::time_point now);
 
   // One line: the version in force and the counts.
-  static std::string summary(const v1::AgentStatus& status);
+  static std::string summary(const AgentStatusView& status);
 
  private:
   bool due(common::SteadyClock::time_point now) const;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "bulkhead/agent/core_types.h"
 #include "bulkhead/common/result.h"
 #include "bulkhead/v1/agent.pb.h"
 
@@ -22,6 +23,8 @@ inline constexpr size_t kMaxFileNameBytes = 4096;
 Status checkClientString(std::string_view field, std::string_view value, size_t maxBytes);
 
 Status checkApplyPolicy(const v1::ApplyPolicyRequest& request);
+// The same checks on a push as the core takes it.
+Status checkPolicyPush(const PolicyPush& push);
 Status checkWorkload(const v1::Workload& workload);
 // A workload name in DeleteWorkload or Quarantine (`field`: "name").
 Status checkWorkloadName(std::string_view field, std::string_view name);
