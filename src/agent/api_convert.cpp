@@ -164,10 +164,6 @@ Result<WorkloadView> viewFromApi(const v1::Workload& w) {
   return WorkloadView{std::move(*workload), fromApi(w.source()), w.owner(), w.host()};
 }
 
-v1::Workload::Source recordedSource(const v1::Workload& w) {
-  return w.source() == v1::Workload::SOURCE_UNSPECIFIED ? v1::Workload::SOURCE_API : w.source();
-}
-
 LocalSource localSource(v1::Workload::Source source) {
   switch (source) {
     case v1::Workload::SOURCE_CNI:
