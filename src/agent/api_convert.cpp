@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "bulkhead/agent/core.h"  // nowRfc3339
+#include "bulkhead/agent/request_checks.h"
 #include "bulkhead/common/host_address.h"
 
 namespace bulkhead::agent {
@@ -109,14 +110,7 @@ Status checkOrigin(const v1::Workload& w) {
       return makeError(ErrorCode::kInvalidInput,
                        "workload.source: only api, cni or libvirt can register a workload");
   }
-  constexpr size_t kMaxOwner = 256;
-  if (w.owner().size() > kMaxOwner)
-    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
-  for (unsigned char c : w.owner())
-    if (c < 0x21 || c > 0x7e)
-      return makeError(ErrorCode::kInvalidInput,
-                       "workload.owner: only printable ASCII without spaces");
-  return {};
+  return checkOwner(w.owner());
 }
 
 v1::Workload::Source toApi(WorkloadSource source) {
@@ -168,10 +162,6 @@ Result<WorkloadView> viewFromApi(const v1::Workload& w) {
   auto workload = fromApi(w);
   if (!workload) return workload.takeError();
   return WorkloadView{std::move(*workload), fromApi(w.source()), w.owner(), w.host()};
-}
-
-v1::Workload::Source recordedSource(const v1::Workload& w) {
-  return w.source() == v1::Workload::SOURCE_UNSPECIFIED ? v1::Workload::SOURCE_API : w.source();
 }
 
 LocalSource localSource(v1::Workload::Source source) {

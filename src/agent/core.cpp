@@ -74,14 +74,7 @@ Status checkRegistration(const WorkloadRegistration& r) {
       r.source != WorkloadSource::kLibvirt)
     return makeError(ErrorCode::kInvalidInput,
                      "workload.source: only api, cni or libvirt can register a workload");
-  constexpr size_t kMaxOwner = 256;
-  if (r.owner.size() > kMaxOwner)
-    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
-  for (unsigned char c : r.owner)
-    if (c < 0x21 || c > 0x7e)
-      return makeError(ErrorCode::kInvalidInput,
-                       "workload.owner: only printable ASCII without spaces");
-  return {};
+  return checkOwner(r.owner);
 }
 
 LocalSource localSourceOf(WorkloadSource source) {
@@ -455,34 +448,34 @@ Result<PushOutcome> AgentCore::pushPolicy(const PolicyPush& push,
 Result<WorkloadOutcome> AgentCore::upsertWorkload(const WorkloadRegistration& registration) {
   const auto start = SteadyClock::now();
   if (auto st = checkRegistration(registration); !st) return st.takeError();
-  std::optional<policy::Workload> w = registration.workload;
+  policy::Workload w = registration.workload;
   std::unique_lock lock(mu_);
-  w->quarantined = quarantined_.count(w->name) > 0;
+  w.quarantined = quarantined_.count(w.name) > 0;
   std::optional<policy::Workload> previous;
   for (const auto& x : enforcer_.compiler().workloads())
-    if (x.name == w->name) previous = x;
-  auto diff = enforcer_.upsertWorkload(*w);
+    if (x.name == w.name) previous = x;
+  auto diff = enforcer_.upsertWorkload(w);
   if (!diff) {
     Error e = diff.takeError();
     if (e.code != ErrorCode::kInvalidInput) noteError(e);
     return e;
   }
-  publishInterfaces(previous ? &*previous : nullptr, &*w);
+  publishInterfaces(previous ? &*previous : nullptr, &w);
   const WorkloadSource source = registration.source;
   if (source == WorkloadSource::kApi && registration.owner.empty())
-    origins_.erase(w->name);
+    origins_.erase(w.name);
   else
-    origins_[w->name] = Origin{source, registration.owner};
+    origins_[w.name] = Origin{source, registration.owner};
   WorkloadOutcome outcome;
   outcome.change = ChangeCounts::of(*diff);
-  if (!enforcer_.compiler().bundle().findApp(w->app))
-    outcome.warnings.push_back("workload " + w->name + ": app " + w->app +
+  if (!enforcer_.compiler().bundle().findApp(w.app))
+    outcome.warnings.push_back("workload " + w.name + ": app " + w.app +
                                " has no App document; it gets default deny");
   ++workloadChanges_;
   workloadLatency_.add(msSince(start));
   trackStaged();
-  const uint64_t change = queueLocalChange({*w, false, localSourceOf(source)});
-  auto ticket = writeChange(upsertRecord(localView(*w)));
+  const uint64_t change = queueLocalChange({w, false, localSourceOf(source)});
+  auto ticket = writeChange(upsertRecord(localView(w)));
   lock.unlock();  // the kernel has it; wait for the disk without the lock
   const Status saved = ticket ? awaitSaved(*ticket) : Status(ticket.error());
   deliverLocalChanges(change);

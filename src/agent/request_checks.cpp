@@ -88,6 +88,17 @@ Status checkWorkload(const v1::Workload& w) {
   return {};
 }
 
+Status checkOwner(std::string_view owner) {
+  constexpr size_t kMaxOwner = 256;
+  if (owner.size() > kMaxOwner)
+    return makeError(ErrorCode::kInvalidInput, "workload.owner: longer than 256 bytes");
+  for (unsigned char c : owner)
+    if (c < 0x21 || c > 0x7e)
+      return makeError(ErrorCode::kInvalidInput,
+                       "workload.owner: only printable ASCII without spaces");
+  return {};
+}
+
 Status checkWatchFlows(const v1::WatchFlowsRequest& request) {
   if (auto st = checkClientString("app", request.app(), policy::limits::kMaxNameLength); !st)
     return st;

@@ -33,8 +33,6 @@ v1::Workload toApi(const policy::Workload& w, v1::Workload::Source source);
 // The origin an upsert asks for: kInvalidInput for BUNDLE, an unknown source
 // or an owner that is not printable ASCII of at most 256 bytes.
 Status checkOrigin(const v1::Workload& w);
-// The source recorded for an upsert: UNSPECIFIED is API.
-v1::Workload::Source recordedSource(const v1::Workload& w);
 // A recorded source as the fleet link reports it, and back (CNI and
 // libvirt as such, anything else API).
 LocalSource localSource(v1::Workload::Source source);

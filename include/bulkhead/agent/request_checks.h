@@ -28,6 +28,9 @@ Status checkPolicyPush(const PolicyPush& push);
 Status checkWorkload(const v1::Workload& workload);
 // A workload name in DeleteWorkload or Quarantine (`field`: "name").
 Status checkWorkloadName(std::string_view field, std::string_view name);
+// A registration's owner (workload.owner): printable ASCII without spaces,
+// at most 256 bytes.
+Status checkOwner(std::string_view owner);
 Status checkWatchFlows(const v1::WatchFlowsRequest& request);
 
 }  // namespace bulkhead::agent
