@@ -376,20 +376,33 @@ std::optional<ScanFinding> ScanDetector::observeFull(const flows::FlowEvent& e) 
   if (!sweepOn && !scanOn) return std::nullopt;
   const uint64_t v6 = e.dst.family == policy::Family::kIpv6;
   const uint64_t wp = uint64_t(wid) << 32 | v6 << 24 | portKey(e);
+  // Both sets' keys first: their index slots, then their members, load in
+  // parallel rather than one miss after the other.
+  const uint64_t sweepKey = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
+  const uint64_t sweepHash = hashMix(seed_ ^ 0x5bd1e995u, sweepKey);
+  scan::DstKey dstKey{wp >> 32 << 32 | v6, 0, 0};
+  std::memcpy(&dstKey.lo, e.dst.bytes.data(), 8);
+  std::memcpy(&dstKey.hi, e.dst.bytes.data() + 8, 8);
+  const uint64_t dstHash =
+      hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, dstKey.wf), dstKey.lo), dstKey.hi);
+  if (sweepOn) sweeps_.prefetchIndex(sweepHash);
+  if (scanOn) scans_.prefetchIndex(dstHash);
+  const uint32_t sweep =
+      sweepOn ? sweeps_.open(sweepKey, sweepHash, wid, now, window_) : scan::kNone;
+  const uint32_t dst = scanOn ? scans_.open(dstKey, dstHash, wid, now, window_) : scan::kNone;
+  if (sweepOn) sweeps_.prefetchSet(sweep);
+  if (scanOn) scans_.prefetchSet(dst);
   std::optional<ScanFinding> found;
-  if (sweepOn) found = sweepStep(e, wp, now);
+  if (sweepOn) found = sweepStep(e, wp, sweep, now);
   if (scanOn) {
-    auto f = scanStep(e, wp, now, found.has_value());
+    auto f = scanStep(e, wp, dst, now, found.has_value());
     if (f) found = std::move(f);
   }
   return found;
 }
 
 std::optional<ScanFinding> ScanDetector::sweepStep(const flows::FlowEvent& e, uint64_t wp,
-                                                   Tick now) {
-  const uint64_t key = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
-  const uint32_t g =
-      sweeps_.open(key, hashMix(seed_ ^ 0x5bd1e995u, key), uint32_t(wp >> 32), now, window_);
+                                                   uint32_t g, Tick now) {
   scan::Addr a;
   std::memcpy(&a.lo, e.dst.bytes.data(), 8);
   std::memcpy(&a.hi, e.dst.bytes.data() + 8, 8);
@@ -399,13 +412,8 @@ std::optional<ScanFinding> ScanDetector::sweepStep(const flows::FlowEvent& e, ui
   return std::nullopt;
 }
 
-std::optional<ScanFinding> ScanDetector::scanStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
-                                                  bool reported) {
-  scan::DstKey key{wp >> 32 << 32 | (wp >> 24 & 1), 0, 0};
-  std::memcpy(&key.lo, e.dst.bytes.data(), 8);
-  std::memcpy(&key.hi, e.dst.bytes.data() + 8, 8);
-  const uint64_t h = hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, key.wf), key.lo), key.hi);
-  const uint32_t g = scans_.open(key, h, uint32_t(wp >> 32), now, window_);
+std::optional<ScanFinding> ScanDetector::scanStep(const flows::FlowEvent& e, uint64_t wp,
+                                                  uint32_t g, Tick now, bool reported) {
   const auto r = scans_.touch(g, uint32_t(wp & 0xffffff), now, window_);
   // Both crossed at once: this one is reported at the set's next attempt.
   if (r.live >= options_.ports && !reported) return finding(ScanKind::kPorts, g, e, wp);

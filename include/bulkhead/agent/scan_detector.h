@@ -92,6 +92,15 @@ class DistinctSets {
 
   uint32_t open(const K& k, uint64_t h, uint32_t workload, Tick now, Tick window);
   Touch touch(uint32_t g, const M& m, Tick now, Tick window);
+  // Start loading what open (index slot) or touch (the set) will read.
+  void prefetchIndex(uint64_t h) const { index_.prefetch(h); }
+  void prefetchSet(uint32_t g) const {
+    __builtin_prefetch(&headers_[g]);
+    __builtin_prefetch(&ticks_[size_t(g) * cap_]);
+    const char* m = reinterpret_cast<const char*>(&members_[size_t(g) * cap_]);
+    for (size_t b = 0; b < cap_ * sizeof(M); b += 64)
+      __builtin_prefetch(m + b);
+  }
   // Every member out (after a finding).
   void empty(uint32_t g);
   void reset();
@@ -174,8 +183,9 @@ class ScanDetector {
     bool operator==(const NameKey&) const = default;
   };
   std::optional<ScanFinding> observeFull(const flows::FlowEvent& e);
-  std::optional<ScanFinding> sweepStep(const flows::FlowEvent& e, uint64_t wp, Tick now);
-  std::optional<ScanFinding> scanStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
+  std::optional<ScanFinding> sweepStep(const flows::FlowEvent& e, uint64_t wp, uint32_t g,
+                                       Tick now);
+  std::optional<ScanFinding> scanStep(const flows::FlowEvent& e, uint64_t wp, uint32_t g, Tick now,
                                       bool reported);
   uint32_t workloadId(const std::string& name);
   uint32_t internWorkload(const std::string& name);
