@@ -142,7 +142,6 @@ typename DistinctSets<K, M>::Touch DistinctSets<K, M>::touch(uint32_t g, const M
     }
     if (!live(t[i], now, window)) {
       t[i] = 0;
-      ++x.gen;
       --used_;
       if (hole == kNone) hole = i;
       continue;
@@ -171,7 +170,6 @@ void DistinctSets<K, M>::empty(uint32_t g) {
     if (t[i]) --used_;
     t[i] = 0;
   }
-  ++headers_[g].gen;
 }
 
 template <typename K, typename M>
@@ -206,14 +204,13 @@ ScanDetector::ScanDetector(ScanOptions options)
               std::max<size_t>(16, options.maxEntries / 2 / std::max<uint32_t>(options.hosts, 1))),
       scans_(options.ports,
              std::max<size_t>(16, options.maxEntries / 2 / std::max<uint32_t>(options.ports, 1))),
-      cache_(kCacheSets * kCacheWays),
       ids_(kMaxWorkloads) {
   options_.maxEntries =
       std::max(options.maxEntries, 16 * size_t(std::max(options.hosts, options.ports)));
 }
 
 size_t ScanDetector::bytes() const {
-  size_t n = sweeps_.bytes() + scans_.bytes() + cache_.capacity() * sizeof(Cached) + ids_.bytes() +
+  size_t n = sweeps_.bytes() + scans_.bytes() + ids_.bytes() +
              state_.capacity() * sizeof(Workload) + protos_.capacity() * sizeof(std::string);
   for (const auto& name : names_)
     n += sizeof(std::string) + name.capacity();
@@ -223,15 +220,12 @@ size_t ScanDetector::bytes() const {
 void ScanDetector::reset() {
   sweeps_.reset();
   scans_.reset();
-  std::fill(cache_.begin(), cache_.end(), Cached{});
-  ++epoch_;
 }
 
 namespace {
 
 // A string of up to 16 bytes as two words, exact together with its length:
-// two overlapping loads (a loop of byte shifts costs more than the rest of
-// a cached repeat).
+// two overlapping loads (no loop of byte shifts).
 [[gnu::always_inline]] inline void shortWords(const char* p, size_t n, uint64_t* w0, uint64_t* w1) {
   if (n >= 8) {
     std::memcpy(w0, p, 8);
@@ -329,67 +323,6 @@ std::string ScanDetector::portName(uint32_t key) const {
   return Tick(std::max<int64_t>(ms, 0) + 1);
 }
 
-[[gnu::always_inline]] inline bool ScanDetector::attemptKey(const flows::FlowEvent& e,
-                                                            AttemptKey* k) {
-  const size_t n = e.workload.size(), pn = e.proto.size();
-  if (n > 16 || pn > 4) return false;
-  uint64_t p0, p1;
-  shortWords(e.workload.data(), n, &k->name0, &k->name1);
-  shortWords(e.proto.data(), pn, &p0, &p1);
-  k->pw = uint64_t(uint32_t(p0)) | uint64_t(e.dport) << 32 |
-          uint64_t(e.dst.family == policy::Family::kIpv6) << 48 | uint64_t(n) << 49 |
-          uint64_t(pn) << 54;
-  std::memcpy(&k->lo, e.dst.bytes.data(), 8);
-  std::memcpy(&k->hi, e.dst.bytes.data() + 8, 8);
-  return true;
-}
-
-[[gnu::always_inline]] inline ScanDetector::Cached* ScanDetector::cacheSet(const AttemptKey& k) {
-  // Only picks a set (a collision costs a search, never a wrong answer).
-  uint64_t x = (k.name0 ^ seed_) * 0x9e3779b97f4a7c15ull ^ k.name1 * 0xc2b2ae3d27d4eb4full ^
-               k.pw * 0x165667b19e3779f9ull ^ k.lo * 0xff51afd7ed558ccdull ^
-               k.hi * 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 29;
-  return &cache_[((x * 0xbf58476d1ce4e5b9ull) >> 40 & (kCacheSets - 1)) * kCacheWays];
-}
-
-[[gnu::always_inline]] inline bool ScanDetector::cachedRepeat(const AttemptKey& k, Cached* ways,
-                                                              Tick now) {
-  for (size_t i = 0; i < kCacheWays; ++i)
-    if (ways[i].epoch == epoch_ && ways[i].key == k && refresh(ways[i], now)) return true;
-  return false;
-}
-
-[[gnu::always_inline]] inline bool ScanDetector::refresh(const Cached& c, Tick now) {
-  // A repeat of a cached attempt: both members still there (no member of
-  // their sets left since: same generation) and live. Refreshing a live
-  // member changes no count, so no threshold can be crossed here.
-  Tick* st = nullptr;
-  Tick* pt = nullptr;
-  if (c.sweep != scan::kNone) {
-    if (sweeps_.header(c.sweep).gen != c.sweepGen) return false;
-    st = &sweeps_.tick(c.sweep, c.sweepSlot);
-    if (!scan::live(*st, now, window_)) return false;
-  }
-  if (c.scan != scan::kNone) {
-    if (scans_.header(c.scan).gen != c.scanGen) return false;
-    pt = &scans_.tick(c.scan, c.scanSlot);
-    if (!scan::live(*pt, now, window_)) return false;
-  }
-  const auto later = [now](Tick& t) {
-    if (int32_t(now - t) > 0) t = now;
-  };
-  if (st) {
-    later(*st);
-    later(sweeps_.header(c.sweep).last);
-  }
-  if (pt) {
-    later(*pt);
-    later(scans_.header(c.scan).last);
-  }
-  return true;
-}
-
 std::optional<ScanFinding> ScanDetector::finding(ScanKind kind, uint32_t set,
                                                  const flows::FlowEvent& e, uint64_t wp) {
   // The set holds only live members (touch just dropped the others).
@@ -435,15 +368,6 @@ std::optional<ScanFinding> ScanDetector::finding(ScanKind kind, uint32_t set,
 std::optional<ScanFinding> ScanDetector::observeFull(const flows::FlowEvent& e) {
   if (e.workload.empty() || !counted(e.action)) return std::nullopt;
   const Tick now = tickOf(e.time);
-  AttemptKey k;
-  if (!attemptKey(e, &k)) return observeNew(e, now, nullptr, nullptr);
-  Cached* ways = cacheSet(k);
-  if (cachedRepeat(k, ways, now)) return std::nullopt;
-  return observeNew(e, now, &k, ways);
-}
-
-std::optional<ScanFinding> ScanDetector::observeNew(const flows::FlowEvent& e, Tick now,
-                                                    const AttemptKey* k, Cached* ways) {
   const uint32_t wid = workloadId(e.workload);
   // A kind reported within the window is not looked at before its quiet
   // time ends (a scan that goes on is reported again after it).
@@ -452,61 +376,46 @@ std::optional<ScanFinding> ScanDetector::observeNew(const flows::FlowEvent& e, T
   if (!sweepOn && !scanOn) return std::nullopt;
   const uint64_t v6 = e.dst.family == policy::Family::kIpv6;
   const uint64_t wp = uint64_t(wid) << 32 | v6 << 24 | portKey(e);
-  Placed placed;
+  // Both sets' keys first: their index slots, then their members, load in
+  // parallel rather than one miss after the other.
+  const uint64_t sweepKey = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
+  const uint64_t sweepHash = hashMix(seed_ ^ 0x5bd1e995u, sweepKey);
+  scan::DstKey dstKey{wp >> 32 << 32 | v6, 0, 0};
+  std::memcpy(&dstKey.lo, e.dst.bytes.data(), 8);
+  std::memcpy(&dstKey.hi, e.dst.bytes.data() + 8, 8);
+  const uint64_t dstHash =
+      hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, dstKey.wf), dstKey.lo), dstKey.hi);
+  if (sweepOn) sweeps_.prefetchIndex(sweepHash);
+  if (scanOn) scans_.prefetchIndex(dstHash);
+  const uint32_t sweep =
+      sweepOn ? sweeps_.open(sweepKey, sweepHash, wid, now, window_) : scan::kNone;
+  const uint32_t dst = scanOn ? scans_.open(dstKey, dstHash, wid, now, window_) : scan::kNone;
+  if (sweepOn) sweeps_.prefetchSet(sweep);
+  if (scanOn) scans_.prefetchSet(dst);
   std::optional<ScanFinding> found;
-  if (sweepOn) found = sweepStep(e, wp, now, &placed);
+  if (sweepOn) found = sweepStep(e, wp, sweep, now);
   if (scanOn) {
-    auto f = scanStep(e, wp, now, found.has_value(), &placed);
+    auto f = scanStep(e, wp, dst, now, found.has_value());
     if (f) found = std::move(f);
-  }
-  if (found) {
-    ++epoch_;  // a kind is quiet now: every cached attempt is looked up again
-  } else if (ways && sweepOn == bool(options_.hosts) && scanOn == bool(options_.ports)) {
-    // Cached only when no kind is quiet: a hit needs no quiet check.
-    ways[1] = ways[0];  // (kCacheWays == 2) most recent first
-    Cached& c = ways[0];
-    c.key = *k;
-    c.epoch = epoch_;
-    c.sweep = placed.sweep;
-    c.scan = placed.scan;
-    c.sweepGen = placed.sweepGen;
-    c.scanGen = placed.scanGen;
-    c.sweepSlot = placed.sweepSlot;
-    c.scanSlot = placed.scanSlot;
   }
   return found;
 }
 
-std::optional<ScanFinding> ScanDetector::sweepStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
-                                                   Placed* placed) {
-  const uint64_t key = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
-  const uint32_t g =
-      sweeps_.open(key, hashMix(seed_ ^ 0x5bd1e995u, key), uint32_t(wp >> 32), now, window_);
+std::optional<ScanFinding> ScanDetector::sweepStep(const flows::FlowEvent& e, uint64_t wp,
+                                                   uint32_t g, Tick now) {
   scan::Addr a;
   std::memcpy(&a.lo, e.dst.bytes.data(), 8);
   std::memcpy(&a.hi, e.dst.bytes.data() + 8, 8);
   a.v6 = wp >> 24 & 1;
   const auto r = sweeps_.touch(g, a, now, window_);
-  placed->sweep = g;
-  placed->sweepGen = sweeps_.header(g).gen;
-  placed->sweepSlot = uint16_t(r.slot);
   if (r.live >= options_.hosts) return finding(ScanKind::kHosts, g, e, wp);
   return std::nullopt;
 }
 
-std::optional<ScanFinding> ScanDetector::scanStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
-                                                  bool reported, Placed* placed) {
-  scan::DstKey key{wp >> 32 << 32 | (wp >> 24 & 1), 0, 0};
-  std::memcpy(&key.lo, e.dst.bytes.data(), 8);
-  std::memcpy(&key.hi, e.dst.bytes.data() + 8, 8);
-  const uint64_t h = hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, key.wf), key.lo), key.hi);
-  const uint32_t g = scans_.open(key, h, uint32_t(wp >> 32), now, window_);
+std::optional<ScanFinding> ScanDetector::scanStep(const flows::FlowEvent& e, uint64_t wp,
+                                                  uint32_t g, Tick now, bool reported) {
   const auto r = scans_.touch(g, uint32_t(wp & 0xffffff), now, window_);
-  placed->scan = g;
-  placed->scanGen = scans_.header(g).gen;
-  placed->scanSlot = uint16_t(r.slot);
-  // Both crossed at once: this one is reported at the set's next attempt
-  // (the epoch moves on, so no cached repeat skips it).
+  // Both crossed at once: this one is reported at the set's next attempt.
   if (r.live >= options_.ports && !reported) return finding(ScanKind::kPorts, g, e, wp);
   return std::nullopt;
 }

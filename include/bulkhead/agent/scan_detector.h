@@ -10,9 +10,9 @@
 // destinations seen, per (workload, destination) the ports seen, each set
 // holding at most its threshold of members with the time each was last
 // seen (a set full of live members is a finding, so the count is exact).
-// In front, a two-way cache of recent (workload, port, destination)
-// attempts points at their two members: a repeat refreshes both times
-// without a search.
+// Repeats are mostly filtered before: the flow pipeline hints an attempt
+// already observed within its fold window (observe's `repeat`), so the
+// detector works on the first attempt of a tuple per fold window only.
 #pragma once
 
 #include <chrono>
@@ -80,9 +80,8 @@ class DistinctSets {
     K key{};
     uint64_t hash = 0;
     uint32_t workload = 0;
-    uint32_t gen = 0;  // bumped when a member leaves: cached slots go stale
-    Tick last = 0;     // latest attempt
-    Tick queued = 0;   // when put at the back of the eviction queue
+    Tick last = 0;    // latest attempt
+    Tick queued = 0;  // when put at the back of the eviction queue
   };
   struct Touch {
     uint32_t slot = kNone;  // kNone: every slot holds a live member
@@ -93,6 +92,15 @@ class DistinctSets {
 
   uint32_t open(const K& k, uint64_t h, uint32_t workload, Tick now, Tick window);
   Touch touch(uint32_t g, const M& m, Tick now, Tick window);
+  // Start loading what open (index slot) or touch (the set) will read.
+  void prefetchIndex(uint64_t h) const { index_.prefetch(h); }
+  void prefetchSet(uint32_t g) const {
+    __builtin_prefetch(&headers_[g]);
+    __builtin_prefetch(&ticks_[size_t(g) * cap_]);
+    const char* m = reinterpret_cast<const char*>(&members_[size_t(g) * cap_]);
+    for (size_t b = 0; b < cap_ * sizeof(M); b += 64)
+      __builtin_prefetch(m + b);
+  }
   // Every member out (after a finding).
   void empty(uint32_t g);
   void reset();
@@ -169,53 +177,21 @@ class ScanDetector {
   struct Workload {
     Time quietHosts{}, quietPorts{};
   };
-  // A recent attempt, by the event's own fields (no interning on a hit):
-  // the workload name as two words (names up to 16 bytes), one word of
-  // protocol name (up to 4 bytes), port, family and both lengths, and the
-  // destination; longer names are not cached. Its two members are valid
-  // while both sets keep their generation and no finding happened since
-  // (epoch): a finding makes a kind quiet. One cache line an entry.
-  struct AttemptKey {
-    uint64_t name0 = 0, name1 = 0, pw = 0, lo = 0, hi = 0;
-    bool operator==(const AttemptKey&) const = default;
-  };
-  struct alignas(64) Cached {
-    AttemptKey key;
-    uint32_t epoch = 0;                                // 0: empty
-    uint32_t sweep = scan::kNone, scan = scan::kNone;  // sets (kNone: kind disabled)
-    uint32_t sweepGen = 0, scanGen = 0;
-    uint16_t sweepSlot = 0, scanSlot = 0;
-  };
-  static_assert(sizeof(Cached) == 64);
   // A short workload name as an exact key (its bytes and length).
   struct NameKey {
     uint64_t w0 = 0, w1 = 0, size = 0;
     bool operator==(const NameKey&) const = default;
   };
-  // Where a new attempt's members went (the cache entry's second half).
-  struct Placed {
-    uint32_t sweep = scan::kNone, scan = scan::kNone;
-    uint32_t sweepGen = 0, scanGen = 0;
-    uint16_t sweepSlot = 0, scanSlot = 0;
-  };
-  static constexpr size_t kCacheWays = 2, kCacheSets = 1024;
-
   std::optional<ScanFinding> observeFull(const flows::FlowEvent& e);
-  static bool attemptKey(const flows::FlowEvent& e, AttemptKey* k);
-  Cached* cacheSet(const AttemptKey& k);
-  bool cachedRepeat(const AttemptKey& k, Cached* ways, Tick now);
-  std::optional<ScanFinding> observeNew(const flows::FlowEvent& e, Tick now, const AttemptKey* k,
-                                        Cached* ways);
-  std::optional<ScanFinding> sweepStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
-                                       Placed* placed);
-  std::optional<ScanFinding> scanStep(const flows::FlowEvent& e, uint64_t wp, Tick now,
-                                      bool reported, Placed* placed);
+  std::optional<ScanFinding> sweepStep(const flows::FlowEvent& e, uint64_t wp, uint32_t g,
+                                       Tick now);
+  std::optional<ScanFinding> scanStep(const flows::FlowEvent& e, uint64_t wp, uint32_t g, Tick now,
+                                      bool reported);
   uint32_t workloadId(const std::string& name);
   uint32_t internWorkload(const std::string& name);
   uint32_t portKey(const flows::FlowEvent& e);
   std::string portName(uint32_t key) const;
   Tick tickOf(Time t);
-  bool refresh(const Cached& c, Tick now);
   std::optional<ScanFinding> finding(ScanKind kind, uint32_t set, const flows::FlowEvent& e,
                                      uint64_t wp);
   void reset();
@@ -227,8 +203,6 @@ class ScanDetector {
   Tick window_ = 0;
   scan::DistinctSets<uint64_t, scan::Addr> sweeps_;   // (workload, port) -> destinations
   scan::DistinctSets<scan::DstKey, uint32_t> scans_;  // (workload, destination) -> ports
-  std::vector<Cached> cache_;  // kCacheSets sets of kCacheWays, most recent first
-  uint32_t epoch_ = 1;         // findings so far + 1
   // Interned workload names: name -> id, and per id its state. Names up to
   // 16 bytes by their exact bytes in a flat table; longer ones (rare) in a
   // map. Exact keys: two names never share an id.
