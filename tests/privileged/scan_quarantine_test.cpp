@@ -260,10 +260,11 @@ TEST_F(ScanQuarantineTest, FastPortScanUnderTheKernelLogBudgetIsCaughtInItsFirst
       << text;
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
   EXPECT_TRUE(waitFor([&] { return quarantined("web-1"); }, 2000));
-  // The scan itself ran at thousands of ports a second (about 40,000/s
-  // when the machine is idle).
-  EXPECT_GE(scan.wait(10000), 0);
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  // The scan itself runs at thousands of ports a second (about 40,000/s
+  // when the machine is idle). How fast the shell loop goes is the
+  // machine's business, not the agent's (a build beside it once slowed it
+  // to ~1,000/s): what the issue bounds is the detection above.
+  EXPECT_GE(scan.wait(30000), 0);
 }
 
 TEST_F(ScanQuarantineTest, SuggestFromAuditFlowsValidatesAndEnforces) {

@@ -9,6 +9,7 @@
 
 #include "bulkhead/etcd/client.h"
 #include "support/certs.h"
+#include "support/etcd_connect.h"
 #include "support/etcd_server.h"
 #include "support/netns.h"
 
@@ -16,13 +17,8 @@ namespace bulkhead::etcd {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::connectTo;
 using testing::EtcdServer;
-
-std::unique_ptr<Client> connectTo(const ClientOptions& options) {
-  auto client = Client::connect(options);
-  EXPECT_TRUE(client.ok()) << (client ? "" : client.error().describe());
-  return client ? std::move(*client) : nullptr;
-}
 
 TEST(EtcdClient, PutGetEraseAndPrefix) {
   EtcdServer etcd;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "bulkhead/etcd/client.h"
+#include "support/etcd_connect.h"
 #include "support/etcd_server.h"
 
 namespace bulkhead::etcd {
@@ -22,13 +23,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using testing::connectTo;
 using testing::EtcdServer;
-
-std::unique_ptr<Client> connectTo(const ClientOptions& options) {
-  auto client = Client::connect(options);
-  EXPECT_TRUE(client.ok()) << (client ? "" : client.error().describe());
-  return client ? std::move(*client) : nullptr;
-}
 
 TEST(EtcdRestart, PutMadeWhileEtcdIsDownSucceedsOnceItIsBack) {
   EtcdServer etcd;
