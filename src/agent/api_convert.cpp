@@ -34,28 +34,12 @@ Result<policy::Workload> parseWorkload(const v1::Workload& w) {
   return out;
 }
 
-Status validated(const policy::Workload& w, bool remote) {
-  std::vector<policy::Diagnostic> errors;
-  if (remote) {
-    policy::validateRemoteWorkload(w, errors);
-  } else {
-    policy::validateWorkload(w, errors);
-  }
-  if (!errors.empty()) {
-    std::string msg;
-    for (const auto& e : errors)
-      msg += (msg.empty() ? "workload: " : "; ") + e.message;
-    return makeError(ErrorCode::kInvalidInput, msg);
-  }
-  return {};
-}
-
 }  // namespace
 
 Result<policy::Workload> fromApi(const v1::Workload& w) {
   auto out = parseWorkload(w);
   if (!out) return out;
-  if (auto st = validated(*out, /*remote=*/false); !st) return st.takeError();
+  if (auto st = checkValidWorkload(*out, /*remote=*/false); !st) return st.takeError();
   return out;
 }
 
@@ -73,7 +57,7 @@ Result<RemoteWorkload> remoteFromApi(const v1::Workload& w) {
   if (auto st = checkHostName(w.host()); !st) return st.takeError();
   auto out = parseWorkload(w);
   if (!out) return out.takeError();
-  if (auto st = validated(*out, /*remote=*/true); !st) return st.takeError();
+  if (auto st = checkValidWorkload(*out, /*remote=*/true); !st) return st.takeError();
   return RemoteWorkload{w.host(), std::move(*out)};
 }
 

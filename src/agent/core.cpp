@@ -62,14 +62,7 @@ size_t bundleBytes(const std::vector<policy::SourceFile>& files) {
 // the API, the CNI plugin or the libvirt hook, and an owner that is
 // printable ASCII without spaces, at most 256 bytes.
 Status checkRegistration(const WorkloadRegistration& r) {
-  std::vector<policy::Diagnostic> errors;
-  policy::validateWorkload(r.workload, errors);
-  if (!errors.empty()) {
-    std::string msg;
-    for (const auto& e : errors)
-      msg += (msg.empty() ? "workload: " : "; ") + e.message;
-    return makeError(ErrorCode::kInvalidInput, msg);
-  }
+  if (auto st = checkValidWorkload(r.workload, /*remote=*/false); !st) return st;
   if (r.source != WorkloadSource::kApi && r.source != WorkloadSource::kCni &&
       r.source != WorkloadSource::kLibvirt)
     return makeError(ErrorCode::kInvalidInput,

@@ -2,6 +2,7 @@
 
 #include "bulkhead/common/escape.h"
 #include "bulkhead/policy/limits.h"
+#include "bulkhead/policy/loader.h"
 
 namespace bulkhead::agent {
 
@@ -103,6 +104,20 @@ Status checkWatchFlows(const v1::WatchFlowsRequest& request) {
   if (auto st = checkClientString("app", request.app(), policy::limits::kMaxNameLength); !st)
     return st;
   return checkWorkloadName("workload", request.workload());
+}
+
+Status checkValidWorkload(const policy::Workload& workload, bool remote) {
+  std::vector<policy::Diagnostic> errors;
+  if (remote) {
+    policy::validateRemoteWorkload(workload, errors);
+  } else {
+    policy::validateWorkload(workload, errors);
+  }
+  if (errors.empty()) return {};
+  std::string msg;
+  for (const auto& e : errors)
+    msg += (msg.empty() ? "workload: " : "; ") + e.message;
+  return makeError(ErrorCode::kInvalidInput, msg);
 }
 
 }  // namespace bulkhead::agent

@@ -11,6 +11,7 @@
 
 #include "bulkhead/agent/core_types.h"
 #include "bulkhead/common/result.h"
+#include "bulkhead/policy/model.h"
 #include "bulkhead/v1/agent.pb.h"
 
 namespace bulkhead::agent {
@@ -31,6 +32,10 @@ Status checkWorkloadName(std::string_view field, std::string_view name);
 // A registration's owner (workload.owner): printable ASCII without spaces,
 // at most 256 bytes.
 Status checkOwner(std::string_view owner);
+// A workload as policy validation sees it (a remote one from the
+// controller: validateRemoteWorkload), every error in one message
+// "workload: a; b".
+Status checkValidWorkload(const policy::Workload& workload, bool remote);
 Status checkWatchFlows(const v1::WatchFlowsRequest& request);
 
 }  // namespace bulkhead::agent
