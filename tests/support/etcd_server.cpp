@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "support/certs.h"
@@ -45,10 +46,16 @@ uint16_t freePort() {
   int low = 32768, high = 60999;
   std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low >> high;
   static std::mt19937 random(std::random_device{}());
+  // bindable() holds nothing: without this, two draws of one process (a
+  // member's client and peer ports) could return the same port.
+  static std::set<uint16_t> handedOut;
   const int first = 10000, last = std::max(first + 1000, low - 1);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const auto port = uint16_t(std::uniform_int_distribution<int>(first, last)(random));
-    if (bindable(port)) return port;
+    if (!handedOut.count(port) && bindable(port)) {
+      handedOut.insert(port);
+      return port;
+    }
   }
   return 0;
 }
@@ -251,22 +258,39 @@ std::string EtcdServer::log() const {
 }
 
 EtcdCluster::EtcdCluster(int members) : dir_(scratchPath("bulkhead-etcd-cluster")) {
+  // A member that exits at once found one of its ports taken (by another
+  // process's probe or etcd): the whole cluster starts again on new ports,
+  // since every member's peer URL is in every member's initial cluster.
+  for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
+    for (auto& m : members_)
+      signalAndReap(m, SIGKILL);
+    ok_ = start(members);
+  }
+  if (!ok_) {
+    for (size_t i = 0; i < members_.size(); ++i)
+      ADD_FAILURE() << "etcd member " << i << ":\n" << log(int(i));
+  }
+}
+
+bool EtcdCluster::start(int members) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
   std::filesystem::create_directories(dir_);
+  members_.clear();
+  initialCluster_.clear();
   for (int i = 0; i < members; ++i) {
     members_.push_back(makeMember(dir_, i));
     initialCluster_ += (i ? "," : "") + members_[i].name + "=" + peerUrl(members_[i]);
   }
   for (auto& m : members_)
     m.pid = spawn(memberArgs(m, {}, dir_, initialCluster_), m.logFile);
-  ok_ = true;
+  bool all = true;
   for (size_t i = 0; i < members_.size(); ++i) {
     etcd::ClientOptions options;
     options.endpoints = {clientUrl(members_[i], false)};
-    if (!waitServing(members_[i], options)) {
-      ok_ = false;
-      ADD_FAILURE() << "etcd member " << i << " did not start:\n" << log(int(i));
-    }
+    all = waitServing(members_[i], options) && all;
   }
+  return all;
 }
 
 EtcdCluster::~EtcdCluster() {

@@ -74,6 +74,8 @@ class EtcdCluster {
 
  private:
   std::filesystem::path dir_;
+  bool start(int members);  // makes and starts every member; false when one does not serve
+
   std::vector<EtcdMember> members_;
   std::string initialCluster_;
   bool ok_ = false;
