@@ -105,7 +105,6 @@ class DistinctSets {
   void empty(uint32_t g);
   void reset();
 
-  Header& header(uint32_t g) { return headers_[g]; }
   Tick& tick(uint32_t g, uint32_t slot) { return ticks_[size_t(g) * cap_ + slot]; }
   const M& member(uint32_t g, uint32_t slot) const { return members_[size_t(g) * cap_ + slot]; }
   size_t cap() const { return cap_; }
