@@ -60,7 +60,7 @@ uint32_t DistinctSets<K, M>::open(const K& k, uint64_t h, uint32_t workload, Tic
     g = uint32_t(headers_.size());
     headers_.emplace_back();
     members_.resize(members_.size() + cap_);
-    ticks_.resize(ticks_.size() + cap_, 0);
+    ticks_.resize(ticks_.size() + cap_);
   } else {
     g = reclaim(workload, now, window);
   }
@@ -68,7 +68,9 @@ uint32_t DistinctSets<K, M>::open(const K& k, uint64_t h, uint32_t workload, Tic
   x.key = k;
   x.hash = h;
   x.workload = workload;
-  x.last = x.queued = now;
+  x.last = x.queued = x.oldest = now;
+  x.size = 0;
+  x.held = true;
   *index_.insert(k, h).first = g;
   queue_.push_back(g);
   if (perWorkload_.size() <= workload) perWorkload_.resize(workload + 1, 0);
@@ -108,6 +110,7 @@ void DistinctSets<K, M>::release(uint32_t g) {
   Header& x = headers_[g];
   empty(g);
   index_.erase(x.key, x.hash);
+  x.held = false;
   --perWorkload_[x.workload];
 }
 
@@ -126,50 +129,60 @@ void DistinctSets<K, M>::restart(uint32_t workload) {
 }
 
 template <typename K, typename M>
-typename DistinctSets<K, M>::Touch DistinctSets<K, M>::touch(uint32_t g, const M& m, Tick now,
-                                                             Tick window) {
-  // One pass: members past the window leave, the live ones are counted,
-  // and m is found or takes the first free slot.
+void DistinctSets<K, M>::expire(uint32_t g, Tick now, Tick window) {
+  // Members past the window leave; the live ones close ranks, and the
+  // oldest of them becomes the set's bound.
   Tick* t = &ticks_[size_t(g) * cap_];
   M* ms = &members_[size_t(g) * cap_];
   Header& x = headers_[g];
-  Touch r;
-  uint32_t hole = kNone;
-  for (uint32_t i = 0; i < cap_; ++i) {
-    if (t[i] == 0) {
-      if (hole == kNone) hole = i;
-      continue;
-    }
-    if (!live(t[i], now, window)) {
-      t[i] = 0;
-      --used_;
-      if (hole == kNone) hole = i;
-      continue;
-    }
-    ++r.live;
-    if (ms[i] == m) r.slot = i;
+  uint32_t kept = 0;
+  Tick oldest = now;
+  for (uint32_t i = 0; i < x.size; ++i) {
+    if (!live(t[i], now, window)) continue;
+    if (int32_t(t[i] - oldest) < 0) oldest = t[i];
+    t[kept] = t[i];
+    ms[kept] = ms[i];
+    ++kept;
   }
+  used_ -= x.size - kept;
+  x.size = kept;
+  x.oldest = oldest;
+}
+
+template <typename K, typename M>
+typename DistinctSets<K, M>::Touch DistinctSets<K, M>::touch(uint32_t g, const M& m, Tick now,
+                                                             Tick window) {
+  Header& x = headers_[g];
+  // Every member is at least as young as `oldest`: while that is in the
+  // window, all are live and none needs looking at for expiry.
+  if (x.size && !live(x.oldest, now, window)) expire(g, now, window);
+  Tick* t = &ticks_[size_t(g) * cap_];
+  M* ms = &members_[size_t(g) * cap_];
   if (int32_t(now - x.last) > 0) x.last = now;
-  if (r.slot != kNone) {
-    if (int32_t(now - t[r.slot]) > 0) t[r.slot] = now;
+  Touch r;
+  r.live = x.size;
+  for (uint32_t i = 0; i < x.size; ++i) {
+    if (!(ms[i] == m)) continue;
+    // A refreshed member may have been the oldest: the bound stays lower,
+    // which only makes the next expiry walk come early.
+    if (int32_t(now - t[i]) > 0) t[i] = now;
+    r.slot = i;
     return r;
   }
-  if (hole == kNone) return r;  // full of live members: at the threshold
-  t[hole] = now;
-  ms[hole] = m;
+  if (x.size == cap_) return r;  // full of live members: at the threshold
+  if (x.size == 0 || int32_t(now - x.oldest) < 0) x.oldest = now;
+  t[x.size] = now;
+  ms[x.size] = m;
+  r.slot = x.size++;
   ++used_;
-  r.slot = hole;
   ++r.live;
   return r;
 }
 
 template <typename K, typename M>
 void DistinctSets<K, M>::empty(uint32_t g) {
-  Tick* t = &ticks_[size_t(g) * cap_];
-  for (size_t i = 0; i < cap_; ++i) {
-    if (t[i]) --used_;
-    t[i] = 0;
-  }
+  used_ -= headers_[g].size;
+  headers_[g].size = 0;
 }
 
 template <typename K, typename M>
@@ -186,8 +199,10 @@ void DistinctSets<K, M>::reset() {
 
 template <typename K, typename M>
 size_t DistinctSets<K, M>::bytes() const {
-  return index_.bytes() + headers_.capacity() * sizeof(Header) + members_.capacity() * sizeof(M) +
-         ticks_.capacity() * sizeof(Tick) + free_.capacity() * 4 + queue_.size() * 4 +
+  // The arrays as far as sets have opened: their reserve beyond is address
+  // space, not memory, until a set opens there.
+  return index_.bytes() + headers_.size() * sizeof(Header) + members_.size() * sizeof(M) +
+         ticks_.size() * sizeof(Tick) + free_.capacity() * 4 + queue_.size() * 4 +
          perWorkload_.capacity() * 4;
 }
 
@@ -328,10 +343,9 @@ std::optional<ScanFinding> ScanDetector::finding(ScanKind kind, uint32_t set,
   // The set holds only live members (touch just dropped the others).
   const bool hosts = kind == ScanKind::kHosts;
   std::vector<std::string> members;
-  const size_t cap = hosts ? sweeps_.cap() : scans_.cap();
-  for (uint32_t i = 0; i < cap; ++i) {
+  const uint32_t held = hosts ? sweeps_.size(set) : scans_.size(set);
+  for (uint32_t i = 0; i < held; ++i) {
     if (hosts) {
-      if (!sweeps_.tick(set, i)) continue;
       const scan::Addr& a = sweeps_.member(set, i);
       policy::IpAddr ip;
       ip.family = a.v6 ? policy::Family::kIpv6 : policy::Family::kIpv4;
@@ -339,7 +353,6 @@ std::optional<ScanFinding> ScanDetector::finding(ScanKind kind, uint32_t set,
       std::memcpy(ip.bytes.data() + 8, &a.hi, 8);
       members.push_back(ip.toString());
     } else {
-      if (!scans_.tick(set, i)) continue;
       members.push_back(portName(scans_.member(set, i)));
     }
   }
@@ -371,53 +384,57 @@ std::optional<ScanFinding> ScanDetector::observeFull(const flows::FlowEvent& e) 
   const uint32_t wid = workloadId(e.workload);
   // A kind reported within the window is not looked at before its quiet
   // time ends (a scan that goes on is reported again after it).
-  const bool sweepOn = options_.hosts && !(e.time < state_[wid].quietHosts);
-  const bool scanOn = options_.ports && !(e.time < state_[wid].quietPorts);
+  Workload& w = state_[wid];
+  const bool sweepOn = options_.hosts && !(e.time < w.quietHosts);
+  const bool scanOn = options_.ports && !(e.time < w.quietPorts);
   if (!sweepOn && !scanOn) return std::nullopt;
   const uint64_t v6 = e.dst.family == policy::Family::kIpv6;
   const uint64_t wp = uint64_t(wid) << 32 | v6 << 24 | portKey(e);
-  // Both sets' keys first: their index slots, then their members, load in
-  // parallel rather than one miss after the other.
   const uint64_t sweepKey = wp & ~(uint64_t(0xff) << 24);  // both families: one sweep
-  const uint64_t sweepHash = hashMix(seed_ ^ 0x5bd1e995u, sweepKey);
   scan::DstKey dstKey{wp >> 32 << 32 | v6, 0, 0};
   std::memcpy(&dstKey.lo, e.dst.bytes.data(), 8);
   std::memcpy(&dstKey.hi, e.dst.bytes.data() + 8, 8);
-  const uint64_t dstHash =
-      hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, dstKey.wf), dstKey.lo), dstKey.hi);
-  if (sweepOn) sweeps_.prefetchIndex(sweepHash);
-  if (scanOn) scans_.prefetchIndex(dstHash);
-  const uint32_t sweep =
-      sweepOn ? sweeps_.open(sweepKey, sweepHash, wid, now, window_) : scan::kNone;
-  const uint32_t dst = scanOn ? scans_.open(dstKey, dstHash, wid, now, window_) : scan::kNone;
+  // A scan keeps one key of a kind while it runs (a sweep its port, a port
+  // scan its destination): the workload's last set of each kind is tried
+  // before the index. Otherwise both index slots are loaded in parallel
+  // rather than one miss after the other.
+  uint32_t sweep = sweepOn && sweeps_.holds(w.sweepSet, sweepKey) ? w.sweepSet : scan::kNone;
+  uint32_t dst = scanOn && scans_.holds(w.portSet, dstKey) ? w.portSet : scan::kNone;
+  uint64_t sweepHash = 0, dstHash = 0;
+  if (sweepOn && sweep == scan::kNone) {
+    sweepHash = hashMix(seed_ ^ 0x5bd1e995u, sweepKey);
+    sweeps_.prefetchIndex(sweepHash);
+  }
+  if (scanOn && dst == scan::kNone) {
+    dstHash = hashMix(hashMix(hashMix(seed_ ^ 0x27d4eb2du, dstKey.wf), dstKey.lo), dstKey.hi);
+    scans_.prefetchIndex(dstHash);
+  }
+  if (sweepOn && sweep == scan::kNone)
+    w.sweepSet = sweep = sweeps_.open(sweepKey, sweepHash, wid, now, window_);
+  if (scanOn && dst == scan::kNone)
+    w.portSet = dst = scans_.open(dstKey, dstHash, wid, now, window_);
   if (sweepOn) sweeps_.prefetchSet(sweep);
   if (scanOn) scans_.prefetchSet(dst);
-  std::optional<ScanFinding> found;
-  if (sweepOn) found = sweepStep(e, wp, sweep, now);
-  if (scanOn) {
-    auto f = scanStep(e, wp, dst, now, found.has_value());
-    if (f) found = std::move(f);
-  }
-  return found;
+  // Both kinds are counted; a finding is built only when one crosses (a
+  // port scan crossing together with a sweep is reported at its set's
+  // next attempt).
+  const bool swept = sweepOn && sweepCrossed(e, wp, sweep, now);
+  const bool scanned = scanOn && scanCrossed(wp, dst, now);
+  if (swept) return finding(ScanKind::kHosts, sweep, e, wp);
+  if (scanned) return finding(ScanKind::kPorts, dst, e, wp);
+  return std::nullopt;
 }
 
-std::optional<ScanFinding> ScanDetector::sweepStep(const flows::FlowEvent& e, uint64_t wp,
-                                                   uint32_t g, Tick now) {
+bool ScanDetector::sweepCrossed(const flows::FlowEvent& e, uint64_t wp, uint32_t g, Tick now) {
   scan::Addr a;
   std::memcpy(&a.lo, e.dst.bytes.data(), 8);
   std::memcpy(&a.hi, e.dst.bytes.data() + 8, 8);
   a.v6 = wp >> 24 & 1;
-  const auto r = sweeps_.touch(g, a, now, window_);
-  if (r.live >= options_.hosts) return finding(ScanKind::kHosts, g, e, wp);
-  return std::nullopt;
+  return sweeps_.touch(g, a, now, window_).live >= options_.hosts;
 }
 
-std::optional<ScanFinding> ScanDetector::scanStep(const flows::FlowEvent& e, uint64_t wp,
-                                                  uint32_t g, Tick now, bool reported) {
-  const auto r = scans_.touch(g, uint32_t(wp & 0xffffff), now, window_);
-  // Both crossed at once: this one is reported at the set's next attempt.
-  if (r.live >= options_.ports && !reported) return finding(ScanKind::kPorts, g, e, wp);
-  return std::nullopt;
+bool ScanDetector::scanCrossed(uint64_t wp, uint32_t g, Tick now) {
+  return scans_.touch(g, uint32_t(wp & 0xffffff), now, window_).live >= options_.ports;
 }
 
 }  // namespace bulkhead::agent

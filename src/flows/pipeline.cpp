@@ -1,6 +1,10 @@
 #include "bulkhead/flows/pipeline.h"
 
 #include <algorithm>
+#include <cstring>
+#include <string_view>
+
+#include "bulkhead/common/flat_table.h"
 
 namespace bulkhead::flows {
 
@@ -37,50 +41,68 @@ void Pipeline::onPacket(const LoggedPacket& p, WallClock::time_point now) {
   e.proto = protoName(decoded->proto);
   e.count = 1;
   FoldKey key{e.workload, e.dst, e.dport, e.proto, e.action, e.reason};
-  auto it = folds_.find(key);
-  const bool open = it != folds_.end() && now < it->second.windowEnd;
+  const auto found = foldIndex_.find(key);
+  Fold* fold = found == foldIndex_.end() ? nullptr : &found->second->fold;
+  const bool open = fold && now < fold->windowEnd;
   // Every attempt is observed before folding and the rate limit; the fold
   // lookup only tells the observer whether it saw this exact one already.
   const bool observed = options_.observe && !who.scanExempt;
-  if (observed) options_.observe(e, open && it->second.observed);
+  if (observed) options_.observe(e, open && fold->observed);
 
   if (open) {
     // A repeat within the window: folded into the follow-up event.
-    Fold& f = it->second;
-    if (f.pending.count == 0) {
-      f.pending = e;
+    if (fold->pending.count == 0) {
+      fold->pending = e;
     } else {
-      ++f.pending.count;
+      ++fold->pending.count;
     }
     return;
   }
-  if (it != folds_.end()) {
-    if (it->second.pending.count > 0) emit(it->second.pending, now);
-    folds_.erase(it);
-  }
+  if (fold) closeFold(found->second, now);
   if (folds_.size() >= options_.maxFoldKeys) {
     // A scan of many destinations: stop folding rather than grow.
-    for (auto& [k, f] : folds_)
-      if (f.pending.count > 0) emit(f.pending, now);
+    for (auto& f : folds_)
+      if (f.fold.pending.count > 0) emit(f.fold.pending, now);
+    foldIndex_.clear();
     folds_.clear();
   }
   FlowEvent none = e;
   none.count = 0;
-  folds_.emplace(key, Fold{none, now + options_.foldWindow, observed});
+  folds_.push_back(OpenFold{std::move(key), Fold{none, now + options_.foldWindow, observed}});
+  foldIndex_.emplace(&folds_.back().key, std::prev(folds_.end()));
   // The first attempt goes out at once: a scan is seen when it starts.
   emit(e, now);
 }
 
 void Pipeline::tick(WallClock::time_point now) {
   std::lock_guard lock(mu_);
-  for (auto it = folds_.begin(); it != folds_.end();) {
-    if (it->second.windowEnd > now) {
-      ++it;
-      continue;
-    }
-    if (it->second.pending.count > 0) emit(it->second.pending, now);
-    it = folds_.erase(it);
+  // A window ending later than one window from now opened before the wall
+  // clock was stepped back: it is closed too, or it would hold the queue.
+  const auto latest = now + options_.foldWindow;
+  while (!folds_.empty()) {
+    const auto end = folds_.front().fold.windowEnd;
+    if (end > now && end <= latest) break;
+    closeFold(folds_.begin(), now);
   }
+}
+
+void Pipeline::closeFold(FoldList::iterator it, WallClock::time_point now) {
+  if (it->fold.pending.count > 0) emit(it->fold.pending, now);
+  foldIndex_.erase(&it->key);
+  folds_.erase(it);
+}
+
+size_t Pipeline::FoldKeyHash::operator()(const FoldKey& k) const {
+  const auto& [workload, dst, dport, proto, action, reason] = k;
+  const std::hash<std::string_view> text;
+  uint64_t lo = 0, hi = 0;
+  std::memcpy(&lo, dst.bytes.data(), 8);
+  std::memcpy(&hi, dst.bytes.data() + 8, 8);
+  uint64_t h = hashMix(text(workload), lo);
+  h = hashMix(h, hi);
+  h = hashMix(h, uint64_t(dport) | uint64_t(action) << 16 | uint64_t(dst.family) << 24 |
+                     uint64_t(text(proto)) << 32);
+  return hashMix(h, text(reason));
 }
 
 void Pipeline::emit(const FlowEvent& e, WallClock::time_point now) {

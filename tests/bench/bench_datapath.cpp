@@ -71,6 +71,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -581,6 +582,11 @@ void printTable(const std::vector<Config>& configs, const Samples& samples) {
 }
 
 void printGoal(const Stats& r, double goal, const std::string& what) {
+  if (r.samples.empty() || std::isnan(r.median())) {
+    // --phase left this figure out: no verdict either way.
+    std::printf("  --    %s: not measured in this run\n", what.c_str());
+    return;
+  }
   report().goal(what, r.median() >= goal, r.median(), goal,
                 what + " >= " + fmt("%.2f", goal) + "x: " + spread(r));
   std::printf(
@@ -599,10 +605,14 @@ void printGoals(const Samples& samples, bool hasPre) {
   printGoal(pairedRatios(samples, kBig, "no table", &Sample::stream), 0.95,
             "established stream at 10,000 workloads vs no table");
   // Not goals: the same two in CPU time, which a busy machine distorts less.
-  std::printf("  info  CPU per connection, conntrack only / 10,000 workloads: %s\n",
-              spread(pairedRatios(samples, "conntrack only", kBig, &Sample::connCpu)).c_str());
-  std::printf("  info  CPU per GB streamed, no table / 10,000 workloads: %s\n",
-              spread(pairedRatios(samples, "no table", kBig, &Sample::streamCpu)).c_str());
+  const Stats connCpu = pairedRatios(samples, "conntrack only", kBig, &Sample::connCpu);
+  const Stats streamCpu = pairedRatios(samples, "no table", kBig, &Sample::streamCpu);
+  if (!connCpu.empty() && !std::isnan(connCpu.median()))
+    std::printf("  info  CPU per connection, conntrack only / 10,000 workloads: %s\n",
+                spread(connCpu).c_str());
+  if (!streamCpu.empty() && !std::isnan(streamCpu.median()))
+    std::printf("  info  CPU per GB streamed, no table / 10,000 workloads: %s\n",
+                spread(streamCpu).c_str());
   if (samples.count(kControl))
     std::printf("  info  control, second no-table rig vs first: new conn/s %s, stream %s\n",
                 spread(pairedRatios(samples, kControl, "no table", &Sample::conns)).c_str(),

@@ -170,5 +170,47 @@ TEST(FlowPipeline, FoldMemoryIsBounded) {
   EXPECT_EQ(total, 2000u) << "every attempt exported once, whatever was flushed early";
 }
 
+TEST(FlowPipeline, TickClosesTheWindowsThatEndedInTheOrderTheyOpened) {
+  PipelineOptions o;
+  o.workloadRate = 1e6;
+  o.workloadBurst = 1e6;
+  Fixture f(o);
+  const auto t0 = WallClock::now();
+  // Three flows opening 300 ms apart, each repeated once.
+  for (uint16_t port : {1, 2, 3}) {
+    const auto t = t0 + milliseconds(300 * (port - 1));
+    f.pipeline->onPacket(packet(port), t);
+    f.pipeline->onPacket(packet(port), t + milliseconds(1));
+  }
+  ASSERT_EQ(f.exported.size(), 3u);
+  f.pipeline->tick(t0 + milliseconds(1350));  // port 1's and 2's windows ended
+  ASSERT_EQ(f.exported.size(), 5u);
+  EXPECT_EQ(f.exported[3].dport, 1);
+  EXPECT_EQ(f.exported[4].dport, 2);
+  f.pipeline->onPacket(packet(1), t0 + milliseconds(1400));  // a new window for port 1
+  ASSERT_EQ(f.exported.size(), 6u) << "its window closed: a first attempt again";
+  f.pipeline->onPacket(packet(3), t0 + milliseconds(1500));
+  EXPECT_EQ(f.exported.size(), 6u) << "port 3's window is still open: folded";
+  f.pipeline->tick(t0 + milliseconds(1700));
+  ASSERT_EQ(f.exported.size(), 7u);
+  EXPECT_EQ(f.exported[6].dport, 3);
+  EXPECT_EQ(f.exported[6].count, 2u);
+  f.pipeline->tick(t0 + milliseconds(5000));
+  EXPECT_EQ(f.exported.size(), 7u) << "port 1's new window held nothing to follow up";
+  EXPECT_EQ(f.pipeline->accounting(8).exported, 8u);
+}
+
+TEST(FlowPipeline, WindowsOpenedBeforeTheClockWasSteppedBackStillClose) {
+  Fixture f;
+  const auto t0 = WallClock::now();
+  f.pipeline->onPacket(packet(22), t0);
+  f.pipeline->onPacket(packet(22), t0 + milliseconds(10));
+  // The wall clock goes back an hour: the fold's window would otherwise end
+  // an hour from now, holding its follow-up and every window behind it.
+  f.pipeline->tick(t0 - std::chrono::hours(1));
+  ASSERT_EQ(f.exported.size(), 2u);
+  EXPECT_EQ(f.exported[1].count, 1u);
+}
+
 }  // namespace
 }  // namespace bulkhead::flows

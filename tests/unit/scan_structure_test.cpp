@@ -187,5 +187,27 @@ TEST(ScanStructureTest, ACachedRepeatExtendsItsMemberAndAnExpiredOneIsNew) {
   EXPECT_EQ(g->distinct, 2u);
 }
 
+TEST(ScanStructureTest, AWorkloadsLastSetTakenByAnotherKeyIsNotCountedIn) {
+  // 16 sweep sets of 3 (the least the detector keeps): w's set for port 22
+  // is taken by another workload's key before w's next attempts.
+  ScanOptions o;
+  o.hosts = 3;
+  o.ports = 0;
+  o.maxEntries = 16 * 3;
+  ScanDetector d(o);
+  ASSERT_FALSE(d.observe(attempt("w", v4(1000), 22, kT0)));
+  for (uint32_t i = 0; i < 16; ++i)
+    ASSERT_FALSE(d.observe(attempt("other-" + std::to_string(i), v4(i), 22, kT0 + 1s)));
+  // w's first host left with its set; two more hosts are two, not three.
+  EXPECT_FALSE(d.observe(attempt("w", v4(1001), 22, kT0 + 2s)));
+  EXPECT_FALSE(d.observe(attempt("w", v4(1002), 22, kT0 + 2500ms)));  // used since opened
+  // Nor did w's hosts land in the other workload's set.
+  for (uint32_t i = 0; i < 16; ++i)
+    EXPECT_FALSE(d.observe(attempt("other-" + std::to_string(i), v4(100 + i), 22, kT0 + 3s))) << i;
+  auto f = d.observe(attempt("w", v4(1003), 22, kT0 + 4s));
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->distinct, 3u);
+}
+
 }  // namespace
 }  // namespace bulkhead::agent

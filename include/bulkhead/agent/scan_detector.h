@@ -70,9 +70,12 @@ inline bool live(Tick t, Tick now, Tick window) {
 }
 
 // Up to maxGroups sets keyed by K, each of at most `cap` distinct members M
-// with the tick each was last seen. At the bound a new set takes the place
-// of an expired or the oldest one, or, when the workload asking holds a
-// quarter of all sets (a flood below the thresholds), of its own.
+// with the tick each was last seen. A set's members are packed at its front
+// (no holes to skip) and its header keeps a lower bound of their ticks, so
+// an attempt reads only the members held and walks them for expiry only
+// when the oldest may have left the window. At the bound a new set takes
+// the place of an expired or the oldest one, or, when the workload asking
+// holds a quarter of all sets (a flood below the thresholds), of its own.
 template <typename K, typename M>
 class DistinctSets {
  public:
@@ -82,13 +85,24 @@ class DistinctSets {
     uint32_t workload = 0;
     Tick last = 0;    // latest attempt
     Tick queued = 0;  // when put at the back of the eviction queue
+    Tick oldest = 0;  // no member was seen before this (a lower bound)
+    uint32_t size = 0;
+    bool held = false;  // in the index under key (not free)
   };
   struct Touch {
     uint32_t slot = kNone;  // kNone: every slot holds a live member
     uint32_t live = 0;      // live members, this one included
   };
 
-  DistinctSets(size_t cap, size_t maxGroups) : cap_(cap), max_(maxGroups), index_(maxGroups) {}
+  // The arrays are reserved, and the index sized, for the bound (pages are
+  // touched as sets open): growing them by copying and rehashing, mid-scan,
+  // stalls the flow thread and churns the allocator it shares.
+  DistinctSets(size_t cap, size_t maxGroups)
+      : cap_(cap), max_(maxGroups), index_(maxGroups, maxGroups * 4 / 3 + 1) {
+    headers_.reserve(max_);
+    members_.reserve(max_ * cap_);
+    ticks_.reserve(max_ * cap_);
+  }
 
   uint32_t open(const K& k, uint64_t h, uint32_t workload, Tick now, Tick window);
   Touch touch(uint32_t g, const M& m, Tick now, Tick window);
@@ -96,16 +110,21 @@ class DistinctSets {
   void prefetchIndex(uint64_t h) const { index_.prefetch(h); }
   void prefetchSet(uint32_t g) const {
     __builtin_prefetch(&headers_[g]);
-    __builtin_prefetch(&ticks_[size_t(g) * cap_]);
     const char* m = reinterpret_cast<const char*>(&members_[size_t(g) * cap_]);
-    for (size_t b = 0; b < cap_ * sizeof(M); b += 64)
+    const size_t held = headers_[g].size * sizeof(M);
+    for (size_t b = 0; b < held; b += 64)
       __builtin_prefetch(m + b);
   }
   // Every member out (after a finding).
   void empty(uint32_t g);
   void reset();
 
-  Tick& tick(uint32_t g, uint32_t slot) { return ticks_[size_t(g) * cap_ + slot]; }
+  // Whether set g is in use for key k (g may be kNone or stale).
+  bool holds(uint32_t g, const K& k) const {
+    return g < headers_.size() && headers_[g].held && headers_[g].key == k;
+  }
+  // Members held by set g (all live as of its last touch), in slots [0, size).
+  uint32_t size(uint32_t g) const { return headers_[g].size; }
   const M& member(uint32_t g, uint32_t slot) const { return members_[size_t(g) * cap_ + slot]; }
   size_t cap() const { return cap_; }
   size_t used() const { return used_; }
@@ -115,6 +134,7 @@ class DistinctSets {
   uint32_t reclaim(uint32_t workload, Tick now, Tick window);
   void release(uint32_t g);
   void restart(uint32_t workload);
+  void expire(uint32_t g, Tick now, Tick window);
 
   size_t cap_, max_;
   FlatTable<K, uint32_t> index_;  // key -> set number
@@ -175,6 +195,8 @@ class ScanDetector {
   using Tick = scan::Tick;
   struct Workload {
     Time quietHosts{}, quietPorts{};
+    // The sets this workload's last attempt counted in (may be stale).
+    uint32_t sweepSet = scan::kNone, portSet = scan::kNone;
   };
   // A short workload name as an exact key (its bytes and length).
   struct NameKey {
@@ -182,10 +204,9 @@ class ScanDetector {
     bool operator==(const NameKey&) const = default;
   };
   std::optional<ScanFinding> observeFull(const flows::FlowEvent& e);
-  std::optional<ScanFinding> sweepStep(const flows::FlowEvent& e, uint64_t wp, uint32_t g,
-                                       Tick now);
-  std::optional<ScanFinding> scanStep(const flows::FlowEvent& e, uint64_t wp, uint32_t g, Tick now,
-                                      bool reported);
+  // Count the attempt in its set; whether the set is now at its threshold.
+  bool sweepCrossed(const flows::FlowEvent& e, uint64_t wp, uint32_t g, Tick now);
+  bool scanCrossed(uint64_t wp, uint32_t g, Tick now);
   uint32_t workloadId(const std::string& name);
   uint32_t internWorkload(const std::string& name);
   uint32_t portKey(const flows::FlowEvent& e);

@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "bulkhead/flows/event.h"
@@ -86,11 +88,31 @@ class Pipeline {
     WallClock::time_point windowEnd;
     bool observed = false;  // its first attempt was passed to observe
   };
+  // Folds in the order they opened, which (one window length for all) is
+  // the order their windows close: tick pops what closed from the front
+  // and never walks the open ones. The index finds a fold by its key.
+  struct OpenFold {
+    FoldKey key;
+    Fold fold;
+  };
+  using FoldList = std::list<OpenFold>;
+  struct FoldKeyHash {
+    using is_transparent = void;
+    size_t operator()(const FoldKey& k) const;
+    size_t operator()(const FoldKey* k) const { return (*this)(*k); }
+  };
+  struct FoldKeyEq {
+    using is_transparent = void;
+    bool operator()(const FoldKey* a, const FoldKey* b) const { return *a == *b; }
+    bool operator()(const FoldKey& a, const FoldKey* b) const { return a == *b; }
+    bool operator()(const FoldKey* a, const FoldKey& b) const { return *a == b; }
+  };
   struct Bucket {
     double tokens;
     WallClock::time_point last;
   };
 
+  void closeFold(FoldList::iterator it, WallClock::time_point now);
   void emit(const FlowEvent& e, WallClock::time_point now);
 
   PipelineOptions options_;
@@ -99,7 +121,8 @@ class Pipeline {
   std::vector<std::unique_ptr<Exporter>> exporters_;
 
   mutable std::mutex mu_;
-  std::map<FoldKey, Fold> folds_;
+  FoldList folds_;
+  std::unordered_map<const FoldKey*, FoldList::iterator, FoldKeyHash, FoldKeyEq> foldIndex_;
   std::map<std::string, Bucket> buckets_;
   uint64_t received_ = 0;
   uint64_t rateLimited_ = 0;  // attempts
