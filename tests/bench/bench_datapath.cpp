@@ -11,8 +11,9 @@
 // freed by a kworker after the commit, on the same two CPUs as the next
 // figure, and the reload itself (~1 s of kernel work at 10,000 workloads)
 // stretched every round. Each round measures one figure of every
-// configuration back to back, then the next figure, in the opposite order
-// to the round before (ABBA), so that the machine's drift hits them alike;
+// configuration, then the next figure, in the opposite order to the round
+// before (ABBA); new connections and the stream in turns of 100 and 250 ms
+// (--slice), so that a burst of the machine's other load hits them alike;
 // a ratio is the median over rounds of that round's ratio (paired), printed
 // with its spread, since on a shared VM single figures move by several
 // percent:
@@ -41,7 +42,8 @@
 // than CPUs, single-stream figures swing by whole factors and only many
 // rounds on a quieter machine tell a few percent apart.
 //
-//   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--pin] [--control]
+//   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--slice=MS] [--pin]
+//                                         [--control]
 //
 // --pin puts the client on CPU 0 and the server on CPU 1, so that the
 // scheduler's placement does not change from one sample to the next; on a
@@ -346,8 +348,11 @@ Attempts connectLoop(int port, double seconds, bool expectAnswer) {
 }
 
 struct Stream {
-  double bytesPerSecond = 0;
-  double cpuPerGigabyte = 0;  // client and server threads, seconds
+  double bytes = 0;    // what the server received
+  double seconds = 0;  // of writing
+  double cpu = 0;      // client and server threads, seconds
+  double bytesPerSecond() const { return seconds > 0 ? bytes / seconds : 0; }
+  double cpuPerGigabyte() const { return bytes > 0 ? cpu / bytes * 1e9 : 0; }
 };
 
 // One connection writing for `seconds`; the server counts what arrives.
@@ -369,8 +374,7 @@ Stream stream(const Netns& client, const Server& server, double seconds) {
     return secondsSince(t0);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last bytes land
-  const double bytes = double(server.sunkBytes() - before);
-  return {bytes / took, (clientCpu + server.cpuSeconds() - serverCpu0) / bytes * 1e9};
+  return {double(server.sunkBytes() - before), took, clientCpu + server.cpuSeconds() - serverCpu0};
 }
 
 // --- the tables --------------------------------------------------------------
@@ -516,21 +520,69 @@ void prepare(Config& c) {
 }
 
 // One figure of one configuration into `s`; a functional failure throws.
+// One run of new connections on c's rig, with the server thread's CPU time
+// meanwhile added to the client's.
+Attempts connsOn(const Config& c, double seconds) {
+  const double serverCpu0 = c.rig->server->cpuSeconds();
+  Attempts a =
+      inNetns<Attempts>(*c.rig->client->ns, [&] { return connectLoop(kEchoPort, seconds, true); });
+  a.cpu += c.rig->server->cpuSeconds() - serverCpu0;
+  return a;
+}
+
+void recordConns(const Config& c, const Attempts& conns, Sample& s) {
+  if (conns.done == 0 || conns.failed > conns.done / 100)
+    throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
+                  " of " + std::to_string(conns.done + conns.failed) + ")");
+  s.connCpu = conns.cpu / double(conns.done);
+  s.conns = conns.perSecond();
+}
+
+// New connections or the stream of every configuration in `order`, taking
+// turns in slices of `sliceMs` (forward, then reversed) until each ran
+// `seconds`: a burst of the machine's other load lands on all of them alike
+// instead of on the one figure measured while it lasted.
+void measureSliced(Phase p, const std::vector<const Config*>& order, int seconds, int sliceMs,
+                   const std::vector<Sample*>& out) {
+  std::vector<Attempts> conns(order.size());
+  std::vector<Stream> streams(order.size());
+  const int slices = std::max(1, seconds * 1000 / sliceMs);
+  for (int k = 0; k < slices; ++k)
+    for (size_t j = 0; j < order.size(); ++j) {
+      checkInterrupted();
+      const size_t i = k % 2 ? order.size() - 1 - j : j;
+      const Config& c = *order[i];
+      if (p == Phase::kConns) {
+        const Attempts a = connsOn(c, sliceMs / 1000.0);
+        conns[i].done += a.done;
+        conns[i].failed += a.failed;
+        conns[i].seconds += a.seconds;
+        conns[i].cpu += a.cpu;
+      } else {
+        const Stream st = stream(*c.rig->client->ns, *c.rig->server, sliceMs / 1000.0);
+        streams[i].bytes += st.bytes;
+        streams[i].seconds += st.seconds;
+        streams[i].cpu += st.cpu;
+      }
+    }
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (p == Phase::kConns) {
+      recordConns(*order[i], conns[i], *out[i]);
+    } else {
+      out[i]->stream = streams[i].bytesPerSecond();
+      out[i]->streamCpu = streams[i].cpuPerGigabyte();
+    }
+  }
+}
+
 void measure(const Config& c, Phase p, int seconds, Sample& s) {
   const Netns& client = *c.rig->client->ns;
   if (p == Phase::kConns) {
-    const double serverCpu0 = c.rig->server->cpuSeconds();
-    const Attempts conns =
-        inNetns<Attempts>(client, [&] { return connectLoop(kEchoPort, seconds, true); });
-    s.connCpu = (conns.cpu + c.rig->server->cpuSeconds() - serverCpu0) / double(conns.done);
-    if (conns.done == 0 || conns.failed > conns.done / 100)
-      throw Failure(c.name + ": allowed connections failed (" + std::to_string(conns.failed) +
-                    " of " + std::to_string(conns.done + conns.failed) + ")");
-    s.conns = conns.perSecond();
+    recordConns(c, connsOn(c, seconds), s);
   } else if (p == Phase::kStream) {
     const Stream st = stream(client, *c.rig->server, seconds);
-    s.stream = st.bytesPerSecond;
-    s.streamCpu = st.cpuPerGigabyte;
+    s.stream = st.bytesPerSecond();
+    s.streamCpu = st.cpuPerGigabyte();
   } else {
     s.denied = inNetns<Attempts>(client, [&] {
                  return connectLoop(kDeniedPort, seconds / 2.0, false);
@@ -634,6 +686,10 @@ std::string loadAverage() {
 int run(int argc, char** argv) {
   report().init("bench_datapath", argc, argv);
   int rounds = 10, seconds = 1;
+  // Configurations take turns this often within a round (0: one run of
+  // --seconds each); the stream's turns are longer, each pays a connect and
+  // 100 ms for its last bytes to land.
+  int sliceMs = 100, streamSliceMs = 250;
   std::string only;  // measure only configurations whose name contains this
   bool control = false;
   for (int i = 1; i < argc; ++i) {
@@ -642,6 +698,8 @@ int run(int argc, char** argv) {
       rounds = *v;
     else if (auto v = positiveFlag(a, "--seconds="))
       seconds = *v;
+    else if (a.rfind("--slice=", 0) == 0)
+      sliceMs = streamSliceMs = std::stoi(a.substr(8));
     else if (a == "--pin")
       gPin = true;
     else if (a.rfind("--only=", 0) == 0)
@@ -651,9 +709,9 @@ int run(int argc, char** argv) {
     else if (a.rfind("--phase=", 0) == 0)
       gPhase = a.substr(8);
     else
-      throw Failure(
-          "unknown argument " + a +
-          " (--rounds=N --seconds=N --pin --control --only=TEXT --phase=conns|stream|denied)");
+      throw Failure("unknown argument " + a +
+                    " (--rounds=N --seconds=N --slice=MS --pin --control --only=TEXT "
+                    "--phase=conns|stream|denied)");
   }
   if (!gPhase.empty() && gPhase != "conns" && gPhase != "stream" && gPhase != "denied")
     throw Failure("--phase= takes conns, stream or denied");
@@ -721,19 +779,36 @@ int run(int argc, char** argv) {
     // One figure of every configuration back to back, so that each pair
     // in a ratio was measured seconds apart; ABBA: every other round in
     // reverse, so a drift over the round favours no configuration.
-    for (const Phase p : phases)
+    for (const Phase p : phases) {
+      const int slice = p == Phase::kConns ? sliceMs : p == Phase::kStream ? streamSliceMs : 0;
+      if (slice > 0) {
+        std::vector<const Config*> order;
+        std::vector<Sample*> out;
+        for (size_t i = 0; i < configs.size(); ++i) {
+          const auto& c = configs[round % 2 ? configs.size() - 1 - i : i];
+          order.push_back(&c);
+          out.push_back(&samples[c.name][size_t(round)]);
+        }
+        measureSliced(p, order, seconds, slice, out);
+        continue;
+      }
       for (size_t i = 0; i < configs.size(); ++i) {
         checkInterrupted();
         const auto& c = configs[round % 2 ? configs.size() - 1 - i : i];
         measure(c, p, seconds, samples[c.name][size_t(round)]);
       }
+    }
   }
 
   const std::string loadAfter = loadAverage();
   printTable(configs, samples);
-  std::printf("\n  %d rounds of %d s per figure%s; load average %s before, %s after\n", rounds,
-              seconds, gPin ? ", client on CPU 0, server on CPU 1" : "", loadBefore.c_str(),
-              loadAfter.c_str());
+  std::printf(
+      "\n  %d rounds of %d s per figure%s%s; load average %s before, %s after\n", rounds, seconds,
+      sliceMs > 0 ? (", in turns of " + std::to_string(sliceMs) + " ms (stream " +
+                     std::to_string(streamSliceMs) + " ms)")
+                        .c_str()
+                  : "",
+      gPin ? ", client on CPU 0, server on CPU 1" : "", loadBefore.c_str(), loadAfter.c_str());
   if (!iptablesGap.empty())
     std::printf("  iptables + ipset baseline left out: %s\n", iptablesGap.c_str());
   printGoals(samples, hasPre);
