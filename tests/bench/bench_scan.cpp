@@ -15,7 +15,9 @@
 // In-process, no root needed: the kernel's side (NFLOG delivery) is the same
 // in both and is measured by bench_flows.
 //
-//   build/tests/bench/bench_scan [--packets=N] [--rounds=N]
+//   build/tests/bench/bench_scan [--packets=N] [--rounds=N] [--max-entries=N]
+//
+// --max-entries: the detector's bound (the agent's default: 131,072).
 #include <arpa/inet.h>
 
 #include <cstring>
@@ -81,9 +83,9 @@ double threadSeconds() {
 }
 
 // Packets per second of the flow thread's CPU time through one pipeline.
-double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_t* findings,
-           size_t* detectorBytes) {
-  agent::ScanDetector detector({});
+double run(const std::vector<flows::LoggedPacket>& packets, const agent::ScanOptions& scan,
+           bool detect, uint64_t* findings, size_t* detectorBytes) {
+  agent::ScanDetector detector(scan);
   flows::PipelineOptions o;
   o.host = "bench";
   o.workloadRate = 1e9;  // the limit is not what is measured
@@ -120,7 +122,8 @@ double run(const std::vector<flows::LoggedPacket>& packets, bool detect, uint64_
 
 // Nanoseconds of the thread's CPU time per attempt fed straight to a
 // detector (no pipeline around it): the detector's own cost, for the report.
-double detectorAlone(const std::vector<flows::LoggedPacket>& packets) {
+double detectorAlone(const std::vector<flows::LoggedPacket>& packets,
+                     const agent::ScanOptions& scan) {
   std::vector<flows::FlowEvent> events;
   events.reserve(packets.size());
   auto now = flows::WallClock::now();
@@ -141,7 +144,7 @@ double detectorAlone(const std::vector<flows::LoggedPacket>& packets) {
     e.proto = flows::protoName(d->proto);
     events.push_back(std::move(e));
   }
-  agent::ScanDetector detector({});
+  agent::ScanDetector detector(scan);
   const double t0 = threadSeconds();
   for (const auto& e : events)
     (void)detector.observe(e);
@@ -152,12 +155,15 @@ double detectorAlone(const std::vector<flows::LoggedPacket>& packets) {
 int benchRun(int argc, char** argv) {
   report().init("bench_scan", argc, argv);
   int n = 1000000, rounds = 5;
+  agent::ScanOptions options;  // the agent's defaults
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (auto v = positiveFlag(a, "--packets=")) {
       n = *v;
     } else if (auto r = positiveFlag(a, "--rounds=")) {
       rounds = *r;
+    } else if (auto m = positiveFlag(a, "--max-entries=")) {
+      options.maxEntries = size_t(*m);
     } else {
       throw Failure("unknown argument " + a);
     }
@@ -180,15 +186,15 @@ int benchRun(int argc, char** argv) {
     size_t bytes = 0;
     for (int r = 0; r < rounds; ++r) {
       checkInterrupted();
-      const double a = run(*packets, false, &findings, nullptr);
-      const double b = run(*packets, true, &findings, &bytes);
+      const double a = run(*packets, options, false, &findings, nullptr);
+      const double b = run(*packets, options, true, &findings, &bytes);
       off.add(a);
       on.add(b);
       costs.add(1 - b / a);  // this round's pair, run back to back
     }
     Stats alone;
     for (int r = 0; r < 3; ++r)
-      alone.add(detectorAlone(*packets));
+      alone.add(detectorAlone(*packets, options));
     const double cost = 1 - on.median() / off.median();
     std::printf(
         "%-34s %14s %14s %8.1f%%   (pairs: %.1f%% to %.1f%%; %s findings a round; "
