@@ -51,10 +51,10 @@ void Pipeline::onPacket(const LoggedPacket& p, WallClock::time_point now) {
 
   if (open) {
     // A repeat within the window: folded into the follow-up event.
-    if (fold->pending.count == 0) {
-      fold->pending = e;
+    if (!fold->pending) {
+      fold->pending = std::make_unique<FlowEvent>(e);
     } else {
-      ++fold->pending.count;
+      ++fold->pending->count;
     }
     return;
   }
@@ -62,13 +62,11 @@ void Pipeline::onPacket(const LoggedPacket& p, WallClock::time_point now) {
   if (folds_.size() >= options_.maxFoldKeys) {
     // A scan of many destinations: stop folding rather than grow.
     for (auto& f : folds_)
-      if (f.fold.pending.count > 0) emit(f.fold.pending, now);
+      if (f.fold.pending) emit(*f.fold.pending, now);
     foldIndex_.clear();
     folds_.clear();
   }
-  FlowEvent none = e;
-  none.count = 0;
-  folds_.push_back(OpenFold{std::move(key), Fold{none, now + options_.foldWindow, observed}});
+  folds_.push_back(OpenFold{std::move(key), Fold{nullptr, now + options_.foldWindow, observed}});
   foldIndex_.emplace(&folds_.back().key, std::prev(folds_.end()));
   // The first attempt goes out at once: a scan is seen when it starts.
   emit(e, now);
@@ -87,7 +85,7 @@ void Pipeline::tick(WallClock::time_point now) {
 }
 
 void Pipeline::closeFold(FoldList::iterator it, WallClock::time_point now) {
-  if (it->fold.pending.count > 0) emit(it->fold.pending, now);
+  if (it->fold.pending) emit(*it->fold.pending, now);
   foldIndex_.erase(&it->key);
   folds_.erase(it);
 }

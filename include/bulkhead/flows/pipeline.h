@@ -84,7 +84,10 @@ class Pipeline {
   using FoldKey =
       std::tuple<std::string, policy::IpAddr, uint16_t, std::string, FlowAction, std::string>;
   struct Fold {
-    FlowEvent pending;  // count 0: nothing folded yet
+    // The repeats folded so far (the first of them, with the count of all);
+    // null until one comes: a fold that sees none (a scan's) holds no copy
+    // of the event, only its key.
+    std::unique_ptr<FlowEvent> pending;
     WallClock::time_point windowEnd;
     bool observed = false;  // its first attempt was passed to observe
   };
