@@ -107,17 +107,9 @@ Status checkWatchFlows(const v1::WatchFlowsRequest& request) {
 }
 
 Status checkValidWorkload(const policy::Workload& workload, bool remote) {
-  std::vector<policy::Diagnostic> errors;
-  if (remote) {
-    policy::validateRemoteWorkload(workload, errors);
-  } else {
-    policy::validateWorkload(workload, errors);
-  }
+  const std::string errors = policy::workloadErrors(workload, remote);
   if (errors.empty()) return {};
-  std::string msg;
-  for (const auto& e : errors)
-    msg += (msg.empty() ? "workload: " : "; ") + e.message;
-  return makeError(ErrorCode::kInvalidInput, msg);
+  return makeError(ErrorCode::kInvalidInput, "workload: " + errors);
 }
 
 }  // namespace bulkhead::agent

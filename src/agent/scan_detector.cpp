@@ -150,8 +150,7 @@ void DistinctSets<K, M>::expire(uint32_t g, Tick now, Tick window) {
 }
 
 template <typename K, typename M>
-typename DistinctSets<K, M>::Touch DistinctSets<K, M>::touch(uint32_t g, const M& m, Tick now,
-                                                             Tick window) {
+uint32_t DistinctSets<K, M>::touch(uint32_t g, const M& m, Tick now, Tick window) {
   Header& x = headers_[g];
   // Every member is at least as young as `oldest`: while that is in the
   // window, all are live and none needs looking at for expiry.
@@ -159,24 +158,19 @@ typename DistinctSets<K, M>::Touch DistinctSets<K, M>::touch(uint32_t g, const M
   Tick* t = &ticks_[size_t(g) * cap_];
   M* ms = &members_[size_t(g) * cap_];
   if (int32_t(now - x.last) > 0) x.last = now;
-  Touch r;
-  r.live = x.size;
   for (uint32_t i = 0; i < x.size; ++i) {
     if (!(ms[i] == m)) continue;
     // A refreshed member may have been the oldest: the bound stays lower,
     // which only makes the next expiry walk come early.
     if (int32_t(now - t[i]) > 0) t[i] = now;
-    r.slot = i;
-    return r;
+    return x.size;
   }
-  if (x.size == cap_) return r;  // full of live members: at the threshold
+  if (x.size == cap_) return x.size;  // full of live members: at the threshold
   if (x.size == 0 || int32_t(now - x.oldest) < 0) x.oldest = now;
   t[x.size] = now;
   ms[x.size] = m;
-  r.slot = x.size++;
   ++used_;
-  ++r.live;
-  return r;
+  return ++x.size;
 }
 
 template <typename K, typename M>
@@ -430,11 +424,11 @@ bool ScanDetector::sweepCrossed(const flows::FlowEvent& e, uint64_t wp, uint32_t
   std::memcpy(&a.lo, e.dst.bytes.data(), 8);
   std::memcpy(&a.hi, e.dst.bytes.data() + 8, 8);
   a.v6 = wp >> 24 & 1;
-  return sweeps_.touch(g, a, now, window_).live >= options_.hosts;
+  return sweeps_.touch(g, a, now, window_) >= options_.hosts;
 }
 
 bool ScanDetector::scanCrossed(uint64_t wp, uint32_t g, Tick now) {
-  return scans_.touch(g, uint32_t(wp & 0xffffff), now, window_).live >= options_.ports;
+  return scans_.touch(g, uint32_t(wp & 0xffffff), now, window_) >= options_.ports;
 }
 
 }  // namespace bulkhead::agent

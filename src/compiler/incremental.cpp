@@ -29,17 +29,9 @@ ElementChanges& changesOf(std::map<std::string, ElementChanges>& changes, const 
 }
 
 Status checkWorkload(const Workload& w, bool remote = false) {
-  std::vector<policy::Diagnostic> errors;
-  if (remote) {
-    policy::validateRemoteWorkload(w, errors);
-  } else {
-    policy::validateWorkload(w, errors);
-  }
+  const std::string errors = policy::workloadErrors(w, remote);
   if (errors.empty()) return {};
-  std::string msg;
-  for (const auto& e : errors)
-    msg += (msg.empty() ? "" : "; ") + e.message;
-  return makeError(ErrorCode::kInvalidInput, msg);
+  return makeError(ErrorCode::kInvalidInput, errors);
 }
 
 }  // namespace

@@ -270,6 +270,15 @@ void validateRemoteWorkload(const Workload& w, std::vector<Diagnostic>& errors) 
   checkWorkload(w, /*remote=*/true, errors);
 }
 
+std::string workloadErrors(const Workload& w, bool remote) {
+  std::vector<Diagnostic> errors;
+  checkWorkload(w, remote, errors);
+  std::string msg;
+  for (const auto& e : errors)
+    msg += (msg.empty() ? "" : "; ") + e.message;
+  return msg;
+}
+
 void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors,
                     std::vector<Diagnostic>& warnings) {
   internal::validateBundle(bundle, errors, warnings, internal::ParseNotes{});

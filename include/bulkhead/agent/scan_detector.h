@@ -89,10 +89,6 @@ class DistinctSets {
     uint32_t size = 0;
     bool held = false;  // in the index under key (not free)
   };
-  struct Touch {
-    uint32_t slot = kNone;  // kNone: every slot holds a live member
-    uint32_t live = 0;      // live members, this one included
-  };
 
   // The arrays are reserved, and the index sized, for the bound (pages are
   // touched as sets open): growing them by copying and rehashing, mid-scan,
@@ -105,7 +101,9 @@ class DistinctSets {
   }
 
   uint32_t open(const K& k, uint64_t h, uint32_t workload, Tick now, Tick window);
-  Touch touch(uint32_t g, const M& m, Tick now, Tick window);
+  // Counts m in set g (unless the set is full of live members); the live
+  // members after it, m included when it is held.
+  uint32_t touch(uint32_t g, const M& m, Tick now, Tick window);
   // Start loading what open (index slot) or touch (the set) will read.
   void prefetchIndex(uint64_t h) const { index_.prefetch(h); }
   void prefetchSet(uint32_t g) const {

@@ -57,6 +57,9 @@ void validateWorkload(const Workload& workload, std::vector<Diagnostic>& errors)
 // The same for another host's workload, which has no interfaces here (and
 // must list none).
 void validateRemoteWorkload(const Workload& workload, std::vector<Diagnostic>& errors);
+// Either check's errors as one message, "a; b" ("" when the workload is
+// valid): what an API caller or a delta is refused with.
+std::string workloadErrors(const Workload& workload, bool remote);
 
 // True for a valid object name: a DNS label, [a-z0-9]([-a-z0-9]*[a-z0-9])?, at
 // most limits::kMaxNameLength characters. Names become nftables identifiers.
