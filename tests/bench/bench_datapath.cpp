@@ -33,7 +33,9 @@
 // bulkhead's table is compiled from the generated bundle (bench_policy.h) at
 // 100, 1,000 and 10,000 workloads plus the one real client workload, and
 // written with the real writer. At 10,000 the table is also measured
-// without its pre-conntrack base chain, so that chain's own cost shows.
+// without its pre-conntrack base chain, so that chain's own cost shows; and
+// conntrack only plus an empty chain before conntrack shows what the hook
+// any such check needs costs by itself, before a rule runs.
 // The iptables + ipset equivalent (iptables_equivalent.h) is loaded the way
 // those systems load it. With --control a second "no table" rig is
 // measured too: its ratio to the first is how far two identical rigs differ
@@ -51,7 +53,8 @@
 // for its CPU), so it is off by default.
 //
 // For profiling: --only=TEXT measures only the configurations whose name
-// contains TEXT, --phase=conns|stream|denied only that figure, e.g.
+// contains TEXT (or any of "A|B|..."), --phase=conns|stream|denied only
+// that figure, e.g.
 //   perf record -a -g -- sleep 6   while
 //   bench_datapath --only="conntrack only" --phase=conns --rounds=4 --seconds=3
 // (perf report --comms bench_datapath: softirq work is charged to the
@@ -422,6 +425,20 @@ constexpr const char* kConntrackOnly =
     "  }\n"
     "}\n";
 
+// Conntrack only plus an empty base chain before conntrack (prerouting,
+// priority raw), as bulkhead's pre-conntrack checks need one: what the hook
+// itself costs every packet, before any rule in it.
+constexpr const char* kConntrackEmptyPre =
+    "table inet bhbench {\n"
+    "  chain forward {\n"
+    "    type filter hook forward priority filter; policy accept;\n"
+    "    ct state established,related accept\n"
+    "  }\n"
+    "  chain prerouting {\n"
+    "    type filter hook prerouting priority raw; policy accept;\n"
+    "  }\n"
+    "}\n";
+
 // The iptables + ipset equivalent of `rs` (iptables_equivalent.h), loaded
 // the way those systems load it: ipset restore, then iptables-restore.
 void loadIptables(const Netns& hv, const compiler::Ruleset& rs, const std::string& dir) {
@@ -593,6 +610,7 @@ void measure(const Config& c, Phase p, int seconds, Sample& s) {
 constexpr const char* kBig = "bulkhead 10,000 workloads";
 constexpr const char* kBigNoPre = "bulkhead 10,000, no pre-conntrack chain";
 constexpr const char* kControl = "no table, second rig (--control)";
+constexpr const char* kEmptyPre = "conntrack + empty pre-conntrack chain";
 
 // The median of the paired ratios a/b, or "-" when one was not measured
 // (--only).
@@ -669,6 +687,20 @@ void printGoals(const Samples& samples, bool hasPre) {
     std::printf("  info  control, second no-table rig vs first: new conn/s %s, stream %s\n",
                 spread(pairedRatios(samples, kControl, "no table", &Sample::conns)).c_str(),
                 spread(pairedRatios(samples, kControl, "no table", &Sample::stream)).c_str());
+  // Not goals: the goal's ratio split in two, the hook a check before
+  // conntrack needs at all, and bulkhead's rules beyond that hook.
+  if (samples.count(kEmptyPre)) {
+    const Stats hook = pairedRatios(samples, kEmptyPre, "conntrack only", &Sample::conns);
+    const Stats rules = pairedRatios(samples, kBig, kEmptyPre, &Sample::conns);
+    if (!hook.empty() && !std::isnan(hook.median()))
+      std::printf("  info  new connections, an empty pre-conntrack chain vs conntrack only: %s\n",
+                  spread(hook).c_str());
+    if (!rules.empty() && !std::isnan(rules.median()))
+      std::printf(
+          "  info  new connections, 10,000 workloads vs conntrack + empty pre-conntrack chain: "
+          "%s\n",
+          spread(rules).c_str());
+  }
   if (!hasPre || !samples.count(kBigNoPre)) return;
   // Issue 8: the pre-conntrack chain's own cost, with vs without it.
   printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::conns), 0.90,
@@ -732,13 +764,14 @@ int run(int argc, char** argv) {
   // --control: "no table" once more in a rig of its own, whose ratio to the
   // first tells how far two identical rigs differ in this run.
   if (control) configs.push_back({kControl, [](Netns&) {}, false, nullptr});
-  configs.push_back({"conntrack only",
-                     [](Netns& hv) {
-                       auto r =
-                           hv.exec("printf '%s' '" + std::string(kConntrackOnly) + "' | nft -f -");
-                       if (!r.ok()) throw Failure("nft -f: " + r.out);
-                     },
-                     false, nullptr});
+  auto loadText = [](const char* table) {
+    return [table](Netns& hv) {
+      auto r = hv.exec("printf '%s' '" + std::string(table) + "' | nft -f -");
+      if (!r.ok()) throw Failure("nft -f: " + r.out);
+    };
+  };
+  configs.push_back({"conntrack only", loadText(kConntrackOnly), false, nullptr});
+  configs.push_back({kEmptyPre, loadText(kConntrackEmptyPre), false, nullptr});
   for (int n : {100, 1000, 10000})
     configs.push_back({"bulkhead " + count(n) + " workloads",
                        [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});
@@ -763,7 +796,18 @@ int run(int argc, char** argv) {
   }
 
   // --only: one configuration at a time, e.g. under `perf record -a`.
-  std::erase_if(configs, [&](const Config& c) { return c.name.find(only) == std::string::npos; });
+  // Several as "A|B": the configurations whose name contains any of them.
+  std::vector<std::string> wanted;
+  for (size_t at = 0;;) {
+    const size_t bar = only.find('|', at);
+    wanted.push_back(only.substr(at, bar == std::string::npos ? bar : bar - at));
+    if (bar == std::string::npos) break;
+    at = bar + 1;
+  }
+  std::erase_if(configs, [&](const Config& c) {
+    return std::none_of(wanted.begin(), wanted.end(),
+                        [&](const std::string& w) { return c.name.find(w) != std::string::npos; });
+  });
   if (configs.empty()) throw Failure("--only=" + only + " matches no configuration");
   for (auto& c : configs)
     prepare(c);
