@@ -87,13 +87,6 @@ int64_t unixNow() {
       .count();
 }
 
-std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
-  std::string out;
-  for (const auto& d : diags)
-    out += (out.empty() ? "" : "\n") + d.toString();
-  return out;
-}
-
 }  // namespace
 
 std::string nowRfc3339() {
@@ -144,7 +137,8 @@ Result<policy::Bundle> AgentCore::parseFiles(const std::vector<policy::SourceFil
   if (warnings)
     for (const auto& w : loaded.warnings)
       warnings->push_back(w.toString());
-  if (!loaded.ok()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(loaded.errors));
+  if (!loaded.ok())
+    return makeError(ErrorCode::kInvalidInput, policy::joinDiagnostics(loaded.errors));
   return std::move(loaded.bundle);
 }
 
@@ -775,8 +769,8 @@ Result<compiler::RemoteWorkloads> remoteSet(std::vector<RemoteWorkload> remotes)
     std::vector<policy::Diagnostic> errors;
     policy::validateRemoteWorkload(r.workload, errors);
     if (!errors.empty())
-      return makeError(ErrorCode::kInvalidInput,
-                       "remote workload of host " + r.host + ": " + joinDiagnostics(errors));
+      return makeError(ErrorCode::kInvalidInput, "remote workload of host " + r.host + ": " +
+                                                     policy::joinDiagnostics(errors));
     r.workload.quarantined = false;
     const std::string name = r.workload.name;
     if (!out.emplace(compiler::RemoteId{r.host, name}, std::move(r.workload)).second)
@@ -1000,7 +994,7 @@ Result<std::vector<policy::SourceFile>> AgentCore::readPolicyFiles(const std::st
                                                                    size_t maxBytes) {
   std::vector<policy::Diagnostic> errors;
   auto files = policy::readSourceFiles({path}, errors);
-  if (!errors.empty()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(errors));
+  if (!errors.empty()) return makeError(ErrorCode::kInvalidInput, policy::joinDiagnostics(errors));
   const size_t total = bundleBytes(files);
   if (total > maxBytes)
     return makeError(ErrorCode::kTooLarge, path + ": " + std::to_string(total) +

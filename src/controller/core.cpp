@@ -34,13 +34,6 @@ int64_t unixMs() {
       .count();
 }
 
-std::string joinDiagnostics(const std::vector<policy::Diagnostic>& diags) {
-  std::string out;
-  for (const auto& d : diags)
-    out += (out.empty() ? "" : "\n") + d.toString();
-  return out;
-}
-
 // The workload as an agent reported it, checked as the agent checks a
 // registration (name, app, addresses, labels); addresses normalized.
 Result<v1::Workload> checkedWorkload(const v1::Workload& in, const std::string& host) {
@@ -768,7 +761,8 @@ Result<v1::PushPolicyResponse> ControllerCore::push(const v1::PushPolicyRequest&
                                                " bytes is over the controller's limit of " +
                                                std::to_string(options_.maxBundleBytes));
   auto loaded = policy::loadFiles(files);
-  if (!loaded.ok()) return makeError(ErrorCode::kInvalidInput, joinDiagnostics(loaded.errors));
+  if (!loaded.ok())
+    return makeError(ErrorCode::kInvalidInput, policy::joinDiagnostics(loaded.errors));
   v1::PushPolicyResponse response;
   for (const auto& w : loaded.warnings)
     response.add_warnings(w.toString());

@@ -17,6 +17,13 @@ std::string Diagnostic::toString() const {
   return where.empty() ? message : where + ": " + message;
 }
 
+std::string joinDiagnostics(const std::vector<Diagnostic>& diags) {
+  std::string out;
+  for (const auto& d : diags)
+    out += (out.empty() ? "" : "\n") + d.toString();
+  return out;
+}
+
 bool Selector::matches(const Labels& labels) const {
   for (const auto& [key, value] : matchLabels) {
     auto it = labels.find(key);

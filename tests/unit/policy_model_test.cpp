@@ -31,6 +31,13 @@ TEST(DiagnosticTest, ToString) {
   EXPECT_EQ((Diagnostic{{}, "bad"}).toString(), "bad");
 }
 
+TEST(DiagnosticTest, JoinedOneToALine) {
+  EXPECT_EQ(joinDiagnostics({}), "");
+  EXPECT_EQ(joinDiagnostics({Diagnostic{{"a.yaml", 3, 7}, "bad"}}), "a.yaml:3:7: bad");
+  EXPECT_EQ(joinDiagnostics({Diagnostic{{"a.yaml", 3, 7}, "bad"}, Diagnostic{{}, "worse"}}),
+            "a.yaml:3:7: bad\nworse");
+}
+
 TEST(SelectorTest, Matches) {
   const Labels labels{{"app", "billing"}, {"env", "prod"}};
   EXPECT_TRUE(Selector{}.matches(labels));

@@ -29,6 +29,9 @@ struct Diagnostic {
   std::string toString() const;
 };
 
+// Diagnostics one to a line, as an API error's message carries them.
+std::string joinDiagnostics(const std::vector<Diagnostic>& diags);
+
 using Labels = std::map<std::string, std::string>;
 
 // A label selector: every key must be present with an equal value. An empty
