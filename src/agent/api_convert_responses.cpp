@@ -157,6 +157,13 @@ v1::AgentStatus toApi(const AgentStatusView& v) {
   *s.mutable_workload_latency() = toApi(v.workloadLatency);
   *s.mutable_promotion_latency() = toApi(v.promotionLatency);
   *s.mutable_flows() = toApi(v.flows);
+  if (v.controller) {
+    auto& c = *s.mutable_controller();
+    c.set_connected(v.controller->connected);
+    c.set_url(v.controller->controller);
+    c.set_last_error(v.controller->lastError);
+    c.set_sessions(v.controller->sessions);
+  }
   return s;
 }
 

@@ -599,6 +599,18 @@ std::vector<std::string> AgentCore::dueQuarantines() const {
 }
 
 AgentStatusView AgentCore::status() const {
+  AgentStatusView s = coreStatus();
+  std::lock_guard lock(controllerMu_);
+  if (controllerStatus_) s.controller = controllerStatus_();
+  return s;
+}
+
+void AgentCore::setControllerStatus(std::function<ControllerLinkStatus()> status) {
+  std::lock_guard lock(controllerMu_);
+  controllerStatus_ = std::move(status);
+}
+
+AgentStatusView AgentCore::coreStatus() const {
   std::lock_guard lock(mu_);
   const auto& c = enforcer_.compiler();
   const auto& rs = enforcer_.ruleset();

@@ -177,6 +177,7 @@ int serve(agent::AgentCore& core, agent::AgentConfig& config, const std::vector<
     (*server)->Shutdown(std::chrono::system_clock::now());
     return kExitBadInput;
   }
+  if (*link) core.setControllerStatus([l = link->get()] { return l->status(); });
   // The table is in the kernel and the listeners accept: ready.
   auto notifier = agent::Notifier::fromEnvironment();
   notifier.ready(core.status());
@@ -200,6 +201,7 @@ int serve(agent::AgentCore& core, agent::AgentConfig& config, const std::vector<
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   watcher.stop();
   core.setNotificationGate(nullptr);
+  core.setControllerStatus(nullptr);  // the link goes with this scope
   return 0;
 }
 

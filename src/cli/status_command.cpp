@@ -27,6 +27,8 @@ Json flowsJson(const v1::FlowCounters& f) {
           {"suppressed_by_cause", byCause}};
 }
 
+Json controllerJson(const v1::AgentStatus& st);
+
 // Every field, always (docs/cli.md lists them in this order).
 Json statusJson(const v1::AgentStatus& st) {
   return {{"version", st.version()},
@@ -51,7 +53,36 @@ Json statusJson(const v1::AgentStatus& st) {
           {"host", st.host()},
           {"staged_interfaces", st.staged_interfaces()},
           {"promotions", st.promotions()},
-          {"promotion_latency", latencyJson(st.promotion_latency())}};
+          {"promotion_latency", latencyJson(st.promotion_latency())},
+          {"applied_revision", st.applied_revision()},
+          {"remote_workloads", st.remote_workloads()},
+          {"controller", controllerJson(st)}};
+}
+
+// The link to --controller; null without one.
+Json controllerJson(const v1::AgentStatus& st) {
+  if (!st.has_controller()) return nullptr;
+  const auto& c = st.controller();
+  return {{"connected", c.connected()},
+          {"url", c.url()},
+          {"last_error", c.last_error()},
+          {"sessions", c.sessions()}};
+}
+
+// "URL, connected (revision R, N sessions, M remote workloads)", or "not
+// connected: WHY" in its place.
+std::string describeController(const v1::AgentStatus& st) {
+  const auto& c = st.controller();
+  std::string out = c.url().empty() ? "(none tried yet)" : c.url();
+  if (c.connected()) {
+    out += ", connected";
+  } else {
+    out += ", not connected";
+    if (!c.last_error().empty()) out += ": " + c.last_error();
+  }
+  return out + " (revision " + std::to_string(st.applied_revision()) + ", " +
+         std::to_string(c.sessions()) + (c.sessions() == 1 ? " session, " : " sessions, ") +
+         std::to_string(st.remote_workloads()) + " remote workloads)";
 }
 
 std::string describeLatency(uint64_t operations, const v1::Latency& l) {
@@ -82,6 +113,7 @@ void printStatus(const std::string& address, const v1::AgentStatus& st, std::ost
   if (!st.host().empty()) rows.push_back({"host:", st.host()});
   rows.push_back({"version:", st.version().empty() ? "(no policy pushed yet)" : st.version()});
   if (!st.last_applied_time().empty()) rows.push_back({"applied:", st.last_applied_time()});
+  if (st.has_controller()) rows.push_back({"controller:", describeController(st)});
   rows.push_back({"table:", "inet " + st.table()});
   rows.push_back({"policy:", std::to_string(st.apps()) + " apps, " + std::to_string(st.services()) +
                                  " services, " + std::to_string(st.global_policies()) +

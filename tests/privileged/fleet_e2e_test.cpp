@@ -255,6 +255,13 @@ class FleetE2eTest : public ::testing::Test {
     return 0;
   }
 
+  // Host `host`'s agent's link to the controller, as `bulkhead status`
+  // shows it (null without one).
+  nlohmann::json agentLink(const std::string& host) const {
+    const auto j = nlohmann::json::parse(agentCli(host, "status --json").out, nullptr, false);
+    return j.is_discarded() ? nlohmann::json() : j.value("controller", nlohmann::json());
+  }
+
   // The names of the workloads host `host`'s agent lists, and their hosts.
   std::string agentWorkloads(const std::string& host) const {
     return agentCli(host, "workload ls --json").out;
@@ -353,9 +360,16 @@ TEST_F(FleetE2eTest, ControllerAwayIsFailStaticAndARestartResyncsWithoutRewritin
   ASSERT_GE(until(true, fe, pay, 8443, 2000), 0) << logs();
   const uint64_t revision = fleetJson().value("revision", uint64_t(0));
   ASSERT_GT(revision, 0u);
+  EXPECT_TRUE(waitFor([&] { return agentLink("ha").value("connected", false); }, 5000))
+      << agentLink("ha");
+  EXPECT_EQ(agentLink("ha").value("sessions", 0), 1) << agentLink("ha");
 
   controller_->kill(SIGKILL);
   controller_->wait(5000);
+  // The agent's status says so, with the reason.
+  EXPECT_TRUE(waitFor([&] { return !agentLink("ha").value("connected", true); }, 5000))
+      << agentLink("ha");
+  EXPECT_NE(agentLink("ha").value("last_error", ""), "") << agentLink("ha");
   // Decisions stay as they were; a registration on a works and is enforced.
   EXPECT_TRUE(reaches(fe, pay, 8443));
   EXPECT_FALSE(reaches(fe, rep, 8443));
@@ -381,6 +395,9 @@ TEST_F(FleetE2eTest, ControllerAwayIsFailStaticAndARestartResyncsWithoutRewritin
   startController();
   ASSERT_TRUE(waitFor([&] { return connectedHosts() == 3; }, 15000)) << fleetStatus() << logs();
   EXPECT_EQ(fleetJson().value("revision", uint64_t(0)), revision);
+  EXPECT_TRUE(waitFor([&] { return agentLink("ha").value("connected", false); }, 5000))
+      << agentLink("ha");
+  EXPECT_EQ(agentLink("ha").value("sessions", 0), 2) << agentLink("ha");
   for (const char* h : {"ha", "hb", "hc"})
     EXPECT_TRUE(waitFor([&] { return ackedRevision(h) == revision; }, 5000)) << h << fleetStatus();
   EXPECT_TRUE(

@@ -525,6 +525,47 @@ TEST_F(CliClientTest, StatusShowsStagedInterfacesAndPromotions) {
   EXPECT_TRUE(contains(j.out, "\"promotions\": 12")) << j.out;
 }
 
+TEST_F(CliClientTest, StatusShowsTheLinkToTheControllerOnlyWhenThereIsOne) {
+  auto& st = agent().agentStatus;
+  st.set_version("v7");
+  st.set_applied_revision(12);
+  st.set_remote_workloads(40);
+  auto none = run({"status", "--agent", addr()});
+  ASSERT_EQ(none.code, kExitOk) << none.err;
+  EXPECT_FALSE(contains(none.out, "controller:")) << none.out;
+  auto noneJson = run({"status", "--json", "--agent", addr()});
+  EXPECT_TRUE(contains(noneJson.out, "\"controller\": null")) << noneJson.out;
+  EXPECT_TRUE(contains(noneJson.out, "\"applied_revision\": 12")) << noneJson.out;
+
+  auto& c = *st.mutable_controller();
+  c.set_url("tcp://c1:7443");
+  c.set_connected(true);
+  c.set_sessions(1);
+  auto up = run({"status", "--agent", addr()});
+  ASSERT_EQ(up.code, kExitOk) << up.err;
+  EXPECT_TRUE(contains(up.out,
+                       "controller:         tcp://c1:7443, connected (revision 12, 1 "
+                       "session, 40 remote workloads)\n"))
+      << up.out;
+
+  c.set_connected(false);
+  c.set_last_error("connect: refused");
+  c.set_sessions(2);
+  auto down = run({"status", "--agent", addr()});
+  EXPECT_TRUE(contains(down.out,
+                       "tcp://c1:7443, not connected: connect: refused (revision 12, "
+                       "2 sessions, 40 remote workloads)"))
+      << down.out;
+  auto j = run({"status", "--json", "--agent", addr()});
+  google::protobuf::Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(j.out, &parsed).ok()) << j.out;
+  const auto& link = parsed.fields().at("controller").struct_value().fields();
+  EXPECT_FALSE(link.at("connected").bool_value());
+  EXPECT_EQ(link.at("url").string_value(), "tcp://c1:7443");
+  EXPECT_EQ(link.at("last_error").string_value(), "connect: refused");
+  EXPECT_EQ(link.at("sessions").number_value(), 2);
+}
+
 TEST_F(CliClientTest, StatusJsonHasIntegerCountersAndTheEnvironmentNamesTheAgent) {
   auto& st = agent().agentStatus;
   st.set_version("v7");
@@ -556,10 +597,26 @@ TEST_F(CliClientTest, StatusJsonHasIntegerCountersAndTheEnvironmentNamesTheAgent
   EXPECT_TRUE(contains(r.out, "\"set_elements\": 1234567890123")) << r.out;
   EXPECT_EQ(f.at("version").string_value(), "v7");
   EXPECT_EQ(f.at("apply_latency").struct_value().fields().at("p99_ms").number_value(), 9.25);
-  for (const char* key :
-       {"table", "apps", "services", "global_policies", "workloads", "chains", "last_error",
-        "last_error_time", "workload_latency", "drift_repairs", "last_applied_time", "pushes",
-        "workload_changes", "host", "staged_interfaces", "promotions", "promotion_latency"})
+  for (const char* key : {"table",
+                          "apps",
+                          "services",
+                          "global_policies",
+                          "workloads",
+                          "chains",
+                          "last_error",
+                          "last_error_time",
+                          "workload_latency",
+                          "drift_repairs",
+                          "last_applied_time",
+                          "pushes",
+                          "workload_changes",
+                          "host",
+                          "staged_interfaces",
+                          "promotions",
+                          "promotion_latency",
+                          "applied_revision",
+                          "remote_workloads",
+                          "controller"})
     EXPECT_TRUE(f.count(key)) << key;
 
   // --agent beats the environment.

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bulkhead/agent/core_types.h"
 #include "bulkhead/agent/fleet.h"
 #include "bulkhead/common/grpc_channel.h"
 
@@ -43,13 +44,6 @@ struct ControllerLinkOptions {
   // (a controller that stopped reading) drops the stream, and the next
   // hello carries the full list.
   size_t maxQueued = 4096;
-};
-
-struct ControllerLinkStatus {
-  bool connected = false;  // a stream is up and its snapshot applied
-  std::string controller;  // the one connected, else the last one tried
-  std::string lastError;   // why the last stream or dial ended; "" when none
-  uint64_t sessions = 0;   // streams established since start
 };
 
 class ControllerLink {

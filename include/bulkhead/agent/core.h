@@ -127,6 +127,10 @@ class AgentCore : public FleetMember {
   // The table monitor, paused around large transactions (see
   // nft::NotificationGate); nullptr: none. Outlives its use here.
   void setNotificationGate(nft::NotificationGate* gate);
+  // Where status() reads the link to --controller from (empty: no link).
+  // Called without the core's lock held, under a lock of its own: the
+  // link's threads call into the core while holding theirs.
+  void setControllerStatus(std::function<ControllerLinkStatus()> status);
   // FleetMember (fleet.h). Remote workloads and the revision are saved
   // with the rest of the state and restored with it.
   std::vector<LocalWorkload> localWorkloads() const override;
@@ -193,6 +197,8 @@ class AgentCore : public FleetMember {
   void trackStaged();
   // A local registration as listed and saved, with who registered it.
   WorkloadView localView(const policy::Workload& w) const;
+  // status() but for the link to the controller.
+  AgentStatusView coreStatus() const;
   // The restored state's bundle, workloads and quarantines, into the kernel.
   Status restoreState(const v1::AgentState& state);
 
@@ -204,6 +210,8 @@ class AgentCore : public FleetMember {
   InterfaceDirectory interfaces_;
   FlowFeed* feed_ = nullptr;
   ConntrackTable* conntrack_ = nullptr;
+  mutable std::mutex controllerMu_;  // guards controllerStatus_ only
+  std::function<ControllerLinkStatus()> controllerStatus_;
 
   std::string version_;
   std::string contentHash_;

@@ -104,6 +104,15 @@ struct FlowFeedCounts {
   bool operator==(const FlowFeedCounts&) const = default;
 };
 
+// The agent's link to --controller (ControllerLink) as status shows it.
+struct ControllerLinkStatus {
+  bool connected = false;  // a stream is up and its snapshot applied
+  std::string controller;  // the one connected, else the last one tried
+  std::string lastError;   // why the last stream or dial ended; "" when none
+  uint64_t sessions = 0;   // streams established since start
+  bool operator==(const ControllerLinkStatus&) const = default;
+};
+
 // The agent's status: what is in force, counters, latencies, last errors.
 struct AgentStatusView {
   std::string version, table, host;
@@ -115,6 +124,7 @@ struct AgentStatusView {
   std::string lastDriftCheck, lastDriftCheckTime;
   LatencySummary applyLatency, workloadLatency, promotionLatency;
   FlowFeedCounts flows;
+  std::optional<ControllerLinkStatus> controller;  // none without --controller
   bool operator==(const AgentStatusView&) const = default;
 };
 
