@@ -43,6 +43,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -188,6 +189,9 @@ class Receiver {
     std::vector<Clock::time_point> arrival;  // per attempt; epoch: not (yet) arrived
     uint64_t matched = 0;                    // distinct attempts with a line
     uint64_t duplicates = 0, other = 0;      // repeated lines; lines not of this phase
+    // The agent's scan `anomaly` events: not attempts, though they carry the
+    // triggering attempt's destination and port.
+    uint64_t anomalies = 0;
     uint64_t bytes = 0;
     Clock::time_point first{}, last{};
   };
@@ -266,8 +270,14 @@ class Receiver {
             std::memcpy(&d, CMSG_DATA(c), sizeof d);
             drops_ = d;
           }
-        const auto idx = parseLine(bufs.data() + size_t(i) * kSize, msgs[i].msg_len);
+        const char* line = bufs.data() + size_t(i) * kSize;
         Phase& ph = phase_;
+        if (std::string_view(line, msgs[i].msg_len).find("action=\"anomaly\"") !=
+            std::string_view::npos) {
+          ++ph.anomalies;
+          continue;
+        }
+        const auto idx = parseLine(line, msgs[i].msg_len);
         if (!idx || *idx < ph.base || *idx - ph.base >= ph.arrival.size()) {
           ++ph.other;
           continue;
@@ -797,6 +807,8 @@ int run(int argc, char** argv) {
       opt.ulogd ? "0 (no counter; " + std::to_string(lossNotices) + " \"losing events\" notices)"
                 : "");
   row("duplicate lines", count(ourDuplicates), opt.ulogd ? count(theirDuplicates) : "");
+  row("scan anomaly events (not attempts)",
+      count(sum(ours, [](const FloodResult& f) { return f.got.anomalies; })), opt.ulogd ? "-" : "");
   row("receiver socket drops (SO_RXQ_OVFL)", count(receiverDropsOurs),
       opt.ulogd ? count(receiverDropsTheirs) : "");
 
