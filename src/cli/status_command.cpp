@@ -27,7 +27,15 @@ Json flowsJson(const v1::FlowCounters& f) {
           {"suppressed_by_cause", byCause}};
 }
 
-Json controllerJson(const v1::AgentStatus& st);
+// The link to --controller; null without one.
+Json controllerJson(const v1::AgentStatus& st) {
+  if (!st.has_controller()) return nullptr;
+  const auto& c = st.controller();
+  return {{"connected", c.connected()},
+          {"url", c.url()},
+          {"last_error", c.last_error()},
+          {"sessions", c.sessions()}};
+}
 
 // Every field, always (docs/cli.md lists them in this order).
 Json statusJson(const v1::AgentStatus& st) {
@@ -57,16 +65,6 @@ Json statusJson(const v1::AgentStatus& st) {
           {"applied_revision", st.applied_revision()},
           {"remote_workloads", st.remote_workloads()},
           {"controller", controllerJson(st)}};
-}
-
-// The link to --controller; null without one.
-Json controllerJson(const v1::AgentStatus& st) {
-  if (!st.has_controller()) return nullptr;
-  const auto& c = st.controller();
-  return {{"connected", c.connected()},
-          {"url", c.url()},
-          {"last_error", c.last_error()},
-          {"sessions", c.sessions()}};
 }
 
 // "URL, connected (revision R, N sessions, M remote workloads)", or "not

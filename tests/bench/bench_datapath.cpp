@@ -417,27 +417,23 @@ compiler::Ruleset withoutPreConntrack(compiler::Ruleset rs) {
   return rs;
 }
 
-constexpr const char* kConntrackOnly =
-    "table inet bhbench {\n"
-    "  chain forward {\n"
-    "    type filter hook forward priority filter; policy accept;\n"
-    "    ct state established,related accept\n"
-    "  }\n"
-    "}\n";
-
-// Conntrack only plus an empty base chain before conntrack (prerouting,
-// priority raw), as bulkhead's pre-conntrack checks need one: what the hook
-// itself costs every packet, before any rule in it.
-constexpr const char* kConntrackEmptyPre =
-    "table inet bhbench {\n"
-    "  chain forward {\n"
-    "    type filter hook forward priority filter; policy accept;\n"
-    "    ct state established,related accept\n"
-    "  }\n"
-    "  chain prerouting {\n"
-    "    type filter hook prerouting priority raw; policy accept;\n"
-    "  }\n"
-    "}\n";
+// A table holding only `ct state established,related accept` in forward;
+// with `emptyPre` also an empty base chain before conntrack (prerouting,
+// priority raw), as bulkhead's pre-conntrack checks need one: what that
+// hook itself costs every packet, before any rule in it.
+std::string conntrackTable(bool emptyPre) {
+  std::string t =
+      "table inet bhbench {\n"
+      "  chain forward {\n"
+      "    type filter hook forward priority filter; policy accept;\n"
+      "    ct state established,related accept\n"
+      "  }\n";
+  if (emptyPre)
+    t += "  chain prerouting {\n"
+         "    type filter hook prerouting priority raw; policy accept;\n"
+         "  }\n";
+  return t + "}\n";
+}
 
 // The iptables + ipset equivalent of `rs` (iptables_equivalent.h), loaded
 // the way those systems load it: ipset restore, then iptables-restore.
@@ -730,8 +726,8 @@ int run(int argc, char** argv) {
       rounds = *v;
     else if (auto v = positiveFlag(a, "--seconds="))
       seconds = *v;
-    else if (a.rfind("--slice=", 0) == 0)
-      sliceMs = streamSliceMs = std::stoi(a.substr(8));
+    else if (auto v = countFlag(a, "--slice="))
+      sliceMs = streamSliceMs = *v;
     else if (a == "--pin")
       gPin = true;
     else if (a.rfind("--only=", 0) == 0)
@@ -764,14 +760,14 @@ int run(int argc, char** argv) {
   // --control: "no table" once more in a rig of its own, whose ratio to the
   // first tells how far two identical rigs differ in this run.
   if (control) configs.push_back({kControl, [](Netns&) {}, false, nullptr});
-  auto loadText = [](const char* table) {
+  auto loadText = [](std::string table) {
     return [table](Netns& hv) {
-      auto r = hv.exec("printf '%s' '" + std::string(table) + "' | nft -f -");
+      auto r = hv.exec("printf '%s' '" + table + "' | nft -f -");
       if (!r.ok()) throw Failure("nft -f: " + r.out);
     };
   };
-  configs.push_back({"conntrack only", loadText(kConntrackOnly), false, nullptr});
-  configs.push_back({kEmptyPre, loadText(kConntrackEmptyPre), false, nullptr});
+  configs.push_back({"conntrack only", loadText(conntrackTable(false)), false, nullptr});
+  configs.push_back({kEmptyPre, loadText(conntrackTable(true)), false, nullptr});
   for (int n : {100, 1000, 10000})
     configs.push_back({"bulkhead " + count(n) + " workloads",
                        [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});

@@ -229,14 +229,6 @@ flows::LoggedPacket repeatShape(uint64_t i) {
   return packet(uint32_t(i % 16), 0xc6336400u + uint32_t(i % 50), uint16_t(5000 + i % 20));
 }
 
-// "--hosts=N" or "--ports=N": a threshold, 0 turning that kind off.
-uint32_t thresholdFlag(const std::string& arg) {
-  const std::string v = arg.substr(arg.find('=') + 1);
-  if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos)
-    throw Failure("bad value in " + arg);
-  return uint32_t(std::stoul(v));
-}
-
 int benchRun(int argc, char** argv) {
   report().init("bench_scan", argc, argv);
   size_t n = 1000000, slice = 5000;
@@ -252,10 +244,10 @@ int benchRun(int argc, char** argv) {
       slice = size_t(*t);
     } else if (auto m = positiveFlag(a, "--max-entries=")) {
       options.maxEntries = size_t(*m);
-    } else if (a.rfind("--hosts=", 0) == 0) {
-      options.hosts = thresholdFlag(a);
-    } else if (a.rfind("--ports=", 0) == 0) {
-      options.ports = thresholdFlag(a);
+    } else if (auto h = countFlag(a, "--hosts=")) {
+      options.hosts = uint32_t(*h);  // 0: sweeps off
+    } else if (auto p = countFlag(a, "--ports=")) {
+      options.ports = uint32_t(*p);  // 0: port scans off
     } else {
       throw Failure("unknown argument " + a);
     }

@@ -232,6 +232,15 @@ inline std::optional<int> positiveFlag(const std::string& arg, const char* prefi
   return v;
 }
 
+// The same for a count that may be 0 (digits only, at most 9 of them).
+inline std::optional<int> countFlag(const std::string& arg, const char* prefix) {
+  if (arg.rfind(prefix, 0) != 0) return std::nullopt;
+  const std::string v = arg.substr(std::strlen(prefix));
+  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos)
+    throw Failure("bad value in " + arg);
+  return std::atoi(v.c_str());
+}
+
 // Elements of bulkhead's dispatch map in a namespace, as nft lists them.
 inline size_t dispatchEntries(const testing::Netns& ns) {
   const auto r = ns.exec("nft list map inet bulkhead dispatch");
