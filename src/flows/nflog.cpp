@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bulkhead/common/deadline.h"
 #include "bulkhead/common/time_format.h"
 #include "bulkhead/nft/netlink_socket.h"
 #include "nflog_parse.h"
@@ -382,13 +383,11 @@ class MnlNflogReader final : public NflogReader {
       }
       const auto deadline = common::SteadyClock::now() + std::chrono::milliseconds(kAckTimeoutMs);
       while (!ack.done) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - common::SteadyClock::now())
-                              .count();
-        if (left <= 0) {
+        const int left = common::msUntil(deadline);
+        if (left == 0) {
           return makeError(ErrorCode::kUnavailable, "no acknowledgement to " + where, ETIMEDOUT);
         }
-        auto r = socket_.receive(static_cast<int>(left));
+        auto r = socket_.receive(left);
         if (!r)
           return makeError(ErrorCode::kUnavailable, "cannot read the reply to " + where,
                            r.error().sysErrno);

@@ -20,6 +20,7 @@
 #include <deque>
 #include <random>
 
+#include "bulkhead/common/deadline.h"
 #include "bulkhead/common/fd.h"
 #include "queued_exporter.h"
 
@@ -90,8 +91,7 @@ class StreamExporter final : public QueuedExporter {
   bool waitedForRetry() {
     const auto now = SteadyClock::now();
     if (now >= nextAttempt_) return true;
-    const auto wait = std::chrono::duration_cast<milliseconds>(nextAttempt_ - now).count() + 1;
-    sleepUnlessStopped(static_cast<int>(std::min<int64_t>(wait, 100)));
+    sleepUnlessStopped(std::min(common::msUntil(nextAttempt_, now), 100));
     return false;
   }
 
@@ -178,9 +178,9 @@ class StreamExporter final : public QueuedExporter {
     for (;;) {
       const auto now = SteadyClock::now();
       if (now >= deadline || pastStopDeadline()) return false;
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - now).count();
       pollfd p{fd, events, 0};
-      const int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 100)) + 1);
+      // At most 100 ms at a time, to see a shutdown.
+      const int rc = ::poll(&p, 1, std::min(common::msUntil(deadline, now), 100));
       if (rc > 0) return true;
       if (rc < 0 && errno != EINTR) return false;
     }

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <optional>
 
+#include "bulkhead/common/deadline.h"
+
 namespace bulkhead::hooks {
 
 namespace {
@@ -181,10 +183,7 @@ UnaryConnection::UnaryConnection(std::string socketPath, common::SteadyClock::ti
 UnaryConnection::~UnaryConnection() = default;
 
 int UnaryConnection::remainingMs() const {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - common::SteadyClock::now())
-          .count();
-  return left <= 0 ? 0 : int(std::min<int64_t>(left, 1 << 30));
+  return common::msUntil(deadline_);
 }
 
 Status UnaryConnection::connect() {

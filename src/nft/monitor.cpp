@@ -22,6 +22,7 @@
 #include <optional>
 #include <utility>
 
+#include "bulkhead/common/deadline.h"
 #include "bulkhead/common/owned.h"
 #include "bulkhead/common/time_format.h"
 
@@ -461,10 +462,7 @@ Result<std::vector<TableEvent>> TableMonitor::wait(int timeoutMs) {
     if (Status s = takeGateEvents(out); !s) return s.takeError();
     if (Status s = drain(out); !s) return s.takeError();
     if (!out.empty() && !pending_.active) return out;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - common::SteadyClock::now())
-            .count();
-    int pollMs = static_cast<int>(std::max<long long>(left, 0));
+    int pollMs = common::msUntil(deadline);
     // A commit's NEWGEN is due: wait only briefly for it.
     if (pending_.active) pollMs = std::min(pollMs, kGenerationGraceMs);
     auto ready = socket_.waitReadable(pollMs);

@@ -10,21 +10,12 @@
 #include <chrono>
 #include <cstring>
 
-#include "bulkhead/common/time_format.h"
+#include "bulkhead/common/deadline.h"
 
 namespace bulkhead::nft {
 
-namespace {
-
+using common::msUntil;
 using common::SteadyClock;
-
-int msUntil(SteadyClock::time_point deadline) {
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-  return static_cast<int>(std::max<long long>(left, 0));
-}
-
-}  // namespace
 
 void NetlinkSocket::Close::operator()(mnl_socket* s) const {
   mnl_socket_close(s);
