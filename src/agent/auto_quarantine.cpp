@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bulkhead/common/thread_name.h"
 #include "bulkhead/flows/format.h"
 
 namespace bulkhead::agent {
@@ -19,7 +20,10 @@ AutoQuarantine::~AutoQuarantine() {
 }
 
 void AutoQuarantine::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    common::nameThisThread("bh-quarantine");
+    run();
+  });
 }
 
 void AutoQuarantine::stop() {

@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 
+#include "bulkhead/common/thread_name.h"
 #include "controller_session.h"
 
 namespace bulkhead::agent {
@@ -17,7 +18,11 @@ ControllerLink::ControllerLink(FleetMember& member, ControllerLinkOptions option
   // makes while the link is being destroyed finds it still there.
   member_.setLocalChangeListener(
       [shared = shared_](const LocalWorkloadChange& change) { shared->localChange(change); });
-  if (!options_.controllers.empty()) thread_ = std::thread([this] { run(); });
+  if (!options_.controllers.empty())
+    thread_ = std::thread([this] {
+      common::nameThisThread("bh-controller");
+      run();
+    });
 }
 
 ControllerLink::~ControllerLink() {

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "bulkhead/common/thread_name.h"
+
 namespace bulkhead::agent {
 
 namespace {
@@ -130,7 +132,10 @@ Status FlowFeed::start() {
       popts, [this](uint32_t ifindex) { return resolve(ifindex); },
       [this](const flows::FlowEvent& e) { publishToWatchers(hub_, e); }, std::move(exporters));
   nextSummary_ = flows::WallClock::now() + std::chrono::seconds(config_.flowSummarySeconds);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    common::nameThisThread("bh-flows");
+    run();
+  });
   return {};
 }
 

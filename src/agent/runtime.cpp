@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "bulkhead/common/file.h"
+#include "bulkhead/common/thread_name.h"
 
 namespace bulkhead::agent {
 
@@ -170,8 +171,10 @@ TableEventWait openTableEvents(const AgentConfig& config, uint32_t ownPortId,
 
 HousekeepingThread::HousekeepingThread(AgentCore& core, HousekeepingOptions options,
                                        TableEventWait events)
-    : housekeeping_(core, std::move(options), std::move(events)),
-      thread_([this] { housekeeping_.run(stop_); }) {}
+    : housekeeping_(core, std::move(options), std::move(events)), thread_([this] {
+        common::nameThisThread("bh-housekeeping");
+        housekeeping_.run(stop_);
+      }) {}
 
 HousekeepingThread::~HousekeepingThread() {
   stop();

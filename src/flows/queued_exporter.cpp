@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "bulkhead/common/thread_name.h"
+
 namespace bulkhead::flows {
 
 using std::chrono::milliseconds;
@@ -78,6 +80,7 @@ bool QueuedExporter::flush(int ms) {
 
 void QueuedExporter::start() {
   thread_ = std::thread([this] {
+    common::nameThisThread("bh-export");
     blockSigpipe();
     run();
   });
