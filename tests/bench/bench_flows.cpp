@@ -50,6 +50,7 @@
 #include "bench_report.h"
 #include "bench_util.h"
 #include "support/netns.h"
+#include "udp_flood.h"
 
 namespace bulkhead::bench {
 namespace {
@@ -304,79 +305,20 @@ class Receiver {
   std::atomic<uint64_t> lines_{0}, drops_{0};
 };
 
-// --- the sender ----------------------------------------------------------------------------
-
-// One UDP socket made in the workload namespace; sends from the calling
-// thread (a socket keeps the namespace it was made in).
-class Sender {
- public:
-  explicit Sender(const Netns& ns) {
-    ns.run([&] {
-      fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      if (fd_ < 0) throw Failure(std::string("socket: ") + std::strerror(errno));
-      const int buf = 4 << 20;
-      setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf);
-    });
-  }
-  ~Sender() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Sender(const Sender&) = delete;
-  Sender& operator=(const Sender&) = delete;
-
-  // Sends attempt i; false when the kernel refused it at once.
-  bool send(uint32_t i) {
-    const sockaddr_in sa = target(i);
-    return ::sendto(fd_, "x", 1, 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 1;
-  }
-
-  // Sends attempts [i, i + n), n <= kBatch, in one sendmmsg; how many the
-  // kernel took.
-  static constexpr uint32_t kBatch = 32;
-  uint32_t sendBatch(uint32_t i, uint32_t n) {
-    sockaddr_in sa[kBatch];
-    mmsghdr msgs[kBatch] = {};
-    iovec iov{const_cast<char*>("x"), 1};
-    for (uint32_t k = 0; k < n; ++k) {
-      sa[k] = target(i + k);
-      msgs[k].msg_hdr.msg_name = &sa[k];
-      msgs[k].msg_hdr.msg_namelen = sizeof sa[k];
-      msgs[k].msg_hdr.msg_iov = &iov;
-      msgs[k].msg_hdr.msg_iovlen = 1;
-    }
-    uint32_t done = 0;
-    while (done < n) {
-      const int r = ::sendmmsg(fd_, msgs + done, n - done, 0);
-      if (r <= 0) {
-        ++done;  // refused: skip it
-        continue;
-      }
-      done += uint32_t(r);
-    }
-    uint32_t ok = 0;
-    for (uint32_t k = 0; k < n; ++k)
-      ok += msgs[k].msg_len == 1;
-    return ok;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 struct Sent {
   std::vector<Clock::time_point> at;  // per attempt
   uint64_t ok = 0, refused = 0;
   Clock::time_point start{}, end{};
 };
 
-// As fast as one thread goes: sendmmsg, Sender::kBatch attempts a call.
-Sent flood(Sender& s, uint32_t base, uint32_t n) {
+// As fast as one thread goes: sendmmsg, UdpSender::kBatch attempts a call.
+Sent flood(UdpSender& s, uint32_t base, uint32_t n) {
   Sent out;
   out.at.resize(n);
   out.start = Clock::now();
-  for (uint32_t k = 0; k < n; k += Sender::kBatch) {
+  for (uint32_t k = 0; k < n; k += UdpSender::kBatch) {
     if ((k & 1023) == 0) checkInterrupted();
-    const uint32_t b = std::min(Sender::kBatch, n - k);
+    const uint32_t b = std::min(UdpSender::kBatch, n - k);
     const auto t = Clock::now();
     std::fill(out.at.begin() + k, out.at.begin() + k + b, t);
     const uint32_t ok = s.sendBatch(base + k, b);
@@ -388,7 +330,7 @@ Sent flood(Sender& s, uint32_t base, uint32_t n) {
 }
 
 // `rate` per second for `secs` seconds, on a fixed schedule.
-Sent paced(Sender& s, uint32_t base, int rate, int secs) {
+Sent paced(UdpSender& s, uint32_t base, int rate, int secs) {
   Sent out;
   const uint32_t n = uint32_t(rate) * uint32_t(secs);
   out.at.resize(n);
@@ -586,7 +528,7 @@ struct LatencyResult {
 
 // Waits for the first line of attempts sent from `base` on (retrying with a
 // fresh attempt every 200 ms): the pipeline is up end to end.
-void warmUp(Sender& s, Receiver& r, uint32_t base, const std::function<std::string()>& why) {
+void warmUp(UdpSender& s, Receiver& r, uint32_t base, const std::function<std::string()>& why) {
   r.begin(base, 100);
   const auto t0 = Clock::now();
   for (uint32_t k = 0; r.matched() == 0; ++k) {
@@ -599,7 +541,7 @@ void warmUp(Sender& s, Receiver& r, uint32_t base, const std::function<std::stri
   r.end();
 }
 
-FloodResult runFlood(Sender& s, Receiver& r, const Netns& hv, uint32_t base, uint32_t n) {
+FloodResult runFlood(UdpSender& s, Receiver& r, const Netns& hv, uint32_t base, uint32_t n) {
   FloodResult f;
   const uint64_t before = tableCounter(hv);
   r.begin(base, n);
@@ -610,7 +552,7 @@ FloodResult runFlood(Sender& s, Receiver& r, const Netns& hv, uint32_t base, uin
   return f;
 }
 
-LatencyResult runLatency(Sender& s, Receiver& r, uint32_t base, int rate, int secs) {
+LatencyResult runLatency(UdpSender& s, Receiver& r, uint32_t base, int rate, int secs) {
   LatencyResult l;
   r.begin(base, uint32_t(rate) * uint32_t(secs));
   l.sent = paced(s, base, rate, secs);
@@ -695,7 +637,7 @@ int run(int argc, char** argv) {
       "ip route add 198.51.100.0/24 dev bhdst0");
   if (!route.ok()) throw Failure("hv route: " + route.out);
   Receiver receiver(topo.hv(), kReceiverPort);
-  Sender sender(*topo.host(kWorkloadIface).ns);
+  UdpSender sender(*topo.host(kWorkloadIface).ns, &target);
 
   const uint32_t latencyBase = opt.flood * uint32_t(opt.rounds);
   const uint32_t warmBase = latencyBase + uint32_t(opt.rate) * uint32_t(opt.seconds);

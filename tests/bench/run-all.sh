@@ -71,7 +71,7 @@ run_benches() {
     [bench_controller_etcd]="--etcd"
   )
   declare -A quickArgs=(
-    [bench_scan]="--packets=20000 --rounds=2"
+    [bench_scan]="--packets=20000 --rounds=2 --agent-rounds=2 --agent-slice=5000"
     [bench_suggest]="--events=20000 --rounds=1"
     [bench_apply]="--sizes=100,300 --inc-sizes=100,300 --runs=2 --adds=5 --nft-adds=3 --no-verify"
     [bench_datapath]="--rounds=1 --seconds=1"

@@ -1,0 +1,265 @@
+// bench_scan's end-to-end part: two real bulkhead-agents, one with scan
+// detection and one with `--scan-detection false`, each in a hypervisor
+// namespace of its own with one workload, the same denied flood sent to
+// each in turns, and each agent's CPU time per attempt read from /proc
+// (every thread: NFLOG reads, decoding, the pipeline, the detector,
+// formatting and sending to its syslog target). Needs root.
+#pragma once
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+#include "support/agent_host.h"
+#include "support/netns.h"
+#include "udp_flood.h"
+
+namespace bulkhead::bench {
+
+// CPU seconds of a process, in total and by thread name, from
+// /proc/PID/task/TID/schedstat (nanoseconds on a CPU, finer than the clock
+// ticks of /proc/PID/stat). A thread that has exited no longer counts; the
+// agent's flow threads live as long as it does.
+struct ProcessCpu {
+  double total = 0;
+  std::map<std::string, double> byName;
+
+  double of(const std::string& name) const {
+    auto it = byName.find(name);
+    return it == byName.end() ? 0 : it->second;
+  }
+  ProcessCpu operator-(const ProcessCpu& before) const {
+    ProcessCpu d;
+    d.total = total - before.total;
+    for (const auto& [name, s] : byName)
+      d.byName[name] = s - before.of(name);
+    return d;
+  }
+};
+
+inline ProcessCpu processCpu(pid_t pid) {
+  ProcessCpu out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream sched(task.path() / "schedstat");
+    uint64_t ns = 0;
+    if (!(sched >> ns)) continue;  // exited meanwhile
+    std::string comm;
+    std::ifstream commFile(task.path() / "comm");
+    std::getline(commFile, comm);
+    out.total += double(ns) / 1e9;
+    out.byName[comm] += double(ns) / 1e9;
+  }
+  if (ec) throw Failure("cannot read " + dir + ": " + ec.message());
+  return out;
+}
+
+// A syslog target for one agent: a UDP socket on 127.0.0.1 in its
+// namespace that no thread waits on while the agent runs, so the agent's
+// sends never wake a reader (a wake-up is work the kernel charges to the
+// sender, and how many there are depends on the scheduler, not on the
+// agent). The bench reads what arrived, counting lines (one datagram
+// each) and apart the agent's `anomaly` events, while the agent is stopped.
+class LineSink {
+ public:
+  LineSink(const testing::Netns& ns, int port) {
+    ns.run([&] {
+      fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      if (fd_ < 0) throw Failure(std::string("socket: ") + std::strerror(errno));
+      const int buf = 256 << 20;  // a whole turn's lines
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
+      const int on = 1;
+      setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sa.sin_port = htons(uint16_t(port));
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        throw Failure("bind 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
+    });
+  }
+  ~LineSink() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LineSink(const LineSink&) = delete;
+  LineSink& operator=(const LineSink&) = delete;
+
+  // Reads everything queued.
+  void drain() {
+    constexpr int kBatch = 64, kSize = 2048;
+    std::vector<char> bufs(size_t(kBatch) * kSize);
+    std::vector<mmsghdr> msgs(kBatch);
+    std::vector<iovec> iov(kBatch);
+    std::vector<std::array<char, CMSG_SPACE(sizeof(uint32_t))>> ctl(kBatch);
+    for (;;) {
+      for (int i = 0; i < kBatch; ++i) {
+        iov[i] = {bufs.data() + size_t(i) * kSize, kSize};
+        msgs[i].msg_hdr = {};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_control = ctl[i].data();
+        msgs[i].msg_hdr.msg_controllen = ctl[i].size();
+      }
+      const int n = ::recvmmsg(fd_, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n <= 0) return;
+      for (int i = 0; i < n; ++i) {
+        const std::string_view line(bufs.data() + size_t(i) * kSize, msgs[i].msg_len);
+        if (line.find("action=\"anomaly\"") != std::string_view::npos) ++anomalies_;
+        ++lines_;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+            std::memcpy(&drops_, CMSG_DATA(c), sizeof drops_);
+      }
+    }
+  }
+
+  uint64_t lines() const { return lines_; }
+  uint64_t anomalies() const { return anomalies_; }
+  // Datagrams the kernel dropped on this socket (SO_RXQ_OVFL): the bench's
+  // loss, not the agent's.
+  uint32_t drops() const { return drops_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t lines_ = 0, anomalies_ = 0;
+  uint32_t drops_ = 0;
+};
+
+// One side of the comparison: a hypervisor namespace with one workload
+// (vscan1, 192.0.2.10, app `flood`, no egress: every attempt is denied and
+// logged), the flood's destinations (198.51.100.0/24) routed to a veth that
+// leads nowhere, the agent and its syslog target.
+class FloodedAgent {
+ public:
+  static constexpr int kSyslogPort = 10516;
+  // The agent's fold window (flows::PipelineOptions::foldWindow).
+  static constexpr std::chrono::milliseconds kFoldWindow{1000};
+
+  FloodedAgent(const std::string& dir, bool detection, Target target)
+      : dir_(dir), agent_(topo_.hv(), dir) {
+    auto& workload = topo_.addHost("vscan1", "192.0.2.10", "");
+    const auto route = topo_.hv().exec(
+        "ip link add bhdst0 type veth peer name bhdst1 && ip link set bhdst0 up && "
+        "ip link set bhdst1 up && ip route add 198.51.100.0/24 dev bhdst0");
+    if (!route.ok()) throw Failure("hv route: " + route.out);
+    lines_ = std::make_unique<LineSink>(topo_.hv(), kSyslogPort);
+    sender_ = std::make_unique<UdpSender>(*workload.ns, target);
+    // The kernel's log limit and the agent's per-workload limit out of the
+    // way: what is measured is the agent's work per attempt.
+    const std::string flags = "--syslog udp://127.0.0.1:" + std::to_string(kSyslogPort) +
+                              " --log-rate 1000000 --flow-workload-rate 1000000" +
+                              (detection ? "" : " --scan-detection false");
+    if (!agent_.launch(flags)) throw Failure("bulkhead-agent did not start: " + agent_.log());
+    std::ofstream(dir + "/policy.yaml") << "apiVersion: bulkhead/v1\n"
+                                           "kind: App\n"
+                                           "metadata: {name: flood}\n"
+                                           "spec: {denyAction: drop}\n"
+                                           "---\n"
+                                           "apiVersion: bulkhead/v1\n"
+                                           "kind: Workload\n"
+                                           "metadata: {name: flood-1}\n"
+                                           "spec: {app: flood, interfaces: [vscan1], "
+                                           "addresses: [192.0.2.10]}\n";
+    if (auto p = agent_.cli("push " + dir + "/policy.yaml"); !p.ok())
+      throw Failure("bulkhead push: " + p.out + agent_.log());
+  }
+
+  // Sends attempts [base, base + n) to the agent stopped (SIGSTOP), lets it
+  // go (SIGCONT) and waits until it has handled them and closed the fold
+  // windows they opened (a second later): the CPU seconds that took.
+  // Stopped, the agent finds the whole turn queued when it resumes, as at
+  // saturation (the regime its throughput is about), and the sender does
+  // not compete with it for a CPU. Without the wait for the windows, a
+  // turn would also pay for closing the previous turn's, or not, depending
+  // on what ran between.
+  ProcessCpu turn(uint32_t base, uint32_t n) {
+    agent_.kill(SIGSTOP);
+    waitState('T');
+    lines_->drain();
+    const ProcessCpu before = processCpu(agent_.pid());
+    sent_ += sender_->flood(base, n);
+    agent_.kill(SIGCONT);
+    std::this_thread::sleep_for(kFoldWindow + std::chrono::milliseconds(100));
+    return waitIdle() - before;
+  }
+
+  // Sends attempts [base, base + n) to the agent running, as fast as they
+  // go, and waits until it is idle: the warm-up, not measured.
+  void warm(uint32_t base, uint32_t n) {
+    sent_ += sender_->flood(base, n);
+    std::this_thread::sleep_for(kFoldWindow + std::chrono::milliseconds(100));
+    waitIdle();
+  }
+
+  uint64_t sent() const { return sent_; }
+  // Lines at the target until the last turn's start (drain() reads the
+  // rest).
+  uint64_t lines() const { return lines_->lines(); }
+  uint64_t anomalies() const { return lines_->anomalies(); }
+  uint32_t sinkDrops() const { return lines_->drops(); }
+  void drain() { lines_->drain(); }
+  bool running() const { return agent_.running(); }
+  std::string log() const { return agent_.log(); }
+
+ private:
+  // Idle: under 1 ms of CPU in 100 ms (an idle agent's ticks and polls take
+  // far less), at most 20 s.
+  ProcessCpu waitIdle() {
+    const auto t0 = std::chrono::steady_clock::now();
+    ProcessCpu last = processCpu(agent_.pid());
+    while (secondsSince(t0) < 20) {
+      checkInterrupted();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ProcessCpu now = processCpu(agent_.pid());
+      if (now.total - last.total < 0.001) return now;
+      last = now;
+    }
+    throw Failure("the agent was still busy 20 s after a flood" + agent_.log());
+  }
+
+  // Waits until every thread of the agent is in `state` (/proc/.../stat).
+  void waitState(char state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string dir = "/proc/" + std::to_string(agent_.pid()) + "/task";
+    while (secondsSince(t0) < 5) {
+      bool all = true;
+      std::error_code ec;
+      for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
+        std::string stat;
+        std::getline(std::ifstream(task.path() / "stat"), stat);
+        const size_t paren = stat.rfind(')');
+        if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != state)
+          all = false;
+      }
+      if (all && !ec) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    throw Failure(std::string("the agent's threads did not reach state ") + state);
+  }
+
+  std::string dir_;
+  testing::Topology topo_;
+  testing::AgentHost agent_;
+  std::unique_ptr<LineSink> lines_;
+  std::unique_ptr<UdpSender> sender_;
+  uint64_t sent_ = 0;
+};
+
+}  // namespace bulkhead::bench
