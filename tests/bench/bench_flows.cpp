@@ -50,7 +50,7 @@
 #include "bench_report.h"
 #include "bench_util.h"
 #include "support/netns.h"
-#include "udp_flood.h"
+#include "udp_io.h"
 
 namespace bulkhead::bench {
 namespace {
@@ -161,26 +161,12 @@ std::optional<uint32_t> parseLine(const char* p, size_t n) {
 // phase, when its first line arrived.
 class Receiver {
  public:
-  Receiver(const Netns& ns, int port) {
-    ns.run([&] {
-      fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-      if (fd_ < 0) throw Failure(std::string("socket: ") + std::strerror(errno));
-      const int buf = 64 << 20, on = 1;
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
-      setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      sa.sin_port = htons(uint16_t(port));
-      if (::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        throw Failure("bind 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
-    });
+  Receiver(const Netns& ns, int port) : fd_(bindLoopbackUdp(ns, port, 64 << 20)) {
     thread_ = std::thread([this] { run(); });
   }
   ~Receiver() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
-    if (fd_ >= 0) ::close(fd_);
   }
   Receiver(const Receiver&) = delete;
   Receiver& operator=(const Receiver&) = delete;
@@ -243,42 +229,24 @@ class Receiver {
 
  private:
   void run() {
-    constexpr int kBatch = 64, kSize = 4096;
-    std::vector<char> bufs(size_t(kBatch) * kSize);
-    std::vector<mmsghdr> msgs(kBatch);
-    std::vector<iovec> iov(kBatch);
-    std::vector<std::array<char, CMSG_SPACE(sizeof(uint32_t))>> ctl(kBatch);
+    DatagramBatch batch(4096);
     while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{fd_.get(), POLLIN, 0};
       if (::poll(&p, 1, 50) <= 0) continue;
-      for (int i = 0; i < kBatch; ++i) {
-        iov[i] = {bufs.data() + size_t(i) * kSize, kSize};
-        msgs[i].msg_hdr = {};
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_control = ctl[i].data();
-        msgs[i].msg_hdr.msg_controllen = ctl[i].size();
-      }
-      const int n = ::recvmmsg(fd_, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-      if (n <= 0) continue;
+      const int n = batch.read(fd_.get());
+      if (n == 0) continue;
       const auto now = Clock::now();
       std::lock_guard lock(mu_);
+      drops_ = batch.drops();
       for (int i = 0; i < n; ++i) {
         ++lines_;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-            uint32_t d = 0;
-            std::memcpy(&d, CMSG_DATA(c), sizeof d);
-            drops_ = d;
-          }
-        const char* line = bufs.data() + size_t(i) * kSize;
+        const std::string_view line = batch.line(i);
         Phase& ph = phase_;
-        if (std::string_view(line, msgs[i].msg_len).find("action=\"anomaly\"") !=
-            std::string_view::npos) {
+        if (isAnomalyLine(line)) {
           ++ph.anomalies;
           continue;
         }
-        const auto idx = parseLine(line, msgs[i].msg_len);
+        const auto idx = parseLine(line.data(), line.size());
         if (!idx || *idx < ph.base || *idx - ph.base >= ph.arrival.size()) {
           ++ph.other;
           continue;
@@ -290,14 +258,14 @@ class Receiver {
         }
         at = now;
         ++ph.matched;
-        ph.bytes += msgs[i].msg_len;
+        ph.bytes += line.size();
         if (ph.first == Clock::time_point{}) ph.first = now;
         ph.last = now;
       }
     }
   }
 
-  int fd_ = -1;
+  Fd fd_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;

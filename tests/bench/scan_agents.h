@@ -28,7 +28,7 @@
 #include "bench_util.h"
 #include "support/agent_host.h"
 #include "support/netns.h"
-#include "udp_flood.h"
+#include "udp_io.h"
 
 namespace bulkhead::bench {
 
@@ -79,67 +79,27 @@ inline ProcessCpu processCpu(pid_t pid) {
 // each) and apart the agent's `anomaly` events, while the agent is stopped.
 class LineSink {
  public:
-  LineSink(const testing::Netns& ns, int port) {
-    ns.run([&] {
-      fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-      if (fd_ < 0) throw Failure(std::string("socket: ") + std::strerror(errno));
-      const int buf = 256 << 20;  // a whole turn's lines
-      setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
-      const int on = 1;
-      setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      sa.sin_port = htons(uint16_t(port));
-      if (::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-        throw Failure("bind 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
-    });
-  }
-  ~LineSink() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  LineSink(const LineSink&) = delete;
-  LineSink& operator=(const LineSink&) = delete;
+  LineSink(const testing::Netns& ns, int port)
+      : fd_(bindLoopbackUdp(ns, port, 256 << 20)),  // a whole turn's lines
+        batch_(2048) {}
 
   // Reads everything queued.
   void drain() {
-    constexpr int kBatch = 64, kSize = 2048;
-    std::vector<char> bufs(size_t(kBatch) * kSize);
-    std::vector<mmsghdr> msgs(kBatch);
-    std::vector<iovec> iov(kBatch);
-    std::vector<std::array<char, CMSG_SPACE(sizeof(uint32_t))>> ctl(kBatch);
-    for (;;) {
-      for (int i = 0; i < kBatch; ++i) {
-        iov[i] = {bufs.data() + size_t(i) * kSize, kSize};
-        msgs[i].msg_hdr = {};
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_control = ctl[i].data();
-        msgs[i].msg_hdr.msg_controllen = ctl[i].size();
-      }
-      const int n = ::recvmmsg(fd_, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-      if (n <= 0) return;
+    while (const int n = batch_.read(fd_.get()))
       for (int i = 0; i < n; ++i) {
-        const std::string_view line(bufs.data() + size_t(i) * kSize, msgs[i].msg_len);
-        if (line.find("action=\"anomaly\"") != std::string_view::npos) ++anomalies_;
         ++lines_;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
-            std::memcpy(&drops_, CMSG_DATA(c), sizeof drops_);
+        if (isAnomalyLine(batch_.line(i))) ++anomalies_;
       }
-    }
   }
 
   uint64_t lines() const { return lines_; }
   uint64_t anomalies() const { return anomalies_; }
-  // Datagrams the kernel dropped on this socket (SO_RXQ_OVFL): the bench's
-  // loss, not the agent's.
-  uint32_t drops() const { return drops_; }
+  uint32_t drops() const { return batch_.drops(); }
 
  private:
-  int fd_ = -1;
+  Fd fd_;
+  DatagramBatch batch_;
   uint64_t lines_ = 0, anomalies_ = 0;
-  uint32_t drops_ = 0;
 };
 
 // One side of the comparison: a hypervisor namespace with one workload
