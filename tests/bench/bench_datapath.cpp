@@ -91,6 +91,7 @@
 #include "bench_report.h"
 #include "bench_util.h"
 #include "bulkhead/compiler/compiler.h"
+#include "bulkhead/compiler/render.h"
 #include "iptables_equivalent.h"
 #include "support/apply.h"
 #include "support/netns.h"
@@ -417,6 +418,20 @@ compiler::Ruleset withoutPreConntrack(compiler::Ruleset rs) {
   return rs;
 }
 
+// The same table with its pre-conntrack checks on an ingress chain of the
+// workload's interface instead of prerouting: a design that puts no base
+// chain on packets from other interfaces (the server's answers here). Not
+// what the agent loads; measured to know what that design would gain. The
+// table as nft text, with the prerouting hook line replaced.
+std::string checksAtIngress(const compiler::Ruleset& rs, const std::string& device) {
+  std::string text = compiler::renderRuleset(rs);
+  const std::string hook = "type filter hook prerouting priority raw;";
+  const size_t at = text.find(hook);
+  if (at == std::string::npos) throw Failure("no pre-conntrack chain in the table");
+  text.replace(at, hook.size(), "type filter hook ingress device \"" + device + "\" priority 0;");
+  return text;
+}
+
 // A table holding only `ct state established,related accept` in forward;
 // with `emptyPre` also an empty base chain before conntrack (prerouting,
 // priority raw), as bulkhead's pre-conntrack checks need one: what that
@@ -607,6 +622,7 @@ constexpr const char* kBig = "bulkhead 10,000 workloads";
 constexpr const char* kBigNoPre = "bulkhead 10,000, no pre-conntrack chain";
 constexpr const char* kControl = "no table, second rig (--control)";
 constexpr const char* kEmptyPre = "conntrack + empty pre-conntrack chain";
+constexpr const char* kIngress = "bulkhead 10,000, checks at ingress";
 
 // The median of the paired ratios a/b, or "-" when one was not measured
 // (--only).
@@ -697,6 +713,16 @@ void printGoals(const Samples& samples, bool hasPre) {
           "%s\n",
           spread(rules).c_str());
   }
+  if (samples.count(kIngress)) {
+    const Stats conns = pairedRatios(samples, kIngress, "conntrack only", &Sample::conns);
+    const Stats stream = pairedRatios(samples, kIngress, "no table", &Sample::stream);
+    if (!conns.empty() && !std::isnan(conns.median()))
+      std::printf("  info  checks at ingress instead, new connections vs conntrack only: %s\n",
+                  spread(conns).c_str());
+    if (!stream.empty() && !std::isnan(stream.median()))
+      std::printf("  info  checks at ingress instead, established stream vs no table: %s\n",
+                  spread(stream).c_str());
+  }
   if (!hasPre || !samples.count(kBigNoPre)) return;
   // Issue 8: the pre-conntrack chain's own cost, with vs without it.
   printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::conns), 0.90,
@@ -755,6 +781,13 @@ int run(int argc, char** argv) {
     testing::KernelApplier applier(hv);
     if (auto st = applier.replace(rs); !st) throw Failure("apply: " + st.error().describe());
   };
+  char dirTemplate[] = "/tmp/bench_datapath.XXXXXX";
+  if (!mkdtemp(dirTemplate)) throw Failure("mkdtemp");
+  const std::string dir = dirTemplate;
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() { std::filesystem::remove_all(dir); }
+  } removeDir{dir};
   std::vector<Config> configs;
   configs.push_back({"no table", [](Netns&) {}, false, nullptr});
   // --control: "no table" once more in a rig of its own, whose ratio to the
@@ -771,15 +804,17 @@ int run(int argc, char** argv) {
   for (int n : {100, 1000, 10000})
     configs.push_back({"bulkhead " + count(n) + " workloads",
                        [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});
-  if (hasPre)
+  if (hasPre) {
     configs.push_back({kBigNoPre, [&](Netns& hv) { loadRuleset(hv, before); }, true, nullptr});
-  char dirTemplate[] = "/tmp/bench_datapath.XXXXXX";
-  if (!mkdtemp(dirTemplate)) throw Failure("mkdtemp");
-  const std::string dir = dirTemplate;
-  struct RemoveDir {
-    std::string dir;
-    ~RemoveDir() { std::filesystem::remove_all(dir); }
-  } removeDir{dir};
+    configs.push_back({kIngress,
+                       [&](Netns& hv) {
+                         const std::string file = dir + "/ingress.nft";
+                         std::ofstream(file) << checksAtIngress(tables.at(10000), "bhc0");
+                         auto r = hv.exec("nft -f " + file);
+                         if (!r.ok()) throw Failure("nft -f (checks at ingress): " + r.out);
+                       },
+                       true, nullptr});
+  }
   // The translation covers the shapes it knows; a table using one it does
   // not is reported, and that baseline left out rather than approximated.
   std::string iptablesGap;
