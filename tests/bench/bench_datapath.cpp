@@ -676,6 +676,12 @@ void printGoal(const Stats& r, double goal, const std::string& what) {
       goalLine(r.median() >= goal, what + " >= " + fmt("%.2f", goal) + "x: " + spread(r)).c_str());
 }
 
+// An informational ratio, when this run measured it (--phase, --only).
+void printInfo(const Stats& r, const std::string& what) {
+  if (r.empty() || std::isnan(r.median())) return;
+  std::printf("  info  %s: %s\n", what.c_str(), spread(r).c_str());
+}
+
 void printGoals(const Samples& samples, bool hasPre) {
   for (const char* needed : {kBig, "conntrack only", "no table"})
     if (!samples.count(needed)) return;  // --only left out a baseline
@@ -687,14 +693,10 @@ void printGoals(const Samples& samples, bool hasPre) {
   printGoal(pairedRatios(samples, kBig, "no table", &Sample::stream), 0.95,
             "established stream at 10,000 workloads vs no table");
   // Not goals: the same two in CPU time, which a busy machine distorts less.
-  const Stats connCpu = pairedRatios(samples, "conntrack only", kBig, &Sample::connCpu);
-  const Stats streamCpu = pairedRatios(samples, "no table", kBig, &Sample::streamCpu);
-  if (!connCpu.empty() && !std::isnan(connCpu.median()))
-    std::printf("  info  CPU per connection, conntrack only / 10,000 workloads: %s\n",
-                spread(connCpu).c_str());
-  if (!streamCpu.empty() && !std::isnan(streamCpu.median()))
-    std::printf("  info  CPU per GB streamed, no table / 10,000 workloads: %s\n",
-                spread(streamCpu).c_str());
+  printInfo(pairedRatios(samples, "conntrack only", kBig, &Sample::connCpu),
+            "CPU per connection, conntrack only / 10,000 workloads");
+  printInfo(pairedRatios(samples, "no table", kBig, &Sample::streamCpu),
+            "CPU per GB streamed, no table / 10,000 workloads");
   if (samples.count(kControl))
     std::printf("  info  control, second no-table rig vs first: new conn/s %s, stream %s\n",
                 spread(pairedRatios(samples, kControl, "no table", &Sample::conns)).c_str(),
@@ -702,26 +704,16 @@ void printGoals(const Samples& samples, bool hasPre) {
   // Not goals: the goal's ratio split in two, the hook a check before
   // conntrack needs at all, and bulkhead's rules beyond that hook.
   if (samples.count(kEmptyPre)) {
-    const Stats hook = pairedRatios(samples, kEmptyPre, "conntrack only", &Sample::conns);
-    const Stats rules = pairedRatios(samples, kBig, kEmptyPre, &Sample::conns);
-    if (!hook.empty() && !std::isnan(hook.median()))
-      std::printf("  info  new connections, an empty pre-conntrack chain vs conntrack only: %s\n",
-                  spread(hook).c_str());
-    if (!rules.empty() && !std::isnan(rules.median()))
-      std::printf(
-          "  info  new connections, 10,000 workloads vs conntrack + empty pre-conntrack chain: "
-          "%s\n",
-          spread(rules).c_str());
+    printInfo(pairedRatios(samples, kEmptyPre, "conntrack only", &Sample::conns),
+              "new connections, an empty pre-conntrack chain vs conntrack only");
+    printInfo(pairedRatios(samples, kBig, kEmptyPre, &Sample::conns),
+              "new connections, 10,000 workloads vs conntrack + empty pre-conntrack chain");
   }
   if (samples.count(kIngress)) {
-    const Stats conns = pairedRatios(samples, kIngress, "conntrack only", &Sample::conns);
-    const Stats stream = pairedRatios(samples, kIngress, "no table", &Sample::stream);
-    if (!conns.empty() && !std::isnan(conns.median()))
-      std::printf("  info  checks at ingress instead, new connections vs conntrack only: %s\n",
-                  spread(conns).c_str());
-    if (!stream.empty() && !std::isnan(stream.median()))
-      std::printf("  info  checks at ingress instead, established stream vs no table: %s\n",
-                  spread(stream).c_str());
+    printInfo(pairedRatios(samples, kIngress, "conntrack only", &Sample::conns),
+              "checks at ingress instead, new connections vs conntrack only");
+    printInfo(pairedRatios(samples, kIngress, "no table", &Sample::stream),
+              "checks at ingress instead, established stream vs no table");
   }
   if (!hasPre || !samples.count(kBigNoPre)) return;
   // Issue 8: the pre-conntrack chain's own cost, with vs without it.
