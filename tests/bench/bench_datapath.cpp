@@ -785,27 +785,28 @@ int run(int argc, char** argv) {
   // --control: "no table" once more in a rig of its own, whose ratio to the
   // first tells how far two identical rigs differ in this run.
   if (control) configs.push_back({kControl, [](Netns&) {}, false, nullptr});
-  auto loadText = [](std::string table) {
-    return [table](Netns& hv) {
-      auto r = hv.exec("printf '%s' '" + table + "' | nft -f -");
-      if (!r.ok()) throw Failure("nft -f: " + r.out);
+  // A table as nft text, made when the configuration is prepared (--only
+  // may leave it out), through a file: `nft -f FILE`.
+  auto loadText = [&dir](std::string name, std::function<std::string()> text) {
+    return [&dir, name, text](Netns& hv) {
+      const std::string file = dir + "/" + name + ".nft";
+      std::ofstream(file) << text();
+      auto r = hv.exec("nft -f " + file);
+      if (!r.ok()) throw Failure("nft -f " + file + ": " + r.out);
     };
   };
-  configs.push_back({"conntrack only", loadText(conntrackTable(false)), false, nullptr});
-  configs.push_back({kEmptyPre, loadText(conntrackTable(true)), false, nullptr});
+  configs.push_back(
+      {"conntrack only", loadText("ct", [] { return conntrackTable(false); }), false, nullptr});
+  configs.push_back(
+      {kEmptyPre, loadText("ct-pre", [] { return conntrackTable(true); }), false, nullptr});
   for (int n : {100, 1000, 10000})
     configs.push_back({"bulkhead " + count(n) + " workloads",
                        [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});
   if (hasPre) {
     configs.push_back({kBigNoPre, [&](Netns& hv) { loadRuleset(hv, before); }, true, nullptr});
-    configs.push_back({kIngress,
-                       [&](Netns& hv) {
-                         const std::string file = dir + "/ingress.nft";
-                         std::ofstream(file) << checksAtIngress(tables.at(10000), "bhc0");
-                         auto r = hv.exec("nft -f " + file);
-                         if (!r.ok()) throw Failure("nft -f (checks at ingress): " + r.out);
-                       },
-                       true, nullptr});
+    configs.push_back(
+        {kIngress, loadText("ingress", [&] { return checksAtIngress(tables.at(10000), "bhc0"); }),
+         true, nullptr});
   }
   // The translation covers the shapes it knows; a table using one it does
   // not is reported, and that baseline left out rather than approximated.

@@ -597,13 +597,7 @@ int run(int argc, char** argv) {
   ScratchDir dir("bench_flows");
   Topology topo;
   topo.addHost(kWorkloadIface, kWorkloadAddr, "");
-  // The flood's destinations: routed on hv to a veth that leads nowhere, so the
-  // packets reach the forward hook (where the policy drops them).
-  const auto route = topo.hv().exec(
-      "ip link add bhdst0 type veth peer name bhdst1 && ip link set bhdst0 up && "
-      "ip link set bhdst1 up && "
-      "ip route add 198.51.100.0/24 dev bhdst0");
-  if (!route.ok()) throw Failure("hv route: " + route.out);
+  routeFloodDestinations(topo.hv());
   Receiver receiver(topo.hv(), kReceiverPort);
   UdpSender sender(*topo.host(kWorkloadIface).ns, &target);
 

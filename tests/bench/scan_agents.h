@@ -6,26 +6,18 @@
 // formatting and sending to its syslog target). Needs root.
 #pragma once
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 
-#include <array>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
-#include <vector>
 
 #include "bench_util.h"
+#include "bulkhead/flows/pipeline.h"
 #include "support/agent_host.h"
 #include "support/netns.h"
 #include "udp_io.h"
@@ -109,16 +101,10 @@ class LineSink {
 class FloodedAgent {
  public:
   static constexpr int kSyslogPort = 10516;
-  // The agent's fold window (flows::PipelineOptions::foldWindow).
-  static constexpr std::chrono::milliseconds kFoldWindow{1000};
 
-  FloodedAgent(const std::string& dir, bool detection, Target target)
-      : dir_(dir), agent_(topo_.hv(), dir) {
+  FloodedAgent(const std::string& dir, bool detection, Target target) : agent_(topo_.hv(), dir) {
     auto& workload = topo_.addHost("vscan1", "192.0.2.10", "");
-    const auto route = topo_.hv().exec(
-        "ip link add bhdst0 type veth peer name bhdst1 && ip link set bhdst0 up && "
-        "ip link set bhdst1 up && ip route add 198.51.100.0/24 dev bhdst0");
-    if (!route.ok()) throw Failure("hv route: " + route.out);
+    routeFloodDestinations(topo_.hv());
     lines_ = std::make_unique<LineSink>(topo_.hv(), kSyslogPort);
     sender_ = std::make_unique<UdpSender>(*workload.ns, target);
     // The kernel's log limit and the agent's per-workload limit out of the
@@ -154,21 +140,20 @@ class FloodedAgent {
     waitState('T');
     lines_->drain();
     const ProcessCpu before = processCpu(agent_.pid());
-    sent_ += sender_->flood(base, n);
+    sender_->flood(base, n);
     agent_.kill(SIGCONT);
-    std::this_thread::sleep_for(kFoldWindow + std::chrono::milliseconds(100));
+    waitFoldWindow();
     return waitIdle() - before;
   }
 
   // Sends attempts [base, base + n) to the agent running, as fast as they
   // go, and waits until it is idle: the warm-up, not measured.
   void warm(uint32_t base, uint32_t n) {
-    sent_ += sender_->flood(base, n);
-    std::this_thread::sleep_for(kFoldWindow + std::chrono::milliseconds(100));
+    sender_->flood(base, n);
+    waitFoldWindow();
     waitIdle();
   }
 
-  uint64_t sent() const { return sent_; }
   // Lines at the target until the last turn's start (drain() reads the
   // rest).
   uint64_t lines() const { return lines_->lines(); }
@@ -179,6 +164,13 @@ class FloodedAgent {
   std::string log() const { return agent_.log(); }
 
  private:
+  // The agent's fold window (the pipeline's default) and a tick of its
+  // flow thread: the windows a flood opened have closed.
+  static void waitFoldWindow() {
+    std::this_thread::sleep_for(flows::PipelineOptions{}.foldWindow +
+                                std::chrono::milliseconds(100));
+  }
+
   // Idle: under 1 ms of CPU in 100 ms (an idle agent's ticks and polls take
   // far less), at most 20 s.
   ProcessCpu waitIdle() {
@@ -214,12 +206,10 @@ class FloodedAgent {
     throw Failure(std::string("the agent's threads did not reach state ") + state);
   }
 
-  std::string dir_;
   testing::Topology topo_;
   testing::AgentHost agent_;
   std::unique_ptr<LineSink> lines_;
   std::unique_ptr<UdpSender> sender_;
-  uint64_t sent_ = 0;
 };
 
 }  // namespace bulkhead::bench
