@@ -22,6 +22,7 @@ struct Dests {
   std::vector<DestBox> v4, v6;
 
   void add(const AddrRange& range, const policy::PortSpec& port);
+  // Every range with every port spec: an empty `ports` adds nothing.
   void addAll(const std::vector<AddrRange>& ranges, const std::vector<policy::PortSpec>& ports);
   void append(const Dests& o);
 };
@@ -80,7 +81,8 @@ class Compilation {
 
   Dests serviceDests(const policy::Service& service,
                      const std::vector<policy::PortSpec>& narrow) const;
-  Dests appDests(const std::string& app, const std::vector<policy::PortSpec>& narrow) const;
+  // `ports` is explicit here (empty: nothing), as narrowPorts returns it.
+  Dests appDests(const std::string& app, const std::vector<policy::PortSpec>& ports) const;
   Dests namedDests(const std::string& name, const std::vector<policy::PortSpec>& narrow) const;
   Dests globalRuleDests(const policy::GlobalRule& rule) const;
   Dests appEgressDests(const policy::App& app) const;

@@ -65,11 +65,19 @@ namespace {
 
 const PortSpec kAnyPort{};
 
-// `ports` narrowed by `narrow` (when given): the intersection of each pair.
+// A policy's port list, where none written means every port.
+std::vector<PortSpec> portsOrAny(const std::vector<PortSpec>& ports) {
+  return ports.empty() ? std::vector<PortSpec>{kAnyPort} : ports;
+}
+
+// `ports` (none: every port) narrowed by `narrow` (none: no narrowing): the
+// intersection of each pair. Unlike its inputs, the result is an explicit
+// list: empty means that nothing is left, e.g. an egress rule naming a
+// service with `ports: [udp/53]` when the service listens on tcp/5432 only.
 std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
                                   const std::vector<PortSpec>& narrow) {
-  if (narrow.empty()) return ports.empty() ? std::vector<PortSpec>{kAnyPort} : ports;
-  const std::vector<PortSpec> base = ports.empty() ? std::vector<PortSpec>{kAnyPort} : ports;
+  const std::vector<PortSpec> base = portsOrAny(ports);
+  if (narrow.empty()) return base;
   std::vector<PortSpec> out;
   for (const auto& a : base)
     for (const auto& b : narrow)
@@ -103,11 +111,9 @@ void Dests::add(const AddrRange& range, const PortSpec& port) {
 }
 
 void Dests::addAll(const std::vector<AddrRange>& ranges, const std::vector<PortSpec>& ports) {
-  for (const auto& r : ranges) {
-    if (ports.empty()) add(r, kAnyPort);
+  for (const auto& r : ranges)
     for (const auto& p : ports)
       add(r, p);
-  }
 }
 
 void Dests::append(const Dests& o) {
@@ -205,7 +211,7 @@ void Compilation::indexApps() {
                    });
 }
 
-Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>& narrow) const {
+Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>& ports) const {
   Dests d;
   if (usedApps_) usedApps_->insert(app);
   auto it = appAddresses_.find(app);
@@ -213,15 +219,16 @@ Dests Compilation::appDests(const std::string& app, const std::vector<PortSpec>&
   std::vector<AddrRange> ranges;
   for (const auto& a : it->second)
     ranges.push_back(AddrRange{a, a});
-  d.addAll(ranges, narrowPorts({}, narrow));
+  d.addAll(ranges, ports);
   return d;
 }
 
 Dests Compilation::serviceDests(const Service& service, const std::vector<PortSpec>& narrow) const {
   Dests d;
   if (service.appSelector) {
+    const std::vector<PortSpec> ports = narrowPorts(service.ports, narrow);
     for (const auto& name : selectedApps(*service.appSelector))
-      d.append(appDests(name, narrowPorts(service.ports, narrow)));
+      d.append(appDests(name, ports));
     return d;
   }
   for (const auto& ep : service.endpoints) {
@@ -236,7 +243,7 @@ Dests Compilation::serviceDests(const Service& service, const std::vector<PortSp
 Dests Compilation::namedDests(const std::string& name, const std::vector<PortSpec>& narrow) const {
   if (auto it = services_.find(name); it != services_.end())
     return serviceDests(*it->second, narrow);
-  return appDests(name, narrow);  // an App by name: all of its workloads
+  return appDests(name, narrowPorts({}, narrow));  // an App by name: all of its workloads
 }
 
 const std::vector<std::string>& Compilation::selectedApps(const policy::Selector& selector) const {
@@ -255,7 +262,7 @@ Dests Compilation::appEgressDests(const App& app) const {
     std::vector<AddrRange> ranges;
     for (const auto& c : rule.toCIDRs)
       ranges.push_back(toRange(c));
-    d.addAll(ranges, rule.ports);
+    d.addAll(ranges, portsOrAny(rule.ports));
   }
   return d;
 }
@@ -268,12 +275,12 @@ Dests Compilation::globalRuleDests(const GlobalRule& rule) const {
     for (const auto& s : bundle_.services)
       if (rule.toSelector->matches(s.labels)) d.append(serviceDests(s, rule.ports));
     for (const auto& name : selectedApps(*rule.toSelector))
-      d.append(appDests(name, rule.ports));
+      d.append(appDests(name, portsOrAny(rule.ports)));
   }
   std::vector<AddrRange> ranges;
   for (const auto& c : rule.toCIDRs)
     ranges.push_back(toRange(c));
-  d.addAll(ranges, rule.ports);
+  d.addAll(ranges, portsOrAny(rule.ports));
   return d;
 }
 

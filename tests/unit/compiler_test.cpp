@@ -227,6 +227,29 @@ TEST(Compiler, EgressPortsNarrowNamedServices) {
       (std::vector<std::string>{"198.51.100.80 . tcp . 85-90", "203.0.113.0/24 . tcp . 443"}));
 }
 
+// Narrowing a service to ports it does not serve leaves nothing to allow:
+// not every port (an empty intersection once read as "no ports given").
+TEST(Compiler, EgressPortsDisjointFromTheServiceAllowNothing) {
+  Bundle b = sample();
+  for (auto& a : b.apps)
+    if (a.name == "billing") a.egress[0].ports = {*PortSpec::parse("udp/53")};
+  GlobalRule toDb;
+  toDb.action = RuleAction::kAllow;
+  toDb.to = {NameRef{"postgres-prod", {}}, NameRef{"payments-api", {}}, NameRef{"payments", {}}};
+  toDb.ports = {*PortSpec::parse("udp/9")};
+  b.globalPolicies[0].rules.push_back(toDb);
+  auto rs = compile(b, {});
+  ASSERT_TRUE(rs.ok()) << rs.error().describe();
+  // billing's egress names postgres-prod (tcp/5432) and payments-api
+  // (tcp/8443), both narrowed to udp/53: nothing of either.
+  EXPECT_TRUE(renderedElements(*rs, "a4_billing").empty());
+  EXPECT_TRUE(renderedElements(*rs, "a6_billing").empty());
+  // The App by name has no ports of its own: narrowing gives udp/9 to it.
+  EXPECT_EQ(renderedElements(*rs, "g4_baseline_2"),
+            (std::vector<std::string>{"192.0.2.20 . udp . 9"}));
+  EXPECT_TRUE(renderedElements(*rs, "g6_baseline_2").empty());
+}
+
 TEST(Compiler, RejectsInterfaceClaimedTwice) {
   auto rs = compile(sample(), {workload("other", "billing", "vb1", {"192.0.2.77"})});
   ASSERT_FALSE(rs.ok());
