@@ -45,7 +45,11 @@
 // rounds on a quieter machine tell a few percent apart.
 //
 //   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--slice=MS] [--pin]
-//                                         [--control]
+//                                         [--control] [--breakdown] [--table=FILE]...
+//
+// --breakdown adds conntrack only plus one piece of bulkhead's table at a
+// time (breakdownTables), to cost each piece alone; --table=FILE measures
+// any table (nft text, e.g. `bulkhead plan` output) next to the others.
 //
 // --pin puts the client on CPU 0 and the server on CPU 1, so that the
 // scheduler's placement does not change from one sample to the next; on a
@@ -83,6 +87,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -432,22 +437,72 @@ std::string checksAtIngress(const compiler::Ruleset& rs, const std::string& devi
   return text;
 }
 
-// A table holding only `ct state established,related accept` in forward;
-// with `emptyPre` also an empty base chain before conntrack (prerouting,
-// priority raw), as bulkhead's pre-conntrack checks need one: what that
-// hook itself costs every packet, before any rule in it.
-std::string conntrackTable(bool emptyPre) {
-  std::string t =
-      "table inet bhbench {\n"
-      "  chain forward {\n"
-      "    type filter hook forward priority filter; policy accept;\n"
-      "    ct state established,related accept\n"
-      "  }\n";
-  if (emptyPre)
-    t += "  chain prerouting {\n"
-         "    type filter hook prerouting priority raw; policy accept;\n"
-         "  }\n";
-  return t + "}\n";
+// A table holding `ct state established,related accept` in forward, then
+// `forward`'s rules; `sets`; and with `pre` a base chain before conntrack
+// (prerouting, priority raw) holding those rules. {} is conntrack only;
+// {.pre = ""} adds the empty hook that bulkhead's pre-conntrack checks
+// need: what that hook itself costs every packet, before any rule in it.
+struct CtTable {
+  std::string sets;
+  std::optional<std::string> pre;
+  std::string forward;
+};
+
+std::string conntrackTable(const CtTable& t) {
+  std::string text = "table inet bhbench {\n" + t.sets +
+                     "  chain forward {\n"
+                     "    type filter hook forward priority filter; policy accept;\n"
+                     "    ct state established,related accept\n" +
+                     t.forward + "  }\n";
+  if (t.pre)
+    text +=
+        "  chain prerouting {\n"
+        "    type filter hook prerouting priority raw; policy accept;\n" +
+        *t.pre + "  }\n";
+  return text + "}\n";
+}
+
+// --breakdown: conntrack only plus one piece of what bulkhead's table does,
+// to cost each piece alone. Every set holds the client's entry and 10,000
+// others, like the 10,000-workload table. Per packet, both directions
+// (bulkhead's pre-conntrack chain: a workload's packet ends at its first
+// lookup, `iifname . ip saddr @src4`; the server's answers miss it and
+// `@registered`); per new connection (bulkhead's app chain: one lookup in
+// the app's egress set, an interval set, which the kernel keeps as pipapo).
+std::vector<std::pair<std::string, CtTable>> breakdownTables() {
+  std::string ifnames = "\"bhc0\"", addrs = kClientV4,
+              pairs = "\"bhc0\" . " + std::string(kClientV4);
+  for (uint32_t i = 0; i < 10000; ++i) {
+    const std::string a = v4(kWorkloadBase + i * 4).toString();
+    const std::string name = "\"v" + std::to_string(i) + "\"";
+    ifnames += ", " + name;
+    addrs += ", " + a;
+    pairs += ", " + name + " . " + a;
+  }
+  const std::string dst = std::string(kServerV4) + " . tcp . " + std::to_string(kEchoPort);
+  std::string dsts = dst;
+  for (uint32_t i = 0; i < 10000; ++i)
+    dsts += ", " + v4(kServiceBase + i).toString() + " . tcp . 443";
+  auto set = [](const std::string& name, const std::string& type, const std::string& elements,
+                bool interval = false) {
+    return "  set " + name + " {\n    type " + type + "\n" +
+           (interval ? "    flags interval\n" : "") + "    elements = { " + elements + " }\n  }\n";
+  };
+  const std::string destType = "ipv4_addr . inet_proto . inet_service";
+  return {
+      {"conntrack + address lookup per packet",
+       {set("s", "ipv4_addr", addrs), "    ip saddr @s accept\n", ""}},
+      {"conntrack + interface lookup per packet",
+       {set("s", "ifname", ifnames), "    iifname @s accept\n", ""}},
+      {"conntrack + ifname.addr lookup per packet",
+       {set("s", "ifname . ipv4_addr", pairs), "    iifname . ip saddr @s accept\n", ""}},
+      {"conntrack + hash lookup per connection",
+       {set("d", destType, dsts), std::nullopt,
+        "    ip daddr . meta l4proto . th dport @d accept\n"}},
+      {"conntrack + interval lookup per connection",
+       {set("d", destType, dsts, true), std::nullopt,
+        "    ip daddr . meta l4proto . th dport @d accept\n"}},
+  };
 }
 
 // The iptables + ipset equivalent of `rs` (iptables_equivalent.h), loaded
@@ -738,6 +793,8 @@ int run(int argc, char** argv) {
   int sliceMs = 100, streamSliceMs = 250;
   std::string only;  // measure only configurations whose name contains this
   bool control = false;
+  bool breakdown = false;
+  std::vector<std::string> extraTables;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (auto v = positiveFlag(a, "--rounds="))
@@ -752,11 +809,16 @@ int run(int argc, char** argv) {
       only = a.substr(7);
     else if (a == "--control")
       control = true;
+    else if (a == "--breakdown")
+      breakdown = true;
+    else if (a.rfind("--table=", 0) == 0)
+      extraTables.push_back(a.substr(8));
     else if (a.rfind("--phase=", 0) == 0)
       gPhase = a.substr(8);
     else
       throw Failure("unknown argument " + a +
-                    " (--rounds=N --seconds=N --slice=MS --pin --control --only=TEXT "
+                    " (--rounds=N --seconds=N --slice=MS --pin --control --breakdown --table=FILE "
+                    "--only=TEXT "
                     "--phase=conns|stream|denied)");
   }
   if (!gPhase.empty() && gPhase != "conns" && gPhase != "stream" && gPhase != "denied")
@@ -787,18 +849,29 @@ int run(int argc, char** argv) {
   if (control) configs.push_back({kControl, [](Netns&) {}, false, nullptr});
   // A table as nft text, made when the configuration is prepared (--only
   // may leave it out), through a file: `nft -f FILE`.
-  auto loadText = [&dir](std::string name, std::function<std::string()> text) {
-    return [&dir, name, text](Netns& hv) {
+  auto loadFile = [](Netns& hv, const std::string& file) {
+    auto r = hv.exec("nft -f " + file);
+    if (!r.ok()) throw Failure("nft -f " + file + ": " + r.out);
+  };
+  auto loadText = [&dir, loadFile](std::string name, std::function<std::string()> text) {
+    return [&dir, loadFile, name, text](Netns& hv) {
       const std::string file = dir + "/" + name + ".nft";
       std::ofstream(file) << text();
-      auto r = hv.exec("nft -f " + file);
-      if (!r.ok()) throw Failure("nft -f " + file + ": " + r.out);
+      loadFile(hv, file);
     };
   };
   configs.push_back(
-      {"conntrack only", loadText("ct", [] { return conntrackTable(false); }), false, nullptr});
+      {"conntrack only", loadText("ct", [] { return conntrackTable({}); }), false, nullptr});
   configs.push_back(
-      {kEmptyPre, loadText("ct-pre", [] { return conntrackTable(true); }), false, nullptr});
+      {kEmptyPre, loadText("ct-pre", [] { return conntrackTable({.pre = ""}); }), false, nullptr});
+  if (breakdown) {
+    int n = 0;
+    for (auto& [name, table] : breakdownTables())
+      configs.push_back(
+          {name,
+           loadText("breakdown" + std::to_string(n++), [table] { return conntrackTable(table); }),
+           false, nullptr});
+  }
   for (int n : {100, 1000, 10000})
     configs.push_back({"bulkhead " + count(n) + " workloads",
                        [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});
@@ -808,6 +881,9 @@ int run(int argc, char** argv) {
         {kIngress, loadText("ingress", [&] { return checksAtIngress(tables.at(10000), "bhc0"); }),
          true, nullptr});
   }
+  for (const auto& file : extraTables)
+    configs.push_back(
+        {"table " + file, [loadFile, file](Netns& hv) { loadFile(hv, file); }, false, nullptr});
   // The translation covers the shapes it knows; a table using one it does
   // not is reported, and that baseline left out rather than approximated.
   std::string iptablesGap;
