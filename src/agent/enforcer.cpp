@@ -263,14 +263,11 @@ Result<bool> Enforcer::repairIfMissing() {
 }
 
 Result<std::optional<std::string>> Enforcer::compareWithKernel() {
-  const compiler::Ruleset& ruleset = compiler_.ruleset();
-  auto actual = kernel_.readTable(ruleset.table);
-  if (!actual) return actual.takeError();
   // Built from the writer's own batch for a full apply, parsed back with the
   // same code as the kernel's dump: both sides have the same shape.
-  auto expected = nft::expectedContent(ruleset);
+  auto expected = nft::expectedContent(compiler_.ruleset());
   if (!expected) return expected.takeError();
-  return expected->differences(*actual);
+  return nft::kernelDifferences(kernel_, *expected);
 }
 
 Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {

@@ -58,6 +58,14 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
     ++reads;
     nft::TableContent copy = content;
     copy.normalize();
+    if (shortReads > 0) {
+      --shortReads;
+      for (auto& [name, set] : copy.sets)
+        if (!set.elements.empty()) {
+          set.elements.pop_back();
+          break;
+        }
+    }
     return copy;
   }
   uint32_t nextSeq(uint32_t count) override {
@@ -107,7 +115,8 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
   // Kernels before 6.2: deleting a chain in the transaction that also
   // removes the dispatch element pointing at it fails, as still referenced.
   bool busyOnChainDelete = false;
-  bool readable = true;               // false: a kernel that cannot read a table back
+  bool readable = true;  // false: a kernel that cannot read a table back
+  int shortReads = 0;    // the next n reads miss an element (a hash set dumped mid-rehash)
   std::optional<Error> counterError;  // readRuleCounters() fails with it
 
  private:

@@ -11,6 +11,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/housekeeping.h"
+#include "bulkhead/nft/kernel.h"
 #include "bulkhead/nft/table_content.h"
 #include "support/fake_kernel.h"
 
@@ -96,6 +97,31 @@ TEST_F(DriftTest, UnmovedGenerationSparesTheReadBack) {
   ASSERT_TRUE(drift) << drift.error().describe();
   EXPECT_FALSE(drift->has_value());
   EXPECT_EQ(kernel_.reads, 0);
+}
+
+// A read that comes back short (a hash set dumped while the kernel
+// rehashed it) and a whole one after: not drift, nothing rewritten.
+TEST_F(DriftTest, AShortReadThatTheNextReadContradictsIsNotDrift) {
+  ++kernel_.gen;
+  kernel_.shortReads = nft::kTableReads - 1;
+  const int commits = kernel_.commits;
+  auto drift = core_.checkDrift("test");
+  ASSERT_TRUE(drift) << drift.error().describe();
+  EXPECT_FALSE(drift->has_value()) << **drift;
+  EXPECT_EQ(kernel_.reads, nft::kTableReads);
+  EXPECT_EQ(kernel_.commits, commits);
+  EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
+}
+
+// Every read short: that is drift, and it is repaired.
+TEST_F(DriftTest, ADifferenceInEveryReadIsDrift) {
+  ++kernel_.gen;
+  kernel_.shortReads = nft::kTableReads;
+  auto drift = core_.checkDrift("test");
+  ASSERT_TRUE(drift) << drift.error().describe();
+  ASSERT_TRUE(drift->has_value());
+  EXPECT_NE((*drift)->find("elements missing"), std::string::npos) << **drift;
+  EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
 }
 
 struct Tamper {

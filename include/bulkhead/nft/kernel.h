@@ -3,7 +3,9 @@
 // without root pass one that records the batch and decodes it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,5 +53,14 @@ class NftKernel {
   // A sequence number for the next batch (monotonic per kernel object).
   virtual uint32_t nextSeq(uint32_t count) = 0;
 };
+
+// How `table inet <expected.table()>` in `kernel` differs from `expected`
+// (normalized): nullopt when it holds the same. A difference counts only
+// when kTableReads reads, `pause` apart, all show one: the dump of a hash
+// set the kernel is still growing can miss elements (see kernel.cpp).
+inline constexpr int kTableReads = 3;
+Result<std::optional<std::string>> kernelDifferences(
+    NftKernel& kernel, const TableContent& expected,
+    std::chrono::milliseconds pause = std::chrono::milliseconds(100));
 
 }  // namespace bulkhead::nft
