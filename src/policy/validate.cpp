@@ -279,6 +279,32 @@ std::string workloadErrors(const Workload& w, bool remote) {
   return msg;
 }
 
+namespace {
+
+// Whether `service` serves none of `ports` (an endpoint without ports, or a
+// service without any, serves every port).
+bool servesNone(const Service& service, const std::vector<PortSpec>& ports) {
+  std::vector<PortSpec> served = service.ports;
+  for (const Endpoint& e : service.endpoints) {
+    if (e.ports.empty()) return false;
+    served.insert(served.end(), e.ports.begin(), e.ports.end());
+  }
+  if (served.empty()) return false;
+  for (const PortSpec& a : served)
+    for (const PortSpec& b : ports)
+      if (a.intersect(b)) return false;
+  return true;
+}
+
+std::string portList(const std::vector<PortSpec>& ports) {
+  std::string out;
+  for (const PortSpec& p : ports)
+    out += (out.empty() ? "" : ", ") + p.toString();
+  return out;
+}
+
+}  // namespace
+
 void validateBundle(const Bundle& bundle, std::vector<Diagnostic>& errors,
                     std::vector<Diagnostic>& warnings) {
   internal::validateBundle(bundle, errors, warnings, internal::ParseNotes{});
@@ -317,6 +343,30 @@ void internal::validateBundle(const Bundle& bundle, std::vector<Diagnostic>& err
                          "; names in \"to\" must be unambiguous");
     }
   }
+
+  // `ports` next to `to` narrows each named service to them: one that serves
+  // none of them is not reached at all. Legal, and most likely a mistake.
+  auto narrowedAway = [&](const std::vector<NameRef>& to, const std::vector<PortSpec>& ports,
+                          const std::string& what, const SourceLoc& loc) {
+    if (ports.empty()) return;
+    for (const NameRef& ref : to) {
+      auto it = services.find(ref.name);
+      if (it == services.end() || !servesNone(*it->second, ports)) continue;
+      v.warn(ref.loc.line > 0 ? ref.loc : loc, what + ": service " + ref.name +
+                                                   " serves none of the ports " + portList(ports) +
+                                                   "; the rule reaches nothing of it");
+    }
+  };
+  for (const App& a : bundle.apps)
+    for (size_t i = 0; i < a.egress.size(); ++i)
+      narrowedAway(a.egress[i].to, a.egress[i].ports,
+                   "app " + a.name + ": egress rule " + std::to_string(i + 1),
+                   a.egress[i].loc.line > 0 ? a.egress[i].loc : a.loc);
+  for (const GlobalPolicy& g : bundle.globalPolicies)
+    for (size_t i = 0; i < g.rules.size(); ++i)
+      narrowedAway(g.rules[i].to, g.rules[i].ports,
+                   "globalpolicy " + g.name + ": rule " + std::to_string(i + 1),
+                   g.rules[i].loc.line > 0 ? g.rules[i].loc : g.loc);
 
   std::map<std::string_view, const Workload*> interfaceOwner;
   std::map<IpAddr, const Workload*> addressOwner;

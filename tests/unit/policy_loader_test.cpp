@@ -274,6 +274,36 @@ spec: {app: ghost, interfaces: [tap0], addresses: [192.0.2.1/32, "2001:db8::1/12
   EXPECT_EQ(r.bundle.workloads[0].addresses[1].toString(), "2001:db8::1");
 }
 
+// `ports` that leave nothing of a named service: a warning at the name (the
+// compiler then allows nothing of that service).
+TEST(PolicyLoaderTest, PortsNoNamedServiceServesAreAWarning) {
+  LoadResult r = loadText(R"(apiVersion: bulkhead/v1
+kind: Service
+metadata: {name: db}
+spec: {endpoints: [{cidrs: [198.51.100.10/32], ports: [tcp/5432]}]}
+---
+apiVersion: bulkhead/v1
+kind: Service
+metadata: {name: any}
+spec: {endpoints: [{cidrs: [198.51.100.11/32]}]}
+---
+apiVersion: bulkhead/v1
+kind: App
+metadata: {name: a}
+spec:
+  egress:
+    - to: [db, any]
+      ports: [udp/53]
+    - to: [db]
+      ports: [tcp/5000-6000]
+)",
+                          "t.yaml");
+  EXPECT_TRUE(r.ok()) << testing::PrintToString(strings(r.errors));
+  EXPECT_EQ(strings(r.warnings),
+            (Strings{"t.yaml:16:12: app a: egress rule 1: service db serves none of the ports "
+                     "udp/53; the rule reaches nothing of it"}));
+}
+
 // Every error kind, with its exact position. Each text is one whole file.
 struct ErrorCase {
   const char* name;
