@@ -20,12 +20,22 @@ namespace bulkhead::compiler {
 // Destination boxes of one rule or app, by family.
 struct Dests {
   std::vector<DestBox> v4, v6;
+  // Whether every box the set can ever hold, whatever workloads come and go,
+  // is one address, one protocol and at most kExactPorts ports: such a set
+  // is kept as a hash of single keys instead of intervals (see destSet).
+  bool exact4 = true, exact6 = true;
 
   void add(const AddrRange& range, const policy::PortSpec& port);
   // Every range with every port spec: an empty `ports` adds nothing.
   void addAll(const std::vector<AddrRange>& ranges, const std::vector<policy::PortSpec>& ports);
+  // The shape an app's addresses with `ports` give, before or without any
+  // workload: single addresses, so only the ports decide.
+  void expectAddresses(const std::vector<policy::PortSpec>& ports);
   void append(const Dests& o);
 };
+
+// The most ports of one spec a hash set spells out key by key.
+inline constexpr unsigned kExactPorts = 16;
 
 class Compilation {
  public:
@@ -83,6 +93,8 @@ class Compilation {
                      const std::vector<policy::PortSpec>& narrow) const;
   // `ports` is explicit here (empty: nothing), as narrowPorts returns it.
   Dests appDests(const std::string& app, const std::vector<policy::PortSpec>& ports) const;
+  Dests selectedAppDests(const policy::Selector& selector,
+                         const std::vector<policy::PortSpec>& ports) const;
   Dests namedDests(const std::string& name, const std::vector<policy::PortSpec>& narrow) const;
   Dests globalRuleDests(const policy::GlobalRule& rule) const;
   Dests appEgressDests(const policy::App& app) const;
@@ -154,8 +166,9 @@ std::map<std::string, std::vector<Element>> workloadElements(const policy::Workl
 // The empty st_<app> set of staged interfaces.
 Set stagedSet(const std::string& app);
 
-// An interval set of destinations from boxes (made disjoint).
+// A set of destinations from boxes: with `exact` a hash of single
+// address . protocol . port keys, else an interval set (boxes made disjoint).
 Set destSet(const std::string& name, KeyField addrField, const std::vector<DestBox>& boxes,
-            const std::string& comment);
+            bool exact, const std::string& comment);
 
 }  // namespace bulkhead::compiler

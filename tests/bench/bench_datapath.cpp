@@ -463,12 +463,14 @@ std::string conntrackTable(const CtTable& t) {
 }
 
 // --breakdown: conntrack only plus one piece of what bulkhead's table does,
-// to cost each piece alone. Every set holds the client's entry and 10,000
-// others, like the 10,000-workload table. Per packet, both directions
-// (bulkhead's pre-conntrack chain: a workload's packet ends at its first
-// lookup, `iifname . ip saddr @src4`; the server's answers miss it and
-// `@registered`); per new connection (bulkhead's app chain: one lookup in
-// the app's egress set, an interval set, which the kernel keeps as pipapo).
+// to cost each piece alone. Per packet, both directions (bulkhead's
+// pre-conntrack chain: a workload's packet ends at its first lookup,
+// `iifname . ip saddr @src4`; the server's answers miss it and
+// `@registered`), in sets of the client's entry and 10,000 others, like the
+// 10,000-workload table. Per new connection (bulkhead's app chain: one
+// lookup in the app's egress set, 8 entries here, a hash or an interval
+// set, which the kernel keeps as pipapo); and the interval set at 10,000
+// entries, since pipapo's lookup grows with its entries.
 std::vector<std::pair<std::string, CtTable>> breakdownTables() {
   std::string ifnames = "\"bhc0\"", addrs = kClientV4,
               pairs = "\"bhc0\" . " + std::string(kClientV4);
@@ -479,16 +481,18 @@ std::vector<std::pair<std::string, CtTable>> breakdownTables() {
     addrs += ", " + a;
     pairs += ", " + name + " . " + a;
   }
-  const std::string dst = std::string(kServerV4) + " . tcp . " + std::to_string(kEchoPort);
-  std::string dsts = dst;
-  for (uint32_t i = 0; i < 10000; ++i)
+  std::string dsts = std::string(kServerV4) + " . tcp . " + std::to_string(kEchoPort), fewDsts;
+  for (uint32_t i = 0; i < 10000; ++i) {
     dsts += ", " + v4(kServiceBase + i).toString() + " . tcp . 443";
+    if (i == 6) fewDsts = dsts;
+  }
   auto set = [](const std::string& name, const std::string& type, const std::string& elements,
                 bool interval = false) {
     return "  set " + name + " {\n    type " + type + "\n" +
            (interval ? "    flags interval\n" : "") + "    elements = { " + elements + " }\n  }\n";
   };
   const std::string destType = "ipv4_addr . inet_proto . inet_service";
+  const std::string destRule = "    ip daddr . meta l4proto . th dport @d accept\n";
   return {
       {"conntrack + address lookup per packet",
        {set("s", "ipv4_addr", addrs), "    ip saddr @s accept\n", ""}},
@@ -497,11 +501,11 @@ std::vector<std::pair<std::string, CtTable>> breakdownTables() {
       {"conntrack + ifname.addr lookup per packet",
        {set("s", "ifname . ipv4_addr", pairs), "    iifname . ip saddr @s accept\n", ""}},
       {"conntrack + hash lookup per connection",
-       {set("d", destType, dsts), std::nullopt,
-        "    ip daddr . meta l4proto . th dport @d accept\n"}},
+       {set("d", destType, fewDsts), std::nullopt, destRule}},
       {"conntrack + interval lookup per connection",
-       {set("d", destType, dsts, true), std::nullopt,
-        "    ip daddr . meta l4proto . th dport @d accept\n"}},
+       {set("d", destType, fewDsts, true), std::nullopt, destRule}},
+      {"conntrack + interval lookup, 10,000 entries",
+       {set("d", destType, dsts, true), std::nullopt, destRule}},
   };
 }
 

@@ -144,7 +144,7 @@ class Translator {
       }
       return;
     }
-    if (s.fields.size() != 3 || !s.interval) throw Failure("iptables baseline: set " + s.name);
+    if (s.fields.size() != 3) throw Failure("iptables baseline: set " + s.name);
     DestSets d;
     std::map<std::string, std::vector<std::string>> entries;  // ipset name -> entries
     for (const auto& e : s.elements) {

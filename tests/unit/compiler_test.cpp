@@ -250,6 +250,44 @@ TEST(Compiler, EgressPortsDisjointFromTheServiceAllowNothing) {
   EXPECT_TRUE(renderedElements(*rs, "g6_baseline_2").empty());
 }
 
+// One address, one protocol and at most 16 ports: a hash set (no pipapo
+// lookup per new connection); anything wider keeps the interval set. An
+// app-backed service's shape does not wait for the app's workloads.
+TEST(Compiler, DestinationsOfSingleAddressesAndFewPortsAreAHashSet) {
+  Bundle b;
+  b.services.push_back(
+      cidrService("db", {"198.51.100.10/32", "2001:db8:10::10/128"}, {"tcp/5432"}));
+  b.services.push_back(cidrService("sixteen", {"198.51.100.20/32"}, {"tcp/8000-8015"}));
+  b.services.push_back(cidrService("seventeen", {"198.51.100.21/32"}, {"tcp/8000-8016"}));
+  b.services.push_back(cidrService("net", {"198.51.100.0/24"}, {"tcp/443"}));
+  Service api;
+  api.name = "pay-api";
+  api.appSelector = policy::Selector{{{"app", "pay"}}};
+  api.ports = {*PortSpec::parse("tcp/8443")};
+  b.services.push_back(api);
+  b.apps.push_back(app("hosts", {"db", "sixteen", "pay-api"}));
+  b.apps.push_back(app("wide", {"seventeen"}));
+  b.apps.push_back(app("cidr", {"net"}));
+  b.apps.push_back(app("pay", {}));
+  auto rs = compile(b, {});
+  ASSERT_TRUE(rs.ok()) << rs.error().describe();
+  EXPECT_FALSE(rs->findSet("a4_hosts")->interval);
+  EXPECT_FALSE(rs->findSet("a6_hosts")->interval);
+  EXPECT_TRUE(rs->findSet("a4_wide")->interval);
+  EXPECT_TRUE(rs->findSet("a4_cidr")->interval);
+  const auto hosts = renderedElements(*rs, "a4_hosts");
+  ASSERT_EQ(hosts.size(), 17u);  // db's one port, sixteen's 16; pay has no workload yet
+  EXPECT_EQ(hosts.front(), "198.51.100.10 . tcp . 5432");
+  EXPECT_EQ(hosts.back(), "198.51.100.20 . tcp . 8015");
+  EXPECT_EQ(renderedElements(*rs, "a6_hosts"),
+            (std::vector<std::string>{"2001:db8:10::10 . tcp . 5432"}));
+
+  auto withPay = compile(b, {workload("pay-1", "pay", "vp1", {"192.0.2.20"})});
+  ASSERT_TRUE(withPay.ok());
+  EXPECT_FALSE(withPay->findSet("a4_hosts")->interval);
+  EXPECT_EQ(renderedElements(*withPay, "a4_hosts").front(), "192.0.2.20 . tcp . 8443");
+}
+
 TEST(Compiler, RejectsInterfaceClaimedTwice) {
   auto rs = compile(sample(), {workload("other", "billing", "vb1", {"192.0.2.77"})});
   ASSERT_FALSE(rs.ok());
