@@ -101,10 +101,7 @@ Expr destLookup(Family family, const std::string& set) {
       {PacketField::kIp6Daddr, PacketField::kL4proto, PacketField::kThDport}, set, false};
 }
 
-}  // namespace
-
-namespace {
-
+// One protocol and few enough ports for a hash set to spell them out.
 bool exactPorts(const PortSpec& p) {
   return p.protoLo == p.protoHi && unsigned(p.portHi - p.portLo) < kExactPorts;
 }
