@@ -57,33 +57,13 @@ using policy::Bundle;
 using policy::GlobalPolicy;
 using policy::GlobalRule;
 using policy::IpAddr;
+using policy::narrowPorts;
+using policy::portsOrAny;
 using policy::PortSpec;
 using policy::Service;
 using policy::Workload;
 
 namespace {
-
-const PortSpec kAnyPort{};
-
-// A policy's port list, where none written means every port.
-std::vector<PortSpec> portsOrAny(const std::vector<PortSpec>& ports) {
-  return ports.empty() ? std::vector<PortSpec>{kAnyPort} : ports;
-}
-
-// `ports` (none: every port) narrowed by `narrow` (none: no narrowing): the
-// intersection of each pair. Unlike its inputs, the result is an explicit
-// list: empty means that nothing is left, e.g. an egress rule naming a
-// service with `ports: [udp/53]` when the service listens on tcp/5432 only.
-std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
-                                  const std::vector<PortSpec>& narrow) {
-  const std::vector<PortSpec> base = portsOrAny(ports);
-  if (narrow.empty()) return base;
-  std::vector<PortSpec> out;
-  for (const auto& a : base)
-    for (const auto& b : narrow)
-      if (auto i = a.intersect(b)) out.push_back(*i);
-  return out;
-}
 
 Rule rule(std::vector<Expr> exprs, std::string comment = {}) {
   return Rule{std::move(exprs), std::move(comment)};

@@ -148,4 +148,19 @@ std::optional<PortSpec> PortSpec::intersect(const PortSpec& o) const {
   return r;
 }
 
+std::vector<PortSpec> portsOrAny(const std::vector<PortSpec>& ports) {
+  return ports.empty() ? std::vector<PortSpec>{PortSpec{}} : ports;
+}
+
+std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
+                                  const std::vector<PortSpec>& narrow) {
+  const std::vector<PortSpec> base = portsOrAny(ports);
+  if (narrow.empty()) return base;
+  std::vector<PortSpec> out;
+  for (const auto& a : base)
+    for (const auto& b : narrow)
+      if (auto i = a.intersect(b)) out.push_back(*i);
+  return out;
+}
+
 }  // namespace bulkhead::policy

@@ -282,18 +282,15 @@ std::string workloadErrors(const Workload& w, bool remote) {
 namespace {
 
 // Whether `service` serves none of `ports` (an endpoint without ports, or a
-// service without any, serves every port).
+// service without any, serves every port): what the compiler's narrowing
+// leaves of it is nothing.
 bool servesNone(const Service& service, const std::vector<PortSpec>& ports) {
   std::vector<PortSpec> served = service.ports;
   for (const Endpoint& e : service.endpoints) {
     if (e.ports.empty()) return false;
     served.insert(served.end(), e.ports.begin(), e.ports.end());
   }
-  if (served.empty()) return false;
-  for (const PortSpec& a : served)
-    for (const PortSpec& b : ports)
-      if (a.intersect(b)) return false;
-  return true;
+  return narrowPorts(served, ports).empty();
 }
 
 std::string portList(const std::vector<PortSpec>& ports) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace bulkhead::policy {
 
@@ -62,5 +63,15 @@ struct PortSpec {
 
   auto operator<=>(const PortSpec&) const = default;
 };
+
+// A policy's port list, where none written means every port.
+std::vector<PortSpec> portsOrAny(const std::vector<PortSpec>& ports);
+
+// `ports` (none: every port) narrowed by `narrow` (none: no narrowing): the
+// intersection of each pair. Unlike its inputs, the result is an explicit
+// list: empty means that nothing is left, e.g. an egress rule naming a
+// service with `ports: [udp/53]` when the service listens on tcp/5432 only.
+std::vector<PortSpec> narrowPorts(const std::vector<PortSpec>& ports,
+                                  const std::vector<PortSpec>& narrow);
 
 }  // namespace bulkhead::policy
