@@ -162,8 +162,11 @@ Result<const compiler::Set*> Builder::shapeOf(const std::string& set, std::span<
 // The kernel keeps a table's sets in a list in creation order and finds one
 // by name walking it from the head (nft_set_lookup), for every rule and
 // element message that names it. A set that every app chain references (a
-// GlobalPolicy rule's) created after 2,000 per-app sets cost 2,000 steps per
-// reference: sets go in by how many rules of the diff name them, most first.
+// GlobalPolicy rule's, or the log budget's meter) created after 2,000
+// per-app sets cost 2,000 steps per reference; so did each workload
+// registration's elements into @registered. Sets go in as: those most
+// element changes touch (Set::lookedUpOften), then by how many rules of the
+// diff name them, most first; the rest in the diff's order.
 std::vector<const compiler::Set*> Builder::setsByUse() const {
   std::map<std::string, size_t> uses;
   for (const auto* chains : {&diff_.addChains, &diff_.replaceChains})
@@ -172,13 +175,17 @@ std::vector<const compiler::Set*> Builder::setsByUse() const {
         for (const compiler::Expr& e : r.exprs) {
           if (const auto* l = std::get_if<compiler::expr::Lookup>(&e)) ++uses[l->set];
           if (const auto* v = std::get_if<compiler::expr::Vmap>(&e)) ++uses[v->map];
+          if (const auto* m = std::get_if<compiler::expr::Meter>(&e)) ++uses[m->set];
         }
+  auto rank = [&](const compiler::Set* s) {
+    const auto u = uses.find(s->name);
+    return std::pair{s->lookedUpOften, u == uses.end() ? size_t(0) : u->second};
+  };
   std::vector<const compiler::Set*> out;
   for (const compiler::Set& s : diff_.addSets)
     out.push_back(&s);
   std::stable_sort(out.begin(), out.end(), [&](const compiler::Set* a, const compiler::Set* b) {
-    auto ua = uses.find(a->name), ub = uses.find(b->name);
-    return (ua == uses.end() ? 0 : ua->second) > (ub == uses.end() ? 0 : ub->second);
+    return rank(a) > rank(b);
   });
   return out;
 }

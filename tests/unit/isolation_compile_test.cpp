@@ -160,6 +160,18 @@ TEST(IsolationCompile, RegisteredSetAndLogBudgetSet) {
     }
 }
 
+// The writer creates these first: every workload change touches some of
+// them, and the kernel finds a set by walking the table's list of sets.
+TEST(IsolationCompile, TheWorkloadSetsAreTheOnesLookedUpOften) {
+  auto rs = compile(bundle(), {workload("c-1", "web", "vwc", {"192.0.2.7"})});
+  ASSERT_TRUE(rs.ok());
+  std::vector<std::string> often;
+  for (const auto& s : rs->sets)
+    if (s.lookedUpOften) often.push_back(s.name);
+  EXPECT_EQ(often, (std::vector<std::string>{kDispatchMap, kQuarantineSet, kRegisteredSet,
+                                             kSource4Set, kSource6Set, kStagedSet}));
+}
+
 TEST(IsolationCompile, IncrementalKeepsTheRegisteredSetLikeAFullCompile) {
   CompileOptions o;
   o.workloadInterfacePatterns = {"vw*"};

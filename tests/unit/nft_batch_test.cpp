@@ -357,13 +357,17 @@ TEST(NftBatch, MessageOrderFollowsDiff) {
 }
 
 // The kernel finds a set by name walking the table's list from the head, so
-// the sets most rules name are created first; the rest keep the diff's order.
-TEST(NftBatch, SetsThatMostRulesNameAreCreatedFirst) {
+// the sets most element changes touch are created first, then those most
+// rules name (a meter's set counts); the rest keep the diff's order.
+TEST(NftBatch, SetsLookedUpMostAreCreatedFirst) {
   RulesetDiff d;
   d.table = "bh";
   d.createTable = true;
-  for (const char* name : {"a_once", "b_never", "c_thrice", "d_once"})
+  for (const char* name : {"a_once", "b_never", "c_thrice", "d_once", "e_meter_twice"})
     d.addSets.push_back(set4(name, {}));
+  Set often{"z_often", {KeyField::kIfname}, false, false, "", {}};
+  often.lookedUpOften = true;
+  d.addSets.push_back(often);
   auto uses = [](const char* set) {
     return Rule{
         {ex::Lookup{
@@ -371,12 +375,15 @@ TEST(NftBatch, SetsThatMostRulesNameAreCreatedFirst) {
          accept()},
         ""};
   };
-  d.addChains = {Chain{"c1", std::nullopt, {uses("c_thrice"), uses("a_once")}},
-                 Chain{"c2", std::nullopt, {uses("c_thrice"), uses("d_once"), uses("c_thrice")}}};
+  const Rule meter{{ex::Meter{PacketField::kIifname, "e_meter_twice", 5, 10}, accept()}, ""};
+  d.addChains = {
+      Chain{"c1", std::nullopt, {uses("c_thrice"), uses("a_once"), meter}},
+      Chain{"c2", std::nullopt, {uses("c_thrice"), uses("d_once"), uses("c_thrice"), meter}}};
   std::vector<std::string> created;
   for (const Msg& m : decode(mustBuild(d, 1)))
     if (m.type == NFT_MSG_NEWSET) created.push_back(m.name);
-  EXPECT_EQ(created, (std::vector<std::string>{"c_thrice", "a_once", "d_once", "b_never"}));
+  EXPECT_EQ(created, (std::vector<std::string>{"z_often", "c_thrice", "e_meter_twice", "a_once",
+                                               "d_once", "b_never"}));
 }
 
 TEST(NftBatch, ReplaceAddsThenDeletesTheTable) {

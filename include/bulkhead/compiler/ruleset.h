@@ -75,6 +75,11 @@ struct Set {
   bool dynamic = false;
   uint32_t timeoutSeconds = 0;
   uint32_t size = 0;
+  // One of the few sets whose elements most workload changes touch (not a
+  // per-app one): the writer creates these first (nft/writer.cpp), since
+  // the kernel finds a set by name by walking the table's list of sets.
+  // Placement only: not part of the declaration.
+  bool lookedUpOften = false;
 
   // Same declaration (type, flags), ignoring elements and comment.
   bool sameDeclaration(const Set& o) const {
