@@ -85,6 +85,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -563,19 +564,25 @@ bool servedPortRefused(const Netns& client) {
 }
 
 // One round's figures of one configuration.
+// A figure --phase left out stays NaN: "not measured", never a zero that
+// the report would print, plot or divide as if it had been.
+inline constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
+
 struct Sample {
-  double conns = 0, stream = 0, denied = 0;  // per second: connections, bytes, refusals
+  // Per second: connections, bytes, refusals.
+  double conns = kNotMeasured, stream = kNotMeasured, denied = kNotMeasured;
   // CPU seconds of the client and server threads per connection and per
   // GB: a cost a busy machine distorts far less than a rate (a rate also
   // counts the time the bench's threads waited for a CPU).
-  double connCpu = 0, streamCpu = 0;
+  double connCpu = kNotMeasured, streamCpu = kNotMeasured;
 };
 using Samples = std::map<std::string, std::vector<Sample>>;  // configuration -> rounds
 
+// The rounds that measured `field` (empty: this run did not).
 Stats across(const std::vector<Sample>& rounds, double Sample::*field) {
   Stats s;
   for (const auto& r : rounds)
-    s.add(r.*field);
+    if (!std::isnan(r.*field)) s.add(r.*field);
   return s;
 }
 
@@ -586,12 +593,13 @@ Stats pairedRatios(const Samples& samples, const std::string& a, const std::stri
   Stats s;
   const auto &x = samples.at(a), &y = samples.at(b);
   for (size_t i = 0; i < x.size() && i < y.size(); ++i)
-    s.add(x[i].*field / y[i].*field);
+    if (!std::isnan(x[i].*field) && !std::isnan(y[i].*field)) s.add(x[i].*field / y[i].*field);
   return s;
 }
 
 // "0.962 (0.941-0.975 over 10 rounds, middle half 0.955-0.968)".
 std::string spread(const Stats& r) {
+  if (r.empty()) return "not measured";
   return fmt("%.3f", r.median()) + " (" + fmt("%.3f", r.min()) + "-" + fmt("%.3f", r.max()) +
          " over " + std::to_string(r.samples.size()) + " rounds, middle half " +
          fmt("%.3f", r.quantile(0.25)) + "-" + fmt("%.3f", r.quantile(0.75)) + ")";
@@ -686,27 +694,43 @@ constexpr const char* kEmptyPre = "conntrack + empty pre-conntrack chain";
 constexpr const char* kIngress = "bulkhead 10,000, checks at ingress";
 
 // The median of the paired ratios a/b, or "-" when one was not measured
-// (--only).
+// (--only, --phase).
 std::string ratioCell(const Samples& samples, const std::string& a, const std::string& b,
                       double Sample::*field) {
   if (!samples.count(a) || !samples.count(b)) return "-";
-  return fmt("%.3f", pairedRatios(samples, a, b, field).median());
+  const Stats r = pairedRatios(samples, a, b, field);
+  return r.empty() ? "-" : fmt("%.3f", r.median());
+}
+
+// One configuration's median of `field`, recorded in the report (times
+// `reportScale`, in `unit`) when this run measured it.
+std::optional<double> figureOf(const Config& c, const std::vector<Sample>& rounds,
+                               double Sample::*field, const char* name, const char* unit,
+                               double reportScale = 1) {
+  const Stats s = across(rounds, field);
+  if (s.empty()) return std::nullopt;
+  report().figure(name, c.name, 0, s.median() * reportScale, unit);
+  return s.median();
+}
+
+std::string cell(std::optional<double> v, const std::function<std::string(double)>& show) {
+  return v ? show(*v) : "-";
 }
 
 void printTable(const std::vector<Config>& configs, const Samples& samples) {
   std::printf("\n  %-42s %12s %8s %13s %8s %12s\n", "configuration", "new conn/s", "vs ct",
               "stream Gbit/s", "vs none", "denied/s");
+  const auto rate = [](double v) { return count(uint64_t(v)); };
   for (const auto& c : configs) {
     const auto& r = samples.at(c.name);
-    std::printf("  %-42s %12s %8s %13s %8s %12s\n", c.name.c_str(),
-                count(uint64_t(across(r, &Sample::conns).median())).c_str(),
+    const auto conns = figureOf(c, r, &Sample::conns, "new connections/s", "1/s");
+    const auto stream = figureOf(c, r, &Sample::stream, "stream", "bit/s", 8);
+    const auto denied = figureOf(c, r, &Sample::denied, "denied SYNs/s", "1/s");
+    std::printf("  %-42s %12s %8s %13s %8s %12s\n", c.name.c_str(), cell(conns, rate).c_str(),
                 ratioCell(samples, c.name, "conntrack only", &Sample::conns).c_str(),
-                fmt("%.2f", across(r, &Sample::stream).median() * 8 / 1e9).c_str(),
+                cell(stream, [](double v) { return fmt("%.2f", v * 8 / 1e9); }).c_str(),
                 ratioCell(samples, c.name, "no table", &Sample::stream).c_str(),
-                count(uint64_t(across(r, &Sample::denied).median())).c_str());
-    report().figure("new connections/s", c.name, 0, across(r, &Sample::conns).median(), "1/s");
-    report().figure("stream", c.name, 0, across(r, &Sample::stream).median() * 8, "bit/s");
-    report().figure("denied SYNs/s", c.name, 0, across(r, &Sample::denied).median(), "1/s");
+                cell(denied, rate).c_str());
   }
   // The same comparison in CPU time per unit of work (base / this, so that
   // it reads like the rates' ratios: below 1 costs more).
@@ -714,18 +738,18 @@ void printTable(const std::vector<Config>& configs, const Samples& samples) {
               "vs ct", "ms/GB stream", "vs none");
   for (const auto& c : configs) {
     const auto& r = samples.at(c.name);
+    const auto connCpu = figureOf(c, r, &Sample::connCpu, "CPU per connection", "s");
+    const auto streamCpu = figureOf(c, r, &Sample::streamCpu, "CPU per GB streamed", "s");
     std::printf("  %-42s %12s %8s %13s %8s\n", c.name.c_str(),
-                fmt("%.1f", across(r, &Sample::connCpu).median() * 1e6).c_str(),
+                cell(connCpu, [](double v) { return fmt("%.1f", v * 1e6); }).c_str(),
                 ratioCell(samples, "conntrack only", c.name, &Sample::connCpu).c_str(),
-                fmt("%.1f", across(r, &Sample::streamCpu).median() * 1e3).c_str(),
+                cell(streamCpu, [](double v) { return fmt("%.1f", v * 1e3); }).c_str(),
                 ratioCell(samples, "no table", c.name, &Sample::streamCpu).c_str());
-    report().figure("CPU per connection", c.name, 0, across(r, &Sample::connCpu).median(), "s");
-    report().figure("CPU per GB streamed", c.name, 0, across(r, &Sample::streamCpu).median(), "s");
   }
 }
 
 void printGoal(const Stats& r, double goal, const std::string& what) {
-  if (r.samples.empty() || std::isnan(r.median())) {
+  if (r.empty()) {
     // --phase left this figure out: no verdict either way.
     std::printf("  --    %s: not measured in this run\n", what.c_str());
     return;
@@ -739,7 +763,7 @@ void printGoal(const Stats& r, double goal, const std::string& what) {
 
 // An informational ratio, when this run measured it (--phase, --only).
 void printInfo(const Stats& r, const std::string& what) {
-  if (r.empty() || std::isnan(r.median())) return;
+  if (r.empty()) return;
   std::printf("  info  %s: %s\n", what.c_str(), spread(r).c_str());
 }
 
