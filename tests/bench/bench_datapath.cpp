@@ -563,11 +563,11 @@ bool servedPortRefused(const Netns& client) {
   });
 }
 
-// One round's figures of one configuration.
 // A figure --phase left out stays NaN: "not measured", never a zero that
 // the report would print, plot or divide as if it had been.
 inline constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
 
+// One round's figures of one configuration.
 struct Sample {
   // Per second: connections, bytes, refusals.
   double conns = kNotMeasured, stream = kNotMeasured, denied = kNotMeasured;
