@@ -98,6 +98,11 @@ run_benches() {
   done
 
   mkdir -p "$out"
+  # Before the first bench: the commit the build is from (the report's own
+  # files, rewritten below, would make it read -dirty) and how busy the
+  # machine was to begin with.
+  commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+  loadStart=$(cut -d' ' -f1-3 /proc/loadavg)
   for b in "${benches[@]}"; do
     if [ "$quick" -eq 1 ]; then args=${quickArgs[$b]}; else args=${fullArgs[$b]}; fi
     echo "run-all: $b $args" >&2
@@ -123,16 +128,18 @@ run_benches() {
     --arg cpuModel "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" \
     --argjson cpus "$(nproc)" \
     --arg memory "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
+    --arg loadStart "$loadStart" \
     --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
     --arg nft "$(first nft --version)" \
     --arg iptables "$(first iptables-legacy-restore --version)" \
     --arg ipset "$(first ipset --version)" \
     --arg ulogd "$(first ulogd --version)" \
     --arg build "$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null)" \
-    --arg commit "$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)" \
+    --arg commit "$commit" \
     '{date: $date, mode: $mode, kernel: $kernel, cpu: $cpuModel, cpus: $cpus, memory: $memory,
-      load_average_at_end: $load, nft: $nft, iptables: $iptables, ipset: $ipset, ulogd: $ulogd,
-      build_type: $build, commit: $commit}' >"$tmp/machine.json"
+      load_average_at_start: $loadStart, load_average_at_end: $load, nft: $nft,
+      iptables: $iptables, ipset: $ipset, ulogd: $ulogd, build_type: $build,
+      commit: $commit}' >"$tmp/machine.json"
   shopt -s nullglob
   results=("$tmp"/bench_*.json)
   [ ${#results[@]} -gt 0 ] || results=(/dev/null) # jq would read stdin

@@ -32,7 +32,7 @@ r="$out/results.json"
 [ -s "$r" ] || fail "no results.json"
 jq -e . "$r" >/dev/null || fail "results.json is not JSON"
 jq -e '.machine.kernel != "" and .machine.cpus > 0 and (.machine.nft | test("nftables"))
-       and .machine.mode == "quick"' "$r" >/dev/null || fail "machine: $(jq -c .machine "$r")"
+       and .machine.mode == "quick" and .machine.load_average_at_start != ""' "$r" >/dev/null || fail "machine: $(jq -c .machine "$r")"
 jq -e '.failed == []' "$r" >/dev/null || fail "failed benches: $(jq -c .failed "$r")"
 for b in ${benches//,/ }; do
   jq -e --arg b "$b" '[.benches[] | select(.bench == $b)] | length == 1' "$r" >/dev/null ||
