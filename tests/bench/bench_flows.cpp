@@ -88,9 +88,10 @@ std::string pad(std::string s, size_t width) {
   return s + std::string(width - s.size(), ' ');
 }
 
+// A cell wider than its column still leaves a space before the next one.
 void row(const std::string& label, const std::string& a, const std::string& b = "") {
-  std::printf("  %s %s%s\n", pad(label, 44).c_str(), b.empty() ? a.c_str() : pad(a, 26).c_str(),
-              b.c_str());
+  std::printf("  %s %s%s\n", pad(label, 44).c_str(),
+              b.empty() ? a.c_str() : pad(a + " ", 26).c_str(), b.c_str());
 }
 
 std::string tail(const std::string& path, const std::string& what) {
