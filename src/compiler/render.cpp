@@ -81,9 +81,9 @@ std::string verdictText(const Verdict& v) {
     case Verdict::Kind::kReturn:
       return "return";
     case Verdict::Kind::kJump:
-      return "jump " + v.chain;
+      return "jump " + v.chain.str();
     case Verdict::Kind::kGoto:
-      return "goto " + v.chain;
+      return "goto " + v.chain.str();
   }
   return "?";
 }

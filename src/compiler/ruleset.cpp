@@ -3,8 +3,45 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <unordered_set>
 
 namespace bulkhead::compiler {
+
+namespace {
+
+// Node-based, so a name's address never moves; never shrinks, so a
+// ChainName never dangles. Looked up by string_view without a copy.
+struct ChainNamePool {
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::mutex mutex;
+  std::unordered_set<std::string, Hash, std::equal_to<>> names;
+};
+
+ChainNamePool& chainNamePool() {
+  static auto* pool = new ChainNamePool;  // never destroyed: names outlive static teardown
+  return *pool;
+}
+
+}  // namespace
+
+ChainName::ChainName(std::string_view name) {
+  if (name.empty()) return;
+  ChainNamePool& pool = chainNamePool();
+  std::lock_guard lock(pool.mutex);
+  auto it = pool.names.find(name);
+  if (it == pool.names.end()) it = pool.names.emplace(name).first;
+  name_ = &*it;
+}
+
+const std::string& ChainName::str() const {
+  static const std::string kNone;
+  return name_ ? *name_ : kNone;
+}
 
 size_t fieldLength(KeyField field) {
   switch (field) {

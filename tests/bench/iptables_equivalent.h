@@ -229,9 +229,9 @@ class Translator {
       case compiler::Verdict::Kind::kReturn:
         return "-j RETURN";
       case compiler::Verdict::Kind::kJump:
-        return "-j " + v.chain;
+        return "-j " + v.chain.str();
       case compiler::Verdict::Kind::kGoto:
-        return "-g " + v.chain;
+        return "-g " + v.chain.str();
     }
     return "";
   }
