@@ -47,10 +47,10 @@ struct Key {
 
 // A chain's name, interned: equal names share one immutable string kept
 // for the life of the process (one per distinct chain name ever used: a
-// few per app). A Verdict, and so an Element, is then a few trivially
-// copyable bytes: a set of 10,000 elements takes 24 bytes less per
-// element, and inserting one into the middle moves plain bytes instead of
-// a std::string per element. Thread-safe.
+// few per app). A Verdict, and so an Element, is then trivially copyable
+// (an Element is 88 bytes rather than 112), and inserting into the middle
+// of a set of 10,000 elements moves plain bytes instead of a std::string
+// per element. Thread-safe.
 class ChainName {
  public:
   // Implicit, so that a name is written as a string wherever a chain is.
