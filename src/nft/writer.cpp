@@ -177,16 +177,18 @@ std::vector<const compiler::Set*> Builder::setsByUse() const {
           if (const auto* v = std::get_if<compiler::expr::Vmap>(&e)) ++uses[v->map];
           if (const auto* m = std::get_if<compiler::expr::Meter>(&e)) ++uses[m->set];
         }
-  auto rank = [&](const compiler::Set* s) {
-    const auto u = uses.find(s->name);
-    return std::pair{s->lookedUpOften, u == uses.end() ? size_t(0) : u->second};
-  };
+  // Ranked once per set, not once per comparison.
+  using Rank = std::pair<bool, size_t>;
+  std::vector<std::pair<Rank, const compiler::Set*>> ranked;
+  for (const compiler::Set& s : diff_.addSets) {
+    const auto u = uses.find(s.name);
+    ranked.push_back({{s.lookedUpOften, u == uses.end() ? 0 : u->second}, &s});
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<const compiler::Set*> out;
-  for (const compiler::Set& s : diff_.addSets)
-    out.push_back(&s);
-  std::stable_sort(out.begin(), out.end(), [&](const compiler::Set* a, const compiler::Set* b) {
-    return rank(a) > rank(b);
-  });
+  for (const auto& [rank, s] : ranked)
+    out.push_back(s);
   return out;
 }
 

@@ -67,6 +67,7 @@ class ChainName {
   // Interned, so one name is one pointer.
   friend bool operator==(ChainName a, ChainName b) { return a.name_ == b.name_; }
   friend std::strong_ordering operator<=>(ChainName a, ChainName b) {
+    if (a.name_ == b.name_) return std::strong_ordering::equal;
     return a.str().compare(b.str()) <=> 0;
   }
 
