@@ -46,10 +46,13 @@
 //
 //   sudo build/tests/bench/bench_datapath [--rounds=N] [--seconds=N] [--slice=MS] [--pin]
 //                                         [--control] [--breakdown] [--table=FILE]...
+//   sudo build/tests/bench/bench_datapath --write-table=FILE
 //
 // --breakdown adds conntrack only plus one piece of bulkhead's table at a
 // time (breakdownTables), to cost each piece alone; --table=FILE measures
-// any table (nft text, e.g. `bulkhead plan` output) next to the others.
+// any table (nft text, e.g. `bulkhead plan` output) next to the others;
+// --write-table=FILE writes the 10,000-workload table as nft text and
+// measures nothing: edit a copy, then measure both with --table.
 //
 // --pin puts the client on CPU 0 and the server on CPU 1, so that the
 // scheduler's placement does not change from one sample to the next; on a
@@ -825,6 +828,7 @@ int run(int argc, char** argv) {
   bool control = false;
   bool breakdown = false;
   std::vector<std::string> extraTables;
+  std::string writeTable;  // --write-table: the 10,000-workload table's nft text, no measuring
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (auto v = positiveFlag(a, "--rounds="))
@@ -843,13 +847,22 @@ int run(int argc, char** argv) {
       breakdown = true;
     else if (a.rfind("--table=", 0) == 0)
       extraTables.push_back(a.substr(8));
+    else if (a.rfind("--write-table=", 0) == 0)
+      writeTable = a.substr(14);
     else if (a.rfind("--phase=", 0) == 0)
       gPhase = a.substr(8);
     else
       throw Failure("unknown argument " + a +
                     " (--rounds=N --seconds=N --slice=MS --pin --control --breakdown --table=FILE "
-                    "--only=TEXT "
-                    "--phase=conns|stream|denied)");
+                    "--write-table=FILE --only=TEXT --phase=conns|stream|denied)");
+  }
+  if (!writeTable.empty()) {
+    // The table the bench loads, to edit and measure as --table=FILE beside it.
+    std::ofstream out(writeTable);
+    out << compiler::renderRuleset(bulkheadTable(10000, "bhc0"));
+    if (!out.flush()) throw Failure("writing " + writeTable);
+    std::printf("bench_datapath: the 10,000-workload table written to %s\n", writeTable.c_str());
+    return 0;
   }
   if (!gPhase.empty() && gPhase != "conns" && gPhase != "stream" && gPhase != "denied")
     throw Failure("--phase= takes conns, stream or denied");
