@@ -8,7 +8,6 @@
 // ctnetlink (agent::NetfilterConntrack). SIGHUP re-reads the config and
 // reloads --policies; SIGTERM stops serving and leaves the table in the
 // kernel (fail-closed).
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -30,6 +29,7 @@
 #include "bulkhead/agent/notifier.h"
 #include "bulkhead/agent/runtime.h"
 #include "bulkhead/agent/service.h"
+#include "bulkhead/common/allocator.h"
 #include "bulkhead/common/defaults.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/signals.h"
@@ -44,14 +44,8 @@ using common::kExitBadInput;
 using common::kExitRuntime;
 
 void setUpProcess() {
-  // glibc gives every thread that allocates its own arena and keeps what it
-  // freed there; gRPC's worker threads would each hold tens of MiB of a
-  // past push. Two arenas are plenty for one lock-serialized agent.
-  mallopt(M_ARENA_MAX, 2);
-  // Fixed thresholds: glibc otherwise raises them (up to 32 MiB) each time a
-  // large block is freed, and then keeps that much freed memory mapped.
-  mallopt(M_MMAP_THRESHOLD, 256 << 10);
-  mallopt(M_TRIM_THRESHOLD, 1 << 20);
+  // Two arenas are plenty for one lock-serialized agent.
+  common::boundAllocator(2);
   // Diagnostics go to stderr (journald under systemd); the denied-flow feed
   // has its own path.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-agent"));

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bulkhead/common/allocator.h"
 #include "bulkhead/common/defaults.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/signals.h"
@@ -85,6 +86,9 @@ std::string storeName(const controller::ControllerConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Its core is serialized by one lock, but gRPC's threads encode and send
+  // to many agents at once: a few arenas more than the agent's two.
+  common::boundAllocator(4);
   spdlog::set_default_logger(spdlog::stderr_logger_mt("bulkhead-controller"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
   for (int i = 1; i < argc; ++i) {

@@ -9,6 +9,7 @@
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/host_address.h"
 #include "bulkhead/common/time_format.h"
+#include "bulkhead/controller/held.h"
 #include "bulkhead/policy/loader.h"
 
 namespace bulkhead::controller {
@@ -109,7 +110,7 @@ struct ControllerCore::Host {
   // The stream, while connected.
   std::shared_ptr<AgentSink> sink;
   uint64_t session = 0;
-  std::unordered_map<uint64_t, uint64_t> held;  // rec id -> gen it has
+  HeldWorkloads held;  // rec id -> gen it has
   Clock::time_point lastHeard{}, disconnectedAt{}, sentAt{};
   bool withdrawn = false;
   uint64_t acked = 0;
@@ -405,16 +406,15 @@ Outgoing deleteMessage(const v1::Workload& w) {
 // the session, which clears `held`: nothing iterates it while sending.)
 void ControllerCore::syncLocked(Host& host) {
   if (!host.sink) return;
-  std::unordered_map<uint64_t, uint64_t> next;
+  std::vector<HeldWorkloads::Entry> desired;
   std::vector<Outgoing> out;
   for (const Rec* rec : desiredLocked(host)) {
-    next[rec->id] = rec->gen;
-    auto it = host.held.find(rec->id);
-    if (it == host.held.end() || it->second != rec->gen)
-      out.push_back(upsertMessage(rec->w, rec->remote));
+    desired.push_back({rec->id, rec->gen});
+    if (!host.held.holds(rec->id, rec->gen)) out.push_back(upsertMessage(rec->w, rec->remote));
   }
-  for (const auto& [id, gen] : host.held)
-    if (!next.count(id)) out.push_back(deleteMessage(recs_.at(id)->w));
+  HeldWorkloads next(std::move(desired));
+  for (const auto& e : host.held)
+    if (!next.contains(e.id)) out.push_back(deleteMessage(recs_.at(e.id)->w));
   host.held = std::move(next);
   for (auto& m : out)
     sendLocked(host, std::move(m));
@@ -430,9 +430,7 @@ void ControllerCore::fanOutLocked(const Rec& rec, bool appChanged) {
   if (visible && !appChanged) {
     for (Host* h : wantersLocked(rec.w.app())) {
       if (!h->sink || h->name == rec.w.host()) continue;
-      auto [it, fresh] = h->held.try_emplace(rec.id, rec.gen);
-      if (!fresh && it->second == rec.gen) continue;
-      it->second = rec.gen;
+      if (!h->held.set(rec.id, rec.gen)) continue;
       sendLocked(*h, upsertMessage(rec.w, rec.remote));
     }
     return;
@@ -440,13 +438,9 @@ void ControllerCore::fanOutLocked(const Rec& rec, bool appChanged) {
   for (auto& [name, host] : hosts_) {
     Host& h = *host;
     if (!h.sink || name == rec.w.host()) continue;
-    auto it = h.held.find(rec.id);
     if (visible && wantsLocked(h, rec.w.app())) {
-      if (it != h.held.end() && it->second == rec.gen) continue;
-      h.held[rec.id] = rec.gen;
-      sendLocked(h, upsertMessage(rec.w, rec.remote));
-    } else if (it != h.held.end()) {
-      h.held.erase(it);
+      if (h.held.set(rec.id, rec.gen)) sendLocked(h, upsertMessage(rec.w, rec.remote));
+    } else if (h.held.erase(rec.id)) {
       sendLocked(h, deleteMessage(rec.w));
     }
   }
@@ -455,11 +449,7 @@ void ControllerCore::fanOutLocked(const Rec& rec, bool appChanged) {
 // The workload goes (or is withdrawn): a delete to every host holding it.
 void ControllerCore::retractLocked(const Rec& rec) {
   for (auto& [name, host] : hosts_) {
-    Host& h = *host;
-    auto it = h.held.find(rec.id);
-    if (it == h.held.end()) continue;
-    h.held.erase(it);
-    sendLocked(h, deleteMessage(rec.w));
+    if (host->held.erase(rec.id)) sendLocked(*host, deleteMessage(rec.w));
   }
 }
 
@@ -607,12 +597,13 @@ void ControllerCore::reconcileLocked(Host& host, const v1::AgentHello& hello) {
 // The bundle in force and every remote workload the host needs; what it
 // now holds is recorded in host.held.
 Outgoing ControllerCore::snapshotLocked(Host& host) {
-  host.held.clear();
+  std::vector<HeldWorkloads::Entry> held;
   std::vector<SharedBytes> remotes;
   for (const Rec* rec : desiredLocked(host)) {
     remotes.push_back(rec->remote);
-    host.held[rec->id] = rec->gen;
+    held.push_back({rec->id, rec->gen});
   }
+  host.held = HeldWorkloads(std::move(held));
   return Outgoing::snapshot(bundle_ ? bundleBytes_ : nullptr, remotes);
 }
 
