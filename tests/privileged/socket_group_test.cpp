@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "support/netns.h"
+#include "support/scratch.h"
 
 namespace bulkhead::testing {
 namespace {
@@ -28,10 +29,7 @@ class SocketGroupTest : public ::testing::Test {
     const ::group* g = ::getgrnam(kGroup);
     ASSERT_NE(g, nullptr) << "group " << kGroup << " missing";
     gid_ = g->gr_gid;
-    dir_ = fs::temp_directory_path() /
-           ("bht-sockgrp-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = scratchPath("bht-sockgrp");
     fs::create_directories(dir_);
     // The test directory is searchable by all; the socket's own directory
     // (made by the agent) is what the group needs.

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "support/cli_run.h"
+#include "support/scratch.h"
 
 namespace bulkhead::cli {
 namespace {
@@ -21,9 +22,7 @@ using testing::run;
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-cli-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = testing::scratchPath("bh-cli");
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "bulkhead/v1/controller.grpc.pb.h"
+#include "support/scratch.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -246,9 +247,7 @@ v1::PolicyRevision revision(uint64_t n) {
 class ControllerLinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-link-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = testing::scratchPath("bh-link");
     fs::create_directories(dir_);
     member_.locals = {{localWorkload("web-1", "192.0.2.10")},
                       {localWorkload("web-2", "2001:db8::2")}};

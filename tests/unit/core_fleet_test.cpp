@@ -20,6 +20,7 @@
 #include "bulkhead/agent/service.h"
 #include "bulkhead/common/grpc_status.h"
 #include "support/fake_kernel.h"
+#include "support/scratch.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -92,12 +93,7 @@ v1::Workload registration(const std::string& name, const std::string& address,
 
 class CoreFleetTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-fleet-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
+  void SetUp() override { dir_ = testing::scratchPath("bh-fleet"); }
   void TearDown() override { fs::remove_all(dir_); }
   CoreOptions options() const {
     CoreOptions o;

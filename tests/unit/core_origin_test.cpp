@@ -9,6 +9,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/core_api.h"
 #include "support/fake_kernel.h"
+#include "support/scratch.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -36,12 +37,7 @@ v1::Workload cniWorkload(const std::string& name, const std::string& owner,
 
 class CoreOriginTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-origin-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
+  void SetUp() override { dir_ = testing::scratchPath("bh-origin"); }
   void TearDown() override { fs::remove_all(dir_); }
   CoreOptions options() const {
     CoreOptions o;

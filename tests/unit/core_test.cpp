@@ -14,6 +14,7 @@
 #include "bulkhead/common/grpc_status.h"
 #include "bulkhead/compiler/render.h"
 #include "support/fake_kernel.h"
+#include "support/scratch.h"
 
 namespace bulkhead::agent {
 namespace {
@@ -61,12 +62,7 @@ v1::Workload apiWorkload(const std::string& name, const std::string& addr) {
 
 class CoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bh-core-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
+  void SetUp() override { dir_ = testing::scratchPath("bh-core"); }
   void TearDown() override { fs::remove_all(dir_); }
   CoreOptions options() const {
     CoreOptions o;
