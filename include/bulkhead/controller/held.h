@@ -2,13 +2,14 @@
 // the generation it was sent, per workload. The controller keeps one per
 // connected host, and every host holds the workloads of every app it
 // selects: at 1,000 hosts selecting ~1,000 workloads each that is a million
-// entries. A node-based hash map spent ~45 bytes on each (node, allocator
+// entries. A node-based hash map takes ~45 bytes for each (node, allocator
 // header, bucket); this keeps them as sorted pairs in one vector, 16 bytes
 // each. A host's set changes one workload at a time (a binary search and a
 // move of at most its ~1,000 entries) or is rebuilt whole (snapshot, sync).
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -30,11 +31,11 @@ class HeldWorkloads {
   bool set(uint64_t id, uint64_t gen);
   // Forgets `id`; false if the host did not hold it.
   bool erase(uint64_t id);
-  bool contains(uint64_t id) const { return find(id) != entries_.end(); }
+  bool contains(uint64_t id) const { return at(id) != nullptr; }
   // Whether the host has `id` at exactly `gen`.
   bool holds(uint64_t id, uint64_t gen) const {
-    auto it = find(id);
-    return it != entries_.end() && it->gen == gen;
+    const Entry* e = at(id);
+    return e != nullptr && e->gen == gen;
   }
   // Empty, with its memory returned: a disconnected host holds nothing.
   void clear() { std::vector<Entry>().swap(entries_); }
@@ -44,8 +45,16 @@ class HeldWorkloads {
   std::vector<Entry>::const_iterator end() const { return entries_.end(); }
 
  private:
-  std::vector<Entry>::const_iterator find(uint64_t id) const;
-  std::vector<Entry>::iterator lowerBound(uint64_t id);
+  // Where `id` is or would go: the first entry whose id is not below it.
+  size_t slot(uint64_t id) const {
+    return size_t(std::lower_bound(entries_.begin(), entries_.end(), id,
+                                   [](const Entry& e, uint64_t v) { return e.id < v; }) -
+                  entries_.begin());
+  }
+  const Entry* at(uint64_t id) const {
+    const size_t i = slot(id);
+    return i < entries_.size() && entries_[i].id == id ? &entries_[i] : nullptr;
+  }
 
   std::vector<Entry> entries_;  // sorted by id, ids unique
 };
@@ -62,32 +71,21 @@ inline HeldWorkloads::HeldWorkloads(std::vector<Entry> entries) {
       entries_.push_back(e);
 }
 
-inline std::vector<HeldWorkloads::Entry>::iterator HeldWorkloads::lowerBound(uint64_t id) {
-  return std::lower_bound(entries_.begin(), entries_.end(), id,
-                          [](const Entry& e, uint64_t v) { return e.id < v; });
-}
-
-inline std::vector<HeldWorkloads::Entry>::const_iterator HeldWorkloads::find(uint64_t id) const {
-  auto it = std::lower_bound(entries_.begin(), entries_.end(), id,
-                             [](const Entry& e, uint64_t v) { return e.id < v; });
-  return it != entries_.end() && it->id == id ? it : entries_.end();
-}
-
 inline bool HeldWorkloads::set(uint64_t id, uint64_t gen) {
-  auto it = lowerBound(id);
-  if (it != entries_.end() && it->id == id) {
-    if (it->gen == gen) return false;
-    it->gen = gen;
+  const size_t i = slot(id);
+  if (i < entries_.size() && entries_[i].id == id) {
+    if (entries_[i].gen == gen) return false;
+    entries_[i].gen = gen;
     return true;
   }
-  entries_.insert(it, Entry{id, gen});
+  entries_.insert(entries_.begin() + std::ptrdiff_t(i), Entry{id, gen});
   return true;
 }
 
 inline bool HeldWorkloads::erase(uint64_t id) {
-  auto it = lowerBound(id);
-  if (it == entries_.end() || it->id != id) return false;
-  entries_.erase(it);
+  const size_t i = slot(id);
+  if (i == entries_.size() || entries_[i].id != id) return false;
+  entries_.erase(entries_.begin() + std::ptrdiff_t(i));
   return true;
 }
 
