@@ -417,9 +417,8 @@ void Compilation::addWorkloadSets() {
     add(w);
   for (const auto& w : apiWorkloads_)
     add(w);
-  for (auto* s : {&dispatch, &quarantine, &registered, &src4, &src6, &staged})
-    s->lookedUpOften = true;
   for (auto* s : {&dispatch, &quarantine, &registered, &src4, &src6, &staged, &budget}) {
+    s->lookedUpOften = s != &budget;  // the budget is only named by log rules
     std::sort(s->elements.begin(), s->elements.end());
     out_.sets.push_back(std::move(*s));
   }

@@ -113,6 +113,7 @@ using testing::Netns;
 using testing::Topology;
 
 constexpr const char* kClientV4 = "192.0.2.10";
+constexpr const char* kClientIface = "bhc0";  // the client's veth, hypervisor side
 constexpr const char* kServerV4 = "198.51.100.10";
 constexpr int kEchoPort = 5001;
 constexpr int kSinkPort = 5002;
@@ -476,8 +477,8 @@ std::string conntrackTable(const CtTable& t) {
 // set, which the kernel keeps as pipapo); and the interval set at 10,000
 // entries, to show whether pipapo's cost grows with its entries.
 std::vector<std::pair<std::string, CtTable>> breakdownTables() {
-  std::string ifnames = "\"bhc0\"", addrs = kClientV4,
-              pairs = "\"bhc0\" . " + std::string(kClientV4);
+  const std::string client = "\"" + std::string(kClientIface) + "\"";
+  std::string ifnames = client, addrs = kClientV4, pairs = client + " . " + kClientV4;
   for (uint32_t i = 0; i < 10000; ++i) {
     const std::string a = v4(kWorkloadBase + i * 4).toString();
     const std::string name = "\"v" + std::to_string(i) + "\"";
@@ -533,7 +534,7 @@ struct Rig {
   std::unique_ptr<Server> server;
 
   Rig() {
-    client = &topo.addHost("bhc0", kClientV4, "");
+    client = &topo.addHost(kClientIface, kClientV4, "");
     auto& serverHost = topo.addHost("bhs0", kServerV4, "");
     // The client's own ephemeral ports: a wide range, reused at once.
     client->ns->exec("sysctl -qw net.ipv4.ip_local_port_range='1024 65000'");
@@ -859,7 +860,7 @@ int run(int argc, char** argv) {
   if (!writeTable.empty()) {
     // The table the bench loads, to edit and measure as --table=FILE beside it.
     std::ofstream out(writeTable);
-    out << compiler::renderRuleset(bulkheadTable(10000, "bhc0"));
+    out << compiler::renderRuleset(bulkheadTable(10000, kClientIface));
     if (!out.flush()) throw Failure("writing " + writeTable);
     std::printf("bench_datapath: the 10,000-workload table written to %s\n", writeTable.c_str());
     return 0;
@@ -870,7 +871,7 @@ int run(int argc, char** argv) {
   const std::string loadBefore = loadAverage();
   std::map<int, compiler::Ruleset> tables;
   for (int n : {100, 1000, 10000})
-    tables.emplace(n, bulkheadTable(n, "bhc0"));
+    tables.emplace(n, bulkheadTable(n, kClientIface));
   const compiler::Ruleset before = withoutPreConntrack(tables.at(10000));
   const bool hasPre = before.chains.size() != tables.at(10000).chains.size();
 
@@ -921,8 +922,9 @@ int run(int argc, char** argv) {
   if (hasPre) {
     configs.push_back({kBigNoPre, [&](Netns& hv) { loadRuleset(hv, before); }, true, nullptr});
     configs.push_back(
-        {kIngress, loadText("ingress", [&] { return checksAtIngress(tables.at(10000), "bhc0"); }),
-         true, nullptr});
+        {kIngress,
+         loadText("ingress", [&] { return checksAtIngress(tables.at(10000), kClientIface); }), true,
+         nullptr});
   }
   for (const auto& file : extraTables)
     configs.push_back({"table " + file, [loadFile, file](Netns& hv) { loadFile(hv, file); },

@@ -41,6 +41,7 @@ die() {
   echo "run-all: $*" >&2
   exit 1
 }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; } # the 1, 5 and 15 minute load averages
 for tool in jq gnuplot; do
   command -v "$tool" >/dev/null || die "$tool not found (packaging/install-deps.sh)"
 done
@@ -102,7 +103,7 @@ run_benches() {
   # files, rewritten below, would make it read -dirty) and how busy the
   # machine was to begin with.
   commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
-  loadStart=$(cut -d' ' -f1-3 /proc/loadavg)
+  loadStart=$(loadavg)
   for b in "${benches[@]}"; do
     if [ "$quick" -eq 1 ]; then args=${quickArgs[$b]}; else args=${fullArgs[$b]}; fi
     echo "run-all: $b $args" >&2
@@ -129,7 +130,7 @@ run_benches() {
     --argjson cpus "$(nproc)" \
     --arg memory "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
     --arg loadStart "$loadStart" \
-    --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    --arg load "$(loadavg)" \
     --arg nft "$(first nft --version)" \
     --arg iptables "$(first iptables-legacy-restore --version)" \
     --arg ipset "$(first ipset --version)" \
