@@ -105,6 +105,24 @@ TEST_F(EnforcerGateTest, SmallCommitKeepsListening) {
   EXPECT_EQ(gate_.pauses, 0);
 }
 
+// A full promotion batch keeps the monitor listening, so that another
+// tool's commit during one is heard, not answered with a read-back of the
+// whole table.
+TEST_F(EnforcerGateTest, PromotionBatchKeepsListening) {
+  ASSERT_TRUE(enforcer_.setPolicy(bundle(0)).ok());
+  for (size_t i = 0; i < Enforcer::kPromoteBatch + 10; ++i)
+    ASSERT_TRUE(enforcer_.upsertWorkload(workload(int(i))).ok());
+  ASSERT_EQ(enforcer_.stagedCount(), Enforcer::kPromoteBatch + 10);
+  kernel_.foreignCommits = 1;
+  auto diff = enforcer_.promoteStaged(Enforcer::kPromoteBatch);
+  ASSERT_TRUE(diff.ok()) << diff.error().describe();
+  EXPECT_EQ(enforcer_.stagedCount(), 10u);
+  EXPECT_GT(diff->elementChangeCount(), 2 * Enforcer::kPromoteBatch);
+  EXPECT_LT(diff->elementChangeCount(), Enforcer::kQuietElements);
+  EXPECT_EQ(gate_.pauses, 0);
+  EXPECT_TRUE(gate_.unheard.empty());
+}
+
 TEST_F(EnforcerGateTest, ForeignCommitWhilePausedIsReportedAndForcesAComparison) {
   kernel_.foreignCommits = 1;
   ASSERT_TRUE(enforcer_.setPolicy(bundle(600)).ok());

@@ -42,7 +42,7 @@ struct CoreOptions {
   std::chrono::milliseconds promoteMaxAge{1000};
   // At most this many per transaction: a request that arrives meanwhile
   // waits for one batch (~15 ms at 10,000 workloads), not for a whole burst.
-  size_t promoteBatch = 256;
+  size_t promoteBatch = Enforcer::kPromoteBatch;
   // The controller this agent follows (--controller, as given); non-empty:
   // policy comes from there only and a local push is refused
   // (kFailedPrecondition; a dry run is still answered).

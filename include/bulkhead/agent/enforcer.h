@@ -79,7 +79,16 @@ class Enforcer {
   // leave its notification group meanwhile (nullptr: none). See
   // nft::NotificationGate.
   void setNotificationGate(nft::NotificationGate* gate) { gate_ = gate; }
-  static constexpr size_t kQuietElements = 512;
+  // Large enough that a promotion batch (kPromoteBatch interfaces, three
+  // element changes each) keeps listening: what others commit while the
+  // monitor is out goes unheard and costs a read-back of the whole table
+  // under the agent's lock, which every request then waits for. Promotions
+  // come every second while workloads arrive; their notifications cost the
+  // kernel less than a millisecond. Pushes, restores and repairs are
+  // larger and rarer.
+  static constexpr size_t kQuietElements = 1024;
+  static constexpr size_t kPromoteBatch = 256;
+  static_assert(3 * kPromoteBatch < kQuietElements);
 
   bool committed() const { return committed_; }
   // True when the kernel holds our last commit and nobody, in any table of
