@@ -6,7 +6,11 @@
 // namespace, measured interleaved in the same run. Also: nft spawned in the
 // namespace without `ip netns exec`, the CLI's start alone (--version),
 // and registrations per second from 1 and from 16 concurrent clients (the
-// journal's group commit: concurrent changes share one fdatasync).
+// journal's group commit: concurrent changes share one fdatasync). And the
+// disk's own part: one record written and flushed through the agent's
+// journal code (agent::StateJournal) in a journal of its own beside the
+// agent's, interleaved too, so a registration's tail can be set against the
+// disk's in the same run.
 //
 //   sudo build/tests/bench/bench_register [--workloads=10000] [--runs=200] [--state-in=DIR]
 //
@@ -28,6 +32,7 @@
 #include "agent_rig.h"
 #include "bench_report.h"
 #include "bench_util.h"
+#include "bulkhead/agent/state_journal.h"
 #include "bulkhead/hooks/agent_link.h"
 #include "support/netns.h"
 
@@ -134,6 +139,17 @@ std::string fsType(const fs::path& p) {
   }
 }
 
+// Seconds to append one record to `journal` and have it on disk: what a
+// registration's durability costs on this filesystem, with no RPC around it.
+double timedJournalRecord(agent::StateJournal& journal) {
+  static const std::string kRecord(128, 'r');  // about one registration's record
+  const auto t0 = Clock::now();
+  auto ticket = journal.write(kRecord);
+  if (!ticket) throw Failure("journal write: " + ticket.error().describe());
+  if (auto s = journal.sync(*ticket); !s) throw Failure("journal sync: " + s.error().describe());
+  return secondsSince(t0);
+}
+
 void loadBaselineSet(const testing::Netns& hv, const fs::path& dir) {
   std::string nft =
       "add table inet bhbench\n"
@@ -184,7 +200,12 @@ int run(int argc, char** argv) {
       count(size_t(kBaselineElements)).c_str());
   std::fflush(stdout);
 
-  Stats add, ipNetnsNft, nftInNs, cliStart;
+  // Beside the agent's state directory, on the same filesystem.
+  agent::StateJournal diskProbe((dir / "probe").string(), (dir / "probe" / "journal.pb").string());
+  if (auto s = diskProbe.open([](v1::StateJournalEntry&) {}); !s)
+    throw Failure("journal open: " + s.error().describe());
+  timedJournalRecord(diskProbe);  // the first creates and preallocates the file
+  Stats add, ipNetnsNft, nftInNs, cliStart, journalRecord;
   const std::string scratch = (dir / "run.out").string();
   const std::string nftBin = trimmed(testing::sh("command -v nft").out);
   const std::string ipBin = trimmed(testing::sh("command -v ip").out);
@@ -205,6 +226,7 @@ int run(int argc, char** argv) {
           scratch));
     });
     cliStart.add(timedSpawn({kBin + "/bulkhead", "--version"}, scratch));
+    journalRecord.add(timedJournalRecord(diskProbe));
   }
   const std::string status = testing::sh(cli + "status --json").out;
   const uint64_t held = testing::jsonInt(status, "workloads");
@@ -219,16 +241,7 @@ int run(int argc, char** argv) {
       ipNetnsNft);
   row("nft add element, spawned in NS (same set)", nftInNs);
   row("bulkhead --version (CLI start and exit)", cliStart);
-  // The agent's own time per change (validation, compile, kernel commit;
-  // before the journal), as its status reports it over the last changes.
-  const auto latency = status.find("\"workload_latency\"");
-  const auto field = [&](const char* name) {
-    const auto at = status.find(std::string("\"") + name + "\":", latency);
-    return at == std::string::npos ? -1.0 : std::atof(status.c_str() + at + std::strlen(name) + 3);
-  };
-  if (latency != std::string::npos)
-    std::printf("  %-62s p50 %9s  p99 %9s\n", "in the agent, before the journal (its status)",
-                dur(field("p50_ms") / 1000).c_str(), dur(field("p99_ms") / 1000).c_str());
+  row("one journal record written and flushed (the disk's part)", journalRecord);
   const auto ratio = [](const Stats& a, const Stats& b, double q) {
     return a.quantile(q) / b.quantile(q);
   };
@@ -249,7 +262,8 @@ int run(int argc, char** argv) {
   hv.exec("nft delete table inet bhbench");
   for (const auto& [name, stats] : {std::pair{"bulkhead workload add (durable)", &add},
                                     std::pair{"ip netns exec nft add element", &ipNetnsNft},
-                                    std::pair{"bulkhead --version", &cliStart}}) {
+                                    std::pair{"bulkhead --version", &cliStart},
+                                    std::pair{"journal record flushed", &journalRecord}}) {
     report().figure(std::string(name) + " p50", "bulkhead", workloads, stats->quantile(0.5), "s");
     report().figure(std::string(name) + " p99", "bulkhead", workloads, stats->quantile(0.99), "s");
   }
