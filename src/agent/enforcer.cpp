@@ -24,6 +24,7 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
 }
 
 Status Enforcer::write(size_t elements, const std::function<Status()>& commits) {
+  ++commits_;
   if (gate_ == nullptr || elements < kQuietElements) {
     Status st = commits();
     if (st) noteGeneration();
@@ -270,15 +271,20 @@ Result<std::optional<std::string>> Enforcer::compareWithKernel() {
   return nft::kernelDifferences(kernel_, *expected);
 }
 
-Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {
+std::optional<Result<std::optional<std::string>>> Enforcer::driftWithoutReading() {
   using Why = std::optional<std::string>;
   if (!committed_) return everCommitted_ ? Why("the last commit's outcome is unknown") : Why();
   // Every commit, anyone's, to any table, moves the netns's ruleset
   // generation, and a table changes only by a commit: unchanged since our
   // own last commit means the kernel holds exactly that. The read-back
-  // (~0.5 s at 120,000 elements, under the core's lock) is for when
-  // someone committed.
+  // (~0.5 s at 120,000 elements) is for when someone committed.
   if (auto untouched = untouchedSinceLastCommit(); untouched && *untouched) return Why();
+  return std::nullopt;
+}
+
+Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {
+  using Why = std::optional<std::string>;
+  if (auto decided = driftWithoutReading()) return std::move(*decided);
   auto differs = compareWithKernel();
   if (differs || differs.error().code != ErrorCode::kUnavailable || mustCompare) return differs;
   auto exists = kernel_.tableExists(compiler_.ruleset().table);

@@ -222,9 +222,17 @@ int main(int argc, char** argv) {
     spdlog::error("bulkhead-agent: cannot reach nftables: {}", kernel.error().describe());
     return kExitRuntime;
   }
+  // The drift checks read the table back on a connection of their own,
+  // without holding up requests (AgentCore::setTableReader).
+  auto reader = nft::MnlKernel::open();
+  if (!reader) {
+    spdlog::error("bulkhead-agent: cannot reach nftables: {}", reader.error().describe());
+    return kExitRuntime;
+  }
   const std::string host = agent::agentHost(*config);
   agent::AgentCore core(**kernel, agent::compileOptions(*config),
                         agent::coreOptions(*config, host));
+  core.setTableReader(reader->get());
   const auto conntrack = attachConntrack(core);
   if (auto st = core.restore(); !st) {
     spdlog::error("bulkhead-agent: cannot restore the saved state: {}", st.error().describe());

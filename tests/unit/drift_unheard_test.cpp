@@ -93,7 +93,7 @@ class DriftUnheardTest : public ::testing::Test {
 };
 
 TEST_F(DriftUnheardTest, QuietPushLeavesNothingToCheck) {
-  auto pushed = api::applyPolicy(core_, bigPush(600));
+  auto pushed = api::applyPolicy(core_, bigPush(int(Enforcer::kQuietElements) + 100));
   ASSERT_TRUE(pushed) << pushed.error().describe();
   EXPECT_EQ(gate_.pauses, 1);
   EXPECT_TRUE(gate_.pending.empty());
@@ -105,7 +105,7 @@ TEST_F(DriftUnheardTest, QuietPushLeavesNothingToCheck) {
 
 TEST_F(DriftUnheardTest, ForeignCommitDuringAQuietPushIsFoundAndRepaired) {
   kernel_.tamperAfterNext = true;
-  auto pushed = api::applyPolicy(core_, bigPush(600));
+  auto pushed = api::applyPolicy(core_, bigPush(int(Enforcer::kQuietElements) + 100));
   ASSERT_TRUE(pushed) << pushed.error().describe();
   ASSERT_EQ(gate_.pending.size(), 1u);
   const int commits = kernel_.commits;

@@ -74,6 +74,12 @@ class Enforcer {
   // cannot read a table back: whether the table is missing, or kUnavailable
   // when `mustCompare`. nullopt: no drift.
   Result<std::optional<std::string>> drift(bool mustCompare = false);
+  // For a caller that reads the table back without holding its lock: the
+  // verdict when no read-back is needed (nullopt: read it), and commits()
+  // to tell, after the read, whether one of ours came in between (the read
+  // may then mix two tables).
+  std::optional<Result<std::optional<std::string>>> driftWithoutReading();
+  uint64_t commits() const { return commits_; }
 
   // The table monitor: commits of at least kQuietElements element changes
   // leave its notification group meanwhile (nullptr: none). See
@@ -82,7 +88,7 @@ class Enforcer {
   // Large enough that a promotion batch (kPromoteBatch interfaces, three
   // element changes each) keeps listening: what others commit while the
   // monitor is out goes unheard and costs a read-back of the whole table
-  // under the agent's lock, which every request then waits for. Promotions
+  // (a dump by the kernel, a comparison by the agent). Promotions
   // come every second while workloads arrive; their notifications cost the
   // kernel less than a millisecond. Pushes, restores and repairs are
   // larger and rarer.
@@ -116,6 +122,7 @@ class Enforcer {
   bool committed_ = false;  // the kernel holds compiler_.ruleset()
   bool everCommitted_ = false;
   std::optional<uint32_t> generation_;
+  uint64_t commits_ = 0;  // transactions sent, refused ones included
 };
 
 }  // namespace bulkhead::agent
