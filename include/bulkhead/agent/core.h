@@ -129,7 +129,7 @@ class AgentCore : public FleetMember {
   void setNotificationGate(nft::NotificationGate* gate);
   // A kernel connection of its own (its own netlink socket) for the drift
   // checks' read-back, which then runs without the core's lock: requests
-  // do not wait for it (~0.5 s at 120,000 elements). Without one the
+  // do not wait for it (~0.4 s at 120,000 elements). Without one the
   // read-back goes through the writer's connection, under the lock.
   // Outlives its use here; set before the housekeeping thread starts.
   void setTableReader(nft::NftKernel* reader);
