@@ -722,11 +722,7 @@ Result<std::optional<std::string>> AgentCore::driftReadUnlocked(std::unique_lock
   const compiler::Ruleset applied = enforcer_.ruleset();
   const uint64_t commits = enforcer_.commits();
   lock.unlock();
-  auto differs = [&]() -> Result<std::optional<std::string>> {
-    auto expected = nft::expectedContent(applied);
-    if (!expected) return expected.takeError();
-    return nft::kernelDifferences(*reader_, *expected);
-  }();
+  auto differs = Enforcer::kernelDifferences(*reader_, applied);
   lock.lock();
   // Ours came in between (a change, a promotion, a push): the read may
   // hold some of the old table and some of the new. Or the table could

@@ -263,12 +263,17 @@ Result<bool> Enforcer::repairIfMissing() {
   return true;
 }
 
-Result<std::optional<std::string>> Enforcer::compareWithKernel() {
+Result<std::optional<std::string>> Enforcer::kernelDifferences(nft::NftKernel& kernel,
+                                                               const compiler::Ruleset& ruleset) {
   // Built from the writer's own batch for a full apply, parsed back with the
   // same code as the kernel's dump: both sides have the same shape.
-  auto expected = nft::expectedContent(compiler_.ruleset());
+  auto expected = nft::expectedContent(ruleset);
   if (!expected) return expected.takeError();
-  return nft::kernelDifferences(kernel_, *expected);
+  return nft::kernelDifferences(kernel, *expected);
+}
+
+Result<std::optional<std::string>> Enforcer::compareWithKernel() {
+  return kernelDifferences(kernel_, compiler_.ruleset());
 }
 
 std::optional<Result<std::optional<std::string>>> Enforcer::driftWithoutReading() {

@@ -68,6 +68,10 @@ class Enforcer {
   // nft/table_content.h): nullopt when they are the same, else what
   // differs. kUnavailable when the kernel cannot read a table back.
   Result<std::optional<std::string>> compareWithKernel();
+  // The same for any ruleset, read through any kernel connection (the drift
+  // check's own reader, against a copy of what was committed).
+  static Result<std::optional<std::string>> kernelDifferences(nft::NftKernel& kernel,
+                                                              const compiler::Ruleset& ruleset);
   // Why the kernel may not hold what was committed: the last commit failed
   // (its outcome is unknown), or the content differs (read back only when
   // the ruleset generation moved since our last commit). On a kernel that
