@@ -7,6 +7,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "bulkhead/compiler/compiler.h"
@@ -99,10 +102,19 @@ class Compilation {
   Dests globalRuleDests(const policy::GlobalRule& rule) const;
   Dests appEgressDests(const policy::App& app) const;
   const std::vector<std::string>& selectedApps(const policy::Selector& selector) const;
-  void recordDependents();
+  // The destinations of every app and GlobalPolicy rule (by index into
+  // globalRules_), computed once: recording dependents needs them, and so
+  // do the sets built from them.
+  struct OwnerDests {
+    std::map<std::string, Dests> apps;
+    std::vector<Dests> rules;
+  };
+  OwnerDests recordDependents();
 
   std::vector<Set> appDestSets(const std::string& app) const;
+  static std::vector<Set> appDestSets(const std::string& app, const Dests& dests);
   std::vector<Set> ruleDestSets(size_t rule) const;
+  std::vector<Set> ruleDestSets(size_t rule, const Dests& dests) const;
   void addWorkloadSets();
   Chain preChain() const;
   Chain rawChain() const;
@@ -146,12 +158,23 @@ class Compilation {
   // Apps an appSelector or toSelector matches; apps only change with a full
   // compile, so this is filled on first use and kept.
   mutable std::map<const policy::Selector*, std::vector<std::string>> selected_;
-  std::set<std::string> bundleWorkloads_;                            // names
-  std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;  // sorted
-  std::map<std::string, std::string> ifaceOwner_;                    // -> workload
-  std::map<policy::IpAddr, std::string> addrOwner_;                  // -> workload
-  std::map<std::string, size_t> workloadCount_;                      // per app, local
-  std::map<std::string, size_t> remoteCount_;                        // per app
+  // App names (in name order) by each label they carry: a selector's
+  // candidates are the apps with its first label.
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> appsByLabel_;
+  struct AddrHash {
+    size_t operator()(const policy::IpAddr& a) const {
+      return std::hash<std::string_view>()(
+          std::string_view(reinterpret_cast<const char*>(a.bytes.data()), a.size()));
+    }
+  };
+  // Looked up by name, never walked in order: hashed (a tenth of a compile
+  // at 10,000 workloads went to ordered inserts here).
+  std::unordered_set<std::string> bundleWorkloads_;                      // names
+  std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;      // sorted
+  std::unordered_map<std::string, std::string> ifaceOwner_;              // -> workload
+  std::unordered_map<policy::IpAddr, std::string, AddrHash> addrOwner_;  // -> workload
+  std::map<std::string, size_t> workloadCount_;                          // per app, local
+  std::map<std::string, size_t> remoteCount_;                            // per app
   std::map<std::string, std::string> staged_;  // interface -> app, not yet in dispatch
   std::vector<OrderedRule> globalRules_;
   std::map<std::string, Dependents> dependents_;  // by app whose addresses are used
@@ -160,7 +183,30 @@ class Compilation {
   Ruleset out_;
 };
 
-// The elements a workload puts in the workload sets, by set name.
+// Calls add(set, element) for each element a workload puts in the workload
+// sets (dispatch, registered, quarantine, src4, src6); `set` is one of those
+// names' constants.
+template <typename Add>
+void forEachWorkloadElement(const policy::Workload& w, Add&& add) {
+  for (const auto& i : w.interfaces) {
+    const Key key = KeyBuilder().ifname(i).build();
+    add(kDispatchMap, Element{key, key, Verdict{Verdict::Kind::kGoto, appChainName(w.app)}});
+    add(kRegisteredSet, Element{key, key, {}});
+    if (w.quarantined) add(kQuarantineSet, Element{key, key, {}});
+    // The pre-conntrack chain accepts a packet found in src4/src6 with its
+    // first lookup: a quarantined workload's sources leave those sets, so its
+    // packets fall through to the quarantine drop. Both changes are in the
+    // one diff of the quarantine, hence one transaction: no packet sees one
+    // without the other.
+    if (w.quarantined) continue;
+    for (const auto& a : w.addresses) {
+      const Key k = KeyBuilder().ifname(i).addr(a).build();
+      add(a.family == policy::Family::kIpv4 ? kSource4Set : kSource6Set, Element{k, k, {}});
+    }
+  }
+}
+
+// The same, by set name.
 std::map<std::string, std::vector<Element>> workloadElements(const policy::Workload& w);
 
 // The empty st_<app> set of staged interfaces.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <random>
 
 namespace bulkhead::compiler {
@@ -102,6 +104,53 @@ TEST(DisjointBoxes, RandomBoxesStayExactAndDisjoint) {
           ASSERT_EQ(outCount, inCount > 0 ? 1 : 0)
               << "round " << round << " point " << a << "/" << p << "/" << s;
         }
+  }
+}
+
+// On one address range the output is canonical: per protocol the maximal
+// runs of covered ports, and adjacent protocols with the same runs as one
+// range. Built here point by point, against clusters that skip the slicing
+// (one protocol a box, ports apart) and clusters that need it.
+TEST(DisjointBoxes, OneAddressRangeGivesTheCanonicalBoxes) {
+  std::mt19937 rng(7);
+  const AddrRange addrs = range("192.0.2.16/28");
+  constexpr int kProtos = 8, kPorts = 24;
+  for (int round = 0; round < 400; ++round) {
+    std::vector<DestBox> in;
+    const int n = 1 + int(rng() % 5);
+    const bool wide = round % 2 == 0;  // protocol ranges and long port ranges
+    for (int i = 0; i < n; ++i) {
+      const uint8_t p = uint8_t(rng() % kProtos);
+      const uint8_t q = wide ? uint8_t(std::min<int>(kProtos - 1, p + int(rng() % 2))) : p;
+      const uint16_t s = uint16_t(rng() % kPorts);
+      const uint16_t t = uint16_t(std::min<int>(kPorts - 1, s + int(rng() % (wide ? 6 : 2))));
+      in.push_back(DestBox{addrs, p, q, s, t});
+    }
+    std::array<std::array<bool, kPorts>, kProtos> covered{};
+    for (const auto& b : in)
+      for (int p = b.protoLo; p <= b.protoHi; ++p)
+        for (int s = b.portLo; s <= b.portHi; ++s)
+          covered[p][s] = true;
+    std::vector<DestBox> want;
+    for (int p = 0; p < kProtos;) {
+      int q = p;
+      while (q + 1 < kProtos && covered[q + 1] == covered[p])
+        ++q;
+      for (int s = 0; s < kPorts;) {
+        if (!covered[p][s]) {
+          ++s;
+          continue;
+        }
+        int t = s;
+        while (t + 1 < kPorts && covered[p][t + 1])
+          ++t;
+        want.push_back(DestBox{addrs, uint8_t(p), uint8_t(q), uint16_t(s), uint16_t(t)});
+        s = t + 1;
+      }
+      p = q + 1;
+    }
+    std::sort(want.begin(), want.end());
+    ASSERT_EQ(disjointBoxes(in), want) << "round " << round;
   }
 }
 
