@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 #include "bulkhead/agent/api_convert.h"
 #include "bulkhead/agent/request_checks.h"
@@ -179,12 +181,19 @@ void AgentCore::beforeRewrite() {
 }
 
 void AgentCore::publishAllInterfaces() {
+  const policy::Bundle& bundle = enforcer_.compiler().bundle();
+  // Bundle::findApp walks the apps: 15 ms under the lock for 10,000
+  // workloads of 1,000 apps.
+  std::unordered_map<std::string_view, const policy::App*> apps;
+  for (const auto& a : bundle.apps)
+    apps.emplace(a.name, &a);
   std::unordered_map<std::string, flows::Attribution> all;
   auto add = [&](const policy::Workload& w) {
+    auto app = apps.find(w.app);
     for (const auto& i : w.interfaces)
-      all[i] = attributionOf(w);
+      all[i] = attributionOf(w, app != apps.end() ? app->second : nullptr);
   };
-  for (const auto& w : enforcer_.compiler().bundle().workloads)
+  for (const auto& w : bundle.workloads)
     add(w);
   for (const auto& w : enforcer_.compiler().workloads())
     add(w);
@@ -197,17 +206,16 @@ void AgentCore::publishInterfaces(const policy::Workload* before, const policy::
       interfaces_.erase(i);
   if (after)
     for (const auto& i : after->interfaces)
-      interfaces_.set(i, attributionOf(*after));
+      interfaces_.set(i, attributionOf(*after, enforcer_.compiler().bundle().findApp(after->app)));
 }
 
-flows::Attribution AgentCore::attributionOf(const policy::Workload& w) const {
+flows::Attribution AgentCore::attributionOf(const policy::Workload& w, const policy::App* app) {
   // A vulnerability scanner's app is exempt from scan detection.
   constexpr const char* kScannerLabel = "bulkhead.io/scanner";
   auto scanner = [&](const policy::Labels& l) {
     auto it = l.find(kScannerLabel);
     return it != l.end() && it->second == "true";
   };
-  const policy::App* app = enforcer_.compiler().bundle().findApp(w.app);
   return {w.name, w.app, scanner(w.labels) || (app && scanner(app->labels))};
 }
 

@@ -166,6 +166,37 @@ TEST_F(CoreTest, WorkloadsSurvivePushes) {
   EXPECT_EQ(api::listWorkloads(core).workloads_size(), 2);
 }
 
+// The flow feed names each interface's workload and app, and exempts a
+// scanner app's from scan detection: bundle workloads (published all at
+// once by a push) and API ones alike.
+TEST_F(CoreTest, InterfacesAreAttributedAndScannerAppsExempt) {
+  AgentCore core(kernel_, {}, options());
+  const std::string policy = std::string(kPolicy) + R"(---
+apiVersion: bulkhead/v1
+kind: App
+metadata: {name: vulnscan, labels: {bulkhead.io/scanner: "true"}}
+---
+apiVersion: bulkhead/v1
+kind: Workload
+metadata: {name: scan-static}
+spec: {app: vulnscan, interfaces: [vscan], addresses: [192.0.2.6]}
+)";
+  ASSERT_TRUE(api::applyPolicy(core, push(policy)).ok());
+  v1::Workload scanner = apiWorkload("scan-1", "192.0.2.11");
+  scanner.set_app("vulnscan");
+  ASSERT_TRUE(api::upsertWorkload(core, scanner).ok());
+  ASSERT_TRUE(api::upsertWorkload(core, apiWorkload("web-1", "192.0.2.10")).ok());
+
+  const auto web = core.interfaces().find("vstatic");
+  EXPECT_EQ(web.workload, "web-static");
+  EXPECT_EQ(web.app, "web");
+  EXPECT_FALSE(web.scanExempt);
+  EXPECT_TRUE(core.interfaces().find("vscan").scanExempt);
+  EXPECT_TRUE(core.interfaces().find("vscan-1").scanExempt);
+  EXPECT_FALSE(core.interfaces().find("vweb-1").scanExempt);
+  EXPECT_EQ(core.interfaces().find("vweb-1").app, "web");
+}
+
 TEST_F(CoreTest, QuarantineApiAndBundleWorkloads) {
   AgentCore core(kernel_, {}, options());
   ASSERT_TRUE(api::applyPolicy(core, push(kPolicy)).ok());

@@ -202,7 +202,8 @@ class AgentCore : public FleetMember {
   Result<std::optional<std::string>> repairDrift(const std::string& why,
                                                  Result<std::optional<std::string>> drift);
   void publishAllInterfaces();
-  flows::Attribution attributionOf(const policy::Workload& w) const;
+  // `app`: the workload's App document, if it has one.
+  static flows::Attribution attributionOf(const policy::Workload& w, const policy::App* app);
   void publishInterfaces(const policy::Workload* before, const policy::Workload* after);
   // After every change: when the first interface was staged, for promotion.
   void trackStaged();
