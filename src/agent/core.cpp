@@ -447,8 +447,7 @@ Result<WorkloadOutcome> AgentCore::upsertWorkload(const WorkloadRegistration& re
   std::unique_lock lock(mu_);
   w.quarantined = quarantined_.count(w.name) > 0;
   std::optional<policy::Workload> previous;
-  for (const auto& x : enforcer_.compiler().workloads())
-    if (x.name == w.name) previous = x;
+  if (const auto* x = enforcer_.compiler().findWorkload(w.name)) previous = *x;
   auto diff = enforcer_.upsertWorkload(w);
   if (!diff) {
     Error e = diff.takeError();
@@ -490,8 +489,7 @@ Result<WorkloadOutcome> AgentCore::deleteWorkload(const std::string& name,
                                                      "\" is defined by the policy bundle; "
                                                      "push a bundle without it");
   std::optional<policy::Workload> previous;
-  for (const auto& x : enforcer_.compiler().workloads())
-    if (x.name == name) previous = x;
+  if (const auto* x = enforcer_.compiler().findWorkload(name)) previous = *x;
   if (!owner.empty()) {
     const auto it = origins_.find(name);
     if (!previous || it == origins_.end() || it->second.owner != owner)
@@ -554,13 +552,11 @@ Result<QuarantineOutcome> AgentCore::quarantine(const std::string& name, bool re
   } else {
     next.insert(name);
   }
-  for (const auto& w : compiler.workloads()) {
-    if (w.name != name) continue;
-    policy::Workload copy = w;  // the upsert changes the list we walk
+  if (const auto* w = compiler.findWorkload(name)) {
+    policy::Workload copy = *w;  // the upsert changes the list it is in
     copy.quarantined = !release;
     target = copy;
     diff = enforcer_.upsertWorkload(copy);
-    break;
   }
   for (const auto& w : compiler.bundle().workloads) {
     if (w.name != name) continue;

@@ -192,8 +192,7 @@ Result<compiler::RulesetDiff> Enforcer::setPolicy(policy::Bundle bundle) {
 
 Result<compiler::RulesetDiff> Enforcer::upsertWorkload(const policy::Workload& workload) {
   std::optional<policy::Workload> previous;
-  for (const auto& w : compiler_.workloads())
-    if (w.name == workload.name) previous = w;
+  if (const auto* w = compiler_.findWorkload(workload.name)) previous = *w;
   auto diff = compiler_.upsertWorkload(workload);
   if (!diff) return diff;
   if (auto st = commit(*diff); !st) {
@@ -209,8 +208,7 @@ Result<compiler::RulesetDiff> Enforcer::upsertWorkload(const policy::Workload& w
 
 Result<compiler::RulesetDiff> Enforcer::removeWorkload(const std::string& name) {
   std::optional<policy::Workload> previous;
-  for (const auto& w : compiler_.workloads())
-    if (w.name == name) previous = w;
+  if (const auto* w = compiler_.findWorkload(name)) previous = *w;
   auto diff = compiler_.removeWorkload(name);
   if (!diff) return diff;
   if (auto st = commit(*diff); !st) {

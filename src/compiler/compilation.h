@@ -169,7 +169,8 @@ class Compilation {
   };
   // Looked up by name, never walked in order: hashed (a tenth of a compile
   // at 10,000 workloads went to ordered inserts here).
-  std::unordered_set<std::string> bundleWorkloads_;                      // names
+  std::unordered_set<std::string> bundleWorkloads_;   // names
+  std::unordered_map<std::string, size_t> apiIndex_;  // name -> index in apiWorkloads_
   std::map<std::string, std::vector<policy::IpAddr>> appAddresses_;      // sorted
   std::unordered_map<std::string, std::string> ifaceOwner_;              // -> workload
   std::unordered_map<policy::IpAddr, std::string, AddrHash> addrOwner_;  // -> workload

@@ -169,8 +169,11 @@ Status Compilation::indexWorkloads() {
     if (auto st = index(w); !st) return st;
     bundleWorkloads_.insert(w.name);
   }
-  for (const auto& w : apiWorkloads_)
-    if (auto st = index(w); !st) return st;
+  apiIndex_.reserve(apiWorkloads_.size());
+  for (size_t i = 0; i < apiWorkloads_.size(); ++i) {
+    if (auto st = index(apiWorkloads_[i]); !st) return st;
+    apiIndex_.emplace(apiWorkloads_[i].name, i);
+  }
   for (const auto& [id, w] : remotes_) {
     if (!w.interfaces.empty())
       return makeError(ErrorCode::kInvalidInput, "remote workload \"" + w.name + "\" of host " +

@@ -51,9 +51,8 @@ void Compilation::applyElementChanges(std::map<std::string, ElementChanges>& cha
 }
 
 const Workload* Compilation::findApiWorkload(const std::string& name) const {
-  for (const auto& w : apiWorkloads_)
-    if (w.name == name) return &w;
-  return nullptr;
+  auto it = apiIndex_.find(name);
+  return it == apiIndex_.end() ? nullptr : &apiWorkloads_[it->second];
 }
 
 bool Compilation::changesAppSet(const Workload* before, const Workload* after) const {
@@ -148,16 +147,25 @@ std::set<std::string> Compilation::reindex(const Workload* before, const Workloa
     ++workloadCount_[after->app];
   }
   moveAddresses(before, after);
-  auto it = std::find_if(apiWorkloads_.begin(), apiWorkloads_.end(),
-                         [&](const Workload& w) { return w.name == name; });
+  auto it = apiIndex_.find(name);
   if (after) {
     Workload copy = *after;  // `after` may point into apiWorkloads_ itself
-    if (it != apiWorkloads_.end())
-      *it = std::move(copy);
-    else
+    if (it != apiIndex_.end()) {
+      apiWorkloads_[it->second] = std::move(copy);
+    } else {
+      apiIndex_.emplace(name, apiWorkloads_.size());
       apiWorkloads_.push_back(std::move(copy));
-  } else if (it != apiWorkloads_.end()) {
-    apiWorkloads_.erase(it);
+    }
+  } else if (it != apiIndex_.end()) {
+    // The last one takes the hole: no walk of the list, whose order means
+    // nothing (listings sort by name).
+    const size_t hole = it->second;
+    apiIndex_.erase(it);
+    if (hole + 1 != apiWorkloads_.size()) {
+      apiWorkloads_[hole] = std::move(apiWorkloads_.back());
+      apiIndex_[apiWorkloads_[hole].name] = hole;
+    }
+    apiWorkloads_.pop_back();
   }
 
   return touchedApps;
@@ -400,6 +408,9 @@ const policy::Bundle& IncrementalCompiler::bundle() const {
 }
 const std::vector<Workload>& IncrementalCompiler::workloads() const {
   return state_->apiWorkloads();
+}
+const Workload* IncrementalCompiler::findWorkload(const std::string& name) const {
+  return state_->findApiWorkload(name);
 }
 
 }  // namespace bulkhead::compiler

@@ -217,6 +217,14 @@ TEST(IncrementalCompiler, RandomChangesMatchFullCompiles) {
       live.erase(live.begin() + i);
     }
     ASSERT_EQ(chainsText(applied(before, *diff)), chainsText(inc.ruleset())) << "step " << step;
+    // Found by name, whatever removals did to the list's order.
+    ASSERT_EQ(inc.workloads().size(), live.size()) << "step " << step;
+    for (const auto& l : live) {
+      const Workload* found = inc.findWorkload(l.name);
+      ASSERT_TRUE(found != nullptr && found->name == l.name && found->app == l.app &&
+                  found->interfaces == l.interfaces)
+          << "step " << step << ", " << l.name;
+    }
     auto full = compile(policyBundle(), live);
     ASSERT_TRUE(full.ok()) << full.error().describe();
     // Before promotion: enforced the same, some interfaces through @staged.

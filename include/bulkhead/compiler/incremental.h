@@ -60,8 +60,11 @@ class IncrementalCompiler {
 
   const Ruleset& ruleset() const;
   const policy::Bundle& bundle() const;
-  // API workloads (the bundle's own are in bundle().workloads).
+  // API workloads (the bundle's own are in bundle().workloads), in no
+  // particular order.
   const std::vector<policy::Workload>& workloads() const;
+  // The API workload of that name, or nullptr; valid until the next change.
+  const policy::Workload* findWorkload(const std::string& name) const;
   const RemoteWorkloads& remotes() const;
   const CompileOptions& options() const { return options_; }
 
