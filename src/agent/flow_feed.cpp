@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "bulkhead/common/thread_name.h"
@@ -12,7 +13,6 @@ namespace bulkhead::agent {
 
 namespace {
 
-constexpr auto kCounterInterval = std::chrono::seconds(1);
 constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 
 bool socketExists(const char* path) {
@@ -47,6 +47,21 @@ void publishToWatchers(FlowHub& hub, const flows::FlowEvent& e) {
 }
 
 }  // namespace
+
+void CounterSchedule::onEvents(common::SteadyClock::time_point now) {
+  lastEvent_ = now;
+  next_ = std::min(next_, now + kActiveInterval);
+}
+
+bool CounterSchedule::due(common::SteadyClock::time_point now) {
+  if (now < next_) return false;
+  // Within two intervals of the last event, the next sample is a second
+  // away: the last of them falls at least a second after that event (one
+  // interval would do; the second is a margin).
+  const bool active = lastEvent_ && now - *lastEvent_ < 2 * kActiveInterval;
+  next_ = now + (active ? kActiveInterval : kIdleInterval);
+  return true;
+}
 
 void InterfaceDirectory::set(const std::string& iface, flows::Attribution who) {
   std::unique_lock lock(mu_);
@@ -228,16 +243,19 @@ void FlowFeed::maybeSummarize(flows::WallClock::time_point now) {
 }
 
 void FlowFeed::run() {
-  auto nextCounters = flows::WallClock::now();
+  CounterSchedule counters(common::SteadyClock::now());
   auto nextTick = flows::WallClock::now();
   while (!stop_) {
     auto packets = reader_->read(50);
     const auto now = flows::WallClock::now();
+    const auto steadyNow = common::SteadyClock::now();
     if (packets) {
       for (const auto& p : *packets)
         pipeline_->onPacket(p, now);
+      if (!packets->empty()) counters.onEvents(steadyNow);
     } else {
       spdlog::error("reading NFLOG group {}: {}", config_.logGroup, packets.error().describe());
+      counters.onEvents(steadyNow);  // maybe events lost: count as if some came
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (now >= nextTick) {
@@ -246,11 +264,8 @@ void FlowFeed::run() {
       nextTick = now + std::chrono::milliseconds(20);
       pipeline_->tick(now);
     }
-    if (now >= nextCounters) {
-      nextCounters = now + kCounterInterval;
-      sampleCounters();
-      maybeSummarize(now);
-    }
+    if (counters.due(steadyNow)) sampleCounters();
+    maybeSummarize(now);
   }
 }
 

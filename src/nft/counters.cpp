@@ -123,6 +123,7 @@ void SeenCounter::sample(const RuleCounters& counters) {
 }
 
 Status AttemptCounter::sample() {
+  std::lock_guard sampling(sampling_);
   auto counters = reader_.readRuleCounters(table_);
   if (!counters) return counters.takeError();
   std::lock_guard lock(mu_);

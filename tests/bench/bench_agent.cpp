@@ -310,6 +310,29 @@ Memory memoryOf(pid_t pid) {
   return m;
 }
 
+// CPU time the process's threads have run, from each one's schedstat (ns).
+double cpuSeconds(pid_t pid) {
+  uint64_t ns = 0;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(t.path() / "schedstat");
+    uint64_t ran = 0;
+    if (in >> ran) ns += ran;
+  }
+  return double(ns) / 1e9;
+}
+
+// What the loaded agent costs with nothing happening: its threads' CPU time
+// over `seconds` at rest, as a share of one CPU.
+double idleCpuShare(pid_t pid, int seconds) {
+  const double before = cpuSeconds(pid);
+  for (int i = 0; i < seconds * 10; ++i) {
+    checkInterrupted();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return (cpuSeconds(pid) - before) / seconds;
+}
+
 std::string describe(const Memory& m) {
   return "RSS " + mib(m.rssKb) + " (anon " + mib(m.anonKb) + ", file " + mib(m.fileKb) + "), HWM " +
          mib(m.hwmKb) + ", " + std::to_string(m.threads) + " threads";
@@ -415,6 +438,9 @@ struct Options {
   std::string tmp;        // parent of the scratch directory (socket, state, log)
   std::string wrap;       // run the agent under this command (heaptrack ...)
   int hold = 0;           // seconds to pause once loaded, to inspect the agent
+  // Seconds the loaded agent is watched at rest for its CPU time: 30 holds
+  // a periodic drift check and one of the flow feed's idle counter reads.
+  int idle = 30;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -433,6 +459,8 @@ Options parseOptions(int argc, char** argv) {
       o.nftAdds = *v3;
     } else if (auto v4 = num("--hold=")) {
       o.hold = *v4;
+    } else if (auto v6 = num("--idle=")) {
+      o.idle = *v6;
     } else if (a.rfind("--tmp=", 0) == 0) {
       o.tmp = a.substr(6);
     } else if (a.rfind("--wrap=", 0) == 0) {
@@ -441,7 +469,7 @@ Options parseOptions(int argc, char** argv) {
       throw Failure(
           "usage: bench_agent [--workloads=N] [--changes=N] [--trickle=N] [--nft-adds=N] "
           "[--tmp=DIR] "
-          "[--wrap=CMD] [--hold=SECONDS]");
+          "[--wrap=CMD] [--hold=SECONDS] [--idle=SECONDS]");
     }
   }
   return o;
@@ -544,6 +572,7 @@ int run(int argc, char** argv) {
   const v1::AgentStatus loaded = status(*c.stub, *c.agent);
   atRest();
   const Memory full = memoryOf(c.agent->pid());
+  const double idleCpu = idleCpuShare(c.agent->pid(), opt.idle);
   if (loaded.workloads() != uint32_t(opt.workloads))
     throw Failure("the agent reports " + std::to_string(loaded.workloads()) + " workloads, " +
                   std::to_string(opt.workloads) + " registered");
@@ -702,6 +731,10 @@ int run(int argc, char** argv) {
   row("restarted, restored from state (pid " + std::to_string(secondPid) + ")",
       describe(afterRestart));
   row("after the changes", describe(afterChanges));
+  char cpu[64];
+  std::snprintf(cpu, sizeof cpu, "%.2f%% of one CPU (%.1f ms a second)", 100 * idleCpu,
+                1000 * idleCpu);
+  row("CPU at rest, loaded (" + std::to_string(opt.idle) + " s after the registrations)", cpu);
 
   std::printf("\nOne-workload changes at %s workloads, after the restart (p50 / p99 / max)\n",
               count(size_t(opt.workloads)).c_str());
@@ -746,6 +779,7 @@ int run(int argc, char** argv) {
   r.figure("registrations per second", "bulkhead-agent", n, double(opt.workloads) / regTotal,
            "1/s");
   r.figure("registration round trip p50", "bulkhead-agent", n, registration.median(), "s");
+  r.figure("CPU at rest, loaded", "bulkhead-agent", n, idleCpu, "CPU");
   r.figure("registration round trip p99", "bulkhead-agent", n, registration.quantile(0.99), "s");
   r.figure("one-workload change p50", "bulkhead-agent client", n, changes.median(), "s");
   r.figure("one-workload change p50", "bulkhead-agent in agent", n,

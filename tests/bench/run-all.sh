@@ -80,7 +80,7 @@ run_benches() {
     [bench_flows]="--flood=5000 --rounds=1 --rate=500 --seconds=1"
     [bench_hooks]="--workloads=50 --runs=10"
     [bench_register]="--workloads=200 --runs=10"
-    [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5"
+    [bench_agent]="--workloads=200 --changes=20 --trickle=20 --nft-adds=5 --idle=2"
     [bench_controller]="--agents=20 --runs=1"
     [bench_controller_etcd]="--etcd --agents=20 --runs=1"
   )

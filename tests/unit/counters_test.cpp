@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "bulkhead/compiler/diff.h"
 #include "bulkhead/nft/writer.h"
@@ -103,6 +107,57 @@ TEST(Counters, MissingTableHasNoCounters) {
   auto read = kernel.readRuleCounters("bh");
   ASSERT_TRUE(read.ok());
   EXPECT_TRUE(read->empty());
+}
+
+// A reader whose first read is held until released, as a dump that takes
+// long: the core samples before a rewrite while the feed's sample reads.
+class HeldFirstRead : public CounterReader {
+ public:
+  explicit HeldFirstRead(CounterReader& kernel) : kernel_(kernel) {}
+  Result<RuleCounters> readRuleCounters(const std::string& table) override {
+    auto read = kernel_.readRuleCounters(table);
+    std::unique_lock lock(mu_);
+    if (reads_++ == 0) {
+      held_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return released_; });
+    }
+    return read;
+  }
+  void awaitHeld() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return held_; });
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  CounterReader& kernel_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int reads_ = 0;
+  bool held_ = false, released_ = false;
+};
+
+TEST(Counters, ConcurrentSamplesAreTakenInTurn) {
+  testing::FakeKernel kernel("bh");
+  ASSERT_TRUE(Writer(kernel).replace(ruleset()).ok());
+  HeldFirstRead reader(kernel);
+  AttemptCounter attempts(reader, "bh");
+  kernel.count("app_a", 0, 10);
+  std::thread first([&] { EXPECT_TRUE(attempts.sample().ok()); });  // reads 10, held
+  reader.awaitHeld();
+  kernel.count("app_a", 0, 10);
+  std::thread second([&] { EXPECT_TRUE(attempts.sample().ok()); });  // 20, if it could read
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  reader.release();
+  first.join();
+  second.join();
+  // 10 applied after 20 would look like a rewritten rule and count 10 again.
+  EXPECT_EQ(attempts.total(), 20u);
 }
 
 }  // namespace

@@ -66,7 +66,11 @@ class AttemptCounter {
  private:
   CounterReader& reader_;
   const std::string table_;
-  mutable std::mutex mu_;
+  // One sample at a time, read and applied in order: a read taken before
+  // another's but applied after it would look like counters that went back
+  // (a rewrite) and be counted again.
+  std::mutex sampling_;
+  mutable std::mutex mu_;  // seen_, for total() while a sample reads
   SeenCounter seen_;
 };
 
