@@ -102,14 +102,10 @@ class Compilation {
   Dests globalRuleDests(const policy::GlobalRule& rule) const;
   Dests appEgressDests(const policy::App& app) const;
   const std::vector<std::string>& selectedApps(const policy::Selector& selector) const;
-  // The destinations of every app and GlobalPolicy rule (by index into
-  // globalRules_), computed once: recording dependents needs them, and so
-  // do the sets built from them.
-  struct OwnerDests {
-    std::map<std::string, Dests> apps;
-    std::vector<Dests> rules;
-  };
-  OwnerDests recordDependents();
+  // An app's (a GlobalPolicy rule's, by index into globalRules_)
+  // destinations, recorded in dependents_.
+  Dests recordAppDests(const std::string& name, const policy::App& app);
+  Dests recordRuleDests(size_t rule);
 
   std::vector<Set> appDestSets(const std::string& app) const;
   static std::vector<Set> appDestSets(const std::string& app, const Dests& dests);
