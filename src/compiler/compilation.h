@@ -58,6 +58,10 @@ class Compilation {
   // Incremental changes (incremental.cpp). Each checks everything before it
   // changes anything: on error the state is as before.
   const policy::Workload* findApiWorkload(const std::string& name) const;
+  const policy::App* findDocumentedApp(const std::string& name) const {
+    auto it = apps_.find(name);
+    return it == apps_.end() || it->second.implicit ? nullptr : &it->second;
+  }
   bool isBundleWorkload(const std::string& name) const { return bundleWorkloads_.count(name) > 0; }
   // True when the change needs a full compile: it adds or empties an app that
   // has no App document (a chain appears or goes).

@@ -147,13 +147,13 @@ Status Compilation::claim(const Workload& w, const std::string* exceptName) cons
 
 Status Compilation::indexWorkloads() {
   const size_t count = bundle_.workloads.size() + apiWorkloads_.size();
-  std::unordered_set<std::string_view> names;
-  names.reserve(count);
   ifaceOwner_.reserve(count);
   addrOwner_.reserve(2 * count);
   bundleWorkloads_.reserve(bundle_.workloads.size());
-  auto index = [&](const Workload& w) -> Status {
-    if (!names.insert(w.name).second)
+  apiIndex_.reserve(apiWorkloads_.size());
+  // `fresh`: its name was not taken (the two name indexes tell).
+  auto index = [&](const Workload& w, bool fresh) -> Status {
+    if (!fresh)
       return makeError(ErrorCode::kInvalidInput, "workload \"" + w.name + "\" is defined twice");
     if (auto st = claim(w, nullptr); !st) return st;
     for (const auto& i : w.interfaces)
@@ -165,14 +165,12 @@ Status Compilation::indexWorkloads() {
     ++workloadCount_[w.app];
     return {};
   };
-  for (const auto& w : bundle_.workloads) {
-    if (auto st = index(w); !st) return st;
-    bundleWorkloads_.insert(w.name);
-  }
-  apiIndex_.reserve(apiWorkloads_.size());
+  for (const auto& w : bundle_.workloads)
+    if (auto st = index(w, bundleWorkloads_.insert(w.name).second); !st) return st;
   for (size_t i = 0; i < apiWorkloads_.size(); ++i) {
-    if (auto st = index(apiWorkloads_[i]); !st) return st;
-    apiIndex_.emplace(apiWorkloads_[i].name, i);
+    const Workload& w = apiWorkloads_[i];
+    const bool fresh = !bundleWorkloads_.count(w.name) && apiIndex_.emplace(w.name, i).second;
+    if (auto st = index(w, fresh); !st) return st;
   }
   for (const auto& [id, w] : remotes_) {
     if (!w.interfaces.empty())

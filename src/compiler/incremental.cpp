@@ -412,5 +412,8 @@ const std::vector<Workload>& IncrementalCompiler::workloads() const {
 const Workload* IncrementalCompiler::findWorkload(const std::string& name) const {
   return state_->findApiWorkload(name);
 }
+const policy::App* IncrementalCompiler::findApp(const std::string& name) const {
+  return state_->findDocumentedApp(name);
+}
 
 }  // namespace bulkhead::compiler

@@ -293,6 +293,46 @@ TEST(IncrementalCompiler, ConflictsAndBadInputChangeNothing) {
   EXPECT_EQ(renderRuleset(inc.ruleset()), before);
 }
 
+// A name is one workload's, whether the bundle or the API gave it; the
+// index by name finds API workloads afterwards.
+TEST(IncrementalCompiler, AWorkloadNameTwiceIsRefusedAndAppsAreFoundByName) {
+  Bundle b = policyBundle();
+  Workload w;
+  w.name = "a";
+  w.app = "app1";
+  w.interfaces = {"va"};
+  w.addresses = {*IpAddr::parse("192.0.2.50")};
+  Workload other = w;
+  other.interfaces = {"vb"};
+  other.addresses = {*IpAddr::parse("192.0.2.51")};
+  for (const auto& [bundled, api] :
+       std::vector<std::pair<std::vector<Workload>, std::vector<Workload>>>{
+           {{w}, {other}}, {{}, {w, other}}, {{w, other}, {}}}) {
+    Bundle withWorkloads = b;
+    withWorkloads.workloads = bundled;
+    auto r = compile(withWorkloads, api);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput);
+    EXPECT_NE(r.error().message.find("\"a\" is defined twice"), std::string::npos)
+        << r.error().message;
+  }
+  IncrementalCompiler inc;
+  ASSERT_TRUE(inc.reset(b, {w}).ok());
+  ASSERT_NE(inc.findWorkload("a"), nullptr);
+  EXPECT_EQ(inc.findWorkload("a")->interfaces, w.interfaces);
+  EXPECT_EQ(inc.findWorkload("b"), nullptr);
+  ASSERT_NE(inc.findApp("app1"), nullptr);
+  EXPECT_EQ(inc.findApp("app1")->name, "app1");
+  EXPECT_EQ(inc.findApp("app9"), nullptr);  // no such app
+  Workload implicitApp = w;
+  implicitApp.name = "c";
+  implicitApp.app = "app5";  // no App document: an implicit app
+  implicitApp.interfaces = {"vc"};
+  implicitApp.addresses = {*IpAddr::parse("192.0.2.52")};
+  ASSERT_TRUE(inc.upsertWorkload(implicitApp).ok());
+  EXPECT_EQ(inc.findApp("app5"), nullptr);
+}
+
 // --- staging -------------------------------------------------------------------
 
 Workload workload(const std::string& name, const std::string& app,

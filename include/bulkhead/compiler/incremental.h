@@ -65,6 +65,9 @@ class IncrementalCompiler {
   const std::vector<policy::Workload>& workloads() const;
   // The API workload of that name, or nullptr; valid until the next change.
   const policy::Workload* findWorkload(const std::string& name) const;
+  // The App document of that name, or nullptr (none, or only workloads use
+  // the name); valid until the next full compile.
+  const policy::App* findApp(const std::string& name) const;
   const RemoteWorkloads& remotes() const;
   const CompileOptions& options() const { return options_; }
 
