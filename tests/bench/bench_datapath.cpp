@@ -29,7 +29,13 @@
 //     adds to exactly that: what one flow pays on a real host too;
 //   - denied connection attempts per second: SYNs to a port the policy
 //     does not allow, answered by the table's TCP reset (without a table
-//     the server's kernel answers them with its own reset: the same shape).
+//     the server's kernel answers them with its own reset: the same shape);
+//   - SYN floods (syn_flood.h): hand-built SYNs through a raw socket, as
+//     fast as one thread sends them, to a port the policy denies from the
+//     workload's own address, and to a served port it allows from spoofed
+//     addresses: SYNs/s and CPU per SYN, and for the spoofed flood the
+//     connection tracking entries it leaves in the hypervisor (none when
+//     the spoofs are dropped before conntrack).
 // bulkhead's table is compiled from the generated bundle (bench_policy.h) at
 // 100, 1,000 and 10,000 workloads plus the one real client workload, and
 // written with the real writer. At 10,000 the table is also measured
@@ -60,7 +66,7 @@
 // for its CPU), so it is off by default.
 //
 // For profiling: --only=TEXT measures only the configurations whose name
-// contains TEXT (or any of "A|B|..."), --phase=conns|stream|denied only
+// contains TEXT (or any of "A|B|..."), --phase=conns|stream|denied|flood only
 // that figure, e.g.
 //   perf record -a -g -- sleep 6   while
 //   bench_datapath --only="conntrack only" --phase=conns --rounds=4 --seconds=3
@@ -99,11 +105,13 @@
 #include "bench_policy.h"
 #include "bench_report.h"
 #include "bench_util.h"
+#include "bulkhead/common/fd.h"
 #include "bulkhead/compiler/compiler.h"
 #include "bulkhead/compiler/render.h"
 #include "iptables_equivalent.h"
 #include "support/apply.h"
 #include "support/netns.h"
+#include "syn_flood.h"
 
 namespace bulkhead::bench {
 namespace {
@@ -120,28 +128,16 @@ constexpr int kSinkPort = 5002;
 constexpr int kDeniedPort = 5003;
 // Served, but not allowed by the policy: proves a table enforces.
 constexpr int kServedDeniedPort = 5004;
+// Allowed by the policy and served by a listener of its own: the spoofed
+// flood's target. A SYN that gets through is answered with a SYN-ACK to an
+// address nobody routes (conntrack keeps the entry, SYN_RECV, for 60 s);
+// the half-open connections stay in this listener's queue, not the echo
+// port's.
+constexpr int kSpoofTargetPort = 5005;
 constexpr int kInFlight = 32;
 
-// A file descriptor closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// --phase=conns|stream|denied: measure only that figure (the others stay
-// 0), so that `perf record -a` during the run profiles one kind of traffic.
+// --phase=conns|stream|denied|flood: measure only that figure (the others
+// stay unmeasured), so that `perf record -a` during the run profiles one kind of traffic.
 std::string gPhase;
 bool phase(const char* name) {
   return gPhase.empty() || gPhase == name;
@@ -213,13 +209,13 @@ class Server {
   double cpuSeconds() const { return cpuSecondsOf(cpuClock_); }
 
  private:
-  static Fd listenOn(int port) {
+  static Fd listenOn(int port, int backlog = 4096) {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     const int one = 1;
     setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     const sockaddr_in a = addrOf(kServerV4, port);
     if (::bind(s.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(s.get(), 4096) != 0)
+        ::listen(s.get(), backlog) != 0)
       throw Failure("server listen on " + std::to_string(port));
     return s;
   }
@@ -227,6 +223,10 @@ class Server {
   void loop(std::atomic<int>& ready) {
     Fd ep(::epoll_create1(EPOLL_CLOEXEC));
     Fd echo = listenOn(kEchoPort), sink = listenOn(kSinkPort), other = listenOn(kServedDeniedPort);
+    // Never accepted from: a spoofed handshake does not complete. A short
+    // queue, so that the flood soon meets SYN cookies, as a real server's
+    // would.
+    const Fd spoofTarget = listenOn(kSpoofTargetPort, 64);
     for (int l : {echo.get(), sink.get(), other.get()}) {
       epoll_event ev{EPOLLIN, {.fd = l}};
       epoll_ctl(ep.get(), EPOLL_CTL_ADD, l, &ev);
@@ -394,7 +394,7 @@ Stream stream(const Netns& client, const Server& server, double seconds) {
 // --- the tables --------------------------------------------------------------
 
 // The generated bundle plus the real client: its app may reach the server's
-// echo and sink ports and nothing else.
+// echo and sink ports and kSpoofTargetPort, nothing else.
 compiler::Ruleset bulkheadTable(int workloads, const std::string& clientIface) {
   using namespace policy;
   Bundle b = generateBundle(workloads);
@@ -402,7 +402,8 @@ compiler::Ruleset bulkheadTable(int workloads, const std::string& clientIface) {
   server.name = "bench-server";
   Endpoint ep;
   ep.cidrs = {Cidr{*IpAddr::parse(kServerV4), 32}};
-  ep.ports = {port(kProtoTcp, kEchoPort), port(kProtoTcp, kSinkPort)};
+  ep.ports = {port(kProtoTcp, kEchoPort), port(kProtoTcp, kSinkPort),
+              port(kProtoTcp, kSpoofTargetPort)};
   server.endpoints.push_back(ep);
   b.services.push_back(server);
   App app;
@@ -555,6 +556,9 @@ struct Config {
   // from --table, whose policy the bench does not know).
   std::optional<bool> enforcing = true;
   std::unique_ptr<Rig> rig;
+  // Whether the table drops spoofed packets before conntrack sees them:
+  // then a spoofed flood must leave no connection tracking entry.
+  bool dropsSpoofs = false;
 };
 
 // Whether one connection to the served but not allowed port is refused.
@@ -575,10 +579,18 @@ inline constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
 struct Sample {
   // Per second: connections, bytes, refusals.
   double conns = kNotMeasured, stream = kNotMeasured, denied = kNotMeasured;
-  // CPU seconds of the client and server threads per connection and per
-  // GB: a cost a busy machine distorts far less than a rate (a rate also
-  // counts the time the bench's threads waited for a CPU).
-  double connCpu = kNotMeasured, streamCpu = kNotMeasured;
+  // CPU seconds of the client and server threads per connection, per GB
+  // and per refused attempt: a cost a busy machine distorts far less than a
+  // rate (a rate also counts the time the bench's threads waited for a CPU).
+  double connCpu = kNotMeasured, streamCpu = kNotMeasured, deniedCpu = kNotMeasured;
+  // The two SYN floods (own address to a denied port, spoofed addresses to
+  // an allowed one): SYNs/s and the sender's CPU seconds per SYN; for the
+  // spoofed one the hypervisor's connection tracking entries left per
+  // 1,000 SYNs. (A denied SYN leaves none in any configuration: the table
+  // drops it before conntrack confirms its entry, or the server's reset
+  // makes conntrack delete it.)
+  double floodRate = kNotMeasured, floodCpu = kNotMeasured;
+  double spoofRate = kNotMeasured, spoofCpu = kNotMeasured, spoofEntries = kNotMeasured;
 };
 using Samples = std::map<std::string, std::vector<Sample>>;  // configuration -> rounds
 
@@ -609,7 +621,7 @@ std::string spread(const Stats& r) {
          fmt("%.3f", r.quantile(0.25)) + "-" + fmt("%.3f", r.quantile(0.75)) + ")";
 }
 
-enum class Phase { kConns, kStream, kDenied };
+enum class Phase { kConns, kStream, kDenied, kFlood };
 
 // Builds the configuration's rig, loads its table and proves it enforces.
 void prepare(Config& c) {
@@ -676,6 +688,52 @@ void measureSliced(Phase p, const std::vector<const Config*>& order, int seconds
   }
 }
 
+// Entries in the hypervisor's connection tracking table. /proc/sys/net
+// shows the namespace of the thread that opens it: read from inside.
+uint64_t conntrackEntries(const Netns& hv) {
+  return inNetns<uint64_t>(
+      hv, [] { return std::stoull(readFile("/proc/sys/net/netfilter/nf_conntrack_count")); });
+}
+
+void flushConntrack(const Netns& hv) {
+  if (auto r = hv.exec("conntrack -F"); !r.ok()) throw Failure("conntrack -F: " + r.out);
+}
+
+struct FloodFigures {
+  double rate = 0, cpu = 0;       // SYNs/s; the sender's CPU seconds per SYN
+  double entriesPerThousand = 0;  // connection tracking entries left per 1,000 SYNs
+};
+
+// One SYN flood from c's client for `seconds`: its rate, the sender's CPU
+// per SYN (the hypervisor's and the server's work runs in its softirq) and
+// the entries it left in the hypervisor's connection tracking table,
+// counted from an emptied table, which is emptied again after (entries
+// left would slow the configuration's next figures).
+FloodFigures floodOn(const Config& c, FloodSource how, double seconds) {
+  const Netns& hv = c.rig->hv();
+  flushConntrack(hv);
+  const uint16_t port = how == FloodSource::kOwn ? kDeniedPort : kSpoofTargetPort;
+  const FloodResult f = inNetns<FloodResult>(
+      *c.rig->client->ns, [&] { return synFlood(kClientV4, kServerV4, port, how, seconds); });
+  // What the softirq daemon still holds lands before the count.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const uint64_t left = conntrackEntries(hv);
+  flushConntrack(hv);
+  if (f.sent == 0) throw Failure(c.name + ": the SYN flood sent nothing");
+  if (how == FloodSource::kSpoofed && c.dropsSpoofs && left > 0)
+    throw Failure(c.name + ": " + std::to_string(left) + " connection tracking entries after " +
+                  std::to_string(f.sent) +
+                  " spoofed SYNs (the source check runs before conntrack)");
+  // The flood's own proof: with conntrack and nothing before it, the
+  // server's SYN-ACKs keep a spoofed SYN's entry. None kept would mean
+  // malformed SYNs (conntrack tracks nothing of a bad checksum), and every
+  // flood figure would measure another path.
+  if (how == FloodSource::kSpoofed && c.name == "conntrack only" && left == 0)
+    throw Failure("conntrack only: no connection tracking entry after " + std::to_string(f.sent) +
+                  " spoofed SYNs: the flood's SYNs are not what a host accepts");
+  return {f.perSecond(), f.cpuPerSyn(), double(left) * 1000 / double(f.sent)};
+}
+
 void measure(const Config& c, Phase p, int seconds, Sample& s) {
   const Netns& client = *c.rig->client->ns;
   if (p == Phase::kConns) {
@@ -684,10 +742,19 @@ void measure(const Config& c, Phase p, int seconds, Sample& s) {
     const Stream st = stream(client, *c.rig->server, seconds);
     s.stream = st.bytesPerSecond();
     s.streamCpu = st.cpuPerGigabyte();
+  } else if (p == Phase::kDenied) {
+    const Attempts a =
+        inNetns<Attempts>(client, [&] { return connectLoop(kDeniedPort, seconds / 2.0, false); });
+    s.denied = a.perSecond();
+    s.deniedCpu = a.done > 0 ? a.cpu / double(a.done) : kNotMeasured;
   } else {
-    s.denied = inNetns<Attempts>(client, [&] {
-                 return connectLoop(kDeniedPort, seconds / 2.0, false);
-               }).perSecond();
+    const FloodFigures denied = floodOn(c, FloodSource::kOwn, seconds / 2.0);
+    s.floodRate = denied.rate;
+    s.floodCpu = denied.cpu;
+    const FloodFigures spoofed = floodOn(c, FloodSource::kSpoofed, seconds / 2.0);
+    s.spoofRate = spoofed.rate;
+    s.spoofCpu = spoofed.cpu;
+    s.spoofEntries = spoofed.entriesPerThousand;
   }
 }
 
@@ -721,6 +788,38 @@ std::string cell(std::optional<double> v, const std::function<std::string(double
   return v ? show(*v) : "-";
 }
 
+// The SYN floods: per flood, SYNs/s, the sender's CPU per SYN and its
+// ratio to no table (below 1 costs more); for the spoofed one the
+// connection tracking entries it left per 1,000 SYNs.
+void printFloods(const std::vector<Config>& configs, const Samples& samples) {
+  if (std::none_of(configs.begin(), configs.end(), [&](const Config& c) {
+        return !across(samples.at(c.name), &Sample::floodRate).empty();
+      }))
+    return;
+  std::printf("\n  %-42s %-26s %s\n", "SYN floods (raw socket, one thread)",
+              "own address, denied port", "spoofed addresses, allowed port");
+  std::printf("  %-42s %9s %7s %8s %9s %7s %8s %11s\n", "configuration", "SYN/s", "us/SYN",
+              "vs none", "SYN/s", "us/SYN", "vs none", "ct per 1k");
+  const auto rate = [](double v) { return count(uint64_t(v)); };
+  const auto micros = [](double v) { return fmt("%.2f", v * 1e6); };
+  const auto entries = [](double v) { return fmt("%.0f", v); };
+  for (const auto& c : configs) {
+    const auto& r = samples.at(c.name);
+    std::printf(
+        "  %-42s %9s %7s %8s %9s %7s %8s %11s\n", c.name.c_str(),
+        cell(figureOf(c, r, &Sample::floodRate, "SYN flood, denied port", "1/s"), rate).c_str(),
+        cell(figureOf(c, r, &Sample::floodCpu, "CPU per SYN, denied port", "s"), micros).c_str(),
+        ratioCell(samples, "no table", c.name, &Sample::floodCpu).c_str(),
+        cell(figureOf(c, r, &Sample::spoofRate, "SYN flood, spoofed", "1/s"), rate).c_str(),
+        cell(figureOf(c, r, &Sample::spoofCpu, "CPU per SYN, spoofed", "s"), micros).c_str(),
+        ratioCell(samples, "no table", c.name, &Sample::spoofCpu).c_str(),
+        cell(
+            figureOf(c, r, &Sample::spoofEntries, "conntrack entries per 1,000 SYNs, spoofed", "1"),
+            entries)
+            .c_str());
+  }
+}
+
 void printTable(const std::vector<Config>& configs, const Samples& samples) {
   std::printf("\n  %-42s %12s %8s %13s %8s %12s\n", "configuration", "new conn/s", "vs ct",
               "stream Gbit/s", "vs none", "denied/s");
@@ -738,18 +837,24 @@ void printTable(const std::vector<Config>& configs, const Samples& samples) {
   }
   // The same comparison in CPU time per unit of work (base / this, so that
   // it reads like the rates' ratios: below 1 costs more).
-  std::printf("\n  %-42s %12s %8s %13s %8s\n", "CPU time (client + server threads)", "us/conn",
-              "vs ct", "ms/GB stream", "vs none");
+  std::printf("\n  %-42s %12s %8s %13s %8s %12s %8s\n", "CPU time (client + server threads)",
+              "us/conn", "vs ct", "ms/GB stream", "vs none", "us/denied", "vs none");
+  const auto micros = [](double v) { return fmt("%.1f", v * 1e6); };
   for (const auto& c : configs) {
     const auto& r = samples.at(c.name);
     const auto connCpu = figureOf(c, r, &Sample::connCpu, "CPU per connection", "s");
     const auto streamCpu = figureOf(c, r, &Sample::streamCpu, "CPU per GB streamed", "s");
-    std::printf("  %-42s %12s %8s %13s %8s\n", c.name.c_str(),
-                cell(connCpu, [](double v) { return fmt("%.1f", v * 1e6); }).c_str(),
+    const auto deniedCpu =
+        figureOf(c, r, &Sample::deniedCpu, "CPU per denied connection attempt", "s");
+    std::printf("  %-42s %12s %8s %13s %8s %12s %8s\n", c.name.c_str(),
+                cell(connCpu, micros).c_str(),
                 ratioCell(samples, "conntrack only", c.name, &Sample::connCpu).c_str(),
                 cell(streamCpu, [](double v) { return fmt("%.1f", v * 1e3); }).c_str(),
-                ratioCell(samples, "no table", c.name, &Sample::streamCpu).c_str());
+                ratioCell(samples, "no table", c.name, &Sample::streamCpu).c_str(),
+                cell(deniedCpu, micros).c_str(),
+                ratioCell(samples, "no table", c.name, &Sample::deniedCpu).c_str());
   }
+  printFloods(configs, samples);
 }
 
 void printGoal(const Stats& r, double goal, const std::string& what) {
@@ -786,6 +891,14 @@ void printGoals(const Samples& samples, bool hasPre) {
             "CPU per connection, conntrack only / 10,000 workloads");
   printInfo(pairedRatios(samples, "no table", kBig, &Sample::streamCpu),
             "CPU per GB streamed, no table / 10,000 workloads");
+  // Not goals: what a denied or spoofed SYN costs the host with the table,
+  // against the same SYN without one (forwarded, answered by the server).
+  printInfo(pairedRatios(samples, "no table", kBig, &Sample::deniedCpu),
+            "CPU per denied connection attempt, no table / 10,000 workloads");
+  printInfo(pairedRatios(samples, "no table", kBig, &Sample::floodCpu),
+            "CPU per SYN of a flood to a denied port, no table / 10,000 workloads");
+  printInfo(pairedRatios(samples, "no table", kBig, &Sample::spoofCpu),
+            "CPU per spoofed SYN of a flood, no table / 10,000 workloads");
   if (samples.count(kControl))
     std::printf("  info  control, second no-table rig vs first: new conn/s %s, stream %s\n",
                 spread(pairedRatios(samples, kControl, "no table", &Sample::conns)).c_str(),
@@ -855,7 +968,7 @@ int run(int argc, char** argv) {
     else
       throw Failure("unknown argument " + a +
                     " (--rounds=N --seconds=N --slice=MS --pin --control --breakdown --table=FILE "
-                    "--write-table=FILE --only=TEXT --phase=conns|stream|denied)");
+                    "--write-table=FILE --only=TEXT --phase=conns|stream|denied|flood)");
   }
   if (!writeTable.empty()) {
     // The table the bench loads, to edit and measure as --table=FILE beside it.
@@ -865,8 +978,9 @@ int run(int argc, char** argv) {
     std::printf("bench_datapath: the 10,000-workload table written to %s\n", writeTable.c_str());
     return 0;
   }
-  if (!gPhase.empty() && gPhase != "conns" && gPhase != "stream" && gPhase != "denied")
-    throw Failure("--phase= takes conns, stream or denied");
+  if (!gPhase.empty() && gPhase != "conns" && gPhase != "stream" && gPhase != "denied" &&
+      gPhase != "flood")
+    throw Failure("--phase= takes conns, stream, denied or flood");
   printBanner("bench_datapath");
   const std::string loadBefore = loadAverage();
   std::map<int, compiler::Ruleset> tables;
@@ -918,13 +1032,14 @@ int run(int argc, char** argv) {
   }
   for (int n : {100, 1000, 10000})
     configs.push_back({"bulkhead " + count(n) + " workloads",
-                       [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr});
+                       [&, n](Netns& hv) { loadRuleset(hv, tables.at(n)); }, true, nullptr,
+                       /*dropsSpoofs=*/hasPre});
   if (hasPre) {
     configs.push_back({kBigNoPre, [&](Netns& hv) { loadRuleset(hv, before); }, true, nullptr});
     configs.push_back(
         {kIngress,
          loadText("ingress", [&] { return checksAtIngress(tables.at(10000), kClientIface); }), true,
-         nullptr});
+         nullptr, /*dropsSpoofs=*/true});
   }
   for (const auto& file : extraTables)
     configs.push_back({"table " + file, [loadFile, file](Netns& hv) { loadFile(hv, file); },
@@ -962,7 +1077,7 @@ int run(int argc, char** argv) {
     samples[c.name].resize(size_t(rounds));
   std::vector<Phase> phases;
   for (auto [p, name] : {std::pair{Phase::kConns, "conns"}, std::pair{Phase::kStream, "stream"},
-                         std::pair{Phase::kDenied, "denied"}})
+                         std::pair{Phase::kDenied, "denied"}, std::pair{Phase::kFlood, "flood"}})
     if (phase(name)) phases.push_back(p);
   for (int round = 0; round < rounds; ++round) {
     // One figure of every configuration back to back, so that each pair
