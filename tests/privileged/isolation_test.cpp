@@ -116,10 +116,13 @@ time.sleep(60)
 )";
 
 // One raw TCP segment (ACK|PSH, 333 bytes of payload) from SRC:SPORT to
-// DST:DPORT: what an attacker injects into another's connection.
-constexpr const char* kTcpInject = R"(import socket, struct, sys
+// DST:DPORT, three times: what an attacker injects into another's
+// connection. With "syn N" after them: N SYNs instead, each from a new
+// source port, and from a random address of 203.0.113.0/24 when SRC is
+// "spoof": a SYN flood.
+constexpr const char* kTcpInject = R"(import random, socket, struct, sys
 src, dst, sport, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-payload = b'X' * 333
+syns = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[5] == 'syn' else 0
 def csum(b):
     if len(b) % 2:
         b += b'\0'
@@ -127,15 +130,22 @@ def csum(b):
     s = (s >> 16) + (s & 0xffff)
     s += s >> 16
     return ~s & 0xffff
-tcp = struct.pack('!HHIIBBHHH', sport, dport, 1000, 1000, 5 << 4, 0x18, 65535, 0, 0)
-pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 6, len(tcp) + len(payload))
-c = csum(pseudo + tcp + payload)
-tcp = tcp[:16] + struct.pack('!H', c) + tcp[18:]
-ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp) + len(payload), 1, 0, 64, 6, 0,
-                 socket.inet_aton(src), socket.inet_aton(dst))
+def segment(src, sport, seq, ack, flags, payload):
+    tcp = struct.pack('!HHIIBBHHH', sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 6, len(tcp) + len(payload))
+    c = csum(pseudo + tcp + payload)
+    tcp = tcp[:16] + struct.pack('!H', c) + tcp[18:]
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp) + len(payload), 1, 0, 64, 6, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    return ip + tcp + payload
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-for _ in range(3):
-    s.sendto(ip + tcp + payload, (dst, 0))
+if syns:
+    for i in range(syns):
+        a = '203.0.113.%d' % random.randint(1, 254) if src == 'spoof' else src
+        s.sendto(segment(a, 1024 + i % 60000, random.getrandbits(32), 0, 0x02, b''), (dst, 0))
+else:
+    for _ in range(3):
+        s.sendto(segment(src, sport, 1000, 1000, 0x18, b'X' * 333), (dst, 0))
 )";
 
 class IsolationTest : public AgentHostTest {
@@ -291,6 +301,39 @@ TEST_F(IsolationTest, ForgedTcpReplyIntoAnotherWorkloadsConnectionNeverArrives) 
   EXPECT_EQ(forgedSeen(), before) << "A's forged segments reached the server";
   EXPECT_TRUE(exported({"\"action\":\"spoof\"", "\"workload\":\"a-1\"", "\"proto\":\"tcp\""}))
       << readAll(path("flows.log"));
+}
+
+// A workload floods an allowed service with SYNs from addresses not its
+// own. Dropped before conntrack, none of them leaves an entry in the
+// hypervisor's connection tracking table, which such a flood would
+// otherwise fill (each SYN answered by the server keeps its entry for 60 s;
+// at nf_conntrack_max every new connection on the host is dropped), and
+// the spoofing is reported. Control: the same SYNs from the workload's own
+// address are tracked.
+TEST_F(IsolationTest, SpoofedSynFloodLeavesNoConnectionTrackingEntry) {
+  ASSERT_TRUE(sh("command -v conntrack").ok()) << "needs conntrack (packaging/install-deps.sh)";
+  startAgent();
+  // Entries of connections to the server's port 5432 whose source is `src`.
+  auto tracked = [&](const std::string& src) {
+    std::istringstream in(topo_->hv().exec("conntrack -L -p tcp --dport 5432 2>/dev/null").out);
+    size_t n = 0;
+    for (std::string line; std::getline(in, line);)
+      n += line.find("src=" + src) != std::string::npos;
+    return n;
+  };
+  auto synFlood = [&](const std::string& src, int syns) {
+    return ns("vwa")
+        .exec("python3 " + path("tcp_inject.py") + " " + src + " 198.51.100.10 0 5432 syn " +
+              std::to_string(syns))
+        .ok();
+  };
+  ASSERT_TRUE(synFlood("192.0.2.5", 20));
+  EXPECT_TRUE(waitFor([&] { return tracked("192.0.2.5 ") > 0; }, 2000))
+      << "the control's SYNs were not tracked: " << topo_->hv().exec("conntrack -L 2>&1").out;
+  ASSERT_TRUE(synFlood("spoof", 5000));
+  EXPECT_TRUE(exported({"\"action\":\"spoof\"", "\"workload\":\"a-1\"", "\"dport\":5432"}))
+      << readAll(path("flows.log"));
+  EXPECT_EQ(tracked("203.0.113."), 0u) << topo_->hv().exec("conntrack -L 2>&1").out;
 }
 
 TEST_F(IsolationTest, UnregisteredWorkloadInterfacesReachNothingUntilRegistered) {
