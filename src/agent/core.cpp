@@ -713,29 +713,60 @@ Result<std::optional<std::string>> AgentCore::repairDrift(
   return drift;
 }
 
-Result<std::optional<std::string>> AgentCore::driftReadUnlocked(std::unique_lock<std::mutex>& lock,
-                                                                bool mustCompare) {
-  if (reader_ == nullptr) return enforcer_.drift(mustCompare);
-  if (auto decided = enforcer_.driftWithoutReading()) return std::move(*decided);
+std::optional<Result<std::optional<std::string>>> AgentCore::readUnlocked(
+    std::unique_lock<std::mutex>& lock) {
   // A copy (4 ms at 120,000 elements), so that what the kernel should hold
   // (50 ms to build) is built after the lock is let go too.
   const compiler::Ruleset applied = enforcer_.ruleset();
   const uint64_t commits = enforcer_.commits();
   lock.unlock();
-  auto differs = Enforcer::kernelDifferences(*reader_, applied);
+  // A commit of ours makes any difference read meanwhile stale: no second
+  // and third read (kTableReads) for it.
+  auto differs = Enforcer::kernelDifferences(*reader_, applied,
+                                             [&] { return enforcer_.commits() != commits; });
   lock.lock();
   // Ours came in between (a change, a promotion, a push): the read may
-  // hold some of the old table and some of the new. Or the table could
-  // not be read (it kept changing): decide under the lock.
-  const bool unreadable = !differs && differs.error().code == ErrorCode::kUnavailable;
-  if (enforcer_.commits() != commits || unreadable) return enforcer_.drift(mustCompare);
+  // hold some of the old table and some of the new.
+  if (enforcer_.commits() != commits) return std::nullopt;
   return differs;
+}
+
+namespace {
+// The table kept changing while it was read (kernel.h: readTable).
+bool unreadable(const Result<std::optional<std::string>>& r) {
+  return !r && r.error().code == ErrorCode::kUnavailable;
+}
+}  // namespace
+
+Result<std::optional<std::string>> AgentCore::driftReadUnlocked(std::unique_lock<std::mutex>& lock,
+                                                                bool mustCompare) {
+  if (reader_ == nullptr) return enforcer_.drift(mustCompare);
+  if (auto decided = enforcer_.driftWithoutReading()) return std::move(*decided);
+  auto read = readUnlocked(lock);
+  // Spoiled by a commit of ours, or by anyone's: decide under the lock,
+  // where ours at least wait.
+  if (!read || unreadable(*read)) return enforcer_.drift(mustCompare);
+  return std::move(*read);
 }
 
 Result<std::optional<std::string>> AgentCore::checkDrift(const std::string& why) {
   std::unique_lock lock(mu_);
   auto drift = driftReadUnlocked(lock, /*mustCompare=*/false);
   return repairDrift(why, std::move(drift));
+}
+
+std::optional<Result<std::optional<std::string>>> AgentCore::checkDriftIfUndisturbed(
+    const std::string& why) {
+  std::unique_lock lock(mu_);
+  // Without a reader the read is made under the lock: nothing spoils it.
+  if (reader_ == nullptr) return repairDrift(why, enforcer_.drift(/*mustCompare=*/false));
+  auto decided = enforcer_.driftWithoutReading();
+  if (!decided) decided = readUnlocked(lock);
+  if (!decided) return std::nullopt;  // a commit of ours spoiled the read
+  // Others' commits kept the table changing: the lock would not stop
+  // those, and waiting would not either; decide as checkDrift does.
+  if (unreadable(*decided)) decided = enforcer_.drift(/*mustCompare=*/false);
+  return repairDrift(why, std::move(*decided));
 }
 
 Result<bool> AgentCore::repair(bool force, const std::string& why) {

@@ -262,12 +262,13 @@ Result<bool> Enforcer::repairIfMissing() {
 }
 
 Result<std::optional<std::string>> Enforcer::kernelDifferences(nft::NftKernel& kernel,
-                                                               const compiler::Ruleset& ruleset) {
+                                                               const compiler::Ruleset& ruleset,
+                                                               const std::function<bool()>& stale) {
   // Built from the writer's own batch for a full apply, parsed back with the
   // same code as the kernel's dump: both sides have the same shape.
   auto expected = nft::expectedContent(ruleset);
   if (!expected) return expected.takeError();
-  return nft::kernelDifferences(kernel, *expected);
+  return nft::kernelDifferences(kernel, *expected, nft::kTableReadPause, stale);
 }
 
 Result<std::optional<std::string>> Enforcer::compareWithKernel() {

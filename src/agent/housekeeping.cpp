@@ -99,7 +99,21 @@ void Housekeeping::trimMemory(common::SteadyClock::time_point now) {
 
 void Housekeeping::periodicCheck(common::SteadyClock::time_point now) {
   if (now < nextCheck_) return;
-  auto drift = core_.checkDrift("periodic check");
+  // The read-back runs without the core's lock, but a commit of ours
+  // during it (a registration, a promotion) spoils it, and the check would
+  // then read again under the lock, holding up every request meanwhile.
+  // While workloads arrive, wait for a quiet moment instead, and after a
+  // spoiled read for the next one: one more period at most, then decide
+  // whatever it takes.
+  if (now < nextCheck_ + options_.resync) {
+    if (core_.quietFor() < options_.quiet) return;
+    if (auto drift = core_.checkDriftIfUndisturbed("periodic check")) checkDone(*drift);
+    return;
+  }
+  checkDone(core_.checkDrift("periodic check"));
+}
+
+void Housekeeping::checkDone(const Result<std::optional<std::string>>& drift) {
   // From the end of this check: a slow check never runs back to back.
   nextCheck_ = common::SteadyClock::now() + options_.resync;
   if (!drift) {

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "bulkhead/agent/api_convert.h"
@@ -497,6 +498,74 @@ TEST_F(DriftReaderTest, AnUnmovedGenerationReadsNothing) {
   ASSERT_TRUE(drift) << drift.error().describe();
   EXPECT_FALSE(drift->has_value());
   EXPECT_EQ(reader_.reads(), 0);
+}
+
+// A check that can wait (the periodic one): a commit of ours during its
+// read decides nothing, and nothing is read under the lock; undisturbed,
+// the same check decides.
+TEST_F(DriftReaderTest, ACheckThatOurCommitSpoilsWaitsInsteadOfReadingUnderTheLock) {
+  ++kernel_.gen;  // someone committed elsewhere: the table is read back
+  reader_.hold();
+  auto check =
+      std::async(std::launch::async, [&] { return core_.checkDriftIfUndisturbed("test"); });
+  struct Release {
+    HeldReader& reader;
+    ~Release() { reader.release(); }
+  } release{reader_};
+  ASSERT_TRUE(reader_.waitForRead(5s));
+  EXPECT_TRUE(
+      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
+  reader_.release();
+
+  const auto spoiled = check.get();
+  EXPECT_FALSE(spoiled.has_value()) << "decided on a read our commit spoiled";
+  EXPECT_EQ(kernel_.reads, reader_.reads()) << "read again under the lock";
+  EXPECT_EQ(api::status(core_).last_drift_check(), "");
+
+  ++kernel_.gen;  // someone else again, after our commit
+  const auto decided = core_.checkDriftIfUndisturbed("test");
+  ASSERT_TRUE(decided.has_value());
+  ASSERT_TRUE(*decided) << decided->error().describe();
+  EXPECT_FALSE(decided->value().has_value());
+  EXPECT_EQ(reader_.reads(), 2);
+  EXPECT_EQ(kernel_.reads, 2);
+  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
+      << api::status(core_).last_drift_check();
+}
+
+// While changes of ours keep coming, the periodic check waits for a quiet
+// moment, one more period at most; then it decides all the same.
+TEST_F(DriftReaderTest, HousekeepingWaitsForAQuietMomentOnePeriodAtMost) {
+  HousekeepingOptions o;
+  o.resync = 1s;
+  o.idle = 1ms;
+  o.quiet = 1h;  // never quiet enough
+  Housekeeping housekeeping(core_, o, /*events=*/{});
+  ++kernel_.gen;  // someone committed elsewhere: the check reads the table back
+  std::this_thread::sleep_for(1200ms);  // due, and one period left to wait
+  housekeeping.step();
+  EXPECT_EQ(reader_.reads(), 0) << "checked while not quiet";
+  EXPECT_EQ(api::status(core_).last_drift_check(), "");
+  std::this_thread::sleep_for(1000ms);  // that period is over
+  housekeeping.step();
+  EXPECT_EQ(kernel_.reads, 1);
+  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
+      << api::status(core_).last_drift_check();
+}
+
+TEST_F(DriftReaderTest, HousekeepingChecksAtOnceWhenQuiet) {
+  HousekeepingOptions o;
+  o.resync = 1s;
+  o.idle = 1ms;
+  o.quiet = 0ms;
+  Housekeeping housekeeping(core_, o, /*events=*/{});
+  ++kernel_.gen;
+  std::this_thread::sleep_for(1200ms);
+  housekeeping.step();
+  EXPECT_EQ(reader_.reads(), 1);
+  EXPECT_EQ(kernel_.reads, 1);
+  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
+      << api::status(core_).last_drift_check();
 }
 
 TEST_F(DriftReaderTest, LostNotificationsAreDecidedThroughTheReader) {

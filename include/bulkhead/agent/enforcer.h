@@ -4,6 +4,7 @@
 // always what the kernel holds.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -69,9 +70,11 @@ class Enforcer {
   // differs. kUnavailable when the kernel cannot read a table back.
   Result<std::optional<std::string>> compareWithKernel();
   // The same for any ruleset, read through any kernel connection (the drift
-  // check's own reader, against a copy of what was committed).
-  static Result<std::optional<std::string>> kernelDifferences(nft::NftKernel& kernel,
-                                                              const compiler::Ruleset& ruleset);
+  // check's own reader, against a copy of what was committed); `stale` as
+  // for nft::kernelDifferences.
+  static Result<std::optional<std::string>> kernelDifferences(
+      nft::NftKernel& kernel, const compiler::Ruleset& ruleset,
+      const std::function<bool()>& stale = nullptr);
   // Why the kernel may not hold what was committed: the last commit failed
   // (its outcome is unknown), or the content differs (read back only when
   // the ruleset generation moved since our last commit). On a kernel that
@@ -83,6 +86,7 @@ class Enforcer {
   // to tell, after the read, whether one of ours came in between (the read
   // may then mix two tables).
   std::optional<Result<std::optional<std::string>>> driftWithoutReading();
+  // Safe to read without the core's lock (the drift check's reader does).
   uint64_t commits() const { return commits_; }
 
   // The table monitor: commits of at least kQuietElements element changes
@@ -126,7 +130,7 @@ class Enforcer {
   bool committed_ = false;  // the kernel holds compiler_.ruleset()
   bool everCommitted_ = false;
   std::optional<uint32_t> generation_;
-  uint64_t commits_ = 0;  // transactions sent, refused ones included
+  std::atomic<uint64_t> commits_ = 0;  // transactions sent, refused ones included
 };
 
 }  // namespace bulkhead::agent

@@ -21,6 +21,10 @@ struct HousekeepingOptions {
   std::string table;                         // for messages
   std::chrono::milliseconds resync{30'000};  // periodic drift check
   std::chrono::milliseconds idle{100};       // a round's wait without events
+  // A periodic check waits, one more `resync` at most, for this long
+  // without a change of ours, and for a read-back none of ours spoils
+  // (see periodicCheck in housekeeping.cpp).
+  std::chrono::milliseconds quiet{1'000};
   // Called at the end of every round (the service manager's watchdog).
   std::function<void()> afterRound;
 };
@@ -45,6 +49,7 @@ class Housekeeping {
   void promote();
   void trimMemory(common::SteadyClock::time_point now);
   void periodicCheck(common::SteadyClock::time_point now);
+  void checkDone(const Result<std::optional<std::string>>& drift);
 
   AgentCore& core_;
   HousekeepingOptions options_;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,9 +59,14 @@ class NftKernel {
 // (normalized): nullopt when it holds the same. A difference counts only
 // when kTableReads reads, `pause` apart, all show one: the dump of a hash
 // set the kernel is still growing can miss elements (see kernel.cpp).
+// `stale`, when given, is asked before each read after the first: true
+// means `expected` is no longer what the table should hold (the caller
+// committed since), and the last read's answer is returned as it is.
 inline constexpr int kTableReads = 3;
+inline constexpr std::chrono::milliseconds kTableReadPause{100};
 Result<std::optional<std::string>> kernelDifferences(
     NftKernel& kernel, const TableContent& expected,
-    std::chrono::milliseconds pause = std::chrono::milliseconds(100));
+    std::chrono::milliseconds pause = kTableReadPause,
+    const std::function<bool()>& stale = nullptr);
 
 }  // namespace bulkhead::nft
