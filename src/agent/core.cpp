@@ -720,14 +720,20 @@ std::optional<Result<std::optional<std::string>>> AgentCore::readUnlocked(
   const compiler::Ruleset applied = enforcer_.ruleset();
   const uint64_t commits = enforcer_.commits();
   lock.unlock();
+  const auto before = reader_->generation();
   // A commit of ours makes any difference read meanwhile stale: no second
   // and third read (kTableReads) for it.
   auto differs = Enforcer::kernelDifferences(*reader_, applied,
                                              [&] { return enforcer_.commits() != commits; });
+  const auto after = reader_->generation();
   lock.lock();
   // Ours came in between (a change, a promotion, a push): the read may
   // hold some of the old table and some of the new.
   if (enforcer_.commits() != commits) return std::nullopt;
+  // In sync, and nobody committed across the read: the table is known to
+  // hold ours at that generation, and later checks read nothing until
+  // someone else commits.
+  if (differs && !*differs && before && after && *before == *after) enforcer_.noteInSync(*after);
   return differs;
 }
 

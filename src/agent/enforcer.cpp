@@ -12,7 +12,7 @@ namespace bulkhead::agent {
 Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   const size_t elements =
       committed_ ? diff.elementChangeCount() : compiler_.ruleset().elementCount();
-  Status st = write(elements, [&] { return commitOnce(diff); });
+  Status st = write(elements, /*replaces=*/!committed_, [&] { return commitOnce(diff); });
   if (st) return st;
   // Whatever failed (a refusal, a lost ACK), what the kernel holds is not
   // known for sure: the next commit replaces the whole table. This also makes
@@ -23,11 +23,11 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   return st;
 }
 
-Status Enforcer::write(size_t elements, const std::function<Status()>& commits) {
+Status Enforcer::write(size_t elements, bool replaces, const std::function<Status()>& commits) {
   ++commits_;
   if (gate_ == nullptr || elements < kQuietElements) {
     Status st = commits();
-    if (st) noteGeneration();
+    if (st) noteGeneration(replaces);
     return st;
   }
   // Read while still listening: a commit by others before this read is
@@ -39,7 +39,9 @@ Status Enforcer::write(size_t elements, const std::function<Status()>& commits) 
   // Each commit bumps the generation by one; a refused one does not.
   const auto after = kernel_.generation();
   const bool alone = before && after && *after == *before + (st ? 1u : 0u);
-  generation_ = st && alone ? std::optional<uint32_t>(*after) : std::nullopt;
+  // A diff keeps what others did to the table before it; a replace does not.
+  const bool knownBefore = replaces || (generation_ && before && *before == *generation_);
+  generation_ = st && alone && knownBefore ? std::optional<uint32_t>(*after) : std::nullopt;
   // (A refused commit with the generation unreadable: the next check
   // repairs anyway, since the outcome is unknown.)
   if (!alone && (st || (before && after)))
@@ -48,12 +50,21 @@ Status Enforcer::write(size_t elements, const std::function<Status()>& commits) 
   return st;
 }
 
-void Enforcer::noteGeneration() {
-  // A foreign commit between our ACK and this question would be taken for
-  // ours; the window is one netlink round trip, and notifications (when not
-  // lost) still report such a commit.
+void Enforcer::noteGeneration(bool replaced) {
   auto g = kernel_.generation();
-  generation_ = g ? std::optional<uint32_t>(*g) : std::nullopt;
+  // Ours is the only commit since the kernel was known to hold our table
+  // when the generation moved by one at most (none: an empty diff). Else
+  // someone else committed in between, maybe to this table, and a diff of
+  // ours does not undo that: the next check reads the table back. A
+  // replace does, whatever came before. (A foreign commit between our ACK
+  // and this question would be taken for ours; the window is one netlink
+  // round trip, and notifications, when not lost, still report it.)
+  const bool alone = g && generation_ && (*g == *generation_ || *g == *generation_ + 1);
+  generation_ = g && (replaced || alone) ? std::optional<uint32_t>(*g) : std::nullopt;
+}
+
+void Enforcer::noteInSync(uint32_t generation) {
+  if (committed_) generation_ = generation;
 }
 
 Result<bool> Enforcer::untouchedSinceLastCommit() {
@@ -229,8 +240,8 @@ Result<compiler::RulesetDiff> Enforcer::promoteStaged(size_t limit) {
 
 Status Enforcer::replaceAll() {
   const compiler::Ruleset& ruleset = compiler_.ruleset();
-  if (auto st =
-          write(ruleset.elementCount(), [&] { return nft::Writer(kernel_).replace(ruleset); });
+  if (auto st = write(ruleset.elementCount(), /*replaces=*/true,
+                      [&] { return nft::Writer(kernel_).replace(ruleset); });
       !st) {
     committed_ = false;
     generation_.reset();
@@ -254,8 +265,8 @@ Result<bool> Enforcer::repairIfMissing() {
   if (!exists) return exists.takeError();
   if (*exists) return false;
   const compiler::Ruleset& ruleset = compiler_.ruleset();
-  if (Status st =
-          write(ruleset.elementCount(), [&] { return nft::Writer(kernel_).replace(ruleset); });
+  if (Status st = write(ruleset.elementCount(), /*replaces=*/true,
+                        [&] { return nft::Writer(kernel_).replace(ruleset); });
       !st)
     return st.takeError();
   return true;
@@ -289,7 +300,10 @@ std::optional<Result<std::optional<std::string>>> Enforcer::driftWithoutReading(
 Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {
   using Why = std::optional<std::string>;
   if (auto decided = driftWithoutReading()) return std::move(*decided);
+  const auto before = kernel_.generation();
   auto differs = compareWithKernel();
+  const auto after = kernel_.generation();
+  if (differs && !*differs && before && after && *before == *after) noteInSync(*after);
   if (differs || differs.error().code != ErrorCode::kUnavailable || mustCompare) return differs;
   auto exists = kernel_.tableExists(compiler_.ruleset().table);
   if (!exists) return exists.takeError();

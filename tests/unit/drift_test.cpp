@@ -107,6 +107,34 @@ TEST_F(DriftTest, UnmovedGenerationSparesTheReadBack) {
   EXPECT_EQ(kernel_.reads, 0);
 }
 
+// Someone tampers with the table, then we commit a workload change: the
+// generation our commit leaves does not vouch for their commit before it.
+TEST_F(DriftTest, ACommitOfOursAfterSomeoneElsesDoesNotHideIt) {
+  kernel_.content.chains[someChain()].rules.clear();
+  ++kernel_.gen;  // their commit
+  ASSERT_TRUE(
+      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
+  auto drift = core_.checkDrift("test");
+  ASSERT_TRUE(drift) << drift.error().describe();
+  ASSERT_TRUE(drift->has_value()) << "the tampered table was not read back";
+  EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
+}
+
+// A read-back that finds the table in sync vouches for it at that
+// generation: with nobody else committing since, the next checks read
+// nothing, across commits of ours too.
+TEST_F(DriftTest, AReadBackInSyncSparesTheNextOnes) {
+  ++kernel_.gen;  // someone committed elsewhere
+  ASSERT_TRUE(core_.checkDrift("test"));
+  EXPECT_EQ(kernel_.reads, 1);
+  ASSERT_TRUE(core_.checkDrift("test"));
+  EXPECT_EQ(kernel_.reads, 1);
+  ASSERT_TRUE(
+      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
+  ASSERT_TRUE(core_.checkDrift("test"));
+  EXPECT_EQ(kernel_.reads, 1);
+}
+
 // A read that comes back short (a hash set dumped while the kernel
 // rehashed it) and a whole one after: not drift, nothing rewritten.
 TEST_F(DriftTest, AShortReadThatTheNextReadContradictsIsNotDrift) {
@@ -566,6 +594,14 @@ TEST_F(DriftReaderTest, HousekeepingChecksAtOnceWhenQuiet) {
   EXPECT_EQ(kernel_.reads, 1);
   EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
       << api::status(core_).last_drift_check();
+}
+
+TEST_F(DriftReaderTest, AReadBackInSyncThroughTheReaderSparesTheNextOne) {
+  ++kernel_.gen;
+  ASSERT_TRUE(core_.checkDrift("test"));
+  ASSERT_TRUE(core_.checkDrift("test"));
+  EXPECT_EQ(reader_.reads(), 1);
+  EXPECT_EQ(kernel_.reads, 1);
 }
 
 TEST_F(DriftReaderTest, LostNotificationsAreDecidedThroughTheReader) {

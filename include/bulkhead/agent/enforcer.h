@@ -105,9 +105,13 @@ class Enforcer {
   static_assert(3 * kPromoteBatch < kQuietElements);
 
   bool committed() const { return committed_; }
-  // True when the kernel holds our last commit and nobody, in any table of
-  // the namespace, has committed since (the ruleset generation is unchanged).
+  // True when the kernel holds our last commit and nobody else, in any
+  // table of the namespace, has committed since the table was last known
+  // to hold it (the ruleset generation is the one generation_ holds).
   Result<bool> untouchedSinceLastCommit();
+  // A read-back made at `generation` (unchanged across it, and no commit
+  // of ours during it) found the table in sync.
+  void noteInSync(uint32_t generation);
   const compiler::Ruleset& ruleset() const { return compiler_.ruleset(); }
   const compiler::IncrementalCompiler& compiler() const { return compiler_; }
 
@@ -119,16 +123,22 @@ class Enforcer {
   // and notes the generation they left; a large one with the monitor
   // paused, after which a generation that moved by more than our commit
   // means someone else committed unheard.
-  Status write(size_t elements, const std::function<Status()>& commits);
+  Status write(size_t elements, bool replaces, const std::function<Status()>& commits);
 
   nft::NftKernel& kernel_;
   compiler::IncrementalCompiler compiler_;
-  // After a successful commit: the generation it left, or none if unknown.
-  void noteGeneration();
+  // After a successful commit (`replaced`: the whole table): the
+  // generation it left, if ours was the only commit since the last known
+  // one (see generation_).
+  void noteGeneration(bool replaced);
 
   nft::NotificationGate* gate_ = nullptr;
   bool committed_ = false;  // the kernel holds compiler_.ruleset()
   bool everCommitted_ = false;
+  // The ruleset generation at which the kernel is known to hold what we
+  // committed: after our commits when nobody else committed in between,
+  // and after a read-back found the table in sync. None: unknown, and the
+  // next check reads the table back.
   std::optional<uint32_t> generation_;
   std::atomic<uint64_t> commits_ = 0;  // transactions sent, refused ones included
 };
