@@ -768,10 +768,9 @@ std::optional<Result<std::optional<std::string>>> AgentCore::checkDriftIfUndistu
   if (reader_ == nullptr) return repairDrift(why, enforcer_.drift(/*mustCompare=*/false));
   auto decided = enforcer_.driftWithoutReading();
   if (!decided) decided = readUnlocked(lock);
-  if (!decided) return std::nullopt;  // a commit of ours spoiled the read
-  // Others' commits kept the table changing: the lock would not stop
-  // those, and waiting would not either; decide as checkDrift does.
-  if (unreadable(*decided)) decided = enforcer_.drift(/*mustCompare=*/false);
+  // A commit of ours spoiled the read, or commits kept the table changing
+  // through every attempt: read again later rather than under the lock.
+  if (!decided || unreadable(*decided)) return std::nullopt;
   return repairDrift(why, std::move(*decided));
 }
 

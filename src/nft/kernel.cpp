@@ -17,7 +17,7 @@ Result<std::optional<std::string>> kernelDifferences(NftKernel& kernel,
                                                      std::chrono::milliseconds pause,
                                                      const std::function<bool()>& stale) {
   for (int read = 1;; ++read) {
-    auto actual = kernel.readTable(expected.table());
+    auto actual = kernel.readTable(expected.table(), stale);
     if (!actual) return actual.takeError();
     auto differs = expected.differences(*actual);
     if (!differs || read == kTableReads || (stale && stale())) return differs;

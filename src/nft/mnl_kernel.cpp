@@ -267,11 +267,13 @@ Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
   return content;
 }
 
-Result<TableContent> MnlKernel::readTable(const std::string& name) {
+Result<TableContent> MnlKernel::readTable(const std::string& name,
+                                          const std::function<bool()>& stale) {
   // The dumps are several requests: equal generations around them mean no
   // commit (ours or anyone's) fell between, so they show one state.
   constexpr int kAttempts = 3;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0 && stale && stale()) break;
     auto before = generation();
     if (!before) return before.takeError();
     auto content = dumpTable(name);

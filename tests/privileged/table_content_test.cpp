@@ -36,7 +36,7 @@ Result<nft::TableContent> readBack(const Netns& ns, const std::string& table) {
       out = kernel.takeError();
       return;
     }
-    out = (*kernel)->readTable(table);
+    out = (*kernel)->readTable(table, {});
   });
   return out;
 }

@@ -53,8 +53,9 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
   Result<bool> tableExists(const std::string&) override { return content.exists; }
   // Bumped by every accepted commit; tests bump it to play a foreign commit.
   Result<uint32_t> generation() override { return gen; }
-  Result<nft::TableContent> readTable(const std::string& name) override {
-    if (!readable) return NftKernel::readTable(name);
+  Result<nft::TableContent> readTable(const std::string& name,
+                                      const std::function<bool()>& stale) override {
+    if (!readable) return NftKernel::readTable(name, stale);
     ++reads;
     nft::TableContent copy = content;
     copy.normalize();

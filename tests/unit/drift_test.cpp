@@ -425,14 +425,15 @@ class HeldReader : public nft::NftKernel {
   }
   Result<bool> tableExists(const std::string& name) override { return kernel_.tableExists(name); }
   Result<uint32_t> generation() override { return kernel_.generation(); }
-  Result<nft::TableContent> readTable(const std::string& name) override {
+  Result<nft::TableContent> readTable(const std::string& name,
+                                      const std::function<bool()>& stale) override {
     {
       std::unique_lock lock(mu_);
       ++reads_;
       cv_.notify_all();
       cv_.wait(lock, [&] { return !held_; });
     }
-    return kernel_.readTable(name);
+    return kernel_.readTable(name, stale);
   }
   uint32_t nextSeq(uint32_t) override { return 0; }
 
@@ -561,37 +562,68 @@ TEST_F(DriftReaderTest, ACheckThatOurCommitSpoilsWaitsInsteadOfReadingUnderTheLo
       << api::status(core_).last_drift_check();
 }
 
-// While changes of ours keep coming, the periodic check waits for a quiet
-// moment, one more period at most; then it decides all the same.
-TEST_F(DriftReaderTest, HousekeepingWaitsForAQuietMomentOnePeriodAtMost) {
+// The periodic check through housekeeping: a read one of our changes
+// spoils is made again, without the lock, once our changes have paused
+// for twice as long as that read took.
+TEST_F(DriftReaderTest, HousekeepingReadsAgainAfterAPauseTwiceTheSpoiledRead) {
   HousekeepingOptions o;
   o.resync = 1s;
   o.idle = 1ms;
-  o.quiet = 1h;  // never quiet enough
   Housekeeping housekeeping(core_, o, /*events=*/{});
   ++kernel_.gen;  // someone committed elsewhere: the check reads the table back
-  std::this_thread::sleep_for(1200ms);  // due, and one period left to wait
+  std::this_thread::sleep_for(1100ms);  // due
+  reader_.hold();
+  auto step = std::async(std::launch::async, [&] { housekeeping.step(); });
+  struct Release {
+    HeldReader& reader;
+    ~Release() { reader.release(); }
+  } release{reader_};
+  ASSERT_TRUE(reader_.waitForRead(5s));
+  ASSERT_TRUE(
+      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
+  std::this_thread::sleep_for(100ms);  // the read takes 100 ms or more
+  reader_.release();
+  step.get();
+  EXPECT_EQ(api::status(core_).last_drift_check(), "") << "decided on a spoiled read";
+  EXPECT_EQ(kernel_.reads, reader_.reads()) << "read under the lock";
+
+  housekeeping.step();  // our change was not 200 ms ago yet
+  EXPECT_EQ(reader_.reads(), 1);
+  std::this_thread::sleep_for(300ms);
   housekeeping.step();
-  EXPECT_EQ(reader_.reads(), 0) << "checked while not quiet";
-  EXPECT_EQ(api::status(core_).last_drift_check(), "");
-  std::this_thread::sleep_for(1000ms);  // that period is over
-  housekeeping.step();
-  EXPECT_EQ(kernel_.reads, 1);
+  EXPECT_EQ(reader_.reads(), 2);
+  EXPECT_EQ(kernel_.reads, 2);
   EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
       << api::status(core_).last_drift_check();
 }
 
-TEST_F(DriftReaderTest, HousekeepingChecksAtOnceWhenQuiet) {
+// One more period at most: then the check decides as checkDrift does (under
+// the lock if a change of ours spoils that read too), quiet or not.
+TEST_F(DriftReaderTest, HousekeepingDecidesOnePeriodLateWithoutWaitingForQuiet) {
   HousekeepingOptions o;
   o.resync = 1s;
   o.idle = 1ms;
-  o.quiet = 0ms;
   Housekeeping housekeeping(core_, o, /*events=*/{});
   ++kernel_.gen;
-  std::this_thread::sleep_for(1200ms);
+  std::this_thread::sleep_for(1100ms);
+  reader_.hold();
+  auto step = std::async(std::launch::async, [&] { housekeeping.step(); });
+  struct Release {
+    HeldReader& reader;
+    ~Release() { reader.release(); }
+  } release{reader_};
+  ASSERT_TRUE(reader_.waitForRead(5s));
+  ASSERT_TRUE(
+      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
+  std::this_thread::sleep_for(600ms);  // a retry would want 1.2 s of quiet
+  reader_.release();
+  step.get();
+  ASSERT_TRUE(
+      api::upsertWorkload(core_, apiWorkload("api-3", "192.0.2.79", "2001:db8:2::79")).ok());
+  ++kernel_.gen;                       // and someone else again
+  std::this_thread::sleep_for(400ms);  // the period is over, not 1.2 s of quiet
   housekeeping.step();
-  EXPECT_EQ(reader_.reads(), 1);
-  EXPECT_EQ(kernel_.reads, 1);
+  EXPECT_EQ(reader_.reads(), 2) << "still waiting for quiet";
   EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
       << api::status(core_).last_drift_check();
 }

@@ -111,7 +111,8 @@ class AgentCore : public FleetMember {
   // in status (last_drift_check, last_drift_check_time).
   Result<std::optional<std::string>> checkDrift(const std::string& why);
   // The same for a check that can wait: when a commit of ours lands
-  // during its read-back (made without the lock), the read is not made
+  // during its read-back (made without the lock), or commits kept the
+  // table changing through every attempt to read it, the read is not made
   // again under the lock, where it would hold up every request for a
   // whole read (~0.3 s at 130,000 elements). nullopt then: nothing decided
   // or recorded; check again later.

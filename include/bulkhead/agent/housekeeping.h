@@ -21,10 +21,6 @@ struct HousekeepingOptions {
   std::string table;                         // for messages
   std::chrono::milliseconds resync{30'000};  // periodic drift check
   std::chrono::milliseconds idle{100};       // a round's wait without events
-  // A periodic check waits, one more `resync` at most, for this long
-  // without a change of ours, and for a read-back none of ours spoils
-  // (see periodicCheck in housekeeping.cpp).
-  std::chrono::milliseconds quiet{1'000};
   // Called at the end of every round (the service manager's watchdog).
   std::function<void()> afterRound;
 };
@@ -58,6 +54,9 @@ class Housekeeping {
   common::SteadyClock::time_point nextTrim_;
   common::SteadyClock::time_point lastTrim_;
   bool trimWanted_ = false;
+  // After a periodic read-back a change of ours spoiled: the stretch
+  // without our changes to wait for before the next (twice that read).
+  common::SteadyClock::duration retryQuiet_{};
 };
 
 }  // namespace bulkhead::agent

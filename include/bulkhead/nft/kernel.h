@@ -47,7 +47,12 @@ class NftKernel {
   // content that does not exist when the table is missing): what the drift
   // check compares with what was applied. Kernels that cannot read a table
   // back answer kUnavailable; the check then only asks tableExists().
-  virtual Result<TableContent> readTable(const std::string& name) {
+  // `stale` (may be empty): asked before reading again after the table
+  // changed during a read; true gives up (kUnavailable), as the caller no
+  // longer needs this read (it changed the table itself).
+  virtual Result<TableContent> readTable(const std::string& name,
+                                         const std::function<bool()>& stale) {
+    (void)stale;
     return makeError(ErrorCode::kUnavailable, "this kernel cannot read table inet " + name);
   }
 
@@ -59,9 +64,10 @@ class NftKernel {
 // (normalized): nullopt when it holds the same. A difference counts only
 // when kTableReads reads, `pause` apart, all show one: the dump of a hash
 // set the kernel is still growing can miss elements (see kernel.cpp).
-// `stale`, when given, is asked before each read after the first: true
-// means `expected` is no longer what the table should hold (the caller
-// committed since), and the last read's answer is returned as it is.
+// `stale`, when given, is asked before each read after the first (and by
+// readTable before it reads again): true means `expected` is no longer what
+// the table should hold (the caller committed since), and the last read's
+// answer is returned as it is.
 inline constexpr int kTableReads = 3;
 inline constexpr std::chrono::milliseconds kTableReadPause{100};
 Result<std::optional<std::string>> kernelDifferences(

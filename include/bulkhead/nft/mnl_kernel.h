@@ -29,7 +29,8 @@ class MnlKernel : public NftKernel {
   Result<uint32_t> generation() override;
   // Dumps chains, sets, every element of the static sets and the rules, with
   // the ruleset generation unchanged across the dumps (else dumps again).
-  Result<TableContent> readTable(const std::string& name) override;
+  Result<TableContent> readTable(const std::string& name,
+                                 const std::function<bool()>& stale) override;
   uint32_t nextSeq(uint32_t count) override;
 
   // The netlink port id of this socket: the kernel stamps it on the
