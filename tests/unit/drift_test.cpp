@@ -441,6 +441,12 @@ class HeldReader : public nft::NftKernel {
     std::lock_guard lock(mu_);
     held_ = true;
   }
+  // Declared after the futures a test waits for, so that it lets go before
+  // they are waited for, whatever fails first.
+  struct ReleaseAtExit {
+    HeldReader& reader;
+    ~ReleaseAtExit() { reader.release(); }
+  };
   void release() {
     std::lock_guard lock(mu_);
     held_ = false;
@@ -480,11 +486,7 @@ TEST_F(DriftReaderTest, ARequestIsServedWhileTheTableIsReadBack) {
   ++kernel_.gen;  // someone committed elsewhere: the table is read back
   reader_.hold();
   auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
-  // Let go before the futures are waited for, whatever fails first.
-  struct Release {
-    HeldReader& reader;
-    ~Release() { reader.release(); }
-  } release{reader_};
+  const HeldReader::ReleaseAtExit release{reader_};
   ASSERT_TRUE(reader_.waitForRead(5s));
 
   auto served = std::async(std::launch::async, [&] {
@@ -537,10 +539,7 @@ TEST_F(DriftReaderTest, ACheckThatOurCommitSpoilsWaitsInsteadOfReadingUnderTheLo
   reader_.hold();
   auto check =
       std::async(std::launch::async, [&] { return core_.checkDriftIfUndisturbed("test"); });
-  struct Release {
-    HeldReader& reader;
-    ~Release() { reader.release(); }
-  } release{reader_};
+  const HeldReader::ReleaseAtExit release{reader_};
   ASSERT_TRUE(reader_.waitForRead(5s));
   EXPECT_TRUE(
       api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
@@ -562,35 +561,43 @@ TEST_F(DriftReaderTest, ACheckThatOurCommitSpoilsWaitsInsteadOfReadingUnderTheLo
       << api::status(core_).last_drift_check();
 }
 
-// The periodic check through housekeeping: a read one of our changes
-// spoils is made again, without the lock, once our changes have paused
-// for twice as long as that read took.
-TEST_F(DriftReaderTest, HousekeepingReadsAgainAfterAPauseTwiceTheSpoiledRead) {
-  HousekeepingOptions o;
-  o.resync = 1s;
-  o.idle = 1ms;
-  Housekeeping housekeeping(core_, o, /*events=*/{});
+// Housekeeping's periodic check through the reader, every second.
+class PeriodicReaderTest : public DriftReaderTest {
+ protected:
+  static HousekeepingOptions options() {
+    HousekeepingOptions o;
+    o.resync = 1s;
+    o.idle = 1ms;
+    return o;
+  }
+  // One round whose check reads while a change of ours lands; the read
+  // takes `readTime`.
+  void stepWithASpoiledRead(std::chrono::milliseconds readTime) {
+    reader_.hold();
+    auto step = std::async(std::launch::async, [&] { housekeeping_.step(); });
+    const HeldReader::ReleaseAtExit release{reader_};
+    ASSERT_TRUE(reader_.waitForRead(5s));
+    ASSERT_TRUE(
+        api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
+    std::this_thread::sleep_for(readTime);
+    reader_.release();
+    step.get();
+    EXPECT_EQ(api::status(core_).last_drift_check(), "") << "decided on a spoiled read";
+    EXPECT_EQ(kernel_.reads, reader_.reads()) << "read under the lock";
+  }
+  Housekeeping housekeeping_{core_, options(), /*events=*/{}};
+};
+
+// A read one of our changes spoils is made again, without the lock, once
+// our changes have paused for twice as long as that read took.
+TEST_F(PeriodicReaderTest, ReadsAgainAfterAPauseTwiceTheSpoiledRead) {
   ++kernel_.gen;  // someone committed elsewhere: the check reads the table back
   std::this_thread::sleep_for(1100ms);  // due
-  reader_.hold();
-  auto step = std::async(std::launch::async, [&] { housekeeping.step(); });
-  struct Release {
-    HeldReader& reader;
-    ~Release() { reader.release(); }
-  } release{reader_};
-  ASSERT_TRUE(reader_.waitForRead(5s));
-  ASSERT_TRUE(
-      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
-  std::this_thread::sleep_for(100ms);  // the read takes 100 ms or more
-  reader_.release();
-  step.get();
-  EXPECT_EQ(api::status(core_).last_drift_check(), "") << "decided on a spoiled read";
-  EXPECT_EQ(kernel_.reads, reader_.reads()) << "read under the lock";
-
-  housekeeping.step();  // our change was not 200 ms ago yet
+  ASSERT_NO_FATAL_FAILURE(stepWithASpoiledRead(100ms));
+  housekeeping_.step();  // our change was not 200 ms ago yet
   EXPECT_EQ(reader_.reads(), 1);
   std::this_thread::sleep_for(300ms);
-  housekeeping.step();
+  housekeeping_.step();
   EXPECT_EQ(reader_.reads(), 2);
   EXPECT_EQ(kernel_.reads, 2);
   EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
@@ -599,30 +606,15 @@ TEST_F(DriftReaderTest, HousekeepingReadsAgainAfterAPauseTwiceTheSpoiledRead) {
 
 // One more period at most: then the check decides as checkDrift does (under
 // the lock if a change of ours spoils that read too), quiet or not.
-TEST_F(DriftReaderTest, HousekeepingDecidesOnePeriodLateWithoutWaitingForQuiet) {
-  HousekeepingOptions o;
-  o.resync = 1s;
-  o.idle = 1ms;
-  Housekeeping housekeeping(core_, o, /*events=*/{});
+TEST_F(PeriodicReaderTest, DecidesOnePeriodLateWithoutWaitingForQuiet) {
   ++kernel_.gen;
   std::this_thread::sleep_for(1100ms);
-  reader_.hold();
-  auto step = std::async(std::launch::async, [&] { housekeeping.step(); });
-  struct Release {
-    HeldReader& reader;
-    ~Release() { reader.release(); }
-  } release{reader_};
-  ASSERT_TRUE(reader_.waitForRead(5s));
-  ASSERT_TRUE(
-      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
-  std::this_thread::sleep_for(600ms);  // a retry would want 1.2 s of quiet
-  reader_.release();
-  step.get();
+  ASSERT_NO_FATAL_FAILURE(stepWithASpoiledRead(600ms));  // a retry wants 0.5 s of quiet
   ASSERT_TRUE(
       api::upsertWorkload(core_, apiWorkload("api-3", "192.0.2.79", "2001:db8:2::79")).ok());
   ++kernel_.gen;                       // and someone else again
-  std::this_thread::sleep_for(400ms);  // the period is over, not 1.2 s of quiet
-  housekeeping.step();
+  std::this_thread::sleep_for(400ms);  // the period is over; not 0.5 s of quiet
+  housekeeping_.step();
   EXPECT_EQ(reader_.reads(), 2) << "still waiting for quiet";
   EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
       << api::status(core_).last_drift_check();
