@@ -789,7 +789,8 @@ Result<bool> AgentCore::repairAfterLostEvents(const std::string& why) {
   std::unique_lock lock(mu_);
   // Our own big transactions (a push, a whole replace) overflow the
   // notification socket too; repairing after each would make another.
-  // When nobody has committed since our last commit, nothing drifted.
+  // When nobody else has committed since the table was last known to
+  // hold ours, nothing drifted.
   auto untouched = enforcer_.untouchedSinceLastCommit();
   if (untouched && *untouched) return false;
   // Someone committed (maybe only to another table, maybe us between the

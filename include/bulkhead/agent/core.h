@@ -117,8 +117,9 @@ class AgentCore : public FleetMember {
   // whole read (~0.3 s at 130,000 elements). nullopt then: nothing decided
   // or recorded; check again later.
   std::optional<Result<std::optional<std::string>>> checkDriftIfUndisturbed(const std::string& why);
-  // Notifications were lost: nothing to do when no one has committed
-  // anything in the namespace since our last commit (ruleset generation);
+  // Notifications were lost: nothing to do when no one else has committed
+  // anything in the namespace since the table was last known to hold ours
+  // (Enforcer::untouchedSinceLastCommit);
   // else compared by content as checkDrift (on a kernel that cannot read a
   // table back: repaired as `force`).
   Result<bool> repairAfterLostEvents(const std::string& why);

@@ -77,7 +77,8 @@ class Enforcer {
       const std::function<bool()>& stale = nullptr);
   // Why the kernel may not hold what was committed: the last commit failed
   // (its outcome is unknown), or the content differs (read back only when
-  // the ruleset generation moved since our last commit). On a kernel that
+  // someone else committed since the table was last known to hold ours:
+  // untouchedSinceLastCommit). On a kernel that
   // cannot read a table back: whether the table is missing, or kUnavailable
   // when `mustCompare`. nullopt: no drift.
   Result<std::optional<std::string>> drift(bool mustCompare = false);
