@@ -39,7 +39,10 @@ dir=$(mktemp -d /tmp/bh-churn.XXXXXX)
 agentPid=""
 cleanup() {
   rm -f "$dir/run"
-  [ -n "$agentPid" ] && kill "$agentPid" 2>/dev/null && wait "$agentPid" 2>/dev/null
+  if [ -n "$agentPid" ]; then
+    kill "$agentPid" 2>/dev/null || true
+    wait "$agentPid" 2>/dev/null || true
+  fi
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$dir"
 }
