@@ -713,8 +713,11 @@ Result<std::optional<std::string>> AgentCore::repairDrift(
   return drift;
 }
 
-std::optional<Result<std::optional<std::string>>> AgentCore::readUnlocked(
-    std::unique_lock<std::mutex>& lock) {
+std::optional<Result<std::optional<std::string>>> AgentCore::driftUnlessSpoiled(
+    std::unique_lock<std::mutex>& lock, bool mustCompare) {
+  // Without a reader the read is made under the lock: nothing spoils it.
+  if (reader_ == nullptr) return enforcer_.drift(mustCompare);
+  if (auto decided = enforcer_.driftWithoutReading()) return decided;
   // A copy (4 ms at 120,000 elements), so that what the kernel should hold
   // (50 ms to build) is built after the lock is let go too.
   const compiler::Ruleset applied = enforcer_.ruleset();
@@ -728,31 +731,18 @@ std::optional<Result<std::optional<std::string>>> AgentCore::readUnlocked(
   const auto after = reader_->generation();
   lock.lock();
   // Ours came in between (a change, a promotion, a push): the read may
-  // hold some of the old table and some of the new.
+  // hold some of the old table and some of the new. Or the table kept
+  // changing through every attempt to read it (kernel.h: readTable).
   if (enforcer_.commits() != commits) return std::nullopt;
-  // In sync, and nobody committed across the read: the table is known to
-  // hold ours at that generation, and later checks read nothing until
-  // someone else commits.
-  if (differs && !*differs && before && after && *before == *after) enforcer_.noteInSync(*after);
+  if (!differs && differs.error().code == ErrorCode::kUnavailable) return std::nullopt;
+  enforcer_.noteReadBack(differs, before, after);
   return differs;
 }
 
-namespace {
-// The table kept changing while it was read (kernel.h: readTable).
-bool unreadable(const Result<std::optional<std::string>>& r) {
-  return !r && r.error().code == ErrorCode::kUnavailable;
-}
-}  // namespace
-
 Result<std::optional<std::string>> AgentCore::driftReadUnlocked(std::unique_lock<std::mutex>& lock,
                                                                 bool mustCompare) {
-  if (reader_ == nullptr) return enforcer_.drift(mustCompare);
-  if (auto decided = enforcer_.driftWithoutReading()) return std::move(*decided);
-  auto read = readUnlocked(lock);
-  // Spoiled by a commit of ours, or by anyone's: decide under the lock,
-  // where ours at least wait.
-  if (!read || unreadable(*read)) return enforcer_.drift(mustCompare);
-  return std::move(*read);
+  if (auto drift = driftUnlessSpoiled(lock, mustCompare)) return std::move(*drift);
+  return enforcer_.drift(mustCompare);  // decided under the lock, where ours wait
 }
 
 Result<std::optional<std::string>> AgentCore::checkDrift(const std::string& why) {
@@ -764,14 +754,9 @@ Result<std::optional<std::string>> AgentCore::checkDrift(const std::string& why)
 std::optional<Result<std::optional<std::string>>> AgentCore::checkDriftIfUndisturbed(
     const std::string& why) {
   std::unique_lock lock(mu_);
-  // Without a reader the read is made under the lock: nothing spoils it.
-  if (reader_ == nullptr) return repairDrift(why, enforcer_.drift(/*mustCompare=*/false));
-  auto decided = enforcer_.driftWithoutReading();
-  if (!decided) decided = readUnlocked(lock);
-  // A commit of ours spoiled the read, or commits kept the table changing
-  // through every attempt: read again later rather than under the lock.
-  if (!decided || unreadable(*decided)) return std::nullopt;
-  return repairDrift(why, std::move(*decided));
+  auto drift = driftUnlessSpoiled(lock, /*mustCompare=*/false);
+  if (!drift) return std::nullopt;  // read again later rather than under the lock
+  return repairDrift(why, std::move(*drift));
 }
 
 Result<bool> AgentCore::repair(bool force, const std::string& why) {

@@ -63,8 +63,10 @@ void Enforcer::noteGeneration(bool replaced) {
   generation_ = g && (replaced || alone) ? std::optional<uint32_t>(*g) : std::nullopt;
 }
 
-void Enforcer::noteInSync(uint32_t generation) {
-  if (committed_) generation_ = generation;
+void Enforcer::noteReadBack(const Result<std::optional<std::string>>& differs,
+                            const Result<uint32_t>& before, const Result<uint32_t>& after) {
+  if (committed_ && differs && !*differs && before && after && *before == *after)
+    generation_ = *after;
 }
 
 Result<bool> Enforcer::untouchedSinceLastCommit() {
@@ -302,8 +304,7 @@ Result<std::optional<std::string>> Enforcer::drift(bool mustCompare) {
   if (auto decided = driftWithoutReading()) return std::move(*decided);
   const auto before = kernel_.generation();
   auto differs = compareWithKernel();
-  const auto after = kernel_.generation();
-  if (differs && !*differs && before && after && *before == *after) noteInSync(*after);
+  noteReadBack(differs, before, kernel_.generation());
   if (differs || differs.error().code != ErrorCode::kUnavailable || mustCompare) return differs;
   auto exists = kernel_.tableExists(compiler_.ruleset().table);
   if (!exists) return exists.takeError();

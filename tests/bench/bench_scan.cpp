@@ -88,14 +88,6 @@ flows::LoggedPacket packet(uint32_t workload, uint32_t dst, uint16_t dport) {
   return lp;
 }
 
-// CPU time of this thread: on a machine shared with compilers, wall time
-// mostly measures who else ran; the flow thread's own CPU time is its cost.
-double threadSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
 // One pipeline as the agent runs it, with or without the detector hooked
 // in, and its own clock: packet times 2 us apart (500,000 a second), fold
 // windows closed every 20 ms of that time, as the agent's flow thread ticks.
@@ -122,7 +114,7 @@ class Rig {
 
   // The flow thread's CPU seconds for these packets.
   double feed(const std::vector<flows::LoggedPacket>& packets) {
-    const double t0 = threadSeconds();
+    const double t0 = cpuSecondsOf();
     for (const auto& p : packets) {
       now_ += std::chrono::microseconds(2);
       if (now_ >= nextTick_) {
@@ -131,7 +123,7 @@ class Rig {
       }
       pipeline_->onPacket(p, now_);
     }
-    return threadSeconds() - t0;
+    return cpuSecondsOf() - t0;
   }
   uint64_t findings() const { return findings_; }
   size_t detectorBytes() const { return detector_.bytes(); }
@@ -218,10 +210,10 @@ double detectorAlone(Shape shape, const agent::ScanOptions& scan, size_t warmup,
   agent::ScanDetector detector(scan);
   for (size_t i = 0; i < warmup; ++i)
     (void)detector.observe(events[i]);
-  const double t0 = threadSeconds();
+  const double t0 = cpuSecondsOf();
   for (size_t i = warmup; i < events.size(); ++i)
     (void)detector.observe(events[i]);
-  return (threadSeconds() - t0) / double(timed) * 1e9;
+  return (cpuSecondsOf() - t0) / double(timed) * 1e9;
 }
 
 // 16 workloads; every attempt a distinct (destination, port): a scan that

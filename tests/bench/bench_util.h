@@ -95,6 +95,17 @@ inline double secondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// CPU seconds of a thread's clock (pthread_getcpuclockid; by default the
+// calling thread's own). On a machine shared with other jobs, wall time
+// mostly measures who else ran. This kernel has no IRQ time accounting, so
+// softirq work is charged to the thread it interrupted: on veth, the
+// thread whose send raised it.
+inline double cpuSecondsOf(clockid_t clock = CLOCK_THREAD_CPUTIME_ID) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
 struct Stats {
   std::vector<double> samples;
 

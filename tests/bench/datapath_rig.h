@@ -76,16 +76,6 @@ inline sockaddr_in addrOf(const char* ip, int port) {
   return a;
 }
 
-// CPU time of a thread's clock (pthread_getcpuclockid, or the caller's own
-// with CLOCK_THREAD_CPUTIME_ID). This kernel has no IRQ time accounting, so
-// softirq work is charged to the thread it interrupted: on veth that is the
-// thread whose send raised it, i.e. the path of the bench's own packets.
-inline double cpuSecondsOf(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
 // The server: one epoll thread in the server namespace. On the echo port
 // every read is answered with one byte; on the sink port bytes are counted.
 class Server {
@@ -230,7 +220,7 @@ inline Attempts connectLoop(int port, double seconds, bool expectAnswer) {
   for (int i = 0; i < kInFlight; ++i)
     launch();
   const auto t0 = Clock::now();
-  const double cpu0 = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID);
+  const double cpu0 = cpuSecondsOf();
   epoll_event events[kInFlight];
   char b;
   while (secondsSince(t0) < seconds) {
@@ -266,7 +256,7 @@ inline Attempts connectLoop(int port, double seconds, bool expectAnswer) {
     }
   }
   a.seconds = secondsSince(t0);
-  a.cpu = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+  a.cpu = cpuSecondsOf() - cpu0;
   return a;
 }
 
@@ -290,10 +280,10 @@ inline Stream stream(const Netns& client, const Server& server, double seconds) 
       throw Failure("stream connect failed");
     std::vector<char> buf(256 << 10, 'x');
     const auto t0 = Clock::now();
-    const double cpu0 = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID);
+    const double cpu0 = cpuSecondsOf();
     while (secondsSince(t0) < seconds)
       if (::write(s.get(), buf.data(), buf.size()) <= 0) throw Failure("stream write failed");
-    clientCpu = cpuSecondsOf(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    clientCpu = cpuSecondsOf() - cpu0;
     return secondsSince(t0);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last bytes land

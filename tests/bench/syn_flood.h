@@ -10,7 +10,6 @@
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <cerrno>
 #include <chrono>
@@ -78,12 +77,6 @@ inline void setTcpChecksum(SynPacket& p) {
   p.tcp.check = htons(fold(sum16(&p.tcp, sizeof(tcphdr), sum16(&pseudo, sizeof pseudo))));
 }
 
-inline double threadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
 }  // namespace flood_detail
 
 // Sends SYNs from `source` (or spoofed addresses) to dst:dport for
@@ -133,7 +126,7 @@ inline FloodResult synFlood(const char* source, const char* dst, uint16_t dport,
   FloodResult r;
   uint32_t port = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  const double cpu0 = flood_detail::threadCpuSeconds();
+  const double cpu0 = cpuSecondsOf();
   while (secondsSince(t0) < seconds) {
     for (auto& p : packets) {
       p = proto;
@@ -147,7 +140,7 @@ inline FloodResult synFlood(const char* source, const char* dst, uint16_t dport,
     if (n > 0) r.sent += uint64_t(n);
   }
   r.seconds = secondsSince(t0);
-  r.cpu = flood_detail::threadCpuSeconds() - cpu0;
+  r.cpu = cpuSecondsOf() - cpu0;
   return r;
 }
 

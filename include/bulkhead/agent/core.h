@@ -202,15 +202,15 @@ class AgentCore : public FleetMember {
   // Puts the whole ruleset back after drift; under mu_.
   Status repairLocked();
   // Enforcer::drift(), with the read-back done through reader_ and `lock`
-  // released meanwhile. When one of our commits landed during the read,
+  // released meanwhile. When the read is spoiled (see driftUnlessSpoiled),
   // the check is done again under the lock.
   Result<std::optional<std::string>> driftReadUnlocked(std::unique_lock<std::mutex>& lock,
                                                        bool mustCompare);
-  // The read-back through reader_, `lock` released meanwhile: what differs
-  // (kUnavailable: the table kept changing), or nullopt when a commit of
-  // ours came in between, which spoils the read.
-  std::optional<Result<std::optional<std::string>>> readUnlocked(
-      std::unique_lock<std::mutex>& lock);
+  // The same, except that a spoiled read decides nothing: nullopt when a
+  // commit of ours came in between (the read may mix two tables) or the
+  // table kept changing through every attempt to read it.
+  std::optional<Result<std::optional<std::string>>> driftUnlessSpoiled(
+      std::unique_lock<std::mutex>& lock, bool mustCompare);
   // Records a check's outcome in status and repairs what differs.
   Result<std::optional<std::string>> repairDrift(const std::string& why,
                                                  Result<std::optional<std::string>> drift);

@@ -110,9 +110,11 @@ class Enforcer {
   // table of the namespace, has committed since the table was last known
   // to hold it (the ruleset generation is the one generation_ holds).
   Result<bool> untouchedSinceLastCommit();
-  // A read-back made at `generation` (unchanged across it, and no commit
-  // of ours during it) found the table in sync.
-  void noteInSync(uint32_t generation);
+  // A read-back with no commit of ours during it: when it found the table
+  // in sync and the generation read before and after it is the same, the
+  // table is known to hold ours at that generation.
+  void noteReadBack(const Result<std::optional<std::string>>& differs,
+                    const Result<uint32_t>& before, const Result<uint32_t>& after);
   const compiler::Ruleset& ruleset() const { return compiler_.ruleset(); }
   const compiler::IncrementalCompiler& compiler() const { return compiler_; }
 
