@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "bulkhead/agent/api_convert.h"
+#include "bulkhead/agent/piecewise_check.h"
 #include "bulkhead/agent/request_checks.h"
 #include "bulkhead/common/escape.h"
 #include "bulkhead/common/host_address.h"
@@ -713,50 +714,22 @@ Result<std::optional<std::string>> AgentCore::repairDrift(
   return drift;
 }
 
-std::optional<Result<std::optional<std::string>>> AgentCore::driftUnlessSpoiled(
-    std::unique_lock<std::mutex>& lock, bool mustCompare) {
-  // Without a reader the read is made under the lock: nothing spoils it.
+Result<std::optional<std::string>> AgentCore::driftRead(std::unique_lock<std::mutex>& lock,
+                                                       bool mustCompare) {
+  // Without a reader the read is made under the lock.
   if (reader_ == nullptr) return enforcer_.drift(mustCompare);
-  if (auto decided = enforcer_.driftWithoutReading()) return decided;
-  // A copy (4 ms at 120,000 elements), so that what the kernel should hold
-  // (50 ms to build) is built after the lock is let go too.
-  const compiler::Ruleset applied = enforcer_.ruleset();
-  const uint64_t commits = enforcer_.commits();
-  lock.unlock();
+  if (auto decided = enforcer_.driftWithoutReading()) return std::move(*decided);
   const auto before = reader_->generation();
-  // A commit of ours makes any difference read meanwhile stale: no second
-  // and third read (kTableReads) for it.
-  auto differs = Enforcer::kernelDifferences(*reader_, applied,
-                                             [&] { return enforcer_.commits() != commits; });
-  const auto after = reader_->generation();
-  lock.lock();
-  // Ours came in between (a change, a promotion, a push): the read may
-  // hold some of the old table and some of the new. Or the table kept
-  // changing through every attempt to read it (kernel.h: readTable).
-  if (enforcer_.commits() != commits) return std::nullopt;
-  if (!differs && differs.error().code == ErrorCode::kUnavailable) return std::nullopt;
-  enforcer_.noteReadBack(differs, before, after);
+  auto differs = PiecewiseCheck(enforcer_, *reader_, lock).run();
+  if (!differs && differs.error().code == ErrorCode::kUnavailable)
+    return enforcer_.drift(mustCompare);  // a reader that cannot read in pieces
+  enforcer_.noteReadBack(differs, before, reader_->generation());
   return differs;
-}
-
-Result<std::optional<std::string>> AgentCore::driftReadUnlocked(std::unique_lock<std::mutex>& lock,
-                                                                bool mustCompare) {
-  if (auto drift = driftUnlessSpoiled(lock, mustCompare)) return std::move(*drift);
-  return enforcer_.drift(mustCompare);  // decided under the lock, where ours wait
 }
 
 Result<std::optional<std::string>> AgentCore::checkDrift(const std::string& why) {
   std::unique_lock lock(mu_);
-  auto drift = driftReadUnlocked(lock, /*mustCompare=*/false);
-  return repairDrift(why, std::move(drift));
-}
-
-std::optional<Result<std::optional<std::string>>> AgentCore::checkDriftIfUndisturbed(
-    const std::string& why) {
-  std::unique_lock lock(mu_);
-  auto drift = driftUnlessSpoiled(lock, /*mustCompare=*/false);
-  if (!drift) return std::nullopt;  // read again later rather than under the lock
-  return repairDrift(why, std::move(*drift));
+  return repairDrift(why, driftRead(lock, /*mustCompare=*/false));
 }
 
 Result<bool> AgentCore::repair(bool force, const std::string& why) {
@@ -765,7 +738,7 @@ Result<bool> AgentCore::repair(bool force, const std::string& why) {
     if (Status st = repairLocked(); !st) return st.takeError();
     return true;
   }
-  auto drift = repairDrift(why, driftReadUnlocked(lock, /*mustCompare=*/false));
+  auto drift = repairDrift(why, driftRead(lock, /*mustCompare=*/false));
   if (!drift) return drift.takeError();
   return drift->has_value();
 }
@@ -781,7 +754,7 @@ Result<bool> AgentCore::repairAfterLostEvents(const std::string& why) {
   // Someone committed (maybe only to another table, maybe us between the
   // ACK and the generation read): decide by content. A kernel that cannot
   // read the table back: repair.
-  auto differs = driftReadUnlocked(lock, /*mustCompare=*/true);
+  auto differs = driftRead(lock, /*mustCompare=*/true);
   if (!differs && differs.error().code == ErrorCode::kUnavailable) {
     if (Status st = repairLocked(); !st) return st.takeError();
     return true;

@@ -274,18 +274,12 @@ Result<bool> Enforcer::repairIfMissing() {
   return true;
 }
 
-Result<std::optional<std::string>> Enforcer::kernelDifferences(nft::NftKernel& kernel,
-                                                               const compiler::Ruleset& ruleset,
-                                                               const std::function<bool()>& stale) {
+Result<std::optional<std::string>> Enforcer::compareWithKernel() {
   // Built from the writer's own batch for a full apply, parsed back with the
   // same code as the kernel's dump: both sides have the same shape.
-  auto expected = nft::expectedContent(ruleset);
+  auto expected = nft::expectedContent(compiler_.ruleset());
   if (!expected) return expected.takeError();
-  return nft::kernelDifferences(kernel, *expected, nft::kTableReadPause, stale);
-}
-
-Result<std::optional<std::string>> Enforcer::compareWithKernel() {
-  return kernelDifferences(kernel_, compiler_.ruleset());
+  return nft::kernelDifferences(kernel_, *expected);
 }
 
 std::optional<Result<std::optional<std::string>>> Enforcer::driftWithoutReading() {

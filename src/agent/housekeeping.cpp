@@ -3,7 +3,6 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <thread>
 
 namespace bulkhead::agent {
@@ -16,12 +15,6 @@ constexpr int kBurstMs = 30;
 // Trim at least this often while changes keep coming.
 constexpr auto kTrimAtLeast = std::chrono::seconds(30);
 constexpr auto kTrimEvery = std::chrono::seconds(5);
-// A spoiled periodic read-back is retried after a pause of our changes
-// twice as long as it took, but no longer than this: a read that others'
-// commits kept retrying took several times one read, and changes that
-// come in bursts leave gaps of about a second.
-constexpr auto kMaxRetryQuiet = std::chrono::milliseconds(500);
-
 bool allLost(const std::vector<nft::TableEvent>& events) {
   for (const auto& e : events)
     if (e.kind != nft::TableEvent::Kind::kLostEvents) return false;
@@ -105,31 +98,12 @@ void Housekeeping::trimMemory(common::SteadyClock::time_point now) {
 
 void Housekeeping::periodicCheck(common::SteadyClock::time_point now) {
   if (now < nextCheck_) return;
-  // The read-back runs without the core's lock, but a commit of ours
-  // during it (a registration, a promotion) spoils it, and the check would
-  // then read again under the lock, holding up every request meanwhile.
-  // Instead, after a spoiled read, wait for a stretch without our changes
-  // twice as long as that read took (0.5 s at most), and read again; one
-  // more period at most, then decide whatever it takes.
-  if (now < nextCheck_ + options_.resync) {
-    if (core_.quietFor() < retryQuiet_) return;
-    const auto start = common::SteadyClock::now();
-    auto drift = core_.checkDriftIfUndisturbed("periodic check");
-    if (!drift) {
-      retryQuiet_ = std::min<common::SteadyClock::duration>(
-          2 * (common::SteadyClock::now() - start), kMaxRetryQuiet);
-      return;
-    }
-    checkDone(*drift);
-    return;
-  }
   checkDone(core_.checkDrift("periodic check"));
 }
 
 void Housekeeping::checkDone(const Result<std::optional<std::string>>& drift) {
   // From the end of this check: a slow check never runs back to back.
   nextCheck_ = common::SteadyClock::now() + options_.resync;
-  retryQuiet_ = {};
   if (!drift) {
     spdlog::error("periodic check of table inet {}: {}", options_.table, drift.error().describe());
   } else if (*drift) {

@@ -14,13 +14,12 @@ namespace bulkhead::nft {
 // happened, so a difference is read again before it counts.
 Result<std::optional<std::string>> kernelDifferences(NftKernel& kernel,
                                                      const TableContent& expected,
-                                                     std::chrono::milliseconds pause,
-                                                     const std::function<bool()>& stale) {
+                                                     std::chrono::milliseconds pause) {
   for (int read = 1;; ++read) {
-    auto actual = kernel.readTable(expected.table(), stale);
+    auto actual = kernel.readTable(expected.table());
     if (!actual) return actual.takeError();
     auto differs = expected.differences(*actual);
-    if (!differs || read == kTableReads || (stale && stale())) return differs;
+    if (!differs || read == kTableReads) return differs;
     std::this_thread::sleep_for(pause);
   }
 }

@@ -231,7 +231,7 @@ Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
   return {};
 }
 
-Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
+Result<TableContent> MnlKernel::readDeclarations(const std::string& name) {
   TableContent content(name);
   auto exists = tableExists(name);
   if (!exists) return exists.takeError();
@@ -251,29 +251,51 @@ Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
   nftnl_set_unset(setFilter.get(), NFTNL_SET_NAME);
   nftnl_set_nlmsg_build_payload(nlh, setFilter.get());
   if (Status st = dump(nlh, "the sets of " + table, apply); !st) return st.takeError();
-  for (const auto& [set, setContent] : content.sets) {
-    if (setContent.dynamic) continue;
-    nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
-    SetPtr s = makeSetRef(name, set);
-    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
-    if (Status st = dump(nlh, "the elements of set " + set, apply); !st) return st.takeError();
-  }
   nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   RulePtr ruleFilter(nftnl_rule_alloc());
   nftnl_rule_set_str(ruleFilter.get(), NFTNL_RULE_TABLE, name.c_str());
   nftnl_rule_nlmsg_build_payload(nlh, ruleFilter.get());
   if (Status st = dump(nlh, "the rules of " + table, apply); !st) return st.takeError();
-  content.normalize();
   return content;
 }
 
-Result<TableContent> MnlKernel::readTable(const std::string& name,
-                                          const std::function<bool()>& stale) {
+Result<std::vector<std::string>> MnlKernel::readElements(const std::string& table,
+                                                         const std::string& set) {
+  // The replies are parsed as a table's would be: into a content that
+  // declares only this set.
+  TableContent content(table);
+  content.exists = true;
+  SetContent& elements = content.sets[set];
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETSETELEM,
+                                        NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
+  SetPtr s = makeSetRef(table, set);
+  nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+  if (Status st = dump(nlh, "the elements of set " + set,
+                       [&](const nlmsghdr* reply) { return content.apply(reply); });
+      !st)
+    return st.takeError();
+  content.normalize();
+  return std::move(elements.elements);
+}
+
+Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
+  auto content = readDeclarations(name);
+  if (!content || !content->exists) return content;
+  for (auto& [set, setContent] : content->sets) {
+    if (setContent.dynamic) continue;
+    auto elements = readElements(name, set);
+    if (!elements) return elements.takeError();
+    setContent.elements = std::move(*elements);
+  }
+  return content;
+}
+
+Result<TableContent> MnlKernel::readTable(const std::string& name) {
   // The dumps are several requests: equal generations around them mean no
   // commit (ours or anyone's) fell between, so they show one state.
   constexpr int kAttempts = 3;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    if (attempt > 0 && stale && stale()) break;
     auto before = generation();
     if (!before) return before.takeError();
     auto content = dumpTable(name);

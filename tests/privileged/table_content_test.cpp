@@ -4,6 +4,7 @@
 // of tampering made with `nft` compares different.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -36,7 +37,7 @@ Result<nft::TableContent> readBack(const Netns& ns, const std::string& table) {
       out = kernel.takeError();
       return;
     }
-    out = (*kernel)->readTable(table, {});
+    out = (*kernel)->readTable(table);
   });
   return out;
 }
@@ -76,6 +77,41 @@ TEST(TableContentKernelTest, FreshlyAppliedGoldensCompareEqual) {
     auto diff = compareWithKernel(ns, rs);
     EXPECT_FALSE(diff.has_value()) << name << ": " << *diff;
   }
+}
+
+// The agent's drift check reads the table in pieces (agent/piecewise_check.h):
+// together they are the whole read, and a set that is not there says
+// ENOENT, which the check reports as a missing set.
+TEST(TableContentKernelTest, TheTableReadInPiecesIsTheTableReadWhole) {
+  ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+  Netns ns;
+  const auto rs = compileYaml(demoYaml());
+  KernelApplier applier(ns);
+  ASSERT_TRUE(applier.replace(rs));
+  Result<nft::TableContent> whole = makeError(ErrorCode::kInternal, "not run");
+  Result<nft::TableContent> pieces = makeError(ErrorCode::kInternal, "not run");
+  Result<std::vector<std::string>> missing = makeError(ErrorCode::kInternal, "not run");
+  ns.run([&] {
+    auto kernel = nft::MnlKernel::open();
+    if (!kernel) return;
+    whole = (*kernel)->readTable(rs.table);
+    pieces = (*kernel)->readDeclarations(rs.table);
+    if (!pieces) return;
+    for (auto& [name, set] : pieces->sets) {
+      if (set.dynamic) continue;
+      auto elements = (*kernel)->readElements(rs.table, name);
+      ASSERT_TRUE(elements) << name << ": " << elements.error().describe();
+      set.elements = std::move(*elements);
+    }
+    missing = (*kernel)->readElements(rs.table, "no_such_set");
+  });
+  ASSERT_TRUE(whole) << whole.error().describe();
+  ASSERT_TRUE(pieces) << pieces.error().describe();
+  EXPECT_GT(whole->sets.size(), 3u);
+  const auto differs = whole->differences(*pieces);
+  EXPECT_FALSE(differs.has_value()) << *differs;
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().sysErrno, ENOENT) << missing.error().describe();
 }
 
 TEST(TableContentKernelTest, TableBuiltByDiffsComparesEqualToAFullApply) {

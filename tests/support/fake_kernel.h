@@ -11,6 +11,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -53,21 +54,39 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
   Result<bool> tableExists(const std::string&) override { return content.exists; }
   // Bumped by every accepted commit; tests bump it to play a foreign commit.
   Result<uint32_t> generation() override { return gen; }
-  Result<nft::TableContent> readTable(const std::string& name,
-                                      const std::function<bool()>& stale) override {
-    if (!readable) return NftKernel::readTable(name, stale);
+  Result<nft::TableContent> readTable(const std::string& name) override {
+    if (!readable) return NftKernel::readTable(name);
     ++reads;
     nft::TableContent copy = content;
     copy.normalize();
-    if (shortReads > 0) {
-      --shortReads;
-      for (auto& [name, set] : copy.sets)
-        if (!set.elements.empty()) {
-          set.elements.pop_back();
-          break;
-        }
-    }
+    for (auto& [setName, set] : copy.sets)
+      if (!set.elements.empty()) {
+        if (shortRead()) set.elements.pop_back();
+        break;
+      }
     return copy;
+  }
+  Result<nft::TableContent> readDeclarations(const std::string& table) override {
+    if (!readable) return NftKernel::readDeclarations(table);
+    ++declarationReads;
+    nft::TableContent copy(content.table());
+    copy.exists = content.exists;
+    copy.chains = content.chains;
+    for (const auto& [name, set] : content.sets)
+      copy.sets[name] = nft::SetContent{set.declaration, set.dynamic, {}};
+    return copy;
+  }
+  Result<std::vector<std::string>> readElements(const std::string& table,
+                                                const std::string& set) override {
+    if (!readable) return NftKernel::readElements(table, set);
+    ++elementReads;
+    auto it = content.sets.find(set);
+    if (!content.exists || it == content.sets.end())
+      return makeError(ErrorCode::kKernel, "kernel refused to dump the elements of " + set, ENOENT);
+    std::vector<std::string> elements = it->second.elements;
+    std::sort(elements.begin(), elements.end());
+    if (!elements.empty() && shortRead()) elements.pop_back();
+    return elements;
   }
   uint32_t nextSeq(uint32_t count) override {
     const uint32_t s = seq;
@@ -106,7 +125,9 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
   // What was asked of it.
   int commits = 0;       // tried, refused ones included
   int chainDeletes = 0;  // accepted transactions that deleted a chain
-  int reads = 0;         // readTable() answered
+  int reads = 0;             // readTable() answered
+  int declarationReads = 0;  // readDeclarations() answered
+  int elementReads = 0;      // readElements() answered
   size_t lastMessages = 0;
   bool recordBatches = false;
   std::vector<nft::Batch> batches;  // with recordBatches: every one tried
@@ -117,10 +138,17 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
   // removes the dispatch element pointing at it fails, as still referenced.
   bool busyOnChainDelete = false;
   bool readable = true;  // false: a kernel that cannot read a table back
-  int shortReads = 0;    // the next n reads miss an element (a hash set dumped mid-rehash)
+  // The next n reads of a table, or of a set's elements, miss an element
+  // (a hash set dumped mid-rehash).
+  int shortReads = 0;
   std::optional<Error> counterError;  // readRuleCounters() fails with it
 
  private:
+  bool shortRead() {
+    if (shortReads == 0) return false;
+    --shortReads;
+    return true;
+  }
   struct Rule {
     uint64_t handle = 0;
     bool counted = false;

@@ -4,10 +4,12 @@
 // writer's real batches build.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "bulkhead/agent/core.h"
 #include "bulkhead/agent/core_api.h"
 #include "bulkhead/agent/housekeeping.h"
+#include "bulkhead/agent/piecewise_check.h"
 #include "bulkhead/nft/kernel.h"
 #include "bulkhead/nft/table_content.h"
 #include "support/fake_kernel.h"
@@ -415,7 +418,9 @@ TEST(DriftConfigTest, DriftEventsFlagIsADiagnosticSwitch) {
 }
 
 // Reads what `kernel` holds, as a second netlink socket on the same
-// namespace would; hold() makes the next reads wait for release().
+// namespace would, piece by piece. hold(piece) makes every read of that
+// piece (a set's elements, or "" for the declarations) wait until
+// letOneGo() or release().
 class HeldReader : public nft::NftKernel {
  public:
   explicit HeldReader(testing::FakeKernel& kernel) : kernel_(kernel) {}
@@ -425,21 +430,30 @@ class HeldReader : public nft::NftKernel {
   }
   Result<bool> tableExists(const std::string& name) override { return kernel_.tableExists(name); }
   Result<uint32_t> generation() override { return kernel_.generation(); }
-  Result<nft::TableContent> readTable(const std::string& name,
-                                      const std::function<bool()>& stale) override {
-    {
-      std::unique_lock lock(mu_);
-      ++reads_;
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return !held_; });
-    }
-    return kernel_.readTable(name, stale);
+  Result<nft::TableContent> readDeclarations(const std::string& table) override {
+    wait("");
+    return kernel_.readDeclarations(table);
+  }
+  Result<std::vector<std::string>> readElements(const std::string& table,
+                                                const std::string& set) override {
+    wait(set);
+    return kernel_.readElements(table, set);
   }
   uint32_t nextSeq(uint32_t) override { return 0; }
 
-  void hold() {
+  void hold(const std::string& piece) {
     std::lock_guard lock(mu_);
-    held_ = true;
+    held_ = piece;
+  }
+  void letOneGo() {
+    std::lock_guard lock(mu_);
+    ++permits_;
+    cv_.notify_all();
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    held_.reset();
+    cv_.notify_all();
   }
   // Declared after the futures a test waits for, so that it lets go before
   // they are waited for, whatever fails first.
@@ -447,68 +461,109 @@ class HeldReader : public nft::NftKernel {
     HeldReader& reader;
     ~ReleaseAtExit() { reader.release(); }
   };
-  void release() {
-    std::lock_guard lock(mu_);
-    held_ = false;
-    cv_.notify_all();
-  }
-  bool waitForRead(std::chrono::milliseconds timeout) {
+  // Until the n-th read of the held piece has begun.
+  bool waitForHeldRead(int n, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return reads_ > 0; });
-  }
-  int reads() {
-    std::lock_guard lock(mu_);
-    return reads_;
+    return cv_.wait_for(lock, timeout, [&] { return heldReads_ >= n; });
   }
 
  private:
+  void wait(const std::string& piece) {
+    std::unique_lock lock(mu_);
+    if (held_ != piece) return;
+    ++heldReads_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return held_ != piece || permits_ > 0; });
+    if (held_ == piece) --permits_;
+  }
+
   testing::FakeKernel& kernel_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool held_ = false;
-  int reads_ = 0;
+  std::optional<std::string> held_;
+  int heldReads_ = 0;
+  int permits_ = 0;
 };
 
 // The drift check's read-back through a kernel connection of its own
-// (AgentCore::setTableReader): done without the core's lock, so a request
-// that arrives meanwhile is served at once; a commit of ours during the read
-// sends the check back under the lock.
+// (AgentCore::setTableReader): piece by piece, without the core's lock, so
+// that a request that arrives meanwhile is served at once.
 class DriftReaderTest : public DriftTest {
  protected:
   void SetUp() override {
     DriftTest::SetUp();
     core_.setTableReader(&reader_);
   }
+  // A registration of a new workload, in its own thread.
+  std::future<bool> registerAsync(int i) {
+    return std::async(std::launch::async, [this, i] {
+      const std::string n = std::to_string(100 + i);
+      return api::upsertWorkload(core_, apiWorkload("api-" + n, "192.0.2." + n, "2001:db8:2::" + n))
+          .ok();
+    });
+  }
+  size_t staticSets() const {
+    return std::count_if(kernel_.content.sets.begin(), kernel_.content.sets.end(),
+                         [](const auto& s) { return !s.second.dynamic; });
+  }
   HeldReader reader_{kernel_};
 };
 
-TEST_F(DriftReaderTest, ARequestIsServedWhileTheTableIsReadBack) {
+TEST_F(DriftReaderTest, ARequestIsServedWhileAPieceIsReadAndSpoilsOnlyThatPiece) {
   ++kernel_.gen;  // someone committed elsewhere: the table is read back
-  reader_.hold();
+  const std::string set = someSet();
+  const size_t sets = staticSets();
+  reader_.hold(set);
   auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
   const HeldReader::ReleaseAtExit release{reader_};
-  ASSERT_TRUE(reader_.waitForRead(5s));
+  ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
 
-  auto served = std::async(std::launch::async, [&] {
-    return api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok();
-  });
+  auto served = registerAsync(1);
   const bool inTime = served.wait_for(5s) == std::future_status::ready;
   reader_.release();
   ASSERT_TRUE(inTime) << "the registration waited for the read-back";
   EXPECT_TRUE(served.get());
 
-  // Our commit landed during the read: decided again under the lock,
-  // against the table as it is now, and found in sync.
+  // Our commit landed during that set's read: that set alone was read
+  // again, against what was applied after the commit.
   auto drift = check.get();
   ASSERT_TRUE(drift) << drift.error().describe();
   EXPECT_FALSE(drift->has_value()) << **drift;
+  EXPECT_EQ(kernel_.declarationReads, 1);
+  EXPECT_EQ(kernel_.elementReads, static_cast<int>(sets) + 1);
+  EXPECT_EQ(kernel_.reads, 0) << "the whole table was read under the lock";
   EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
 }
 
+// A piece our commits spoil kSpoiledReads - 1 times in a row is read
+// under the lock: the registration that comes then waits for that read.
+TEST_F(DriftReaderTest, APieceOurCommitsKeepSpoilingIsReadUnderTheLock) {
+  ++kernel_.gen;
+  reader_.hold("");
+  auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+  const HeldReader::ReleaseAtExit release{reader_};
+  for (int read = 1; read < PiecewiseCheck::kSpoiledReads; ++read) {
+    ASSERT_TRUE(reader_.waitForHeldRead(read, 5s));
+    auto served = registerAsync(read);
+    ASSERT_EQ(served.wait_for(5s), std::future_status::ready) << "read " << read;
+    EXPECT_TRUE(served.get());
+    reader_.letOneGo();
+  }
+  ASSERT_TRUE(reader_.waitForHeldRead(PiecewiseCheck::kSpoiledReads, 5s));
+  auto waits = registerAsync(PiecewiseCheck::kSpoiledReads);
+  EXPECT_EQ(waits.wait_for(200ms), std::future_status::timeout)
+      << "served during a read made under the lock";
+  reader_.letOneGo();
+  EXPECT_TRUE(waits.get());
+
+  auto drift = check.get();
+  ASSERT_TRUE(drift) << drift.error().describe();
+  EXPECT_FALSE(drift->has_value()) << **drift;
+  EXPECT_EQ(kernel_.declarationReads, PiecewiseCheck::kSpoiledReads);
+}
+
 TEST_F(DriftReaderTest, DriftFoundThroughTheReaderIsRepaired) {
-  std::string set;
-  for (const auto& [name, s] : kernel_.content.sets)
-    if (s.elements.size() >= 2) set = name;
+  const std::string set = someSet();
   ASSERT_FALSE(set.empty());
   kernel_.content.sets[set].elements.pop_back();
   ++kernel_.gen;  // a foreign change is a commit
@@ -517,115 +572,86 @@ TEST_F(DriftReaderTest, DriftFoundThroughTheReaderIsRepaired) {
   auto drift = core_.checkDrift("test");
   ASSERT_TRUE(drift) << drift.error().describe();
   ASSERT_TRUE(drift->has_value());
-  // Every read went through the reader: nothing was read under the lock.
-  EXPECT_EQ(reader_.reads(), nft::kTableReads);
-  EXPECT_EQ(kernel_.reads, nft::kTableReads);
+  EXPECT_NE((*drift)->find("sets changed: " + set + " (1 elements missing"), std::string::npos)
+      << **drift;
+  // A difference is read kTableReads times before it counts, every time
+  // through the reader.
+  EXPECT_EQ(kernel_.reads, 0);
   EXPECT_EQ(kernel_.commits, commits + 1);  // one whole replace
   EXPECT_EQ(api::status(core_).drift_repairs(), 1u);
+}
+
+// A set someone deletes after the declarations were read, before its
+// elements are: drift.
+TEST_F(DriftReaderTest, ASetDeletedDuringTheCheckIsDrift) {
+  ++kernel_.gen;
+  const std::string set = someSet();
+  reader_.hold(set);
+  auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+  const HeldReader::ReleaseAtExit release{reader_};
+  ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
+  // The check waits inside the reader, without the core's lock: this
+  // thread may change the fake kernel as another program would.
+  kernel_.content.sets.erase(set);
+  ++kernel_.gen;
+  reader_.release();
+
+  auto drift = check.get();
+  ASSERT_TRUE(drift) << drift.error().describe();
+  ASSERT_TRUE(drift->has_value());
+  EXPECT_EQ(**drift, "sets missing: " + set);
+  EXPECT_TRUE(kernel_.content.sets.count(set)) << "not repaired";
+}
+
+TEST_F(DriftReaderTest, AShortReadOfASetThatTheNextReadContradictsIsNotDrift) {
+  ++kernel_.gen;
+  kernel_.shortReads = nft::kTableReads - 1;
+  const int commits = kernel_.commits;
+  auto drift = core_.checkDrift("test");
+  ASSERT_TRUE(drift) << drift.error().describe();
+  EXPECT_FALSE(drift->has_value()) << **drift;
+  EXPECT_EQ(kernel_.elementReads, static_cast<int>(staticSets()) + nft::kTableReads - 1);
+  EXPECT_EQ(kernel_.commits, commits);
 }
 
 TEST_F(DriftReaderTest, AnUnmovedGenerationReadsNothing) {
   auto drift = core_.checkDrift("test");
   ASSERT_TRUE(drift) << drift.error().describe();
   EXPECT_FALSE(drift->has_value());
-  EXPECT_EQ(reader_.reads(), 0);
+  EXPECT_EQ(kernel_.declarationReads, 0);
+  EXPECT_EQ(kernel_.elementReads, 0);
 }
 
-// A check that can wait (the periodic one): a commit of ours during its
-// read decides nothing, and nothing is read under the lock; undisturbed,
-// the same check decides.
-TEST_F(DriftReaderTest, ACheckThatOurCommitSpoilsWaitsInsteadOfReadingUnderTheLock) {
-  ++kernel_.gen;  // someone committed elsewhere: the table is read back
-  reader_.hold();
-  auto check =
-      std::async(std::launch::async, [&] { return core_.checkDriftIfUndisturbed("test"); });
-  const HeldReader::ReleaseAtExit release{reader_};
-  ASSERT_TRUE(reader_.waitForRead(5s));
-  EXPECT_TRUE(
-      api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
-  reader_.release();
-
-  const auto spoiled = check.get();
-  EXPECT_FALSE(spoiled.has_value()) << "decided on a read our commit spoiled";
-  EXPECT_EQ(kernel_.reads, reader_.reads()) << "read again under the lock";
-  EXPECT_EQ(api::status(core_).last_drift_check(), "");
-
-  ++kernel_.gen;  // someone else again, after our commit
-  const auto decided = core_.checkDriftIfUndisturbed("test");
-  ASSERT_TRUE(decided.has_value());
-  ASSERT_TRUE(*decided) << decided->error().describe();
-  EXPECT_FALSE(decided->value().has_value());
-  EXPECT_EQ(reader_.reads(), 2);
-  EXPECT_EQ(kernel_.reads, 2);
-  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
-      << api::status(core_).last_drift_check();
-}
-
-// Housekeeping's periodic check through the reader, every second.
-class PeriodicReaderTest : public DriftReaderTest {
- protected:
-  static HousekeepingOptions options() {
-    HousekeepingOptions o;
-    o.resync = 1s;
-    o.idle = 1ms;
-    return o;
-  }
-  // One round whose check reads while a change of ours lands; the read
-  // takes `readTime`.
-  void stepWithASpoiledRead(std::chrono::milliseconds readTime) {
-    reader_.hold();
-    auto step = std::async(std::launch::async, [&] { housekeeping_.step(); });
-    const HeldReader::ReleaseAtExit release{reader_};
-    ASSERT_TRUE(reader_.waitForRead(5s));
-    ASSERT_TRUE(
-        api::upsertWorkload(core_, apiWorkload("api-2", "192.0.2.78", "2001:db8:2::78")).ok());
-    std::this_thread::sleep_for(readTime);
-    reader_.release();
-    step.get();
-    EXPECT_EQ(api::status(core_).last_drift_check(), "") << "decided on a spoiled read";
-    EXPECT_EQ(kernel_.reads, reader_.reads()) << "read under the lock";
-  }
-  Housekeeping housekeeping_{core_, options(), /*events=*/{}};
-};
-
-// A read one of our changes spoils is made again, without the lock, once
-// our changes have paused for twice as long as that read took.
-TEST_F(PeriodicReaderTest, ReadsAgainAfterAPauseTwiceTheSpoiledRead) {
+// Housekeeping's periodic check through the reader: due, it decides in
+// that round, whatever our changes do meanwhile.
+TEST_F(DriftReaderTest, ThePeriodicCheckDecidesInTheRoundItIsDue) {
+  HousekeepingOptions options;
+  options.resync = 1s;
+  options.idle = 1ms;
+  Housekeeping housekeeping(core_, options, /*events=*/{});
   ++kernel_.gen;  // someone committed elsewhere: the check reads the table back
-  std::this_thread::sleep_for(1100ms);  // due
-  ASSERT_NO_FATAL_FAILURE(stepWithASpoiledRead(100ms));
-  housekeeping_.step();  // our change was not 200 ms ago yet
-  EXPECT_EQ(reader_.reads(), 1);
-  std::this_thread::sleep_for(300ms);
-  housekeeping_.step();
-  EXPECT_EQ(reader_.reads(), 2);
-  EXPECT_EQ(kernel_.reads, 2);
-  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
-      << api::status(core_).last_drift_check();
-}
-
-// One more period at most: then the check decides as checkDrift does (under
-// the lock if a change of ours spoils that read too), quiet or not.
-TEST_F(PeriodicReaderTest, DecidesOnePeriodLateWithoutWaitingForQuiet) {
-  ++kernel_.gen;
   std::this_thread::sleep_for(1100ms);
-  ASSERT_NO_FATAL_FAILURE(stepWithASpoiledRead(600ms));  // a retry wants 0.5 s of quiet
-  ASSERT_TRUE(
-      api::upsertWorkload(core_, apiWorkload("api-3", "192.0.2.79", "2001:db8:2::79")).ok());
-  ++kernel_.gen;                       // and someone else again
-  std::this_thread::sleep_for(400ms);  // the period is over; not 0.5 s of quiet
-  housekeeping_.step();
-  EXPECT_EQ(reader_.reads(), 2) << "still waiting for quiet";
-  EXPECT_NE(api::status(core_).last_drift_check().find("in sync"), std::string::npos)
+  reader_.hold("");
+  auto step = std::async(std::launch::async, [&] { housekeeping.step(); });
+  const HeldReader::ReleaseAtExit release{reader_};
+  ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
+  auto served = registerAsync(1);
+  ASSERT_EQ(served.wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(served.get());
+  reader_.release();
+  step.get();
+  EXPECT_NE(api::status(core_).last_drift_check().find("periodic check: in sync"),
+            std::string::npos)
       << api::status(core_).last_drift_check();
+  EXPECT_EQ(kernel_.declarationReads, 2);
 }
 
 TEST_F(DriftReaderTest, AReadBackInSyncThroughTheReaderSparesTheNextOne) {
   ++kernel_.gen;
   ASSERT_TRUE(core_.checkDrift("test"));
   ASSERT_TRUE(core_.checkDrift("test"));
-  EXPECT_EQ(reader_.reads(), 1);
-  EXPECT_EQ(kernel_.reads, 1);
+  EXPECT_EQ(kernel_.declarationReads, 1);
+  EXPECT_EQ(kernel_.reads, 0);
 }
 
 TEST_F(DriftReaderTest, LostNotificationsAreDecidedThroughTheReader) {
@@ -633,7 +659,7 @@ TEST_F(DriftReaderTest, LostNotificationsAreDecidedThroughTheReader) {
   auto repaired = core_.repairAfterLostEvents("notifications lost");
   ASSERT_TRUE(repaired) << repaired.error().describe();
   EXPECT_FALSE(*repaired);
-  EXPECT_EQ(reader_.reads(), 1);
+  EXPECT_EQ(kernel_.declarationReads, 1);
 }
 
 }  // namespace

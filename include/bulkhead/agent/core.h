@@ -110,13 +110,6 @@ class AgentCore : public FleetMember {
   // they differ. Returns what differed (nullopt: nothing). The outcome is
   // in status (last_drift_check, last_drift_check_time).
   Result<std::optional<std::string>> checkDrift(const std::string& why);
-  // The same for a check that can wait: when a commit of ours lands
-  // during its read-back (made without the lock), or commits kept the
-  // table changing through every attempt to read it, the read is not made
-  // again under the lock, where it would hold up every request for a
-  // whole read (~0.3 s at 130,000 elements). nullopt then: nothing decided
-  // or recorded; check again later.
-  std::optional<Result<std::optional<std::string>>> checkDriftIfUndisturbed(const std::string& why);
   // Notifications were lost: nothing to do when no one else has committed
   // anything in the namespace since the table was last known to hold ours
   // (Enforcer::untouchedSinceLastCommit);
@@ -136,8 +129,9 @@ class AgentCore : public FleetMember {
   // nft::NotificationGate); nullptr: none. Outlives its use here.
   void setNotificationGate(nft::NotificationGate* gate);
   // A kernel connection of its own (its own netlink socket) for the drift
-  // checks' read-back, which then runs without the core's lock: requests
-  // do not wait for it (~0.4 s at 120,000 elements). Without one the
+  // checks' read-back, which then runs piece by piece without the core's
+  // lock (PiecewiseCheck): requests wait for one piece's read at most, not
+  // for the table's (~0.3 s at 130,000 elements). Without one the
   // read-back goes through the writer's connection, under the lock.
   // Outlives its use here; set before the housekeeping thread starts.
   void setTableReader(nft::NftKernel* reader);
@@ -201,16 +195,10 @@ class AgentCore : public FleetMember {
   void beforeRewrite();
   // Puts the whole ruleset back after drift; under mu_.
   Status repairLocked();
-  // Enforcer::drift(), with the read-back done through reader_ and `lock`
-  // released meanwhile. When the read is spoiled (see driftUnlessSpoiled),
-  // the check is done again under the lock.
-  Result<std::optional<std::string>> driftReadUnlocked(std::unique_lock<std::mutex>& lock,
-                                                       bool mustCompare);
-  // The same, except that a spoiled read decides nothing: nullopt when a
-  // commit of ours came in between (the read may mix two tables) or the
-  // table kept changing through every attempt to read it.
-  std::optional<Result<std::optional<std::string>>> driftUnlessSpoiled(
-      std::unique_lock<std::mutex>& lock, bool mustCompare);
+  // Enforcer::drift(), with the read-back done through reader_ piece by
+  // piece, `lock` let go while each piece is read (PiecewiseCheck).
+  Result<std::optional<std::string>> driftRead(std::unique_lock<std::mutex>& lock,
+                                               bool mustCompare);
   // Records a check's outcome in status and repairs what differs.
   Result<std::optional<std::string>> repairDrift(const std::string& why,
                                                  Result<std::optional<std::string>> drift);

@@ -69,12 +69,6 @@ class Enforcer {
   // nft/table_content.h): nullopt when they are the same, else what
   // differs. kUnavailable when the kernel cannot read a table back.
   Result<std::optional<std::string>> compareWithKernel();
-  // The same for any ruleset, read through any kernel connection (the drift
-  // check's own reader, against a copy of what was committed); `stale` as
-  // for nft::kernelDifferences.
-  static Result<std::optional<std::string>> kernelDifferences(
-      nft::NftKernel& kernel, const compiler::Ruleset& ruleset,
-      const std::function<bool()>& stale = nullptr);
   // Why the kernel may not hold what was committed: the last commit failed
   // (its outcome is unknown), or the content differs (read back only when
   // someone else committed since the table was last known to hold ours:
@@ -84,8 +78,8 @@ class Enforcer {
   Result<std::optional<std::string>> drift(bool mustCompare = false);
   // For a caller that reads the table back without holding its lock: the
   // verdict when no read-back is needed (nullopt: read it), and commits()
-  // to tell, after the read, whether one of ours came in between (the read
-  // may then mix two tables).
+  // to tell, after a read, whether one of ours came in between (what it
+  // read may then hold some of the old table and some of the new).
   std::optional<Result<std::optional<std::string>>> driftWithoutReading();
   // Safe to read without the core's lock (the drift check's reader does).
   uint64_t commits() const { return commits_; }

@@ -54,9 +54,6 @@ class Housekeeping {
   common::SteadyClock::time_point nextTrim_;
   common::SteadyClock::time_point lastTrim_;
   bool trimWanted_ = false;
-  // After a periodic read-back was spoiled: the stretch without our
-  // changes to wait for before the next (twice that read, 0.5 s at most).
-  common::SteadyClock::duration retryQuiet_{};
 };
 
 }  // namespace bulkhead::agent

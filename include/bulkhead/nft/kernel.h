@@ -47,13 +47,22 @@ class NftKernel {
   // content that does not exist when the table is missing): what the drift
   // check compares with what was applied. Kernels that cannot read a table
   // back answer kUnavailable; the check then only asks tableExists().
-  // `stale` (may be empty): asked before reading again after the table
-  // changed during a read; true gives up (kUnavailable), as the caller no
-  // longer needs this read (it changed the table itself).
-  virtual Result<TableContent> readTable(const std::string& name,
-                                         const std::function<bool()>& stale) {
-    (void)stale;
+  virtual Result<TableContent> readTable(const std::string& name) {
     return makeError(ErrorCode::kUnavailable, "this kernel cannot read table inet " + name);
+  }
+  // The same in pieces, for a reader that lets commits of its own fall
+  // between them and compares each piece with what it applied at that
+  // moment (the agent's drift check): the table's chains with their rules
+  // and its sets' declarations, every set without elements...
+  virtual Result<TableContent> readDeclarations(const std::string& table) {
+    return makeError(ErrorCode::kUnavailable, "this kernel cannot read table inet " + table);
+  }
+  // ...and the elements of one set, sorted as TableContent::normalize does;
+  // a set that does not exist is a kKernel error with errno ENOENT.
+  virtual Result<std::vector<std::string>> readElements(const std::string& table,
+                                                        const std::string& set) {
+    return makeError(ErrorCode::kUnavailable,
+                     "this kernel cannot read set " + set + " of table inet " + table);
   }
 
   // A sequence number for the next batch (monotonic per kernel object).
@@ -64,15 +73,10 @@ class NftKernel {
 // (normalized): nullopt when it holds the same. A difference counts only
 // when kTableReads reads, `pause` apart, all show one: the dump of a hash
 // set the kernel is still growing can miss elements (see kernel.cpp).
-// `stale`, when given, is asked before each read after the first (and by
-// readTable before it reads again): true means `expected` is no longer what
-// the table should hold (the caller committed since), and the last read's
-// answer is returned as it is.
 inline constexpr int kTableReads = 3;
 inline constexpr std::chrono::milliseconds kTableReadPause{100};
 Result<std::optional<std::string>> kernelDifferences(
     NftKernel& kernel, const TableContent& expected,
-    std::chrono::milliseconds pause = kTableReadPause,
-    const std::function<bool()>& stale = nullptr);
+    std::chrono::milliseconds pause = kTableReadPause);
 
 }  // namespace bulkhead::nft

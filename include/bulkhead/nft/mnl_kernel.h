@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bulkhead/common/result.h"
 #include "bulkhead/nft/kernel.h"
@@ -29,8 +30,11 @@ class MnlKernel : public NftKernel {
   Result<uint32_t> generation() override;
   // Dumps chains, sets, every element of the static sets and the rules, with
   // the ruleset generation unchanged across the dumps (else dumps again).
-  Result<TableContent> readTable(const std::string& name,
-                                 const std::function<bool()>& stale) override;
+  Result<TableContent> readTable(const std::string& name) override;
+  // The dumps readTable makes, each on its own (no generation check).
+  Result<TableContent> readDeclarations(const std::string& table) override;
+  Result<std::vector<std::string>> readElements(const std::string& table,
+                                                const std::string& set) override;
   uint32_t nextSeq(uint32_t count) override;
 
   // The netlink port id of this socket: the kernel stamps it on the
