@@ -13,6 +13,7 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   const size_t elements =
       committed_ ? diff.elementChangeCount() : compiler_.ruleset().elementCount();
   Status st = write(elements, /*replaces=*/!committed_, [&] { return commitOnce(diff); });
+  noteChanges(diff);
   if (st) return st;
   // Whatever failed (a refusal, a lost ACK), what the kernel holds is not
   // known for sure: the next commit replaces the whole table. This also makes
@@ -23,8 +24,29 @@ Status Enforcer::commit(const compiler::RulesetDiff& diff) {
   return st;
 }
 
+void Enforcer::noteChanges(const compiler::RulesetDiff& diff) {
+  if (diff.createTable || !diff.addSets.empty() || !diff.deleteSets.empty() ||
+      !diff.addChains.empty() || !diff.replaceChains.empty() || !diff.deleteChains.empty())
+    declarationsChangedAt_ = commits_;
+  for (const auto& name : diff.deleteSets) elementsChangedAt_.erase(name);
+  for (const auto& set : diff.addSets) elementsChangedAt_[set.name] = commits_;
+  for (const auto& changes : diff.elements) elementsChangedAt_[changes.set] = commits_;
+}
+
+bool Enforcer::changedSince(uint64_t commits, const std::string* set) const {
+  if (replacedAt_ > commits) return true;
+  if (set == nullptr) return declarationsChangedAt_ > commits;
+  auto it = elementsChangedAt_.find(*set);
+  return it != elementsChangedAt_.end() && it->second > commits;
+}
+
 Status Enforcer::write(size_t elements, bool replaces, const std::function<Status()>& commits) {
   ++commits_;
+  if (replaces) {
+    // Every piece, whatever the diff said (the kernel's state was unknown).
+    replacedAt_ = commits_;
+    elementsChangedAt_.clear();
+  }
   if (gate_ == nullptr || elements < kQuietElements) {
     Status st = commits();
     if (st) noteGeneration(replaces);

@@ -9,18 +9,30 @@
 namespace bulkhead::agent {
 
 template <typename Snapshot, typename Compare>
-Result<PiecewiseCheck::Why> PiecewiseCheck::unspoiled(const Snapshot& snapshot,
+Result<PiecewiseCheck::Why> PiecewiseCheck::comparePiece(const std::string* set,
+                                                      const Snapshot& snapshot,
                                                       const Compare& compare) {
-  for (int read = 1;; ++read) {
+  for (int spoiled = 0, differed = 0;;) {
     const uint64_t commits = enforcer_.commits();
     auto applied = snapshot();
     if (!applied) return Why();
-    const bool locked = read >= kSpoiledReads;
+    const bool locked = spoiled + 1 >= kSpoiledReads;
     if (!locked) lock_.unlock();
     auto outcome = compare(*applied);
     if (!locked) lock_.lock();
-    // Our commits are made under the lock: none came in between.
-    if (enforcer_.commits() == commits) return outcome;
+    // Our commits are made under the lock: did one that changed this piece
+    // come in between?
+    if (enforcer_.changedSince(commits, set)) {
+      ++spoiled;
+      continue;
+    }
+    // A difference in a set's elements is read again before it counts:
+    // the dump of a hash set the kernel is still growing can miss
+    // elements (nft/kernel.cpp).
+    if (!outcome || !*outcome || set == nullptr || ++differed == nft::kTableReads) return outcome;
+    lock_.unlock();
+    std::this_thread::sleep_for(nft::kTableReadPause);
+    lock_.lock();
   }
 }
 
@@ -28,7 +40,7 @@ Result<PiecewiseCheck::Why> PiecewiseCheck::declarations() {
   // A copy of the whole ruleset (4 ms at 120,000 elements); the elements
   // are dropped after the lock is let go.
   auto snapshot = [&] { return std::optional<compiler::Ruleset>(enforcer_.ruleset()); };
-  return unspoiled(snapshot, [&](compiler::Ruleset& applied) -> Result<Why> {
+  return comparePiece(nullptr, snapshot, [&](compiler::Ruleset& applied) -> Result<Why> {
     for (compiler::Set& s : applied.sets) s.elements = {};
     auto expected = nft::expectedContent(applied);
     if (!expected) return expected.takeError();
@@ -51,21 +63,15 @@ Result<PiecewiseCheck::Why> PiecewiseCheck::elements(const std::string& name) {
     one.sets.push_back(*set);
     return one;
   };
-  return unspoiled(snapshot, [&](const compiler::Ruleset& applied) -> Result<Why> {
+  return comparePiece(&name, snapshot, [&](const compiler::Ruleset& applied) -> Result<Why> {
     auto expected = nft::expectedContent(applied);
     if (!expected) return expected.takeError();
-    const std::vector<std::string>& want = expected->sets.at(name).elements;
-    // A difference is read again before it counts: the dump of a hash set
-    // the kernel is still growing can miss elements (nft/kernel.cpp).
-    for (int read = 1;; ++read) {
-      auto got = reader_.readElements(applied.table, name);
-      if (!got && got.error().sysErrno == ENOENT) return Why("sets missing: " + name);
-      if (!got) return got.takeError();
-      const std::string differs = nft::elementDifferences(want, *got);
-      if (differs.empty()) return Why();
-      if (read == nft::kTableReads) return Why("sets changed: " + name + " (" + differs + ")");
-      std::this_thread::sleep_for(nft::kTableReadPause);
-    }
+    auto got = reader_.readElements(applied.table, name);
+    if (!got && got.error().sysErrno == ENOENT) return Why("sets missing: " + name);
+    if (!got) return got.takeError();
+    const std::string differs = nft::elementDifferences(expected->sets.at(name).elements, *got);
+    if (differs.empty()) return Why();
+    return Why("sets changed: " + name + " (" + differs + ")");
   });
 }
 

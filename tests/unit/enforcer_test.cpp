@@ -180,5 +180,40 @@ TEST(Enforcer, PeriodicCheckReplacesAfterAFailedCommit) {
   EXPECT_FALSE(*again);
 }
 
+// What a reader of one piece of the table at a time asks
+// (PiecewiseCheck): which pieces a commit of ours changed.
+TEST(Enforcer, ChangedSinceNamesThePiecesACommitChanged) {
+  testing::FakeKernel k;
+  Enforcer e(k, {});
+  ASSERT_TRUE(e.setPolicy(bundle()).ok());
+  uint64_t before = e.commits();
+  auto registered = e.upsertWorkload(workload("a", "192.0.2.1"));
+  ASSERT_TRUE(registered.ok());
+  ASSERT_TRUE(registered->addChains.empty() && registered->replaceChains.empty() &&
+              registered->addSets.empty());
+  ASSERT_FALSE(registered->elements.empty());
+  EXPECT_FALSE(e.changedSince(before, nullptr)) << "a registration changed the declarations";
+  for (const auto& changes : registered->elements)
+    EXPECT_TRUE(e.changedSince(before, &changes.set)) << changes.set;
+  const std::string untouched = "no_such_set";
+  EXPECT_FALSE(e.changedSince(before, &untouched));
+
+  // A new app adds chains and sets: the declarations changed.
+  before = e.commits();
+  Bundle more = bundle();
+  App other;
+  other.name = "db";
+  more.apps.push_back(other);
+  ASSERT_TRUE(e.setPolicy(more).ok());
+  EXPECT_TRUE(e.changedSince(before, nullptr));
+
+  // A whole replace changes every piece.
+  before = e.commits();
+  ASSERT_TRUE(e.replaceAll().ok());
+  EXPECT_TRUE(e.changedSince(before, nullptr));
+  EXPECT_TRUE(e.changedSince(before, &untouched));
+  EXPECT_FALSE(e.changedSince(e.commits(), &untouched));
+}
+
 }  // namespace
 }  // namespace bulkhead::agent

@@ -4,11 +4,11 @@
 // always what the kernel holds.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "bulkhead/common/result.h"
@@ -77,12 +77,16 @@ class Enforcer {
   // when `mustCompare`. nullopt: no drift.
   Result<std::optional<std::string>> drift(bool mustCompare = false);
   // For a caller that reads the table back without holding its lock: the
-  // verdict when no read-back is needed (nullopt: read it), and commits()
-  // to tell, after a read, whether one of ours came in between (what it
-  // read may then hold some of the old table and some of the new).
+  // verdict when no read-back is needed (nullopt: read it).
   std::optional<Result<std::optional<std::string>>> driftWithoutReading();
-  // Safe to read without the core's lock (the drift check's reader does).
+  // Our transactions so far, refused ones included.
   uint64_t commits() const { return commits_; }
+  // For a caller that reads the table one piece at a time without holding
+  // its lock (PiecewiseCheck): whether a commit of ours after the first
+  // `commits` may have changed the table's declarations (chains, rules,
+  // sets; `set` nullptr) or the elements of `*set`. What it read of that
+  // piece may then hold some of the old table and some of the new.
+  bool changedSince(uint64_t commits, const std::string* set) const;
 
   // The table monitor: commits of at least kQuietElements element changes
   // leave its notification group meanwhile (nullptr: none). See
@@ -116,6 +120,8 @@ class Enforcer {
   // Commits `diff` (a full replace when nothing is known of the table).
   Status commit(const compiler::RulesetDiff& diff);
   Status commitOnce(const compiler::RulesetDiff& diff);
+  // Notes which pieces of the table `diff` changes (changedSince).
+  void noteChanges(const compiler::RulesetDiff& diff);
   // Runs `commits` (our transactions, changing about `elements` elements)
   // and notes the generation they left; a large one with the monitor
   // paused, after which a generation that moved by more than our commit
@@ -137,7 +143,13 @@ class Enforcer {
   // and after a read-back found the table in sync. None: unknown, and the
   // next check reads the table back.
   std::optional<uint32_t> generation_;
-  std::atomic<uint64_t> commits_ = 0;  // transactions sent, refused ones included
+  uint64_t commits_ = 0;  // transactions sent, refused ones included
+  // commits_ at the last commit that replaced the whole table, changed its
+  // declarations, or changed the elements of a set (by name; cleared by a
+  // replace, a deleted set's removed): changedSince().
+  uint64_t replacedAt_ = 0;
+  uint64_t declarationsChangedAt_ = 0;
+  std::unordered_map<std::string, uint64_t> elementsChangedAt_;
 };
 
 }  // namespace bulkhead::agent

@@ -3,11 +3,12 @@
 // without elements), then the elements of each set. Each piece is compared
 // with what the agent had applied when the piece was read, and the core's
 // lock is let go while the piece is read and while what it should hold is
-// built, so requests are served meanwhile. A commit of ours during a
-// piece's read spoils that piece alone, which is read again; the
-// kSpoiledReads-th time, under the lock: a request then waits for one
-// piece's read (milliseconds), never for the whole table's (~0.3 s at
-// 130,000 elements) or for others' commits to pause.
+// built, so requests are served meanwhile. A commit of ours that changes
+// the piece being read (Enforcer::changedSince: a registration changes the
+// elements of a few sets) spoils that piece alone, which is read again;
+// the kSpoiledReads-th time, under the lock: a request then waits for one
+// piece's read, never for the whole table's (~0.3 s at 130,000 elements)
+// or for others' commits to pause.
 //
 // Pieces read at different moments show no single state of the table, and
 // need not: a foreign change shows in every piece read after it, and one
@@ -47,10 +48,12 @@ class PiecewiseCheck {
   Result<Why> declarations();
   Result<Why> elements(const std::string& set);
   // Takes `snapshot()` of what was applied (nullopt: nothing left to
-  // compare) under the lock, then runs `compare` on it without the lock,
-  // and again as long as a commit of ours lands meanwhile.
+  // compare) under the lock, then runs `compare` on it without the lock;
+  // again when a commit of ours changed the piece meanwhile (the elements
+  // of `*set`; the declarations when nullptr), and for a set's elements
+  // until kTableReads reads, kTableReadPause apart, all differ.
   template <typename Snapshot, typename Compare>
-  Result<Why> unspoiled(const Snapshot& snapshot, const Compare& compare);
+  Result<Why> comparePiece(const std::string* set, const Snapshot& snapshot, const Compare& compare);
 
   Enforcer& enforcer_;
   nft::NftKernel& reader_;
