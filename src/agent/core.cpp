@@ -701,11 +701,15 @@ Result<std::optional<std::string>> AgentCore::repairDrift(
     noteError(drift.error());
     return drift;
   }
+  // How long the table took to read back, when it was: what a check
+  // costs at this size, on this host.
+  const std::string took =
+      readBackTook_ ? " (read back in " + std::to_string(readBackTook_->count()) + " ms)" : "";
   if (!*drift) {
-    lastDriftCheck_ = why + ": in sync";
+    lastDriftCheck_ = why + ": in sync" + took;
     return drift;
   }
-  lastDriftCheck_ = why + ": " + **drift;
+  lastDriftCheck_ = why + ": " + **drift + took;
   if (Status st = repairLocked(); !st) {
     lastDriftCheck_ += "; repair failed";
     return st.takeError();
@@ -717,13 +721,17 @@ Result<std::optional<std::string>> AgentCore::repairDrift(
 Result<std::optional<std::string>> AgentCore::driftRead(std::unique_lock<std::mutex>& lock,
                                                        bool mustCompare) {
   // Without a reader the read is made under the lock.
+  readBackTook_.reset();
   if (reader_ == nullptr) return enforcer_.drift(mustCompare);
   if (auto decided = enforcer_.driftWithoutReading()) return std::move(*decided);
+  const auto start = common::SteadyClock::now();
   const auto before = reader_->generation();
   auto differs = PiecewiseCheck(enforcer_, *reader_, lock).run();
   if (!differs && differs.error().code == ErrorCode::kUnavailable)
     return enforcer_.drift(mustCompare);  // a reader that cannot read in pieces
   enforcer_.noteReadBack(differs, before, reader_->generation());
+  readBackTook_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(common::SteadyClock::now() - start);
   return differs;
 }
 

@@ -5,14 +5,15 @@
 # 10,000-workload bundle (~131,000 set elements, bench_push --write-yaml);
 # another program adds an element to a table of its own every 0.5 s; the
 # CLI registers and removes workloads in bursts (40 calls ~20 ms apart,
-# then 1.5 s without). Prints the CLI calls' latency (spawn to exit) and how
-# many checks completed.
+# then 1.5 s without). Prints the CLI calls' latency (spawn to exit), how
+# many checks completed, and how long they took to read the table back (as
+# the agent's status reports it: `last_drift_check`).
 #
 #   sudo tests/bench/periodic_check_churn.sh [--seconds=60] [--resync=4] [--agent=PATH]
 #
 # --resync=86400 is the control: no periodic check within the run. Builds
 # nothing; needs root, nft and the build's bulkhead, bulkhead-agent and
-# bench_push. Not part of run-all.sh (it judges no goal).
+# bench_push; jq. Not part of run-all.sh (it judges no goal).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -70,10 +71,12 @@ touch "$dir/run"
     sleep 0.5
   done
 ) &
-# The checks completed: the distinct times status reports.
+# The checks completed: the distinct times status reports, each with its
+# outcome ("periodic check: in sync (read back in 290 ms)").
 (
   while [ -e "$dir/run" ]; do
-    call status --json 2>/dev/null | grep -o '"last_drift_check_time": "[^"]*"' || true
+    call status --json 2>/dev/null | jq -r 'select((.last_drift_check_time // "") != "") |
+      [.last_drift_check_time, .last_drift_check] | @tsv' || true
     sleep 0.25
   done | sort -u >"$dir/checks"
 ) &
@@ -98,13 +101,16 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 rm -f "$dir/run"
 sleep 1
-checks=$(grep -c '[0-9]Z"' "$dir/checks" || true)
-sort -n "$dir/us" | awk -v checks="$checks" -v resync="$resync" -v secs="$seconds" '
+checks=$(wc -l <"$dir/checks")
+# How long each check took to read the table back (agents that say so).
+reads=$(grep -o 'read back in [0-9]* ms' "$dir/checks" | awk '{print $4}' | sort -n |
+  awk '{ v[NR] = $1 } END { if (NR) printf "%d-%d ms, median %d", v[1], v[NR], v[int((NR + 1) / 2)]; else printf "not reported" }')
+sort -n "$dir/us" | awk -v checks="$checks" -v reads="$reads" -v resync="$resync" -v secs="$seconds" '
   { v[NR] = $1 }
   END {
     n = NR
-    printf "periodic_check_churn: %d s, --resync-seconds %s: %d CLI calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms, over 50 ms: %d; checks completed: %d\n",
+    printf "periodic_check_churn: %d s, --resync-seconds %s: %d CLI calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms, over 50 ms: %d; checks completed: %d, read back in %s\n",
       secs, resync, n, v[int(n * 0.5) + 1] / 1000, v[int(n * 0.99) + 1] / 1000, v[n] / 1000,
-      over(v, n), checks
+      over(v, n), checks, reads
   }
   function over(v, n,   i, c) { c = 0; for (i = 1; i <= n; i++) if (v[i] > 50000) c++; return c }'

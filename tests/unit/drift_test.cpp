@@ -680,7 +680,12 @@ TEST_F(DriftReaderTest, ThePeriodicCheckDecidesInTheRoundItIsDue) {
 TEST_F(DriftReaderTest, AReadBackInSyncThroughTheReaderSparesTheNextOne) {
   ++kernel_.gen;
   ASSERT_TRUE(core_.checkDrift("test"));
+  // Status says how long the read took.
+  const std::string read = api::status(core_).last_drift_check();
+  EXPECT_EQ(read.rfind("test: in sync (read back in ", 0), 0u) << read;
+  EXPECT_EQ(read.back(), ')') << read;
   ASSERT_TRUE(core_.checkDrift("test"));
+  EXPECT_EQ(api::status(core_).last_drift_check(), "test: in sync");
   EXPECT_EQ(kernel_.declarationReads, 1);
   EXPECT_EQ(kernel_.reads, 0);
 }

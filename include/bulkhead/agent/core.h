@@ -241,6 +241,9 @@ class AgentCore : public FleetMember {
 
   std::string lastError_, lastErrorTime_, lastAppliedTime_;
   std::string lastDriftCheck_, lastDriftCheckTime_;
+  // How long the last driftRead() took to read the table back through the
+  // reader; nullopt when it read nothing that way.
+  std::optional<std::chrono::milliseconds> readBackTook_;
   LatencyWindow applyLatency_, workloadLatency_, promotionLatency_;
   uint64_t driftRepairs_ = 0, pushes_ = 0, workloadChanges_ = 0, promotions_ = 0;
   common::SteadyClock::time_point lastChange_{};
