@@ -103,14 +103,7 @@ uint64_t rulePackets(const nftnl_rule* rule) {
 }
 
 Result<RuleCounters> MnlCounterReader::readRuleCounters(const std::string& table) {
-  // A commit during the dump (ours or anyone's) makes the kernel flag it
-  // NLM_F_DUMP_INTR (EINTR): the rules read so far may mix two
-  // generations. Dump again; commits are short.
-  constexpr int kAttempts = 4;
-  for (int attempt = 1;; ++attempt) {
-    auto out = dumpOnce(table);
-    if (out || out.error().sysErrno != EINTR || attempt == kAttempts) return out;
-  }
+  return dumpUninterrupted([&] { return dumpOnce(table); });
 }
 
 void SeenCounter::sample(const RuleCounters& counters) {

@@ -232,6 +232,15 @@ Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
 }
 
 Result<TableContent> MnlKernel::readDeclarations(const std::string& name) {
+  return dumpUninterrupted([&] { return dumpDeclarations(name); });
+}
+
+Result<std::vector<std::string>> MnlKernel::readElements(const std::string& table,
+                                                         const std::string& set) {
+  return dumpUninterrupted([&] { return dumpElements(table, set); });
+}
+
+Result<TableContent> MnlKernel::dumpDeclarations(const std::string& name) {
   TableContent content(name);
   auto exists = tableExists(name);
   if (!exists) return exists.takeError();
@@ -259,7 +268,7 @@ Result<TableContent> MnlKernel::readDeclarations(const std::string& name) {
   return content;
 }
 
-Result<std::vector<std::string>> MnlKernel::readElements(const std::string& table,
+Result<std::vector<std::string>> MnlKernel::dumpElements(const std::string& table,
                                                          const std::string& set) {
   // The replies are parsed as a table's would be: into a content that
   // declares only this set.

@@ -102,15 +102,16 @@ done
 rm -f "$dir/run"
 sleep 1
 checks=$(wc -l <"$dir/checks")
+failed=$(grep -c 'check failed' "$dir/checks" || true)
 # How long each check took to read the table back (agents that say so).
-reads=$(grep -o 'read back in [0-9]* ms' "$dir/checks" | awk '{print $4}' | sort -n |
+reads=$({ grep -o 'read back in [0-9]* ms' "$dir/checks" || true; } | awk '{print $4}' | sort -n |
   awk '{ v[NR] = $1 } END { if (NR) printf "%d-%d ms, median %d", v[1], v[NR], v[int((NR + 1) / 2)]; else printf "not reported" }')
-sort -n "$dir/us" | awk -v checks="$checks" -v reads="$reads" -v resync="$resync" -v secs="$seconds" '
+sort -n "$dir/us" | awk -v checks="$checks" -v failed="$failed" -v reads="$reads" -v resync="$resync" -v secs="$seconds" '
   { v[NR] = $1 }
   END {
     n = NR
-    printf "periodic_check_churn: %d s, --resync-seconds %s: %d CLI calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms, over 50 ms: %d; checks completed: %d, read back in %s\n",
+    printf "periodic_check_churn: %d s, --resync-seconds %s: %d CLI calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms, over 50 ms: %d; checks completed: %d (failed: %d), read back in %s\n",
       secs, resync, n, v[int(n * 0.5) + 1] / 1000, v[int(n * 0.99) + 1] / 1000, v[n] / 1000,
-      over(v, n), checks, reads
+      over(v, n), checks, failed, reads
   }
   function over(v, n,   i, c) { c = 0; for (i = 1; i <= n; i++) if (v[i] > 50000) c++; return c }'

@@ -148,5 +148,34 @@ TEST(NetlinkSocketTest, NothingQueuedTimesOut) {
   EXPECT_EQ(r->kind, NetlinkSocket::Received::Kind::kTimeout);
 }
 
+// A dump a commit interrupted (EINTR) is made again; any other outcome is
+// final, and so is the last attempt's.
+TEST(NetlinkSocketTest, AnInterruptedDumpIsMadeAgainAndOnlyThat) {
+  int calls = 0;
+  auto interruptedTwice = dumpUninterrupted([&]() -> Result<int> {
+    if (++calls <= 2) return makeError(ErrorCode::kKernel, "interrupted", EINTR);
+    return calls;
+  });
+  ASSERT_TRUE(interruptedTwice);
+  EXPECT_EQ(*interruptedTwice, 3);
+
+  calls = 0;
+  auto refused = dumpUninterrupted([&]() -> Result<int> {
+    ++calls;
+    return makeError(ErrorCode::kKernel, "refused", ENOENT);
+  });
+  EXPECT_FALSE(refused);
+  EXPECT_EQ(calls, 1);
+
+  calls = 0;
+  auto alwaysInterrupted = dumpUninterrupted([&]() -> Result<int> {
+    ++calls;
+    return makeError(ErrorCode::kKernel, "interrupted", EINTR);
+  });
+  ASSERT_FALSE(alwaysInterrupted);
+  EXPECT_EQ(alwaysInterrupted.error().sysErrno, EINTR);
+  EXPECT_EQ(calls, kDumpAttempts);
+}
+
 }  // namespace
 }  // namespace bulkhead::nft

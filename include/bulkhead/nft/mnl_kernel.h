@@ -31,7 +31,8 @@ class MnlKernel : public NftKernel {
   // Dumps chains, sets, every element of the static sets and the rules, with
   // the ruleset generation unchanged across the dumps (else dumps again).
   Result<TableContent> readTable(const std::string& name) override;
-  // The dumps readTable makes, each on its own (no generation check).
+  // The dumps readTable makes, each on its own (no generation check; a dump
+  // a commit interrupted is made again: dumpUninterrupted).
   Result<TableContent> readDeclarations(const std::string& table) override;
   Result<std::vector<std::string>> readElements(const std::string& table,
                                                 const std::string& set) override;
@@ -52,6 +53,8 @@ class MnlKernel : public NftKernel {
   Status dump(nlmsghdr* request, const std::string& what,
               const std::function<Status(const nlmsghdr*)>& onReply);
   Result<TableContent> dumpTable(const std::string& name);
+  Result<TableContent> dumpDeclarations(const std::string& table);
+  Result<std::vector<std::string>> dumpElements(const std::string& table, const std::string& set);
 
   NetlinkSocket socket_;
   uint32_t portId_;

@@ -99,4 +99,17 @@ class NetlinkSocket {
   std::vector<uint8_t> buf_;
 };
 
+// Runs `dump` (a fresh read each time, returning a Result) again while it
+// fails with EINTR: the kernel flagged a reply NLM_F_DUMP_INTR, as a commit
+// (anyone's) moved the ruleset generation during the dump, so what it read
+// may mix two states. Commits are short; kDumpAttempts in all.
+inline constexpr int kDumpAttempts = 5;
+template <typename Dump>
+auto dumpUninterrupted(const Dump& dump) -> decltype(dump()) {
+  for (int attempt = 1;; ++attempt) {
+    auto out = dump();
+    if (out || out.error().sysErrno != EINTR || attempt == kDumpAttempts) return out;
+  }
+}
+
 }  // namespace bulkhead::nft
