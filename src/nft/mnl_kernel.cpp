@@ -222,8 +222,10 @@ Result<uint32_t> MnlKernel::generation() {
 }
 
 Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
-                       const std::function<Status(const nlmsghdr*)>& onReply) {
+                       const std::function<Status(const nlmsghdr*)>& onReply, Interrupted interrupted) {
   auto err = socket_.exchange(request, "the dump of " + what, kReplyTimeoutMs, onReply);
+  // Every reply was read: what an interrupted dump holds is there.
+  if (!err && err.error().sysErrno == EINTR && interrupted == Interrupted::kAsRead) return {};
   if (!err) return err.takeError();
   if (*err != 0)
     return makeError(ErrorCode::kKernel, "kernel refused to dump " + what + ": " + errnoText(*err),
@@ -232,15 +234,15 @@ Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
 }
 
 Result<TableContent> MnlKernel::readDeclarations(const std::string& name) {
-  return dumpUninterrupted([&] { return dumpDeclarations(name); });
+  return dumpDeclarations(name, Interrupted::kAsRead);
 }
 
 Result<std::vector<std::string>> MnlKernel::readElements(const std::string& table,
                                                          const std::string& set) {
-  return dumpUninterrupted([&] { return dumpElements(table, set); });
+  return dumpElements(table, set, Interrupted::kAsRead);
 }
 
-Result<TableContent> MnlKernel::dumpDeclarations(const std::string& name) {
+Result<TableContent> MnlKernel::dumpDeclarations(const std::string& name, Interrupted interrupted) {
   TableContent content(name);
   auto exists = tableExists(name);
   if (!exists) return exists.takeError();
@@ -254,22 +256,26 @@ Result<TableContent> MnlKernel::dumpDeclarations(const std::string& name) {
   // only); content.apply keeps ours.
   nlmsghdr* nlh =
       nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
-  if (Status st = dump(nlh, "the chains of " + table, apply); !st) return st.takeError();
+  if (Status st = dump(nlh, "the chains of " + table, apply, interrupted); !st)
+    return st.takeError();
   nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   SetPtr setFilter = makeSetRef(name, "");
   nftnl_set_unset(setFilter.get(), NFTNL_SET_NAME);
   nftnl_set_nlmsg_build_payload(nlh, setFilter.get());
-  if (Status st = dump(nlh, "the sets of " + table, apply); !st) return st.takeError();
+  if (Status st = dump(nlh, "the sets of " + table, apply, interrupted); !st)
+    return st.takeError();
   nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   RulePtr ruleFilter(nftnl_rule_alloc());
   nftnl_rule_set_str(ruleFilter.get(), NFTNL_RULE_TABLE, name.c_str());
   nftnl_rule_nlmsg_build_payload(nlh, ruleFilter.get());
-  if (Status st = dump(nlh, "the rules of " + table, apply); !st) return st.takeError();
+  if (Status st = dump(nlh, "the rules of " + table, apply, interrupted); !st)
+    return st.takeError();
   return content;
 }
 
 Result<std::vector<std::string>> MnlKernel::dumpElements(const std::string& table,
-                                                         const std::string& set) {
+                                                         const std::string& set,
+                                                         Interrupted interrupted) {
   // The replies are parsed as a table's would be: into a content that
   // declares only this set.
   TableContent content(table);
@@ -280,8 +286,9 @@ Result<std::vector<std::string>> MnlKernel::dumpElements(const std::string& tabl
                                         NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   SetPtr s = makeSetRef(table, set);
   nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
-  if (Status st = dump(nlh, "the elements of set " + set,
-                       [&](const nlmsghdr* reply) { return content.apply(reply); });
+  if (Status st = dump(
+          nlh, "the elements of set " + set,
+          [&](const nlmsghdr* reply) { return content.apply(reply); }, interrupted);
       !st)
     return st.takeError();
   content.normalize();
@@ -289,11 +296,11 @@ Result<std::vector<std::string>> MnlKernel::dumpElements(const std::string& tabl
 }
 
 Result<TableContent> MnlKernel::dumpTable(const std::string& name) {
-  auto content = readDeclarations(name);
+  auto content = dumpDeclarations(name, Interrupted::kFails);
   if (!content || !content->exists) return content;
   for (auto& [set, setContent] : content->sets) {
     if (setContent.dynamic) continue;
-    auto elements = readElements(name, set);
+    auto elements = dumpElements(name, set, Interrupted::kFails);
     if (!elements) return elements.takeError();
     setContent.elements = std::move(*elements);
   }

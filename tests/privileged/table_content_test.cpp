@@ -114,6 +114,53 @@ TEST(TableContentKernelTest, TheTableReadInPiecesIsTheTableReadWhole) {
   EXPECT_EQ(missing.error().sysErrno, ENOENT) << missing.error().describe();
 }
 
+// Another program's commits to a table of its own interrupt the dumps of
+// ours: the kernel flags any dump during which the ruleset generation
+// moved. The drift check's pieces are returned as read, and are whole:
+// those commits did not touch what was dumped.
+TEST(TableContentKernelTest, PiecesReadWhileAnotherProgramCommitsAreWhole) {
+  ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
+  Netns ns;
+  std::ostringstream yaml;
+  yaml << demoYaml();
+  // Enough chains and sets that each dump takes many replies.
+  for (int i = 0; i < 400; ++i)
+    yaml << "apiVersion: bulkhead/v1\nkind: App\nmetadata: {name: extra" << i
+         << "}\nspec:\n  egress:\n    - to: [dns]\n---\n";
+  compiler::Ruleset rs = compileYaml(yaml.str());
+  KernelApplier applier(ns);
+  ASSERT_TRUE(applier.replace(rs));
+  const auto whole = nft::expectedContent(rs);
+  ASSERT_TRUE(whole) << whole.error().describe();
+  for (compiler::Set& set : rs.sets) set.elements = {};
+  const auto declarations = nft::expectedContent(rs);
+  ASSERT_TRUE(declarations) << declarations.error().describe();
+  ASSERT_TRUE(ns.exec("nft add table inet other && nft add set inet other s '{ type ipv4_addr; }'")
+                  .ok());
+  Process other(ns,
+                "i=0; while :; do nft add element inet other s { 198.51.100.$((i % 250 + 1)) }; "
+                "i=$((i + 1)); done");
+  int reads = 0;
+  ns.run([&] {
+    auto kernel = nft::MnlKernel::open();
+    ASSERT_TRUE(kernel);
+    for (; reads < 40; ++reads) {
+      auto read = (*kernel)->readDeclarations(rs.table);
+      ASSERT_TRUE(read) << "read " << reads << ": " << read.error().describe();
+      const auto differs = declarations->differences(*read);
+      ASSERT_FALSE(differs.has_value()) << "read " << reads << ": " << *differs;
+      for (const auto& [name, set] : whole->sets) {
+        if (set.dynamic) continue;
+        auto elements = (*kernel)->readElements(rs.table, name);
+        ASSERT_TRUE(elements) << name << ": " << elements.error().describe();
+        ASSERT_EQ(*elements, set.elements) << name;
+      }
+    }
+  });
+  EXPECT_EQ(reads, 40);
+  EXPECT_TRUE(other.running()) << "the other program stopped committing";
+}
+
 TEST(TableContentKernelTest, TableBuiltByDiffsComparesEqualToAFullApply) {
   ASSERT_TRUE(havePrivileges()) << "privileged tests need root, ip and nft";
   Netns ns;

@@ -50,8 +50,8 @@ class PiecewiseCheck {
   // Takes `snapshot()` of what was applied (nullopt: nothing left to
   // compare) under the lock, then runs `compare` on it without the lock;
   // again when a commit of ours changed the piece meanwhile (the elements
-  // of `*set`; the declarations when nullptr), and for a set's elements
-  // until kTableReads reads, kTableReadPause apart, all differ.
+  // of `*set`; the declarations when nullptr), and, when it differs, until
+  // kTableReads reads, kTableReadPause apart, all differ.
   template <typename Snapshot, typename Compare>
   Result<Why> comparePiece(const std::string* set, const Snapshot& snapshot, const Compare& compare);
 

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,7 +52,10 @@ class NftKernel {
   // The same in pieces, for a reader that lets commits of its own fall
   // between them and compares each piece with what it applied at that
   // moment (the agent's drift check): the table's chains with their rules
-  // and its sets' declarations, every set without elements...
+  // and its sets' declarations, every set without elements... A dump that
+  // a commit interrupted (anyone's, to any table: the kernel cannot tell
+  // whether it touched what was dumped) is returned as read; the caller
+  // reads a piece that differs again before the difference counts.
   virtual Result<TableContent> readDeclarations(const std::string& table) {
     return makeError(ErrorCode::kUnavailable, "this kernel cannot read table inet " + table);
   }

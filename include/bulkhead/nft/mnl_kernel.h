@@ -31,8 +31,8 @@ class MnlKernel : public NftKernel {
   // Dumps chains, sets, every element of the static sets and the rules, with
   // the ruleset generation unchanged across the dumps (else dumps again).
   Result<TableContent> readTable(const std::string& name) override;
-  // The dumps readTable makes, each on its own (no generation check; a dump
-  // a commit interrupted is made again: dumpUninterrupted).
+  // The dumps readTable makes, each on its own: no generation check, and a
+  // dump a commit interrupted is returned as read (see NftKernel).
   Result<TableContent> readDeclarations(const std::string& table) override;
   Result<std::vector<std::string>> readElements(const std::string& table,
                                                 const std::string& set) override;
@@ -47,14 +47,19 @@ class MnlKernel : public NftKernel {
   Status growSendBuffer(size_t bytes);
   // Reads the replies to a batch sent; see commit().
   Status readCommitReplies(const Batch& batch);
+  // What a dump that the kernel flagged NLM_F_DUMP_INTR (a commit moved the
+  // ruleset generation during it) amounts to: a failure with EINTR (read
+  // again), or what was read.
+  enum class Interrupted { kFails, kAsRead };
   // Sends one NLM_F_DUMP request; every reply up to NLMSG_DONE goes to
-  // `onReply`. An interrupted dump (the ruleset changed meanwhile) fails
-  // with EINTR.
+  // `onReply`.
   Status dump(nlmsghdr* request, const std::string& what,
-              const std::function<Status(const nlmsghdr*)>& onReply);
+              const std::function<Status(const nlmsghdr*)>& onReply,
+              Interrupted interrupted = Interrupted::kFails);
   Result<TableContent> dumpTable(const std::string& name);
-  Result<TableContent> dumpDeclarations(const std::string& table);
-  Result<std::vector<std::string>> dumpElements(const std::string& table, const std::string& set);
+  Result<TableContent> dumpDeclarations(const std::string& table, Interrupted interrupted);
+  Result<std::vector<std::string>> dumpElements(const std::string& table, const std::string& set,
+                                                Interrupted interrupted);
 
   NetlinkSocket socket_;
   uint32_t portId_;
