@@ -5,13 +5,17 @@
 # 10,000-workload bundle (~131,000 set elements, bench_push --write-yaml);
 # another program adds an element to a table of its own every 0.5 s; the
 # CLI registers and removes workloads in bursts (40 calls ~20 ms apart,
-# then 1.5 s without). Prints the CLI calls' latency (spawn to exit), how
-# many checks completed, and how long they took to read the table back (as
-# the agent's status reports it: `last_drift_check`).
+# then --pause, 1.5 s, without). Prints the CLI calls' latency (spawn to
+# exit), how many checks completed and failed, and how long they took to
+# read the table back (as the agent's status reports it:
+# `last_drift_check`).
 #
-#   sudo tests/bench/periodic_check_churn.sh [--seconds=60] [--resync=4] [--agent=PATH]
+#   sudo tests/bench/periodic_check_churn.sh [--seconds=60] [--resync=4] [--pause=1.5]
+#                                             [--agent=PATH]
 #
-# --resync=86400 is the control: no periodic check within the run. Builds
+# --resync=86400 is the control: no periodic check within the run.
+# --pause=0 registers without a pause between bursts: the agent's own
+# changes never stop while the table is read back. Builds
 # nothing; needs root, nft and the build's bulkhead, bulkhead-agent and
 # bench_push; jq. Not part of run-all.sh (it judges no goal).
 set -euo pipefail
@@ -20,14 +24,16 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 build="$repo/build"
 seconds=60
 resync=4
+pause=1.5
 agent="$build/bulkhead-agent"
 for a in "$@"; do
   case "$a" in
     --seconds=*) seconds=${a#--seconds=} ;;
     --resync=*) resync=${a#--resync=} ;;
+    --pause=*) pause=${a#--pause=} ;;
     --agent=*) agent=${a#--agent=} ;;
     *)
-      echo "usage: $0 [--seconds=N] [--resync=N] [--agent=PATH]" >&2
+      echo "usage: $0 [--seconds=N] [--resync=N] [--pause=S] [--agent=PATH]" >&2
       exit 2
       ;;
   esac
@@ -97,7 +103,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
     echo $((($(date +%s%N) - t0) / 1000)) >>"$dir/us"
     sleep 0.02
   done
-  sleep 1.5
+  sleep "$pause"
 done
 rm -f "$dir/run"
 sleep 1
@@ -106,12 +112,12 @@ failed=$(grep -c 'check failed' "$dir/checks" || true)
 # How long each check took to read the table back (agents that say so).
 reads=$({ grep -o 'read back in [0-9]* ms' "$dir/checks" || true; } | awk '{print $4}' | sort -n |
   awk '{ v[NR] = $1 } END { if (NR) printf "%d-%d ms, median %d", v[1], v[NR], v[int((NR + 1) / 2)]; else printf "not reported" }')
-sort -n "$dir/us" | awk -v checks="$checks" -v failed="$failed" -v reads="$reads" -v resync="$resync" -v secs="$seconds" '
+sort -n "$dir/us" | awk -v pause="$pause" -v checks="$checks" -v failed="$failed" -v reads="$reads" -v resync="$resync" -v secs="$seconds" '
   { v[NR] = $1 }
   END {
     n = NR
-    printf "periodic_check_churn: %d s, --resync-seconds %s: %d CLI calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms, over 50 ms: %d; checks completed: %d (failed: %d), read back in %s\n",
-      secs, resync, n, v[int(n * 0.5) + 1] / 1000, v[int(n * 0.99) + 1] / 1000, v[n] / 1000,
+    printf "periodic_check_churn: %d s, --resync-seconds %s, pause %s s: %d CLI calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms, over 50 ms: %d; checks completed: %d (failed: %d), read back in %s\n",
+      secs, resync, pause, n, v[int(n * 0.5) + 1] / 1000, v[int(n * 0.99) + 1] / 1000, v[n] / 1000,
       over(v, n), checks, failed, reads
   }
   function over(v, n,   i, c) { c = 0; for (i = 1; i <= n; i++) if (v[i] > 50000) c++; return c }'
