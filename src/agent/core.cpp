@@ -719,7 +719,7 @@ Result<std::optional<std::string>> AgentCore::repairDrift(
 }
 
 Result<std::optional<std::string>> AgentCore::driftRead(std::unique_lock<std::mutex>& lock,
-                                                       bool mustCompare) {
+                                                        bool mustCompare) {
   // Without a reader the read is made under the lock.
   readBackTook_.reset();
   if (reader_ == nullptr) return enforcer_.drift(mustCompare);

@@ -28,9 +28,12 @@ void Enforcer::noteChanges(const compiler::RulesetDiff& diff) {
   if (diff.createTable || !diff.addSets.empty() || !diff.deleteSets.empty() ||
       !diff.addChains.empty() || !diff.replaceChains.empty() || !diff.deleteChains.empty())
     declarationsChangedAt_ = commits_;
-  for (const auto& name : diff.deleteSets) elementsChangedAt_.erase(name);
-  for (const auto& set : diff.addSets) elementsChangedAt_[set.name] = commits_;
-  for (const auto& changes : diff.elements) elementsChangedAt_[changes.set] = commits_;
+  for (const auto& name : diff.deleteSets)
+    elementsChangedAt_.erase(name);
+  for (const auto& set : diff.addSets)
+    elementsChangedAt_[set.name] = commits_;
+  for (const auto& changes : diff.elements)
+    elementsChangedAt_[changes.set] = commits_;
 }
 
 bool Enforcer::changedSince(uint64_t commits, const std::string* set) const {

@@ -10,8 +10,8 @@ namespace bulkhead::agent {
 
 template <typename Snapshot, typename Compare>
 Result<PiecewiseCheck::Why> PiecewiseCheck::comparePiece(const std::string* set,
-                                                      const Snapshot& snapshot,
-                                                      const Compare& compare) {
+                                                         const Snapshot& snapshot,
+                                                         const Compare& compare) {
   for (int spoiled = 0, differed = 0;;) {
     const uint64_t commits = enforcer_.commits();
     auto applied = snapshot();
@@ -43,7 +43,8 @@ Result<PiecewiseCheck::Why> PiecewiseCheck::declarations() {
   // are dropped after the lock is let go.
   auto snapshot = [&] { return std::optional<compiler::Ruleset>(enforcer_.ruleset()); };
   return comparePiece(nullptr, snapshot, [&](compiler::Ruleset& applied) -> Result<Why> {
-    for (compiler::Set& s : applied.sets) s.elements = {};
+    for (compiler::Set& s : applied.sets)
+      s.elements = {};
     auto expected = nft::expectedContent(applied);
     if (!expected) return expected.takeError();
     auto actual = reader_.readDeclarations(applied.table);

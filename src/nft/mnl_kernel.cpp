@@ -222,7 +222,8 @@ Result<uint32_t> MnlKernel::generation() {
 }
 
 Status MnlKernel::dump(nlmsghdr* request, const std::string& what,
-                       const std::function<Status(const nlmsghdr*)>& onReply, Interrupted interrupted) {
+                       const std::function<Status(const nlmsghdr*)>& onReply,
+                       Interrupted interrupted) {
   auto err = socket_.exchange(request, "the dump of " + what, kReplyTimeoutMs, onReply);
   // Every reply was read: what an interrupted dump holds is there.
   if (!err && err.error().sysErrno == EINTR && interrupted == Interrupted::kAsRead) return {};
@@ -262,8 +263,7 @@ Result<TableContent> MnlKernel::dumpDeclarations(const std::string& name, Interr
   SetPtr setFilter = makeSetRef(name, "");
   nftnl_set_unset(setFilter.get(), NFTNL_SET_NAME);
   nftnl_set_nlmsg_build_payload(nlh, setFilter.get());
-  if (Status st = dump(nlh, "the sets of " + table, apply, interrupted); !st)
-    return st.takeError();
+  if (Status st = dump(nlh, "the sets of " + table, apply, interrupted); !st) return st.takeError();
   nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, nextSeq(1));
   RulePtr ruleFilter(nftnl_rule_alloc());
   nftnl_rule_set_str(ruleFilter.get(), NFTNL_RULE_TABLE, name.c_str());

@@ -434,8 +434,10 @@ std::string elementDifferences(const std::vector<std::string>& want,
                                const std::vector<std::string>& got) {
   if (want == got) return "";
   size_t missing = 0, extra = 0;
-  for (const auto& e : want) missing += !std::binary_search(got.begin(), got.end(), e);
-  for (const auto& e : got) extra += !std::binary_search(want.begin(), want.end(), e);
+  for (const auto& e : want)
+    missing += !std::binary_search(got.begin(), got.end(), e);
+  for (const auto& e : got)
+    extra += !std::binary_search(want.begin(), want.end(), e);
   return std::to_string(missing) + " elements missing, " + std::to_string(extra) + " foreign";
 }
 

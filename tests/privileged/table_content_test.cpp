@@ -132,11 +132,12 @@ TEST(TableContentKernelTest, PiecesReadWhileAnotherProgramCommitsAreWhole) {
   ASSERT_TRUE(applier.replace(rs));
   const auto whole = nft::expectedContent(rs);
   ASSERT_TRUE(whole) << whole.error().describe();
-  for (compiler::Set& set : rs.sets) set.elements = {};
+  for (compiler::Set& set : rs.sets)
+    set.elements = {};
   const auto declarations = nft::expectedContent(rs);
   ASSERT_TRUE(declarations) << declarations.error().describe();
-  ASSERT_TRUE(ns.exec("nft add table inet other && nft add set inet other s '{ type ipv4_addr; }'")
-                  .ok());
+  ASSERT_TRUE(
+      ns.exec("nft add table inet other && nft add set inet other s '{ type ipv4_addr; }'").ok());
   Process other(ns,
                 "i=0; while :; do nft add element inet other s { 198.51.100.$((i % 250 + 1)) }; "
                 "i=$((i + 1)); done");

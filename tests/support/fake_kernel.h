@@ -123,8 +123,8 @@ class FakeKernel : public nft::NftKernel, public nft::CounterReader {
   uint32_t gen = 1;
   uint32_t seq = 1;
   // What was asked of it.
-  int commits = 0;       // tried, refused ones included
-  int chainDeletes = 0;  // accepted transactions that deleted a chain
+  int commits = 0;           // tried, refused ones included
+  int chainDeletes = 0;      // accepted transactions that deleted a chain
   int reads = 0;             // readTable() answered
   int declarationReads = 0;  // readDeclarations() answered
   int elementReads = 0;      // readElements() answered

@@ -53,7 +53,8 @@ class PiecewiseCheck {
   // of `*set`; the declarations when nullptr), and, when it differs, until
   // kTableReads reads, kTableReadPause apart, all differ.
   template <typename Snapshot, typename Compare>
-  Result<Why> comparePiece(const std::string* set, const Snapshot& snapshot, const Compare& compare);
+  Result<Why> comparePiece(const std::string* set, const Snapshot& snapshot,
+                           const Compare& compare);
 
   Enforcer& enforcer_;
   nft::NftKernel& reader_;
