@@ -79,6 +79,19 @@ class DriftTest : public ::testing::Test {
       if (c.rules.size() >= 2) return name;
     return "";
   }
+  // A check after someone else committed, whose reads come back short
+  // (a hash set dumped while the kernel rehashed it) but the last: not
+  // drift, nothing rewritten.
+  void checkWithShortReads() {
+    ++kernel_.gen;
+    kernel_.shortReads = nft::kTableReads - 1;
+    const int commits = kernel_.commits;
+    auto drift = core_.checkDrift("test");
+    ASSERT_TRUE(drift) << drift.error().describe();
+    EXPECT_FALSE(drift->has_value()) << **drift;
+    EXPECT_EQ(kernel_.commits, commits);
+    EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
+  }
   std::string someSet() const {
     for (const auto& [name, s] : kernel_.content.sets)
       if (s.elements.size() >= 2) return name;
@@ -141,15 +154,8 @@ TEST_F(DriftTest, AReadBackInSyncSparesTheNextOnes) {
 // A read that comes back short (a hash set dumped while the kernel
 // rehashed it) and a whole one after: not drift, nothing rewritten.
 TEST_F(DriftTest, AShortReadThatTheNextReadContradictsIsNotDrift) {
-  ++kernel_.gen;
-  kernel_.shortReads = nft::kTableReads - 1;
-  const int commits = kernel_.commits;
-  auto drift = core_.checkDrift("test");
-  ASSERT_TRUE(drift) << drift.error().describe();
-  EXPECT_FALSE(drift->has_value()) << **drift;
+  ASSERT_NO_FATAL_FAILURE(checkWithShortReads());
   EXPECT_EQ(kernel_.reads, nft::kTableReads);
-  EXPECT_EQ(kernel_.commits, commits);
-  EXPECT_EQ(api::status(core_).drift_repairs(), 0u);
 }
 
 // Every read short: that is drift, and it is repaired.
@@ -515,6 +521,25 @@ class DriftReaderTest : public DriftTest {
     ADD_FAILURE() << "a registration changed no set's elements";
     return "";
   }
+  // A drift check that will wait at its first read of `piece`.
+  std::future<Result<std::optional<std::string>>> checkHeldAt(const std::string& piece) {
+    reader_.hold(piece);
+    auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+    EXPECT_TRUE(reader_.waitForHeldRead(1, 5s));
+    return check;
+  }
+  // A registration that must be served while the check reads.
+  void registerServed(int i) {
+    auto served = registerAsync(i);
+    ASSERT_EQ(served.wait_for(5s), std::future_status::ready)
+        << "registration " << i << " waited for the read-back";
+    EXPECT_TRUE(served.get());
+  }
+  static void expectInSync(std::future<Result<std::optional<std::string>>>& check) {
+    auto drift = check.get();
+    ASSERT_TRUE(drift) << drift.error().describe();
+    EXPECT_FALSE(drift->has_value()) << **drift;
+  }
   size_t staticSets() const {
     return std::count_if(kernel_.content.sets.begin(), kernel_.content.sets.end(),
                          [](const auto& s) { return !s.second.dynamic; });
@@ -526,22 +551,14 @@ TEST_F(DriftReaderTest, ARequestIsServedWhileAPieceIsReadAndSpoilsOnlyThatPiece)
   const std::string set = aSetRegistrationsChange();
   ++kernel_.gen;  // someone committed elsewhere: the table is read back
   const size_t sets = staticSets();
-  reader_.hold(set);
-  auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+  auto check = checkHeldAt(set);
   const HeldReader::ReleaseAtExit release{reader_};
-  ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
-
-  auto served = registerAsync(1);
-  const bool inTime = served.wait_for(5s) == std::future_status::ready;
+  ASSERT_NO_FATAL_FAILURE(registerServed(1));
   reader_.release();
-  ASSERT_TRUE(inTime) << "the registration waited for the read-back";
-  EXPECT_TRUE(served.get());
 
   // Our commit changed that set during its read: that set alone was read
   // again, against what was applied after the commit.
-  auto drift = check.get();
-  ASSERT_TRUE(drift) << drift.error().describe();
-  EXPECT_FALSE(drift->has_value()) << **drift;
+  expectInSync(check);
   EXPECT_EQ(kernel_.declarationReads, 1);
   EXPECT_EQ(kernel_.elementReads, static_cast<int>(sets) + 1);
   EXPECT_EQ(kernel_.reads, 0) << "the whole table was read under the lock";
@@ -552,17 +569,11 @@ TEST_F(DriftReaderTest, ARequestIsServedWhileAPieceIsReadAndSpoilsOnlyThatPiece)
 // registration and the table's declarations) does not make it read again.
 TEST_F(DriftReaderTest, OurCommitThatLeavesThePieceAsItWasSpoilsNothing) {
   ++kernel_.gen;
-  reader_.hold("");
-  auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+  auto check = checkHeldAt("");
   const HeldReader::ReleaseAtExit release{reader_};
-  ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
-  auto served = registerAsync(1);
-  ASSERT_EQ(served.wait_for(5s), std::future_status::ready);
-  EXPECT_TRUE(served.get());
+  ASSERT_NO_FATAL_FAILURE(registerServed(1));
   reader_.release();
-  auto drift = check.get();
-  ASSERT_TRUE(drift) << drift.error().describe();
-  EXPECT_FALSE(drift->has_value()) << **drift;
+  expectInSync(check);
   EXPECT_EQ(kernel_.declarationReads, 1);
 }
 
@@ -571,14 +582,11 @@ TEST_F(DriftReaderTest, OurCommitThatLeavesThePieceAsItWasSpoilsNothing) {
 TEST_F(DriftReaderTest, APieceOurCommitsKeepChangingIsReadUnderTheLock) {
   const std::string set = aSetRegistrationsChange();
   ++kernel_.gen;
-  reader_.hold(set);
-  auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+  auto check = checkHeldAt(set);
   const HeldReader::ReleaseAtExit release{reader_};
   for (int read = 1; read < PiecewiseCheck::kSpoiledReads; ++read) {
     ASSERT_TRUE(reader_.waitForHeldRead(read, 5s));
-    auto served = registerAsync(read);
-    ASSERT_EQ(served.wait_for(5s), std::future_status::ready) << "read " << read;
-    EXPECT_TRUE(served.get());
+    ASSERT_NO_FATAL_FAILURE(registerServed(read));
     reader_.letOneGo();
   }
   ASSERT_TRUE(reader_.waitForHeldRead(PiecewiseCheck::kSpoiledReads, 5s));
@@ -587,10 +595,7 @@ TEST_F(DriftReaderTest, APieceOurCommitsKeepChangingIsReadUnderTheLock) {
       << "served during a read made under the lock";
   reader_.letOneGo();
   EXPECT_TRUE(waits.get());
-
-  auto drift = check.get();
-  ASSERT_TRUE(drift) << drift.error().describe();
-  EXPECT_FALSE(drift->has_value()) << **drift;
+  expectInSync(check);
   EXPECT_EQ(kernel_.declarationReads, 1);
 }
 
@@ -618,10 +623,8 @@ TEST_F(DriftReaderTest, DriftFoundThroughTheReaderIsRepaired) {
 TEST_F(DriftReaderTest, ASetDeletedDuringTheCheckIsDrift) {
   ++kernel_.gen;
   const std::string set = someSet();
-  reader_.hold(set);
-  auto check = std::async(std::launch::async, [&] { return core_.checkDrift("test"); });
+  auto check = checkHeldAt(set);
   const HeldReader::ReleaseAtExit release{reader_};
-  ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
   // The check waits inside the reader, without the core's lock: this
   // thread may change the fake kernel as another program would.
   kernel_.content.sets.erase(set);
@@ -636,14 +639,8 @@ TEST_F(DriftReaderTest, ASetDeletedDuringTheCheckIsDrift) {
 }
 
 TEST_F(DriftReaderTest, AShortReadOfASetThatTheNextReadContradictsIsNotDrift) {
-  ++kernel_.gen;
-  kernel_.shortReads = nft::kTableReads - 1;
-  const int commits = kernel_.commits;
-  auto drift = core_.checkDrift("test");
-  ASSERT_TRUE(drift) << drift.error().describe();
-  EXPECT_FALSE(drift->has_value()) << **drift;
+  ASSERT_NO_FATAL_FAILURE(checkWithShortReads());
   EXPECT_EQ(kernel_.elementReads, static_cast<int>(staticSets()) + nft::kTableReads - 1);
-  EXPECT_EQ(kernel_.commits, commits);
 }
 
 TEST_F(DriftReaderTest, AnUnmovedGenerationReadsNothing) {
@@ -667,9 +664,7 @@ TEST_F(DriftReaderTest, ThePeriodicCheckDecidesInTheRoundItIsDue) {
   auto step = std::async(std::launch::async, [&] { housekeeping.step(); });
   const HeldReader::ReleaseAtExit release{reader_};
   ASSERT_TRUE(reader_.waitForHeldRead(1, 5s));
-  auto served = registerAsync(1);
-  ASSERT_EQ(served.wait_for(5s), std::future_status::ready);
-  EXPECT_TRUE(served.get());
+  ASSERT_NO_FATAL_FAILURE(registerServed(1));
   reader_.release();
   step.get();
   EXPECT_NE(api::status(core_).last_drift_check().find("periodic check: in sync"),
