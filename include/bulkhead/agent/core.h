@@ -131,8 +131,9 @@ class AgentCore : public FleetMember {
   // A kernel connection of its own (its own netlink socket) for the drift
   // checks' read-back, which then runs piece by piece without the core's
   // lock (PiecewiseCheck): requests wait for one piece's read at most, not
-  // for the table's (~0.5 s at 131,000 elements in 3,000 sets). Without one the
-  // read-back goes through the writer's connection, under the lock.
+  // for the table's (~0.5 s at 131,000 elements in 3,000 sets). Without
+  // one the read-back goes through the writer's connection, under the
+  // lock.
   // Outlives its use here; set before the housekeeping thread starts.
   void setTableReader(nft::NftKernel* reader);
   // Where status() reads the link to --controller from (empty: no link).

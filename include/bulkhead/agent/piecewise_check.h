@@ -7,8 +7,10 @@
 // the piece being read (Enforcer::changedSince: a registration changes the
 // elements of a few sets) spoils that piece alone, which is read again;
 // the kSpoiledReads-th time, under the lock: a request then waits for one
-// piece's read, never for the whole table's (~0.5 s at 131,000 elements in 3,000 sets)
-// or for others' commits to pause.
+// piece's read, never for the whole table's (~0.5 s at 131,000 elements
+// in 3,000 sets) or for others' commits to pause. A dump that a commit
+// interrupted is taken as read, and a piece that differs is read again
+// before the difference counts (nft/kernel.h: readDeclarations).
 //
 // Pieces read at different moments show no single state of the table, and
 // need not: a foreign change shows in every piece read after it, and one
