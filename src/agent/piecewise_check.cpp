@@ -70,11 +70,17 @@ Result<PiecewiseCheck::Why> PiecewiseCheck::elements(const std::string& name) {
     auto expected = nft::expectedContent(applied);
     if (!expected) return expected.takeError();
     auto got = reader_.readElements(applied.table, name);
-    if (!got && got.error().sysErrno == ENOENT) return Why("sets missing: " + name);
-    if (!got) return got.takeError();
-    const std::string differs = nft::elementDifferences(expected->sets.at(name).elements, *got);
-    if (differs.empty()) return Why();
-    return Why("sets changed: " + name + " (" + differs + ")");
+    if (!got && got.error().sysErrno != ENOENT) return got.takeError();
+    // Compared as tables holding this one set (ENOENT: none), so that a
+    // difference reads as the whole read's would. Its declaration was
+    // compared with the declarations.
+    nft::TableContent actual(applied.table);
+    actual.exists = true;
+    if (got) {
+      const nft::SetContent& want = expected->sets.at(name);
+      actual.sets[name] = nft::SetContent{want.declaration, want.dynamic, std::move(*got)};
+    }
+    return expected->differences(actual);
   });
 }
 

@@ -424,22 +424,16 @@ std::string chainDiff(const ChainContent& want, const ChainContent& got) {
 
 std::string setDiff(const SetContent& want, const SetContent& got) {
   if (want.declaration != got.declaration) return "declaration";
-  if (want.dynamic) return "";
-  return elementDifferences(want.elements, got.elements);
+  if (want.dynamic || want.elements == got.elements) return "";
+  size_t missing = 0, extra = 0;
+  for (const auto& e : want.elements)
+    missing += !std::binary_search(got.elements.begin(), got.elements.end(), e);
+  for (const auto& e : got.elements)
+    extra += !std::binary_search(want.elements.begin(), want.elements.end(), e);
+  return std::to_string(missing) + " elements missing, " + std::to_string(extra) + " foreign";
 }
 
 }  // namespace
-
-std::string elementDifferences(const std::vector<std::string>& want,
-                               const std::vector<std::string>& got) {
-  if (want == got) return "";
-  size_t missing = 0, extra = 0;
-  for (const auto& e : want)
-    missing += !std::binary_search(got.begin(), got.end(), e);
-  for (const auto& e : got)
-    extra += !std::binary_search(want.begin(), want.end(), e);
-  return std::to_string(missing) + " elements missing, " + std::to_string(extra) + " foreign";
-}
 
 void TableContent::normalize() {
   for (auto& [name, set] : sets)

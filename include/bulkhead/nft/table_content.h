@@ -76,12 +76,6 @@ class TableContent {
   std::string table_;
 };
 
-// How the elements `got` differ from `want` (both sorted as normalize()
-// sorts them): "" when they are the same, else how many are missing and
-// how many foreign.
-std::string elementDifferences(const std::vector<std::string>& want,
-                               const std::vector<std::string>& got);
-
 // What the writer builds for a full apply of `ruleset`, as a TableContent.
 Result<TableContent> expectedContent(const compiler::Ruleset& ruleset);
 
