@@ -337,6 +337,7 @@ constexpr const char* kBigNoPre = "bulkhead 10,000, no pre-conntrack chain";
 constexpr const char* kControl = "no table, second rig (--control)";
 constexpr const char* kEmptyPre = "conntrack + empty pre-conntrack chain";
 constexpr const char* kIngress = "bulkhead 10,000, checks at ingress";
+constexpr const char* kPerInterface = "bulkhead 10,000, per-interface checks";
 
 // The median of the paired ratios a/b, or "-" when one was not measured
 // (--only, --phase).
@@ -491,6 +492,14 @@ void printGoals(const Samples& samples, bool hasPre) {
     printInfo(pairedRatios(samples, kIngress, "no table", &Sample::stream),
               "checks at ingress instead, established stream vs no table");
   }
+  if (samples.count(kPerInterface)) {
+    printInfo(pairedRatios(samples, kPerInterface, "conntrack only", &Sample::conns),
+              "per-interface checks instead, new connections vs conntrack only");
+    printInfo(pairedRatios(samples, kPerInterface, "no table", &Sample::stream),
+              "per-interface checks instead, established stream vs no table");
+    printInfo(pairedRatios(samples, kPerInterface, kBig, &Sample::conns),
+              "per-interface checks vs the table as it is, new connections");
+  }
   if (!hasPre || !samples.count(kBigNoPre)) return;
   // Issue 8: the pre-conntrack chain's own cost, with vs without it.
   printGoal(pairedRatios(samples, kBig, kBigNoPre, &Sample::conns), 0.90,
@@ -614,6 +623,13 @@ int run(int argc, char** argv) {
         {kIngress,
          loadText("ingress", [&] { return checksAtIngress(tables.at(10000), kClientIface); }), true,
          nullptr, /*dropsSpoofs=*/true});
+    configs.push_back({kPerInterface,
+                       loadText("per-interface",
+                                [&] {
+                                  return checksPerInterface(tables.at(10000), kClientIface,
+                                                            {*policy::IpAddr::parse(kClientV4)});
+                                }),
+                       true, nullptr, /*dropsSpoofs=*/true});
   }
   for (const auto& file : extraTables)
     configs.push_back({"table " + file, [loadFile, file](Netns& hv) { loadFile(hv, file); },

@@ -4,6 +4,7 @@
 // iptables + ipset equivalent.
 #pragma once
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -54,11 +55,11 @@ inline compiler::Ruleset withoutPreConntrack(compiler::Ruleset rs) {
   return rs;
 }
 
-// The same table with its pre-conntrack checks on an ingress chain of the
-// workload's interface instead of prerouting: a design that puts no base
-// chain on packets from other interfaces (the server's answers here). Not
-// what the agent loads; measured to know what that design would gain. The
-// table as nft text, with the prerouting hook line replaced.
+// Two designs the agent does not load, measured to know what they would
+// gain. checksAtIngress: the same pre-conntrack chain, lookups and all,
+// hooked at ingress on the workload's interface instead of prerouting, so
+// that no base chain runs on packets from other interfaces (the server's
+// answers here). The table as nft text, with the hook line replaced.
 inline std::string checksAtIngress(const compiler::Ruleset& rs, const std::string& device) {
   std::string text = compiler::renderRuleset(rs);
   const std::string hook = "type filter hook prerouting priority raw;";
@@ -66,6 +67,26 @@ inline std::string checksAtIngress(const compiler::Ruleset& rs, const std::strin
   if (at == std::string::npos) throw Failure("no pre-conntrack chain in the table");
   text.replace(at, hook.size(), "type filter hook ingress device \"" + device + "\" priority 0;");
   return text;
+}
+
+// checksPerInterface: one ingress chain per workload interface (only the
+// client's carries traffic here, so only it is made), holding that
+// workload's own addresses as constants: a packet from its own address
+// ends the check with one comparison and no set lookup; anything else goes
+// to the same quarantine, exemption and spoof rules as today.
+inline std::string checksPerInterface(compiler::Ruleset rs, const std::string& device,
+                                      const std::vector<policy::IpAddr>& own) {
+  using namespace compiler;
+  auto pre = std::find_if(rs.chains.begin(), rs.chains.end(),
+                          [](const Chain& c) { return c.name == kPreroutingChain; });
+  if (pre == rs.chains.end()) throw Failure("no pre-conntrack chain in the table");
+  pre->rules.clear();
+  for (const auto& addr : own)
+    pre->rules.push_back({{expr::SaddrPrefix{addr, uint8_t(addr.size() * 8)},
+                           expr::VerdictStatement{{Verdict::Kind::kAccept, {}}}},
+                          "own source"});
+  pre->rules.push_back({{expr::VerdictStatement{{Verdict::Kind::kGoto, kRawChain}}}, ""});
+  return checksAtIngress(rs, device);
 }
 
 // A table holding `ct state established,related accept` in forward, then
