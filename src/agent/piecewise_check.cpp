@@ -39,12 +39,9 @@ Result<PiecewiseCheck::Why> PiecewiseCheck::comparePiece(const std::string* set,
 }
 
 Result<PiecewiseCheck::Why> PiecewiseCheck::declarations() {
-  // A copy of the whole ruleset (4 ms at 120,000 elements); the elements
-  // are dropped after the lock is let go.
-  auto snapshot = [&] { return std::optional<compiler::Ruleset>(enforcer_.ruleset()); };
-  return comparePiece(nullptr, snapshot, [&](compiler::Ruleset& applied) -> Result<Why> {
-    for (compiler::Set& s : applied.sets)
-      s.elements = {};
+  // Copied without the elements: 1 ms under the lock at 131,000 elements.
+  auto snapshot = [&] { return std::optional(enforcer_.ruleset().declarations()); };
+  return comparePiece(nullptr, snapshot, [&](const compiler::Ruleset& applied) -> Result<Why> {
     auto expected = nft::expectedContent(applied);
     if (!expected) return expected.takeError();
     auto actual = reader_.readDeclarations(applied.table);

@@ -69,6 +69,25 @@ const Set* Ruleset::findSet(const std::string& name) const {
   return it != sets.end() && it->name == name ? &*it : nullptr;
 }
 
+Ruleset Ruleset::declarations() const {
+  Ruleset out;
+  out.table = table;
+  out.chains = chains;
+  out.sets.reserve(sets.size());
+  for (const Set& s : sets)
+    out.sets.push_back(Set{.name = s.name,
+                           .fields = s.fields,
+                           .interval = s.interval,
+                           .verdictMap = s.verdictMap,
+                           .comment = s.comment,
+                           .elements = {},
+                           .dynamic = s.dynamic,
+                           .timeoutSeconds = s.timeoutSeconds,
+                           .size = s.size,
+                           .lookedUpOften = s.lookedUpOften});
+  return out;
+}
+
 const Chain* Ruleset::findChain(const std::string& name) const {
   for (const auto& c : chains)
     if (c.name == name) return &c;
